@@ -1,4 +1,5 @@
-"""Abstract vectorized environment contract consumed by the PPO runner.
+"""
+Abstract vectorized environment contract consumed by the PPO runner.
 
 The runner knows nothing about the simulator: it only sees tensors with the shapes documented
 below, all living on ``env.device``.  The time-out convention follows rsl_rl's ``VecEnv``:
@@ -13,7 +14,8 @@ import torch
 
 
 class VecEnv(ABC):
-    """Batch of ``num_envs`` environments stepped together on one device.
+    """
+    Batch of ``num_envs`` environments stepped together on one device.
 
     Attributes (set by subclasses):
 
@@ -39,7 +41,8 @@ class VecEnv(ABC):
 
     @abstractmethod
     def reset(self) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Reset all environments.
+        """
+        Reset all environments.
 
         Returns ``(obs [N, num_obs], critic_obs [N, num_critic_obs])``, float32 on ``device``.
         """
@@ -48,7 +51,8 @@ class VecEnv(ABC):
     def step(
         self, actions: torch.Tensor
     ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, Dict[str, Any]]:
-        """Advance every environment by one policy step.
+        """
+        Advance every environment by one policy step.
 
         ``actions`` is ``[N, num_actions]`` float32 on ``device`` (raw policy output; the env
         applies its own scaling/clipping).

@@ -1,0 +1,211 @@
+"""
+Proximal Policy Optimization (clipped surrogate) with an adaptive learning rate.
+
+Defaults are the rsl_rl / legged_gym numbers (legged_gym ``LeggedRobotCfgPPO``; also mjlab's G1
+``rl_cfg.py``): clip 0.2, value loss coef 1.0 (clipped value loss), entropy coef 0.01,
+5 epochs x 4 minibatches, lr 1e-3 adapted from the KL towards 0.01, gamma 0.99, lambda 0.95,
+max grad norm 1.0.
+"""
+
+from dataclasses import dataclass
+from typing import Dict, Optional
+
+import torch
+from torch import nn
+
+from .actor_critic import ActorCritic
+from .storage import RolloutStorage
+
+
+@dataclass
+class PPOConfig:
+    """PPO hyper-parameters (defaults: rsl_rl / legged_gym)."""
+
+    learning_rate: float = 1e-3
+    """Initial Adam learning rate (legged_gym: 1e-3)."""
+
+    schedule: str = 'adaptive'
+    """'adaptive' (adjust lr from the KL, rsl_rl) or 'fixed'."""
+
+    desired_kl: float = 0.01
+    """Target KL(old || new) per minibatch for the adaptive schedule (legged_gym: 0.01)."""
+
+    lr_min: float = 1e-5
+    """Lower bound of the adaptive learning rate (rsl_rl: 1e-5)."""
+
+    lr_max: float = 1e-2
+    """Upper bound of the adaptive learning rate (rsl_rl: 1e-2)."""
+
+    clip_param: float = 0.2
+    """PPO ratio clip epsilon (legged_gym: 0.2); also the value clip range."""
+
+    value_loss_coef: float = 1.0
+    """Weight of the value loss (legged_gym: 1.0)."""
+
+    use_clipped_value_loss: bool = True
+    """Clip the value prediction around the old value, as rsl_rl does (legged_gym: True)."""
+
+    entropy_coef: float = 0.01
+    """Weight of the entropy bonus (legged_gym: 0.01)."""
+
+    num_learning_epochs: int = 5
+    """Passes over the rollout per update (legged_gym: 5)."""
+
+    num_mini_batches: int = 4
+    """Minibatches per epoch (legged_gym: 4)."""
+
+    gamma: float = 0.99
+    """Discount factor (legged_gym: 0.99)."""
+
+    lam: float = 0.95
+    """GAE lambda (legged_gym: 0.95)."""
+
+    max_grad_norm: float = 1.0
+    """Global gradient-norm clip (legged_gym: 1.0)."""
+
+    normalize_advantage: bool = True
+    """Normalize advantages to zero mean / unit std over the whole rollout before the update."""
+
+    def __post_init__(self) -> None:
+        """Validate the fields."""
+        if self.schedule not in ('adaptive', 'fixed'):
+            raise ValueError(f"ppo.schedule must be 'adaptive' or 'fixed', got {self.schedule!r}")
+        positive = ('learning_rate', 'desired_kl', 'lr_min', 'lr_max', 'clip_param',
+                    'max_grad_norm', 'num_learning_epochs', 'num_mini_batches')
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ValueError(f'ppo.{name} must be > 0, got {getattr(self, name)}')
+        for name in ('gamma', 'lam'):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f'ppo.{name} must be in [0, 1], got {getattr(self, name)}')
+        for name in ('value_loss_coef', 'entropy_coef'):
+            if getattr(self, name) < 0:
+                raise ValueError(f'ppo.{name} must be >= 0, got {getattr(self, name)}')
+
+
+def clipped_surrogate_loss(ratio: torch.Tensor, advantages: torch.Tensor,
+                           clip_param: float) -> torch.Tensor:
+    """Return the PPO clipped surrogate loss ``mean(max(-A r, -A clip(r, 1-eps, 1+eps)))``."""
+    unclipped = -advantages * ratio
+    clipped = -advantages * ratio.clamp(1.0 - clip_param, 1.0 + clip_param)
+    return torch.max(unclipped, clipped).mean()
+
+
+def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor,
+               clip_param: float, use_clipped: bool) -> torch.Tensor:
+    """Return the (optionally clipped, rsl_rl style) squared-error value loss."""
+    if not use_clipped:
+        return (returns - values).square().mean()
+    clipped = old_values + (values - old_values).clamp(-clip_param, clip_param)
+    return torch.max((values - returns).square(), (clipped - returns).square()).mean()
+
+
+def gaussian_kl(mu_old: torch.Tensor, sigma_old: torch.Tensor, mu: torch.Tensor,
+                sigma: torch.Tensor) -> torch.Tensor:
+    """Return KL(old || new) of diagonal Gaussians, summed over the action dim ``[B]``."""
+    return (torch.log(sigma / sigma_old)
+            + (sigma_old.square() + (mu_old - mu).square()) / (2.0 * sigma.square())
+            - 0.5).sum(-1)
+
+
+def adapt_learning_rate(lr: float, kl: float, cfg: PPOConfig) -> float:
+    """Apply rsl_rl's rule: KL > 2x target -> lr / 1.5; KL < target / 2 -> lr * 1.5."""
+    if kl > 2.0 * cfg.desired_kl:
+        return max(cfg.lr_min, lr / 1.5)
+    if 0.0 < kl < 0.5 * cfg.desired_kl:
+        return min(cfg.lr_max, lr * 1.5)
+    return lr
+
+
+class PPO:
+    """PPO learner: owns the actor-critic's optimizer and the rollout storage."""
+
+    def __init__(self, actor_critic: ActorCritic, cfg: PPOConfig,
+                 device: torch.device = 'cpu') -> None:
+        """Wrap ``actor_critic`` (moved to ``device``) with an Adam optimizer."""
+        self.cfg = cfg
+        self.device = torch.device(device)
+        self.actor_critic = actor_critic.to(self.device)
+        self.learning_rate = float(cfg.learning_rate)
+        self.optimizer = torch.optim.Adam(self.actor_critic.parameters(), lr=self.learning_rate)
+        self.storage: Optional[RolloutStorage] = None
+        self._pending = None
+
+    def init_storage(self, num_envs: int, num_steps: int) -> None:
+        """Allocate the rollout storage for ``num_envs`` x ``num_steps`` transitions."""
+        ac = self.actor_critic
+        self.storage = RolloutStorage(num_envs, num_steps, ac.num_obs, ac.num_critic_obs,
+                                      ac.num_actions, self.device)
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, critic_obs: torch.Tensor) -> torch.Tensor:
+        """Sample actions for (normalized) observations and remember the transition's start."""
+        actions, log_probs, mu, sigma = self.actor_critic.act(obs)
+        values = self.actor_critic.evaluate(critic_obs)
+        self._pending = (obs, critic_obs, actions, log_probs, mu, sigma, values)
+        return actions
+
+    def process_env_step(self, rewards: torch.Tensor, dones: torch.Tensor,
+                         time_outs: torch.Tensor) -> None:
+        """Store the transition started by ``act`` with the env's reward/done/time-out."""
+        if self._pending is None:
+            raise RuntimeError('process_env_step called without a preceding act()')
+        self.storage.add(*self._pending, rewards=rewards, dones=dones, time_outs=time_outs)
+        self._pending = None
+
+    @torch.no_grad()
+    def compute_returns(self, last_critic_obs: torch.Tensor) -> None:
+        """Bootstrap from the critic's value of the last observation and run GAE."""
+        last_values = self.actor_critic.evaluate(last_critic_obs)
+        self.storage.compute_returns(last_values, self.cfg.gamma, self.cfg.lam)
+        if self.cfg.normalize_advantage:
+            adv = self.storage.advantages
+            adv.copy_((adv - adv.mean()) / (adv.std() + 1e-8))
+
+    def update(self) -> Dict[str, float]:
+        """Run ``num_learning_epochs x num_mini_batches`` gradient steps; return mean stats."""
+        cfg = self.cfg
+        ac = self.actor_critic
+        sums = torch.zeros(5, device=self.device)
+        n = 0
+        for batch in self.storage.minibatches(cfg.num_mini_batches, cfg.num_learning_epochs):
+            dist = ac.distribution(batch.obs)
+            log_probs = dist.log_prob(batch.actions).sum(-1)
+            values = ac.evaluate(batch.critic_obs)
+            entropy = dist.entropy().sum(-1).mean()
+
+            with torch.no_grad():
+                kl = gaussian_kl(batch.mu, batch.sigma, dist.mean, dist.stddev).mean()
+            if cfg.schedule == 'adaptive':
+                # The one host sync per minibatch: the lr rule needs the KL value.
+                self.learning_rate = adapt_learning_rate(self.learning_rate, kl.item(), cfg)
+                for group in self.optimizer.param_groups:
+                    group['lr'] = self.learning_rate
+
+            ratio = torch.exp(log_probs - batch.log_probs)
+            surrogate = clipped_surrogate_loss(ratio, batch.advantages, cfg.clip_param)
+            v_loss = value_loss(values, batch.values, batch.returns, cfg.clip_param,
+                                cfg.use_clipped_value_loss)
+            loss = surrogate + cfg.value_loss_coef * v_loss - cfg.entropy_coef * entropy
+
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(ac.parameters(), cfg.max_grad_norm)
+            self.optimizer.step()
+
+            with torch.no_grad():
+                clip_frac = ((ratio - 1.0).abs() > cfg.clip_param).float().mean()
+                sums += torch.stack([surrogate.detach(), v_loss.detach(), entropy.detach(),
+                                     kl, clip_frac])
+            n += 1
+        self.storage.clear()
+        means = (sums / max(n, 1)).tolist()
+        return {
+            'surrogate_loss': means[0],
+            'value_loss': means[1],
+            'entropy': means[2],
+            'approx_kl': means[3],
+            'clip_fraction': means[4],
+            'learning_rate': self.learning_rate,
+            'action_std': float(ac.action_std.detach().mean()),
+        }

@@ -1,0 +1,146 @@
+"""
+GPU-resident rollout storage and generalized advantage estimation (GAE).
+
+Everything PPO needs later is stored *at collection time*: the observations the policy saw
+(already normalized), the sampled actions, their log-probabilities under the behaviour policy,
+the behaviour policy's mean and std (for the KL used by the adaptive learning rate) and the
+critic's values.  Nothing is recomputed from a policy that has since changed.
+"""
+
+from typing import Iterator, NamedTuple, Tuple
+
+import torch
+
+
+def compute_gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor,
+                time_outs: torch.Tensor, last_values: torch.Tensor, gamma: float,
+                lam: float) -> Tuple[torch.Tensor, torch.Tensor]:
+    """
+    Compute GAE(gamma, lambda) advantages and value targets over a rollout.
+
+    Shapes: ``rewards``, ``values``, ``dones``, ``time_outs`` are ``[T, N]``; ``last_values``
+    ``[N]`` is the critic's value of the observation that follows the last step.
+    ``dones[t]`` says the episode ended at step t (termination or time-out); ``time_outs[t]``
+    (a subset of dones) says it was truncated.
+
+    Time-outs are bootstrapped the rsl_rl way: since the env auto-resets, the true final
+    observation is gone, so the value of the last stored state stands in for it and
+    ``gamma * V(s_t)`` is added to the reward of a truncated step.  A termination cuts the
+    bootstrap: nothing flows back across ``dones``.  The final step bootstraps from
+    ``last_values`` unless it is done.
+
+    Returns ``(advantages [T, N], returns [T, N])`` with ``returns = advantages + values``.
+    """
+    if rewards.dim() != 2:
+        raise ValueError(f'compute_gae: rewards must be [T, N], got shape {tuple(rewards.shape)}')
+    for name, t in (('values', values), ('dones', dones), ('time_outs', time_outs)):
+        if t.shape != rewards.shape:
+            raise ValueError(f'compute_gae: {name} shape {tuple(t.shape)} != rewards shape '
+                             f'{tuple(rewards.shape)}')
+    if last_values.shape != rewards.shape[1:]:
+        raise ValueError(f'compute_gae: last_values shape {tuple(last_values.shape)} != '
+                         f'[N]={tuple(rewards.shape[1:])}')
+    num_steps = rewards.shape[0]
+    not_done = 1.0 - dones.to(values.dtype)
+    rewards = rewards + gamma * values * time_outs.to(values.dtype)
+    advantages = torch.zeros_like(values)
+    next_adv = torch.zeros_like(last_values)
+    next_values = last_values
+    for t in reversed(range(num_steps)):
+        delta = rewards[t] + gamma * next_values * not_done[t] - values[t]
+        next_adv = delta + gamma * lam * not_done[t] * next_adv
+        advantages[t] = next_adv
+        next_values = values[t]
+    return advantages, advantages + values
+
+
+class Batch(NamedTuple):
+    """One minibatch of flattened transitions (leading dim B)."""
+
+    obs: torch.Tensor
+    critic_obs: torch.Tensor
+    actions: torch.Tensor
+    values: torch.Tensor
+    advantages: torch.Tensor
+    returns: torch.Tensor
+    log_probs: torch.Tensor
+    mu: torch.Tensor
+    sigma: torch.Tensor
+
+
+class RolloutStorage:
+    """Fixed-size ``[num_steps, num_envs, ...]`` buffers on one device."""
+
+    def __init__(self, num_envs: int, num_steps: int, num_obs: int, num_critic_obs: int,
+                 num_actions: int, device: torch.device) -> None:
+        """Allocate all buffers on ``device``."""
+        self.num_envs = int(num_envs)
+        self.num_steps = int(num_steps)
+        self.device = torch.device(device)
+        t, n = self.num_steps, self.num_envs
+
+        def buf(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+            return torch.zeros(t, n, *shape, dtype=dtype, device=self.device)
+
+        self.obs = buf(num_obs)
+        self.critic_obs = buf(num_critic_obs)
+        self.actions = buf(num_actions)
+        self.mu = buf(num_actions)
+        self.sigma = buf(num_actions)
+        self.rewards = buf()
+        self.dones = buf(dtype=torch.bool)
+        self.time_outs = buf(dtype=torch.bool)
+        self.values = buf()
+        self.log_probs = buf()
+        self.advantages = buf()
+        self.returns = buf()
+        self.step = 0
+
+    def add(self, obs: torch.Tensor, critic_obs: torch.Tensor, actions: torch.Tensor,
+            log_probs: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor,
+            values: torch.Tensor, rewards: torch.Tensor, dones: torch.Tensor,
+            time_outs: torch.Tensor) -> None:
+        """Store one transition for all envs (each argument has leading dim N)."""
+        if self.step >= self.num_steps:
+            raise RuntimeError('RolloutStorage is full; call clear() after the update')
+        s = self.step
+        self.obs[s].copy_(obs)
+        self.critic_obs[s].copy_(critic_obs)
+        self.actions[s].copy_(actions)
+        self.log_probs[s].copy_(log_probs)
+        self.mu[s].copy_(mu)
+        self.sigma[s].copy_(sigma)
+        self.values[s].copy_(values)
+        self.rewards[s].copy_(rewards)
+        self.dones[s].copy_(dones)
+        self.time_outs[s].copy_(time_outs)
+        self.step += 1
+
+    def clear(self) -> None:
+        """Start a new rollout (buffers are overwritten, not reallocated)."""
+        self.step = 0
+
+    def compute_returns(self, last_values: torch.Tensor, gamma: float, lam: float) -> None:
+        """Fill ``advantages`` and ``returns`` with GAE (see ``compute_gae``)."""
+        if self.step != self.num_steps:
+            raise RuntimeError(f'RolloutStorage holds {self.step} of {self.num_steps} steps')
+        adv, ret = compute_gae(self.rewards, self.values, self.dones, self.time_outs,
+                               last_values, gamma, lam)
+        self.advantages.copy_(adv)
+        self.returns.copy_(ret)
+
+    def minibatches(self, num_minibatches: int, num_epochs: int,
+                    generator: torch.Generator = None) -> Iterator[Batch]:
+        """Yield ``num_epochs * num_minibatches`` shuffled minibatches of flattened data."""
+        total = self.num_steps * self.num_envs
+        if num_minibatches < 1 or num_minibatches > total:
+            raise ValueError(f'num_minibatches must be in [1, {total}], got {num_minibatches}')
+        size = total // num_minibatches
+        flat = [x.flatten(0, 1) for x in (
+            self.obs, self.critic_obs, self.actions, self.values, self.advantages,
+            self.returns, self.log_probs, self.mu, self.sigma)]
+        for _ in range(num_epochs):
+            perm = torch.randperm(total, device=self.device, generator=generator)
+            for i in range(num_minibatches):
+                idx = perm[i * size:(i + 1) * size]
+                yield Batch(*(x[idx] for x in flat))
