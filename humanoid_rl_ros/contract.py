@@ -1,4 +1,5 @@
-"""The policy contract: the one file that joins training and deployment.
+"""
+The policy contract: the one file that joins training and deployment.
 
 The exporter writes ``models/<policy>.yaml`` beside ``models/<policy>.onnx``. The policy node,
 the sim-to-sim evaluator and the tests read it. It records everything a deployment needs to
@@ -207,7 +208,7 @@ def _vector(value: Any, path: str, size: int, **kw: bool) -> Tuple[float, ...]:
     if not isinstance(value, Sequence) or isinstance(value, str):
         raise ContractError(path, f'expected a list of {size} numbers, got {value!r}')
     if len(value) != size:
-        raise ContractError(path, f'expected {size} values (one per joint/entry), got {len(value)}')
+        raise ContractError(path, f'expected {size} values (one per entry), got {len(value)}')
     return tuple(_number(v, f'{path}[{i}]', **kw) for i, v in enumerate(value))
 
 

@@ -1,4 +1,5 @@
-"""Observation and action math shared by training and deployment: one definition for both.
+"""
+Observation and action math shared by training and deployment: one definition for both.
 
 Every function here works on numpy arrays (the policy node, one robot) and on torch tensors
 (training, thousands of robots on a GPU) alike, with any number of leading batch dimensions.
@@ -149,7 +150,8 @@ def observation_inputs(
     last_action: Array,
     gait_phase: Optional[Array] = None,
 ) -> Dict[str, Array]:
-    """Return the raw (unscaled) value of every observation term from the robot's state.
+    """
+    Return the raw (unscaled) value of every observation term from the robot's state.
 
     This is the single definition of what each term means:
 
@@ -188,7 +190,8 @@ def build_observation(
     clip: float = 100.0,
     scale: Optional[Array] = None,
 ) -> Array:
-    """Concatenate the raw term values in the contract's order, scale them and clip them.
+    """
+    Concatenate the raw term values in the contract's order, scale them and clip them.
 
     ``terms`` are ``ObsTermSpec`` (name, size, scale) from the policy contract; ``inputs`` maps
     each term name to its raw value [..., size] (see :func:`observation_inputs`). ``scale`` may

@@ -1,6 +1,7 @@
 """Tests of the policy contract reader and writer: round trip and named errors."""
 
 import copy
+import dataclasses
 
 from humanoid_rl_ros.contract import (
     CommandRanges, contract_from_dict, contract_to_dict, ContractError, FORMAT_VERSION,
@@ -12,8 +13,8 @@ JOINTS = ('left_knee_joint', 'right_knee_joint', 'torso_yaw_joint')
 
 
 def make_contract(**overrides):
-    """Return a small valid contract for three joints."""
-    fields = dict(
+    """Return a small valid contract for three joints, with ``overrides`` applied."""
+    contract = PolicyContract(
         robot='kestrel', joint_names=JOINTS, default_pos_rad=(0.3, 0.3, 0.0),
         action_scale_rad=(0.25, 0.25, 0.1), kp_nm_per_rad=(100.0, 100.0, 60.0),
         kd_nms_per_rad=(3.0, 3.0, 2.0), effort_limit_nm=(150.0, 150.0, 60.0),
@@ -28,8 +29,7 @@ def make_contract(**overrides):
         commands=CommandRanges((-0.5, 1.0), (-0.4, 0.4), (-1.0, 1.0)),
         gait_period_s=0.7, onnx_file='walk.onnx',
         provenance={'seed': 3, 'backend': 'mjwarp', 'metrics': {'reward': 12.5}})
-    fields.update(overrides)
-    return PolicyContract(**fields)
+    return dataclasses.replace(contract, **overrides)
 
 
 def test_written_contract_reads_back_equal(tmp_path):
@@ -77,10 +77,12 @@ def test_missing_field_is_named(path, named):
 
 @pytest.mark.parametrize('path, value, named', [
     (('joints', 'kd_nms_per_rad'), [1.0, 2.0], r'joints\.kd_nms_per_rad: expected 3 values'),
-    (('joints', 'effort_limit_nm'), [1.0, -2.0, 3.0], r'joints\.effort_limit_nm\[1\]: must be > 0'),
+    (('joints', 'effort_limit_nm'), [1.0, -2.0, 3.0],
+     r'joints\.effort_limit_nm\[1\]: must be > 0'),
     (('joints', 'default_pos_rad'), [0.0, float('nan'), 0.0], r'default_pos_rad\[1\]: .*finite'),
     (('joints', 'names'), ['a', 'a', 'b'], r'joints\.names: duplicate'),
-    (('observation', 'terms', 0, 'name'), 'foot_forces', r'terms\[0\]\.name: unknown .*foot_forces'),
+    (('observation', 'terms', 0, 'name'), 'foot_forces',
+     r'terms\[0\]\.name: unknown .*foot_forces'),
     (('observation', 'terms', 3, 'size'), 4, r'terms\[3\]\.size: term .joint_pos. has size 3'),
     (('observation', 'terms', 2, 'scale'), [1.0], r'terms\[2\]\.scale: expected 3 values'),
     (('onnx', 'input', 'shape'), ['batch', 19], r'onnx\.input\.shape\[1\]: ONNX shape says 19'),
