@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import setuptools
 from setuptools import find_packages
 from setuptools import setup
 
@@ -30,6 +31,12 @@ def _share_files(folder: str, patterns: tuple[str, ...]) -> list[tuple[str, list
     return sorted(by_dir.items())
 
 
+def _tests_require(requirements: list[str]) -> dict[str, list[str]]:
+    """Return the ``tests_require`` keyword where setuptools still knows it (< 72)."""
+    major = int(setuptools.__version__.split('.')[0])
+    return {'tests_require': requirements} if major < 72 else {}
+
+
 data_files = [
     ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE_NAME]),
     ('share/' + PACKAGE_NAME, ['package.xml']),
@@ -51,8 +58,9 @@ setup(
     maintainer_email='humanoid-rl-ros@example.com',
     description='RL humanoid locomotion: GPU training, ONNX policy contract, ROS 2 policy node.',
     license='Apache-2.0',
+    # colcon picks pytest (not unittest) only when 'pytest' is a test requirement.
     extras_require={'test': ['pytest']},
-    tests_require=['pytest'],
+    **_tests_require(['pytest']),
     entry_points={
         'console_scripts': [
             'policy_node = humanoid_rl_ros.policy_node:main',
