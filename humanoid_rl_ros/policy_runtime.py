@@ -1,0 +1,166 @@
+"""
+Run an exported ONNX policy with onnxruntime, checked against its policy contract.
+
+:class:`PolicyRuntime` loads ``<policy>.yaml`` (the contract) and the ONNX file it names, and
+refuses to run when the two disagree: the ONNX input/output names must be the contract's, and
+their last dimensions must equal the contract's observation and action sizes. Every error names
+both numbers, e.g. ``ONNX input 'obs' has 40 features but the contract's observation has 75``.
+
+No ROS imports; the policy node, the evaluator and the tests share this module.
+"""
+
+from pathlib import Path
+from typing import List, Optional, Sequence, Union
+
+from humanoid_rl_ros.contract import PolicyContract, read_contract
+import numpy as np
+
+
+class PolicyLoadError(ValueError):
+    """The policy files are missing or the ONNX graph disagrees with the contract."""
+
+
+def resolve_policy_path(policy: Union[str, Path],
+                        search_dirs: Sequence[Union[str, Path]] = ()) -> Path:
+    """
+    Return the contract path for ``policy``.
+
+    ``policy`` is a contract path (``.../name.yaml``), an ONNX path (its ``.yaml`` sibling is
+    used) or a bare name looked up as ``<dir>/<name>.yaml`` in ``search_dirs`` (by default the
+    package's ``models/`` folder). Raise :class:`PolicyLoadError` listing where it looked.
+    """
+    text = str(policy).strip()
+    if not text:
+        raise PolicyLoadError('no policy given (set the policy parameter to a contract path or '
+                              'a name under models/)')
+    path = Path(text).expanduser()
+    if path.suffix == '.onnx':
+        path = path.with_suffix('.yaml')
+    if path.suffix in ('.yaml', '.yml') or path.is_absolute() or len(path.parts) > 1:
+        if path.is_file():
+            return path.resolve()
+        raise PolicyLoadError(f'no policy contract at {path}')
+    dirs = [Path(d) for d in search_dirs]
+    if not dirs:
+        from humanoid_rl_ros.robot import models_dir
+        dirs = [models_dir()]
+    tried: List[str] = []
+    for folder in dirs:
+        candidate = folder / f'{text}.yaml'
+        tried.append(str(candidate))
+        if candidate.is_file():
+            return candidate.resolve()
+    raise PolicyLoadError(f'policy {text!r} not found; looked for {", ".join(tried)}')
+
+
+def _last_dim(shape: Sequence[object]) -> Optional[int]:
+    """Return the static last dimension of an ONNX shape, or None if it is symbolic."""
+    if not shape:
+        return None
+    last = shape[-1]
+    return last if isinstance(last, int) else None
+
+
+class PolicyRuntime:
+    """An onnxruntime CPU session for one policy, validated against its contract."""
+
+    def __init__(self, contract: PolicyContract, onnx_path: Union[str, Path]) -> None:
+        """Open ``onnx_path`` on the CPU provider and check it agrees with ``contract``."""
+        import onnxruntime as ort
+
+        self.contract = contract
+        self.onnx_path = Path(onnx_path)
+        self.contract_path: Optional[Path] = None
+        if not self.onnx_path.is_file():
+            raise PolicyLoadError(f'ONNX file {self.onnx_path} named by the contract does not '
+                                  'exist')
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(self.onnx_path), sess_options=options,
+                                                providers=['CPUExecutionProvider'])
+        except Exception as exc:  # noqa: B902 - onnxruntime raises several unrelated types
+            raise PolicyLoadError(f'onnxruntime cannot load {self.onnx_path}: {exc}') from exc
+        self._check_io()
+        self._input_name = contract.onnx_input_name
+        self._output_name = contract.onnx_output_name
+        self._obs_buffer = np.zeros((1, contract.obs_dim), dtype=np.float32)
+
+    @classmethod
+    def load(cls, policy: Union[str, Path],
+             search_dirs: Sequence[Union[str, Path]] = ()) -> 'PolicyRuntime':
+        """Load a policy by contract path, ONNX path or name (see :func:`resolve_policy_path`)."""
+        contract_path = resolve_policy_path(policy, search_dirs)
+        contract = read_contract(contract_path)
+        runtime = cls(contract, contract.onnx_path(contract_path))
+        runtime.contract_path = contract_path
+        return runtime
+
+    def _check_io(self) -> None:
+        contract = self.contract
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        outputs = {o.name: o for o in self.session.get_outputs()}
+        if contract.onnx_input_name not in inputs:
+            raise PolicyLoadError(
+                f'ONNX {self.onnx_path.name} has no input {contract.onnx_input_name!r} named by '
+                f'the contract; its inputs are {sorted(inputs)}')
+        if len(inputs) != 1:
+            raise PolicyLoadError(f'ONNX {self.onnx_path.name} has {len(inputs)} inputs '
+                                  f'{sorted(inputs)}; the contract expects exactly one')
+        if contract.onnx_output_name not in outputs:
+            raise PolicyLoadError(
+                f'ONNX {self.onnx_path.name} has no output {contract.onnx_output_name!r} named '
+                f'by the contract; its outputs are {sorted(outputs)}')
+        in_info = inputs[contract.onnx_input_name]
+        out_info = outputs[contract.onnx_output_name]
+        obs_dim = _last_dim(in_info.shape)
+        if obs_dim != contract.obs_dim:
+            raise PolicyLoadError(
+                f'observation size mismatch: ONNX input {in_info.name!r} has {obs_dim} features '
+                f'(shape {in_info.shape}) but the observation terms of the contract sum to '
+                f'{contract.obs_dim}')
+        act_dim = _last_dim(out_info.shape)
+        if act_dim is None:
+            # A symbolic output width is checked by running the graph once.
+            probe = self.session.run([out_info.name], {in_info.name: np.zeros(
+                (1, contract.obs_dim), dtype=np.float32)})[0]
+            act_dim = int(probe.shape[-1])
+        if act_dim != contract.action_dim:
+            raise PolicyLoadError(
+                f'action size mismatch: ONNX output {out_info.name!r} has {act_dim} values '
+                f'(shape {out_info.shape}) but the contract has {contract.action_dim} joints')
+        if in_info.type != 'tensor(float)':
+            raise PolicyLoadError(f'ONNX input {in_info.name!r} has type {in_info.type}; '
+                                  'expected tensor(float) (float32)')
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """
+        Return the policy action ``float32[action_dim]`` for one observation ``[obs_dim]``.
+
+        Raise ``ValueError`` for a wrongly sized or non-finite observation or action.
+        """
+        obs = np.asarray(obs, dtype=np.float32).reshape(-1)
+        if obs.shape[0] != self.contract.obs_dim:
+            raise ValueError(f'observation has {obs.shape[0]} values, the contract expects '
+                             f'{self.contract.obs_dim}')
+        if not np.all(np.isfinite(obs)):
+            raise ValueError('observation contains non-finite values')
+        self._obs_buffer[0] = obs
+        action = self.session.run([self._output_name], {self._input_name: self._obs_buffer})[0]
+        action = np.asarray(action, dtype=np.float32).reshape(-1)
+        if action.shape[0] != self.contract.action_dim:
+            raise ValueError(f'policy returned {action.shape[0]} values, the contract expects '
+                             f'{self.contract.action_dim}')
+        if not np.all(np.isfinite(action)):
+            raise ValueError('policy returned a non-finite action')
+        return action.copy()
+
+    def act_batch(self, obs: np.ndarray) -> np.ndarray:
+        """Return actions ``float32[batch, action_dim]`` for observations ``[batch, obs_dim]``."""
+        obs = np.asarray(obs, dtype=np.float32)
+        if obs.ndim != 2 or obs.shape[1] != self.contract.obs_dim:
+            raise ValueError(f'observations have shape {obs.shape}, expected '
+                             f'[batch, {self.contract.obs_dim}]')
+        action = self.session.run([self._output_name], {self._input_name: obs})[0]
+        return np.asarray(action, dtype=np.float32)

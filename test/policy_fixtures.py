@@ -1,0 +1,87 @@
+"""
+Randomly initialized policies (ONNX + contract) for the policy node's tests.
+
+``make_random_policy`` uses ``training.export.export_random_policy`` when it exists (the real
+exporter), and otherwise writes a small random MLP with ``onnx.helper`` beside a contract
+built from the Kestrel robot config. ``make_mismatched_policy`` writes an ONNX whose input
+width disagrees with its contract on purpose.
+"""
+
+from pathlib import Path
+from typing import Optional
+
+from humanoid_rl_ros.contract import (CommandRanges, ObsTermSpec, PolicyContract,
+                                      write_contract)
+from humanoid_rl_ros.robot import load_robot
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper, TensorProto
+
+TERMS = ('base_lin_vel', 'base_ang_vel', 'projected_gravity', 'velocity_command', 'joint_pos',
+         'joint_vel', 'last_action', 'gait_phase')
+
+
+def kestrel_contract(onnx_file: str = 'policy.onnx') -> PolicyContract:
+    """Return a contract for Kestrel with every observation term and a gait clock."""
+    robot = load_robot('kestrel')
+    n = robot.num_joints
+    sizes = {'base_lin_vel': 3, 'base_ang_vel': 3, 'projected_gravity': 3,
+             'velocity_command': 3, 'gait_phase': 2}
+    terms = tuple(ObsTermSpec(name=t, size=sizes.get(t, n), scale=(1.0,) * sizes.get(t, n))
+                  for t in TERMS)
+    return PolicyContract(
+        robot='kestrel', joint_names=tuple(robot.joint_names),
+        default_pos_rad=tuple(float(v) for v in robot.default_pos_rad),
+        action_scale_rad=(0.25,) * n,
+        kp_nm_per_rad=tuple(float(v) for v in robot.kp_nm_per_rad),
+        kd_nms_per_rad=tuple(float(v) for v in robot.kd_nms_per_rad),
+        effort_limit_nm=tuple(float(v) for v in robot.effort_limit_nm),
+        physics_dt_s=0.005, decimation=4, obs_terms=terms,
+        commands=CommandRanges(lin_vel_x_m_s=(-0.5, 1.0), lin_vel_y_m_s=(-0.3, 0.3),
+                               ang_vel_z_rad_s=(-1.0, 1.0)),
+        gait_period_s=0.8, onnx_file=onnx_file)
+
+
+def write_mlp_onnx(path: Path, obs_dim: int, action_dim: int, seed: int = 0,
+                   input_name: str = 'obs', output_name: str = 'actions') -> Path:
+    """Write a random 2-layer tanh MLP ``[batch, obs_dim] -> [batch, action_dim]`` as ONNX."""
+    rng = np.random.default_rng(seed)
+    hidden = 32
+    w1 = (rng.standard_normal((obs_dim, hidden)) / np.sqrt(obs_dim)).astype(np.float32)
+    b1 = (0.1 * rng.standard_normal(hidden)).astype(np.float32)
+    w2 = (0.5 * rng.standard_normal((hidden, action_dim)) / np.sqrt(hidden)).astype(np.float32)
+    b2 = (0.1 * rng.standard_normal(action_dim)).astype(np.float32)
+    nodes = [
+        helper.make_node('Gemm', [input_name, 'w1', 'b1'], ['h_pre']),
+        helper.make_node('Tanh', ['h_pre'], ['h']),
+        helper.make_node('Gemm', ['h', 'w2', 'b2'], [output_name]),
+    ]
+    graph = helper.make_graph(
+        nodes, 'random_policy',
+        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, ['batch', obs_dim])],
+        [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, ['batch', action_dim])],
+        initializer=[numpy_helper.from_array(w1, 'w1'), numpy_helper.from_array(b1, 'b1'),
+                     numpy_helper.from_array(w2, 'w2'), numpy_helper.from_array(b2, 'b2')])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def make_random_policy(folder: Path, name: str = 'random_policy', seed: int = 0) -> Path:
+    """Write ``<folder>/<name>.yaml`` + ``.onnx`` (random weights); return the contract path."""
+    folder = Path(folder)
+    contract = kestrel_contract(onnx_file=f'{name}.onnx')
+    write_mlp_onnx(folder / f'{name}.onnx', contract.obs_dim, contract.action_dim, seed)
+    return write_contract(contract, folder / f'{name}.yaml')
+
+
+def make_mismatched_policy(folder: Path, obs_dim: Optional[int] = None,
+                           action_dim: Optional[int] = None) -> Path:
+    """Write a contract whose ONNX has the wrong input or output width; return the contract."""
+    contract = kestrel_contract(onnx_file='mismatch.onnx')
+    write_mlp_onnx(Path(folder) / 'mismatch.onnx', obs_dim or contract.obs_dim,
+                   action_dim or contract.action_dim)
+    return write_contract(contract, Path(folder) / 'mismatch.yaml')
