@@ -1,0 +1,456 @@
+"""
+On-policy runner: collect rollouts from a :class:`~training.vec_env.VecEnv`, update with PPO, log.
+
+The runner is simulator-agnostic.  Per iteration it collects ``num_steps_per_env`` steps from
+every env (observations normalized by running statistics that update during collection only),
+runs GAE and the PPO update, then logs:
+
+- a progress line (iteration, env-steps/s, collection vs learning time, mean episode return and
+  length, selected env scalars such as tracking errors, elapsed time and ETA);
+- TensorBoard scalars namespaced ``losses/...``, ``charts/...`` and ``env/...``;
+- one history row (also with the wall time since the start of training, so the time to reach a
+  given return can be read off), saved at the end as ``history.csv`` / ``history.json`` together
+  with ``learning_curves.png`` (metrics vs iteration and vs wall time).
+
+Checkpoints (``model_<iteration>.pt``) hold the model, optimizer, normalizers, iteration
+counters, history and the configs; :meth:`OnPolicyRunner.resume` continues from one.
+"""
+
+import csv
+from dataclasses import asdict, dataclass, field
+import json
+import math
+import os
+from pathlib import Path
+import random
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+
+import torch
+from torch import nn
+
+from .ppo import ActorCritic, EmpiricalNormalizer, PolicyConfig, PPO, PPOConfig
+from .vec_env import VecEnv
+
+
+@dataclass
+class RunnerConfig:
+    """Settings of the on-policy runner."""
+
+    num_steps_per_env: int = 24
+    """Policy steps collected per env per iteration (legged_gym / rsl_rl: 24)."""
+
+    save_interval: int = 50
+    """Write a checkpoint every this many iterations (and always at the end)."""
+
+    log_interval: int = 1
+    """Print a progress line every this many iterations."""
+
+    empirical_normalization: bool = True
+    """Normalize actor and critic observations with running statistics (mjlab G1: on)."""
+
+    normalizer_clip: float = 5.0
+    """Normalized observations are clipped to +-this many std; <= 0 disables the clip."""
+
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    """Actor-critic architecture."""
+
+    progress_keys: Tuple[str, ...] = ('err', 'episode_length')
+    """Env log scalars whose name contains one of these substrings go in the progress line."""
+
+    tensorboard: bool = True
+    """Write TensorBoard event files into the log dir."""
+
+    plot: bool = True
+    """Write learning_curves.png at each checkpoint and at the end."""
+
+    def __post_init__(self) -> None:
+        """Validate the fields."""
+        for name in ('num_steps_per_env', 'save_interval', 'log_interval'):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f'runner.{name} must be >= 1, got {getattr(self, name)}')
+
+
+def set_seed(seed: int) -> None:
+    """Seed python, numpy (if present) and torch (all devices) in one place."""
+    random.seed(seed)
+    try:
+        import numpy as np
+        np.random.seed(seed % (2 ** 32))
+    except ImportError:  # pragma: no cover - numpy is a project dependency
+        pass
+    torch.manual_seed(seed)
+
+
+def _fmt_duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return '--:--:--'
+    seconds = int(max(seconds, 0.0))
+    return f'{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}'
+
+
+def _scalar(value: Any) -> float:
+    if isinstance(value, torch.Tensor):
+        return float(value.detach().float().mean())
+    return float(value)
+
+
+class OnPolicyRunner:
+    """Train an :class:`ActorCritic` with :class:`PPO` on a :class:`VecEnv`."""
+
+    def __init__(self, env: VecEnv, ppo_cfg: PPOConfig, runner_cfg: RunnerConfig,
+                 log_dir: Optional[Union[str, Path]] = None,
+                 device: Union[str, torch.device] = 'cpu') -> None:
+        """
+        Build the actor-critic, normalizers and PPO learner for ``env``'s dimensions.
+
+        ``log_dir`` receives checkpoints, TensorBoard files, history and plots; ``None`` keeps
+        everything in memory (no files).
+        """
+        self.env = env
+        self.ppo_cfg = ppo_cfg
+        self.cfg = runner_cfg
+        self.device = torch.device(device)
+        self.log_dir = Path(log_dir) if log_dir is not None else None
+        self.actor_critic = ActorCritic(env.num_obs, env.num_critic_obs, env.num_actions,
+                                        runner_cfg.policy).to(self.device)
+        self.alg = PPO(self.actor_critic, ppo_cfg, self.device)
+        self.alg.init_storage(env.num_envs, runner_cfg.num_steps_per_env)
+        if runner_cfg.empirical_normalization:
+            clip = runner_cfg.normalizer_clip if runner_cfg.normalizer_clip > 0 else None
+            self.obs_normalizer: nn.Module = EmpiricalNormalizer(env.num_obs, clip=clip)
+            self.critic_obs_normalizer: nn.Module = EmpiricalNormalizer(env.num_critic_obs,
+                                                                        clip=clip)
+        else:
+            self.obs_normalizer = nn.Identity()
+            self.critic_obs_normalizer = nn.Identity()
+        self.obs_normalizer.to(self.device)
+        self.critic_obs_normalizer.to(self.device)
+
+        self.current_iteration = 0
+        """Number of completed iterations (continues across :meth:`resume`)."""
+        self.total_env_steps = 0
+        """Env steps collected so far (continues across :meth:`resume`)."""
+        self.wall_time_s = 0.0
+        """Training wall time so far [s] (continues across :meth:`resume`)."""
+        self.history: List[Dict[str, float]] = []
+        """One row of scalars per iteration."""
+        self.last_checkpoint: Optional[Path] = None
+        """Path of the most recent checkpoint written."""
+        self._writer = None
+        self._last_mean_return = float('nan')
+        self._last_mean_length = float('nan')
+
+    # ------------------------------------------------------------------ policy access
+    @property
+    def actor(self) -> nn.Module:
+        """Return the actor MLP (input: normalized obs, output: action mean)."""
+        return self.actor_critic.actor
+
+    def inference_policy(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """Return ``f(obs) -> deterministic actions`` that applies the obs normalizer."""
+        def policy(obs: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                return self.actor_critic.act_inference(self.obs_normalizer(obs))
+        return policy
+
+    # ------------------------------------------------------------------ training
+    def learn(self, num_iterations: Optional[int] = None,
+              time_budget_s: Optional[float] = None) -> List[Dict[str, float]]:
+        """
+        Run ``num_iterations`` more iterations and/or until ``time_budget_s`` is used up.
+
+        With a time budget, training stops before an iteration that would likely overrun it
+        (estimated from the previous iteration's duration), after at least one iteration.
+        Returns the history rows (all of them, including those restored by :meth:`resume`).
+        """
+        if num_iterations is None and time_budget_s is None:
+            raise ValueError('learn: give num_iterations and/or time_budget_s')
+        if num_iterations is not None and int(num_iterations) < 0:
+            raise ValueError(f'learn: num_iterations must be >= 0, got {num_iterations}')
+        if time_budget_s is not None and not time_budget_s > 0:
+            raise ValueError(f'learn: time_budget_s must be > 0, got {time_budget_s}')
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            if self.cfg.tensorboard and self._writer is None:
+                from torch.utils.tensorboard import SummaryWriter
+                self._writer = SummaryWriter(log_dir=str(self.log_dir), flush_secs=10)
+
+        env, alg, n_env = self.env, self.alg, self.env.num_envs
+        obs, critic_obs = env.reset()
+        obs, critic_obs = obs.to(self.device), critic_obs.to(self.device)
+        cur_return = torch.zeros(n_env, device=self.device)
+        cur_length = torch.zeros(n_env, device=self.device)
+
+        start_iteration = self.current_iteration
+        target = None if num_iterations is None else start_iteration + int(num_iterations)
+        start_wall = time.perf_counter()
+        wall_offset = self.wall_time_s
+        last_iter_s = 0.0
+        self.actor_critic.train()
+        while True:
+            elapsed = time.perf_counter() - start_wall
+            if target is not None and self.current_iteration >= target:
+                break
+            if (time_budget_s is not None and self.current_iteration > start_iteration
+                    and elapsed + last_iter_s > time_budget_s):
+                break
+            t0 = time.perf_counter()
+            ep_stats = torch.zeros(3, device=self.device)  # sum return, sum length, count
+            step_reward_sum = torch.zeros((), device=self.device)
+            log_sums: Dict[str, Any] = {}
+            log_counts: Dict[str, int] = {}
+            with torch.no_grad():
+                for _ in range(self.cfg.num_steps_per_env):
+                    if self.cfg.empirical_normalization:
+                        self.obs_normalizer.update(obs)
+                        self.critic_obs_normalizer.update(critic_obs)
+                    actions = alg.act(self.obs_normalizer(obs),
+                                      self.critic_obs_normalizer(critic_obs))
+                    obs, critic_obs, rewards, dones, extras = env.step(actions)
+                    obs, critic_obs = obs.to(self.device), critic_obs.to(self.device)
+                    rewards = rewards.to(self.device).float()
+                    dones = dones.to(self.device).bool()
+                    time_outs = extras.get('time_outs')
+                    time_outs = (torch.zeros_like(dones) if time_outs is None
+                                 else time_outs.to(self.device).bool() & dones)
+                    alg.process_env_step(rewards, dones, time_outs)
+
+                    cur_return += rewards
+                    cur_length += 1.0
+                    done_f = dones.float()
+                    ep_stats += torch.stack([(cur_return * done_f).sum(),
+                                             (cur_length * done_f).sum(), done_f.sum()])
+                    cur_return *= 1.0 - done_f
+                    cur_length *= 1.0 - done_f
+                    step_reward_sum += rewards.mean()
+                    for key, value in extras.get('log', {}).items():
+                        log_sums[key] = log_sums.get(key, 0.0) + (
+                            value.detach().float().mean() if isinstance(value, torch.Tensor)
+                            else float(value))
+                        log_counts[key] = log_counts.get(key, 0) + 1
+                self._check_rollout_finite()
+                t1 = time.perf_counter()
+                alg.compute_returns(self.critic_obs_normalizer(critic_obs))
+            losses = alg.update()
+            bad = [k for k, v in losses.items() if not math.isfinite(v)]
+            if bad:
+                raise FloatingPointError(
+                    f'PPO update at iteration {self.current_iteration} produced non-finite '
+                    f'{", ".join(bad)}: {losses}')
+            t2 = time.perf_counter()
+
+            self.current_iteration += 1
+            steps = n_env * self.cfg.num_steps_per_env
+            self.total_env_steps += steps
+            last_iter_s = t2 - t0
+            self.wall_time_s = wall_offset + (t2 - start_wall)
+            ep_sum, len_sum, count = ep_stats.tolist()
+            if count > 0:
+                self._last_mean_return = ep_sum / count
+                self._last_mean_length = len_sum / count
+            row: Dict[str, float] = {
+                'iteration': float(self.current_iteration),
+                'wall_time_s': self.wall_time_s,
+                'env_steps': float(self.total_env_steps),
+                'sps': steps / max(last_iter_s, 1e-9),
+                'collection_time_s': t1 - t0,
+                'learn_time_s': t2 - t1,
+                'mean_reward': self._last_mean_return,
+                'mean_episode_length': self._last_mean_length,
+                'mean_step_reward': float(step_reward_sum) / self.cfg.num_steps_per_env,
+                'episodes_completed': count,
+            }
+            row.update(losses)
+            for key, total in log_sums.items():
+                row[f'env/{key}'] = _scalar(total) / log_counts[key]
+            self.history.append(row)
+            self._write_tensorboard(row)
+
+            done_iters = self.current_iteration - start_iteration
+            eta = float('inf')
+            mean_iter_s = (t2 - start_wall) / max(done_iters, 1)
+            if target is not None:
+                eta = (target - self.current_iteration) * mean_iter_s
+            if time_budget_s is not None:
+                eta = min(eta, max(time_budget_s - (t2 - start_wall), 0.0))
+            if done_iters % self.cfg.log_interval == 0 or (
+                    target is not None and self.current_iteration >= target):
+                print(self._progress_line(row, target, eta), flush=True)
+            if self.log_dir is not None and self.current_iteration % self.cfg.save_interval == 0:
+                self.save()
+                self.save_history()
+
+        if self.log_dir is not None and self.current_iteration > start_iteration:
+            if self.last_checkpoint is None or not self.last_checkpoint.name.endswith(
+                    f'_{self.current_iteration}.pt'):
+                self.save()
+            self.save_history()
+        if self._writer is not None:
+            self._writer.flush()
+        return self.history
+
+    def _check_rollout_finite(self) -> None:
+        st = self.alg.storage
+        finite = torch.stack([torch.isfinite(st.obs).all(), torch.isfinite(st.critic_obs).all(),
+                              torch.isfinite(st.rewards).all()]).tolist()
+        names = ('observations', 'critic observations', 'rewards')
+        bad = [n for n, ok in zip(names, finite) if not ok]
+        if bad:
+            raise FloatingPointError(
+                f'env returned non-finite {", ".join(bad)} during iteration '
+                f'{self.current_iteration + 1}')
+
+    def _progress_line(self, row: Dict[str, float], target: Optional[int], eta: float) -> str:
+        total = f'/{target}' if target is not None else ''
+        parts = [
+            f'it {self.current_iteration}{total}',
+            f'{row["sps"] / 1e3:.1f}k steps/s (collect {row["collection_time_s"]:.2f}s '
+            f'learn {row["learn_time_s"]:.2f}s)',
+            f'return {row["mean_reward"]:.3f}',
+            f'ep_len {row["mean_episode_length"]:.1f}',
+            f'step_rew {row["mean_step_reward"]:.4f}',
+            f'v_loss {row["value_loss"]:.4f} kl {row["approx_kl"]:.4f} '
+            f'lr {row["learning_rate"]:.1e} std {row["action_std"]:.3f}',
+        ]
+        for key, value in row.items():
+            if key.startswith('env/') and any(s in key for s in self.cfg.progress_keys):
+                parts.append(f'{key[4:]} {value:.3f}')
+        parts.append(f'time {_fmt_duration(row["wall_time_s"])} ETA {_fmt_duration(eta)}')
+        return ' | '.join(parts)
+
+    def _write_tensorboard(self, row: Dict[str, float]) -> None:
+        if self._writer is None:
+            return
+        it = self.current_iteration
+        loss_keys = ('surrogate_loss', 'value_loss', 'entropy', 'approx_kl', 'clip_fraction')
+        for key, value in row.items():
+            if key == 'iteration':
+                continue
+            if key in loss_keys:
+                tag = f'losses/{key}'
+            elif key.startswith('env/'):
+                tag = key
+            else:
+                tag = f'charts/{key}'
+            if math.isfinite(value):
+                self._writer.add_scalar(tag, value, it)
+
+    # ------------------------------------------------------------------ persistence
+    def state_dict(self) -> Dict[str, Any]:
+        """Return everything needed to resume training."""
+        return {
+            'model': self.actor_critic.state_dict(),
+            'optimizer': self.alg.optimizer.state_dict(),
+            'learning_rate': self.alg.learning_rate,
+            'obs_normalizer': self.obs_normalizer.state_dict(),
+            'critic_obs_normalizer': self.critic_obs_normalizer.state_dict(),
+            'iteration': self.current_iteration,
+            'total_env_steps': self.total_env_steps,
+            'wall_time_s': self.wall_time_s,
+            'history': self.history,
+            'dims': {'num_obs': self.env.num_obs, 'num_critic_obs': self.env.num_critic_obs,
+                     'num_actions': self.env.num_actions},
+            'config': {'ppo': asdict(self.ppo_cfg), 'runner': asdict(self.cfg)},
+        }
+
+    def save(self, path: Optional[Union[str, Path]] = None) -> Path:
+        """Write a checkpoint (default ``<log_dir>/model_<iteration>.pt``); return its path."""
+        if path is None:
+            if self.log_dir is None:
+                raise ValueError('save: no path given and the runner has no log_dir')
+            path = self.log_dir / f'model_{self.current_iteration}.pt'
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + '.tmp')
+        torch.save(self.state_dict(), tmp)
+        os.replace(tmp, path)
+        self.last_checkpoint = path
+        return path
+
+    def resume(self, path: Union[str, Path], load_optimizer: bool = True) -> None:
+        """Load a checkpoint written by :meth:`save`; training continues its iteration count."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f'resume: no checkpoint at {path}')
+        ckpt = torch.load(path, map_location=self.device, weights_only=False)
+        dims = ckpt.get('dims', {})
+        for key in ('num_obs', 'num_critic_obs', 'num_actions'):
+            if key in dims and dims[key] != getattr(self.env, key):
+                raise ValueError(f'resume: checkpoint {path} has {key}={dims[key]} but the env '
+                                 f'has {getattr(self.env, key)}')
+        self.actor_critic.load_state_dict(ckpt['model'])
+        self.obs_normalizer.load_state_dict(ckpt['obs_normalizer'])
+        self.critic_obs_normalizer.load_state_dict(ckpt['critic_obs_normalizer'])
+        if load_optimizer:
+            self.alg.optimizer.load_state_dict(ckpt['optimizer'])
+            self.alg.learning_rate = float(ckpt.get('learning_rate', self.alg.learning_rate))
+            for group in self.alg.optimizer.param_groups:
+                group['lr'] = self.alg.learning_rate
+        self.current_iteration = int(ckpt['iteration'])
+        self.total_env_steps = int(ckpt.get('total_env_steps', 0))
+        self.wall_time_s = float(ckpt.get('wall_time_s', 0.0))
+        self.history = list(ckpt.get('history', []))
+        self.last_checkpoint = path
+
+    def save_history(self) -> Optional[Path]:
+        """Write history.csv, history.json and (if enabled) learning_curves.png to log_dir."""
+        if self.log_dir is None or not self.history:
+            return None
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        keys: List[str] = []
+        for row in self.history:
+            keys.extend(k for k in row if k not in keys)
+        with open(self.log_dir / 'history.csv', 'w', newline='') as f:
+            writer = csv.DictWriter(f, fieldnames=keys)
+            writer.writeheader()
+            for row in self.history:
+                writer.writerow(row)
+        with open(self.log_dir / 'history.json', 'w') as f:
+            json.dump(self.history, f, indent=1, allow_nan=True)
+        if self.cfg.plot:
+            return plot_history(self.history, self.log_dir / 'learning_curves.png')
+        return self.log_dir / 'history.csv'
+
+    def close(self) -> None:
+        """Flush and close the TensorBoard writer."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def plot_history(history: List[Dict[str, float]], path: Union[str, Path],
+                 extra_keys: Optional[List[str]] = None) -> Path:
+    """
+    Plot learning curves vs iteration (left) and vs wall time in minutes (right).
+
+    Rows: mean episode return, mean episode length, then ``extra_keys`` (default: env scalars
+    whose name contains 'err', at most 4).
+    """
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    if extra_keys is None:
+        names: List[str] = []
+        for row in history:
+            names.extend(k for k in row if k.startswith('env/') and 'err' in k and k not in names)
+        extra_keys = names[:4]
+    keys = ['mean_reward', 'mean_episode_length'] + list(extra_keys)
+    its = [row['iteration'] for row in history]
+    minutes = [row['wall_time_s'] / 60.0 for row in history]
+    fig, axes = plt.subplots(len(keys), 2, figsize=(11, 2.6 * len(keys)), squeeze=False)
+    for i, key in enumerate(keys):
+        ys = [row.get(key, float('nan')) for row in history]
+        axes[i][0].plot(its, ys)
+        axes[i][1].plot(minutes, ys)
+        axes[i][0].set_ylabel(key.replace('env/', ''))
+        for ax in axes[i]:
+            ax.grid(True, alpha=0.3)
+    axes[-1][0].set_xlabel('iteration')
+    axes[-1][1].set_xlabel('wall time [min]')
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
