@@ -1,0 +1,504 @@
+"""
+The closed-loop walking demo (``walk_demo``): sim node + policy node over real rclpy/DDS.
+
+It starts two processes, the MuJoCo sim node (lock-step mode) and the policy node (on the sim's
+``/clock`` with ``use_sim_time``), and drives them from this process as Nav2's controller would:
+a scripted sequence of ``cmd_vel`` commands (:data:`~humanoid_rl_ros.demo_scenario.
+DEFAULT_SCENARIO`: stand, forward, turn, sideways, stop) published at 20 Hz of sim time.
+
+The scenario clock starts (t = 0) at the sim time the policy node reports ``walking`` on
+``/diagnostics``. While it runs the demo prints progress (sim time, real-time factor, ETA).
+At the end it prints distance, per-segment velocity tracking error and falls, and writes to
+``--out`` (default ``demo_output/``): ``demo.png`` (commanded vs measured velocity, top-down
+trajectory), ``metrics.json``, ``trajectory.npz`` and the two nodes' logs.
+
+Policy: ``--policy <contract.yaml>``; default ``models/humanoid_walk.yaml`` when it ships.
+Without one, the demo says so and runs a randomly initialized policy (made with
+``training.export.export_random_policy`` from a source checkout), labelled UNTRAINED.
+
+Ctrl-C stops the run; the child processes are always stopped (SIGINT, then SIGTERM, then
+SIGKILL to their process groups).
+"""
+
+import argparse
+from dataclasses import asdict
+from dataclasses import dataclass
+from dataclasses import field
+import json
+import math
+import os
+from pathlib import Path
+import signal
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import Twist
+from geometry_msgs.msg import TwistStamped
+from humanoid_rl_ros.contract import read_contract
+from humanoid_rl_ros.demo_scenario import command_at
+from humanoid_rl_ros.demo_scenario import compute_metrics
+from humanoid_rl_ros.demo_scenario import DEFAULT_SCENARIO
+from humanoid_rl_ros.demo_scenario import DemoLog
+from humanoid_rl_ros.demo_scenario import DemoMetrics
+from humanoid_rl_ros.demo_scenario import format_summary
+from humanoid_rl_ros.demo_scenario import plot_demo
+from humanoid_rl_ros.demo_scenario import scenario_duration_s
+from humanoid_rl_ros.demo_scenario import Segment
+from humanoid_rl_ros.demo_scenario import segment_index_at
+from humanoid_rl_ros.robot import load_robot
+from humanoid_rl_ros.robot import models_dir
+from nav_msgs.msg import Odometry
+import numpy as np
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from sensor_msgs.msg import JointState
+
+PACKAGE = 'humanoid_rl_ros'
+SHIPPED_POLICY = 'humanoid_walk.yaml'
+CMD_VEL_PERIOD_NS = 50_000_000
+"""cmd_vel every 50 ms of sim time: Nav2's default controller_frequency is 20 Hz."""
+
+
+class DemoError(RuntimeError):
+    """The demo cannot run or a node failed; the message says what and where to look."""
+
+
+@dataclass
+class ClosedLoopConfig:
+    """Settings of one closed-loop run (the demo's and the closed-loop tests')."""
+
+    policy: Path
+    """Policy contract (``<policy>.yaml`` beside its ``.onnx``)."""
+    out_dir: Path
+    """Folder for node logs and results."""
+    segments: Tuple[Segment, ...] = DEFAULT_SCENARIO
+    """The scripted command sequence."""
+    cmd_vel_stamped: bool = True
+    """Publish ``geometry_msgs/TwistStamped`` (Nav2 Kilted) instead of ``Twist``."""
+    lockstep_idle_timeout_s: float = 1.0
+    """The sim's lock-step idle timeout [s wall] (pre-roll tick period)."""
+    walk_wait_s: float = 120.0
+    """Most wall time to wait for the nodes to come up and start walking [s]."""
+    run_timeout_s: float = 1800.0
+    """Most wall time for the scenario itself [s]."""
+    progress_period_s: float = 2.0
+    """Wall time between progress lines [s]; 0 disables them."""
+    label: str = ''
+    """Shown in the summary and plot title (e.g. UNTRAINED)."""
+    extra_policy_params: Dict[str, str] = field(default_factory=dict)
+    """Extra ``-p name:=value`` for the policy node."""
+
+
+@dataclass
+class ClosedLoopResult:
+    """What a closed-loop run recorded."""
+
+    log: DemoLog
+    """Ground truth from /odom during the scenario (scenario time)."""
+    metrics: DemoMetrics
+    """Distance, tracking and falls."""
+    effort_messages: int
+    """Effort commands seen on /joint_command during the scenario."""
+    max_effort_ratio: float
+    """Largest |effort| / effort limit seen (<= 1 when within limits)."""
+    all_efforts_finite: bool
+    """Whether every effort seen was finite."""
+    walk_start_sim_s: float
+    """Sim time at which the policy reported walking [s]."""
+    wall_s: float
+    """Wall time of the scenario part [s]."""
+    sim_ticks: int = 0
+    """Odometry samples received during the scenario."""
+
+
+def config_file(name: str) -> Path:
+    """Return ``config/<name>``: the source checkout's, else the installed share folder's."""
+    source = Path(__file__).resolve().parents[1] / 'config' / name
+    if source.is_file():
+        return source
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        installed = Path(get_package_share_directory(PACKAGE)) / 'config' / name
+    except Exception:  # noqa: B902 - ament index missing or package not installed
+        installed = None
+    if installed is not None and installed.is_file():
+        return installed
+    raise DemoError(f'config file {name} not found (looked in {source.parent} and the '
+                    f'installed share folder)')
+
+
+def shipped_policy() -> Optional[Path]:
+    """Return ``models/humanoid_walk.yaml`` if a trained policy ships, else None."""
+    path = models_dir() / SHIPPED_POLICY
+    return path if path.is_file() and path.with_suffix('.onnx').is_file() else None
+
+
+def make_random_policy(folder: Path, seed: int = 0) -> Path:
+    """Export a randomly initialized policy to ``folder``; return its contract path."""
+    try:
+        from training.export import export_random_policy
+    except ImportError:
+        root = Path(__file__).resolve().parents[1]
+        for candidate in (Path.cwd(), root):
+            if (candidate / 'training' / 'export.py').is_file():
+                sys.path.insert(0, str(candidate))
+                break
+        try:
+            from training.export import export_random_policy
+        except ImportError as exc:
+            raise DemoError(
+                'no trained policy ships (models/humanoid_walk.yaml) and the random-policy '
+                'exporter (training/export.py, source checkout only) is not importable: '
+                f'{exc}. Pass --policy <contract.yaml>, or run from the source checkout.'
+            ) from exc
+    folder.mkdir(parents=True, exist_ok=True)
+    return Path(export_random_policy(folder / 'random_policy.yaml', seed=seed))
+
+
+class _Child:
+    """A node process in its own process group, logging to a file."""
+
+    def __init__(self, name: str, argv: List[str], log_path: Path, env: Dict[str, str]) -> None:
+        self.name = name
+        self.log_path = log_path
+        self._log = open(log_path, 'w')
+        self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, env=env,
+                                     start_new_session=True)
+
+    def check(self) -> None:
+        code = self.proc.poll()
+        if code is not None:
+            raise DemoError(f'{self.name} exited with code {code}; last lines of '
+                            f'{self.log_path}:\n{self.tail()}')
+
+    def tail(self, lines: int = 25) -> str:
+        self._log.flush()
+        try:
+            return '\n'.join(self.log_path.read_text(errors='replace').splitlines()[-lines:])
+        except OSError:
+            return ''
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+            if self.proc.poll() is not None:
+                break
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                self.proc.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                continue
+        self._log.close()
+
+
+def _child_env() -> Dict[str, str]:
+    env = dict(os.environ)
+    pkg_parent = str(Path(__file__).resolve().parents[1])
+    env['PYTHONPATH'] = os.pathsep.join(
+        [pkg_parent] + [p for p in env.get('PYTHONPATH', '').split(os.pathsep) if p])
+    env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    env['PYTHONUNBUFFERED'] = '1'
+    return env
+
+
+def node_commands(cfg: ClosedLoopConfig, robot: str) -> Dict[str, List[str]]:
+    """Return the argv of the sim node and the policy node for a run."""
+    sim = [sys.executable, '-m', f'{PACKAGE}.sim_node', '--ros-args',
+           '--params-file', str(config_file('sim_node.yaml')),
+           '-p', 'mode:=lockstep', '-p', f'robot:={robot}',
+           '-p', f'lockstep_idle_timeout_s:={cfg.lockstep_idle_timeout_s}']
+    policy = [sys.executable, '-m', f'{PACKAGE}.policy_node', '--ros-args']
+    try:
+        policy += ['--params-file', str(config_file('policy_mujoco.yaml'))]
+    except DemoError:
+        pass  # the preset is optional: the parameters below are all the demo needs
+    params = {'policy': str(cfg.policy), 'use_sim_time': 'true', 'autostart': 'true',
+              'start_walking_on_activate': 'true', 'output_type': 'joint_state',
+              'cmd_vel_stamped': 'true' if cfg.cmd_vel_stamped else 'false'}
+    params.update(cfg.extra_policy_params)
+    for key, value in params.items():
+        policy += ['-p', f'{key}:={value}']
+    return {'sim_node': sim, 'policy_node': policy}
+
+
+class _Driver:
+    """The demo's own rclpy node: cmd_vel out; odom, efforts and diagnostics in."""
+
+    def __init__(self, cfg: ClosedLoopConfig, effort_limit_nm: np.ndarray,
+                 joint_names: Sequence[str]) -> None:
+        self.cfg = cfg
+        self.node = rclpy.create_node('walk_demo')
+        self.effort_limit = {n: float(v) for n, v in zip(joint_names, effort_limit_nm)}
+        msg_type = TwistStamped if cfg.cmd_vel_stamped else Twist
+        self.cmd_pub = self.node.create_publisher(msg_type, 'cmd_vel', 10)
+        self.node.create_subscription(Odometry, 'odom', self._on_odom, 100)
+        self.node.create_subscription(JointState, 'joint_command', self._on_effort, 100)
+        self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 10)
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self.t0_ns: Optional[int] = None
+        self.last_odom_ns: Optional[int] = None
+        self.next_cmd_ns = 0
+        self.samples: List[Tuple[float, ...]] = []
+        self.effort_messages = 0
+        self.max_effort_ratio = 0.0
+        self.all_finite = True
+        self.policy_state = ''
+        self.policy_status = ''
+
+    def _on_diag(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            values = {kv.key: kv.value for kv in status.values}
+            if 'state' not in values:
+                continue
+            self.policy_state = values['state']
+            self.policy_status = status.message
+            if self.t0_ns is None and values['state'] == 'walking':
+                self.t0_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+    def _on_effort(self, msg: JointState) -> None:
+        if self.t0_ns is None:
+            return
+        self.effort_messages += 1
+        for name, value in zip(msg.name, msg.effort):
+            if not math.isfinite(value):
+                self.all_finite = False
+                continue
+            limit = self.effort_limit.get(name)
+            if limit:
+                self.max_effort_ratio = max(self.max_effort_ratio, abs(value) / limit)
+
+    def _on_odom(self, msg: Odometry) -> None:
+        t_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        self.last_odom_ns = t_ns
+        t_s = (t_ns - self.t0_ns) * 1e-9 if self.t0_ns is not None else -1.0
+        if t_ns >= self.next_cmd_ns:
+            self.next_cmd_ns = t_ns - t_ns % CMD_VEL_PERIOD_NS + CMD_VEL_PERIOD_NS
+            self._publish_cmd(command_at(self.cfg.segments, t_s), msg.header.stamp)
+        if t_s >= 0.0:
+            p, q = msg.pose.pose.position, msg.pose.pose.orientation
+            v, w = msg.twist.twist.linear, msg.twist.twist.angular
+            self.samples.append((t_s, p.x, p.y, p.z, q.w, q.x, q.y, q.z, v.x, v.y, w.z))
+
+    def _publish_cmd(self, command: Tuple[float, float, float], stamp) -> None:
+        twist = Twist()
+        twist.linear.x, twist.linear.y, twist.angular.z = (float(c) for c in command)
+        if self.cfg.cmd_vel_stamped:
+            msg = TwistStamped()
+            msg.header.stamp = stamp
+            msg.header.frame_id = 'base_link'
+            msg.twist = twist
+            self.cmd_pub.publish(msg)
+        else:
+            self.cmd_pub.publish(twist)
+
+    def scenario_t_s(self) -> float:
+        if self.t0_ns is None or self.last_odom_ns is None:
+            return -1.0
+        return (self.last_odom_ns - self.t0_ns) * 1e-9
+
+    def log(self) -> DemoLog:
+        a = np.array(self.samples, dtype=float).reshape(-1, 11)
+        return DemoLog(a[:, 0], a[:, 1:4], a[:, 4:8], a[:, 8:11])
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+
+
+def _say(text: str) -> None:
+    print(f'[walk_demo] {text}', flush=True)
+
+
+def run_closed_loop(cfg: ClosedLoopConfig) -> ClosedLoopResult:
+    """
+    Run the sim node and the policy node in lock-step through ``cfg.segments``.
+
+    rclpy must be initialized by the caller. The node processes are always stopped on return.
+    Raises :class:`DemoError` naming the problem (and the log to read) when a node dies or
+    the robot never starts walking.
+    """
+    contract = read_contract(cfg.policy)
+    robot = load_robot(contract.robot)
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    env = _child_env()
+    children: List[_Child] = []
+    driver = _Driver(cfg, robot.effort_limit_nm, robot.joint_names)
+    duration_s = scenario_duration_s(cfg.segments)
+    try:
+        for name, argv in node_commands(cfg, contract.robot).items():
+            children.append(_Child(name, argv, cfg.out_dir / f'{name}.log', env))
+        _say(f'started sim_node and policy_node (logs in {cfg.out_dir}); waiting for the '
+             'policy to stand up and start walking')
+        deadline = time.monotonic() + cfg.walk_wait_s
+        last_note = time.monotonic()
+        while driver.t0_ns is None:
+            driver.executor.spin_once(timeout_sec=0.05)
+            for child in children:
+                child.check()
+            if time.monotonic() > deadline:
+                raise DemoError(
+                    f'the policy did not start walking within {cfg.walk_wait_s:.0f} s '
+                    f'(policy state: {driver.policy_status or "no diagnostics yet"}); '
+                    f'policy_node log:\n{children[1].tail()}')
+            if cfg.progress_period_s and time.monotonic() - last_note > cfg.progress_period_s:
+                last_note = time.monotonic()
+                sim_s = (driver.last_odom_ns or 0) * 1e-9
+                _say(f'  waiting: sim time {sim_s:.2f} s, policy '
+                     f'{driver.policy_status or "starting"}')
+        walk_start_s = driver.t0_ns * 1e-9
+        _say(f'policy walking at sim time {walk_start_s:.2f} s; running the scenario '
+             f'({duration_s:.1f} s of sim time)')
+        wall0 = time.monotonic()
+        last_note = wall0
+        while driver.scenario_t_s() < duration_s:
+            driver.executor.spin_once(timeout_sec=0.05)
+            now = time.monotonic()
+            if cfg.progress_period_s and now - last_note >= cfg.progress_period_s:
+                last_note = now
+                for child in children:
+                    child.check()
+                t = max(0.0, driver.scenario_t_s())
+                rtf = t / max(now - wall0, 1e-9)
+                eta = (duration_s - t) / rtf if rtf > 0 else math.inf
+                index = segment_index_at(cfg.segments, t)
+                seg = cfg.segments[index].name if index is not None else '-'
+                pos = driver.samples[-1][1:3] if driver.samples else (0.0, 0.0)
+                _say(f'  t={t:5.1f}/{duration_s:.1f} s sim | {seg:<9} | real-time factor '
+                     f'{rtf:4.2f}x | ETA {eta:4.0f} s | x={pos[0]:+.2f} y={pos[1]:+.2f} m | '
+                     f'policy {driver.policy_state}')
+            if now - wall0 > cfg.run_timeout_s:
+                raise DemoError(f'scenario did not finish within {cfg.run_timeout_s:.0f} s wall')
+        wall_s = time.monotonic() - wall0
+        log = driver.log()
+        metrics = compute_metrics(log, cfg.segments,
+                                  fall_height_m=0.5 * robot.nominal_base_height_m)
+        return ClosedLoopResult(log, metrics, driver.effort_messages, driver.max_effort_ratio,
+                                driver.all_finite, walk_start_s, wall_s, len(driver.samples))
+    finally:
+        for child in children:  # the sim first: a stopped controller would idle-step it
+            child.stop()
+        driver.close()
+
+
+def save_results(result: ClosedLoopResult, cfg: ClosedLoopConfig, title: str) -> Dict[str, Path]:
+    """Write the plot, the metrics (JSON) and the trajectory (npz) to ``cfg.out_dir``."""
+    out = cfg.out_dir
+    paths = {'plot': plot_demo(result.log, cfg.segments, out / 'demo.png', title=title)}
+    metrics = asdict(result.metrics)
+    metrics.update({'label': cfg.label, 'policy': str(cfg.policy),
+                    'effort_messages': result.effort_messages,
+                    'max_effort_ratio': result.max_effort_ratio,
+                    'all_efforts_finite': result.all_efforts_finite,
+                    'walk_start_sim_s': result.walk_start_sim_s,
+                    'scenario_wall_s': result.wall_s,
+                    'segments_spec': [asdict(s) for s in cfg.segments]})
+    paths['metrics'] = out / 'metrics.json'
+    paths['metrics'].write_text(json.dumps(metrics, indent=2, default=_json_default) + '\n')
+    paths['trajectory'] = out / 'trajectory.npz'
+    np.savez(paths['trajectory'], t_s=result.log.t_s, pos_m=result.log.pos_m,
+             quat_wxyz=result.log.quat_wxyz, body_vel=result.log.body_vel)
+    return paths
+
+
+def _json_default(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return str(value)
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Parse the demo's command line."""
+    parser = argparse.ArgumentParser(
+        prog='walk_demo', description=__doc__.split('\n\n')[0].strip(),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--policy', type=Path, default=None,
+                        help='policy contract (<policy>.yaml beside <policy>.onnx); default: '
+                             'the shipped models/humanoid_walk.yaml, else a random policy')
+    parser.add_argument('--out', type=Path, default=Path('demo_output'),
+                        help='output folder for the plot, metrics and node logs '
+                             '(default: demo_output/)')
+    parser.add_argument('--cmd-vel', choices=('stamped', 'twist'), default='stamped',
+                        help='cmd_vel message type: TwistStamped (Nav2 Kilted+) or Twist')
+    parser.add_argument('--seed', type=int, default=0, help='seed of the random policy')
+    parser.add_argument('--time-scale', type=float, default=1.0,
+                        help='multiply every segment duration (e.g. 0.5 for a quick run)')
+    parser.add_argument('--no-progress', action='store_true', help='no progress lines')
+    return parser.parse_args(list(argv) if argv is not None else None)
+
+
+def _raise_keyboard_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the walking demo; return 0 when the scenario completed (falls are reported)."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    label = ''
+    if args.policy is not None:
+        policy = args.policy.resolve()
+        if not policy.is_file():
+            _say(f'error: policy contract {policy} does not exist')
+            return 2
+    elif shipped_policy() is not None:
+        policy = shipped_policy()
+    else:
+        _say(f'NOTE: no trained policy ships yet ({models_dir() / SHIPPED_POLICY} is missing).')
+        _say('      Running a RANDOMLY INITIALIZED policy instead: the nodes and the whole loop '
+             'are real, but the robot will not walk. Pass --policy <contract.yaml> for another.')
+        try:
+            policy = make_random_policy(out / 'random_policy', seed=args.seed)
+        except DemoError as exc:
+            _say(f'error: {exc}')
+            return 2
+        label = 'UNTRAINED random policy'
+    contract = read_contract(policy)
+    if not label and not contract.provenance.get('iterations'):
+        label = 'untrained policy (no training iterations in its provenance)'
+    segments = tuple(Segment(s.name, s.duration_s * args.time_scale, s.vx_m_s, s.vy_m_s,
+                             s.wz_rad_s) for s in DEFAULT_SCENARIO)
+    cfg = ClosedLoopConfig(policy=policy, out_dir=out, segments=segments,
+                           cmd_vel_stamped=args.cmd_vel == 'stamped',
+                           progress_period_s=0.0 if args.no_progress else 2.0, label=label,
+                           lockstep_idle_timeout_s=0.5)
+    title = f'Walking demo: {policy.stem}' + (f' [{label}]' if label else '')
+    _say(f'policy: {policy}' + (f'  [{label}]' if label else ''))
+    _say('scenario: ' + ', '.join(
+        f'{s.name} {s.duration_s:g}s (vx {s.vx_m_s:g}, vy {s.vy_m_s:g}, wz {s.wz_rad_s:g})'
+        for s in segments))
+    rclpy.init(args=[])
+    # SIGTERM (e.g. from a CI runner) unwinds like Ctrl-C, so the node processes are stopped.
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        result = run_closed_loop(cfg)
+    except KeyboardInterrupt:
+        _say('interrupted: nodes stopped')
+        return 130
+    except DemoError as exc:
+        _say(f'error: {exc}')
+        return 1
+    finally:
+        if rclpy.ok():
+            rclpy.shutdown()
+    paths = save_results(result, cfg, title)
+    print(format_summary(result.metrics, title=title))
+    print(f'  efforts: {result.effort_messages} commands, all finite: '
+          f'{result.all_efforts_finite}, max |effort|/limit {result.max_effort_ratio:.2f}')
+    print(f'  wall time {result.wall_s:.1f} s for {result.metrics.duration_s:.1f} s of sim '
+          f'time (real-time factor {result.metrics.duration_s / max(result.wall_s, 1e-9):.2f}x)')
+    for what, path in paths.items():
+        print(f'  {what}: {path}')
+    if label:
+        print(f'  NOTE: {label}: falls and tracking errors are expected.')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
