@@ -1,0 +1,572 @@
+"""
+The policy node: a ROS 2 lifecycle node that runs an exported locomotion policy.
+
+It wires topics, timers, services and parameters; all computation lives in the pure modules
+:mod:`humanoid_rl_ros.controller` (state machine), :mod:`humanoid_rl_ros.policy_runtime`
+(onnxruntime) and :mod:`humanoid_rl_ros.policy_math` (observation/PD math).
+
+Lifecycle (``rclpy.lifecycle``; managed with the standard ``~/change_state`` services):
+
+* ``configure``: load the policy (``policy`` parameter) and check its ONNX against its contract;
+  wait up to ``joint_state_wait_s`` for the first ``joint_states`` and check every policy joint
+  is there. Any problem fails the transition (the node stays *unconfigured*) and is logged and
+  published on ``/diagnostics`` with the problem named.
+* ``activate``: the controller goes to *standing* (ramp to the default pose); with
+  ``start_walking_on_activate`` it walks once the ramp completes.
+* ``deactivate``: one zero-effort command is sent, then nothing more is published.
+* ``autostart`` (parameter): configure + activate right after start-up.
+
+Controller states while active: standing, walking, damping (see the controller module). Services
+(``std_srvs/Trigger``, relative to the node name): ``~/walk``, ``~/stand``, ``~/recover``.
+
+Recovery from damping: fix the input (e.g. restart the joint-state publisher), then call
+``~/recover`` -> standing; then ``~/walk``. Alternatively deactivate + activate the node.
+"""
+
+import math
+import sys
+import time
+from typing import Dict, List, Optional, Sequence
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import Twist, TwistStamped
+from humanoid_rl_ros.controller import (Controller, ControllerConfig, ControllerError,
+                                        ControllerState, match_joint_indices,
+                                        ORIENTATION_SOURCES)
+from humanoid_rl_ros.policy_runtime import PolicyLoadError, PolicyRuntime
+from humanoid_rl_ros.ros_conversions import (imu_to_arrays, joint_state_to_arrays,
+                                             make_float64_array, make_joint_state,
+                                             odometry_to_arrays, twist_to_command)
+from nav_msgs.msg import Odometry
+import numpy as np
+from rcl_interfaces.msg import (FloatingPointRange, ParameterDescriptor, ParameterType,
+                                SetParametersResult)
+import rclpy
+from rclpy.clock import Clock, ClockType
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import Node as LifecycleNode
+from rclpy.lifecycle import State, TransitionCallbackReturn
+from rclpy.qos import qos_profile_sensor_data, QoSProfile
+from sensor_msgs.msg import Imu, JointState
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import Trigger
+
+OUTPUT_TYPES = ('joint_state', 'float64_array')
+"""Accepted values of the ``output_type`` parameter."""
+CONTROL_TRIGGERS = ('timer', 'joint_states')
+"""Accepted values of the ``control_trigger`` parameter."""
+
+# Topic names are relative, so a namespace or a remap (``-r joint_states:=/robot/js``) moves them.
+JOINT_STATES_TOPIC = 'joint_states'
+ODOM_TOPIC = 'odom'
+IMU_TOPIC = 'imu'
+CMD_VEL_TOPIC = 'cmd_vel'
+JOINT_COMMAND_TOPIC = 'joint_command'
+DIAGNOSTICS_TOPIC = '/diagnostics'
+
+# Sensor inputs use the sensor-data QoS (best effort, keep last 5): a best-effort reader matches
+# both reliable and best-effort writers (Isaac Sim's bridge, ros2_control's broadcaster, the sim
+# node), and a late sample is useless for control anyway; staleness is detected by timeouts.
+SENSOR_QOS = qos_profile_sensor_data
+# Commands in and out use the ROS default (reliable, keep last 10), which Nav2, teleop,
+# Isaac Sim's articulation controller and forward_command_controller all use.
+COMMAND_QOS = QoSProfile(depth=10)
+
+# name: (type, default, description, read_only, float range or None)
+_PARAMS = {
+    'policy': (ParameterType.PARAMETER_STRING, '',
+               'Policy contract path (<policy>.yaml, its .onnx sibling) or a policy name '
+               'looked up as models/<name>.yaml in the package share folder.', True, None),
+    'autostart': (ParameterType.PARAMETER_BOOL, False,
+                  'Configure and activate right after start-up (no lifecycle manager needed).',
+                  True, None),
+    'start_walking_on_activate': (ParameterType.PARAMETER_BOOL, False,
+                                  'Request walking on activation; it starts once the stand ramp '
+                                  'completes and odometry is fresh.', False, None),
+    'output_type': (ParameterType.PARAMETER_STRING, 'joint_state',
+                    'Effort output: joint_state (sensor_msgs/JointState names+effort on '
+                    'joint_command, Isaac Sim articulation controller) or float64_array '
+                    '(std_msgs/Float64MultiArray in output_joint_order, ros2_control '
+                    'forward_command_controller with interface_name effort).', True, None),
+    'output_joint_order': (ParameterType.PARAMETER_STRING_ARRAY, [''],
+                           'Joint order of the float64_array output (the joints list of the '
+                           'ros2_control forward_command_controller). Empty: policy order. Joints not in the policy get 0 N*m.',
+                           True, None),
+    'orientation_source': (ParameterType.PARAMETER_STRING, 'odom',
+                           'Base orientation and angular velocity from odom (nav_msgs/Odometry) '
+                           'or imu (sensor_msgs/Imu on imu). Linear velocity always comes from '
+                           'odom.', True, None),
+    'cmd_vel_stamped': (ParameterType.PARAMETER_BOOL, False,
+                        'cmd_vel is geometry_msgs/TwistStamped (Nav2 Kilted and newer) instead '
+                        'of geometry_msgs/Twist (Nav2 Jazzy/Humble, teleop).', True, None),
+    'control_trigger': (ParameterType.PARAMETER_STRING, 'timer',
+                        'timer: one control tick per physics_dt_s of ROS time (a timer on the '
+                        'node clock, so use_sim_time works). joint_states: one tick per '
+                        'joint_states message (lowest latency; use only when joint_states '
+                        'arrive once per physics step), with a timer watchdog for staleness.',
+                        True, None),
+    'stand_ramp_s': (ParameterType.PARAMETER_DOUBLE, 2.0,
+                     'Time to ramp from the measured pose to the default pose [s].', False,
+                     (0.0, 60.0)),
+    'joint_state_timeout_s': (ParameterType.PARAMETER_DOUBLE, 0.1,
+                              'joint_states older than this while active -> damping [s].', False,
+                              (0.001, 10.0)),
+    'odom_timeout_s': (ParameterType.PARAMETER_DOUBLE, 0.1,
+                       'odom older than this while walking -> damping [s].', False,
+                       (0.001, 10.0)),
+    'imu_timeout_s': (ParameterType.PARAMETER_DOUBLE, 0.1,
+                      'imu older than this while walking -> damping [s] (orientation_source '
+                      'imu).', False, (0.001, 10.0)),
+    'cmd_vel_timeout_s': (ParameterType.PARAMETER_DOUBLE, 0.5,
+                          'A cmd_vel older than this counts as zero [s].', False, (0.001, 60.0)),
+    'damping_kd_scale': (ParameterType.PARAMETER_DOUBLE, 1.0,
+                         'Damping state gain as a multiple of the contract kd [-]: effort = '
+                         '-scale * kd * qd.', False, (0.0, 10.0)),
+    'joint_state_wait_s': (ParameterType.PARAMETER_DOUBLE, 10.0,
+                           'How long configure waits for the first joint_states [s] '
+                           '(wall time).', False, (0.1, 600.0)),
+    'diagnostics_period_s': (ParameterType.PARAMETER_DOUBLE, 1.0,
+                             'Period of the /diagnostics status [s] (ROS time).', True,
+                             (0.01, 60.0)),
+}
+
+_CONTROLLER_PARAMS = ('stand_ramp_s', 'joint_state_timeout_s', 'odom_timeout_s', 'imu_timeout_s',
+                      'cmd_vel_timeout_s', 'damping_kd_scale')
+
+
+class PolicyNode(LifecycleNode):
+    """Lifecycle node running an ONNX locomotion policy through a policy contract."""
+
+    def __init__(self, node_name: str = 'policy_node', **kwargs) -> None:
+        """Declare parameters, diagnostics and services; autostart if asked."""
+        super().__init__(node_name, **kwargs)
+        for name, (ptype, default, description, read_only, float_range) in _PARAMS.items():
+            descriptor = ParameterDescriptor(name=name, type=ptype, description=description,
+                                             read_only=read_only)
+            if float_range is not None:
+                descriptor.floating_point_range = [FloatingPointRange(
+                    from_value=float_range[0], to_value=float_range[1], step=0.0)]
+            self.declare_parameter(name, default, descriptor)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+        self.runtime: Optional[PolicyRuntime] = None
+        self.controller: Optional[Controller] = None
+        self.lifecycle_state = 'unconfigured'
+        self.last_error = ''
+        self._subs: List = []
+        self._cmd_pub = None
+        self._control_timer = None
+        self._output_names: List[str] = []
+        self._output_index = np.zeros(0, dtype=np.int64)
+        self._output_type = 'joint_state'
+        self._trigger = 'timer'
+        self._last_tick_s = -math.inf
+        self._rate_mark = (None, 0)
+        self._policy_rate_hz = 0.0
+        self._last_state = None
+
+        self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
+        self._diag_timer = self.create_timer(
+            float(self.get_parameter('diagnostics_period_s').value), self.publish_diagnostics)
+        self.create_service(Trigger, '~/walk', self._on_walk)
+        self.create_service(Trigger, '~/stand', self._on_stand)
+        self.create_service(Trigger, '~/recover', self._on_recover)
+        if self.get_parameter('autostart').value:
+            # A one-shot steady-clock timer, so autostart also works before /clock runs and
+            # while the caller is still setting up (configure blocks waiting for joint_states).
+            self._autostart_timer = self.create_timer(
+                0.01, self._autostart, clock=Clock(clock_type=ClockType.STEADY_TIME))
+
+    # ------------------------------------------------------------------ parameters
+    def _param(self, name: str):
+        return self.get_parameter(name).value
+
+    def _controller_config(self, overrides: Optional[Dict[str, object]] = None
+                           ) -> ControllerConfig:
+        values = {name: float(self._param(name)) for name in _CONTROLLER_PARAMS}
+        values['orientation_source'] = str(self._param('orientation_source'))
+        values.update(overrides or {})
+        config = ControllerConfig(**values)
+        config.validate()
+        return config
+
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        overrides: Dict[str, object] = {}
+        for param in params:
+            if param.name in _CONTROLLER_PARAMS:
+                value = param.value
+                if not isinstance(value, (int, float)) or not math.isfinite(float(value)):
+                    return SetParametersResult(successful=False,
+                                               reason=f'{param.name} must be a finite number')
+                overrides[param.name] = float(value)
+            elif param.name == 'output_type' and param.value not in OUTPUT_TYPES:
+                return SetParametersResult(
+                    successful=False, reason=f'output_type must be one of {OUTPUT_TYPES}, got '
+                    f'{param.value!r}')
+            elif param.name == 'orientation_source' and param.value not in ORIENTATION_SOURCES:
+                return SetParametersResult(
+                    successful=False, reason=f'orientation_source must be one of '
+                    f'{ORIENTATION_SOURCES}, got {param.value!r}')
+            elif param.name == 'control_trigger' and param.value not in CONTROL_TRIGGERS:
+                return SetParametersResult(
+                    successful=False, reason=f'control_trigger must be one of '
+                    f'{CONTROL_TRIGGERS}, got {param.value!r}')
+        if overrides:
+            try:
+                config = self._controller_config(overrides)
+            except ControllerError as exc:
+                return SetParametersResult(successful=False, reason=str(exc))
+            if self.controller is not None:
+                self.controller.config = config
+        return SetParametersResult(successful=True)
+
+    # ------------------------------------------------------------------ lifecycle
+    def _autostart(self) -> None:
+        self._autostart_timer.cancel()
+        self.destroy_timer(self._autostart_timer)
+        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            self.get_logger().error(f'autostart: configure failed: {self.last_error}')
+            return
+        if self.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+            self.get_logger().error(f'autostart: activate failed: {self.last_error}')
+
+    def _refuse(self, message: str) -> TransitionCallbackReturn:
+        self.last_error = message
+        self.get_logger().error(message)
+        self._teardown()
+        self.publish_diagnostics()
+        return TransitionCallbackReturn.FAILURE
+
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        """Load and check the policy, subscribe, and check the robot's joints."""
+        try:
+            return self._configure()
+        except Exception as exc:  # noqa: B902 - report any failure instead of a bare ERROR
+            return self._refuse(f'configure refused: unexpected {type(exc).__name__}: {exc}')
+
+    def _configure(self) -> TransitionCallbackReturn:
+        self.last_error = ''
+        for name, allowed in (('output_type', OUTPUT_TYPES),
+                              ('orientation_source', ORIENTATION_SOURCES),
+                              ('control_trigger', CONTROL_TRIGGERS)):
+            if self._param(name) not in allowed:
+                return self._refuse(f'configure refused: parameter {name} must be one of '
+                                    f'{allowed}, got {self._param(name)!r}')
+        try:
+            runtime = PolicyRuntime.load(str(self._param('policy')))
+        except (PolicyLoadError, ValueError) as exc:
+            return self._refuse(f'configure refused: cannot load policy '
+                                f'{self._param("policy")!r}: {exc}')
+        contract = runtime.contract
+        try:
+            self.controller = Controller(contract, runtime.act, self._controller_config())
+        except ControllerError as exc:
+            return self._refuse(f'configure refused: {exc}')
+        self.runtime = runtime
+
+        self._output_type = str(self._param('output_type'))
+        order = [n for n in self._param('output_joint_order') if n]
+        self._output_names = order if order else list(contract.joint_names)
+        missing = [n for n in contract.joint_names if n not in self._output_names]
+        if self._output_type == 'float64_array' and missing:
+            return self._refuse('configure refused: output_joint_order lacks policy joint(s): '
+                                + ', '.join(missing))
+        extra = [n for n in self._output_names if n not in contract.joint_names]
+        if extra and self._output_type == 'float64_array':
+            self.get_logger().warning('output_joint_order joints not driven by the policy get '
+                                      f'0 N*m: {", ".join(extra)}')
+        lookup = {n: i for i, n in enumerate(contract.joint_names)}
+        self._output_index = np.array([lookup.get(n, -1) for n in self._output_names])
+
+        self._trigger = str(self._param('control_trigger'))
+        js_sub = self.create_subscription(JointState, JOINT_STATES_TOPIC, self._on_joint_states,
+                                          SENSOR_QOS)
+        self._subs.append(js_sub)
+        self._subs.append(self.create_subscription(Odometry, ODOM_TOPIC, self._on_odom,
+                                                   SENSOR_QOS))
+        if self._param('orientation_source') == 'imu':
+            self._subs.append(self.create_subscription(Imu, IMU_TOPIC, self._on_imu, SENSOR_QOS))
+        cmd_type = TwistStamped if self._param('cmd_vel_stamped') else Twist
+        self._subs.append(self.create_subscription(cmd_type, CMD_VEL_TOPIC, self._on_cmd_vel,
+                                                   COMMAND_QOS))
+        out_type = JointState if self._output_type == 'joint_state' else Float64MultiArray
+        self._cmd_pub = self.create_lifecycle_publisher(out_type, JOINT_COMMAND_TOPIC,
+                                                        COMMAND_QOS)
+
+        topic = _resolved_topic(self, js_sub, JOINT_STATES_TOPIC)
+        first = self._wait_for_joint_states(topic, float(self._param('joint_state_wait_s')))
+        if first is None:
+            return self._refuse(f'configure refused: no joint_states received on {topic} within '
+                                f'joint_state_wait_s = {self._param("joint_state_wait_s")} s')
+        try:
+            match_joint_indices(contract.joint_names, first.name)
+        except ControllerError as exc:
+            return self._refuse(f'configure refused: {exc} (on {topic}; policy '
+                                f'{self._param("policy")!r} needs {contract.num_joints} joints)')
+        self._on_joint_states(first)
+        self._control_timer = self.create_timer(contract.physics_dt_s, self._on_timer)
+        self.lifecycle_state = 'inactive'
+        self.get_logger().info(
+            f'configured: policy {runtime.contract_path} ({contract.num_joints} joints, obs '
+            f'{contract.obs_dim}, PD {1.0 / contract.physics_dt_s:.0f} Hz, policy '
+            f'{1.0 / contract.policy_dt_s:.0f} Hz), output {self._output_type} on '
+            f'{_resolved_topic(self, self._cmd_pub, JOINT_COMMAND_TOPIC)}')
+        self.publish_diagnostics()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _wait_for_joint_states(self, topic: str, timeout_s: float) -> Optional[JointState]:
+        """Wait (wall time) for one JointState on ``topic`` using a private helper node."""
+        received: List[JointState] = []
+        probe = rclpy.create_node(
+            f'{self.get_name()}_joint_states_probe', namespace=self.get_namespace(),
+            context=self.context, use_global_arguments=False, start_parameter_services=False,
+            enable_rosout=False)
+        executor = SingleThreadedExecutor(context=self.context)
+        try:
+            probe.create_subscription(JointState, topic, received.append, SENSOR_QOS)
+            executor.add_node(probe)
+            deadline = time.monotonic() + timeout_s
+            while not received and time.monotonic() < deadline and self.context.ok():
+                executor.spin_once(timeout_sec=0.05)
+        finally:
+            executor.remove_node(probe)
+            executor.shutdown()
+            probe.destroy_node()
+        return received[-1] if received else None
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        """Start standing (and walking if ``start_walking_on_activate``)."""
+        now = self._now_s()
+        try:
+            self.controller.activate(now)
+        except ControllerError as exc:
+            self.last_error = f'activate refused: {exc}'
+            self.get_logger().error(self.last_error)
+            self.publish_diagnostics()
+            return TransitionCallbackReturn.FAILURE
+        if self._param('start_walking_on_activate'):
+            self.controller.request_walk(now)
+        self.last_error = ''
+        self.lifecycle_state = 'active'
+        result = super().on_activate(state)
+        self.get_logger().info('activated: standing'
+                               + (', walking requested' if self.controller.walk_requested
+                                  else ''))
+        self.publish_diagnostics()
+        return result
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        """Send one zero-effort command, stop the controller and stop publishing."""
+        if self.controller is not None and self._cmd_pub is not None:
+            self._publish_effort(np.zeros(self.controller.contract.num_joints))
+            self.controller.deactivate()
+        self.lifecycle_state = 'inactive'
+        result = super().on_deactivate(state)
+        self.publish_diagnostics()
+        return result
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        """Release the policy, subscriptions, publisher and timer."""
+        self._teardown()
+        self.lifecycle_state = 'unconfigured'
+        self.publish_diagnostics()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        """Release everything on shutdown."""
+        if self.controller is not None and self.lifecycle_state == 'active':
+            self._publish_effort(np.zeros(self.controller.contract.num_joints))
+        self._teardown()
+        self.lifecycle_state = 'finalized'
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: State) -> TransitionCallbackReturn:
+        """Clean up after an error and go back to unconfigured."""
+        self._teardown()
+        self.lifecycle_state = 'unconfigured'
+        return TransitionCallbackReturn.SUCCESS
+
+    def _teardown(self) -> None:
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
+        if self._control_timer is not None:
+            self.destroy_timer(self._control_timer)
+            self._control_timer = None
+        if self._cmd_pub is not None:
+            self.destroy_lifecycle_publisher(self._cmd_pub)
+            self._cmd_pub = None
+        self.controller = None
+        self.runtime = None
+        self.lifecycle_state = 'unconfigured'
+
+    # ------------------------------------------------------------------ callbacks
+    def _now_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_joint_states(self, msg: JointState) -> None:
+        if self.controller is None:
+            return
+        now = self._now_s()
+        names, position, velocity = joint_state_to_arrays(msg)
+        self.controller.update_joint_state(names, position, velocity, now)
+        if self._trigger == 'joint_states':
+            self._tick(now)
+
+    def _on_odom(self, msg: Odometry) -> None:
+        if self.controller is not None:
+            quat, lin_vel, ang_vel = odometry_to_arrays(msg)
+            self.controller.update_odom(quat, lin_vel, ang_vel, self._now_s())
+
+    def _on_imu(self, msg: Imu) -> None:
+        if self.controller is not None:
+            quat, ang_vel = imu_to_arrays(msg)
+            self.controller.update_imu(quat, ang_vel, self._now_s())
+
+    def _on_cmd_vel(self, msg) -> None:
+        if self.controller is not None:
+            vx, vy, wz = twist_to_command(msg)
+            self.controller.update_cmd_vel(vx, vy, wz, self._now_s())
+
+    def _on_timer(self) -> None:
+        now = self._now_s()
+        if self._trigger == 'joint_states' and self.controller is not None:
+            # Watchdog only: ticks come from joint_states; tick here once they stop.
+            if now - self._last_tick_s <= self.controller.config.joint_state_timeout_s:
+                return
+        self._tick(now)
+
+    def _tick(self, now: float) -> None:
+        controller = self.controller
+        if controller is None or self.lifecycle_state != 'active':
+            return
+        self._last_tick_s = now
+        effort = controller.step(now)
+        if effort is None:
+            return
+        self._publish_effort(effort)
+        if controller.state is not self._last_state:
+            if controller.state is ControllerState.DAMPING:
+                self.get_logger().error(f'damping: {controller.fault_reason}; call ~/recover '
+                                        'once the input is healthy')
+            else:
+                self.get_logger().info(f'state: {controller.state.value}')
+            self._last_state = controller.state
+            self.publish_diagnostics()
+
+    def _publish_effort(self, effort: np.ndarray) -> None:
+        if self._cmd_pub is None:
+            return
+        effort = np.asarray(effort, dtype=np.float64)
+        if not np.all(np.isfinite(effort)):  # The controller guarantees this; never send NaN.
+            effort = np.zeros_like(effort)
+        if self._output_type == 'joint_state':
+            msg = make_joint_state(self.controller.contract.joint_names, effort=effort,
+                                   stamp=self.get_clock().now().to_msg())
+        else:
+            ordered = np.where(self._output_index >= 0,
+                               effort[np.maximum(self._output_index, 0)], 0.0)
+            msg = make_float64_array(ordered)
+        self._cmd_pub.publish(msg)
+
+    # ------------------------------------------------------------------ services
+    def _on_walk(self, request, response):
+        return self._service(response, 'request_walk')
+
+    def _on_stand(self, request, response):
+        return self._service(response, 'request_stand')
+
+    def _on_recover(self, request, response):
+        return self._service(response, 'recover')
+
+    def _service(self, response, method: str):
+        if self.controller is None or self.lifecycle_state != 'active':
+            response.success = False
+            detail = f': {self.last_error}' if self.last_error else ''
+            response.message = (f'node is {self.lifecycle_state}; configure and activate it '
+                                f'first{detail}')
+            return response
+        response.success, response.message = getattr(self.controller, method)(self._now_s())
+        self.get_logger().info(f'{method}: {response.message}')
+        self.publish_diagnostics()
+        return response
+
+    # ------------------------------------------------------------------ diagnostics
+    def status_values(self) -> Dict[str, str]:
+        """Return the diagnostic key/values (state, fault, rates, effective command)."""
+        controller = self.controller
+        now = self._now_s()
+        values = {'lifecycle_state': self.lifecycle_state,
+                  'state': controller.state.value if controller is not None else 'inactive',
+                  'fault_reason': controller.fault_reason if controller is not None else '',
+                  'last_error': self.last_error,
+                  'policy': str(self._param('policy'))}
+        if controller is not None:
+            steps = controller.policy_steps
+            mark_t, mark_steps = self._rate_mark
+            if mark_t is not None and now > mark_t:
+                self._policy_rate_hz = (steps - mark_steps) / (now - mark_t)
+            self._rate_mark = (now, steps)
+            command = controller.command(now)
+            values.update({
+                'policy_rate_hz': f'{self._policy_rate_hz:.1f}',
+                'policy_steps': str(steps),
+                'walk_requested': str(controller.walk_requested),
+                'note': controller.note,
+                'command_vx_m_s': f'{command[0]:.6g}',
+                'command_vy_m_s': f'{command[1]:.6g}',
+                'command_wz_rad_s': f'{command[2]:.6g}',
+                'cmd_vel_note': controller.cmd_note,
+                'joint_states': controller.joint_state_problem(now) or 'ok',
+                'walking_inputs': controller.walking_input_problem(now) or 'ok',
+            })
+        return values
+
+    def publish_diagnostics(self) -> None:
+        """Publish one ``diagnostic_msgs/DiagnosticArray`` describing the node's state."""
+        values = self.status_values()
+        status = DiagnosticStatus()
+        status.name = f'{self.get_name()}: policy'
+        status.hardware_id = (self.controller.contract.robot if self.controller is not None
+                              else '')
+        state = values['state']
+        if state == 'damping' or values['last_error']:
+            status.level = DiagnosticStatus.ERROR
+        elif self.lifecycle_state != 'active':
+            status.level = DiagnosticStatus.WARN
+        else:
+            status.level = DiagnosticStatus.OK
+        reason = values['fault_reason'] or values['last_error'] or values.get('note', '')
+        status.message = f'{self.lifecycle_state}/{state}' + (f': {reason}' if reason else '')
+        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+        array = DiagnosticArray()
+        array.header.stamp = self.get_clock().now().to_msg()
+        array.status = [status]
+        self._diag_pub.publish(array)
+
+
+def _resolved_topic(node, entity, fallback: str) -> str:
+    """Return the fully resolved (remapped) topic name of a publisher or subscription."""
+    name = getattr(entity, 'topic_name', None)
+    if name:
+        return name
+    resolve = getattr(node, 'resolve_topic_name', None)
+    return resolve(fallback) if resolve is not None else fallback
+
+
+def main(args: Optional[Sequence[str]] = None) -> None:
+    """Run the policy node until shutdown (init -> spin -> destroy_node -> shutdown)."""
+    rclpy.init(args=args)
+    node = PolicyNode()
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+if __name__ == '__main__':
+    main(sys.argv)

@@ -1,0 +1,187 @@
+"""
+Conversions between ROS 2 messages and numpy arrays, shared by the policy node and the sim node.
+
+Only message packages are imported here (no rclpy), so these helpers are testable without a ROS
+graph. Conventions: quaternions leave as ``(w, x, y, z)`` (ROS carries ``x, y, z, w``); twists are
+in the message's frame (for ``nav_msgs/Odometry`` the child frame, i.e. the base link).
+"""
+
+from typing import Optional, Sequence, Tuple, Union
+
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import Twist, TwistStamped
+from nav_msgs.msg import Odometry
+import numpy as np
+from sensor_msgs.msg import Imu, JointState
+from std_msgs.msg import Float64MultiArray, MultiArrayDimension
+
+NANOSECONDS_PER_SECOND = 1_000_000_000
+
+
+def stamp_to_s(stamp: Time) -> float:
+    """Return a ``builtin_interfaces/Time`` as seconds."""
+    return float(stamp.sec) + float(stamp.nanosec) * 1e-9
+
+
+def s_to_stamp(time_s: float) -> Time:
+    """Return ``time_s`` [s] (>= 0) as a ``builtin_interfaces/Time``."""
+    total_ns = max(0, int(round(time_s * NANOSECONDS_PER_SECOND)))
+    return Time(sec=total_ns // NANOSECONDS_PER_SECOND,
+                nanosec=total_ns % NANOSECONDS_PER_SECOND)
+
+
+def _xyz(vector) -> np.ndarray:
+    return np.array([vector.x, vector.y, vector.z], dtype=np.float64)
+
+
+def quat_msg_to_wxyz(q) -> np.ndarray:
+    """Return a ``geometry_msgs/Quaternion`` as a ``(w, x, y, z)`` array."""
+    return np.array([q.w, q.x, q.y, q.z], dtype=np.float64)
+
+
+def joint_state_to_arrays(msg: JointState) -> Tuple[Tuple[str, ...], np.ndarray, np.ndarray]:
+    """Return ``(names, position [rad], velocity [rad/s])`` of a JointState (message order)."""
+    return (tuple(msg.name), np.asarray(msg.position, dtype=np.float64),
+            np.asarray(msg.velocity, dtype=np.float64))
+
+
+def odometry_to_arrays(msg: Odometry) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """
+    Return ``(quat_wxyz, lin_vel [m/s], ang_vel [rad/s])`` of an Odometry message.
+
+    REP-105 / nav_msgs: the pose is in ``header.frame_id`` (odom, world-fixed), the twist in
+    ``child_frame_id`` (the base link), so the velocities are body-frame velocities.
+    """
+    return (quat_msg_to_wxyz(msg.pose.pose.orientation), _xyz(msg.twist.twist.linear),
+            _xyz(msg.twist.twist.angular))
+
+
+def imu_to_arrays(msg: Imu) -> Tuple[np.ndarray, np.ndarray]:
+    """Return ``(quat_wxyz, ang_vel [rad/s])`` of an Imu message (sensor frame = base link)."""
+    return quat_msg_to_wxyz(msg.orientation), _xyz(msg.angular_velocity)
+
+
+def twist_to_command(msg: Union[Twist, TwistStamped]) -> Tuple[float, float, float]:
+    """Return ``(vx [m/s], vy [m/s], wz [rad/s])`` from a Twist or TwistStamped."""
+    twist = msg.twist if isinstance(msg, TwistStamped) else msg
+    return float(twist.linear.x), float(twist.linear.y), float(twist.angular.z)
+
+
+def make_twist(vx_m_s: float, vy_m_s: float, wz_rad_s: float, stamped: bool = False,
+               stamp: Optional[Time] = None,
+               frame_id: str = 'base_link') -> Union[Twist, TwistStamped]:
+    """Build a Twist (or a TwistStamped with ``stamp``/``frame_id``) for a planar command."""
+    twist = Twist()
+    twist.linear.x = float(vx_m_s)
+    twist.linear.y = float(vy_m_s)
+    twist.angular.z = float(wz_rad_s)
+    if not stamped:
+        return twist
+    msg = TwistStamped()
+    msg.header.frame_id = frame_id
+    if stamp is not None:
+        msg.header.stamp = stamp
+    msg.twist = twist
+    return msg
+
+
+def make_joint_state(names: Sequence[str], position: Optional[Sequence[float]] = None,
+                     velocity: Optional[Sequence[float]] = None,
+                     effort: Optional[Sequence[float]] = None,
+                     stamp: Optional[Time] = None) -> JointState:
+    """Build a JointState; omitted fields stay empty (e.g. an effort-only command)."""
+    msg = JointState()
+    if stamp is not None:
+        msg.header.stamp = stamp
+    msg.name = list(names)
+    if position is not None:
+        msg.position = [float(v) for v in position]
+    if velocity is not None:
+        msg.velocity = [float(v) for v in velocity]
+    if effort is not None:
+        msg.effort = [float(v) for v in effort]
+    return msg
+
+
+def make_float64_array(values: Sequence[float], label: str = 'joints') -> Float64MultiArray:
+    """Build a one-dimensional Float64MultiArray (ros2_control forward_command_controller)."""
+    msg = Float64MultiArray()
+    msg.layout.dim = [MultiArrayDimension(label=label, size=len(values), stride=len(values))]
+    msg.data = [float(v) for v in values]
+    return msg
+
+
+def make_odometry(position_m: Sequence[float], quat_wxyz: Sequence[float],
+                  lin_vel_body_m_s: Sequence[float], ang_vel_body_rad_s: Sequence[float],
+                  stamp: Optional[Time] = None, frame_id: str = 'odom',
+                  child_frame_id: str = 'base_link') -> Odometry:
+    """Build an Odometry with pose in ``frame_id`` and twist in ``child_frame_id`` (body)."""
+    msg = Odometry()
+    if stamp is not None:
+        msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.child_frame_id = child_frame_id
+    p = msg.pose.pose.position
+    p.x, p.y, p.z = (float(v) for v in position_m)
+    o = msg.pose.pose.orientation
+    o.w, o.x, o.y, o.z = (float(v) for v in quat_wxyz)
+    lin = msg.twist.twist.linear
+    lin.x, lin.y, lin.z = (float(v) for v in lin_vel_body_m_s)
+    ang = msg.twist.twist.angular
+    ang.x, ang.y, ang.z = (float(v) for v in ang_vel_body_rad_s)
+    return msg
+
+
+def make_imu(quat_wxyz: Sequence[float], ang_vel_body_rad_s: Sequence[float],
+             lin_acc_body_m_s2: Sequence[float] = (0.0, 0.0, 9.81),
+             stamp: Optional[Time] = None, frame_id: str = 'base_link') -> Imu:
+    """Build an Imu message (orientation, angular velocity, linear acceleration)."""
+    msg = Imu()
+    if stamp is not None:
+        msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    o = msg.orientation
+    o.w, o.x, o.y, o.z = (float(v) for v in quat_wxyz)
+    ang = msg.angular_velocity
+    ang.x, ang.y, ang.z = (float(v) for v in ang_vel_body_rad_s)
+    acc = msg.linear_acceleration
+    acc.x, acc.y, acc.z = (float(v) for v in lin_acc_body_m_s2)
+    return msg
+
+
+def reorder(values: Sequence[float], from_names: Sequence[str], to_names: Sequence[str],
+            fill: float = 0.0) -> np.ndarray:
+    """
+    Return ``values`` (ordered as ``from_names``) rearranged into ``to_names`` order.
+
+    Names in ``to_names`` that ``from_names`` lacks get ``fill``; extra names are dropped.
+    """
+    lookup = {name: i for i, name in enumerate(from_names)}
+    values = np.asarray(values, dtype=np.float64)
+    out = np.full(len(to_names), float(fill))
+    for j, name in enumerate(to_names):
+        i = lookup.get(name)
+        if i is not None:
+            out[j] = values[i]
+    return out
+
+
+def effort_command_from_msg(msg: Union[JointState, Float64MultiArray],
+                            joint_names: Sequence[str],
+                            array_joint_order: Optional[Sequence[str]] = None) -> np.ndarray:
+    """
+    Return efforts [N*m] in ``joint_names`` order from a command message.
+
+    A JointState is matched by name (missing joints get NaN so the caller can refuse it); a
+    Float64MultiArray is read in ``array_joint_order`` (default ``joint_names``) and must have
+    exactly that many values, else ``ValueError``.
+    """
+    if isinstance(msg, JointState):
+        if len(msg.effort) != len(msg.name):
+            raise ValueError(f'joint command has {len(msg.name)} names but {len(msg.effort)} '
+                             'efforts')
+        return reorder(msg.effort, msg.name, joint_names, fill=float('nan'))
+    order = list(array_joint_order) if array_joint_order else list(joint_names)
+    if len(msg.data) != len(order):
+        raise ValueError(f'effort array has {len(msg.data)} values, expected {len(order)}')
+    return reorder(msg.data, order, joint_names, fill=float('nan'))

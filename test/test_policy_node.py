@@ -1,0 +1,377 @@
+"""
+The policy node over real rclpy/DDS, in-process, with a randomly initialized exported policy.
+
+A test node (``RobotFeed``) plays the robot: it publishes ``joint_states`` and ``odom`` at about
+200 Hz from a state the test edits, and records ``joint_command`` and ``/diagnostics``. The
+policy node and the feed spin in their own executor threads; tests wait for a condition with a
+generous deadline (no timed assertions).
+"""
+
+import math
+import threading
+import time
+from typing import Callable, List, Optional
+
+from diagnostic_msgs.msg import DiagnosticArray
+from humanoid_rl_ros.policy_node import PolicyNode
+from humanoid_rl_ros.policy_runtime import PolicyRuntime
+from humanoid_rl_ros.ros_conversions import make_joint_state, make_odometry, make_twist
+import numpy as np
+from policy_fixtures import make_mismatched_policy, make_random_policy
+import pytest
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import Trigger
+
+pytestmark = pytest.mark.ros
+
+DEADLINE_S = 20.0
+
+
+@pytest.fixture(scope='module')
+def policy_path(tmp_path_factory):
+    """Return the contract path of a random Kestrel policy."""
+    return make_random_policy(tmp_path_factory.mktemp('policy'))
+
+
+@pytest.fixture(scope='module')
+def contract(policy_path):
+    """Return the policy contract."""
+    return PolicyRuntime.load(policy_path).contract
+
+
+@pytest.fixture(scope='module', autouse=True)
+def ros_context():
+    """Initialize rclpy once for this module."""
+    rclpy.init()
+    yield
+    rclpy.shutdown()
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = DEADLINE_S) -> None:
+    """Poll ``condition`` until true; fail naming ``what`` after a generous deadline."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.005)
+    raise AssertionError(f'timed out waiting for {what}')
+
+
+class RobotFeed(Node):
+    """Publishes a robot state at ~200 Hz and records commands and diagnostics."""
+
+    def __init__(self, contract, name: str, *, output_array: bool = False,
+                 cmd_stamped: bool = False) -> None:
+        """Create publishers/subscribers for a robot with the contract's joints."""
+        # Each test gets its own namespace: one DDS participant per process keeps a topic's
+        # type, and cmd_vel is Twist in one test and TwistStamped in another.
+        super().__init__(f'{name}_feed', namespace=f'/{name}')
+        self.target = name
+        self.lock = threading.Lock()
+        self.names = list(contract.joint_names)
+        rng = np.random.default_rng(1)
+        self.q = np.asarray(contract.default_pos_rad) + 0.05 * rng.standard_normal(len(self.names))
+        self.qd = 0.2 * rng.standard_normal(len(self.names))
+        self.publish_joint_states = True
+        self.publish_odom = True
+        self.commands: List = []
+        self.status = None
+        self.js_pub = self.create_publisher(JointState, 'joint_states', qos_profile_sensor_data)
+        self.odom_pub = self.create_publisher(type(make_odometry([0, 0, 0], [1, 0, 0, 0],
+                                                                 [0, 0, 0], [0, 0, 0])),
+                                              'odom', qos_profile_sensor_data)
+        self.cmd_pub = self.create_publisher(type(make_twist(0, 0, 0, stamped=cmd_stamped)),
+                                             'cmd_vel', 10)
+        self.cmd_stamped = cmd_stamped
+        self.create_subscription(Float64MultiArray if output_array else JointState,
+                                 'joint_command', self._on_command, 10)
+        self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 10)
+        self.create_timer(0.005, self._publish)
+
+    def _publish(self) -> None:
+        with self.lock:
+            names, q, qd = list(self.names), self.q.copy(), self.qd.copy()
+            js, odom = self.publish_joint_states, self.publish_odom
+        if js:
+            self.js_pub.publish(make_joint_state(names, q, qd))
+        if odom:
+            self.odom_pub.publish(make_odometry([0.0, 0.0, 0.8], [1.0, 0.0, 0.0, 0.0],
+                                                [0.1, 0.0, 0.0], [0.0, 0.0, 0.0]))
+
+    def _on_command(self, msg) -> None:
+        with self.lock:
+            self.commands.append(msg)
+
+    def _on_diag(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name.startswith(f'{self.target}:'):
+                with self.lock:
+                    self.status = {kv.key: kv.value for kv in status.values}
+
+    def value(self, key: str) -> str:
+        """Return the newest diagnostic value for ``key`` ('' if none yet)."""
+        with self.lock:
+            return (self.status or {}).get(key, '')
+
+    def last_command(self):
+        """Return the newest command message (None if none)."""
+        with self.lock:
+            return self.commands[-1] if self.commands else None
+
+    def send_cmd_vel(self, vx: float, vy: float, wz: float) -> None:
+        """Publish one velocity command."""
+        self.cmd_pub.publish(make_twist(vx, vy, wz, stamped=self.cmd_stamped,
+                                        stamp=self.get_clock().now().to_msg()))
+
+    def call(self, service: str, timeout_s: float = DEADLINE_S) -> Trigger.Response:
+        """Call a Trigger service of the policy node and return the response."""
+        client = self.create_client(Trigger, f'/{self.target}/{self.target}/{service}')
+        assert client.wait_for_service(timeout_sec=timeout_s), f'no service {service}'
+        future = client.call_async(Trigger.Request())
+        wait_for(future.done, f'{service} response', timeout_s)
+        self.destroy_client(client)
+        return future.result()
+
+
+class Harness:
+    """A policy node and a robot feed, each spinning in its own thread."""
+
+    def __init__(self, contract, name: str, params: dict, feed_names=None,
+                 output_array: bool = False, cmd_stamped: bool = False) -> None:
+        """Start the feed first, then the policy node (with autostart)."""
+        self.feed = RobotFeed(contract, name, output_array=output_array,
+                              cmd_stamped=cmd_stamped)
+        if feed_names is not None:
+            feed_names(self.feed)
+        self.executors = []
+        self._spin(self.feed)
+        overrides = [Parameter('autostart', value=True),
+                     Parameter('joint_state_wait_s', value=5.0),
+                     Parameter('diagnostics_period_s', value=0.05)]
+        overrides += [Parameter(k, value=v) for k, v in params.items()]
+        self.node = PolicyNode(name, namespace=f'/{name}', parameter_overrides=overrides)
+        self._spin(self.node)
+
+    def _spin(self, node) -> None:
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        thread = threading.Thread(target=executor.spin, daemon=True)
+        thread.start()
+        self.executors.append((executor, thread, node))
+
+    def close(self) -> None:
+        """Stop the executors and destroy the nodes."""
+        for executor, thread, node in self.executors:
+            executor.shutdown()
+            thread.join(timeout=5.0)
+            node.destroy_node()
+
+
+@pytest.fixture
+def harness_factory(request):
+    """Build harnesses and close them at the end of the test."""
+    made: List[Harness] = []
+
+    def make(*args, **kwargs) -> Harness:
+        made.append(Harness(*args, **kwargs))
+        return made[-1]
+
+    yield make
+    for harness in made:
+        harness.close()
+
+
+def _standing_expected(contract, feed: RobotFeed, names: Optional[List[str]] = None):
+    """Return the standing PD effort (ramp complete) for the feed's state, in ``names`` order."""
+    lookup = {n: i for i, n in enumerate(feed.names)}
+    idx = [lookup[n] for n in contract.joint_names]
+    q, qd = feed.q[idx], feed.qd[idx]
+    effort = (np.asarray(contract.kp_nm_per_rad) * (np.asarray(contract.default_pos_rad) - q)
+              - np.asarray(contract.kd_nms_per_rad) * qd)
+    limit = np.asarray(contract.effort_limit_nm)
+    effort = np.clip(effort, -limit, limit)
+    by_name = dict(zip(contract.joint_names, effort))
+    return np.array([by_name.get(n, 0.0) for n in (names or contract.joint_names)])
+
+
+def _efforts_by_policy_order(contract, msg: JointState) -> np.ndarray:
+    lookup = dict(zip(msg.name, msg.effort))
+    return np.array([lookup[n] for n in contract.joint_names])
+
+
+def _assert_bounded(contract, effort) -> None:
+    effort = np.asarray(effort)
+    assert np.all(np.isfinite(effort))
+    assert np.all(np.abs(effort) <= np.asarray(contract.effort_limit_nm))
+
+
+@pytest.mark.parametrize('order', ['policy', 'shuffled'])
+def test_joint_state_order_does_not_change_efforts(contract, policy_path, harness_factory,
+                                                   order):
+    def shuffle(feed):
+        if order == 'shuffled':
+            perm = np.random.default_rng(7).permutation(len(feed.names))
+            feed.names = [feed.names[i] for i in perm] + ['head_pan_joint']
+            feed.q = np.append(feed.q[perm], 0.3)
+            feed.qd = np.append(feed.qd[perm], -0.1)
+
+    h = harness_factory(contract, f'policy_order_{order}',
+                        {'policy': str(policy_path), 'stand_ramp_s': 0.0}, feed_names=shuffle)
+    wait_for(lambda: h.feed.value('state') == 'standing', 'standing')
+    h.feed.commands.clear()
+    wait_for(lambda: h.feed.last_command() is not None, 'an effort command')
+    msg = h.feed.last_command()
+    assert list(msg.name) == list(contract.joint_names)
+    np.testing.assert_allclose(_efforts_by_policy_order(contract, msg),
+                               _standing_expected(contract, h.feed), rtol=1e-12, atol=1e-12)
+
+
+def test_walks_and_publishes_finite_bounded_efforts(contract, policy_path, harness_factory):
+    h = harness_factory(contract, 'policy_walk', {'policy': str(policy_path),
+                                                  'stand_ramp_s': 0.05,
+                                                  'start_walking_on_activate': True})
+    wait_for(lambda: h.feed.value('state') == 'walking'
+             and int(h.feed.value('policy_steps') or 0) > 10, 'walking with policy steps')
+    for msg in list(h.feed.commands):
+        _assert_bounded(contract, msg.effort)
+    assert h.feed.value('fault_reason') == ''
+
+
+def test_missing_joint_at_configure_is_refused_and_named(contract, policy_path,
+                                                         harness_factory):
+    def drop_knee(feed):
+        keep = [i for i, n in enumerate(feed.names) if n != 'left_knee_joint']
+        feed.names = [feed.names[i] for i in keep]
+        feed.q, feed.qd = feed.q[keep], feed.qd[keep]
+
+    h = harness_factory(contract, 'policy_missing_cfg', {'policy': str(policy_path)},
+                        feed_names=drop_knee)
+    wait_for(lambda: 'left_knee_joint' in h.feed.value('last_error'), 'the configure error')
+    assert 'configure refused' in h.feed.value('last_error')
+    assert h.node.lifecycle_state == 'unconfigured'
+    assert h.feed.last_command() is None
+
+
+def test_onnx_contract_mismatch_is_refused_and_named(contract, tmp_path, harness_factory):
+    bad = make_mismatched_policy(tmp_path, obs_dim=40)
+    h = harness_factory(contract, 'policy_mismatch', {'policy': str(bad)})
+    wait_for(lambda: 'mismatch' in h.feed.value('last_error'), 'the configure error')
+    error = h.feed.value('last_error')
+    assert '40' in error and str(contract.obs_dim) in error
+    assert h.node.lifecycle_state == 'unconfigured'
+
+
+def _walking(contract, policy_path, harness_factory, name, **params):
+    base = {'policy': str(policy_path), 'stand_ramp_s': 0.0, 'start_walking_on_activate': True}
+    base.update(params)
+    h = harness_factory(contract, name, base, cmd_stamped=bool(params.get('cmd_vel_stamped')))
+    wait_for(lambda: h.feed.value('state') == 'walking', 'walking')
+    return h
+
+
+def test_missing_joint_while_walking_ends_in_damping(contract, policy_path, harness_factory):
+    h = _walking(contract, policy_path, harness_factory, 'policy_missing_walk')
+    with h.feed.lock:
+        h.feed.names, h.feed.q, h.feed.qd = h.feed.names[1:], h.feed.q[1:], h.feed.qd[1:]
+    wait_for(lambda: h.feed.value('state') == 'damping', 'damping')
+    assert contract.joint_names[0] in h.feed.value('fault_reason')
+    h.feed.commands.clear()
+    wait_for(lambda: len(h.feed.commands) > 3, 'damping commands')
+    for msg in list(h.feed.commands):
+        _assert_bounded(contract, msg.effort)
+
+
+def test_non_finite_input_ends_in_damping(contract, policy_path, harness_factory):
+    h = _walking(contract, policy_path, harness_factory, 'policy_nan')
+    with h.feed.lock:
+        h.feed.q = h.feed.q.copy()
+        h.feed.q[2] = math.nan
+    wait_for(lambda: h.feed.value('state') == 'damping', 'damping')
+    assert 'non-finite' in h.feed.value('fault_reason')
+    h.feed.commands.clear()
+    wait_for(lambda: len(h.feed.commands) > 3, 'damping commands')
+    for msg in list(h.feed.commands):
+        _assert_bounded(contract, msg.effort)
+
+
+def test_stale_input_damps_and_recover_returns_to_standing(contract, policy_path,
+                                                           harness_factory):
+    h = _walking(contract, policy_path, harness_factory, 'policy_stale',
+                 joint_state_timeout_s=0.2)
+    response = h.feed.call('recover')
+    assert not response.success  # nothing to recover from
+    with h.feed.lock:
+        h.feed.publish_joint_states = False
+    wait_for(lambda: h.feed.value('state') == 'damping', 'damping')
+    assert 'stale' in h.feed.value('fault_reason')
+    h.feed.commands.clear()
+    wait_for(lambda: len(h.feed.commands) > 3, 'damping commands')
+    np.testing.assert_array_equal(h.feed.last_command().effort, np.zeros(contract.num_joints))
+    response = h.feed.call('recover')
+    assert not response.success and 'stale' in response.message
+    with h.feed.lock:
+        h.feed.publish_joint_states = True
+    wait_for(lambda: h.feed.call('recover').success, 'a successful recover')
+    wait_for(lambda: h.feed.value('state') == 'standing', 'standing after recover')
+    assert h.feed.call('walk').success
+    wait_for(lambda: h.feed.value('state') == 'walking', 'walking after recover')
+
+
+def test_stale_odom_ends_in_damping(contract, policy_path, harness_factory):
+    h = _walking(contract, policy_path, harness_factory, 'policy_stale_odom',
+                 odom_timeout_s=0.2)
+    with h.feed.lock:
+        h.feed.publish_odom = False
+    wait_for(lambda: h.feed.value('state') == 'damping', 'damping')
+    assert 'odom' in h.feed.value('fault_reason')
+
+
+@pytest.mark.parametrize('stamped', [False, True])
+def test_cmd_vel_is_clamped_and_times_out(contract, policy_path, harness_factory, stamped):
+    h = _walking(contract, policy_path, harness_factory, f'policy_cmd_{int(stamped)}',
+                 cmd_vel_stamped=stamped, cmd_vel_timeout_s=0.5)
+    low, high = contract.commands.as_bounds()
+
+    def command():
+        return tuple(float(h.feed.value(k) or 'nan')
+                     for k in ('command_vx_m_s', 'command_vy_m_s', 'command_wz_rad_s'))
+
+    def sent_and_seen(expected):
+        h.feed.send_cmd_vel(5.0, 0.1, -9.0)
+        return np.allclose(command(), expected, atol=1e-6)
+
+    wait_for(lambda: sent_and_seen((high[0], 0.1, low[2])), 'the clamped command')
+    assert 'clamped' in h.feed.value('cmd_vel_note')
+    wait_for(lambda: np.allclose(command(), (0.0, 0.0, 0.0)), 'the command to time out')
+
+
+def test_float64_array_output_in_configured_joint_order(contract, policy_path,
+                                                        harness_factory):
+    order = list(reversed(contract.joint_names)) + ['gripper_joint']
+    h = harness_factory(contract, 'policy_array',
+                        {'policy': str(policy_path), 'stand_ramp_s': 0.0,
+                         'output_type': 'float64_array', 'output_joint_order': order},
+                        output_array=True)
+    wait_for(lambda: h.feed.value('state') == 'standing', 'standing')
+    h.feed.commands.clear()
+    wait_for(lambda: h.feed.last_command() is not None, 'an effort array')
+    data = np.asarray(h.feed.last_command().data)
+    assert data.shape == (len(order),)
+    np.testing.assert_allclose(data, _standing_expected(contract, h.feed, order), atol=1e-12)
+    assert data[-1] == 0.0
+
+
+def test_invalid_parameter_values_are_rejected(contract, policy_path, harness_factory):
+    h = _walking(contract, policy_path, harness_factory, 'policy_params')
+    result = h.node.set_parameters([Parameter('cmd_vel_timeout_s', value=-1.0)])[0]
+    assert not result.successful
+    result = h.node.set_parameters([Parameter('output_type', value='pwm')])[0]
+    assert not result.successful
+    result = h.node.set_parameters([Parameter('stand_ramp_s', value=1.5)])[0]
+    assert result.successful
