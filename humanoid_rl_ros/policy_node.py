@@ -90,7 +90,8 @@ _PARAMS = {
                     'forward_command_controller with interface_name effort).', True, None),
     'output_joint_order': (ParameterType.PARAMETER_STRING_ARRAY, [''],
                            'Joint order of the float64_array output (the joints list of the '
-                           'ros2_control forward_command_controller). Empty: policy order. Joints not in the policy get 0 N*m.',
+                           'ros2_control forward_command_controller). Empty: policy order. '
+                           'Joints not in the policy get 0 N*m.',
                            True, None),
     'orientation_source': (ParameterType.PARAMETER_STRING, 'odom',
                            'Base orientation and angular velocity from odom (nav_msgs/Odometry) '
