@@ -1,0 +1,215 @@
+"""
+Simulator-agnostic interface of a batched physics backend used by the training env.
+
+A backend simulates ``num_envs`` worlds of one robot on one device.  All state is exposed as
+torch tensors on ``device`` that are updated *in place* by :meth:`SimBackend.step` and
+:meth:`SimBackend.reset_envs` (zero-copy views of simulator memory where the simulator allows
+it), so the env can keep references to them.  The control inputs are persistent buffers that
+the env writes in place (``backend.q_target.copy_(...)``); a CUDA graph captured by a backend
+reads them from fixed addresses, so they can never be rebound.
+
+Conventions (the same as ``humanoid_rl_ros.robot.build_mujoco_model``):
+
+- quaternions are ``wxyz``; positions in the world frame [m];
+- ``base_lin_vel_world`` is the base linear velocity in the WORLD frame [m/s] and
+  ``base_ang_vel_body`` the base angular velocity in the BODY frame [rad/s] (MuJoCo's free
+  joint ``qvel`` convention);
+- joints are in POLICY order (``robot.joint_names``), angles [rad], velocities [rad/s],
+  efforts [N*m].
+"""
+
+from abc import ABC, abstractmethod
+from typing import Any, Dict
+
+from humanoid_rl_ros.policy_math import pd_effort
+import torch
+
+
+class BackendUnavailableError(ImportError):
+    """A backend's simulator package is not installed or cannot run here."""
+
+
+class SimOverflowError(RuntimeError):
+    """The simulator's contact or constraint buffers overflowed: the physics is wrong."""
+
+
+def raise_if_overflow(report: Dict[str, Any]) -> None:
+    """
+    Raise :class:`SimOverflowError` describing ``report`` if it says buffers overflowed.
+
+    ``report`` is the dict returned by :meth:`SimBackend.check_overflow`.
+    """
+    if report.get('overflow'):
+        raise SimOverflowError(
+            'simulator buffer overflow (physics of the affected worlds is wrong): '
+            f'{report}. Increase the backend nconmax/njmax.')
+
+
+class SimBackend(ABC):
+    """
+    Batched physics of ``num_envs`` worlds of one robot, state as torch tensors.
+
+    Attributes set by every backend:
+
+    - ``robot``: the ``humanoid_rl_ros.robot.RobotConfig`` simulated;
+    - ``num_envs`` (N), ``num_joints`` (J), ``num_feet`` (F): ints;
+    - ``device``: ``torch.device`` of every tensor below;
+    - ``physics_dt_s``: physics time step [s].
+
+    State, float32, updated in place by ``step``/``reset_envs`` (do not write them directly;
+    use ``reset_envs``):
+
+    - ``base_pos`` [N, 3] world position of the base link [m];
+    - ``base_quat`` [N, 4] base orientation, wxyz;
+    - ``base_lin_vel_world`` [N, 3] base linear velocity, world frame [m/s];
+    - ``base_ang_vel_body`` [N, 3] base angular velocity, body frame [rad/s];
+    - ``joint_pos`` [N, J] [rad] and ``joint_vel`` [N, J] [rad/s], policy order;
+    - ``foot_pos`` [N, F, 3] world position of each foot link's frame origin [m], in
+      ``robot.foot_links`` order;
+    - ``foot_contact_force`` [N, F] normal contact force on each foot [N] (sum over that
+      foot's contacts), from the last physics substep;
+    - ``last_effort`` [N, J] joint efforts applied on the last physics substep [N*m].
+
+    Control inputs (persistent [N, J] float32 buffers; write them in place):
+    ``q_target`` [rad], ``kp`` [N*m/rad], ``kd`` [N*m*s/rad], ``effort_limit`` [N*m] (already
+    scaled by any motor-strength randomization).  They start at the robot's default pose,
+    gains and limits.
+    """
+
+    robot: Any
+    num_envs: int
+    num_joints: int
+    num_feet: int
+    device: torch.device
+    physics_dt_s: float
+
+    base_pos: torch.Tensor
+    base_quat: torch.Tensor
+    base_lin_vel_world: torch.Tensor
+    base_ang_vel_body: torch.Tensor
+    joint_pos: torch.Tensor
+    joint_vel: torch.Tensor
+    foot_pos: torch.Tensor
+    foot_contact_force: torch.Tensor
+    last_effort: torch.Tensor
+
+    # ---- control buffers (read-only attributes: the tensors are written in place) ----
+
+    def _init_control_buffers(self) -> None:
+        """Allocate the control buffers from the robot config (call from ``__init__``)."""
+        def rows(values: Any) -> torch.Tensor:
+            row = torch.as_tensor(values, dtype=torch.float32, device=self.device)
+            return row.reshape(1, -1).repeat(self.num_envs, 1).contiguous()
+
+        self._q_target = rows(self.robot.default_pos_rad)
+        self._kp = rows(self.robot.kp_nm_per_rad)
+        self._kd = rows(self.robot.kd_nms_per_rad)
+        self._effort_limit = rows(self.robot.effort_limit_nm)
+
+    @property
+    def q_target(self) -> torch.Tensor:
+        """Return the joint position target buffer [N, J] [rad] (write in place)."""
+        return self._q_target
+
+    @property
+    def kp(self) -> torch.Tensor:
+        """Return the proportional gain buffer [N, J] [N*m/rad] (write in place)."""
+        return self._kp
+
+    @property
+    def kd(self) -> torch.Tensor:
+        """Return the derivative gain buffer [N, J] [N*m*s/rad] (write in place)."""
+        return self._kd
+
+    @property
+    def effort_limit(self) -> torch.Tensor:
+        """Return the effort limit buffer [N, J] [N*m] (write in place)."""
+        return self._effort_limit
+
+    def compute_effort(self) -> torch.Tensor:
+        """
+        Return the PD effort [N, J] for the current state and control buffers.
+
+        Uses the shared ``humanoid_rl_ros.policy_math.pd_effort`` (the node's definition).
+        """
+        return pd_effort(self._q_target, self.joint_pos, self.joint_vel,
+                         self._kp, self._kd, self._effort_limit)
+
+    # ---- the interface ----
+
+    @abstractmethod
+    def step(self, decimation: int) -> None:
+        """
+        Run ``decimation`` physics steps with the PD law recomputed before each one.
+
+        Before every physics step the effort ``pd_effort(q_target, joint_pos, joint_vel, kp,
+        kd, effort_limit)`` is applied.  On return every state tensor is up to date.
+        """
+
+    @abstractmethod
+    def reset_envs(self, env_ids: torch.Tensor, base_pos: torch.Tensor,
+                   base_quat: torch.Tensor, base_lin_vel_world: torch.Tensor,
+                   base_ang_vel_body: torch.Tensor, joint_pos: torch.Tensor,
+                   joint_vel: torch.Tensor) -> None:
+        """
+        Set the state of the worlds ``env_ids`` (int64 [K]); other worlds are untouched.
+
+        Shapes: ``base_pos`` [K, 3], ``base_quat`` [K, 4] wxyz (normalized here),
+        ``base_lin_vel_world`` [K, 3], ``base_ang_vel_body`` [K, 3], ``joint_pos`` [K, J],
+        ``joint_vel`` [K, J].  Derived views (``foot_pos``...) are recomputed; solver warm
+        starts and ``last_effort`` of those worlds are cleared.
+        """
+
+    @abstractmethod
+    def check_overflow(self, clear: bool = True) -> Dict[str, Any]:
+        """
+        Read the simulator's overflow counters (one device-to-host sync).
+
+        Returns a dict whose key ``'overflow'`` (bool) is True when any buffer overflowed
+        since the last cleared check (physics is then wrong); other keys are
+        backend-specific diagnostics.  Pass the dict to :func:`raise_if_overflow` to raise.
+        """
+
+    def set_friction(self, env_ids: torch.Tensor, friction: torch.Tensor) -> None:
+        """Set the sliding friction coefficient of worlds ``env_ids`` (floor and robot)."""
+        raise NotImplementedError(f'{type(self).__name__} does not randomize friction')
+
+    def set_base_mass_offset(self, env_ids: torch.Tensor, delta_kg: torch.Tensor) -> None:
+        """Add ``delta_kg`` [K] to the base link mass of worlds ``env_ids`` (vs. nominal)."""
+        raise NotImplementedError(f'{type(self).__name__} does not randomize base mass')
+
+    def close(self) -> None:
+        """Release simulator resources (default: nothing to do)."""
+
+    # ---- helpers for subclasses ----
+
+    def _env_ids(self, env_ids: Any) -> torch.Tensor:
+        """Return ``env_ids`` as an int64 1-D tensor on ``device`` (bool masks accepted)."""
+        ids = torch.as_tensor(env_ids, device=self.device)
+        if ids.dtype == torch.bool:
+            if ids.shape != (self.num_envs,):
+                raise ValueError(f'env_ids bool mask must have shape ({self.num_envs},), '
+                                 f'got {tuple(ids.shape)}')
+            return ids.nonzero(as_tuple=False).flatten()
+        if ids.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
+            raise ValueError(f'env_ids must be integer indices or a bool mask, got {ids.dtype}')
+        if ids.dim() != 1:
+            raise ValueError(f'env_ids must be 1-D, got shape {tuple(ids.shape)}')
+        return ids.to(torch.int64)
+
+    def _rows(self, name: str, value: Any, count: int, width: int) -> torch.Tensor:
+        """Return ``value`` as float32 [count, width] on ``device`` or raise naming ``name``."""
+        t = torch.as_tensor(value, dtype=torch.float32, device=self.device)
+        if t.shape != (count, width):
+            raise ValueError(f'{name} must have shape ({count}, {width}), got {tuple(t.shape)}')
+        return t
+
+    def _per_env(self, name: str, value: Any, count: int) -> torch.Tensor:
+        """Return a scalar or [count] ``value`` as float32 [count] on ``device``."""
+        t = torch.as_tensor(value, dtype=torch.float32, device=self.device)
+        if t.dim() == 0:
+            return t.expand(count)
+        if t.shape != (count,):
+            raise ValueError(f'{name} must be a scalar or have shape ({count},), '
+                             f'got {tuple(t.shape)}')
+        return t

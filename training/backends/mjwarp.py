@@ -1,0 +1,572 @@
+"""
+MuJoCo Warp backend: thousands of worlds of one robot on one GPU (or a few on the CPU).
+
+State tensors are zero-copy torch views of ``mujoco_warp`` Data arrays (``wp.to_torch``), so
+the env reads them without any copy.  On CUDA, ``step(decimation)`` captures the whole
+decimation loop (torch PD law + ``mujoco_warp.step``) into one CUDA graph on its first call
+with a given decimation and replays it afterwards.  Capture follows ../shared/ENVIRONMENT.md:
+torch and warp run on one non-default torch stream, captured with a plain
+``wp.ScopedCapture``.  Torch temporaries of the captured region come from a private
+``torch.cuda.MemPool`` so that eager torch code can never be handed memory the graph writes.
+On the CPU everything runs eagerly.
+
+Contact/constraint buffers are per world in mujoco_warp 4.0 (``nconmax``/``njmax``;
+contacts live in one pool of ``nconmax * num_envs`` shared by all worlds, constraint rows are
+capped per world).  Defaults come from :func:`default_contact_sizes`.  Overflow is recorded
+by mujoco_warp in a sticky per-world bitmask (``Data.overflow``) and read by
+:meth:`MjWarpBackend.check_overflow`.
+"""
+
+import contextlib
+import math
+from typing import Any, Dict, Iterator, Optional, Tuple
+import warnings
+
+import mujoco
+import mujoco_warp as mjw
+import numpy as np
+import torch
+from training.backends.base import SimBackend
+import warp as wp
+
+# Upper bound of contacts one robot geom can make with a plane (mujoco_warp 4.0
+# collision_primitive: plane-box returns up to 8 points, plane-cylinder and plane-convex 4,
+# plane-capsule 2, plane-sphere and plane-ellipsoid 1).
+_PLANE_CONTACTS = {
+    int(mujoco.mjtGeom.mjGEOM_SPHERE): 1,
+    int(mujoco.mjtGeom.mjGEOM_CAPSULE): 2,
+    int(mujoco.mjtGeom.mjGEOM_ELLIPSOID): 1,
+    int(mujoco.mjtGeom.mjGEOM_CYLINDER): 4,
+    int(mujoco.mjtGeom.mjGEOM_BOX): 8,
+    int(mujoco.mjtGeom.mjGEOM_MESH): 4,
+}
+_MAX_CONTACTS_PER_PAIR = 8
+# Budget for robot self-contacts (arms touching the torso...) when self collision is on.
+_SELF_CONTACT_BUDGET = 16
+
+# Solver iteration limits are reported but are not buffer overflows.
+_SOLVER_BITS = int(mjw.OverflowType.ITERATIONS | mjw.OverflowType.LS_ITERATIONS)
+_BUFFER_BITS = int(mjw.OverflowType.ALL) & ~_SOLVER_BITS
+
+
+def _collides(mjm: mujoco.MjModel, g1: int, g2: int) -> bool:
+    """Return True when the contype/conaffinity bits of two geoms allow a contact."""
+    return bool((mjm.geom_contype[g1] & mjm.geom_conaffinity[g2])
+                or (mjm.geom_contype[g2] & mjm.geom_conaffinity[g1]))
+
+
+def default_contact_sizes(mjm: mujoco.MjModel) -> Tuple[int, int]:
+    """
+    Return ``(nconmax, njmax)`` per world sized for the worst case of one robot.
+
+    ``nconmax`` sums, over robot geoms that can touch a world geom, the most contacts that
+    geom type makes with a plane (boxes 8: a foot box flat on the floor gives up to 8), plus
+    a budget of ``4 * pairs`` (at most 16) for allowed self-collision pairs.  ``njmax`` is
+    ``nconmax`` times the constraint rows of one contact (pyramidal cone: ``2 (condim - 1)``,
+    elliptic: ``condim``) plus joint-limit, dof-friction, tendon-limit and equality rows.
+    """
+    world = [g for g in range(mjm.ngeom) if mjm.geom_bodyid[g] == 0]
+    robot = [g for g in range(mjm.ngeom) if mjm.geom_bodyid[g] != 0]
+    ncon = 0
+    for g in robot:
+        best = 0
+        for w in world:
+            if not _collides(mjm, g, w):
+                continue
+            if int(mjm.geom_type[w]) == int(mujoco.mjtGeom.mjGEOM_PLANE):
+                best = max(best, _PLANE_CONTACTS.get(int(mjm.geom_type[g]), 4))
+            else:
+                best = max(best, _MAX_CONTACTS_PER_PAIR)
+        ncon += best
+    filter_parent = not (int(mjm.opt.disableflags) & int(mujoco.mjtDisableBit.mjDSBL_FILTERPARENT))
+    excluded = {int(s) for s in mjm.exclude_signature}
+    self_pairs = 0
+    for i, g1 in enumerate(robot):
+        for g2 in robot[i + 1:]:
+            b1 = int(mjm.body_weldid[mjm.geom_bodyid[g1]])
+            b2 = int(mjm.body_weldid[mjm.geom_bodyid[g2]])
+            if b1 == b2 or not _collides(mjm, g1, g2):
+                continue
+            if filter_parent and (mjm.body_weldid[mjm.body_parentid[b1]] == b2
+                                  or mjm.body_weldid[mjm.body_parentid[b2]] == b1):
+                continue
+            lo, hi = min(b1, b2), max(b1, b2)
+            if (lo << 16) + hi in excluded:
+                continue
+            self_pairs += 1
+    ncon += min(4 * self_pairs, _SELF_CONTACT_BUDGET)
+    nconmax = max(4, int(math.ceil(ncon / 4.0) * 4))
+
+    condim = int(mjm.geom_condim.max()) if mjm.ngeom else 3
+    if int(mjm.opt.cone) == int(mujoco.mjtCone.mjCONE_PYRAMIDAL):
+        rows_per_contact = 1 if condim == 1 else 2 * (condim - 1)
+    else:
+        rows_per_contact = condim
+    eq_rows = 6 * int(mjm.neq)
+    other = (int(np.count_nonzero(mjm.jnt_limited)) + int(np.count_nonzero(mjm.dof_frictionloss))
+             + int(np.count_nonzero(mjm.tendon_limited)) + eq_rows)
+    njmax = int(math.ceil((nconmax * rows_per_contact + other) / 8.0) * 8)
+    return nconmax, njmax
+
+
+@wp.kernel
+def _foot_normal_force_kernel(
+    nacon: wp.array(dtype=int),
+    contact_worldid: wp.array(dtype=int),
+    contact_geom: wp.array(dtype=wp.vec2i),
+    contact_dim: wp.array(dtype=int),
+    contact_efc_address: wp.array2d(dtype=int),
+    efc_force: wp.array2d(dtype=float),
+    pyramidal: int,
+    geom_foot: wp.array(dtype=int),
+    out: wp.array2d(dtype=float),
+):
+    """Accumulate each contact's normal force [N] onto the foot owning one of its geoms."""
+    cid = wp.tid()
+    if cid >= nacon[0]:
+        return
+    adr = contact_efc_address[cid, 0]
+    if adr < 0:
+        return
+    geoms = contact_geom[cid]
+    f0 = int(-1)
+    f1 = int(-1)
+    if geoms[0] >= 0:
+        f0 = geom_foot[geoms[0]]
+    if geoms[1] >= 0:
+        f1 = geom_foot[geoms[1]]
+    if f0 < 0 and f1 < 0:
+        return
+    world = contact_worldid[cid]
+    nrow = efc_force.shape[1]
+    dim = contact_dim[cid]
+    normal = float(0.0)
+    if pyramidal != 0 and dim > 1:
+        # pyramidal cone: the normal force is the sum of the 2 (dim - 1) edge forces
+        for i in range(2 * (dim - 1)):
+            if adr + i < nrow:
+                normal += efc_force[world, adr + i]
+    elif adr < nrow:
+        normal = efc_force[world, adr]
+    if f0 >= 0:
+        wp.atomic_add(out, world, f0, normal)
+    if f1 >= 0 and f1 != f0:
+        wp.atomic_add(out, world, f1, normal)
+
+
+def _torch_device(device: Any) -> torch.device:
+    """Return a torch device with an explicit CUDA index."""
+    dev = torch.device(device)
+    if dev.type == 'cuda' and dev.index is None:
+        dev = torch.device('cuda', 0)
+    if dev.type not in ('cuda', 'cpu'):
+        raise ValueError(f'device must be "cpu" or "cuda[:i]", got {device!r}')
+    return dev
+
+
+class MjWarpBackend(SimBackend):
+    """
+    MuJoCo Warp implementation of :class:`SimBackend` (see the module docstring).
+
+    Constructor arguments:
+        robot: ``humanoid_rl_ros.robot.RobotConfig``.
+        num_envs: number of worlds N.
+        device: ``'cuda:0'`` (default) or ``'cpu'``.
+        physics_dt_s: physics time step [s].
+        nconmax: contacts per world (pool of ``nconmax * N``); default from the robot.
+        njmax: constraint rows per world; default from the robot.
+        mj_model: optional pre-built ``mujoco.MjModel`` (default:
+            ``build_mujoco_model(robot, physics_dt_s)``); its timestep is set to
+            ``physics_dt_s``.  It must follow build_mujoco_model's conventions.
+        use_cuda_graph: capture ``step`` into CUDA graphs (CUDA only).
+        validate_inputs: check values (finite, positive) of reset/randomization inputs; this
+            costs one device sync per call.
+    """
+
+    def __init__(self, robot: Any, num_envs: int, device: Any = 'cuda:0',
+                 physics_dt_s: float = 0.005, nconmax: Optional[int] = None,
+                 njmax: Optional[int] = None, *, mj_model: Optional[mujoco.MjModel] = None,
+                 use_cuda_graph: bool = True, validate_inputs: bool = True) -> None:
+        """Build the model, upload N worlds and create the torch views."""
+        if int(num_envs) != num_envs or num_envs < 1:
+            raise ValueError(f'num_envs must be a positive integer, got {num_envs!r}')
+        if not (physics_dt_s > 0.0 and math.isfinite(physics_dt_s)):
+            raise ValueError(f'physics_dt_s must be finite and > 0, got {physics_dt_s!r}')
+        self.robot = robot
+        self.num_envs = int(num_envs)
+        self.num_joints = len(robot.joint_names)
+        self.num_feet = len(robot.foot_links)
+        self.device = _torch_device(device)
+        self.physics_dt_s = float(physics_dt_s)
+        self.validate_inputs = validate_inputs
+        self._cuda = self.device.type == 'cuda'
+        self._wp_device = f'cuda:{self.device.index}' if self._cuda else 'cpu'
+
+        if mj_model is None:
+            from humanoid_rl_ros.robot import build_mujoco_model
+            mj_model = build_mujoco_model(robot, timestep_s=self.physics_dt_s)
+        mjm = mj_model
+        mjm.opt.timestep = self.physics_dt_s
+        self.mj_model = mjm
+        self._index_model(mjm)
+
+        default_ncon, default_nj = default_contact_sizes(mjm)
+        self.nconmax = int(default_ncon if nconmax is None else nconmax)
+        self.njmax = int(default_nj if njmax is None else njmax)
+        if self.nconmax < 1 or self.njmax < 1:
+            raise ValueError(f'nconmax and njmax must be >= 1, got {self.nconmax}, {self.njmax}')
+
+        mjd = mujoco.MjData(mjm)
+        if mjm.nkey > 0:
+            mujoco.mj_resetDataKeyframe(mjm, mjd, 0)
+        else:
+            mjd.qpos[self._base_qadr + 2] = robot.nominal_base_height_m
+            mjd.qpos[self._jq_np] = robot.default_pos_rad
+        mujoco.mj_forward(mjm, mjd)
+        # Friction and body masses are batched per world for domain randomization.
+        batch = {'geom_friction': self.num_envs, 'body_mass': self.num_envs,
+                 'body_subtreemass': self.num_envs}
+        with wp.ScopedDevice(self._wp_device):
+            self._m = mjw.put_model(mjm, batch_sizes=batch)
+            # keep device-side printing for buffer overflows only (solver iteration limits
+            # are routine and would print once per world)
+            self._m.opt.warn_overflow = int(self._m.opt.warn_overflow) & ~_SOLVER_BITS
+            try:
+                self._d = mjw.put_data(mjm, mjd, nworld=self.num_envs, nconmax=self.nconmax,
+                                       njmax=self.njmax)
+            except ValueError as exc:
+                raise ValueError(
+                    f'nconmax={self.nconmax}/njmax={self.njmax} cannot hold the initial state '
+                    f'({mjd.ncon} contacts, {mjd.nefc} constraint rows): {exc}') from exc
+            self._geom_foot_wp = wp.array(self._geom_foot_np, dtype=int)
+        wp.synchronize_device(self._wp_device)
+        self._make_views()
+        self._init_control_buffers()
+
+        self._graphs: Dict[int, Any] = {}
+        self.use_cuda_graph = bool(use_cuda_graph and self._cuda)
+        if self._cuda:
+            self._torch_stream = torch.cuda.Stream(device=self.device)
+            self._wp_stream = wp.stream_from_torch(self._torch_stream)
+            self._graph_pool = torch.cuda.MemPool() if hasattr(torch.cuda, 'MemPool') else None
+            if self.use_cuda_graph and (self._graph_pool is None
+                                        or not hasattr(torch.cuda, 'use_mem_pool')):
+                warnings.warn('torch.cuda.MemPool/use_mem_pool unavailable: CUDA graph '
+                              'capture disabled, stepping eagerly')
+                self.use_cuda_graph = False
+        with self._sim_stream():
+            mjw.kinematics(self._m, self._d)
+            self._refresh_derived()
+
+    # ---- construction helpers ----
+
+    def _index_model(self, mjm: mujoco.MjModel) -> None:
+        """Find base, joint, actuator and foot indices; raise ValueError on a mismatch."""
+        robot = self.robot
+        base = mujoco.mj_name2id(mjm, mujoco.mjtObj.mjOBJ_BODY, robot.base_link)
+        if base < 0:
+            raise ValueError(f'base link {robot.base_link!r} is not a body of the model')
+        jnt = int(mjm.body_jntadr[base])
+        if jnt < 0 or int(mjm.jnt_type[jnt]) != int(mujoco.mjtJoint.mjJNT_FREE):
+            raise ValueError(f'base link {robot.base_link!r} has no free joint')
+        self._base_body = int(base)
+        self._base_qadr = int(mjm.jnt_qposadr[jnt])
+        self._base_vadr = int(mjm.jnt_dofadr[jnt])
+        jq, jv = [], []
+        for i, name in enumerate(robot.joint_names):
+            j = mujoco.mj_name2id(mjm, mujoco.mjtObj.mjOBJ_JOINT, name)
+            if j < 0:
+                raise ValueError(f'joint {name!r} is not in the MuJoCo model')
+            if int(mjm.jnt_type[j]) not in (int(mujoco.mjtJoint.mjJNT_HINGE),
+                                            int(mujoco.mjtJoint.mjJNT_SLIDE)):
+                raise ValueError(f'joint {name!r} must be a hinge or slide joint')
+            jq.append(int(mjm.jnt_qposadr[j]))
+            jv.append(int(mjm.jnt_dofadr[j]))
+            if i >= mjm.nu or (int(mjm.actuator_trntype[i]) != int(mujoco.mjtTrn.mjTRN_JOINT)
+                               or mjm.actuator_trnid[i, 0] != j
+                               or mjm.actuator_gear[i, 0] != 1.0):
+                raise ValueError(
+                    f'actuator {i} must be a gear-1 joint motor on {name!r} (policy order), '
+                    'as built by humanoid_rl_ros.robot.build_mujoco_model')
+        if mjm.nu != self.num_joints:
+            raise ValueError(f'model has {mjm.nu} actuators, robot has {self.num_joints} joints')
+        self._jq_np = np.asarray(jq, dtype=np.int64)
+        self._jv_np = np.asarray(jv, dtype=np.int64)
+        feet = []
+        for name in robot.foot_links:
+            b = mujoco.mj_name2id(mjm, mujoco.mjtObj.mjOBJ_BODY, name)
+            if b < 0:
+                raise ValueError(f'foot link {name!r} is not a body of the model (merged away '
+                                 'by fusestatic?)')
+            feet.append(int(b))
+        self._foot_bodies_np = np.asarray(feet, dtype=np.int64)
+        geom_foot = np.full(mjm.ngeom, -1, dtype=np.int32)
+        for f, b in enumerate(feet):
+            geom_foot[mjm.geom_bodyid == b] = f
+        self._geom_foot_np = geom_foot
+        self._pyramidal = int(int(mjm.opt.cone) == int(mujoco.mjtCone.mjCONE_PYRAMIDAL))
+        # base mass randomization: the base and its ancestors' subtree masses change
+        chain, b = [], self._base_body
+        while True:
+            chain.append(b)
+            if b == 0:
+                break
+            b = int(mjm.body_parentid[b])
+        self._mass_chain_np = np.asarray(chain, dtype=np.int64)
+
+    def _make_views(self) -> None:
+        """Create the zero-copy torch views and the derived-state buffers."""
+        d, m, dev = self._d, self._m, self.device
+        self._qpos = wp.to_torch(d.qpos)
+        self._qvel = wp.to_torch(d.qvel)
+        self._ctrl = wp.to_torch(d.ctrl)
+        self._xpos = wp.to_torch(d.xpos)
+        self._overflow = wp.to_torch(d.overflow)
+        self._nacon = wp.to_torch(d.nacon)
+        self._nefc = wp.to_torch(d.nefc)
+        self._geom_friction = wp.to_torch(m.geom_friction)
+        self._body_mass = wp.to_torch(m.body_mass)
+        self._body_subtreemass = wp.to_torch(m.body_subtreemass)
+        self._nominal_mass = self._body_mass[0].clone()
+        self._nominal_subtreemass = self._body_subtreemass[0].clone()
+        self._nominal_friction = self._geom_friction[0].clone()
+        b, v = self._base_qadr, self._base_vadr
+        self.base_pos = self._qpos[:, b:b + 3]
+        self.base_quat = self._qpos[:, b + 3:b + 7]
+        self.base_lin_vel_world = self._qvel[:, v:v + 3]
+        self.base_ang_vel_body = self._qvel[:, v + 3:v + 6]
+        self._jq = torch.as_tensor(self._jq_np, device=dev)
+        self._jv = torch.as_tensor(self._jv_np, device=dev)
+        n, nj = self.num_envs, self.num_joints
+        contiguous = (np.array_equal(self._jq_np, self._jq_np[0] + np.arange(nj))
+                      and np.array_equal(self._jv_np, self._jv_np[0] + np.arange(nj)))
+        self._joint_views = contiguous
+        if contiguous:
+            q0, v0 = int(self._jq_np[0]), int(self._jv_np[0])
+            self.joint_pos = self._qpos[:, q0:q0 + nj]
+            self.joint_vel = self._qvel[:, v0:v0 + nj]
+        else:  # tree order != policy order: gathered copies refreshed in place
+            self.joint_pos = torch.zeros(n, nj, dtype=torch.float32, device=dev)
+            self.joint_vel = torch.zeros(n, nj, dtype=torch.float32, device=dev)
+        self.last_effort = self._ctrl
+        self._foot_bodies = torch.as_tensor(self._foot_bodies_np, device=dev)
+        self.foot_pos = torch.zeros(n, self.num_feet, 3, dtype=torch.float32, device=dev)
+        self._foot_force_wp = wp.zeros((n, self.num_feet), dtype=float, device=self._wp_device)
+        self.foot_contact_force = wp.to_torch(self._foot_force_wp)
+        self._nacon_peak = torch.zeros(1, dtype=torch.int32, device=dev)
+        self._nefc_peak = torch.zeros(n, dtype=torch.int32, device=dev)
+
+    # ---- stepping ----
+
+    @contextlib.contextmanager
+    def _sim_stream(self) -> Iterator[None]:
+        """Run torch and warp on the backend's stream, ordered after the caller's stream."""
+        if not self._cuda:
+            with wp.ScopedDevice(self._wp_device):
+                yield
+            return
+        caller = torch.cuda.current_stream(self.device)
+        self._torch_stream.wait_stream(caller)
+        with torch.cuda.stream(self._torch_stream), wp.ScopedStream(self._wp_stream):
+            yield
+        caller.wait_stream(self._torch_stream)
+
+    def _gather_joints(self) -> None:
+        """Refresh the policy-ordered joint state copies (no-op when they are views)."""
+        if not self._joint_views:
+            torch.index_select(self._qpos, 1, self._jq, out=self.joint_pos)
+            torch.index_select(self._qvel, 1, self._jv, out=self.joint_vel)
+
+    def _refresh_derived(self) -> None:
+        """Recompute joint copies and foot positions from the current kinematics."""
+        self._gather_joints()
+        torch.index_select(self._xpos, 1, self._foot_bodies, out=self.foot_pos)
+
+    def _foot_forces(self) -> None:
+        """Sum the normal contact forces of each foot from the last solver result."""
+        d = self._d
+        self._foot_force_wp.zero_()
+        wp.launch(_foot_normal_force_kernel, dim=d.naconmax,
+                  inputs=[d.nacon, d.contact.worldid, d.contact.geom, d.contact.dim,
+                          d.contact.efc_address, d.efc.force, self._pyramidal,
+                          self._geom_foot_wp],
+                  outputs=[self._foot_force_wp])
+
+    def _substeps(self, decimation: int) -> None:
+        """Run the decimation loop (what the CUDA graph captures)."""
+        for _ in range(decimation):
+            self._gather_joints()
+            self._ctrl.copy_(self.compute_effort())
+            torch.nan_to_num(self._ctrl, nan=0.0, out=self._ctrl)  # never a NaN effort
+            mjw.step(self._m, self._d)
+            torch.maximum(self._nacon_peak, self._nacon, out=self._nacon_peak)
+            torch.maximum(self._nefc_peak, self._nefc, out=self._nefc_peak)
+        self._foot_forces()
+        # mjw.step leaves xpos at the pre-integration state: refresh kinematics so that
+        # foot_pos matches qpos
+        mjw.kinematics(self._m, self._d)
+        self._refresh_derived()
+
+    def step(self, decimation: int) -> None:
+        """Run ``decimation`` physics steps with PD recomputed before each (see base class)."""
+        if int(decimation) != decimation or decimation < 1:
+            raise ValueError(f'decimation must be a positive integer, got {decimation!r}')
+        decimation = int(decimation)
+        with self._sim_stream():
+            if not self.use_cuda_graph:
+                self._substeps(decimation)
+                return
+            graph = self._graphs.get(decimation)
+            if graph is not None:
+                wp.capture_launch(graph, stream=self._wp_stream)
+                return
+            with torch.cuda.use_mem_pool(self._graph_pool):
+                # eager warm-up: loads kernels, fills the pool's cache; this IS this call's step
+                self._substeps(decimation)
+                try:
+                    with wp.ScopedCapture(device=self._wp_device, stream=self._wp_stream) as cap:
+                        self._substeps(decimation)  # recorded only, not executed
+                    self._graphs[decimation] = cap.graph
+                except Exception as exc:  # keep training possible, loudly
+                    warnings.warn(f'CUDA graph capture failed ({exc!r}); stepping eagerly')
+                    self.use_cuda_graph = False
+
+    # ---- resets and randomization ----
+
+    def _check_finite(self, **tensors: torch.Tensor) -> None:
+        """Raise ValueError naming a non-finite input (only with ``validate_inputs``)."""
+        if not self.validate_inputs:
+            return
+        for name, t in tensors.items():
+            if not bool(torch.isfinite(t).all()):
+                raise ValueError(f'{name} has non-finite values')
+
+    def reset_envs(self, env_ids: torch.Tensor, base_pos: torch.Tensor,
+                   base_quat: torch.Tensor, base_lin_vel_world: torch.Tensor,
+                   base_ang_vel_body: torch.Tensor, joint_pos: torch.Tensor,
+                   joint_vel: torch.Tensor) -> None:
+        """Write the state of worlds ``env_ids`` (see :meth:`SimBackend.reset_envs`)."""
+        ids = self._env_ids(env_ids)
+        k, nj = ids.numel(), self.num_joints
+        pos = self._rows('base_pos', base_pos, k, 3)
+        quat = self._rows('base_quat', base_quat, k, 4)
+        lin = self._rows('base_lin_vel_world', base_lin_vel_world, k, 3)
+        ang = self._rows('base_ang_vel_body', base_ang_vel_body, k, 3)
+        jp = self._rows('joint_pos', joint_pos, k, nj)
+        jv = self._rows('joint_vel', joint_vel, k, nj)
+        if k == 0:
+            return
+        self._check_finite(base_pos=pos, base_quat=quat, base_lin_vel_world=lin,
+                           base_ang_vel_body=ang, joint_pos=jp, joint_vel=jv)
+        quat = quat / quat.norm(dim=1, keepdim=True).clamp_min(1e-9)
+        b, v = self._base_qadr, self._base_vadr
+        self._qpos[ids, b:b + 3] = pos
+        self._qpos[ids, b + 3:b + 7] = quat
+        self._qvel[ids, v:v + 3] = lin
+        self._qvel[ids, v + 3:v + 6] = ang
+        self._qpos[ids[:, None], self._jq[None, :]] = jp
+        self._qvel[ids[:, None], self._jv[None, :]] = jv
+        d = self._d
+        for arr in (d.qacc_warmstart, d.qacc, d.qfrc_applied, d.ctrl, d.time, d.act):
+            if arr.size > 0:
+                wp.to_torch(arr)[ids] = 0.0
+        self.foot_contact_force[ids] = 0.0
+        with self._sim_stream():
+            mjw.kinematics(self._m, self._d)
+            self._refresh_derived()
+
+    def set_friction(self, env_ids: torch.Tensor, friction: torch.Tensor) -> None:
+        """
+        Set the sliding friction of every geom (floor and robot) in worlds ``env_ids``.
+
+        MuJoCo combines two geoms' friction with max(), so setting all geoms of a world makes
+        ``friction`` the coefficient of every contact there.  ``friction``: scalar or [K], > 0.
+        """
+        ids = self._env_ids(env_ids)
+        fr = self._per_env('friction', friction, ids.numel())
+        if self.validate_inputs and not bool((fr > 0).all() & torch.isfinite(fr).all()):
+            raise ValueError('friction must be finite and > 0')
+        self._geom_friction[ids, :, 0] = fr[:, None]
+
+    def set_base_mass_offset(self, env_ids: torch.Tensor, delta_kg: torch.Tensor) -> None:
+        """
+        Set the base link mass of worlds ``env_ids`` to nominal + ``delta_kg`` (scalar or [K]).
+
+        The added mass sits at the base's centre of mass (inertia unchanged, which is the
+        inertia of a point mass there); the subtree masses of the base and its ancestors are
+        updated to match.
+        """
+        ids = self._env_ids(env_ids)
+        delta = self._per_env('delta_kg', delta_kg, ids.numel())
+        base = self._base_body
+        if self.validate_inputs and not bool(
+                (torch.isfinite(delta) & (self._nominal_mass[base] + delta > 0)).all()):
+            raise ValueError('delta_kg must be finite and leave a positive base mass')
+        self._body_mass[ids, base] = self._nominal_mass[base] + delta
+        chain = torch.as_tensor(self._mass_chain_np, device=self.device)
+        self._body_subtreemass[ids[:, None], chain[None, :]] = (
+            self._nominal_subtreemass[chain][None, :] + delta[:, None])
+
+    # ---- diagnostics ----
+
+    def check_overflow(self, clear: bool = True) -> Dict[str, Any]:
+        """
+        Read the overflow bitmask and buffer peaks (see :meth:`SimBackend.check_overflow`).
+
+        Keys: ``overflow`` (bool, any buffer overflow), ``worlds_overflowed``, ``flags``
+        (name -> number of worlds with that mujoco_warp OverflowType bit, solver iteration
+        limits included), ``solver_iteration_limit_worlds`` (not an overflow: the solver hit
+        its iteration cap), ``nacon_peak``/``naconmax`` (contacts in the shared pool),
+        ``nefc_peak``/``njmax`` (constraint rows, worst world), ``nonfinite_worlds``.
+        Peaks are maxima over the physics steps since the last cleared check.
+        """
+        flags = list(mjw.OverflowType)
+        flags = [f for f in flags if f.name not in (None, 'NONE', 'ALL')]
+        ov = self._overflow
+        finite = torch.isfinite(self._qpos).all(dim=1) & torch.isfinite(self._qvel).all(dim=1)
+        parts = [((ov & int(f)) != 0).sum() for f in flags]
+        parts += [((ov & _BUFFER_BITS) != 0).sum(), ((ov & _SOLVER_BITS) != 0).sum(),
+                  self._nacon_peak[0].to(torch.int64), self._nefc_peak.max().to(torch.int64),
+                  (~finite).sum()]
+        values = [int(x) for x in torch.stack([p.to(torch.int64) for p in parts]).cpu()]
+        counts, (n_buf, n_solver, nacon_peak, nefc_peak, nonfinite) = (
+            values[:len(flags)], values[len(flags):])
+        naconmax = int(self._d.naconmax)
+        report = {
+            'overflow': bool(n_buf > 0 or nacon_peak > naconmax or nefc_peak > self.njmax),
+            'worlds_overflowed': n_buf,
+            'flags': {f.name: c for f, c in zip(flags, counts) if c},
+            'solver_iteration_limit_worlds': n_solver,
+            'nacon_peak': nacon_peak,
+            'naconmax': naconmax,
+            'nconmax_per_world': self.nconmax,
+            'nefc_peak': nefc_peak,
+            'njmax': self.njmax,
+            'nonfinite_worlds': nonfinite,
+        }
+        if clear:
+            ov.zero_()
+            self._nacon_peak.zero_()
+            self._nefc_peak.zero_()
+        return report
+
+    def raw_physics_step(self, nsteps: int = 1) -> None:
+        """Run ``nsteps`` bare ``mujoco_warp.step`` calls (no PD, no torch) for benchmarks."""
+        with self._sim_stream():
+            for _ in range(nsteps):
+                mjw.step(self._m, self._d)
+
+    @property
+    def warp_model(self) -> Any:
+        """Return the ``mujoco_warp.Model`` (advanced use: benchmarks, extra randomization)."""
+        return self._m
+
+    @property
+    def warp_data(self) -> Any:
+        """Return the ``mujoco_warp.Data`` (advanced use: benchmarks, extra sensors)."""
+        return self._d
+
+    @property
+    def warp_stream(self) -> Optional[Any]:
+        """Return the warp stream the backend runs on (None on the CPU)."""
+        return self._wp_stream if self._cuda else None
