@@ -1,10 +1,11 @@
 """
 Randomly initialized policies (ONNX + contract) for the policy node's tests.
 
-``make_random_policy`` uses ``training.export.export_random_policy`` when it exists (the real
-exporter), and otherwise writes a small random MLP with ``onnx.helper`` beside a contract
-built from the Kestrel robot config. ``make_mismatched_policy`` writes an ONNX whose input
-width disagrees with its contract on purpose.
+``make_random_policy`` uses the real exporter, ``training.export.export_random_policy``
+(torch actor + baked-in normalizer), when ``training`` and torch import; otherwise (e.g. an
+installed package without the training tree) it writes a small random MLP with ``onnx.helper``.
+Either way the contract is built from the Kestrel robot config. ``make_mismatched_policy``
+writes an ONNX whose width disagrees with its contract on purpose.
 """
 
 from pathlib import Path
@@ -74,6 +75,12 @@ def make_random_policy(folder: Path, name: str = 'random_policy', seed: int = 0)
     """Write ``<folder>/<name>.yaml`` + ``.onnx`` (random weights); return the contract path."""
     folder = Path(folder)
     contract = kestrel_contract(onnx_file=f'{name}.onnx')
+    try:
+        from training.export import export_random_policy
+    except ImportError:
+        export_random_policy = None
+    if export_random_policy is not None:
+        return Path(export_random_policy(contract, folder, name, seed=seed)[1])
     write_mlp_onnx(folder / f'{name}.onnx', contract.obs_dim, contract.action_dim, seed)
     return write_contract(contract, folder / f'{name}.yaml')
 
