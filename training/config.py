@@ -1,0 +1,178 @@
+"""
+Typed configuration of the locomotion task.
+
+Every field has a docstring and a unit. Defaults start from the anchors' published numbers
+(``RECIPES.md``: legged_gym, mjlab, mujoco_playground) and are cited where borrowed. Configs are
+overridden from the command line (``--set env.rewards.track_lin_vel=2.0``) and the resolved
+config is saved in each run folder.
+"""
+
+from dataclasses import dataclass, field
+from typing import Dict, Tuple
+
+
+@dataclass
+class CommandConfig:
+    """Velocity commands sampled per environment (body frame, REP-103)."""
+
+    lin_vel_x_m_s: Tuple[float, float] = (-0.6, 1.2)
+    """Forward velocity range [m/s]; covers Nav2's backing up and the evaluator's 1.0 m/s."""
+    lin_vel_y_m_s: Tuple[float, float] = (-0.5, 0.5)
+    """Sideways velocity range [m/s] (mjlab G1 flat: +/-0.5)."""
+    ang_vel_z_rad_s: Tuple[float, float] = (-1.0, 1.0)
+    """Yaw rate range [rad/s] (legged_gym, playground: +/-1)."""
+    resample_interval_s: Tuple[float, float] = (3.0, 8.0)
+    """Commands are resampled after a uniform draw from this interval [s] (mjlab: 3-8 s)."""
+    standing_fraction: float = 0.15
+    """Share of commands that are exactly zero so standing still is learned (mjlab: 0.1)."""
+    small_command_m_s: float = 0.1
+    """Planar commands below this speed are zeroed [m/s] (legged_gym's 0.2 rule, milder)."""
+
+
+@dataclass
+class ObservationConfig:
+    """Which terms the actor sees, their scales and the training-time noise."""
+
+    use_base_lin_vel: bool = True
+    """Give the actor the body-frame base velocity; drop it for robots without good odometry."""
+    use_gait_phase: bool = True
+    """Give the actor a gait clock (playground G1 joystick uses one)."""
+    gait_period_s: float = 0.8
+    """Gait cycle period [s] (playground samples 1.25-1.5 Hz)."""
+    lin_vel_scale: float = 2.0
+    """Scale of base_lin_vel and of the planar command (legged_gym: 2.0)."""
+    ang_vel_scale: float = 0.25
+    """Scale of base_ang_vel and of the yaw-rate command (legged_gym: 0.25)."""
+    joint_vel_scale: float = 0.05
+    """Scale of joint_vel (legged_gym: 0.05)."""
+    clip: float = 100.0
+    """Scaled observations are clipped to +/- this (legged_gym: 100)."""
+    noise: Dict[str, float] = field(default_factory=lambda: {
+        'base_lin_vel': 0.1, 'base_ang_vel': 0.2, 'projected_gravity': 0.05,
+        'joint_pos': 0.01, 'joint_vel': 1.5})
+    """Uniform noise half-width per raw term, in the term's units (mjlab; lin vel milder)."""
+
+
+@dataclass
+class RewardConfig:
+    """
+    Reward scales (a term with scale 0 is skipped) and their parameters.
+
+    Every term is multiplied by the policy period, as legged_gym does, so the scales compare
+    with legged_gym's.
+    """
+
+    track_lin_vel: float = 2.0
+    """exp(-|v_xy* - v_xy|^2 / sigma^2) (mjlab: 2.0)."""
+    track_ang_vel: float = 1.0
+    """exp(-(w_z* - w_z)^2 / sigma^2) (legged_gym: 0.5, mjlab: 2.0)."""
+    lin_vel_z: float = -2.0
+    """Vertical base velocity squared (legged_gym: -2.0)."""
+    ang_vel_xy: float = -0.05
+    """Roll/pitch rate squared (legged_gym: -0.05)."""
+    orientation: float = -5.0
+    """Squared planar part of the projected gravity: stay upright."""
+    base_height: float = -10.0
+    """Squared error of the base height to its nominal value [1/m^2]."""
+    torques: float = -1e-5
+    """Sum of squared efforts (legged_gym: -1e-5)."""
+    dof_acc: float = -2.5e-7
+    """Sum of squared joint accelerations (legged_gym: -2.5e-7)."""
+    action_rate: float = -0.01
+    """Sum of squared action changes (legged_gym: -0.01; mjlab: -0.1)."""
+    dof_pos_limits: float = -5.0
+    """Joint excursion beyond the soft limits [rad]."""
+    posture: float = -0.5
+    """Deviation from the default pose of hip yaw/roll, torso and arm joints [rad^2]."""
+    feet_air_time: float = 1.0
+    """Air time minus the target at touchdown, while walking (legged_gym biped)."""
+    feet_slip: float = -0.25
+    """Squared planar speed of feet in contact (playground: -0.25)."""
+    feet_phase: float = 1.0
+    """Foot height following the gait clock's swing profile (playground: 1.0)."""
+    feet_distance: float = -10.0
+    """Feet closer laterally than the minimum width [m]."""
+    stand_still: float = -0.5
+    """Joint deviation from the default pose when the command is zero."""
+    termination: float = -200.0
+    """Falling (not time-outs)."""
+    tracking_sigma: float = 0.5
+    """Std of the tracking kernels [m/s, rad/s] (legged_gym: sigma^2 = 0.25)."""
+    swing_height_m: float = 0.08
+    """Peak foot height of the gait clock's swing profile [m]."""
+    air_time_target_s: float = 0.4
+    """Air time at which feet_air_time breaks even [s]."""
+    min_feet_width_m: float = 0.14
+    """Lateral foot separation below which feet_distance penalizes [m]."""
+    soft_joint_limit: float = 0.95
+    """Share of the joint range beyond which dof_pos_limits penalizes."""
+    contact_force_n: float = 5.0
+    """A foot whose normal contact force exceeds this is in contact [N]."""
+
+
+@dataclass
+class DomainRandConfig:
+    """Domain randomization; every item can be switched off."""
+
+    friction: bool = True
+    """Randomize floor-foot friction per environment."""
+    friction_range: Tuple[float, float] = (0.4, 1.2)
+    """Sliding friction coefficient range (mjlab: 0.3-1.2)."""
+    added_base_mass: bool = True
+    """Add a random mass to the base."""
+    added_base_mass_kg: Tuple[float, float] = (-1.0, 3.0)
+    """Added base mass range [kg]."""
+    motor_strength: bool = True
+    """Scale effort limits per joint."""
+    motor_strength_range: Tuple[float, float] = (0.9, 1.1)
+    """Effort limit scale range."""
+    pd_gain_scale: bool = True
+    """Scale kp and kd per joint."""
+    pd_gain_scale_range: Tuple[float, float] = (0.9, 1.1)
+    """Scale range of kp and kd."""
+    pushes: bool = True
+    """Set the base velocity to random pushes at intervals."""
+    push_interval_s: Tuple[float, float] = (3.0, 6.0)
+    """Time between pushes [s]."""
+    push_lin_vel_m_s: float = 0.6
+    """Planar push velocity half-range [m/s] (mjlab: 0.5)."""
+    obs_noise: bool = True
+    """Add the observation config's uniform noise."""
+    action_latency: bool = False
+    """Apply the previous policy step's action (one step of latency)."""
+
+
+@dataclass
+class EnvConfig:
+    """The velocity-tracking locomotion task."""
+
+    robot: str = 'kestrel'
+    """Robot name under models/robots/, or a robot folder / robot.yaml path."""
+    num_envs: int = 4096
+    """Parallel environments (worlds)."""
+    physics_dt_s: float = 0.005
+    """Physics and PD period [s] (legged_gym, Isaac Lab, mjlab: 200 Hz)."""
+    decimation: int = 4
+    """Physics steps per policy step (policy at 50 Hz)."""
+    episode_length_s: float = 20.0
+    """Episode length before a time-out [s] (mjlab: 20 s)."""
+    action_scale_factor: float = 0.25
+    """Action scale per joint = factor * effort limit / kp [rad] (mjlab: 0.25)."""
+    action_clip: float = 100.0
+    """Raw actions are clipped to +/- this (legged_gym: 100)."""
+    fall_height_fraction: float = 0.55
+    """Terminate when the base drops below this share of its nominal height."""
+    fall_tilt_rad: float = 1.22
+    """Terminate when the base tilts more than this [rad] (mjlab: 70 deg)."""
+    init_joint_noise_rad: float = 0.1
+    """Uniform noise on the initial joint positions [rad]."""
+    init_base_vel_m_s: float = 0.3
+    """Uniform noise on the initial planar base velocity [m/s]."""
+    commands: CommandConfig = field(default_factory=CommandConfig)
+    """Command sampling."""
+    observations: ObservationConfig = field(default_factory=ObservationConfig)
+    """Observation terms."""
+    rewards: RewardConfig = field(default_factory=RewardConfig)
+    """Reward terms."""
+    randomization: DomainRandConfig = field(default_factory=DomainRandConfig)
+    """Domain randomization."""

@@ -1,0 +1,168 @@
+"""
+Train a humanoid velocity-tracking policy with PPO and export it to ONNX + policy contract.
+
+Examples::
+
+    # the GPU machine: thousands of MuJoCo Warp worlds
+    python -m training.train --num-envs 4096 --time-budget-min 10 --run-name humanoid_walk
+    # any machine, slowly: the same code path on the CPU
+    python -m training.train --device cpu --num-envs 4 --iterations 2 --run-name smoke
+    # change any config field
+    python -m training.train --set env.rewards.feet_phase=2.0 ppo.learning_rate=5e-4
+
+The run folder ``<log-root>/<run-name>/`` gets the resolved ``config.yaml``, TensorBoard logs,
+checkpoints, the history and the learning curves; the policy is exported to
+``<export-dir>/<run-name>.onnx`` with its contract ``<export-dir>/<run-name>.yaml``.
+"""
+
+import argparse
+from dataclasses import dataclass, field
+import datetime
+from pathlib import Path
+import subprocess
+import sys
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+from training.cli import add_config_arguments, build_config, config_to_dict, dump_config
+from training.config import EnvConfig
+from training.env import LocomotionEnv
+from training.export import export_policy
+from training.ppo import PPOConfig
+from training.runner import OnPolicyRunner, RunnerConfig, set_seed
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run needs; saved as ``config.yaml`` in the run folder."""
+
+    env: EnvConfig = field(default_factory=EnvConfig)
+    """The locomotion task."""
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    """The PPO learner."""
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
+    """Rollouts, logging and checkpoints."""
+    backend: str = 'mjwarp'
+    """Simulator backend: mjwarp (default) or isaacgym."""
+    device: str = 'cuda:0'
+    """Torch/simulator device: cuda:0 for thousands of envs, cpu for small tests."""
+    seed: int = 1
+    """Seed of python, numpy, torch and the environment's sampling."""
+    iterations: int = 1500
+    """PPO iterations (each collects num_envs x num_steps_per_env transitions)."""
+    time_budget_min: float = 0.0
+    """Stop after this much training wall time [min]; 0 means no budget."""
+    run_name: str = 'humanoid_walk'
+    """Run folder name and exported policy name."""
+    log_root: str = 'runs'
+    """Folder holding run folders."""
+    export_dir: str = 'models'
+    """Folder receiving <run_name>.onnx and <run_name>.yaml."""
+
+
+def _git_commit() -> str:
+    try:
+        commit = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=REPO_ROOT, text=True,
+                                capture_output=True, check=True).stdout.strip()
+        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'],
+                               cwd=REPO_ROOT, text=True, capture_output=True).stdout.strip()
+        return commit + ('-dirty' if dirty else '')
+    except (OSError, subprocess.CalledProcessError):
+        return 'unknown'
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Parse the command line (shortcut flags are turned into config overrides)."""
+    parser = argparse.ArgumentParser(prog='python -m training.train', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--robot', help='robot name under models/robots or a robot.yaml path')
+    parser.add_argument('--backend', choices=['mjwarp', 'isaacgym'])
+    parser.add_argument('--device', help='cuda:0 or cpu')
+    parser.add_argument('--num-envs', type=int, help='parallel environments')
+    parser.add_argument('--iterations', type=int, help='PPO iterations')
+    parser.add_argument('--time-budget-min', type=float, help='training wall-time budget [min]')
+    parser.add_argument('--seed', type=int)
+    parser.add_argument('--run-name', help='run folder and exported policy name')
+    parser.add_argument('--log-root', help='folder of run folders (default runs/)')
+    parser.add_argument('--export-dir', help='where the ONNX + contract go (default models/)')
+    parser.add_argument('--resume', type=Path, help='checkpoint to resume from')
+    add_config_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def resolve_config(args: argparse.Namespace) -> TrainConfig:
+    """Return the config: defaults, then --config, then --set, then the shortcut flags."""
+    shortcuts = {'robot': 'env.robot', 'backend': 'backend', 'device': 'device',
+                 'num_envs': 'env.num_envs', 'iterations': 'iterations',
+                 'time_budget_min': 'time_budget_min', 'seed': 'seed', 'run_name': 'run_name',
+                 'log_root': 'log_root', 'export_dir': 'export_dir'}
+    overrides: List[str] = list(args.overrides)
+    overrides += [f'{key}={getattr(args, flag)}' for flag, key in shortcuts.items()
+                  if getattr(args, flag) is not None]
+    return build_config(TrainConfig, overrides, args.config_file)
+
+
+def train(cfg: TrainConfig, resume: Optional[Path] = None,
+          command_line: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    """Run training as configured, export the policy, and return a summary of the run."""
+    set_seed(cfg.seed)
+    run_dir = Path(cfg.log_root) / cfg.run_name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dump_config(cfg, run_dir / 'config.yaml')
+    print(f'[train] run folder {run_dir}; backend {cfg.backend} on {cfg.device}, '
+          f'{cfg.env.num_envs} envs, robot {cfg.env.robot}', flush=True)
+
+    start = time.perf_counter()
+    env = LocomotionEnv(cfg.env, backend_name=cfg.backend, device=cfg.device)
+    print(f'[train] env ready in {time.perf_counter() - start:.1f} s: obs {env.num_obs}, '
+          f'critic obs {env.num_critic_obs}, actions {env.num_actions}, reward terms '
+          f'{[name for name, _, _ in env.reward_terms]}', flush=True)
+    runner = OnPolicyRunner(env, cfg.ppo, cfg.runner, log_dir=run_dir, device=cfg.device)
+    if resume is not None:
+        runner.resume(resume)
+        print(f'[train] resumed from {resume} at iteration {runner.current_iteration}')
+    budget_s = cfg.time_budget_min * 60.0 if cfg.time_budget_min > 0 else None
+    iterations = cfg.iterations if budget_s is None else None
+    history = runner.learn(num_iterations=iterations, time_budget_s=budget_s)
+    runner.save()
+    overflow = env.check_overflow()
+    final = history[-1] if history else {}
+
+    provenance = {
+        'commit': _git_commit(),
+        'created_utc': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+        'seed': cfg.seed,
+        'iterations': runner.current_iteration,
+        'env_steps': runner.total_env_steps,
+        'train_wall_time_s': round(runner.wall_time_s, 1),
+        'backend': cfg.backend,
+        'device': (torch.cuda.get_device_name(0) if cfg.device.startswith('cuda')
+                   else 'cpu'),
+        'num_envs': cfg.env.num_envs,
+        'command_line': ' '.join(command_line or sys.argv),
+        'final_metrics': {k: float(v) for k, v in final.items()},
+        'overflow': overflow,
+        'config': config_to_dict(cfg),
+    }
+    onnx_path, contract_path = export_policy(
+        runner.actor, runner.obs_normalizer, env.contract(onnx_file=f'{cfg.run_name}.onnx'),
+        Path(cfg.export_dir), cfg.run_name, provenance=provenance)
+    print(f'[train] exported {onnx_path} and {contract_path}', flush=True)
+    env.close()
+    return {'run_dir': run_dir, 'onnx': onnx_path, 'contract': contract_path,
+            'history': history, 'provenance': provenance}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """Command-line entry point."""
+    args = parse_args(argv)
+    cfg = resolve_config(args)
+    train(cfg, resume=args.resume,
+          command_line=['python', '-m', 'training.train', *(argv or sys.argv[1:])])
+
+
+if __name__ == '__main__':
+    main()
