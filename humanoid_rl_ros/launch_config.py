@@ -1,0 +1,148 @@
+"""
+What the launch files start, as plain data: one place for executables, parameter files and remaps.
+
+``launch/walk.launch.py`` and ``launch/sim_walk.launch.py`` turn these :class:`NodeSpec` into
+``launch_ros.actions.Node`` actions; ``test/test_launch_executables.py`` turns the very same
+specs into ``--ros-args`` command lines (:meth:`NodeSpec.ros_args`) for the installed
+executables, because ``launch_ros`` is not installable everywhere. No ROS imports here.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple, Union
+
+PACKAGE = 'humanoid_rl_ros'
+"""The ROS package name (``FindPackageShare`` argument)."""
+
+DEFAULT_POLICY = 'humanoid_walk'
+"""Policy name looked up as ``models/<name>.yaml`` (the name training exports by default)."""
+
+PRESETS: Dict[str, str] = {
+    'isaac_sim': 'policy_isaac_sim.yaml',
+    'ros2_control': 'policy_ros2_control.yaml',
+    'mujoco_sim': 'policy_mujoco_sim.yaml',
+}
+"""Preset name -> policy node parameter file under ``config/``."""
+
+PRESET_REMAPPINGS: Dict[str, List[Tuple[str, str]]] = {
+    'isaac_sim': [],
+    # forward_command_controller listens on /<controller name>/commands; the controller is
+    # assumed to be named effort_controller (remap joint_command yourself for another name).
+    'ros2_control': [('joint_command', '/effort_controller/commands')],
+    'mujoco_sim': [],
+}
+"""Preset name -> extra topic remappings of the policy node (from, to)."""
+
+POLICY_NODE_EXECUTABLE = 'policy_node'
+POLICY_NODE_NAME = 'policy_node'
+SIM_NODE_EXECUTABLE = 'sim_node'
+SIM_NODE_NAME = 'sim_node'
+SIM_PARAMS_FILE = 'sim_node.yaml'
+ROBOT_URDF = ('models', 'robots', 'kestrel', 'kestrel.urdf')
+"""URDF path parts under the package share folder (robot_state_publisher's description)."""
+
+ParamValue = Union[str, bool, int, float]
+
+
+@dataclass
+class NodeSpec:
+    """One node as the launch files start it."""
+
+    package: str
+    """ROS package of the executable."""
+    executable: str
+    """Executable name (``lib/<package>/<executable>``)."""
+    name: str
+    """Node name (``__node`` remap); parameter files key on it or on ``/**``."""
+    params_files: List[str] = field(default_factory=list)
+    """Parameter YAML files, applied in order."""
+    parameters: Dict[str, ParamValue] = field(default_factory=dict)
+    """Parameter overrides applied after the files."""
+    remappings: List[Tuple[str, str]] = field(default_factory=list)
+    """Topic remappings (from, to)."""
+
+    def launch_parameters(self) -> List[Union[str, Dict[str, ParamValue]]]:
+        """Return the ``parameters=`` list of a ``launch_ros`` Node: files, then overrides."""
+        return [*self.params_files] + ([dict(self.parameters)] if self.parameters else [])
+
+    def ros_args(self) -> List[str]:
+        """Return the ``--ros-args`` command line equivalent to this spec."""
+        args = ['--ros-args', '-r', f'__node:={self.name}']
+        for path in self.params_files:
+            args += ['--params-file', str(path)]
+        for key, value in self.parameters.items():
+            args += ['-p', f'{key}:={_param_text(value)}']
+        for src, dst in self.remappings:
+            args += ['-r', f'{src}:={dst}']
+        return args
+
+
+def _param_text(value: ParamValue) -> str:
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    return str(value)
+
+
+def parse_bool(text: Union[str, bool]) -> bool:
+    """Return a launch argument string ('true'/'false'/'1'/'0', any case) as a bool."""
+    if isinstance(text, bool):
+        return text
+    lowered = str(text).strip().lower()
+    if lowered in ('true', '1', 'yes', 'on'):
+        return True
+    if lowered in ('false', '0', 'no', 'off'):
+        return False
+    raise ValueError(f'expected true or false, got {text!r}')
+
+
+def preset_params_file(share_dir: Union[str, Path], preset: str) -> str:
+    """Return ``<share>/config/<preset file>``; raise ``ValueError`` naming the valid presets."""
+    if preset not in PRESETS:
+        raise ValueError(f'unknown preset {preset!r}; choose one of {", ".join(PRESETS)}')
+    return str(Path(share_dir) / 'config' / PRESETS[preset])
+
+
+def policy_node_spec(share_dir: Union[str, Path], *, preset: str = 'isaac_sim',
+                     params_file: str = '', policy: str = '', use_sim_time: bool = False,
+                     cmd_vel_topic: str = 'cmd_vel',
+                     cmd_vel_stamped: Optional[bool] = None) -> NodeSpec:
+    """
+    Return the policy node as the launch files start it.
+
+    ``params_file`` (if given) replaces the preset's file; ``policy`` '' keeps the file's value;
+    ``cmd_vel_stamped`` None keeps the file's value; ``cmd_vel_topic`` remaps ``cmd_vel``.
+    """
+    files = [params_file] if params_file else [preset_params_file(share_dir, preset)]
+    parameters: Dict[str, ParamValue] = {'use_sim_time': bool(use_sim_time)}
+    if policy:
+        parameters['policy'] = policy
+    if cmd_vel_stamped is not None:
+        parameters['cmd_vel_stamped'] = bool(cmd_vel_stamped)
+    remappings = list(PRESET_REMAPPINGS.get(preset, []))
+    if cmd_vel_topic and cmd_vel_topic != 'cmd_vel':
+        remappings.append(('cmd_vel', cmd_vel_topic))
+    return NodeSpec(PACKAGE, POLICY_NODE_EXECUTABLE, POLICY_NODE_NAME, files, parameters,
+                    remappings)
+
+
+def sim_node_spec(share_dir: Union[str, Path], *, sim_params_file: str = '') -> NodeSpec:
+    """Return the MuJoCo sim node as ``sim_walk.launch.py`` starts it (it owns ``/clock``)."""
+    files = [sim_params_file or str(Path(share_dir) / 'config' / SIM_PARAMS_FILE)]
+    return NodeSpec(PACKAGE, SIM_NODE_EXECUTABLE, SIM_NODE_NAME, files, {}, [])
+
+
+def sim_walk_specs(share_dir: Union[str, Path], *, policy: str = '', params_file: str = '',
+                   cmd_vel_topic: str = 'cmd_vel', cmd_vel_stamped: Optional[bool] = None,
+                   sim_params_file: str = '') -> List[NodeSpec]:
+    """Return the sim node and the policy node (mujoco_sim preset, sim time) of sim_walk."""
+    return [
+        sim_node_spec(share_dir, sim_params_file=sim_params_file),
+        policy_node_spec(share_dir, preset='mujoco_sim', params_file=params_file, policy=policy,
+                         use_sim_time=True, cmd_vel_topic=cmd_vel_topic,
+                         cmd_vel_stamped=cmd_vel_stamped),
+    ]
+
+
+def robot_description_path(share_dir: Union[str, Path]) -> str:
+    """Return the URDF that robot_state_publisher publishes as ``robot_description``."""
+    return str(Path(share_dir).joinpath(*ROBOT_URDF))

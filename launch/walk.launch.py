@@ -1,0 +1,78 @@
+"""
+Launch the policy node alone, for Isaac Sim or a robot (ros2_control).
+
+Examples::
+
+    ros2 launch humanoid_rl_ros walk.launch.py preset:=isaac_sim use_sim_time:=true
+    ros2 launch humanoid_rl_ros walk.launch.py preset:=ros2_control policy:=/path/my_policy.yaml
+    ros2 launch humanoid_rl_ros walk.launch.py cmd_vel_topic:=/nav/cmd_vel cmd_vel_stamped:=true
+
+The node, its parameter file and its remappings come from
+:func:`humanoid_rl_ros.launch_config.policy_node_spec`, which the executable test also uses.
+"""
+
+from humanoid_rl_ros import launch_config
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+
+def _optional_bool(text: str):
+    return None if text == '' else launch_config.parse_bool(text)
+
+
+def _launch_setup(context):
+    share = FindPackageShare(launch_config.PACKAGE).perform(context)
+    preset = LaunchConfiguration('preset').perform(context)
+    if preset not in launch_config.PRESETS:
+        raise RuntimeError(f'unknown preset {preset!r}; choose one of '
+                           f'{", ".join(launch_config.PRESETS)}')
+    spec = launch_config.policy_node_spec(
+        share, preset=preset,
+        params_file=LaunchConfiguration('params_file').perform(context),
+        policy=LaunchConfiguration('policy').perform(context),
+        use_sim_time=launch_config.parse_bool(
+            LaunchConfiguration('use_sim_time').perform(context)),
+        cmd_vel_topic=LaunchConfiguration('cmd_vel_topic').perform(context),
+        cmd_vel_stamped=_optional_bool(LaunchConfiguration('cmd_vel_stamped').perform(context)))
+    return [Node(package=spec.package, executable=spec.executable, name=spec.name,
+                 output='screen', emulate_tty=True,
+                 parameters=spec.launch_parameters(),
+                 remappings=spec.remappings)]
+
+
+def generate_launch_description() -> LaunchDescription:
+    """Declare the arguments and start the policy node."""
+    return LaunchDescription([
+        DeclareLaunchArgument(
+            'preset', default_value='isaac_sim',
+            choices=list(launch_config.PRESETS),
+            description='Parameter preset: isaac_sim (JointState efforts on /joint_command), '
+                        'ros2_control (Float64MultiArray on /effort_controller/commands) or '
+                        'mujoco_sim (the package sim node).'),
+        DeclareLaunchArgument(
+            'params_file',
+            default_value=PathJoinSubstitution([
+                FindPackageShare(launch_config.PACKAGE), 'config',
+                ['policy_', LaunchConfiguration('preset'), '.yaml']]),
+            description='Policy node parameter file; defaults to the installed '
+                        'config/policy_<preset>.yaml.'),
+        DeclareLaunchArgument(
+            'policy', default_value='',
+            description='Policy contract path (<policy>.yaml beside <policy>.onnx) or a name '
+                        'under the installed models/ folder; empty keeps the value in the '
+                        f'parameter file (default {launch_config.DEFAULT_POLICY}).'),
+        DeclareLaunchArgument(
+            'use_sim_time', default_value='false', choices=['true', 'false'],
+            description='Run on /clock (true for Isaac Sim and the MuJoCo sim node).'),
+        DeclareLaunchArgument(
+            'cmd_vel_topic', default_value='cmd_vel',
+            description='Velocity command topic (e.g. Nav2 controller output).'),
+        DeclareLaunchArgument(
+            'cmd_vel_stamped', default_value='', choices=['', 'true', 'false'],
+            description='true: geometry_msgs/TwistStamped (Nav2 Kilted+); false: Twist (Nav2 '
+                        'Jazzy/Humble, teleop); empty keeps the value in the parameter file.'),
+        OpaqueFunction(function=_launch_setup),
+    ])
