@@ -432,9 +432,12 @@ def build_mujoco_model(robot: RobotConfig, timestep_s: float = 0.005, *,
     floor.size = [0.0, 0.0, 0.05]
     floor.friction = list(FLOOR_FRICTION)
     floor.rgba = [0.6, 0.65, 0.7, 1.0]
-    robot_bodies = {id(b) for b in _subtree_bodies(base)}
-    for body in spec.bodies:
-        is_robot = id(body) in robot_bodies
+    # Classify bodies by walking the tree (MjSpec hands out fresh Python wrappers, so
+    # id() comparisons are meaningless); the base is a direct child of the world.
+    tree = [(spec.worldbody, False)]
+    tree += [(b, child.name == robot.base_link)
+             for child in spec.worldbody.bodies for b in _subtree_bodies(child)]
+    for body, is_robot in tree:
         for geom in body.geoms:
             if geom.contype == 0 and geom.conaffinity == 0:
                 continue  # visual-only geom
