@@ -151,6 +151,22 @@ def test_reset_envs_rejects_bad_input(backend):
         backend.reset_envs(**dict(args, env_ids=torch.tensor([0.0, 1.0])))
     with pytest.raises(ValueError, match='decimation'):
         backend.step(0)
+    # deferred validation (the CUDA default): recorded without a sync, reported later
+    backend.check_overflow(clear=True)
+    backend.validate_inputs = False
+    try:
+        backend.reset_envs(**nan)
+        backend.set_friction(torch.tensor([0]), torch.tensor([0.0]))
+        report = backend.check_overflow()
+        assert report['invalid_inputs'] == ['base_pos', 'friction']
+        assert report['nonfinite_worlds'] == 2
+        with pytest.raises(ValueError, match='base_pos'):
+            raise_if_overflow(report)
+        assert backend.check_overflow()['invalid_inputs'] == []
+    finally:
+        backend.validate_inputs = True
+        _reset_all(backend)
+        backend.set_friction(torch.tensor([0]), float(backend.mj_model.geom_friction[0, 0]))
 
 
 def test_agrees_with_cpu_mujoco_under_the_same_efforts(backend):

@@ -35,10 +35,14 @@ class SimOverflowError(RuntimeError):
 
 def raise_if_overflow(report: Dict[str, Any]) -> None:
     """
-    Raise :class:`SimOverflowError` describing ``report`` if it says buffers overflowed.
+    Raise :class:`SimOverflowError` if ``report`` says buffers overflowed.
+
+    Also raises ValueError when it lists invalid backend inputs (``'invalid_inputs'``).
 
     ``report`` is the dict returned by :meth:`SimBackend.check_overflow`.
     """
+    if report.get('invalid_inputs'):
+        raise ValueError(f'invalid values were passed to the backend: {report["invalid_inputs"]}')
     if report.get('overflow'):
         raise SimOverflowError(
             'simulator buffer overflow (physics of the affected worlds is wrong): '

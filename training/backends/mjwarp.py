@@ -47,6 +47,10 @@ _SELF_CONTACT_BUDGET = 16
 # Solver iteration limits are reported but are not buffer overflows.
 _SOLVER_BITS = int(mjw.OverflowType.ITERATIONS | mjw.OverflowType.LS_ITERATIONS)
 _BUFFER_BITS = int(mjw.OverflowType.ALL) & ~_SOLVER_BITS
+# Bits of the deferred input-validation flag (validate_inputs=False).
+_INPUT_NAMES = ('base_pos', 'base_quat', 'base_lin_vel_world', 'base_ang_vel_body', 'joint_pos',
+                'joint_vel', 'friction', 'delta_kg')
+_INPUT_BITS = {name: 1 << i for i, name in enumerate(_INPUT_NAMES)}
 
 
 def _collides(mjm: mujoco.MjModel, g1: int, g2: int) -> bool:
@@ -179,14 +183,17 @@ class MjWarpBackend(SimBackend):
             ``build_mujoco_model(robot, physics_dt_s)``); its timestep is set to
             ``physics_dt_s``.  It must follow build_mujoco_model's conventions.
         use_cuda_graph: capture ``step`` into CUDA graphs (CUDA only).
-        validate_inputs: check values (finite, positive) of reset/randomization inputs; this
-            costs one device sync per call.
+        validate_inputs: check values (finite, positive) of reset/randomization inputs at
+            once, raising ValueError (one device sync per call).  Default: True on the CPU,
+            False on CUDA, where bad values are instead recorded on the device without a
+            sync and reported by :meth:`check_overflow` under ``'invalid_inputs'``.
     """
 
     def __init__(self, robot: Any, num_envs: int, device: Any = 'cuda:0',
                  physics_dt_s: float = 0.005, nconmax: Optional[int] = None,
                  njmax: Optional[int] = None, *, mj_model: Optional[mujoco.MjModel] = None,
-                 use_cuda_graph: bool = True, validate_inputs: bool = True) -> None:
+                 use_cuda_graph: bool = True,
+                 validate_inputs: Optional[bool] = None) -> None:
         """Build the model, upload N worlds and create the torch views."""
         if int(num_envs) != num_envs or num_envs < 1:
             raise ValueError(f'num_envs must be a positive integer, got {num_envs!r}')
@@ -198,8 +205,8 @@ class MjWarpBackend(SimBackend):
         self.num_feet = len(robot.foot_links)
         self.device = _torch_device(device)
         self.physics_dt_s = float(physics_dt_s)
-        self.validate_inputs = validate_inputs
         self._cuda = self.device.type == 'cuda'
+        self.validate_inputs = (not self._cuda) if validate_inputs is None else validate_inputs
         self._wp_device = f'cuda:{self.device.index}' if self._cuda else 'cpu'
 
         if mj_model is None:
@@ -355,6 +362,7 @@ class MjWarpBackend(SimBackend):
         self.foot_contact_force = wp.to_torch(self._foot_force_wp)
         self._nacon_peak = torch.zeros(1, dtype=torch.int32, device=dev)
         self._nefc_peak = torch.zeros(n, dtype=torch.int32, device=dev)
+        self._invalid_inputs = torch.zeros((), dtype=torch.int32, device=dev)
 
     # ---- stepping ----
 
@@ -433,13 +441,21 @@ class MjWarpBackend(SimBackend):
 
     # ---- resets and randomization ----
 
-    def _check_finite(self, **tensors: torch.Tensor) -> None:
-        """Raise ValueError naming a non-finite input (only with ``validate_inputs``)."""
-        if not self.validate_inputs:
+    def _check_values(self, ok: Dict[str, torch.Tensor]) -> None:
+        """
+        Validate inputs: ``ok`` maps an input name to a 0-d bool tensor (True: valid).
+
+        With ``validate_inputs`` raise ValueError naming the first invalid input (a sync);
+        otherwise record the failures on the device for :meth:`check_overflow`.
+        """
+        if self.validate_inputs:
+            for name, good in ok.items():
+                if not bool(good):
+                    raise ValueError(f'{name} has invalid (non-finite or out of range) values')
             return
-        for name, t in tensors.items():
-            if not bool(torch.isfinite(t).all()):
-                raise ValueError(f'{name} has non-finite values')
+        for name, good in ok.items():
+            bit = _INPUT_BITS[name]
+            self._invalid_inputs.bitwise_or_((~good).to(torch.int32) * bit)
 
     def reset_envs(self, env_ids: torch.Tensor, base_pos: torch.Tensor,
                    base_quat: torch.Tensor, base_lin_vel_world: torch.Tensor,
@@ -456,8 +472,9 @@ class MjWarpBackend(SimBackend):
         jv = self._rows('joint_vel', joint_vel, k, nj)
         if k == 0:
             return
-        self._check_finite(base_pos=pos, base_quat=quat, base_lin_vel_world=lin,
-                           base_ang_vel_body=ang, joint_pos=jp, joint_vel=jv)
+        self._check_values({name: torch.isfinite(t).all() for name, t in (
+            ('base_pos', pos), ('base_quat', quat), ('base_lin_vel_world', lin),
+            ('base_ang_vel_body', ang), ('joint_pos', jp), ('joint_vel', jv))})
         quat = quat / quat.norm(dim=1, keepdim=True).clamp_min(1e-9)
         b, v = self._base_qadr, self._base_vadr
         self._qpos[ids, b:b + 3] = pos
@@ -484,8 +501,7 @@ class MjWarpBackend(SimBackend):
         """
         ids = self._env_ids(env_ids)
         fr = self._per_env('friction', friction, ids.numel())
-        if self.validate_inputs and not bool((fr > 0).all() & torch.isfinite(fr).all()):
-            raise ValueError('friction must be finite and > 0')
+        self._check_values({'friction': ((fr > 0) & torch.isfinite(fr)).all()})
         self._geom_friction[ids, :, 0] = fr[:, None]
 
     def set_base_mass_offset(self, env_ids: torch.Tensor, delta_kg: torch.Tensor) -> None:
@@ -499,9 +515,8 @@ class MjWarpBackend(SimBackend):
         ids = self._env_ids(env_ids)
         delta = self._per_env('delta_kg', delta_kg, ids.numel())
         base = self._base_body
-        if self.validate_inputs and not bool(
-                (torch.isfinite(delta) & (self._nominal_mass[base] + delta > 0)).all()):
-            raise ValueError('delta_kg must be finite and leave a positive base mass')
+        self._check_values({'delta_kg': (torch.isfinite(delta)
+                                         & (self._nominal_mass[base] + delta > 0)).all()})
         self._body_mass[ids, base] = self._nominal_mass[base] + delta
         chain = torch.as_tensor(self._mass_chain_np, device=self.device)
         self._body_subtreemass[ids[:, None], chain[None, :]] = (
@@ -517,7 +532,9 @@ class MjWarpBackend(SimBackend):
         (name -> number of worlds with that mujoco_warp OverflowType bit, solver iteration
         limits included), ``solver_iteration_limit_worlds`` (not an overflow: the solver hit
         its iteration cap), ``nacon_peak``/``naconmax`` (contacts in the shared pool),
-        ``nefc_peak``/``njmax`` (constraint rows, worst world), ``nonfinite_worlds``.
+        ``nefc_peak``/``njmax`` (constraint rows, worst world), ``nonfinite_worlds``,
+        ``invalid_inputs`` (names of reset/randomization inputs that had invalid values, when
+        ``validate_inputs`` is off).
         Peaks are maxima over the physics steps since the last cleared check.
         """
         flags = list(mjw.OverflowType)
@@ -527,9 +544,9 @@ class MjWarpBackend(SimBackend):
         parts = [((ov & int(f)) != 0).sum() for f in flags]
         parts += [((ov & _BUFFER_BITS) != 0).sum(), ((ov & _SOLVER_BITS) != 0).sum(),
                   self._nacon_peak[0].to(torch.int64), self._nefc_peak.max().to(torch.int64),
-                  (~finite).sum()]
+                  (~finite).sum(), self._invalid_inputs]
         values = [int(x) for x in torch.stack([p.to(torch.int64) for p in parts]).cpu()]
-        counts, (n_buf, n_solver, nacon_peak, nefc_peak, nonfinite) = (
+        counts, (n_buf, n_solver, nacon_peak, nefc_peak, nonfinite, invalid) = (
             values[:len(flags)], values[len(flags):])
         naconmax = int(self._d.naconmax)
         report = {
@@ -543,11 +560,13 @@ class MjWarpBackend(SimBackend):
             'nefc_peak': nefc_peak,
             'njmax': self.njmax,
             'nonfinite_worlds': nonfinite,
+            'invalid_inputs': [name for name in _INPUT_NAMES if invalid & _INPUT_BITS[name]],
         }
         if clear:
             ov.zero_()
             self._nacon_peak.zero_()
             self._nefc_peak.zero_()
+            self._invalid_inputs.zero_()
         return report
 
     def raw_physics_step(self, nsteps: int = 1) -> None:
