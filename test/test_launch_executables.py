@@ -1,0 +1,280 @@
+"""
+Start the node executables exactly as the launch files do, without launch_ros.
+
+``launch_ros`` is not installable on our machines (ENVIRONMENT.md), so this test takes the node
+specs the launch files use (:mod:`humanoid_rl_ros.launch_config`: executable, node name,
+parameter files, overrides, remappings), turns them into ``--ros-args`` command lines and runs
+them as subprocesses. A test node then checks that they come up and exchange messages.
+
+Which executables run:
+
+* **installed** (under ``colcon test``, or whenever ``ament_index`` finds the package):
+  ``<prefix>/lib/humanoid_rl_ros/<executable>`` with the installed ``share/`` config files;
+* **checkout** (plain pytest in a source tree that is not installed/sourced):
+  ``python -m humanoid_rl_ros.<executable>`` with the checkout's ``config/``.
+
+Set ``HRL_REQUIRE_INSTALLED=1`` to fail instead of falling back to the checkout.
+The launch files' policy argument is given as a random exported policy in a temporary folder,
+passed as the ``policy`` override just as ``policy:=...`` would be. ``robot_state_publisher``
+(started by sim_walk.launch.py) is not on PyPI and is not started here.
+"""
+
+import os
+from pathlib import Path
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Dict, List, Optional
+
+from diagnostic_msgs.msg import DiagnosticArray
+from humanoid_rl_ros import launch_config
+from humanoid_rl_ros.ros_conversions import make_joint_state, make_odometry
+from nav_msgs.msg import Odometry
+import numpy as np
+from policy_fixtures import make_random_policy
+import pytest
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import qos_profile_sensor_data
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEADLINE_S = 60.0
+MODULE_FOR = {'policy_node': 'humanoid_rl_ros.policy_node', 'sim_node': 'humanoid_rl_ros.sim_node'}
+
+
+def _installed_prefix() -> Optional[Path]:
+    try:
+        from ament_index_python.packages import get_package_prefix, PackageNotFoundError
+    except ImportError:
+        return None
+    try:
+        return Path(get_package_prefix(launch_config.PACKAGE))
+    except (PackageNotFoundError, KeyError, OSError, ValueError):
+        return None
+
+
+class Executables:
+    """Where the node executables and the share folder come from (installed or checkout)."""
+
+    def __init__(self) -> None:
+        """Prefer the installed package; fall back to the checkout unless told not to."""
+        prefix = _installed_prefix()
+        lib = prefix / 'lib' / launch_config.PACKAGE if prefix else None
+        if lib is not None and (lib / launch_config.POLICY_NODE_EXECUTABLE).exists():
+            self.mode = 'installed'
+            self.share = prefix / 'share' / launch_config.PACKAGE
+            self.lib = lib
+        else:
+            if os.environ.get('HRL_REQUIRE_INSTALLED') == '1':
+                pytest.fail('HRL_REQUIRE_INSTALLED=1 but the installed humanoid_rl_ros '
+                            'executables were not found (source install/setup.bash)')
+            self.mode = 'checkout'
+            self.share = REPO_ROOT
+            self.lib = None
+
+    def command(self, executable: str) -> List[str]:
+        """Return the command that runs ``executable``."""
+        if self.mode == 'installed':
+            return [str(self.lib / executable)]
+        return [sys.executable, '-m', MODULE_FOR[executable]]
+
+    def available(self, executable: str) -> bool:
+        """Return whether ``executable`` exists in this mode."""
+        if self.mode == 'installed':
+            return (self.lib / executable).exists()
+        module = MODULE_FOR[executable].split('.')[-1]
+        return (REPO_ROOT / 'humanoid_rl_ros' / f'{module}.py').exists()
+
+
+class Process:
+    """One node executable run as a subprocess, its output kept in a log file."""
+
+    def __init__(self, exe: Executables, spec: launch_config.NodeSpec, log_dir: Path) -> None:
+        """Start ``spec`` with exactly its ``--ros-args``."""
+        self.spec = spec
+        self.log_path = log_dir / f'{spec.name}.log'
+        self.log = open(self.log_path, 'w')
+        env = dict(os.environ)
+        env['PYTHONUNBUFFERED'] = '1'
+        if exe.mode == 'checkout':
+            env['PYTHONPATH'] = os.pathsep.join([str(REPO_ROOT), env.get('PYTHONPATH', '')])
+        self.args = exe.command(spec.executable) + spec.ros_args()
+        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=env, cwd=str(log_dir))
+
+    def output(self) -> str:
+        """Return the process output so far."""
+        self.log.flush()
+        return self.log_path.read_text()
+
+    def stop(self) -> None:
+        """Stop with SIGINT (as launch does), then kill if needed."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=10.0)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10.0)
+        self.log.close()
+
+
+class Probe:
+    """A test node that plays the robot (optionally) and records what the nodes publish."""
+
+    def __init__(self, command_type, command_topic: str, feed_names=None) -> None:
+        """Subscribe to the effort topic and /diagnostics; publish a robot state if asked."""
+        self.node = rclpy.create_node('launch_probe')
+        self.lock = threading.Lock()
+        self.commands: List = []
+        self.clock_s: List[float] = []
+        self.states: Dict[str, str] = {}
+        self.node.create_subscription(command_type, command_topic, self._on_command, 10)
+        self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 10)
+        self.node.create_subscription(Clock, '/clock', self._on_clock, 10)
+        self.feed_names = feed_names
+        if feed_names is not None:
+            self.js_pub = self.node.create_publisher(JointState, '/joint_states',
+                                                     qos_profile_sensor_data)
+            self.odom_pub = self.node.create_publisher(Odometry, '/odom',
+                                                       qos_profile_sensor_data)
+            self.node.create_timer(0.005, self._feed)
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+
+    def _feed(self) -> None:
+        n = len(self.feed_names)
+        self.js_pub.publish(make_joint_state(self.feed_names, np.zeros(n), np.zeros(n)))
+        self.odom_pub.publish(make_odometry([0.0, 0.0, 0.8], [1.0, 0.0, 0.0, 0.0],
+                                            [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]))
+
+    def _on_command(self, msg) -> None:
+        with self.lock:
+            self.commands.append(msg)
+
+    def _on_clock(self, msg: Clock) -> None:
+        with self.lock:
+            self.clock_s.append(msg.clock.sec + 1e-9 * msg.clock.nanosec)
+
+    def _on_diag(self, msg: DiagnosticArray) -> None:
+        with self.lock:
+            for status in msg.status:
+                values = {kv.key: kv.value for kv in status.values}
+                if 'state' in values:
+                    self.states[status.name] = (f'{values.get("lifecycle_state")}/'
+                                                f'{values["state"]}')
+
+    def close(self) -> None:
+        """Stop spinning and destroy the node."""
+        self.executor.shutdown()
+        self.thread.join(timeout=5.0)
+        self.node.destroy_node()
+
+
+@pytest.fixture(scope='module')
+def exe():
+    """Return the executables to run (installed or checkout)."""
+    return Executables()
+
+
+@pytest.fixture(scope='module')
+def policy_path(tmp_path_factory):
+    """Return a random exported policy (the launch files' ``policy`` argument)."""
+    return make_random_policy(tmp_path_factory.mktemp('policy'))
+
+
+@pytest.fixture
+def ros(tmp_path):
+    """Initialize rclpy for one test; stop every process and probe started in it."""
+    rclpy.init()
+    started: Dict[str, list] = {'procs': [], 'probes': []}
+    yield started
+    for probe in started['probes']:
+        probe.close()
+    for proc in started['procs']:
+        proc.stop()
+    rclpy.shutdown()
+
+
+def _wait(condition, what: str, procs: List[Process]) -> None:
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        for proc in procs:
+            if proc.proc.poll() is not None:
+                raise AssertionError(f'{proc.spec.name} exited with {proc.proc.returncode} '
+                                     f'while waiting for {what}:\n{proc.output()[-4000:]}')
+        time.sleep(0.02)
+    logs = '\n'.join(f'--- {p.spec.name} ({" ".join(p.args)}):\n{p.output()[-3000:]}'
+                     for p in procs)
+    raise AssertionError(f'timed out waiting for {what}\n{logs}')
+
+
+def _policy_state(probe: Probe) -> str:
+    with probe.lock:
+        return probe.states.get(f'{launch_config.POLICY_NODE_NAME}: policy', '')
+
+
+def test_walk_launch_isaac_sim_preset(exe, policy_path, ros, tmp_path):
+    spec = launch_config.policy_node_spec(exe.share, preset='isaac_sim',
+                                          policy=str(policy_path), use_sim_time=False)
+    assert Path(spec.params_files[0]).is_file(), spec.params_files
+    names = list(launch_config_joint_names(policy_path))
+    probe = Probe(JointState, '/joint_command', feed_names=names)
+    ros['probes'].append(probe)
+    proc = Process(exe, spec, tmp_path)
+    ros['procs'].append(proc)
+    _wait(lambda: _policy_state(probe) == 'active/standing', 'the policy node to stand', [proc])
+    _wait(lambda: len(probe.commands) > 5, 'effort commands on /joint_command', [proc])
+    msg = probe.commands[-1]
+    assert list(msg.name) == names
+    assert np.all(np.isfinite(msg.effort))
+
+
+def test_walk_launch_ros2_control_preset(exe, policy_path, ros, tmp_path):
+    spec = launch_config.policy_node_spec(exe.share, preset='ros2_control',
+                                          policy=str(policy_path), use_sim_time=False,
+                                          cmd_vel_topic='/nav/cmd_vel', cmd_vel_stamped=True)
+    target = dict(spec.remappings)['joint_command']
+    names = list(launch_config_joint_names(policy_path))
+    probe = Probe(Float64MultiArray, target, feed_names=names)
+    ros['probes'].append(probe)
+    proc = Process(exe, spec, tmp_path)
+    ros['procs'].append(proc)
+    _wait(lambda: len(probe.commands) > 5, f'effort arrays on {target}', [proc])
+    data = np.asarray(probe.commands[-1].data)
+    assert data.shape == (len(names),)
+    assert np.all(np.isfinite(data))
+
+
+def test_sim_walk_launch_sim_and_policy_exchange_messages(exe, policy_path, ros, tmp_path):
+    if not exe.available(launch_config.SIM_NODE_EXECUTABLE):
+        pytest.skip('the sim_node executable does not exist yet (humanoid_rl_ros/sim_node.py)')
+    specs = launch_config.sim_walk_specs(exe.share, policy=str(policy_path))
+    probe = Probe(JointState, '/joint_command')
+    ros['probes'].append(probe)
+    procs = [Process(exe, spec, tmp_path) for spec in specs]
+    ros['procs'].extend(procs)
+    _wait(lambda: _policy_state(probe) == 'active/walking', 'the policy node to walk', procs)
+    count = len(probe.commands)
+    clock = probe.clock_s[-1]
+    _wait(lambda: len(probe.commands) > count + 50 and probe.clock_s[-1] > clock + 0.1,
+          'the lock-step loop to advance sim time', procs)
+    for msg in probe.commands[-50:]:
+        assert np.all(np.isfinite(msg.effort))
+
+
+def launch_config_joint_names(policy_path: Path):
+    """Return the policy's joint names from its contract."""
+    from humanoid_rl_ros.contract import read_contract
+    return read_contract(policy_path).joint_names
