@@ -15,9 +15,6 @@ from dataclasses import dataclass
 import math
 from typing import Optional, Sequence
 
-import mujoco
-import numpy as np
-
 from humanoid_rl_ros.robot import (
     base_qpos_adr,
     body_ids,
@@ -29,6 +26,9 @@ from humanoid_rl_ros.robot import (
     joint_qpos_adr,
     RobotConfig,
 )
+import mujoco
+import numpy as np
+
 
 __all__ = ['MujocoRobotSim', 'SimState']
 

@@ -2,20 +2,11 @@
 
 import math
 
+from humanoid_rl_ros.mujoco_sim import MujocoRobotSim, SimState
+from humanoid_rl_ros.policy_math import pd_effort
+from humanoid_rl_ros.robot import load_robot, RobotConfig
 import numpy as np
 import pytest
-
-from humanoid_rl_ros.mujoco_sim import MujocoRobotSim, SimState
-from humanoid_rl_ros.robot import load_robot, RobotConfig
-
-try:  # The shared PD law (lead's module); the inline fallback is the same formula.
-    from humanoid_rl_ros.policy_math import pd_effort
-except ImportError:  # pragma: no cover - only before policy_math lands
-    def pd_effort(q_target_rad, q_rad, qd_rad_s, kp_nm_per_rad, kd_nms_per_rad,
-                  effort_limit_nm):
-        """Return kp (q* - q) - kd qd clamped to the effort limit."""
-        effort = kp_nm_per_rad * (q_target_rad - q_rad) - kd_nms_per_rad * qd_rad_s
-        return np.clip(effort, -effort_limit_nm, effort_limit_nm)
 
 GRAVITY_M_S2 = 9.81
 

@@ -5,11 +5,7 @@ import re
 import shutil
 import xml.etree.ElementTree as ElementTree
 
-import mujoco
-import numpy as np
-import pytest
-import yaml
-
+from humanoid_rl_ros.policy_math import pd_effort
 from humanoid_rl_ros.robot import (
     build_mujoco_model,
     default_qpos,
@@ -22,15 +18,11 @@ from humanoid_rl_ros.robot import (
     RobotConfig,
     RobotConfigError,
 )
+import mujoco
+import numpy as np
+import pytest
+import yaml
 
-try:  # The shared PD law (lead's module); the inline fallback is the same formula.
-    from humanoid_rl_ros.policy_math import pd_effort
-except ImportError:  # pragma: no cover - only before policy_math lands
-    def pd_effort(q_target_rad, q_rad, qd_rad_s, kp_nm_per_rad, kd_nms_per_rad,
-                  effort_limit_nm):
-        """Return kp (q* - q) - kd qd clamped to the effort limit."""
-        effort = kp_nm_per_rad * (q_target_rad - q_rad) - kd_nms_per_rad * qd_rad_s
-        return np.clip(effort, -effort_limit_nm, effort_limit_nm)
 
 POLICY_ORDER = (
     'left_hip_yaw_joint', 'left_hip_roll_joint', 'left_hip_pitch_joint', 'left_knee_joint',
@@ -239,7 +231,7 @@ def _drop_joint_field(raw: dict) -> None:
     (_drop_joint_field, r"left_knee_joint.*missing keys \['kp_nm_per_rad'\]"),
     (_drop_key('base_link'), r"missing keys \['base_link'\]"),
     (_set_joint('left_knee_joint', effort_limit_nm=120.0),
-     "left_knee_joint.*effort_limit_nm 120.0 does not match"),
+     'left_knee_joint.*effort_limit_nm 120.0 does not match'),
     (_set_joint('right_elbow_joint', velocity_limit_rad_s=3.0),
      'right_elbow_joint.*velocity_limit_rad_s 3.0 does not match'),
     (_set_joint('left_knee_joint', default_pos_rad=3.0),
