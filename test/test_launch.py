@@ -16,7 +16,12 @@ import tempfile
 import time
 import unittest
 
+from diagnostic_msgs.msg import DiagnosticArray
+from policy_fixtures import make_random_policy
 import pytest
+import rclpy
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import JointState
 
 launch_ros = pytest.importorskip(
     'launch_ros', reason='launch_ros is not installable from PyPI on this machine '
@@ -25,16 +30,11 @@ launch_testing = pytest.importorskip(
     'launch_testing', reason='launch_testing is not installable from PyPI on this machine '
     '(ENVIRONMENT.md); test_launch_executables.py runs the same nodes without it')
 
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from launch import LaunchDescription  # noqa: E402
-from launch.actions import IncludeLaunchDescription  # noqa: E402
-from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
-import launch_testing.actions  # noqa: E402
-import launch_testing.asserts  # noqa: E402
-from policy_fixtures import make_random_policy  # noqa: E402
-import rclpy  # noqa: E402
-from rosgraph_msgs.msg import Clock  # noqa: E402
-from sensor_msgs.msg import JointState  # noqa: E402
+from launch import LaunchDescription  # noqa: E402, I100
+from launch.actions import IncludeLaunchDescription  # noqa: E402, I100
+from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402, I100
+import launch_testing.actions  # noqa: E402, I100
+import launch_testing.asserts  # noqa: E402, I100
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEADLINE_S = 90.0
@@ -102,8 +102,10 @@ class TestSimWalk(unittest.TestCase):
         node.create_subscription(DiagnosticArray, '/diagnostics', on_diag, 10)
         try:
             deadline = time.monotonic() + DEADLINE_S
-            while time.monotonic() < deadline and not (states and states[-1] == 'walking'
-                                                        and len(commands) > 100):
+            def done() -> bool:
+                return bool(states) and states[-1] == 'walking' and len(commands) > 100
+
+            while time.monotonic() < deadline and not done():
                 rclpy.spin_once(node, timeout_sec=0.1)
             self.assertTrue(states and states[-1] == 'walking', f'states seen: {states[-5:]}')
             self.assertGreater(len(commands), 100)
