@@ -102,6 +102,7 @@ class TestSimWalk(unittest.TestCase):
         node.create_subscription(DiagnosticArray, '/diagnostics', on_diag, 10)
         try:
             deadline = time.monotonic() + DEADLINE_S
+
             def done() -> bool:
                 return bool(states) and states[-1] == 'walking' and len(commands) > 100
 
