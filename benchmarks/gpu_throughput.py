@@ -1,0 +1,290 @@
+"""
+GPU throughput benchmark: raw MuJoCo Warp physics, backend steps, rollouts, training.
+
+Run on the GPU machine (``python benchmarks/gpu_throughput.py --out results.json``); it
+measures, for each ``--num-envs`` (default 4096 and 8192):
+
+1. ``raw_physics``: bare ``mujoco_warp.step`` calls of our robot replayed from a CUDA graph
+   (no torch); ctrl is held at the PD effort of the reset pose.  Physics steps/s =
+   worlds x steps / s.
+2. ``backend_step``: ``MjWarpBackend.step(decimation)`` (torch PD + physics, one CUDA graph
+   per call); env-steps/s = worlds x calls / s, and its ratio to raw physics / decimation.
+3. ``rollout_collection``: ``LocomotionEnv.step`` driven by the runner's policy (inference,
+   no learning) -- :func:`measure_rollout_collection`.
+4. ``end_to_end_training``: ``OnPolicyRunner.learn`` iterations, PPO updates included --
+   :func:`measure_end_to_end_training`.
+
+3 and 4 use the env and PPO code of the repository; a failure there is recorded in the JSON
+(``error``) instead of stopping the benchmark.  Worlds are reset to the standing pose every
+``--reset-every`` policy steps outside the timed regions in 1 and 2, so the robots stay
+upright-ish and contact counts are realistic.  Every timed region ends with a device
+synchronize.  Overflow reports of the backend are stored with each figure.
+"""
+
+import argparse
+import json
+from pathlib import Path
+import platform
+import sys
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from humanoid_rl_ros.robot import load_robot  # noqa: E402
+import torch  # noqa: E402
+from training.backends.mjwarp import MjWarpBackend  # noqa: E402
+import warp as wp  # noqa: E402
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+    wp.synchronize()
+
+
+def reset_standing(backend: MjWarpBackend) -> None:
+    """Put every world in the robot's default standing pose, at rest, targets at default."""
+    n, dev, robot = backend.num_envs, backend.device, backend.robot
+    key = torch.as_tensor(backend.mj_model.key_qpos[0][0:3], dtype=torch.float32, device=dev)
+    default = torch.as_tensor(robot.default_pos_rad, dtype=torch.float32, device=dev)
+    zeros3 = torch.zeros(n, 3, device=dev)
+    quat = torch.tensor([1.0, 0.0, 0.0, 0.0], device=dev).repeat(n, 1)
+    backend.reset_envs(torch.arange(n, device=dev), key.repeat(n, 1), quat, zeros3, zeros3,
+                       default.repeat(n, 1), torch.zeros(n, backend.num_joints, device=dev))
+    backend.q_target.copy_(default.expand_as(backend.q_target))
+
+
+def measure_raw_physics(backend: MjWarpBackend, decimation: int, policy_steps: int,
+                        reset_every: int) -> Dict[str, Any]:
+    """Return physics steps/s of bare ``mujoco_warp.step`` (CUDA graph of ``decimation`` steps)."""
+    import mujoco_warp as mjw
+    m, d, dev = backend.warp_model, backend.warp_data, backend.device
+    reset_standing(backend)
+    backend.last_effort.copy_(backend.compute_effort())  # ctrl held at the reset-pose PD effort
+    graph = None
+    stream = backend.warp_stream
+    with wp.ScopedDevice(str(dev) if dev.type == 'cuda' else 'cpu'):
+        for _ in range(decimation):  # eager warm-up (kernel load)
+            mjw.step(m, d)
+        _sync(dev)
+        if dev.type == 'cuda':
+            with wp.ScopedStream(stream), wp.ScopedCapture(stream=stream) as cap:
+                for _ in range(decimation):
+                    mjw.step(m, d)
+            graph = cap.graph
+
+        def run() -> None:
+            if graph is not None:
+                wp.capture_launch(graph, stream=stream)
+            else:
+                for _ in range(decimation):
+                    mjw.step(m, d)
+
+        elapsed, done = 0.0, 0
+        while done < policy_steps:
+            reset_standing(backend)
+            backend.last_effort.copy_(backend.compute_effort())
+            _sync(dev)
+            chunk = min(reset_every, policy_steps - done)
+            t0 = time.perf_counter()
+            for _ in range(chunk):
+                run()
+            _sync(dev)
+            elapsed += time.perf_counter() - t0
+            done += chunk
+    steps = backend.num_envs * decimation * policy_steps
+    return {'physics_steps_per_s': steps / elapsed, 'seconds': elapsed,
+            'cuda_graph': graph is not None, 'overflow': backend.check_overflow()}
+
+
+def measure_backend_step(backend: MjWarpBackend, decimation: int, policy_steps: int,
+                         reset_every: int) -> Dict[str, Any]:
+    """Return env-steps/s of ``backend.step(decimation)`` (torch PD + physics)."""
+    dev = backend.device
+    reset_standing(backend)
+    backend.step(decimation)  # first call: eager warm-up + CUDA graph capture
+    backend.step(decimation)
+    _sync(dev)
+    backend.check_overflow(clear=True)
+    elapsed, done = 0.0, 0
+    while done < policy_steps:
+        reset_standing(backend)
+        _sync(dev)
+        chunk = min(reset_every, policy_steps - done)
+        t0 = time.perf_counter()
+        for _ in range(chunk):
+            backend.step(decimation)
+        _sync(dev)
+        elapsed += time.perf_counter() - t0
+        done += chunk
+    return {'env_steps_per_s': backend.num_envs * policy_steps / elapsed, 'seconds': elapsed,
+            'cuda_graph': bool(backend.use_cuda_graph), 'overflow': backend.check_overflow()}
+
+
+def measure_rollout_collection(args: argparse.Namespace, num_envs: int) -> Dict[str, Any]:
+    """
+    Return env-steps/s of ``LocomotionEnv.step`` driven by the runner's policy (no learning).
+
+    Hook for the lead: adjust to the final env/runner API if it changes.
+    """
+    from training.config import EnvConfig
+    from training.env import LocomotionEnv
+    from training.ppo import PPOConfig
+    from training.runner import OnPolicyRunner, RunnerConfig
+    cfg = EnvConfig(robot=args.robot, num_envs=num_envs, decimation=args.decimation)
+    env = LocomotionEnv(cfg, 'mjwarp', args.device)
+    runner = OnPolicyRunner(env, PPOConfig(), RunnerConfig(tensorboard=False, plot=False),
+                            log_dir=None, device=args.device)
+    policy = runner.inference_policy()
+    dev = torch.device(args.device)
+    obs, _ = env.reset()
+    for _ in range(10):  # warm-up, graph capture
+        obs, _, _, _, _ = env.step(policy(obs))
+    _sync(dev)
+    t0 = time.perf_counter()
+    for _ in range(args.policy_steps):
+        obs, _, _, _, _ = env.step(policy(obs))
+    _sync(dev)
+    elapsed = time.perf_counter() - t0
+    report = env.check_overflow()
+    env.close()
+    return {'env_steps_per_s': num_envs * args.policy_steps / elapsed, 'seconds': elapsed,
+            'overflow': report}
+
+
+def measure_end_to_end_training(args: argparse.Namespace, num_envs: int) -> Dict[str, Any]:
+    """
+    Return env-steps/s of ``OnPolicyRunner.learn`` (collection + PPO updates).
+
+    Hook for the lead: adjust to the final env/runner API if it changes.
+    """
+    from training.config import EnvConfig
+    from training.env import LocomotionEnv
+    from training.ppo import PPOConfig
+    from training.runner import OnPolicyRunner, RunnerConfig
+    cfg = EnvConfig(robot=args.robot, num_envs=num_envs, decimation=args.decimation)
+    env = LocomotionEnv(cfg, 'mjwarp', args.device)
+    rcfg = RunnerConfig(tensorboard=False, plot=False)
+    runner = OnPolicyRunner(env, PPOConfig(), rcfg, log_dir=None, device=args.device)
+    runner.learn(num_iterations=1)  # warm-up: kernel load, graph capture
+    dev = torch.device(args.device)
+    _sync(dev)
+    t0 = time.perf_counter()
+    runner.learn(num_iterations=args.train_iterations)
+    _sync(dev)
+    elapsed = time.perf_counter() - t0
+    steps = num_envs * rcfg.num_steps_per_env * args.train_iterations
+    report = env.check_overflow()
+    env.close()
+    return {'env_steps_per_s': steps / elapsed, 'seconds': elapsed,
+            'iterations': args.train_iterations, 'overflow': report}
+
+
+EXTRA_MEASUREMENTS: Dict[str, Callable[[argparse.Namespace, int], Dict[str, Any]]] = {
+    'rollout_collection': measure_rollout_collection,
+    'end_to_end_training': measure_end_to_end_training,
+}
+"""Measurements that build the full env/runner; each returns a dict with env_steps_per_s."""
+
+
+def run(args: argparse.Namespace) -> Dict[str, Any]:
+    """Run every measurement and return the results dict."""
+    dev = torch.device(args.device)
+    robot = load_robot(args.robot)
+    out: Dict[str, Any] = {
+        'robot': args.robot, 'device': str(dev), 'decimation': args.decimation,
+        'physics_dt_s': args.physics_dt_s, 'policy_steps': args.policy_steps,
+        'machine': {'platform': platform.platform(), 'python': platform.python_version(),
+                    'torch': torch.__version__, 'warp': wp.__version__,
+                    'gpu': torch.cuda.get_device_name(dev) if dev.type == 'cuda' else None},
+        'results': [],
+    }
+    try:
+        import mujoco_warp
+        out['machine']['mujoco_warp'] = mujoco_warp.__version__
+    except (ImportError, AttributeError):
+        pass
+    for n in args.num_envs:
+        row: Dict[str, Any] = {'num_envs': n}
+        backend = MjWarpBackend(robot, n, device=args.device, physics_dt_s=args.physics_dt_s,
+                                nconmax=args.nconmax, njmax=args.njmax)
+        row['nconmax'], row['njmax'] = backend.nconmax, backend.njmax
+        row['raw_physics'] = measure_raw_physics(backend, args.decimation, args.policy_steps,
+                                                 args.reset_every)
+        row['backend_step'] = measure_backend_step(backend, args.decimation, args.policy_steps,
+                                                   args.reset_every)
+        ceiling = row['raw_physics']['physics_steps_per_s'] / args.decimation
+        row['raw_physics_env_steps_per_s'] = ceiling
+        row['backend_step']['ratio_to_raw_over_decimation'] = (
+            row['backend_step']['env_steps_per_s'] / ceiling)
+        del backend
+        for name, fn in EXTRA_MEASUREMENTS.items():
+            if name in args.skip:
+                continue
+            try:
+                res = fn(args, n)
+                res['ratio_to_raw_over_decimation'] = res['env_steps_per_s'] / ceiling
+            except Exception as exc:  # record and keep going: the physics figures still count
+                res = {'error': f'{type(exc).__name__}: {exc}'}
+            row[name] = res
+        out['results'].append(row)
+        _print_row(row)
+    return out
+
+
+def _print_row(row: Dict[str, Any]) -> None:
+    n = row['num_envs']
+    raw = row['raw_physics']['physics_steps_per_s']
+    print(f'--- {n} envs (nconmax {row["nconmax"]}, njmax {row["njmax"]}) ---')
+    print(f'raw physics            {raw / 1e6:8.3f} M physics steps/s '
+          f'(= {row["raw_physics_env_steps_per_s"] / 1e3:8.1f} k env-steps/s at this '
+          f'decimation)')
+    for name in ('backend_step', 'rollout_collection', 'end_to_end_training'):
+        res = row.get(name)
+        if res is None:
+            continue
+        if 'error' in res:
+            print(f'{name:22s} ERROR {res["error"]}')
+            continue
+        print(f'{name:22s} {res["env_steps_per_s"] / 1e3:8.1f} k env-steps/s '
+              f'({100 * res["ratio_to_raw_over_decimation"]:5.1f}% of raw / decimation)')
+    rep = row['raw_physics']['overflow']
+    print(f'raw_physics overflow: {rep["overflow"]} {rep["flags"]}')
+    rep = row['backend_step']['overflow']  # peaks are tracked by backend.step only
+    print(f'backend_step overflow: {rep["overflow"]} {rep["flags"]} (peak contacts '
+          f'{rep["nacon_peak"]}/{rep["naconmax"]}, peak rows/world {rep["nefc_peak"]}/'
+          f'{rep["njmax"]})')
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Parse arguments, run the benchmark, print figures and write the JSON."""
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0].strip())
+    p.add_argument('--out', required=True, help='path of the JSON results file')
+    p.add_argument('--robot', default='kestrel')
+    p.add_argument('--device', default='cuda:0')
+    p.add_argument('--num-envs', type=int, nargs='+', default=[4096, 8192])
+    p.add_argument('--decimation', type=int, default=4)
+    p.add_argument('--physics-dt-s', type=float, default=0.005)
+    p.add_argument('--policy-steps', type=int, default=200,
+                   help='timed policy steps per measurement')
+    p.add_argument('--reset-every', type=int, default=50,
+                   help='reset to standing every this many policy steps (not timed)')
+    p.add_argument('--train-iterations', type=int, default=5)
+    p.add_argument('--nconmax', type=int, default=None, help='contacts per world')
+    p.add_argument('--njmax', type=int, default=None, help='constraint rows per world')
+    p.add_argument('--skip', nargs='*', default=[], choices=sorted(EXTRA_MEASUREMENTS),
+                   help='extra measurements to skip')
+    args = p.parse_args(argv)
+    results = run(args)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f'wrote {out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
