@@ -305,6 +305,7 @@ class OnPolicyRunner:
         total = f'/{target}' if target is not None else ''
         parts = [
             f'it {self.current_iteration}{total}',
+            f'{self.total_env_steps / 1e6:.2f}M steps',
             f'{row["sps"] / 1e3:.1f}k steps/s (collect {row["collection_time_s"]:.2f}s '
             f'learn {row["learn_time_s"]:.2f}s)',
             f'return {row["mean_reward"]:.3f}',
