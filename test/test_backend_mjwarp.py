@@ -78,8 +78,9 @@ def test_views_are_zero_copy(backend):
     assert backend.base_pos is base_pos and backend.foot_pos is foot_pos
     assert not torch.equal(base_pos[:, 2], z0)
     assert joint_vel.abs().max() > 1e-3
-    # a write into the warp array is seen by the view
-    backend.warp_data.qpos.numpy()  # reading does not copy the view away
+    # a write into the warp array (through numpy, a view on the CPU) is seen by the view
+    backend.warp_data.qvel.numpy()[0, 0] = 1.25
+    assert float(backend.base_lin_vel_world[0, 0]) == 1.25
     _reset_all(backend)
 
 
