@@ -151,7 +151,8 @@ def test_no_self_collision_only_floor(kestrel: RobotConfig,
         assert floor in (contact.geom1, contact.geom2)
 
 
-def _pd_stand(robot: RobotConfig, drop_m: float, duration_s: float = 10.0) -> dict:
+def _pd_stand(robot: RobotConfig, drop_m: float, push_m_s: tuple = (0.0, 0.0, 0.0),
+              duration_s: float = 10.0) -> dict:
     """Hold the default pose under the config's PD gains; return the figures."""
     model = build_mujoco_model(robot)
     data = mujoco.MjData(model)
@@ -166,13 +167,15 @@ def _pd_stand(robot: RobotConfig, drop_m: float, duration_s: float = 10.0) -> di
         assert np.all(np.isfinite(effort))
         max_share = max(max_share, float(np.max(np.abs(effort) / robot.effort_limit_nm)))
         data.ctrl[:] = effort
+        if step == settle_steps:
+            data.qvel[0:3] += push_m_s  # free-joint linear velocity, world frame
         mujoco.mj_step(model, data)
-        if step >= settle_steps or drop_m == 0.0:
+        if (step >= settle_steps or drop_m == 0.0) and not any(push_m_s):
             max_dev_m = max(max_dev_m, abs(float(data.qpos[2]) - robot.nominal_base_height_m))
         w, x, y, z = data.qpos[3:7]
         min_up = min(min_up, 1.0 - 2.0 * (x * x + y * y))  # body z axis . world z
     return {'max_dev_m': max_dev_m, 'max_share': max_share, 'min_up': min_up,
-            'xy_m': data.qpos[0:2].copy(), 'qfrc_max': np.abs(data.actuator_force).max()}
+            'xy_m': data.qpos[0:2].copy(), 'final_z_m': float(data.qpos[2])}
 
 
 @pytest.mark.parametrize('drop_m', [0.0, 0.02])
@@ -184,6 +187,17 @@ def test_stands_for_10_s_under_its_pd_gains(kestrel: RobotConfig, drop_m: float)
     assert figures['max_dev_m'] < 0.05
     assert figures['max_share'] <= 1.0
     assert np.linalg.norm(figures['xy_m']) < 0.1
+    # nominal_base_height_m is the measured standing height, not a guess.
+    assert abs(figures['final_z_m'] - kestrel.nominal_base_height_m) < 0.01
+
+
+@pytest.mark.parametrize('push_m_s', [(0.3, 0.0, 0.0), (-0.2, 0.0, 0.0), (0.0, 0.3, 0.0)])
+def test_pd_stand_recovers_from_small_pushes(kestrel: RobotConfig, push_m_s: tuple) -> None:
+    """Zero action: a push of the base (forward, backward, sideways) does not topple it."""
+    figures = _pd_stand(kestrel, 0.0, push_m_s=push_m_s, duration_s=5.0)
+    assert figures['min_up'] > np.cos(np.deg2rad(30.0))
+    assert abs(figures['final_z_m'] - kestrel.nominal_base_height_m) < 0.05
+    assert figures['max_share'] <= 1.0
 
 
 # ---------------------------------------------------------------- malformed configs
