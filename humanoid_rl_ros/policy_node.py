@@ -168,7 +168,7 @@ class PolicyNode(LifecycleNode):
 
         self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
         self._diag_timer = self.create_timer(
-            float(self.get_parameter('diagnostics_period_s').value), self.publish_diagnostics)
+            float(self.get_parameter('diagnostics_period_s').value), self._on_diag_timer)
         self.create_service(Trigger, '~/walk', self._on_walk)
         self.create_service(Trigger, '~/stand', self._on_stand)
         self.create_service(Trigger, '~/recover', self._on_recover)
@@ -400,6 +400,9 @@ class PolicyNode(LifecycleNode):
         self.controller = None
         self.runtime = None
         self.lifecycle_state = 'unconfigured'
+        self._rate_mark = (None, 0)
+        self._policy_rate_hz = 0.0
+        self._last_state = None
 
     # ------------------------------------------------------------------ callbacks
     def _now_s(self) -> float:
@@ -493,6 +496,16 @@ class PolicyNode(LifecycleNode):
         return response
 
     # ------------------------------------------------------------------ diagnostics
+    def _on_diag_timer(self) -> None:
+        controller = self.controller
+        if controller is not None:
+            now = self._now_s()
+            mark_t, mark_steps = self._rate_mark
+            if mark_t is not None and now > mark_t:
+                self._policy_rate_hz = (controller.policy_steps - mark_steps) / (now - mark_t)
+            self._rate_mark = (now, controller.policy_steps)
+        self.publish_diagnostics()
+
     def status_values(self) -> Dict[str, str]:
         """Return the diagnostic key/values (state, fault, rates, effective command)."""
         controller = self.controller
@@ -504,10 +517,6 @@ class PolicyNode(LifecycleNode):
                   'policy': str(self._param('policy'))}
         if controller is not None:
             steps = controller.policy_steps
-            mark_t, mark_steps = self._rate_mark
-            if mark_t is not None and now > mark_t:
-                self._policy_rate_hz = (steps - mark_steps) / (now - mark_t)
-            self._rate_mark = (now, steps)
             command = controller.command(now)
             values.update({
                 'policy_rate_hz': f'{self._policy_rate_hz:.1f}',

@@ -241,6 +241,7 @@ def test_walks_and_publishes_finite_bounded_efforts(contract, policy_path, harne
     for msg in list(h.feed.commands):
         _assert_bounded(contract, msg.effort)
     assert h.feed.value('fault_reason') == ''
+    wait_for(lambda: float(h.feed.value('policy_rate_hz') or 0) > 0, 'a policy rate')
 
 
 def test_missing_joint_at_configure_is_refused_and_named(contract, policy_path,
