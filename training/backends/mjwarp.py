@@ -432,7 +432,10 @@ class MjWarpBackend(SimBackend):
                 # eager warm-up: loads kernels, fills the pool's cache; this IS this call's step
                 self._substeps(decimation)
                 try:
-                    with wp.ScopedCapture(device=self._wp_device, stream=self._wp_stream) as cap:
+                    # RELAXED: a torch cache miss (cudaMalloc) must not invalidate the capture
+                    mode = getattr(getattr(wp, 'CaptureMode', None), 'RELAXED', None)
+                    kwargs = {} if mode is None else {'capture_mode': mode}
+                    with wp.ScopedCapture(stream=self._wp_stream, **kwargs) as cap:
                         self._substeps(decimation)  # recorded only, not executed
                     self._graphs[decimation] = cap.graph
                 except Exception as exc:  # keep training possible, loudly
