@@ -306,6 +306,8 @@ class MujocoRobotSim:
                 self._renderer.close()
             self.model.vis.global_.offwidth = max(self.model.vis.global_.offwidth, width)
             self.model.vis.global_.offheight = max(self.model.vis.global_.offheight, height)
+            self.model.vis.headlight.ambient[:] = 0.4  # visual only; no effect on physics
+            self.model.vis.headlight.diffuse[:] = 0.6
             self._renderer = mujoco.Renderer(self.model, height=height, width=width)
             self._camera = mujoco.MjvCamera()
             self._camera.type = mujoco.mjtCamera.mjCAMERA_TRACKING
