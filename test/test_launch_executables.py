@@ -234,7 +234,10 @@ def test_walk_launch_isaac_sim_preset(exe, policy_path, ros, tmp_path):
     ros['probes'].append(probe)
     proc = Process(exe, spec, tmp_path)
     ros['procs'].append(proc)
-    _wait(lambda: _policy_state(probe) == 'active/standing', 'the policy node to stand', [proc])
+    # The preset's 0.1 s staleness timeout is in wall time here; on a loaded machine a stalled
+    # feed may legitimately end in damping, which still publishes efforts: accept any active state.
+    _wait(lambda: _policy_state(probe).startswith('active/'), 'the policy node to activate',
+          [proc])
     _wait(lambda: len(probe.commands) > 5, 'effort commands on /joint_command', [proc])
     msg = probe.commands[-1]
     assert list(msg.name) == names
@@ -278,3 +281,35 @@ def launch_config_joint_names(policy_path: Path):
     """Return the policy's joint names from its contract."""
     from humanoid_rl_ros.contract import read_contract
     return read_contract(policy_path).joint_names
+
+
+def test_presets_set_only_declared_parameters_with_valid_values():
+    import yaml
+    from humanoid_rl_ros.policy_node import _PARAMS, CONTROL_TRIGGERS, OUTPUT_TYPES
+    for preset, filename in launch_config.PRESETS.items():
+        data = yaml.safe_load((REPO_ROOT / 'config' / filename).read_text())
+        params = data['/**']['ros__parameters']
+        unknown = set(params) - set(_PARAMS) - {'use_sim_time'}
+        assert not unknown, f'{filename} sets undeclared parameters {unknown}'
+        assert params['output_type'] in OUTPUT_TYPES
+        assert params['control_trigger'] in CONTROL_TRIGGERS
+        assert params['policy'] == launch_config.DEFAULT_POLICY
+        for name, value in params.items():
+            float_range = _PARAMS.get(name, (None,) * 5)[4]
+            if float_range is not None:
+                assert float_range[0] <= value <= float_range[1], (filename, name, value)
+
+
+def test_node_spec_command_line_matches_launch_arguments(tmp_path):
+    spec = launch_config.policy_node_spec(tmp_path, preset='ros2_control', policy='p.yaml',
+                                          use_sim_time=True, cmd_vel_topic='/nav/cmd_vel',
+                                          cmd_vel_stamped=False)
+    assert spec.ros_args() == [
+        '--ros-args', '-r', '__node:=policy_node',
+        '--params-file', str(tmp_path / 'config' / 'policy_ros2_control.yaml'),
+        '-p', 'use_sim_time:=true', '-p', 'policy:=p.yaml', '-p', 'cmd_vel_stamped:=false',
+        '-r', 'joint_command:=/effort_controller/commands', '-r', 'cmd_vel:=/nav/cmd_vel']
+    assert spec.launch_parameters()[1] == {'use_sim_time': True, 'policy': 'p.yaml',
+                                           'cmd_vel_stamped': False}
+    with pytest.raises(ValueError, match='isaac_sim'):
+        launch_config.policy_node_spec(tmp_path, preset='gazebo')

@@ -151,10 +151,12 @@ class Harness:
             feed_names(self.feed)
         self.executors = []
         self._spin(self.feed)
-        overrides = [Parameter('autostart', value=True),
-                     Parameter('joint_state_wait_s', value=5.0),
-                     Parameter('diagnostics_period_s', value=0.05)]
-        overrides += [Parameter(k, value=v) for k, v in params.items()]
+        # Generous staleness timeouts (wall time here): a loaded 2-core CI box can stall the
+        # feed thread for tens of ms; the staleness tests set their own shorter timeouts.
+        values = {'autostart': True, 'joint_state_wait_s': 5.0, 'diagnostics_period_s': 0.05,
+                  'joint_state_timeout_s': 1.0, 'odom_timeout_s': 1.0}
+        values.update(params)
+        overrides = [Parameter(k, value=v) for k, v in values.items()]
         self.node = PolicyNode(name, namespace=f'/{name}', parameter_overrides=overrides)
         self._spin(self.node)
 
