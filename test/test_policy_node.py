@@ -378,3 +378,30 @@ def test_invalid_parameter_values_are_rejected(contract, policy_path, harness_fa
     assert not result.successful
     result = h.node.set_parameters([Parameter('stand_ramp_s', value=1.5)])[0]
     assert result.successful
+
+
+def test_message_conversions_round_trip():
+    from humanoid_rl_ros import ros_conversions as rc
+    odom = make_odometry([1.0, 2.0, 0.8], [0.9, 0.1, -0.2, 0.3], [0.5, -0.1, 0.0],
+                         [0.0, 0.1, 0.7])
+    quat, lin, ang = rc.odometry_to_arrays(odom)
+    np.testing.assert_allclose(quat, [0.9, 0.1, -0.2, 0.3])
+    np.testing.assert_allclose(lin, [0.5, -0.1, 0.0])
+    np.testing.assert_allclose(ang, [0.0, 0.1, 0.7])
+    assert odom.child_frame_id == 'base_link'
+    assert rc.twist_to_command(make_twist(0.4, -0.2, 0.3)) == (0.4, -0.2, 0.3)
+    assert rc.twist_to_command(make_twist(0.4, -0.2, 0.3, stamped=True)) == (0.4, -0.2, 0.3)
+    imu = rc.make_imu([1.0, 0.0, 0.0, 0.0], [0.1, 0.2, 0.3])
+    np.testing.assert_allclose(rc.imu_to_arrays(imu)[1], [0.1, 0.2, 0.3])
+    js = make_joint_state(['b', 'a'], [2.0, 1.0], [0.2, 0.1])
+    names, q, qd = rc.joint_state_to_arrays(js)
+    assert names == ('b', 'a')
+    np.testing.assert_allclose(rc.reorder(q, names, ['a', 'b', 'c']), [1.0, 2.0, 0.0])
+    assert rc.stamp_to_s(rc.s_to_stamp(12.345678901)) == pytest.approx(12.345678901)
+    cmd = make_joint_state(['b', 'a'], effort=[5.0, -5.0])
+    np.testing.assert_allclose(rc.effort_command_from_msg(cmd, ['a', 'b']), [-5.0, 5.0])
+    array = rc.make_float64_array([1.0, 2.0])
+    np.testing.assert_allclose(rc.effort_command_from_msg(array, ['a', 'b'], ['b', 'a']),
+                               [2.0, 1.0])
+    with pytest.raises(ValueError, match='expected 3'):
+        rc.effort_command_from_msg(array, ['a', 'b', 'c'])
