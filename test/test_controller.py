@@ -256,3 +256,26 @@ def test_stand_from_walking_and_deactivate(runtime):
     assert f.c.state is ControllerState.STANDING
     f.c.deactivate()
     assert f.c.step(f.t) is None
+
+
+def test_imu_orientation_source(runtime):
+    c = Controller(runtime.contract, runtime.act,
+                   ControllerConfig(stand_ramp_s=0.0, orientation_source='imu',
+                                    imu_timeout_s=0.05))
+    f = Feeder(c)
+    f.feed()
+    c.activate(f.t)
+    c.request_walk(f.t)
+    f.tick()
+    assert c.state is ControllerState.STANDING and 'no imu received' in c.note
+    # The IMU says: rolled 90 degrees about x, so gravity lies along -y in the body frame.
+    half = math.sqrt(0.5)
+    c.update_imu([half, half, 0.0, 0.0], [0.3, 0.0, 0.0], f.t)
+    f.tick()
+    assert c.state is ControllerState.WALKING
+    inputs = c.observation_inputs(f.t)
+    np.testing.assert_allclose(inputs['projected_gravity'], [0.0, -1.0, 0.0], atol=1e-9)
+    np.testing.assert_allclose(inputs['base_ang_vel'], [0.3, 0.0, 0.0])
+    for _ in range(20):
+        f.tick()
+    assert c.state is ControllerState.DAMPING and 'imu stale' in c.fault_reason
