@@ -405,3 +405,21 @@ def test_message_conversions_round_trip():
                                [2.0, 1.0])
     with pytest.raises(ValueError, match='expected 3'):
         rc.effort_command_from_msg(array, ['a', 'b', 'c'])
+
+
+def test_joint_states_trigger_ticks_per_message_and_watchdog_damps(contract, policy_path,
+                                                                   harness_factory):
+    h = harness_factory(contract, 'policy_trigger',
+                        {'policy': str(policy_path), 'stand_ramp_s': 0.0,
+                         'control_trigger': 'joint_states', 'joint_state_timeout_s': 0.2})
+    wait_for(lambda: h.feed.value('state') == 'standing', 'standing')
+    h.feed.commands.clear()
+    wait_for(lambda: h.feed.last_command() is not None, 'an effort command')
+    np.testing.assert_allclose(_efforts_by_policy_order(contract, h.feed.last_command()),
+                               _standing_expected(contract, h.feed), atol=1e-12)
+    with h.feed.lock:
+        h.feed.publish_joint_states = False
+    wait_for(lambda: h.feed.value('state') == 'damping', 'damping from the watchdog')
+    h.feed.commands.clear()
+    wait_for(lambda: len(h.feed.commands) > 3, 'damping commands from the watchdog timer')
+    np.testing.assert_array_equal(h.feed.last_command().effort, np.zeros(contract.num_joints))
