@@ -64,8 +64,8 @@ class RewardConfig:
 
     track_lin_vel: float = 2.0
     """exp(-|v_xy* - v_xy|^2 / sigma^2) (mjlab: 2.0)."""
-    track_ang_vel: float = 1.0
-    """exp(-(w_z* - w_z)^2 / sigma^2) (legged_gym: 0.5, mjlab: 2.0)."""
+    track_ang_vel: float = 2.0
+    """exp(-(w_z* - w_z)^2 / sigma^2) (mjlab: 2.0)."""
     lin_vel_z: float = -2.0
     """Vertical base velocity squared (legged_gym: -2.0)."""
     ang_vel_xy: float = -0.05
@@ -83,7 +83,7 @@ class RewardConfig:
     dof_pos_limits: float = -5.0
     """Joint excursion beyond the soft limits [rad]."""
     posture: float = -0.5
-    """Deviation from the default pose of hip yaw/roll, torso and arm joints [rad^2]."""
+    """Deviation from the default pose of hip roll, torso and arm joints [rad^2]."""
     feet_air_time: float = 1.0
     """Air time minus the target at touchdown, while walking (legged_gym biped)."""
     feet_slip: float = -0.25
@@ -164,6 +164,10 @@ class EnvConfig:
     """Terminate when the base drops below this share of its nominal height."""
     fall_tilt_rad: float = 1.22
     """Terminate when the base tilts more than this [rad] (mjlab: 70 deg)."""
+    nconmax_per_world: int = 24
+    """MuJoCo Warp contact buffer per world (pooled); overflow is detected and raised."""
+    njmax_per_world: int = 128
+    """MuJoCo Warp constraint rows per world; overflow is detected and raised."""
     init_joint_noise_rad: float = 0.1
     """Uniform noise on the initial joint positions [rad]."""
     init_base_vel_m_s: float = 0.3

@@ -20,13 +20,17 @@ import mujoco
 import numpy as np
 import torch
 from training.backends import make_backend
-from training.backends.base import SimBackend
+from training.backends.base import raise_if_overflow, SimBackend
 from training.config import EnvConfig
 from training.rewards import REWARD_TERMS
 from training.vec_env import VecEnv
 
-POSTURE_EXCLUDED = ('hip_pitch', 'knee', 'ankle_pitch')
-"""Joints whose names contain these are free of the posture term (they do the walking)."""
+POSTURE_EXCLUDED = ('hip_yaw', 'hip_pitch', 'knee', 'ankle_pitch')
+"""Joints whose names contain these are free of the posture term (they walk and turn)."""
+
+
+OVERFLOW_CHECK_INTERVAL = 100
+"""Policy steps between reads of the simulator's overflow counters (each read is a sync)."""
 
 
 def _uniform(low: float, high: float, shape: Tuple[int, ...], device: torch.device
@@ -47,8 +51,10 @@ class LocomotionEnv(VecEnv):
         self.num_actions = len(self.robot.joints)
         self.dt_s = cfg.physics_dt_s * cfg.decimation
         self.max_episode_length = int(math.ceil(cfg.episode_length_s / self.dt_s))
+        sim_options = ({'nconmax': cfg.nconmax_per_world, 'njmax': cfg.njmax_per_world}
+                       if backend_name == 'mjwarp' else {})
         self.backend = backend or make_backend(backend_name, self.robot, cfg.num_envs, device,
-                                               physics_dt_s=cfg.physics_dt_s)
+                                               physics_dt_s=cfg.physics_dt_s, **sim_options)
         self.backend_name = backend_name
         self._init_constants()
         self._init_buffers()
@@ -66,6 +72,7 @@ class LocomotionEnv(VecEnv):
         self.episode_sums = {name: torch.zeros(self.num_envs, device=self.device)
                              for name, _, _ in self.reward_terms}
         self._dr_unsupported: List[str] = []
+        self.steps_taken = 0
 
     # ----------------------------------------------------------------------------- setup
     def _init_constants(self) -> None:
@@ -216,15 +223,20 @@ class LocomotionEnv(VecEnv):
             self._dr_unsupported.append(name)
             print(f'[env] domain randomization {name!r} is off: {exc}')
 
-    def _resample_commands(self, env_ids: torch.Tensor) -> None:
-        c, k, dev = self.cfg.commands, len(env_ids), self.device
+    def _sample_commands(self, k: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Return ``k`` fresh commands [k, 3] and their hold times [k] [s]."""
+        c, dev = self.cfg.commands, self.device
         cmd = self.cmd_low + (self.cmd_high - self.cmd_low) * torch.rand(k, 3, device=dev)
         small = torch.norm(cmd[:, :2], dim=1) < c.small_command_m_s
         cmd[:, :2] *= (~small).unsqueeze(1)
         standing = torch.rand(k, device=dev) < c.standing_fraction
         cmd *= (~standing).unsqueeze(1)
+        return cmd, _uniform(*c.resample_interval_s, (k,), dev)
+
+    def _resample_commands(self, env_ids: torch.Tensor) -> None:
+        cmd, hold_s = self._sample_commands(len(env_ids))
         self.commands[env_ids] = cmd
-        self.command_timer_s[env_ids] = _uniform(*c.resample_interval_s, (k,), dev)
+        self.command_timer_s[env_ids] = hold_s
 
     # ----------------------------------------------------------------------------- stepping
     def step(self, actions: torch.Tensor
@@ -240,6 +252,9 @@ class LocomotionEnv(VecEnv):
         self.backend.step(cfg.decimation)
 
         self.episode_length += 1
+        self.steps_taken += 1
+        if self.steps_taken % OVERFLOW_CHECK_INTERVAL == 0:
+            self.check_overflow()
         self.gait_phase = torch.remainder(
             self.gait_phase + self.dt_s / cfg.observations.gait_period_s, 1.0)
         self._refresh_state()
@@ -330,9 +345,11 @@ class LocomotionEnv(VecEnv):
         return log
 
     def _resample_commands_due(self) -> None:
-        due = (self.command_timer_s <= 0).nonzero(as_tuple=False).flatten()
-        if len(due) > 0:
-            self._resample_commands(due)
+        """Resample the commands whose hold time ran out (masked: no host sync)."""
+        due = (self.command_timer_s <= 0).unsqueeze(1)
+        cmd, hold_s = self._sample_commands(self.num_envs)
+        self.commands = torch.where(due, cmd, self.commands)
+        self.command_timer_s = torch.where(due[:, 0], hold_s, self.command_timer_s)
 
     def _push_due(self) -> None:
         r = self.cfg.randomization
@@ -366,8 +383,10 @@ class LocomotionEnv(VecEnv):
         return obs, torch.cat([critic, privileged], dim=1)
 
     def check_overflow(self) -> Dict[str, Any]:
-        """Return the backend's contact/constraint overflow report (raises if it overflowed)."""
-        return self.backend.check_overflow()
+        """Return the backend's overflow report; raise SimOverflowError if buffers overflowed."""
+        report = self.backend.check_overflow()
+        raise_if_overflow(report)
+        return report
 
     def close(self) -> None:
         """Release the simulator."""

@@ -1,0 +1,385 @@
+"""
+Sim-to-sim evaluation of an exported policy: ONNX + contract in CPU MuJoCo.
+
+The policy runs through the deployment code path: :class:`humanoid_rl_ros.controller.Controller`
+(the policy node's pure core) with :class:`humanoid_rl_ros.policy_runtime.PolicyRuntime`
+(onnxruntime), on :class:`humanoid_rl_ros.mujoco_sim.MujocoRobotSim` (the sim node's model).
+Only the contract says how to build observations and efforts.
+
+Usage::
+
+    python -m training.evaluate models/humanoid_walk.yaml --out benchmarks/eval
+    python -m training.evaluate models/humanoid_walk.yaml --quick   # a few seconds per command
+
+Tracking errors are measured after a rise time, on the base velocity averaged over one gait
+period (walking speed is a per-stride quantity: the pelvis speeds up and slows down within a
+stride). The instantaneous errors are reported too.
+"""
+
+import argparse
+from dataclasses import asdict, dataclass, field
+import json
+import math
+from pathlib import Path
+import sys
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from humanoid_rl_ros.controller import Controller, ControllerConfig, ControllerState
+from humanoid_rl_ros.mujoco_sim import MujocoRobotSim
+from humanoid_rl_ros.policy_runtime import PolicyRuntime
+from humanoid_rl_ros.robot import load_robot
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CommandCase:
+    """One command of the suite: body-frame (vx [m/s], vy [m/s], yaw rate [rad/s])."""
+
+    name: str
+    vx_m_s: float
+    vy_m_s: float
+    wz_rad_s: float
+
+
+SUITE: Tuple[CommandCase, ...] = (
+    CommandCase('stand', 0.0, 0.0, 0.0),
+    CommandCase('forward_0.5', 0.5, 0.0, 0.0),
+    CommandCase('forward_1.0', 1.0, 0.0, 0.0),
+    CommandCase('backward_0.3', -0.3, 0.0, 0.0),
+    CommandCase('sideways_0.3', 0.0, 0.3, 0.0),
+    CommandCase('turn_0.8', 0.0, 0.0, 0.8),
+    CommandCase('walk_and_turn', 0.5, 0.0, 0.5),
+)
+"""The fixed command suite of the evaluator."""
+
+
+@dataclass
+class EvalConfig:
+    """How the suite is run."""
+
+    duration_s: float = 20.0
+    """Time each command is held [s]."""
+    settle_s: float = 1.0
+    """Zero-command walking time before the command starts [s]."""
+    rise_s: float = 2.0
+    """Time after the command starts that is excluded from the errors [s]."""
+    seeds: int = 3
+    """Seeds per command (each perturbs the initial pose and the push directions)."""
+    pushes: Tuple[bool, ...] = (False, True)
+    """Run each seed without and with pushes."""
+    push_interval_s: float = 4.0
+    """Time between pushes [s]."""
+    push_velocity_m_s: float = 0.5
+    """Planar base velocity impulse of each push [m/s]."""
+    init_joint_noise_rad: float = 0.05
+    """Uniform noise on the initial joint positions [rad]."""
+    fall_height_fraction: float = 0.5
+    """A base below this share of its nominal height counts as a fall."""
+
+
+@dataclass
+class RunResult:
+    """Metrics of one command, seed and push setting."""
+
+    command: str
+    seed: int
+    pushes: bool
+    fell: bool
+    fall_time_s: Optional[float]
+    vx_mae_m_s: float
+    vy_mae_m_s: float
+    yaw_rate_mae_rad_s: float
+    lin_vel_error_m_s: float
+    vx_mae_instant_m_s: float
+    vy_mae_instant_m_s: float
+    yaw_rate_mae_instant_rad_s: float
+    planar_drift_m_s: float
+    effort_share_mean: float
+    effort_share_max: float
+    foot_slip_m_s: float
+    trace: Dict[str, List[float]] = field(default_factory=dict, repr=False)
+
+
+def _moving_average(x: np.ndarray, window: int) -> np.ndarray:
+    if window <= 1 or len(x) < window:
+        return x
+    kernel = np.ones(window) / window
+    out = np.convolve(x, kernel, mode='same')
+    half = window // 2
+    out[:half] = x[:half]
+    out[-half:] = x[-half:]
+    return out
+
+
+def run_case(runtime: PolicyRuntime, sim: MujocoRobotSim, case: CommandCase, seed: int,
+             pushes: bool, cfg: EvalConfig) -> RunResult:
+    """Run one command for one seed in CPU MuJoCo and return its metrics."""
+    contract = runtime.contract
+    rng = np.random.default_rng(seed)
+    noise = rng.uniform(-cfg.init_joint_noise_rad, cfg.init_joint_noise_rad, contract.num_joints)
+    sim.reset(joint_pos_rad=np.asarray(contract.default_pos_rad) + noise)
+    controller = Controller(contract, runtime.act, ControllerConfig(stand_ramp_s=0.2))
+    dt = contract.physics_dt_s
+    names = contract.joint_names
+    limit = np.asarray(contract.effort_limit_nm)
+
+    def feed(now_s: float) -> None:
+        controller.update_joint_state(names, sim.joint_pos_rad, sim.joint_vel_rad_s, now_s)
+        controller.update_odom(sim.base_quat_wxyz, sim.base_lin_vel_body_m_s,
+                               sim.base_ang_vel_body_rad_s, now_s)
+
+    feed(0.0)
+    controller.activate(0.0)
+    controller.request_walk(0.0)
+    start_walk_s = 0.2 + cfg.settle_s
+    end_s = start_walk_s + cfg.duration_s
+    steps = int(round(end_s / dt))
+    next_push_s = start_walk_s + cfg.push_interval_s
+    log: Dict[str, List[Any]] = {k: [] for k in ('t', 'vx', 'vy', 'wz', 'x', 'y', 'cvx', 'cvy',
+                                                 'cwz', 'effort_share', 'slip')}
+    fall_time = None
+    for i in range(steps):
+        now = i * dt
+        feed(now)
+        cmd = (case.vx_m_s, case.vy_m_s, case.wz_rad_s) if now >= start_walk_s else (0, 0, 0)
+        controller.update_cmd_vel(*cmd, now)
+        effort = controller.step(now)
+        if controller.state is not ControllerState.WALKING and now > 0.3:
+            raise RuntimeError(f'{case.name}: controller left walking: '
+                               f'{controller.state.value} ({controller.fault_reason})')
+        sim.step(effort)
+        if pushes and now >= next_push_s:
+            angle = rng.uniform(-math.pi, math.pi)
+            sim.push([cfg.push_velocity_m_s * math.cos(angle),
+                      cfg.push_velocity_m_s * math.sin(angle), 0.0])
+            next_push_s += cfg.push_interval_s
+        if sim.fallen(cfg.fall_height_fraction * sim.robot.nominal_base_height_m):
+            fall_time = now
+            break
+        if i % contract.decimation == 0:
+            v, w, p = sim.base_lin_vel_body_m_s, sim.base_ang_vel_body_rad_s, sim.base_pos_m
+            contact = sim.foot_in_contact
+            foot_v = np.linalg.norm(sim.foot_lin_vel_world_m_s[:, :2], axis=1)
+            for key, value in (('t', now), ('vx', v[0]), ('vy', v[1]), ('wz', w[2]),
+                               ('x', p[0]), ('y', p[1]), ('cvx', cmd[0]), ('cvy', cmd[1]),
+                               ('cwz', cmd[2]),
+                               ('effort_share', float(np.mean(np.abs(effort) / limit))),
+                               ('slip', float(foot_v[contact].mean()) if contact.any()
+                                else float('nan'))):
+                log[key].append(float(value))
+    arr = {k: np.asarray(v) for k, v in log.items()}
+    window = max(1, int(round((contract.gait_period_s or 0.8) / contract.policy_dt_s)))
+    mask = arr['t'] >= start_walk_s + cfg.rise_s
+    if fall_time is not None or not mask.any():
+        nan = float('nan')
+        errors = dict(vx=nan, vy=nan, wz=nan, lin=nan, ivx=nan, ivy=nan, iwz=nan, drift=nan)
+    else:
+        avg = {k: _moving_average(arr[k], window) for k in ('vx', 'vy', 'wz')}
+        ex = np.abs(avg['vx'] - arr['cvx'])[mask]
+        ey = np.abs(avg['vy'] - arr['cvy'])[mask]
+        ew = np.abs(avg['wz'] - arr['cwz'])[mask]
+        duration = arr['t'][mask][-1] - arr['t'][mask][0]
+        disp = math.hypot(arr['x'][mask][-1] - arr['x'][mask][0],
+                          arr['y'][mask][-1] - arr['y'][mask][0])
+        errors = dict(
+            vx=float(ex.mean()), vy=float(ey.mean()), wz=float(ew.mean()),
+            lin=float(np.hypot(ex, ey).mean()),
+            ivx=float(np.abs(arr['vx'] - arr['cvx'])[mask].mean()),
+            ivy=float(np.abs(arr['vy'] - arr['cvy'])[mask].mean()),
+            iwz=float(np.abs(arr['wz'] - arr['cwz'])[mask].mean()),
+            drift=disp / duration if duration > 0 else float('nan'))
+    share = arr['effort_share']
+    slip = arr['slip'][np.isfinite(arr['slip'])]
+    return RunResult(
+        command=case.name, seed=seed, pushes=pushes, fell=fall_time is not None,
+        fall_time_s=fall_time, vx_mae_m_s=errors['vx'], vy_mae_m_s=errors['vy'],
+        yaw_rate_mae_rad_s=errors['wz'], lin_vel_error_m_s=errors['lin'],
+        vx_mae_instant_m_s=errors['ivx'], vy_mae_instant_m_s=errors['ivy'],
+        yaw_rate_mae_instant_rad_s=errors['iwz'], planar_drift_m_s=errors['drift'],
+        effort_share_mean=float(share.mean()) if len(share) else float('nan'),
+        effort_share_max=float(share.max()) if len(share) else float('nan'),
+        foot_slip_m_s=float(slip.mean()) if len(slip) else float('nan'),
+        trace={k: v.tolist() for k, v in arr.items()})
+
+
+def summarize(results: Sequence[RunResult]) -> Dict[str, Any]:
+    """Aggregate per command and overall; return the report's summary section."""
+    per_command: Dict[str, Dict[str, Any]] = {}
+    for case in dict.fromkeys(r.command for r in results):
+        runs = [r for r in results if r.command == case]
+        ok = [r for r in runs if not r.fell]
+
+        def mean(key: str) -> float:
+            values = [getattr(r, key) for r in ok]
+            return float(np.mean(values)) if values else float('nan')
+
+        per_command[case] = {
+            'runs': len(runs), 'falls': sum(r.fell for r in runs),
+            'lin_vel_error_m_s': mean('lin_vel_error_m_s'), 'vx_mae_m_s': mean('vx_mae_m_s'),
+            'vy_mae_m_s': mean('vy_mae_m_s'), 'yaw_rate_mae_rad_s': mean('yaw_rate_mae_rad_s'),
+            'lin_vel_error_instant_m_s': float(np.mean([
+                math.hypot(r.vx_mae_instant_m_s, r.vy_mae_instant_m_s) for r in ok]))
+            if ok else float('nan'),
+            'yaw_rate_mae_instant_rad_s': mean('yaw_rate_mae_instant_rad_s'),
+            'planar_drift_m_s': mean('planar_drift_m_s'),
+            'effort_share_mean': mean('effort_share_mean'),
+            'effort_share_max': float(max((r.effort_share_max for r in ok), default=math.nan)),
+            'foot_slip_m_s': mean('foot_slip_m_s'),
+        }
+    lin = [c['lin_vel_error_m_s'] for c in per_command.values()]
+    yaw = [c['yaw_rate_mae_rad_s'] for c in per_command.values()]
+    falls = sum(c['falls'] for c in per_command.values())
+    stand = per_command.get('stand', {}).get('planar_drift_m_s', float('nan'))
+    overall = {
+        'falls': falls, 'runs': len(results),
+        'lin_vel_error_mean_m_s': float(np.mean(lin)), 'lin_vel_error_worst_m_s': float(max(lin)),
+        'yaw_rate_error_mean_rad_s': float(np.mean(yaw)),
+        'yaw_rate_error_worst_rad_s': float(max(yaw)), 'stand_drift_m_s': stand,
+    }
+    overall['meets_targets'] = bool(
+        falls == 0 and overall['lin_vel_error_mean_m_s'] <= 0.10
+        and overall['lin_vel_error_worst_m_s'] <= 0.15
+        and overall['yaw_rate_error_worst_rad_s'] <= 0.15 and stand <= 0.05)
+    return {'per_command': per_command, 'overall': overall}
+
+
+def plot_report(results: Sequence[RunResult], out_dir: Path) -> List[Path]:
+    """Save commanded-vs-actual velocity plots and top-down trajectories; return the paths."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    shown = [r for r in results if r.seed == 0 and not r.pushes] or list(results)
+    cases = list(dict.fromkeys(r.command for r in shown))
+    fig, axes = plt.subplots(len(cases), 3, figsize=(13, 2.2 * len(cases)), squeeze=False)
+    for row, case in zip(axes, cases):
+        r = next(x for x in shown if x.command == case)
+        t = np.asarray(r.trace['t'])
+        for ax, (key, ckey, label) in zip(row, (('vx', 'cvx', 'vx [m/s]'),
+                                                ('vy', 'cvy', 'vy [m/s]'),
+                                                ('wz', 'cwz', 'yaw rate [rad/s]'))):
+            ax.plot(t, r.trace[key], lw=0.8, label='measured (body frame)')
+            ax.plot(t, r.trace[ckey], 'k--', lw=1.0, label='command')
+            ax.set_ylabel(label)
+            ax.set_title(f'{case}' + (' (fell)' if r.fell else ''), fontsize=9)
+            ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    for ax in axes[-1]:
+        ax.set_xlabel('time [s]')
+    fig.tight_layout()
+    tracking = out_dir / 'tracking.png'
+    fig.savefig(tracking, dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 7))
+    for r in results:
+        style = '-' if not r.pushes else ':'
+        ax.plot(r.trace['x'], r.trace['y'], style, lw=0.8,
+                label=f'{r.command} s{r.seed}{" push" if r.pushes else ""}'
+                if r.seed == 0 else None)
+    ax.set_aspect('equal')
+    ax.set_xlabel('x [m]')
+    ax.set_ylabel('y [m]')
+    ax.set_title('Top-down base trajectories (dotted: with pushes)')
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    traj = out_dir / 'trajectories.png'
+    fig.savefig(traj, dpi=110)
+    plt.close(fig)
+    return [tracking, traj]
+
+
+def record_video(runtime: PolicyRuntime, sim: MujocoRobotSim, out_path: Path,
+                 case: CommandCase, seconds: float = 6.0, fps: int = 25) -> Path:
+    """Render ``case`` offscreen to an animated GIF (needs MUJOCO_GL=egl or osmesa)."""
+    from PIL import Image
+
+    contract = runtime.contract
+    sim.reset()
+    controller = Controller(contract, runtime.act, ControllerConfig(stand_ramp_s=0.2))
+    frames = []
+    every = max(1, int(round(1.0 / (fps * contract.physics_dt_s))))
+    for i in range(int(seconds / contract.physics_dt_s)):
+        now = i * contract.physics_dt_s
+        controller.update_joint_state(contract.joint_names, sim.joint_pos_rad,
+                                      sim.joint_vel_rad_s, now)
+        controller.update_odom(sim.base_quat_wxyz, sim.base_lin_vel_body_m_s,
+                               sim.base_ang_vel_body_rad_s, now)
+        if i == 0:
+            controller.activate(now)
+            controller.request_walk(now)
+        controller.update_cmd_vel(case.vx_m_s, case.vy_m_s, case.wz_rad_s, now)
+        sim.step(controller.step(now))
+        if i % every == 0:
+            frames.append(Image.fromarray(sim.render_rgb(480, 360)))
+    frames[0].save(out_path, save_all=True, append_images=frames[1:],
+                   duration=int(1000 / fps), loop=0)
+    return out_path
+
+
+def evaluate(contract_path: Path, cfg: EvalConfig, out_dir: Optional[Path],
+             cases: Sequence[CommandCase] = SUITE, video: bool = False) -> Dict[str, Any]:
+    """Run the suite; write the JSON report and plots into ``out_dir``; return the report."""
+    runtime = PolicyRuntime.load(contract_path)
+    robot = load_robot(runtime.contract.robot)
+    sim = MujocoRobotSim(robot, runtime.contract.physics_dt_s)
+    results: List[RunResult] = []
+    jobs = [(c, s, p) for c in cases for s in range(cfg.seeds) for p in cfg.pushes]
+    start = time.perf_counter()
+    for k, (case, seed, pushes) in enumerate(jobs, 1):
+        r = run_case(runtime, sim, case, seed, pushes, cfg)
+        results.append(r)
+        elapsed = time.perf_counter() - start
+        eta = elapsed / k * (len(jobs) - k)
+        print(f'[eval {k}/{len(jobs)}] {case.name:14s} seed {seed} push {int(pushes)}: '
+              f'{"FELL at %.1f s" % r.fall_time_s if r.fell else "ok"} | lin err '
+              f'{r.lin_vel_error_m_s:.3f} m/s | yaw err {r.yaw_rate_mae_rad_s:.3f} rad/s | '
+              f'effort {r.effort_share_mean:.2f} | ETA {eta:.0f} s', flush=True)
+    report = {
+        'policy': str(contract_path), 'robot': robot.name,
+        'config': asdict(cfg), 'suite': [asdict(c) for c in cases],
+        'metric_note': ('Errors are mean absolute errors after the rise time on the base '
+                        'velocity averaged over one gait period; *_instant_* use raw '
+                        'samples. lin_vel_error is the planar norm of the vx and vy errors.'),
+        **summarize(results),
+        'runs': [{k: v for k, v in asdict(r).items() if k != 'trace'} for r in results],
+    }
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / 'eval_report.json').write_text(json.dumps(report, indent=1))
+        report['plots'] = [str(p) for p in plot_report(results, out_dir)]
+        if video:
+            report['video'] = str(record_video(runtime, sim, out_dir / 'walk.gif', SUITE[6]))
+    return report
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Command-line entry point; exit status 0 when the policy meets the targets."""
+    parser = argparse.ArgumentParser(prog='python -m training.evaluate', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('contract', type=Path, help='policy contract (models/<name>.yaml)')
+    parser.add_argument('--out', type=Path, default=Path('eval_output'))
+    parser.add_argument('--seeds', type=int, default=EvalConfig.seeds)
+    parser.add_argument('--duration-s', type=float, default=EvalConfig.duration_s)
+    parser.add_argument('--no-push', action='store_true', help='skip the runs with pushes')
+    parser.add_argument('--quick', action='store_true',
+                        help='3 s per command, 1 seed, no pushes (CI smoke run)')
+    parser.add_argument('--video', action='store_true', help='also write walk.gif')
+    args = parser.parse_args(argv)
+    cfg = EvalConfig(duration_s=args.duration_s, seeds=args.seeds,
+                     pushes=(False,) if args.no_push else (False, True))
+    if args.quick:
+        cfg = EvalConfig(duration_s=3.0, seeds=1, pushes=(False,), rise_s=1.0)
+    report = evaluate(args.contract, cfg, args.out, video=args.video)
+    print(json.dumps(report['overall'], indent=1))
+    for name, row in report['per_command'].items():
+        print(f'{name:14s} falls {row["falls"]}/{row["runs"]} lin {row["lin_vel_error_m_s"]:.3f}'
+              f' m/s yaw {row["yaw_rate_mae_rad_s"]:.3f} rad/s drift '
+              f'{row["planar_drift_m_s"]:.3f} m/s effort {row["effort_share_mean"]:.2f}')
+    return 0 if report['overall']['meets_targets'] else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
