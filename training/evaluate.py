@@ -173,7 +173,7 @@ def run_case(runtime: PolicyRuntime, sim: MujocoRobotSim, case: CommandCase, see
     mask = arr['t'] >= start_walk_s + cfg.rise_s
     if fall_time is not None or not mask.any():
         nan = float('nan')
-        errors = dict(vx=nan, vy=nan, wz=nan, lin=nan, ivx=nan, ivy=nan, iwz=nan, drift=nan)
+        errors = {k: nan for k in ('vx', 'vy', 'wz', 'lin', 'ivx', 'ivy', 'iwz', 'drift')}
     else:
         avg = {k: _moving_average(arr[k], window) for k in ('vx', 'vy', 'wz')}
         ex = np.abs(avg['vx'] - arr['cvx'])[mask]
@@ -182,13 +182,13 @@ def run_case(runtime: PolicyRuntime, sim: MujocoRobotSim, case: CommandCase, see
         duration = arr['t'][mask][-1] - arr['t'][mask][0]
         disp = math.hypot(arr['x'][mask][-1] - arr['x'][mask][0],
                           arr['y'][mask][-1] - arr['y'][mask][0])
-        errors = dict(
-            vx=float(ex.mean()), vy=float(ey.mean()), wz=float(ew.mean()),
-            lin=float(np.hypot(ex, ey).mean()),
-            ivx=float(np.abs(arr['vx'] - arr['cvx'])[mask].mean()),
-            ivy=float(np.abs(arr['vy'] - arr['cvy'])[mask].mean()),
-            iwz=float(np.abs(arr['wz'] - arr['cwz'])[mask].mean()),
-            drift=disp / duration if duration > 0 else float('nan'))
+        errors = {
+            'vx': float(ex.mean()), 'vy': float(ey.mean()), 'wz': float(ew.mean()),
+            'lin': float(np.hypot(ex, ey).mean()),
+            'ivx': float(np.abs(arr['vx'] - arr['cvx'])[mask].mean()),
+            'ivy': float(np.abs(arr['vy'] - arr['cvy'])[mask].mean()),
+            'iwz': float(np.abs(arr['wz'] - arr['cwz'])[mask].mean()),
+            'drift': disp / duration if duration > 0 else float('nan')}
     share = arr['effort_share']
     slip = arr['slip'][np.isfinite(arr['slip'])]
     return RunResult(
