@@ -88,6 +88,9 @@ class ClosedLoopConfig:
     """Wall time between progress lines [s]; 0 disables them."""
     label: str = ''
     """Shown in the summary and plot title (e.g. UNTRAINED)."""
+    command_before_start: bool = False
+    """Send the first segment's command already while standing (instead of zero), so a
+    constant-command run does not depend on when the first non-zero command arrives."""
     extra_policy_params: Dict[str, str] = field(default_factory=dict)
     """Extra ``-p name:=value`` for the policy node."""
 
@@ -219,7 +222,11 @@ def node_commands(cfg: ClosedLoopConfig, robot: str) -> Dict[str, List[str]]:
         pass  # the preset is optional: the parameters below are all the demo needs
     params = {'policy': str(cfg.policy), 'use_sim_time': 'true', 'autostart': 'true',
               'start_walking_on_activate': 'true', 'output_type': 'joint_state',
-              'cmd_vel_stamped': 'true' if cfg.cmd_vel_stamped else 'false'}
+              'cmd_vel_stamped': 'true' if cfg.cmd_vel_stamped else 'false',
+              # The demo's cmd_vel publisher is not part of the lock-step: on a loaded machine
+              # it may lag the sim by many ticks. A longer timeout keeps such a lag from
+              # looking like a lost Nav2 (the default 0.5 s is meant for real time).
+              'cmd_vel_timeout_s': '2.0'}
     params.update(cfg.extra_policy_params)
     for key, value in params.items():
         policy += ['-p', f'{key}:={value}']
@@ -236,8 +243,8 @@ class _Driver:
         self.effort_limit = {n: float(v) for n, v in zip(joint_names, effort_limit_nm)}
         msg_type = TwistStamped if cfg.cmd_vel_stamped else Twist
         self.cmd_pub = self.node.create_publisher(msg_type, 'cmd_vel', 10)
-        self.node.create_subscription(Odometry, 'odom', self._on_odom, 100)
-        self.node.create_subscription(JointState, 'joint_command', self._on_effort, 100)
+        self.node.create_subscription(Odometry, 'odom', self._on_odom, 1000)
+        self.node.create_subscription(JointState, 'joint_command', self._on_effort, 1000)
         self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 10)
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
@@ -279,11 +286,16 @@ class _Driver:
         t_s = (t_ns - self.t0_ns) * 1e-9 if self.t0_ns is not None else -1.0
         if t_ns >= self.next_cmd_ns:
             self.next_cmd_ns = t_ns - t_ns % CMD_VEL_PERIOD_NS + CMD_VEL_PERIOD_NS
-            self._publish_cmd(command_at(self.cfg.segments, t_s), msg.header.stamp)
-        if t_s >= 0.0:
-            p, q = msg.pose.pose.position, msg.pose.pose.orientation
-            v, w = msg.twist.twist.linear, msg.twist.twist.angular
-            self.samples.append((t_s, p.x, p.y, p.z, q.w, q.x, q.y, q.z, v.x, v.y, w.z))
+            if t_s < 0.0 and self.cfg.command_before_start:
+                command = self.cfg.segments[0].command()
+            else:
+                command = command_at(self.cfg.segments, t_s)
+            self._publish_cmd(command, msg.header.stamp)
+        # Every sample is kept with its sim time: the walking diagnostics may arrive after the
+        # first walking ticks' odometry, and the log must not depend on that timing.
+        p, q = msg.pose.pose.position, msg.pose.pose.orientation
+        v, w = msg.twist.twist.linear, msg.twist.twist.angular
+        self.samples.append((t_ns, p.x, p.y, p.z, q.w, q.x, q.y, q.z, v.x, v.y, w.z))
 
     def _publish_cmd(self, command: Tuple[float, float, float], stamp) -> None:
         twist = Twist()
@@ -302,9 +314,16 @@ class _Driver:
             return -1.0
         return (self.last_odom_ns - self.t0_ns) * 1e-9
 
+    def scenario_samples(self) -> List[Tuple[float, ...]]:
+        if self.t0_ns is None:
+            return []
+        return [s for s in self.samples if s[0] >= self.t0_ns]
+
     def log(self) -> DemoLog:
-        a = np.array(self.samples, dtype=float).reshape(-1, 11)
-        return DemoLog(a[:, 0], a[:, 1:4], a[:, 4:8], a[:, 8:11])
+        rows = self.scenario_samples()
+        t_s = np.array([(r[0] - self.t0_ns) * 1e-9 for r in rows], dtype=float)
+        a = np.array([r[1:] for r in rows], dtype=float).reshape(-1, 10)
+        return DemoLog(t_s, a[:, 0:3], a[:, 3:7], a[:, 7:10])
 
     def close(self) -> None:
         self.executor.shutdown()
@@ -331,11 +350,22 @@ def run_closed_loop(cfg: ClosedLoopConfig) -> ClosedLoopResult:
     driver = _Driver(cfg, robot.effort_limit_nm, robot.joint_names)
     duration_s = scenario_duration_s(cfg.segments)
     try:
-        for name, argv in node_commands(cfg, contract.robot).items():
-            children.append(_Child(name, argv, cfg.out_dir / f'{name}.log', env))
+        commands = node_commands(cfg, contract.robot)
+        deadline = time.monotonic() + cfg.walk_wait_s
+        # The sim first: it holds physics (lock-step pre-roll) until the policy's first
+        # command, so once this process receives its odometry no sample can be missed.
+        children.append(_Child('sim_node', commands['sim_node'],
+                               cfg.out_dir / 'sim_node.log', env))
+        while driver.last_odom_ns is None:
+            driver.executor.spin_once(timeout_sec=0.05)
+            children[0].check()
+            if time.monotonic() > deadline:
+                raise DemoError(f'no odometry from the sim node within {cfg.walk_wait_s:.0f} s; '
+                                f'sim_node log:\n{children[0].tail()}')
+        children.append(_Child('policy_node', commands['policy_node'],
+                               cfg.out_dir / 'policy_node.log', env))
         _say(f'started sim_node and policy_node (logs in {cfg.out_dir}); waiting for the '
              'policy to stand up and start walking')
-        deadline = time.monotonic() + cfg.walk_wait_s
         last_note = time.monotonic()
         while driver.t0_ns is None:
             driver.executor.spin_once(timeout_sec=0.05)
@@ -348,7 +378,7 @@ def run_closed_loop(cfg: ClosedLoopConfig) -> ClosedLoopResult:
                     f'policy_node log:\n{children[1].tail()}')
             if cfg.progress_period_s and time.monotonic() - last_note > cfg.progress_period_s:
                 last_note = time.monotonic()
-                sim_s = (driver.last_odom_ns or 0) * 1e-9
+                sim_s = (driver.last_odom_ns or 0) * 1e-9  # before walking starts
                 _say(f'  waiting: sim time {sim_s:.2f} s, policy '
                      f'{driver.policy_status or "starting"}')
         walk_start_s = driver.t0_ns * 1e-9
@@ -379,7 +409,8 @@ def run_closed_loop(cfg: ClosedLoopConfig) -> ClosedLoopResult:
         metrics = compute_metrics(log, cfg.segments,
                                   fall_height_m=0.5 * robot.nominal_base_height_m)
         return ClosedLoopResult(log, metrics, driver.effort_messages, driver.max_effort_ratio,
-                                driver.all_finite, walk_start_s, wall_s, len(driver.samples))
+                                driver.all_finite, walk_start_s, wall_s,
+                                len(driver.scenario_samples()))
     finally:
         for child in children:  # the sim first: a stopped controller would idle-step it
             child.stop()

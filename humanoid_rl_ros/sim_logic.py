@@ -156,9 +156,12 @@ class LockstepGate:
     tick ``k``, and waiting for it would deadlock. Two rules avoid that:
 
     * **Pre-roll.** Until the first command arrives (and again after a reset), the sim
-      advances the clock by one tick every ``idle_timeout_s`` of wall time *without stepping
-      physics*: the robot is held in its initial pose, as if on a gantry, and the physical
-      trajectory does not depend on how long the controller took to start.
+      re-publishes its state every ``idle_timeout_s`` of wall time (for late joiners). While
+      nobody publishes commands the clock stays put; once a command publisher is matched,
+      each re-publication advances the clock by one tick *without stepping physics*: the
+      robot is held in its initial pose, as if on a gantry, and neither the sim time at which
+      the controller starts nor the physical trajectory depends on how long the controller's
+      process took to come up.
     * **Idle advance.** After that, if no command arrives for ``idle_timeout_s`` of wall time
       (a controller that stopped publishing), the sim steps physics once with the held
       command, which times out to zero efforts. A healthy loop never hits this.

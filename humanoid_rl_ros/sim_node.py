@@ -290,7 +290,12 @@ class SimNode(Node):
 
     def _on_lockstep_poll(self) -> None:
         action = self.gate.idle_action(self._wall_ns())
-        if action == 'advance_clock':
+        if action == 'advance_clock' and self.sub_cmd.get_publisher_count() == 0:
+            # No controller yet: re-send the same state and clock (for late joiners) without
+            # moving time, so the controller starts at a sim time that does not depend on how
+            # long its process took to come up.
+            self._publish_state()
+        elif action == 'advance_clock':
             self._advance(step_physics=False)
         elif action == 'step':
             self.get_logger().warning(
