@@ -37,6 +37,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist
 from geometry_msgs.msg import TwistStamped
+from humanoid_rl_ros.contract import CommandRanges
+from humanoid_rl_ros.contract import expected_term_size
+from humanoid_rl_ros.contract import KNOWN_OBS_TERMS
+from humanoid_rl_ros.contract import ObsTermSpec
+from humanoid_rl_ros.contract import PolicyContract
 from humanoid_rl_ros.contract import read_contract
 from humanoid_rl_ros.demo_scenario import command_at
 from humanoid_rl_ros.demo_scenario import compute_metrics
@@ -139,7 +144,31 @@ def shipped_policy() -> Optional[Path]:
     return path if path.is_file() and path.with_suffix('.onnx').is_file() else None
 
 
-def make_random_policy(folder: Path, seed: int = 0) -> Path:
+def random_policy_template(robot_name: str) -> PolicyContract:
+    """
+    Return a contract template for an untrained placeholder policy of a robot.
+
+    Joints, default pose, gains and limits come from the robot config; every known observation
+    term is used with unit scale. Only for plumbing runs: a trained policy brings its own.
+    """
+    robot = load_robot(robot_name)
+    n = robot.num_joints
+    terms = tuple(ObsTermSpec(name, expected_term_size(name, n),
+                              (1.0,) * expected_term_size(name, n))
+                  for name in KNOWN_OBS_TERMS)
+    return PolicyContract(
+        robot=robot.name, joint_names=tuple(robot.joint_names),
+        default_pos_rad=tuple(float(v) for v in robot.default_pos_rad),
+        action_scale_rad=(0.25,) * n,
+        kp_nm_per_rad=tuple(float(v) for v in robot.kp_nm_per_rad),
+        kd_nms_per_rad=tuple(float(v) for v in robot.kd_nms_per_rad),
+        effort_limit_nm=tuple(float(v) for v in robot.effort_limit_nm),
+        physics_dt_s=0.005, decimation=4, obs_terms=terms,
+        commands=CommandRanges((-1.0, 1.0), (-0.5, 0.5), (-1.0, 1.0)),
+        gait_period_s=0.8)
+
+
+def make_random_policy(folder: Path, robot_name: str = 'kestrel', seed: int = 0) -> Path:
     """Export a randomly initialized policy to ``folder``; return its contract path."""
     try:
         from training.export import export_random_policy
@@ -158,7 +187,9 @@ def make_random_policy(folder: Path, seed: int = 0) -> Path:
                 f'{exc}. Pass --policy <contract.yaml>, or run from the source checkout.'
             ) from exc
     folder.mkdir(parents=True, exist_ok=True)
-    return Path(export_random_policy(folder / 'random_policy.yaml', seed=seed))
+    _, contract_path = export_random_policy(random_policy_template(robot_name), folder,
+                                            'random_policy', seed=seed)
+    return Path(contract_path)
 
 
 class _Child:
@@ -491,8 +522,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return 2
         label = 'UNTRAINED random policy'
     contract = read_contract(policy)
-    if not label and not contract.provenance.get('iterations'):
-        label = 'untrained policy (no training iterations in its provenance)'
+    if not label and contract.provenance.get('kind') == 'random_init':
+        label = 'UNTRAINED random policy'
     segments = tuple(Segment(s.name, s.duration_s * args.time_scale, s.vx_m_s, s.vy_m_s,
                              s.wz_rad_s) for s in DEFAULT_SCENARIO)
     cfg = ClosedLoopConfig(policy=policy, out_dir=out, segments=segments,

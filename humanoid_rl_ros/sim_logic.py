@@ -225,15 +225,6 @@ class LockstepGate:
         self.pre_roll = True
 
 
-def body_frame_specific_force(quat_wxyz: np.ndarray, acc_world_m_s2: np.ndarray,
-                              gravity_world_m_s2: Sequence[float] = (0.0, 0.0, -9.81)
-                              ) -> np.ndarray:
-    """Return what an accelerometer on the base measures: R^T (a - g) [m/s^2], body frame."""
-    from humanoid_rl_ros.policy_math import quat_rotate_inverse
-    specific = np.asarray(acc_world_m_s2, dtype=float) - np.asarray(gravity_world_m_s2, float)
-    return quat_rotate_inverse(np.asarray(quat_wxyz, dtype=float), specific)
-
-
 def stamp_to_ns(sec: int, nanosec: int) -> int:
     """Return a ``builtin_interfaces/Time`` as integer nanoseconds."""
     return int(sec) * NSEC_PER_SEC + int(nanosec)
