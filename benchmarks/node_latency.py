@@ -1,0 +1,393 @@
+#!/usr/bin/env python3
+"""
+Latency of the policy node vs a bare echo node, and whether it holds 200 Hz / 500 Hz.
+
+One run measures, on the same machine and the same transport (rclpy, the default RMW):
+
+* a bare **echo node** (a separate process): subscribes ``joint_states``, publishes a
+  ``sensor_msgs/JointState`` on ``joint_command`` with the same header stamp;
+* the **policy node** (a separate process, the installed module): a randomly initialized
+  policy whose contract sets ``physics_dt_s = 1 / rate``, walking (the policy runs every
+  ``decimation`` ticks, PD every tick), ``use_sim_time`` on this benchmark's ``/clock``.
+
+This process plays the simulator, as Isaac Sim or the sim node do: every control tick ``k`` it
+publishes ``odom``, ``imu``, ``joint_states`` (all stamped ``t_k = k / rate``) and then
+``/clock = t_k``, paced by the wall clock at ``rate``. The policy node's control timer runs on
+ROS time, so it fires when ``/clock`` reaches ``t_k`` and stamps its command with ``now = t_k``
+(the echo copies the joint state's stamp). A command is matched to its tick by that stamp
+(commands with an unknown stamp are matched to the oldest unanswered tick).
+
+Latency of tick ``k`` = receipt of its command here - publication of its ``joint_states`` here
+(both on this process's monotonic clock; two transport hops for both nodes, so the difference
+is the node's own processing: clock handling, timer, observation, ONNX, PD, publishing).
+A tick is **missed** when its command has not arrived by the time tick ``k + 1`` is due.
+
+Usage (from the source checkout, venv active)::
+
+    python benchmarks/node_latency.py                      # 60 s per phase, 200 and 500 Hz
+    python benchmarks/node_latency.py --duration-s 10 --out /tmp/latency.json
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+from pathlib import Path
+import platform
+import signal
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from geometry_msgs.msg import Twist  # noqa: E402
+from nav_msgs.msg import Odometry  # noqa: E402
+import numpy as np  # noqa: E402
+import rclpy  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.qos import qos_profile_sensor_data  # noqa: E402
+from rosgraph_msgs.msg import Clock  # noqa: E402
+from sensor_msgs.msg import Imu  # noqa: E402
+from sensor_msgs.msg import JointState  # noqa: E402
+
+NSEC = 1_000_000_000
+
+
+# ---------------------------------------------------------------------------- echo node role
+def run_echo_node() -> None:
+    """Run the bare echo node: joint_states in, JointState with the same stamp out."""
+    rclpy.init()
+    node = rclpy.create_node('echo_node')
+    pub = node.create_publisher(JointState, 'joint_command', 10)
+
+    def on_state(msg: JointState) -> None:
+        out = JointState()
+        out.header.stamp = msg.header.stamp
+        out.name = msg.name
+        out.effort = [0.0] * len(msg.name)
+        pub.publish(out)
+
+    # The same QoS the policy node uses for joint_states (sensor data, best effort).
+    node.create_subscription(JointState, 'joint_states', on_state, qos_profile_sensor_data)
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+# ---------------------------------------------------------------------------- benchmark
+@dataclasses.dataclass
+class PhaseResult:
+    """Measurements of one node at one rate."""
+
+    node: str
+    rate_hz: float
+    duration_s: float
+    ticks: int
+    answered: int
+    missed: int
+    late_publishes: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    mean_ms: float
+
+
+class Bench:
+    """This process's node: plays the simulator and timestamps the answers."""
+
+    def __init__(self, joint_names: List[str]) -> None:
+        self.node = rclpy.create_node('latency_bench')
+        self.names = list(joint_names)
+        self.pub_js = self.node.create_publisher(JointState, 'joint_states', 10)
+        self.pub_odom = self.node.create_publisher(Odometry, 'odom', 10)
+        self.pub_imu = self.node.create_publisher(Imu, 'imu', 10)
+        self.pub_clock = self.node.create_publisher(Clock, '/clock', 10)
+        self.pub_cmd = self.node.create_publisher(Twist, 'cmd_vel', 10)
+        self.node.create_subscription(JointState, 'joint_command', self._on_cmd, 100)
+        self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 10)
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self.policy_state = ''
+        self.pending: Dict[int, int] = {}  # stamp ns -> publish time ns
+        self.latency_ns: List[int] = []
+        self.answered_stamps: set = set()
+        self.recording = False
+        self.answers = 0
+        self.tick = 0
+        self.t0_ns = 0
+        self.state_msgs = self._make_state_msgs()
+
+    def _make_state_msgs(self):
+        js = JointState()
+        js.name = self.names
+        js.position = [0.0] * len(self.names)
+        js.velocity = [0.0] * len(self.names)
+        js.effort = [0.0] * len(self.names)
+        odom = Odometry()
+        odom.header.frame_id = 'odom'
+        odom.child_frame_id = 'pelvis'
+        odom.pose.pose.orientation.w = 1.0
+        imu = Imu()
+        imu.header.frame_id = 'pelvis'
+        imu.orientation.w = 1.0
+        imu.linear_acceleration.z = 9.81
+        return js, odom, imu
+
+    def set_pose(self, position: np.ndarray) -> None:
+        """Set the joint positions published (the default pose keeps the policy calm)."""
+        self.state_msgs[0].position = [float(v) for v in position]
+
+    def _on_diag(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            for kv in status.values:
+                if kv.key == 'state':
+                    self.policy_state = kv.value
+
+    def _on_cmd(self, msg: JointState) -> None:
+        now = time.perf_counter_ns()
+        self.answers += 1
+        stamp = msg.header.stamp.sec * NSEC + msg.header.stamp.nanosec
+        if stamp not in self.pending:
+            if not self.pending:
+                return
+            stamp = min(self.pending)
+        sent = self.pending.pop(stamp)
+        if self.recording:
+            self.latency_ns.append(now - sent)
+            self.answered_stamps.add(stamp)
+
+    def publish_tick(self, t_ns: int) -> None:
+        js, odom, imu = self.state_msgs
+        sec, nsec = divmod(t_ns, NSEC)
+        for msg in (odom, imu, js):
+            msg.header.stamp.sec, msg.header.stamp.nanosec = sec, nsec
+        self.pub_odom.publish(odom)
+        self.pub_imu.publish(imu)
+        self.pending[t_ns] = time.perf_counter_ns()
+        self.pub_js.publish(js)
+        clock = Clock()
+        clock.clock.sec, clock.clock.nanosec = sec, nsec
+        self.pub_clock.publish(clock)
+        if self.tick % 10 == 0:
+            self.pub_cmd.publish(Twist())
+
+    def run(self, rate_hz: float, duration_s: float, until=None, record: bool = True):
+        """Publish ticks at ``rate_hz`` for ``duration_s`` (or until ``until()``)."""
+        period_ns = int(round(NSEC / rate_hz))
+        self.pending.clear()
+        self.latency_ns = []
+        self.answered_stamps = set()
+        self.recording = record
+        start = time.perf_counter_ns()
+        n_ticks = int(round(duration_s * rate_hz))
+        ticks: List[int] = []
+        late = 0
+        missed = 0
+        k = 0
+        while True:
+            if until is not None and until():
+                break
+            if until is None and k >= n_ticks:
+                break
+            due = start + k * period_ns
+            while True:
+                now = time.perf_counter_ns()
+                if now >= due:
+                    break
+                self.executor.spin_once(timeout_sec=min((due - now) / NSEC, 0.01))
+            if now - due > period_ns // 2:
+                late += 1
+            if ticks and record and ticks[-1] not in self.answered_stamps:
+                missed += 1  # the previous tick's command had not arrived by now
+            self.tick += 1
+            t_ns = self.t0_ns + self.tick * period_ns
+            self.publish_tick(t_ns)
+            ticks.append(t_ns)
+            k += 1
+            if until is not None and k > n_ticks:
+                raise RuntimeError(f'condition not met within {duration_s} s')
+        # Let the last answer arrive before judging it.
+        end = time.perf_counter_ns() + period_ns
+        while time.perf_counter_ns() < end:
+            self.executor.spin_once(timeout_sec=0.001)
+        if ticks and record and ticks[-1] not in self.answered_stamps:
+            missed += 1
+        return ticks, late, missed
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+
+
+def _stats(node: str, rate: float, duration: float, ticks: int, late: int, missed: int,
+           latency_ns: List[int]) -> PhaseResult:
+    lat = np.asarray(latency_ns, dtype=float) / 1e6
+    if lat.size == 0:
+        lat = np.array([np.nan])
+    return PhaseResult(node, rate, duration, ticks, len(latency_ns), missed, late,
+                       float(np.percentile(lat, 50)), float(np.percentile(lat, 90)),
+                       float(np.percentile(lat, 99)), float(np.max(lat)), float(np.mean(lat)))
+
+
+def _start(argv: List[str], log: Path) -> subprocess.Popen:
+    env = dict(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join([str(REPO)] + [
+        p for p in env.get('PYTHONPATH', '').split(os.pathsep) if p])
+    env['PYTHONUNBUFFERED'] = '1'
+    return subprocess.Popen(argv, stdout=open(log, 'w'), stderr=subprocess.STDOUT, env=env,
+                            start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+        if proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout=5)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            continue
+
+
+def make_policy(folder: Path, rate_hz: float) -> Path:
+    """Export a random policy for kestrel whose contract runs PD at ``rate_hz``."""
+    from humanoid_rl_ros.demo import random_policy_template
+    from training.export import export_random_policy
+    template = dataclasses.replace(random_policy_template('kestrel'),
+                                   physics_dt_s=1.0 / rate_hz)
+    _, contract = export_random_policy(template, folder, f'random_{int(rate_hz)}hz', seed=0)
+    return Path(contract)
+
+
+def run_phase(bench: Bench, kind: str, rate: float, duration: float, work: Path,
+              trigger: str = 'timer') -> PhaseResult:
+    """Start the node under test, warm it up, measure, stop it."""
+    name = kind if kind == 'echo' else f'policy ({trigger})'
+    log = work / f'{kind}_{trigger}_{int(rate)}hz.log'
+    if kind == 'echo':
+        argv = [sys.executable, str(Path(__file__).resolve()), '--role', 'echo']
+    else:
+        policy = make_policy(work / 'policies', rate)
+        argv = [sys.executable, '-m', 'humanoid_rl_ros.policy_node', '--ros-args',
+                '-p', f'policy:={policy}', '-p', 'use_sim_time:=true', '-p', 'autostart:=true',
+                '-p', 'start_walking_on_activate:=true', '-p', 'stand_ramp_s:=0.05',
+                '-p', f'control_trigger:={trigger}', '-p', 'cmd_vel_stamped:=false']
+    proc = _start(argv, log)
+    try:
+        bench.policy_state = ''
+        bench.answers = 0
+        if kind == 'echo':
+            ready = (lambda: bench.answers > 20)
+        else:
+            ready = (lambda: bench.policy_state == 'walking' and bench.answers > 20)
+        bench.run(rate, 60.0, until=lambda: ready() or proc.poll() is not None, record=False)
+        if proc.poll() is not None:
+            raise RuntimeError(f'{name} exited; see {log}:\n{log.read_text()[-2000:]}')
+        bench.run(rate, 1.0, record=False)  # warm-up
+        ticks, late, missed = bench.run(rate, duration, record=True)
+        if kind != 'echo' and bench.policy_state != 'walking':
+            raise RuntimeError(f'policy node left walking ({bench.policy_state}); see {log}')
+        result = _stats(name, rate, duration, len(ticks), late, missed, bench.latency_ns)
+        print(f'  {name:<22} {rate:5.0f} Hz: p50 {result.p50_ms:.3f} ms, p99 '
+              f'{result.p99_ms:.3f} ms, max {result.max_ms:.2f} ms, missed {missed}/'
+              f'{len(ticks)}, late publishes {late}', flush=True)
+        return result
+    finally:
+        _stop(proc)
+
+
+def cpu_name() -> str:
+    """Return the CPU model name and core count."""
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'):
+                return f'{line.split(":", 1)[1].strip()}, {os.cpu_count()} cores'
+    except OSError:
+        pass
+    return f'{platform.processor() or platform.machine()}, {os.cpu_count()} cores'
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the benchmark and print/save the results."""
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--role', choices=('bench', 'echo'), default='bench',
+                        help=argparse.SUPPRESS)
+    parser.add_argument('--duration-s', type=float, default=60.0,
+                        help='measured time per node and rate [s] (default 60)')
+    parser.add_argument('--rates', type=float, nargs='+', default=[200.0, 500.0],
+                        help='control rates to test [Hz] (default 200 500)')
+    parser.add_argument('--triggers', nargs='+', default=['timer'],
+                        choices=('timer', 'joint_states'),
+                        help='policy node control_trigger values to test (default timer)')
+    parser.add_argument('--out', type=Path, default=None, help='write the results as JSON')
+    parser.add_argument('--work', type=Path, default=Path('/tmp/node_latency'),
+                        help='folder for node logs and generated policies')
+    args = parser.parse_args(argv)
+    if args.role == 'echo':
+        run_echo_node()
+        return 0
+    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    args.work.mkdir(parents=True, exist_ok=True)
+    from humanoid_rl_ros.robot import load_robot
+    robot = load_robot('kestrel')
+    rclpy.init()
+    bench = Bench(list(robot.joint_names))
+    bench.set_pose(robot.default_pos_rad)
+    results: List[PhaseResult] = []
+    print(f'node latency benchmark: {cpu_name()}, Python {platform.python_version()}, '
+          f'RMW {os.environ.get("RMW_IMPLEMENTATION", "default (rmw_fastrtps_cpp)")}, '
+          f'{args.duration_s:g} s per phase', flush=True)
+    try:
+        for rate in args.rates:
+            results.append(run_phase(bench, 'echo', rate, args.duration_s, args.work))
+            for trigger in args.triggers:
+                results.append(run_phase(bench, 'policy', rate, args.duration_s, args.work,
+                                         trigger))
+    except KeyboardInterrupt:
+        print('interrupted')
+        return 130
+    finally:
+        bench.close()
+        if rclpy.ok():
+            rclpy.shutdown()
+    print('\nsummary (policy node overhead over the bare echo node, same rate):')
+    summary = []
+    for rate in args.rates:
+        echo = next(r for r in results if r.node == 'echo' and r.rate_hz == rate)
+        for r in results:
+            if r.rate_hz != rate or r.node == 'echo':
+                continue
+            row = {'node': r.node, 'rate_hz': rate,
+                   'overhead_p50_ms': r.p50_ms - echo.p50_ms,
+                   'overhead_p99_ms': r.p99_ms - echo.p99_ms,
+                   'ratio_p50': r.p50_ms / echo.p50_ms, 'ratio_p99': r.p99_ms / echo.p99_ms,
+                   'holds_rate': r.missed == 0}
+            summary.append(row)
+            print(f'  {r.node} @ {rate:g} Hz: overhead p50 {row["overhead_p50_ms"]:+.3f} ms '
+                  f'(x{row["ratio_p50"]:.2f}), p99 {row["overhead_p99_ms"]:+.3f} ms '
+                  f'(x{row["ratio_p99"]:.2f}); missed ticks {r.missed}/{r.ticks} -> '
+                  f'{"holds" if r.missed == 0 else "does NOT hold"} {rate:g} Hz')
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({
+            'machine': cpu_name(), 'python': platform.python_version(),
+            'duration_s': args.duration_s,
+            'phases': [dataclasses.asdict(r) for r in results], 'summary': summary,
+        }, indent=2) + '\n')
+        print(f'results: {args.out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
