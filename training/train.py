@@ -16,6 +16,7 @@ checkpoints, the history and the learning curves; the policy is exported to
 """
 
 import argparse
+import dataclasses
 from dataclasses import dataclass, field
 import datetime
 from pathlib import Path
@@ -55,6 +56,11 @@ class TrainConfig:
     """PPO iterations (each collects num_envs x num_steps_per_env transitions)."""
     time_budget_min: float = 0.0
     """Stop after this much training wall time [min]; 0 means no budget."""
+    snapshot_interval_min: float = 0.0
+    """
+    With a time budget: also export the policy every this many minutes of training into
+    <run folder>/snapshots/, to find the earliest policy that meets the evaluator's targets;
+    0 disables. Each chunk restarts the environments' episodes."""
     run_name: str = 'humanoid_walk'
     """Run folder name and exported policy name."""
     log_root: str = 'runs'
@@ -85,6 +91,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--iterations', type=int, help='PPO iterations')
     parser.add_argument('--time-budget-min', type=float, help='training wall-time budget [min]')
     parser.add_argument('--seed', type=int)
+    parser.add_argument('--snapshot-interval-min', type=float,
+                        help='export a snapshot policy every this many minutes of training')
     parser.add_argument('--run-name', help='run folder and exported policy name')
     parser.add_argument('--log-root', help='folder of run folders (default runs/)')
     parser.add_argument('--export-dir', help='where the ONNX + contract go (default models/)')
@@ -98,6 +106,7 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     shortcuts = {'robot': 'env.robot', 'backend': 'backend', 'device': 'device',
                  'num_envs': 'env.num_envs', 'iterations': 'iterations',
                  'time_budget_min': 'time_budget_min', 'seed': 'seed', 'run_name': 'run_name',
+                 'snapshot_interval_min': 'snapshot_interval_min',
                  'log_root': 'log_root', 'export_dir': 'export_dir'}
     overrides: List[str] = list(args.overrides)
     overrides += [f'{key}={getattr(args, flag)}' for flag, key in shortcuts.items()
@@ -125,8 +134,22 @@ def train(cfg: TrainConfig, resume: Optional[Path] = None,
         runner.resume(resume)
         print(f'[train] resumed from {resume} at iteration {runner.current_iteration}')
     budget_s = cfg.time_budget_min * 60.0 if cfg.time_budget_min > 0 else None
-    iterations = cfg.iterations if budget_s is None else None
-    history = runner.learn(num_iterations=iterations, time_budget_s=budget_s)
+    contract = env.contract(onnx_file=f'{cfg.run_name}.onnx')
+    if budget_s is None:
+        history = runner.learn(num_iterations=cfg.iterations)
+    else:
+        chunk_s = cfg.snapshot_interval_min * 60.0 if cfg.snapshot_interval_min > 0 else budget_s
+        start_wall = runner.wall_time_s
+        while runner.wall_time_s - start_wall < budget_s - 1.0:
+            left_s = budget_s - (runner.wall_time_s - start_wall)
+            history = runner.learn(time_budget_s=min(chunk_s, left_s))
+            if cfg.snapshot_interval_min > 0:
+                name = f'{cfg.run_name}_it{runner.current_iteration:05d}'
+                export_policy(runner.actor, runner.obs_normalizer,
+                              dataclasses.replace(contract, onnx_file=f'{name}.onnx'),
+                              run_dir / 'snapshots', name, provenance={
+                                  'iterations': runner.current_iteration,
+                                  'train_wall_time_s': round(runner.wall_time_s, 1)})
     runner.save()
     overflow = env.check_overflow()
     final = history[-1] if history else {}
@@ -148,8 +171,8 @@ def train(cfg: TrainConfig, resume: Optional[Path] = None,
         'config': config_to_dict(cfg),
     }
     onnx_path, contract_path = export_policy(
-        runner.actor, runner.obs_normalizer, env.contract(onnx_file=f'{cfg.run_name}.onnx'),
-        Path(cfg.export_dir), cfg.run_name, provenance=provenance)
+        runner.actor, runner.obs_normalizer, contract, Path(cfg.export_dir), cfg.run_name,
+        provenance=provenance)
     print(f'[train] exported {onnx_path} and {contract_path}', flush=True)
     env.close()
     return {'run_dir': run_dir, 'onnx': onnx_path, 'contract': contract_path,
