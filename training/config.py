@@ -92,7 +92,7 @@ class RewardConfig:
     """Foot height following the gait clock's swing profile (playground: 1.0)."""
     feet_distance: float = -10.0
     """Feet closer laterally than the minimum width [m]."""
-    stand_still: float = -0.5
+    stand_still: float = -0.2
     """Joint deviation from the default pose when the command is zero."""
     termination: float = -200.0
     """Falling (not time-outs)."""

@@ -89,9 +89,14 @@ def feet_slip(env: 'LocomotionEnv') -> torch.Tensor:
 
 
 def feet_phase(env: 'LocomotionEnv') -> torch.Tensor:
-    """Reward foot heights that follow the gait clock's swing profile (flat feet when standing)."""
+    """
+    Reward foot heights that follow the gait clock's swing profile while walking.
+
+    With a zero command the term is constant, so recovery steps after a push cost nothing.
+    """
     err = torch.sum(torch.square(env.feet_height - env.desired_feet_height), dim=1)
-    return torch.exp(-err / 0.03 ** 2)
+    return torch.where(env.moving_command > 0.5, torch.exp(-err / 0.03 ** 2),
+                       torch.ones_like(err))
 
 
 def feet_distance(env: 'LocomotionEnv') -> torch.Tensor:
