@@ -19,6 +19,7 @@ import argparse
 import dataclasses
 from dataclasses import dataclass, field
 import datetime
+import os
 from pathlib import Path
 import subprocess
 import sys
@@ -70,6 +71,9 @@ class TrainConfig:
 
 
 def _git_commit() -> str:
+    """Return the checkout's commit (``-dirty`` if modified), or $HRL_GIT_COMMIT for exports."""
+    if os.environ.get('HRL_GIT_COMMIT'):
+        return os.environ['HRL_GIT_COMMIT']
     try:
         commit = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=REPO_ROOT, text=True,
                                 capture_output=True, check=True).stdout.strip()
