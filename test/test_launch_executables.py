@@ -19,6 +19,7 @@ passed as the ``policy`` override just as ``policy:=...`` would be. ``robot_stat
 (started by sim_walk.launch.py) is not on PyPI and is not started here.
 """
 
+import gc
 import os
 from pathlib import Path
 import signal
@@ -202,7 +203,9 @@ def ros(tmp_path):
         probe.close()
     for proc in started['procs']:
         proc.stop()
+    started.clear()
     rclpy.shutdown()
+    gc.collect()  # see test_policy_node.py: no rclpy garbage left for a forked child
 
 
 def _wait(condition, what: str, procs: List[Process]) -> None:

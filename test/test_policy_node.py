@@ -7,6 +7,7 @@ policy node and the feed spin in their own executor threads; tests wait for a co
 generous deadline (no timed assertions).
 """
 
+import gc
 import math
 import threading
 import time
@@ -51,6 +52,9 @@ def ros_context():
     rclpy.init()
     yield
     rclpy.shutdown()
+    # Collect rclpy garbage now: collected later inside a forked child (flake8's worker pool
+    # in the same pytest process) it would call into rcl there and crash the child.
+    gc.collect()
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = DEADLINE_S) -> None:
@@ -187,6 +191,8 @@ def harness_factory(request):
     yield make
     for harness in made:
         harness.close()
+    made.clear()
+    gc.collect()
 
 
 def _standing_expected(contract, feed: RobotFeed, names: Optional[List[str]] = None):
