@@ -101,6 +101,7 @@ class PhaseResult:
     p99_ms: float
     max_ms: float
     mean_ms: float
+    final_state: str = ''
 
 
 class Bench:
@@ -296,12 +297,16 @@ def run_phase(bench: Bench, kind: str, rate: float, duration: float, work: Path,
             raise RuntimeError(f'{name} exited; see {log}:\n{log.read_text()[-2000:]}')
         bench.run(rate, 1.0, record=False)  # warm-up
         ticks, late, missed = bench.run(rate, duration, record=True)
-        if kind != 'echo' and bench.policy_state != 'walking':
-            raise RuntimeError(f'policy node left walking ({bench.policy_state}); see {log}')
         result = _stats(name, rate, duration, len(ticks), late, missed, bench.latency_ns)
+        if kind != 'echo':
+            # A node that falls behind sees its inputs go stale (ROS-time timeouts) and damps:
+            # that is a failure to hold the rate, reported, not a benchmark error.
+            result.final_state = bench.policy_state
         print(f'  {name:<22} {rate:5.0f} Hz: p50 {result.p50_ms:.3f} ms, p99 '
               f'{result.p99_ms:.3f} ms, max {result.max_ms:.2f} ms, missed {missed}/'
-              f'{len(ticks)}, late publishes {late}', flush=True)
+              f'{len(ticks)}, late publishes {late}'
+              + (f', state at end: {result.final_state}' if result.final_state else ''),
+              flush=True)
         return result
     finally:
         _stop(proc)
@@ -372,12 +377,14 @@ def main(argv: Optional[List[str]] = None) -> int:
                    'overhead_p50_ms': r.p50_ms - echo.p50_ms,
                    'overhead_p99_ms': r.p99_ms - echo.p99_ms,
                    'ratio_p50': r.p50_ms / echo.p50_ms, 'ratio_p99': r.p99_ms / echo.p99_ms,
-                   'holds_rate': r.missed == 0}
+                   'holds_rate': r.missed == 0 and r.final_state in ('', 'walking'),
+                   'final_state': r.final_state}
             summary.append(row)
             print(f'  {r.node} @ {rate:g} Hz: overhead p50 {row["overhead_p50_ms"]:+.3f} ms '
                   f'(x{row["ratio_p50"]:.2f}), p99 {row["overhead_p99_ms"]:+.3f} ms '
-                  f'(x{row["ratio_p99"]:.2f}); missed ticks {r.missed}/{r.ticks} -> '
-                  f'{"holds" if r.missed == 0 else "does NOT hold"} {rate:g} Hz')
+                  f'(x{row["ratio_p99"]:.2f}); missed ticks {r.missed}/{r.ticks}, state '
+                  f'{r.final_state} -> {"holds" if row["holds_rate"] else "does NOT hold"} '
+                  f'{rate:g} Hz')
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({

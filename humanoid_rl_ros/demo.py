@@ -248,7 +248,7 @@ def node_commands(cfg: ClosedLoopConfig, robot: str) -> Dict[str, List[str]]:
            '-p', f'lockstep_idle_timeout_s:={cfg.lockstep_idle_timeout_s}']
     policy = [sys.executable, '-m', f'{PACKAGE}.policy_node', '--ros-args']
     try:
-        policy += ['--params-file', str(config_file('policy_mujoco.yaml'))]
+        policy += ['--params-file', str(config_file('policy_mujoco_sim.yaml'))]
     except DemoError:
         pass  # the preset is optional: the parameters below are all the demo needs
     params = {'policy': str(cfg.policy), 'use_sim_time': 'true', 'autostart': 'true',
