@@ -93,6 +93,8 @@ class ClosedLoopConfig:
     """Wall time between progress lines [s]; 0 disables them."""
     label: str = ''
     """Shown in the summary and plot title (e.g. UNTRAINED)."""
+    rise_time_s: float = 1.0
+    """Samples this long after a segment starts are not scored for tracking [s]."""
     command_before_start: bool = False
     """Send the first segment's command already while standing (instead of zero), so a
     constant-command run does not depend on when the first non-zero command arrives."""
@@ -437,7 +439,7 @@ def run_closed_loop(cfg: ClosedLoopConfig) -> ClosedLoopResult:
                 raise DemoError(f'scenario did not finish within {cfg.run_timeout_s:.0f} s wall')
         wall_s = time.monotonic() - wall0
         log = driver.log()
-        metrics = compute_metrics(log, cfg.segments,
+        metrics = compute_metrics(log, cfg.segments, rise_time_s=cfg.rise_time_s,
                                   fall_height_m=0.5 * robot.nominal_base_height_m)
         return ClosedLoopResult(log, metrics, driver.effort_messages, driver.max_effort_ratio,
                                 driver.all_finite, walk_start_s, wall_s,
@@ -501,6 +503,9 @@ def _raise_keyboard_interrupt(signum, frame) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the walking demo; return 0 when the scenario completed (falls are reported)."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if not (math.isfinite(args.time_scale) and args.time_scale > 0.0):
+        _say(f'error: --time-scale must be a finite number > 0, got {args.time_scale}')
+        return 2
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     label = ''
@@ -529,6 +534,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     cfg = ClosedLoopConfig(policy=policy, out_dir=out, segments=segments,
                            cmd_vel_stamped=args.cmd_vel == 'stamped',
                            progress_period_s=0.0 if args.no_progress else 2.0, label=label,
+                           rise_time_s=1.0 * min(1.0, args.time_scale),
                            lockstep_idle_timeout_s=0.5)
     title = f'Walking demo: {policy.stem}' + (f' [{label}]' if label else '')
     _say(f'policy: {policy}' + (f'  [{label}]' if label else ''))

@@ -335,3 +335,19 @@ def test_reset_service_restores_default_pose(ros):
         assert _ns(rig.clock[-1].clock) >= t_before  # the clock never goes back
     finally:
         rig.close()
+
+
+@pytest.mark.ros
+def test_realtime_mode_runs_on_its_own_and_goes_limp_without_commands(ros):
+    rig = Rig(mode='realtime', publish_rate_hz=100.0)
+    try:
+        rig.connect()
+        n0 = len(rig.clock)  # after connect(), which publishes one state out of schedule
+        rig.spin_until(lambda: len(rig.clock) >= n0 + 20, 'realtime ticks')
+        stamps = [_ns(m.clock) for m in rig.clock[n0:]]
+        assert stamps == sorted(stamps) and stamps[-1] > stamps[0]
+        # Published every 2nd physics tick (100 Hz of a 200 Hz sim).
+        assert all((b - a) % (2 * DT_NS) == 0 for a, b in zip(stamps, stamps[1:]))
+        assert all(e == 0.0 for m in rig.js for e in m.effort)
+    finally:
+        rig.close()
