@@ -19,7 +19,8 @@ Conventions (the same as ``humanoid_rl_ros.robot.build_mujoco_model``):
 """
 
 from abc import ABC, abstractmethod
-from typing import Any, Dict
+import contextlib
+from typing import Any, Callable, Dict, Iterator, Optional
 
 from humanoid_rl_ros.policy_math import pd_effort
 import torch
@@ -184,6 +185,69 @@ class SimBackend(ABC):
 
     def close(self) -> None:
         """Release simulator resources (default: nothing to do)."""
+
+    # ---- masked (fixed-shape, sync-free) variants for CUDA-graph-captured env steps ----
+    #
+    # The defaults below are correct for any backend but go through ``nonzero`` (a host
+    # sync); a backend that supports graph capture overrides them with full-width masked
+    # writes.
+
+    def reset_masked(self, mask: torch.Tensor, base_pos: torch.Tensor,
+                     base_quat: torch.Tensor, base_lin_vel_world: torch.Tensor,
+                     base_ang_vel_body: torch.Tensor, joint_pos: torch.Tensor,
+                     joint_vel: torch.Tensor) -> None:
+        """
+        Set the state of the worlds where ``mask`` (bool [N]) is True; others are untouched.
+
+        Like :meth:`reset_envs`, but every input has the full batch shape ([N, 3], [N, 4],
+        [N, J]...) and only the masked rows are used.
+        """
+        ids = self._env_ids(mask)
+        self.reset_envs(ids, base_pos[ids], base_quat[ids], base_lin_vel_world[ids],
+                        base_ang_vel_body[ids], joint_pos[ids], joint_vel[ids])
+
+    def set_friction_masked(self, mask: torch.Tensor, friction: torch.Tensor) -> None:
+        """Set the friction of the worlds where ``mask`` is True to ``friction`` [N]."""
+        ids = self._env_ids(mask)
+        self.set_friction(ids, friction[ids])
+
+    def set_base_mass_offset_masked(self, mask: torch.Tensor, delta_kg: torch.Tensor) -> None:
+        """Set the added base mass of the worlds where ``mask`` is True to ``delta_kg`` [N]."""
+        ids = self._env_ids(mask)
+        self.set_base_mass_offset(ids, delta_kg[ids])
+
+    def sim_stream(self) -> Any:
+        """
+        Return a context manager running torch (and the simulator) on the backend's stream.
+
+        Code that is captured with :meth:`capture_graph`, and the inputs it reads, must run in
+        it.  Default: a no-op context.
+        """
+        return contextlib.nullcontext()
+
+    def substeps(self, decimation: int) -> None:
+        """
+        Run the body of :meth:`step` so that it can be captured inside a caller's graph.
+
+        Call it inside :meth:`sim_stream`.  Default: :meth:`step`.
+        """
+        self.step(decimation)
+
+    def capture_graph(self, fn: Callable[[], None]) -> Optional[Callable[[], None]]:
+        """
+        Record ``fn`` (torch and simulator work, no host syncs) into a CUDA graph.
+
+        ``fn`` is NOT executed by the capture: the caller runs it eagerly once before (the
+        warm-up) inside :meth:`graph_memory`.  Returns a callable that replays the graph
+        (call it inside :meth:`sim_stream`), or None when this backend or device cannot
+        capture (the caller then keeps running ``fn`` eagerly).  Default: None.
+        """
+        return None
+
+    @contextlib.contextmanager
+    def graph_memory(self) -> Iterator[None]:
+        """Route torch allocations to the memory pool of captured graphs (default: no-op)."""
+        yield
 
     # ---- helpers for subclasses ----
 

@@ -19,7 +19,7 @@ by mujoco_warp in a sticky per-world bitmask (``Data.overflow``) and read by
 
 import contextlib
 import math
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 import warnings
 
 import mujoco
@@ -361,6 +361,11 @@ class MjWarpBackend(SimBackend):
         self._foot_force_wp = wp.zeros((n, self.num_feet), dtype=float, device=self._wp_device)
         self.foot_contact_force = wp.to_torch(self._foot_force_wp)
         self._nacon_peak = torch.zeros(1, dtype=torch.int32, device=dev)
+        # cleared per world on reset; cached views so that masked resets are capture-safe
+        self._reset_cleared = [wp.to_torch(arr) for arr in (
+            d.qacc_warmstart, d.qacc, d.qfrc_applied, d.ctrl, d.time, d.act) if arr.size > 0]
+        self._mass_chain = torch.as_tensor(self._mass_chain_np, device=dev)
+        self._nominal_chain_subtreemass = self._nominal_subtreemass[self._mass_chain].clone()
         self._nefc_peak = torch.zeros(n, dtype=torch.int32, device=dev)
         self._invalid_inputs = torch.zeros((), dtype=torch.int32, device=dev)
 
@@ -374,6 +379,9 @@ class MjWarpBackend(SimBackend):
                 yield
             return
         caller = torch.cuda.current_stream(self.device)
+        if caller == self._torch_stream:  # already inside (e.g. a caller's graph capture)
+            yield
+            return
         self._torch_stream.wait_stream(caller)
         with torch.cuda.stream(self._torch_stream), wp.ScopedStream(self._wp_stream):
             yield
@@ -414,6 +422,54 @@ class MjWarpBackend(SimBackend):
         # foot_pos matches qpos
         mjw.kinematics(self._m, self._d)
         self._refresh_derived()
+
+    def sim_stream(self) -> Any:
+        """Return the context running torch and warp on the backend's stream (see base)."""
+        return self._sim_stream()
+
+    def substeps(self, decimation: int) -> None:
+        """Run the decimation loop uncaptured, for a caller's graph (see the base class)."""
+        if int(decimation) != decimation or decimation < 1:
+            raise ValueError(f'decimation must be a positive integer, got {decimation!r}')
+        with self._sim_stream():
+            self._substeps(int(decimation))
+
+    @contextlib.contextmanager
+    def graph_memory(self) -> Iterator[None]:
+        """Route torch allocations to the private pool of the captured graphs (CUDA)."""
+        if self.use_cuda_graph:
+            with torch.cuda.use_mem_pool(self._graph_pool):
+                yield
+        else:
+            yield
+
+    def capture_graph(self, fn: Callable[[], None]) -> Optional[Callable[[], None]]:
+        """
+        Record ``fn`` into one CUDA graph on the backend's stream (see the base class).
+
+        Capture follows ``step``'s recipe: torch and warp on the backend's torch stream,
+        a plain ``wp.ScopedCapture`` in RELAXED mode, torch temporaries from the private
+        pool.  ``fn`` must not sync with the host, and torch RNG inside it would replay the
+        same numbers each time (draw randoms outside).  Returns None on the CPU, with
+        ``use_cuda_graph`` off, or (with a warning) when the capture fails.
+        """
+        if not self.use_cuda_graph:
+            return None
+        try:
+            mode = getattr(getattr(wp, 'CaptureMode', None), 'RELAXED', None)
+            kwargs = {} if mode is None else {'capture_mode': mode}
+            with self._sim_stream(), torch.cuda.use_mem_pool(self._graph_pool):
+                with wp.ScopedCapture(stream=self._wp_stream, **kwargs) as cap:
+                    fn()  # recorded only, not executed
+            graph = cap.graph
+        except Exception as exc:  # the caller keeps stepping eagerly, loudly
+            warnings.warn(f'CUDA graph capture failed ({exc!r}); the caller steps eagerly')
+            return None
+
+        def replay() -> None:
+            with self._sim_stream():
+                wp.capture_launch(graph, stream=self._wp_stream)
+        return replay
 
     def step(self, decimation: int) -> None:
         """Run ``decimation`` physics steps with PD recomputed before each (see base class)."""
@@ -494,6 +550,81 @@ class MjWarpBackend(SimBackend):
         with self._sim_stream():
             mjw.kinematics(self._m, self._d)
             self._refresh_derived()
+
+    def _mask(self, mask: Any) -> torch.Tensor:
+        """Return ``mask`` as a bool [N] tensor on ``device`` or raise ValueError."""
+        m = torch.as_tensor(mask, device=self.device)
+        if m.dtype != torch.bool or m.shape != (self.num_envs,):
+            raise ValueError(f'mask must be a bool tensor of shape ({self.num_envs},), got '
+                             f'{m.dtype} {tuple(m.shape)}')
+        return m
+
+    def reset_masked(self, mask: torch.Tensor, base_pos: torch.Tensor,
+                     base_quat: torch.Tensor, base_lin_vel_world: torch.Tensor,
+                     base_ang_vel_body: torch.Tensor, joint_pos: torch.Tensor,
+                     joint_vel: torch.Tensor) -> None:
+        """
+        Write the state of the worlds where ``mask`` is True (see the base class).
+
+        Full-width masked writes (``torch.where``) into the zero-copy views plus one
+        ``kinematics`` of every world: fixed shapes and no host sync (unless
+        ``validate_inputs``), so it can be captured in a CUDA graph.  Only masked rows of
+        the inputs are validated.
+        """
+        m = self._mask(mask)
+        n, nj = self.num_envs, self.num_joints
+        pos = self._rows('base_pos', base_pos, n, 3)
+        quat = self._rows('base_quat', base_quat, n, 4)
+        lin = self._rows('base_lin_vel_world', base_lin_vel_world, n, 3)
+        ang = self._rows('base_ang_vel_body', base_ang_vel_body, n, 3)
+        jp = self._rows('joint_pos', joint_pos, n, nj)
+        jv = self._rows('joint_vel', joint_vel, n, nj)
+        m1 = m[:, None]
+        with self._sim_stream():
+            self._check_values({name: (torch.isfinite(t) | ~m1).all() for name, t in (
+                ('base_pos', pos), ('base_quat', quat), ('base_lin_vel_world', lin),
+                ('base_ang_vel_body', ang), ('joint_pos', jp), ('joint_vel', jv))})
+            quat = quat / quat.norm(dim=1, keepdim=True).clamp_min(1e-9)
+            b, v = self._base_qadr, self._base_vadr
+            for view, value in ((self._qpos[:, b:b + 3], pos), (self._qpos[:, b + 3:b + 7], quat),
+                                (self._qvel[:, v:v + 3], lin), (self._qvel[:, v + 3:v + 6], ang)):
+                view.copy_(torch.where(m1, value, view))
+            if self._joint_views:
+                for view, value in ((self.joint_pos, jp), (self.joint_vel, jv)):
+                    view.copy_(torch.where(m1, value, view))
+            else:
+                for full, idx, value in ((self._qpos, self._jq, jp), (self._qvel, self._jv, jv)):
+                    full.index_copy_(1, idx, torch.where(m1, value, full.index_select(1, idx)))
+            for t in self._reset_cleared:
+                t.masked_fill_(m.view((n,) + (1,) * (t.dim() - 1)), 0.0)
+            self.foot_contact_force.masked_fill_(m1, 0.0)
+            mjw.kinematics(self._m, self._d)
+            self._refresh_derived()
+
+    def set_friction_masked(self, mask: torch.Tensor, friction: torch.Tensor) -> None:
+        """Set the friction of the worlds where ``mask`` is True (fixed shape, no sync)."""
+        m = self._mask(mask)
+        fr = self._per_env('friction', friction, self.num_envs)
+        with self._sim_stream():
+            self._check_values({'friction': (((fr > 0) & torch.isfinite(fr)) | ~m).all()})
+            col = self._geom_friction[:, :, 0]
+            col.copy_(torch.where(m[:, None], fr[:, None], col))
+
+    def set_base_mass_offset_masked(self, mask: torch.Tensor, delta_kg: torch.Tensor) -> None:
+        """Set the added base mass of the worlds where ``mask`` is True (no sync)."""
+        m = self._mask(mask)
+        delta = self._per_env('delta_kg', delta_kg, self.num_envs)
+        base = self._base_body
+        with self._sim_stream():
+            nominal = self._nominal_mass[base]
+            self._check_values({'delta_kg': ((torch.isfinite(delta) & (nominal + delta > 0))
+                                             | ~m).all()})
+            col = self._body_mass[:, base]
+            col.copy_(torch.where(m, nominal + delta, col))
+            chain = self._mass_chain
+            sub = self._nominal_chain_subtreemass[None, :] + delta[:, None]
+            self._body_subtreemass.index_copy_(1, chain, torch.where(
+                m[:, None], sub, self._body_subtreemass.index_select(1, chain)))
 
     def set_friction(self, env_ids: torch.Tensor, friction: torch.Tensor) -> None:
         """
