@@ -5,6 +5,16 @@ All state lives in torch tensors on one device, shared zero-copy with the simula
 (MuJoCo Warp by default); nothing goes through the CPU in the step loop. The observation and the
 PD law come from :mod:`humanoid_rl_ros.policy_math`, the same definitions the ROS node runs, and
 the observation order is written into the policy contract by :meth:`LocomotionEnv.contract`.
+
+The step is written to be captured in one CUDA graph (``LocomotionEnv.step``): every buffer it
+touches is persistent and updated in place, shapes are fixed (resets, domain randomization and
+command resampling are masked full-width writes), there are no host syncs, and every random
+number of a step comes from one slab refilled by a single ``uniform_`` outside the graph (torch
+RNG inside a warp-captured graph would replay the same numbers).  On CUDA the first step runs
+eagerly and captures the graph (physics included, through the backend's ``capture_graph``);
+later steps replay it.  On the CPU, or when capture fails (a warning), the same code runs
+eagerly.  The only host reads are the overflow check every ``OVERFLOW_CHECK_INTERVAL`` steps and
+the finished-episode statistics every ``EPISODE_LOG_INTERVAL`` steps.
 """
 
 import math
@@ -12,8 +22,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from humanoid_rl_ros.contract import CommandRanges, ObsTermSpec, PolicyContract
 from humanoid_rl_ros.policy_math import (
-    action_to_joint_targets, build_observation, observation_inputs, observation_scale,
-    projected_gravity, world_to_body, yaw_from_quat)
+    action_to_joint_targets, build_observation, gait_phase_features, GRAVITY_DIRECTION_WORLD,
+    observation_scale, quat_rotate_inverse, world_to_body, yaw_from_quat)
 from humanoid_rl_ros.robot import (
     body_ids, build_mujoco_model, default_qpos, joint_qpos_adr, load_robot, RobotConfig)
 import mujoco
@@ -32,10 +42,12 @@ POSTURE_EXCLUDED = ('hip_yaw', 'hip_pitch', 'knee', 'ankle_pitch')
 OVERFLOW_CHECK_INTERVAL = 100
 """Policy steps between reads of the simulator's overflow counters (each read is a sync)."""
 
+EPISODE_LOG_INTERVAL = 24
+"""
+Policy steps between reports of the finished episodes' statistics (each report is a sync).
 
-def _uniform(low: float, high: float, shape: Tuple[int, ...], device: torch.device
-             ) -> torch.Tensor:
-    return low + (high - low) * torch.rand(shape, device=device)
+24 is the runner's default ``num_steps_per_env``: one report per iteration.
+"""
 
 
 class LocomotionEnv(VecEnv):
@@ -69,10 +81,21 @@ class LocomotionEnv(VecEnv):
         self.reward_terms = [(name, fn, getattr(cfg.rewards, name))
                              for name, fn in REWARD_TERMS.items()
                              if getattr(cfg.rewards, name) != 0.0]
-        self.episode_sums = {name: torch.zeros(self.num_envs, device=self.device)
-                             for name, _, _ in self.reward_terms}
+        self._episode_sums_all = torch.zeros(len(self.reward_terms), self.num_envs,
+                                             device=self.device)
+        self.episode_sums = {name: self._episode_sums_all[i]
+                             for i, (name, _, _) in enumerate(self.reward_terms)}
+        """Per-term reward sums of the running episodes (rows of one [T, N] tensor)."""
+        self._episode_log_acc = torch.zeros(len(self.reward_terms) + 3, device=self.device)
+        self._obs_buf = torch.zeros(self.num_envs, self.num_obs, device=self.device)
+        self._critic_obs_buf = torch.zeros(self.num_envs, self.num_critic_obs,
+                                           device=self.device)
         self._dr_unsupported: List[str] = []
         self.steps_taken = 0
+        self.use_cuda_graph = self.device.type == 'cuda'
+        """Capture the step into a CUDA graph (set False before the first step to opt out)."""
+        self._graph: Optional[Any] = None
+        self._graph_tried = False
 
     # ----------------------------------------------------------------------------- setup
     def _init_constants(self) -> None:
@@ -107,6 +130,7 @@ class LocomotionEnv(VecEnv):
                                 cmd.ang_vel_z_rad_s[1]])
 
     def _init_buffers(self) -> None:
+        """Allocate every persistent buffer (the captured step writes them in place)."""
         n, a, dev = self.num_envs, self.num_actions, self.device
         f = len(self.robot.foot_links)
         zeros = lambda *shape: torch.zeros(shape, device=dev)  # noqa: E731
@@ -125,6 +149,75 @@ class LocomotionEnv(VecEnv):
         self.terminated = torch.zeros(n, dtype=torch.bool, device=dev)
         self.gain_scale = torch.ones(n, a, device=dev)
         self.strength_scale = torch.ones(n, a, device=dev)
+        # state derived from the simulator, refreshed in place after physics and resets
+        b = self.backend
+        self.base_quat = b.base_quat
+        self.base_height = b.base_pos[:, 2]
+        self.base_ang_vel_b = b.base_ang_vel_body
+        self.joint_pos = b.joint_pos
+        self.joint_vel = b.joint_vel
+        self.effort = b.last_effort
+        self.base_lin_vel_b = zeros(n, 3)
+        self.projected_gravity = zeros(n, 3)
+        self.feet_height = zeros(n, f)
+        self.feet_contact = zeros(n, f)
+        # per-policy-step quantities of the reward terms
+        self.joint_acc = zeros(n, a)
+        self.feet_vel = zeros(n, f, 3)
+        self.feet_first_contact = zeros(n, f)
+        self.feet_air_time_at_touchdown = zeros(n, f)
+        self.moving_command = zeros(n)
+        self.desired_feet_height = zeros(n, f)
+        self.feet_lateral_distance = zeros(n)
+        # step inputs/outputs with fixed addresses (read/written by the captured graph)
+        self._actions_in = zeros(n, a)
+        self._rewards_buf = zeros(n)
+        self._dones_buf = torch.zeros(n, dtype=torch.bool, device=dev)
+        self._time_outs_buf = torch.zeros(n, dtype=torch.bool, device=dev)
+        self._step_log_buf = zeros(2)
+        self._all_envs = torch.ones(n, dtype=torch.bool, device=dev)
+        self._gravity_world = torch.tensor(GRAVITY_DIRECTION_WORLD, dtype=torch.float32,
+                                           device=dev).expand(n, 3)
+        self._obs_clip = torch.tensor(float(self.cfg.observations.clip), device=dev)
+        self._action_clip = torch.tensor(float(self.cfg.action_clip), device=dev)
+        self._init_random_layout()
+
+    def _init_random_layout(self) -> None:
+        """
+        Lay out the per-step random slab [N, R]: one ``uniform_`` per step fills it.
+
+        Every random number a step (or a reset) may use is a fixed column range of this slab,
+        drawn OUTSIDE the captured graph, so each replay reads fresh numbers.
+        """
+        a = self.num_actions
+        widths = [('reset_yaw', 1), ('reset_height', 1), ('reset_lin_vel', 2),
+                  ('reset_joint', a), ('reset_gain', a), ('reset_strength', a),
+                  ('reset_friction', 1), ('reset_mass', 1), ('reset_phase', 1),
+                  ('reset_cmd', 3), ('reset_standing', 1), ('reset_hold', 1),
+                  ('reset_push', 1), ('cmd', 3), ('standing', 1), ('hold', 1),
+                  ('push_vel', 2), ('push_interval', 1)]
+        term_width = {'base_lin_vel': 3, 'base_ang_vel': 3, 'projected_gravity': 3,
+                      'velocity_command': 3, 'joint_pos': a, 'joint_vel': a, 'last_action': a,
+                      'gait_phase': 2}
+        self._noise_terms = [name for name in self.cfg.observations.noise
+                             if name in term_width]
+        widths += [(f'noise_{name}', term_width[name]) for name in self._noise_terms]
+        self._rand_cols: Dict[str, Tuple[int, int]] = {}
+        col = 0
+        for name, width in widths:
+            self._rand_cols[name] = (col, width)
+            col += width
+        self._rand = torch.zeros(self.num_envs, col, device=self.device)
+
+    def _draw_randoms(self) -> None:
+        """Refill the random slab (outside any graph: torch RNG advances every call)."""
+        self._rand.uniform_(0.0, 1.0)
+
+    def _u(self, name: str, low: Any = 0.0, high: Any = 1.0) -> torch.Tensor:
+        """Return the slab's uniform draws ``name`` mapped to [low, high): [N] or [N, width]."""
+        col, width = self._rand_cols[name]
+        u = self._rand[:, col] if width == 1 else self._rand[:, col:col + width]
+        return low + (high - low) * u
 
     def _obs_terms(self, actor: bool) -> Tuple[ObsTermSpec, ...]:
         o, a = self.cfg.observations, self.num_actions
@@ -166,155 +259,219 @@ class LocomotionEnv(VecEnv):
     # ----------------------------------------------------------------------------- episodes
     def reset(self) -> Tuple[torch.Tensor, torch.Tensor]:
         """Reset every environment; return ``(obs, critic_obs)``."""
-        self._reset_envs(torch.arange(self.num_envs, device=self.device))
-        self._refresh_state()
-        return self._observations()
+        with self.backend.sim_stream():
+            self._draw_randoms()
+            self._reset_masked(self._all_envs)
+            self._refresh_state()
+            self._observations()
+        return self._obs_buf.clone(), self._critic_obs_buf.clone()
 
-    def _reset_envs(self, env_ids: torch.Tensor) -> None:
-        k, a, dev, cfg = len(env_ids), self.num_actions, self.device, self.cfg
-        yaw = _uniform(-math.pi, math.pi, (k,), dev)
-        quat = torch.stack([torch.cos(yaw / 2), torch.zeros_like(yaw), torch.zeros_like(yaw),
-                            torch.sin(yaw / 2)], dim=1)
-        pos = torch.zeros(k, 3, device=dev)
-        pos[:, 2] = self.robot.nominal_base_height_m + _uniform(0.0, 0.02, (k,), dev)
-        lin_vel = torch.zeros(k, 3, device=dev)
-        lin_vel[:, :2] = _uniform(-cfg.init_base_vel_m_s, cfg.init_base_vel_m_s, (k, 2), dev)
-        joint_pos = self.default_joint_pos + _uniform(
-            -cfg.init_joint_noise_rad, cfg.init_joint_noise_rad, (k, a), dev)
-        self.backend.reset_envs(env_ids, base_pos=pos, base_quat=quat,
-                                base_lin_vel_world=lin_vel,
-                                base_ang_vel_body=torch.zeros(k, 3, device=dev),
-                                joint_pos=joint_pos, joint_vel=torch.zeros(k, a, device=dev))
-        self._randomize(env_ids)
-        self.actions[env_ids] = 0.0
-        self.last_actions[env_ids] = 0.0
-        self.applied_actions[env_ids] = 0.0
-        self.last_joint_vel[env_ids] = 0.0
-        self.last_feet_pos[env_ids] = self.backend.foot_pos[env_ids]
-        self.feet_air_time[env_ids] = 0.0
-        self.last_feet_contact[env_ids] = True
-        self.episode_length[env_ids] = 0
-        self.gait_phase[env_ids] = torch.rand(k, device=dev)
-        self._resample_commands(env_ids)
-        r = cfg.randomization
-        self.push_timer_s[env_ids] = _uniform(*r.push_interval_s, (k,), dev)
+    def _reset_masked(self, mask: torch.Tensor) -> None:
+        """
+        Start a new episode in the envs where ``mask`` (bool [N]) is True.
 
-    def _randomize(self, env_ids: torch.Tensor) -> None:
-        r, k, a, dev = self.cfg.randomization, len(env_ids), self.num_actions, self.device
-        self.gain_scale[env_ids] = (_uniform(*r.pd_gain_scale_range, (k, a), dev)
-                                    if r.pd_gain_scale else 1.0)
-        self.strength_scale[env_ids] = (_uniform(*r.motor_strength_range, (k, a), dev)
-                                        if r.motor_strength else 1.0)
-        self.backend.kp[env_ids] = self.kp * self.gain_scale[env_ids]
-        self.backend.kd[env_ids] = self.kd * self.gain_scale[env_ids]
-        self.backend.effort_limit[env_ids] = self.effort_limit * self.strength_scale[env_ids]
+        Fixed shapes, no host sync: every quantity is drawn for all envs from the random slab
+        and written with ``torch.where``, so unmasked envs keep their values exactly.
+        """
+        n, a, dev, cfg = self.num_envs, self.num_actions, self.device, self.cfg
+        m1 = mask.unsqueeze(1)
+        yaw = self._u('reset_yaw', -math.pi, math.pi)
+        zero = torch.zeros_like(yaw)
+        quat = torch.stack([torch.cos(yaw / 2), zero, zero, torch.sin(yaw / 2)], dim=1)
+        pos = torch.stack([zero, zero, self.robot.nominal_base_height_m
+                           + self._u('reset_height', 0.0, 0.02)], dim=1)
+        lin_vel = torch.cat([self._u('reset_lin_vel', -cfg.init_base_vel_m_s,
+                                     cfg.init_base_vel_m_s), zero.unsqueeze(1)], dim=1)
+        joint_pos = self.default_joint_pos + self._u(
+            'reset_joint', -cfg.init_joint_noise_rad, cfg.init_joint_noise_rad)
+        self.backend.reset_masked(mask, base_pos=pos, base_quat=quat,
+                                  base_lin_vel_world=lin_vel,
+                                  base_ang_vel_body=torch.zeros(n, 3, device=dev),
+                                  joint_pos=joint_pos,
+                                  joint_vel=torch.zeros(n, a, device=dev))
+        self._randomize_masked(mask)
+        for buf in (self.actions, self.last_actions, self.applied_actions, self.last_joint_vel,
+                    self.feet_air_time):
+            buf.masked_fill_(m1, 0.0)
+        self.last_feet_pos.copy_(torch.where(mask.view(n, 1, 1), self.backend.foot_pos,
+                                             self.last_feet_pos))
+        self.last_feet_contact.masked_fill_(m1, True)
+        self.episode_length.masked_fill_(mask, 0)
+        self._episode_sums_all.masked_fill_(mask.unsqueeze(0), 0.0)
+        self.gait_phase.copy_(torch.where(mask, self._u('reset_phase'), self.gait_phase))
+        cmd, hold_s = self._sample_commands('reset_cmd', 'reset_standing', 'reset_hold')
+        self.commands.copy_(torch.where(m1, cmd, self.commands))
+        self.command_timer_s.copy_(torch.where(mask, hold_s, self.command_timer_s))
+        self.push_timer_s.copy_(torch.where(
+            mask, self._u('reset_push', *cfg.randomization.push_interval_s), self.push_timer_s))
+
+    def _randomize_masked(self, mask: torch.Tensor) -> None:
+        """Draw the per-env domain randomization of the envs where ``mask`` is True."""
+        r, m1, b = self.cfg.randomization, mask.unsqueeze(1), self.backend
+        if r.pd_gain_scale:
+            self.gain_scale.copy_(torch.where(
+                m1, self._u('reset_gain', *r.pd_gain_scale_range), self.gain_scale))
+        else:
+            self.gain_scale.masked_fill_(m1, 1.0)
+        if r.motor_strength:
+            self.strength_scale.copy_(torch.where(
+                m1, self._u('reset_strength', *r.motor_strength_range), self.strength_scale))
+        else:
+            self.strength_scale.masked_fill_(m1, 1.0)
+        b.kp.copy_(torch.where(m1, self.kp * self.gain_scale, b.kp))
+        b.kd.copy_(torch.where(m1, self.kd * self.gain_scale, b.kd))
+        b.effort_limit.copy_(torch.where(m1, self.effort_limit * self.strength_scale,
+                                         b.effort_limit))
         if r.friction and 'friction' not in self._dr_unsupported:
-            self._try_dr('friction', self.backend.set_friction, env_ids,
-                         _uniform(*r.friction_range, (k,), dev))
+            self._try_dr('friction', b.set_friction_masked, mask,
+                         self._u('reset_friction', *r.friction_range))
         if r.added_base_mass and 'added_base_mass' not in self._dr_unsupported:
-            self._try_dr('added_base_mass', self.backend.set_base_mass_offset, env_ids,
-                         _uniform(*r.added_base_mass_kg, (k,), dev))
+            self._try_dr('added_base_mass', b.set_base_mass_offset_masked, mask,
+                         self._u('reset_mass', *r.added_base_mass_kg))
 
-    def _try_dr(self, name: str, setter: Any, env_ids: torch.Tensor, values: torch.Tensor
+    def _try_dr(self, name: str, setter: Any, mask: torch.Tensor, values: torch.Tensor
                 ) -> None:
         try:
-            setter(env_ids, values)
+            setter(mask, values)
         except NotImplementedError as exc:
             self._dr_unsupported.append(name)
             print(f'[env] domain randomization {name!r} is off: {exc}')
 
-    def _sample_commands(self, k: int) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Return ``k`` fresh commands [k, 3] and their hold times [k] [s]."""
-        c, dev = self.cfg.commands, self.device
-        cmd = self.cmd_low + (self.cmd_high - self.cmd_low) * torch.rand(k, 3, device=dev)
+    def _sample_commands(self, cmd_key: str, standing_key: str, hold_key: str
+                         ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Return fresh commands [N, 3] and their hold times [N] [s] from the random slab."""
+        c = self.cfg.commands
+        cmd = self._u(cmd_key, self.cmd_low, self.cmd_high)
         small = torch.norm(cmd[:, :2], dim=1) < c.small_command_m_s
         cmd[:, :2] *= (~small).unsqueeze(1)
-        standing = torch.rand(k, device=dev) < c.standing_fraction
+        standing = self._u(standing_key) < c.standing_fraction
         cmd *= (~standing).unsqueeze(1)
-        return cmd, _uniform(*c.resample_interval_s, (k,), dev)
-
-    def _resample_commands(self, env_ids: torch.Tensor) -> None:
-        cmd, hold_s = self._sample_commands(len(env_ids))
-        self.commands[env_ids] = cmd
-        self.command_timer_s[env_ids] = hold_s
+        return cmd, self._u(hold_key, *c.resample_interval_s)
 
     # ----------------------------------------------------------------------------- stepping
     def step(self, actions: torch.Tensor
              ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, Dict[str, Any]]:
-        """Apply ``actions`` [N, A], run ``decimation`` physics steps, return the transition."""
-        cfg = self.cfg
-        self.last_actions.copy_(self.actions)
-        self.actions.copy_(actions.clamp(-cfg.action_clip, cfg.action_clip))
-        applied = self.applied_actions if cfg.randomization.action_latency else self.actions
-        self.backend.q_target.copy_(action_to_joint_targets(
-            applied, self.default_joint_pos, self.action_scale, cfg.action_clip))
-        self.applied_actions.copy_(self.actions)
-        self.backend.step(cfg.decimation)
+        """
+        Apply ``actions`` [N, A], run ``decimation`` physics steps, return the transition.
 
-        self.episode_length += 1
+        On CUDA the whole step (targets, physics, rewards, masked resets, observations) is
+        one CUDA graph, captured on the first call and replayed afterwards; randoms come from
+        a slab refilled before each replay.  Elsewhere, or if the capture fails (with a
+        warning), the same code runs eagerly.  Returned tensors are fresh copies.
+        """
+        actions = torch.as_tensor(actions, device=self.device)
+        if actions.shape != self._actions_in.shape:
+            raise ValueError(f'actions must have shape {tuple(self._actions_in.shape)}, '
+                             f'got {tuple(actions.shape)}')
+        with self.backend.sim_stream():
+            self._actions_in.copy_(actions)
+            self._draw_randoms()
+            if self._graph is not None:
+                self._graph()
+            elif self.use_cuda_graph and not self._graph_tried:
+                self._graph_tried = True
+                with self.backend.graph_memory():  # warm-up: this call's real step
+                    self._step_body(captured=True)
+                self._graph = self.backend.capture_graph(lambda: self._step_body(captured=True))
+                if self._graph is not None:
+                    print(f'[env] step captured into one CUDA graph ({self.num_envs} envs, '
+                          f'{self.cfg.decimation} physics steps each)', flush=True)
+            else:
+                self._step_body(captured=False)
         self.steps_taken += 1
         if self.steps_taken % OVERFLOW_CHECK_INTERVAL == 0:
             self.check_overflow()
-        self.gait_phase = torch.remainder(
-            self.gait_phase + self.dt_s / cfg.observations.gait_period_s, 1.0)
+        step_log = self._step_log_buf.clone()
+        log: Dict[str, Any] = {'track/lin_vel_error_m_s': step_log[0],
+                               'track/yaw_rate_error_rad_s': step_log[1]}
+        if self.steps_taken % EPISODE_LOG_INTERVAL == 0:
+            log.update(self._episode_log())
+        return (self._obs_buf.clone(), self._critic_obs_buf.clone(), self._rewards_buf.clone(),
+                self._dones_buf.clone(), {'time_outs': self._time_outs_buf.clone(), 'log': log})
+
+    @property
+    def graph_captured(self) -> bool:
+        """Return True when steps replay a captured CUDA graph."""
+        return self._graph is not None
+
+    def _step_body(self, captured: bool) -> None:
+        """
+        Run one policy step on the persistent buffers (what the CUDA graph captures).
+
+        Reads ``_actions_in`` and the random slab, writes the state and the ``*_buf``
+        outputs in place.  No host syncs, fixed shapes.  ``captured`` runs the backend's
+        physics uncaptured (``substeps``) so that it becomes part of this graph.
+        """
+        cfg = self.cfg
+        self.last_actions.copy_(self.actions)
+        self.actions.copy_(self._actions_in.clamp(-cfg.action_clip, cfg.action_clip))
+        applied = self.applied_actions if cfg.randomization.action_latency else self.actions
+        self.backend.q_target.copy_(action_to_joint_targets(
+            applied, self.default_joint_pos, self.action_scale, self._action_clip))
+        self.applied_actions.copy_(self.actions)
+        if captured:
+            self.backend.substeps(cfg.decimation)
+        else:
+            self.backend.step(cfg.decimation)
+
+        self.episode_length += 1
+        self.gait_phase.copy_(torch.remainder(
+            self.gait_phase + self.dt_s / cfg.observations.gait_period_s, 1.0))
         self._refresh_state()
         self._update_step_state()
-        self.terminated = self._fallen()
+        self.terminated.copy_(self._fallen())
         time_outs = self.episode_length >= self.max_episode_length
-        rewards, log = self._rewards()
+        self._time_outs_buf.copy_(time_outs)
+        self._rewards()
         dones = self.terminated | time_outs
+        self._dones_buf.copy_(dones)
 
         self.command_timer_s -= self.dt_s
         self.push_timer_s -= self.dt_s
         self._resample_commands_due()
         self._push_due()
-        env_ids = dones.nonzero(as_tuple=False).flatten()
-        if len(env_ids) > 0:
-            log.update(self._episode_log(env_ids))
-            self._reset_envs(env_ids)
-            self._refresh_state()
-        obs, critic_obs = self._observations()
-        return obs, critic_obs, rewards, dones, {'time_outs': time_outs, 'log': log}
+        self._accumulate_episode_log(dones)
+        self._reset_masked(dones)
+        self._refresh_state()
+        self._observations()
 
     def _refresh_state(self) -> None:
+        """Recompute the state derived from the simulator (in place)."""
         b = self.backend
-        self.base_quat = b.base_quat
-        self.base_height = b.base_pos[:, 2]
-        self.base_lin_vel_b = world_to_body(b.base_quat, b.base_lin_vel_world)
-        self.base_ang_vel_b = b.base_ang_vel_body
-        self.projected_gravity = projected_gravity(b.base_quat)
-        self.joint_pos = b.joint_pos
-        self.joint_vel = b.joint_vel
-        self.feet_height = b.foot_pos[:, :, 2] - self.foot_stand_height_m
-        self.feet_contact = (b.foot_contact_force > self.cfg.rewards.contact_force_n).float()
+        self.base_lin_vel_b.copy_(world_to_body(b.base_quat, b.base_lin_vel_world))
+        # projected_gravity(q) of policy_math, with the gravity vector already on the device
+        # (policy_math builds it from a tuple: a host-to-device copy, not allowed in a graph)
+        self.projected_gravity.copy_(quat_rotate_inverse(b.base_quat, self._gravity_world))
+        self.feet_height.copy_(b.foot_pos[:, :, 2] - self.foot_stand_height_m)
+        self.feet_contact.copy_((b.foot_contact_force > self.cfg.rewards.contact_force_n
+                                 ).float())
 
     def _update_step_state(self) -> None:
         """Update finite differences, air times and the gait targets: once per policy step."""
         b = self.backend
-        self.joint_acc = (b.joint_vel - self.last_joint_vel) / self.dt_s
-        self.last_joint_vel = b.joint_vel.clone()
-        self.effort = b.last_effort
+        self.joint_acc.copy_((b.joint_vel - self.last_joint_vel) / self.dt_s)
+        self.last_joint_vel.copy_(b.joint_vel)
         feet_pos = b.foot_pos
-        self.feet_vel = (feet_pos - self.last_feet_pos) / self.dt_s
-        self.last_feet_pos = feet_pos.clone()
+        self.feet_vel.copy_((feet_pos - self.last_feet_pos) / self.dt_s)
+        self.last_feet_pos.copy_(feet_pos)
         contact = self.feet_contact > 0.5
         contact_filt = contact | self.last_feet_contact
-        self.last_feet_contact = contact
-        self.feet_first_contact = ((self.feet_air_time > 0) & contact_filt).float()
+        self.last_feet_contact.copy_(contact)
+        self.feet_first_contact.copy_(((self.feet_air_time > 0) & contact_filt).float())
         self.feet_air_time += self.dt_s
-        self.feet_air_time_at_touchdown = self.feet_air_time.clone()
+        self.feet_air_time_at_touchdown.copy_(self.feet_air_time)
         self.feet_air_time *= ~contact_filt
-        self.moving_command = (torch.norm(self.commands, dim=1) > 0.05).float()
+        self.moving_command.copy_((torch.norm(self.commands, dim=1) > 0.05).float())
         phase = torch.remainder(self.gait_phase.unsqueeze(1) + self.foot_phase_offset, 1.0)
         swing = (phase >= 0.5).float()
         profile = torch.sin(math.pi * (phase - 0.5).clamp(min=0.0) / 0.5)
-        self.desired_feet_height = (self.cfg.rewards.swing_height_m * profile * swing
-                                    * self.moving_command.unsqueeze(1))
+        self.desired_feet_height.copy_(self.cfg.rewards.swing_height_m * profile * swing
+                                       * self.moving_command.unsqueeze(1))
         yaw = yaw_from_quat(self.base_quat)
         rel = feet_pos[:, 1, :2] - feet_pos[:, 0, :2] if self.num_feet >= 2 else \
             torch.zeros_like(feet_pos[:, 0, :2])
-        self.feet_lateral_distance = torch.abs(-torch.sin(yaw) * rel[:, 0]
-                                               + torch.cos(yaw) * rel[:, 1])
+        self.feet_lateral_distance.copy_(torch.abs(-torch.sin(yaw) * rel[:, 0]
+                                                   + torch.cos(yaw) * rel[:, 1]))
 
     def _fallen(self) -> torch.Tensor:
         too_low = self.base_height < self.cfg.fall_height_fraction * \
@@ -322,65 +479,98 @@ class LocomotionEnv(VecEnv):
         too_tilted = self.projected_gravity[:, 2] > -math.cos(self.cfg.fall_tilt_rad)
         return too_low | too_tilted
 
-    def _rewards(self) -> Tuple[torch.Tensor, Dict[str, Any]]:
+    def _rewards(self) -> None:
+        """Write the step reward into ``_rewards_buf``; add each term to its episode sum."""
         total = torch.zeros(self.num_envs, device=self.device)
         for name, fn, scale in self.reward_terms:
             value = fn(self) * (scale * self.dt_s)
             self.episode_sums[name] += value
             total += value
+        self._rewards_buf.copy_(total)
         lin_err = torch.norm(self.commands[:, :2] - self.base_lin_vel_b[:, :2], dim=1)
         yaw_err = torch.abs(self.commands[:, 2] - self.base_ang_vel_b[:, 2])
-        log = {'track/lin_vel_error_m_s': lin_err.mean(),
-               'track/yaw_rate_error_rad_s': yaw_err.mean()}
-        return total, log
+        self._step_log_buf.copy_(torch.stack([lin_err.mean(), yaw_err.mean()]))
 
-    def _episode_log(self, env_ids: torch.Tensor) -> Dict[str, Any]:
-        log: Dict[str, Any] = {}
-        for name in self.episode_sums:
-            log[f'reward/{name}'] = self.episode_sums[name][env_ids].mean() / \
-                self.cfg.episode_length_s
-            self.episode_sums[name][env_ids] = 0.0
-        log['episode/length_s'] = self.episode_length[env_ids].float().mean() * self.dt_s
-        log['episode/fall_rate'] = self.terminated[env_ids].float().mean()
+    def _accumulate_episode_log(self, dones: torch.Tensor) -> None:
+        """Add the finished episodes' sums, lengths, falls and count to the log accumulator."""
+        d = dones.float()
+        self._episode_log_acc += torch.cat([
+            (self._episode_sums_all * d).sum(dim=1),
+            torch.stack([(self.episode_length.float() * d).sum(),
+                         (self.terminated.float() * d).sum(), d.sum()])])
+
+    def _episode_log(self) -> Dict[str, Any]:
+        """
+        Return the means over the episodes finished since the last call; clear the sums.
+
+        One host read per ``EPISODE_LOG_INTERVAL`` steps.  The keys are present only when an
+        episode finished (like the per-reset logging it replaces).  Means are per finished
+        episode: ``reward/<term>`` is the episode sum divided by ``episode_length_s``.
+        """
+        values = self._episode_log_acc.tolist()
+        self._episode_log_acc.zero_()
+        count = values[-1]
+        if count <= 0:
+            return {}
+        log: Dict[str, Any] = {f'reward/{name}': values[i] / count / self.cfg.episode_length_s
+                               for i, (name, _, _) in enumerate(self.reward_terms)}
+        log['episode/length_s'] = values[-3] / count * self.dt_s
+        log['episode/fall_rate'] = values[-2] / count
         return log
 
     def _resample_commands_due(self) -> None:
         """Resample the commands whose hold time ran out (masked: no host sync)."""
         due = (self.command_timer_s <= 0).unsqueeze(1)
-        cmd, hold_s = self._sample_commands(self.num_envs)
-        self.commands = torch.where(due, cmd, self.commands)
-        self.command_timer_s = torch.where(due[:, 0], hold_s, self.command_timer_s)
+        cmd, hold_s = self._sample_commands('cmd', 'standing', 'hold')
+        self.commands.copy_(torch.where(due, cmd, self.commands))
+        self.command_timer_s.copy_(torch.where(due[:, 0], hold_s, self.command_timer_s))
 
     def _push_due(self) -> None:
         r = self.cfg.randomization
         if not r.pushes:
             return
         due = self.push_timer_s <= 0
-        push = _uniform(-r.push_lin_vel_m_s, r.push_lin_vel_m_s, (self.num_envs, 2), self.device)
+        push = self._u('push_vel', -r.push_lin_vel_m_s, r.push_lin_vel_m_s)
         self.backend.base_lin_vel_world[:, :2] += push * due.unsqueeze(1)
-        self.push_timer_s = torch.where(
-            due, _uniform(*r.push_interval_s, (self.num_envs,), self.device), self.push_timer_s)
+        self.push_timer_s.copy_(torch.where(
+            due, self._u('push_interval', *r.push_interval_s), self.push_timer_s))
 
     # ----------------------------------------------------------------------------- observations
-    def _observations(self) -> Tuple[torch.Tensor, torch.Tensor]:
-        inputs = observation_inputs(
-            base_quat_wxyz=self.base_quat, base_lin_vel_body_m_s=self.base_lin_vel_b,
-            base_ang_vel_body_rad_s=self.base_ang_vel_b, command=self.commands,
-            joint_pos_rad=self.joint_pos, default_joint_pos_rad=self.default_joint_pos,
-            joint_vel_rad_s=self.joint_vel, last_action=self.actions,
-            gait_phase=self.gait_phase if self.cfg.observations.use_gait_phase else None)
-        clip = self.cfg.observations.clip
-        critic = build_observation(self.critic_terms, inputs, clip, self.critic_scale)
+    def _observation_inputs(self) -> Dict[str, torch.Tensor]:
+        """
+        Return the raw observation terms (policy_math.observation_inputs, capture-safe).
+
+        Same definitions as :func:`humanoid_rl_ros.policy_math.observation_inputs` (a test
+        checks equality), with projected gravity from :meth:`_refresh_state`.
+        """
+        inputs = {
+            'base_lin_vel': self.base_lin_vel_b,
+            'base_ang_vel': self.base_ang_vel_b,
+            'projected_gravity': self.projected_gravity,
+            'velocity_command': self.commands,
+            'joint_pos': self.joint_pos - self.default_joint_pos,
+            'joint_vel': self.joint_vel,
+            'last_action': self.actions,
+        }
+        if self.cfg.observations.use_gait_phase:
+            inputs['gait_phase'] = gait_phase_features(self.gait_phase)
+        return inputs
+
+    def _observations(self) -> None:
+        """Write the actor and critic observations into their persistent buffers."""
+        inputs = self._observation_inputs()
+        critic = build_observation(self.critic_terms, inputs, self._obs_clip, self.critic_scale)
         if self.cfg.randomization.obs_noise:
             noise = self.cfg.observations.noise
-            inputs = {name: value + _uniform(-noise[name], noise[name], value.shape,
-                                             self.device) if name in noise else value
+            inputs = {name: value + self._u(f'noise_{name}', -noise[name], noise[name])
+                      if name in self._noise_terms else value
                       for name, value in inputs.items()}
-        obs = build_observation(self.obs_terms, inputs, clip, self.obs_scale)
+        obs = build_observation(self.obs_terms, inputs, self._obs_clip, self.obs_scale)
         privileged = torch.cat([self.feet_height, self.feet_contact,
                                 (self.base_height - self.robot.nominal_base_height_m
                                  ).unsqueeze(1)], dim=1)
-        return obs, torch.cat([critic, privileged], dim=1)
+        self._obs_buf.copy_(obs)
+        self._critic_obs_buf.copy_(torch.cat([critic, privileged], dim=1))
 
     def check_overflow(self) -> Dict[str, Any]:
         """Return the backend's overflow report; raise SimOverflowError if buffers overflowed."""
