@@ -269,6 +269,46 @@ def test_observation_inputs_match_policy_math(env):
     torch.testing.assert_close(env.projected_gravity, projected_gravity(env.base_quat))
 
 
+def test_step_body_has_no_host_syncs_or_host_copies(env, monkeypatch):
+    """
+    Proxy of CUDA-graph safety on the CPU: the captured body never reads a tensor on the host.
+
+    ``bool``/``item``/``tolist``/``nonzero``/``float``/``int`` of a tensor (host syncs) and
+    building tensors from host data (host-to-device copies) raise inside the body.
+    """
+    env.reset()
+    env.backend.validate_inputs = False  # as on CUDA: bad inputs are flagged on the device
+    calls = []
+
+    def forbid(name):
+        def hook(*args, **kwargs):
+            calls.append(name)
+            raise AssertionError(f'{name} inside the captured step body')
+        return hook
+
+    real_as_tensor, real_tensor = torch.as_tensor, torch.tensor
+
+    def as_tensor(data, *args, **kwargs):
+        if not isinstance(data, torch.Tensor):
+            forbid('torch.as_tensor(host data)')()
+        return real_as_tensor(data, *args, **kwargs)
+
+    try:
+        with monkeypatch.context() as m:
+            for name in ('__bool__', 'item', 'tolist', 'nonzero', '__float__', '__int__',
+                         '__index__', 'numpy', 'cpu'):
+                m.setattr(torch.Tensor, name, forbid(name))
+            m.setattr(torch, 'nonzero', forbid('torch.nonzero'))
+            m.setattr(torch, 'as_tensor', as_tensor)
+            m.setattr(torch, 'tensor', lambda *a, **k: forbid('torch.tensor')())
+            env._draw_randoms()
+            env._step_body(captured=True)
+    finally:
+        env.backend.validate_inputs = True
+    assert calls == []
+    assert torch.isfinite(env._obs_buf).all()
+
+
 def test_step_rejects_bad_action_shape(env):
     with pytest.raises(ValueError, match='actions must have shape'):
         env.step(torch.zeros(NUM_ENVS + 1, env.num_actions))
