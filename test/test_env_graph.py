@@ -286,7 +286,7 @@ def test_step_body_has_no_host_syncs_or_host_copies(env, monkeypatch):
             raise AssertionError(f'{name} inside the captured step body')
         return hook
 
-    real_as_tensor, real_tensor = torch.as_tensor, torch.tensor
+    real_as_tensor = torch.as_tensor
 
     def as_tensor(data, *args, **kwargs):
         if not isinstance(data, torch.Tensor):
