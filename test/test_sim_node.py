@@ -352,3 +352,21 @@ def test_realtime_mode_runs_on_its_own_and_goes_limp_without_commands(ros):
         assert all(e == 0.0 for m in rig.js for e in m.effort)
     finally:
         rig.close()
+
+
+@pytest.mark.ros
+def test_push_service_adds_horizontal_base_velocity(ros):
+    rig = Rig(push_velocity_m_s=0.8)
+    try:
+        rig.connect()
+        client = rig.probe.create_client(Trigger, 'sim_node/push')
+        rig.spin_until(client.service_is_ready, 'push service')
+        future = client.call_async(Trigger.Request())
+        rig.spin_until(future.done, 'push response')
+        assert future.result().success
+        rig.command_and_wait(_command(NAMES, np.zeros(len(NAMES))))
+        twist = rig.odom[-1].twist.twist.linear
+        # One 5 ms tick after the push: the horizontal speed is still about 0.8 m/s.
+        assert math.hypot(twist.x, twist.y) == pytest.approx(0.8, abs=0.1)
+    finally:
+        rig.close()
