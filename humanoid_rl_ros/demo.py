@@ -58,7 +58,9 @@ from humanoid_rl_ros.robot import models_dir
 from nav_msgs.msg import Odometry
 import numpy as np
 import rclpy
+from rclpy.executors import ExternalShutdownException
 from rclpy.executors import SingleThreadedExecutor
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import JointState
 
 PACKAGE = 'humanoid_rl_ros'
@@ -541,12 +543,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     _say('scenario: ' + ', '.join(
         f'{s.name} {s.duration_s:g}s (vx {s.vx_m_s:g}, vy {s.vy_m_s:g}, wz {s.wz_rad_s:g})'
         for s in segments))
-    rclpy.init(args=[])
-    # SIGTERM (e.g. from a CI runner) unwinds like Ctrl-C, so the node processes are stopped.
+    # Keep the demo's DDS traffic on this machine unless the caller chose otherwise.
+    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    # Python's own SIGINT handling (KeyboardInterrupt) instead of rclpy's, which would shut the
+    # context down under the running loop; also when started with SIGINT ignored (nohup, &).
+    # SIGTERM (e.g. from a CI runner) unwinds the same way. The loop's finally-block stops the
+    # node processes.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    rclpy.init(args=[], signal_handler_options=SignalHandlerOptions.NO)
     try:
         result = run_closed_loop(cfg)
-    except KeyboardInterrupt:
+        paths = save_results(result, cfg, title)
+    except (KeyboardInterrupt, ExternalShutdownException):
         _say('interrupted: nodes stopped')
         return 130
     except DemoError as exc:
@@ -555,7 +564,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     finally:
         if rclpy.ok():
             rclpy.shutdown()
-    paths = save_results(result, cfg, title)
     print(format_summary(result.metrics, title=title))
     print(f'  efforts: {result.effort_messages} commands, all finite: '
           f'{result.all_efforts_finite}, max |effort|/limit {result.max_effort_ratio:.2f}')
