@@ -1,0 +1,135 @@
+"""
+Training pipeline tests on the CPU: the env, a short PPO run with export, and the parity test.
+
+The parity test proves that training and the policy node agree: for one simulator state, the
+observation the env hands to PPO and the PD effort it applies equal what the node's pure core
+(:class:`humanoid_rl_ros.controller.Controller`) computes from the same state delivered as ROS
+messages (joint states in shuffled order, odometry with the twist in the child frame).
+"""
+
+import dataclasses
+
+from humanoid_rl_ros.contract import read_contract, write_contract
+from humanoid_rl_ros.controller import Controller, ControllerConfig, ControllerState
+from humanoid_rl_ros.policy_math import build_observation, world_to_body
+from humanoid_rl_ros.ros_conversions import (
+    joint_state_to_arrays, make_joint_state, make_odometry, make_twist, odometry_to_arrays,
+    twist_to_command)
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from training.cli import build_config
+from training.config import DomainRandConfig, EnvConfig
+from training.env import LocomotionEnv
+from training.train import train, TrainConfig
+
+
+def _quiet_cfg(num_envs: int) -> EnvConfig:
+    """Return a small env config with every randomization switched off."""
+    off = DomainRandConfig(friction=False, added_base_mass=False, motor_strength=False,
+                           pd_gain_scale=False, pushes=False, obs_noise=False,
+                           action_latency=False)
+    return dataclasses.replace(EnvConfig(), num_envs=num_envs, randomization=off)
+
+
+@pytest.fixture(scope='module')
+def env():
+    """Return a 3-world CPU env of the default robot."""
+    torch.manual_seed(0)
+    environment = LocomotionEnv(_quiet_cfg(3), device='cpu')
+    yield environment
+    environment.close()
+
+
+def test_env_obs_match_the_contract_and_stay_finite_for_200_random_steps(env, tmp_path):
+    contract = read_contract(write_contract(env.contract(), tmp_path / 'c.yaml'))
+    obs, critic = env.reset()
+    assert obs.shape == (3, contract.obs_dim) and env.num_obs == contract.obs_dim
+    assert critic.shape == (3, env.num_critic_obs)
+    assert contract.joint_names == tuple(env.robot.joint_names)
+    generator = torch.Generator().manual_seed(1)
+    dones_seen = 0
+    for _ in range(200):
+        actions = torch.randn(3, env.num_actions, generator=generator)
+        obs, critic, rewards, dones, extras = env.step(actions)
+        assert torch.isfinite(obs).all() and torch.isfinite(critic).all()
+        assert torch.isfinite(rewards).all()
+        assert not (extras['time_outs'] & ~dones).any()
+        dones_seen += int(dones.sum())
+    assert dones_seen > 0, 'random actions should make at least one robot fall in 4 s'
+
+
+def test_env_observation_and_pd_effort_equal_the_nodes(env, tmp_path):
+    contract = read_contract(write_contract(env.contract(), tmp_path / 'c.yaml'))
+    period_s = contract.gait_period_s
+    phase_at_second_policy_tick = contract.decimation * contract.physics_dt_s / period_s
+    env.reset()
+    generator = torch.Generator().manual_seed(2)
+    for _ in range(5):
+        env.step(0.5 * torch.randn(3, env.num_actions, generator=generator))
+    env.gait_phase[0] = phase_at_second_policy_tick - contract.policy_dt_s / period_s
+    action = 0.5 * torch.randn(3, env.num_actions, generator=generator)
+    obs, _, _, dones, _ = env.step(action)
+    assert not dones[0], 'world 0 must not have been reset during the parity step'
+    b = env.backend
+    quat = b.base_quat[0].double().numpy()
+    lin_body = world_to_body(quat, b.base_lin_vel_world[0].double().numpy())
+    ang_body = b.base_ang_vel_body[0].double().numpy()
+    q, qd = b.joint_pos[0].double().numpy(), b.joint_vel[0].double().numpy()
+    command = env.commands[0].double().numpy()
+    env_action = action[0].numpy().astype(np.float32)
+
+    recorded = []
+
+    def policy(observation: np.ndarray) -> np.ndarray:
+        recorded.append((observation.copy(), controller.gait_phase))
+        return env_action
+
+    controller = Controller(contract, policy, ControllerConfig(stand_ramp_s=0.0))
+    names = list(contract.joint_names)
+    order = np.random.default_rng(3).permutation(len(names))
+    joint_msg = make_joint_state([names[i] for i in order] + ['head_pan_joint'],
+                                 position=list(q[order]) + [0.3],
+                                 velocity=list(qd[order]) + [-1.0])
+    odom_msg = make_odometry([0.0, 0.0, 0.8], quat, lin_body, ang_body)
+    twist = make_twist(*command, stamped=True)
+    for tick in range(contract.decimation + 1):
+        now = tick * contract.physics_dt_s
+        controller.update_joint_state(*joint_state_to_arrays(joint_msg), now)
+        controller.update_odom(*odometry_to_arrays(odom_msg), now)
+        controller.update_cmd_vel(*twist_to_command(twist), now)
+        if tick == 0:
+            controller.activate(now)
+            controller.request_walk(now)
+        effort = controller.step(now)
+        assert controller.state is ControllerState.WALKING
+    assert len(recorded) == 2
+    node_obs, node_phase = recorded[1]
+    assert node_phase == pytest.approx(float(env.gait_phase[0]), abs=1e-6)
+    np.testing.assert_allclose(node_obs, obs[0].numpy(), atol=1e-5)
+    env_effort = b.compute_effort()[0].numpy()
+    np.testing.assert_allclose(effort, env_effort, atol=1e-3)
+    assert np.abs(env_effort).max() > 1.0, 'the compared effort should not be trivially zero'
+
+
+def test_short_cpu_training_run_exports_a_policy_that_onnxruntime_agrees_with(tmp_path):
+    overrides = ['device=cpu', 'env.num_envs=3', 'iterations=2', 'runner.num_steps_per_env=8',
+                 'runner.tensorboard=false', 'runner.policy.actor_hidden_dims=[32,32]',
+                 'runner.policy.critic_hidden_dims=[32,32]', 'seed=4', 'run_name=cpu_smoke',
+                 f'log_root={tmp_path / "runs"}', f'export_dir={tmp_path / "models"}']
+    cfg = build_config(TrainConfig, overrides)
+    result = train(cfg, command_line=['pytest'])
+    history = result['history']
+    assert len(history) == 2
+    assert all(np.isfinite([row['value_loss'], row['surrogate_loss']]).all() for row in history)
+    assert (tmp_path / 'runs' / 'cpu_smoke' / 'config.yaml').is_file()
+    contract = read_contract(result['contract'])
+    assert contract.provenance['iterations'] == 2
+    assert contract.provenance['backend'] == 'mjwarp'
+    assert contract.provenance['config']['env']['num_envs'] == 3
+    session = ort.InferenceSession(str(result['onnx']), providers=['CPUExecutionProvider'])
+    obs = np.random.default_rng(5).normal(size=(16, contract.obs_dim)).astype(np.float32)
+    onnx_actions = session.run([contract.onnx_output_name], {contract.onnx_input_name: obs})[0]
+    assert onnx_actions.shape == (16, contract.action_dim)
+    assert np.all(np.isfinite(onnx_actions))
