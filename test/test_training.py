@@ -11,7 +11,7 @@ import dataclasses
 
 from humanoid_rl_ros.contract import read_contract, write_contract
 from humanoid_rl_ros.controller import Controller, ControllerConfig, ControllerState
-from humanoid_rl_ros.policy_math import build_observation, world_to_body
+from humanoid_rl_ros.policy_math import world_to_body
 from humanoid_rl_ros.ros_conversions import (
     joint_state_to_arrays, make_joint_state, make_odometry, make_twist, odometry_to_arrays,
     twist_to_command)
