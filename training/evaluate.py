@@ -292,7 +292,7 @@ def plot_report(results: Sequence[RunResult], out_dir: Path) -> List[Path]:
 
 
 def record_video(runtime: PolicyRuntime, sim: MujocoRobotSim, out_path: Path,
-                 case: CommandCase, seconds: float = 6.0, fps: int = 25) -> Path:
+                 case: CommandCase, seconds: float = 6.0, fps: int = 15) -> Path:
     """Render ``case`` offscreen to an animated GIF (needs MUJOCO_GL=egl or osmesa)."""
     from PIL import Image
 
@@ -313,7 +313,7 @@ def record_video(runtime: PolicyRuntime, sim: MujocoRobotSim, out_path: Path,
         controller.update_cmd_vel(case.vx_m_s, case.vy_m_s, case.wz_rad_s, now)
         sim.step(controller.step(now))
         if i % every == 0:
-            frames.append(Image.fromarray(sim.render_rgb(480, 360)))
+            frames.append(Image.fromarray(sim.render_rgb(360, 270)))
     frames[0].save(out_path, save_all=True, append_images=frames[1:],
                    duration=int(1000 / fps), loop=0)
     return out_path
