@@ -9,8 +9,12 @@ wall clock, so the same code runs under ``use_sim_time``.
 States (:class:`ControllerState`):
 
 * ``INACTIVE``: :meth:`Controller.step` returns ``None``; nothing is published.
-* ``STANDING``: the PD target ramps linearly from the joint positions measured on entry to the
-  contract's default pose over ``stand_ramp_s``, then holds it. A pending walk request starts
+* ``STANDING``: the PD target ramps linearly from the measured joint positions to the
+  contract's default pose over ``stand_ramp_s``, then holds it. The ramp starts at the first
+  :meth:`Controller.step` after entering the state (not at the time of the transition, which
+  under ``use_sim_time`` may come before the first ``/clock``), and never at a time <= 0: ROS
+  time is 0 until a time source has received ``/clock``, so such ticks hold the measured pose
+  and the ramp starts at the first tick with a valid time. A pending walk request starts
   walking once the ramp is complete and the walking inputs (odometry/IMU) are fresh.
 * ``WALKING``: the policy runs every ``decimation`` ticks (its first run is on the first walking
   tick); PD runs every tick from the newest joint state and the newest policy target.
@@ -169,7 +173,7 @@ class Controller:
         self._last_action = np.zeros(n, dtype=np.float32)
         self._q_target = self.default_pos_rad.copy()
         self._ramp_start_pos = self.default_pos_rad.copy()
-        self._ramp_start_s = 0.0
+        self._ramp_start_s: Optional[float] = None  # None: starts at the next valid step
         self._joint: Optional[_Stamped] = None  # (q, qd) of the newest healthy joint state
         self._joint_problem = ''  # why the newest joint state was unusable ('' if fine)
         self._damping_qd = np.zeros(n)  # finite joint velocity from the newest message
@@ -369,12 +373,22 @@ class Controller:
         self.walk_requested = False
 
     def _enter_standing(self, now_s: float) -> None:
+        # The ramp's start time and pose are taken at the first step with a valid time (see
+        # _start_ramp_if_pending), not here: ``now_s`` of a transition may be a not-yet-valid
+        # ROS time (0 before /clock) or long before the first control tick.
         self.state = ControllerState.STANDING
         self.walk_requested = False
         self._ramp_start_pos = (self._joint.value[0].copy() if self._joint is not None
                                 else self.default_pos_rad.copy())
-        self._ramp_start_s = now_s
+        self._ramp_start_s = None
         self.note = ''
+
+    def _start_ramp_if_pending(self, now_s: float) -> None:
+        if self._ramp_start_s is not None or self._joint is None:
+            return
+        self._ramp_start_pos = self._joint.value[0].copy()
+        if now_s > 0.0:  # ROS time 0: no /clock yet; hold the measured pose until it is valid
+            self._ramp_start_s = now_s
 
     def _enter_walking(self) -> None:
         self.state = ControllerState.WALKING
@@ -387,9 +401,11 @@ class Controller:
 
     # ----------------------------------------------------------------------------- step
     def stand_ramp_fraction(self, now_s: float) -> float:
-        """Return the stand ramp progress in [0, 1] at ``now_s``."""
+        """Return the stand ramp progress in [0, 1] at ``now_s`` (0 until the ramp starts)."""
         if self.config.stand_ramp_s <= 0.0:
             return 1.0
+        if self._ramp_start_s is None:
+            return 0.0
         return float(np.clip((now_s - self._ramp_start_s) / self.config.stand_ramp_s, 0.0, 1.0))
 
     def step(self, now_s: float) -> Optional[np.ndarray]:
@@ -405,6 +421,7 @@ class Controller:
             if problem:
                 self.fault(problem)
         if self.state is ControllerState.STANDING:
+            self._start_ramp_if_pending(now_s)
             fraction = self.stand_ramp_fraction(now_s)
             if fraction >= 1.0 and self.walk_requested:
                 problem = self.walking_input_problem(now_s)

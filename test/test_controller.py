@@ -91,6 +91,53 @@ def test_stand_ramp_goes_from_measured_pose_to_default(runtime):
     assert c.state is ControllerState.STANDING
 
 
+def _ramp_fraction_of(c: Controller, f: Feeder, effort: np.ndarray) -> float:
+    """Return the ramp fraction implied by a standing effort (feeder state with qd = 0)."""
+    kp = np.asarray(c.contract.kp_nm_per_rad)
+    full = kp * (np.asarray(c.contract.default_pos_rad) - f.q)
+    return float(np.dot(effort, full) / np.dot(full, full))
+
+
+@pytest.mark.parametrize('activate_at_s', [0.0, 5.0])
+def test_stand_ramp_starts_at_the_first_tick_not_at_activation(runtime, activate_at_s):
+    # Under use_sim_time a node may activate before its clock has seen /clock (ROS time 0), or
+    # long before its first control tick; the ramp must still take stand_ramp_s from the first
+    # tick instead of being skipped.
+    c = Controller(runtime.contract, runtime.act, ControllerConfig(stand_ramp_s=1.0))
+    f = Feeder(c)
+    f.q = np.asarray(c.contract.default_pos_rad) + 0.1  # far enough from the default pose
+    f.qd[:] = 0.0
+    f.t = activate_at_s
+    f.feed()
+    c.activate(f.t)
+    assert c.request_walk(f.t)[0]
+    f.t = 100.0  # the first control tick, once /clock runs
+    first = f.tick()
+    assert abs(_ramp_fraction_of(c, f, first)) < 1e-9
+    half = [f.tick() for _ in range(int(0.5 / DT))][-1]
+    assert _ramp_fraction_of(c, f, half) == pytest.approx(0.5, abs=1e-6)
+    assert c.state is ControllerState.STANDING
+    for _ in range(int(0.5 / DT) + 2):
+        f.tick()
+    assert c.state is ControllerState.WALKING
+
+
+def test_ticks_at_ros_time_zero_hold_the_measured_pose(runtime):
+    c = Controller(runtime.contract, runtime.act, ControllerConfig(stand_ramp_s=1.0))
+    f = Feeder(c)
+    f.qd[:] = 0.0
+    f.feed()
+    c.activate(0.0)
+    for _ in range(3):  # ROS time 0: no /clock yet; not a valid ramp start time
+        f.feed()
+        effort = c.step(0.0)
+        assert abs(_ramp_fraction_of(c, f, effort)) < 1e-9
+    assert c.stand_ramp_fraction(0.0) == 0.0
+    f.t = 42.0
+    assert abs(_ramp_fraction_of(c, f, f.tick())) < 1e-9  # the ramp starts here
+    assert c.stand_ramp_fraction(42.005 + 0.25) == pytest.approx(0.25)
+
+
 def test_walk_request_waits_for_ramp_then_runs_policy_every_decimation_ticks(runtime):
     c = Controller(runtime.contract, runtime.act, ControllerConfig(stand_ramp_s=0.1))
     f = Feeder(c)
