@@ -47,17 +47,14 @@ def test_random_policy_plumbing_is_deterministic(ros, tmp_path):
     policy = make_random_policy(tmp_path / 'policy', seed=3)
     runs = []
     for i in range(2):
-        # Two sources of wall-clock timing are kept out of this comparison:
-        # - stand_ramp_s 0: the policy node starts its stand ramp at its activation time, which
-        #   depends on when its process came up relative to the sim's pre-roll clock; with no
-        #   ramp it walks from its first control tick;
-        # - a zero command: the demo's cmd_vel publisher is not part of the lock-step, so when
-        #   a non-zero command first reaches the policy depends on DDS discovery; a zero
-        #   command and no command are the same to the policy.
+        # The policy node stands up first (the preset's 1 s stand ramp): the ramp starts at its
+        # first control tick, so it takes the same sim ticks whenever its process came up.
+        # The command is zero: the demo's cmd_vel publisher is not part of the lock-step, so
+        # when a non-zero command first reaches the policy depends on DDS discovery; a zero
+        # command and no command are the same to the policy.
         cfg = ClosedLoopConfig(policy=policy, out_dir=tmp_path / f'run{i}',
                                segments=(Segment('walk_in_place', 0.5),),
-                               progress_period_s=0.0, lockstep_idle_timeout_s=0.2,
-                               extra_policy_params={'stand_ramp_s': '0.0'})
+                               progress_period_s=0.0, lockstep_idle_timeout_s=0.2)
         runs.append(run_closed_loop(cfg))
     for result in runs:
         # Messages flowed: about one odometry sample and one effort command per 5 ms tick.
