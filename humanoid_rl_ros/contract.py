@@ -17,6 +17,7 @@ Reading validates every field. A problem raises :class:`ContractError` whose mes
 with the dotted path of the offending field, e.g. ``joints.kp_nm_per_rad: expected 21 values``.
 """
 
+import dataclasses
 from dataclasses import dataclass, field
 import math
 from pathlib import Path
@@ -364,16 +365,18 @@ def contract_to_dict(contract: PolicyContract) -> Dict[str, Any]:
             'output': {'name': contract.onnx_output_name,
                        'shape': ['batch', contract.action_dim]},
         },
-        'provenance': _plain(dict(contract.provenance)),
+        'provenance': plain_data(dict(contract.provenance)),
     }
 
 
-def _plain(value: Any) -> Any:
-    """Convert numpy scalars, tuples and paths into YAML-safe builtins."""
+def plain_data(value: Any) -> Any:
+    """Convert dataclasses, mappings, tuples, paths and numpy scalars into YAML-safe builtins."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain_data(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain_data(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain_data(v) for v in value]
     if isinstance(value, Path):
         return str(value)
     if hasattr(value, 'item') and callable(value.item):

@@ -26,6 +26,7 @@ import textwrap
 import typing
 from typing import Any, Dict, List, Sequence, Tuple, Type, TypeVar, Union
 
+from humanoid_rl_ros.contract import plain_data
 import yaml
 
 T = TypeVar('T')
@@ -238,17 +239,7 @@ def merge_dict(cfg: T, data: Dict[str, Any], prefix: str = '') -> T:
 
 def config_to_dict(cfg: Any) -> Any:
     """Return plain YAML-safe data (dicts, lists, scalars) for a (nested) dataclass config."""
-    if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
-        return {f.name: config_to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
-    if isinstance(cfg, dict):
-        return {str(k): config_to_dict(v) for k, v in cfg.items()}
-    if isinstance(cfg, (list, tuple)):
-        return [config_to_dict(v) for v in cfg]
-    if isinstance(cfg, Path):
-        return str(cfg)
-    if hasattr(cfg, 'item') and callable(cfg.item):
-        return cfg.item()
-    return cfg
+    return plain_data(cfg)
 
 
 def dump_config(cfg: Any, path: Union[str, Path]) -> Path:
