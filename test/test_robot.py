@@ -21,6 +21,7 @@ from humanoid_rl_ros.robot import (
 import mujoco
 import numpy as np
 import pytest
+from robot_fixtures import CLASSIC_HUMANOID_JOINTS, write_classic_humanoid_robot
 import yaml
 
 
@@ -298,37 +299,10 @@ def test_mismatched_urdf_effort_is_named(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- any robot: MJCF path
 
 
-def _classic_humanoid_xml() -> Path:
-    mujoco_warp = pytest.importorskip('mujoco_warp')
-    path = Path(mujoco_warp.__file__).parent / 'test_data' / 'humanoid' / 'humanoid.xml'
-    if not path.is_file():
-        pytest.skip(f'classic humanoid not shipped at {path}')
-    return path
-
-
 def test_classic_mujoco_humanoid_mjcf_is_accepted(tmp_path: Path) -> None:
     """The classic MuJoCo humanoid (MJCF) described by a small robot.yaml compiles."""
-    source = _classic_humanoid_xml()
-    shutil.copy(source, tmp_path / 'humanoid.xml')
-    legs = ['hip_x', 'hip_z', 'hip_y', 'knee', 'ankle_y', 'ankle_x']
-    joints = [f'{j}_{side}' for side in ('left', 'right') for j in legs]
-    joints += ['abdomen_z', 'abdomen_y', 'abdomen_x']
-    joints += [f'{j}_{side}' for side in ('left', 'right')
-               for j in ('shoulder1', 'shoulder2', 'elbow')]
-    config = {
-        'name': 'classic_humanoid',
-        'description_file': 'humanoid.xml',
-        'base_link': 'torso',
-        'foot_links': ['foot_left', 'foot_right'],
-        'nominal_base_height_m': 1.28,
-        'joints': [
-            {'name': name, 'default_pos_rad': 0.0, 'kp_nm_per_rad': 200.0,
-             'kd_nms_per_rad': 5.0, 'effort_limit_nm': 150.0, 'velocity_limit_rad_s': 20.0,
-             'armature_kg_m2': 0.02}
-            for name in joints
-        ],
-    }
-    (tmp_path / 'robot.yaml').write_text(yaml.safe_dump(config))
+    write_classic_humanoid_robot(tmp_path)
+    joints = list(CLASSIC_HUMANOID_JOINTS)
     robot = load_robot(tmp_path)
     model = build_mujoco_model(robot, timestep_s=0.004)
     assert model.nu == len(joints)  # its own 21 actuators replaced by ours
@@ -345,6 +319,7 @@ def test_classic_mujoco_humanoid_mjcf_is_accepted(tmp_path: Path) -> None:
     qadr = joint_qpos_adr(model, robot)
     assert len(set(qadr.tolist())) == len(joints)
 
+    config = yaml.safe_load((tmp_path / 'robot.yaml').read_text())
     (tmp_path / 'robot.yaml').write_text(yaml.safe_dump(
         dict(config, joints=config['joints'] + [dict(config['joints'][0], name='tail')])))
     with pytest.raises(RobotConfigError, match="joint 'tail' .*missing from humanoid.xml"):

@@ -18,10 +18,12 @@ from humanoid_rl_ros.ros_conversions import (
 import numpy as np
 import onnxruntime as ort
 import pytest
+from robot_fixtures import CLASSIC_HUMANOID_JOINTS, write_classic_humanoid_robot
 import torch
 from training.cli import build_config
 from training.config import DomainRandConfig, EnvConfig
 from training.env import LocomotionEnv
+from training.evaluate import EvalConfig, evaluate, SUITE
 from training.train import train, TrainConfig
 
 
@@ -133,3 +135,20 @@ def test_short_cpu_training_run_exports_a_policy_that_onnxruntime_agrees_with(tm
     onnx_actions = session.run([contract.onnx_output_name], {contract.onnx_input_name: obs})[0]
     assert onnx_actions.shape == (16, contract.action_dim)
     assert np.all(np.isfinite(onnx_actions))
+
+
+def test_pipeline_takes_another_robot_described_in_mjcf(tmp_path):
+    robot_dir = write_classic_humanoid_robot(tmp_path)
+    overrides = ['device=cpu', 'env.num_envs=2', 'iterations=1', 'runner.num_steps_per_env=8',
+                 'runner.tensorboard=false', 'runner.plot=false',
+                 'runner.policy.actor_hidden_dims=[32,32]',
+                 'runner.policy.critic_hidden_dims=[32,32]', f'env.robot={robot_dir}',
+                 'run_name=classic', f'log_root={tmp_path / "runs"}',
+                 f'export_dir={tmp_path / "models"}']
+    result = train(build_config(TrainConfig, overrides), command_line=['pytest'])
+    contract = read_contract(result['contract'])
+    assert contract.robot == 'classic_humanoid'
+    assert contract.joint_names == tuple(CLASSIC_HUMANOID_JOINTS)
+    cfg = EvalConfig(duration_s=1.0, settle_s=0.2, rise_s=0.5, seeds=1, pushes=(False,))
+    report = evaluate(result['contract'], cfg, None, cases=SUITE[:1], robot_path=robot_dir)
+    assert report['robot'] == 'classic_humanoid' and report['overall']['runs'] == 1

@@ -320,10 +320,22 @@ def record_video(runtime: PolicyRuntime, sim: MujocoRobotSim, out_path: Path,
 
 
 def evaluate(contract_path: Path, cfg: EvalConfig, out_dir: Optional[Path],
-             cases: Sequence[CommandCase] = SUITE, video: bool = False) -> Dict[str, Any]:
-    """Run the suite; write the JSON report and plots into ``out_dir``; return the report."""
+             cases: Sequence[CommandCase] = SUITE, video: bool = False,
+             robot_path: Optional[Path] = None) -> Dict[str, Any]:
+    """
+    Run the suite; write the JSON report and plots into ``out_dir``; return the report.
+
+    The robot is the contract's, looked up under ``models/robots/``, unless ``robot_path``
+    (a robot folder or robot.yaml) names one elsewhere.
+    """
     runtime = PolicyRuntime.load(contract_path)
-    robot = load_robot(runtime.contract.robot)
+    robot = load_robot(robot_path if robot_path is not None else runtime.contract.robot)
+    if robot.name != runtime.contract.robot:
+        raise ValueError(f'the policy was trained for robot {runtime.contract.robot!r}, '
+                         f'but {robot_path} describes {robot.name!r}')
+    if tuple(robot.joint_names) != tuple(runtime.contract.joint_names):
+        raise ValueError(f'robot {robot.name!r} joints {list(robot.joint_names)} differ from '
+                         f'the joints of the contract {list(runtime.contract.joint_names)}')
     sim = MujocoRobotSim(robot, runtime.contract.physics_dt_s)
     results: List[RunResult] = []
     jobs = [(c, s, p) for c in cases for s in range(cfg.seeds) for p in cfg.pushes]
@@ -361,6 +373,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('contract', type=Path, help='policy contract (models/<name>.yaml)')
     parser.add_argument('--out', type=Path, default=Path('eval_output'))
+    parser.add_argument('--robot', type=Path, default=None,
+                        help='robot folder or robot.yaml (default: the robot named by the contract, '
+                             'looked up under models/robots/)')
     parser.add_argument('--seeds', type=int, default=EvalConfig.seeds)
     parser.add_argument('--duration-s', type=float, default=EvalConfig.duration_s)
     parser.add_argument('--no-push', action='store_true', help='skip the runs with pushes')
@@ -372,7 +387,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                      pushes=(False,) if args.no_push else (False, True))
     if args.quick:
         cfg = EvalConfig(duration_s=3.0, seeds=1, pushes=(False,), rise_s=1.0)
-    report = evaluate(args.contract, cfg, args.out, video=args.video)
+    report = evaluate(args.contract, cfg, args.out, video=args.video, robot_path=args.robot)
     print(json.dumps(report['overall'], indent=1))
     for name, row in report['per_command'].items():
         print(f'{name:14s} falls {row["falls"]}/{row["runs"]} lin {row["lin_vel_error_m_s"]:.3f}'
