@@ -374,8 +374,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('contract', type=Path, help='policy contract (models/<name>.yaml)')
     parser.add_argument('--out', type=Path, default=Path('eval_output'))
     parser.add_argument('--robot', type=Path, default=None,
-                        help='robot folder or robot.yaml (default: the robot named by the contract, '
-                             'looked up under models/robots/)')
+                        help='robot folder or robot.yaml (default: the robot named by the '
+                             'contract, looked up under models/robots/)')
     parser.add_argument('--seeds', type=int, default=EvalConfig.seeds)
     parser.add_argument('--duration-s', type=float, default=EvalConfig.duration_s)
     parser.add_argument('--no-push', action='store_true', help='skip the runs with pushes')
