@@ -102,10 +102,15 @@ class ActorCritic(nn.Module):
         return self.log_std.clamp(min=self._min_log_std).exp()
 
     def distribution(self, obs: torch.Tensor) -> Normal:
-        """Return the diagonal Gaussian action distribution for ``obs`` ``[B, num_obs]``."""
+        """
+        Return the diagonal Gaussian action distribution for ``obs`` ``[B, num_obs]``.
+
+        Argument validation is off: it checks ``std > 0`` with a host read (a GPU sync on every
+        call); the std is positive by construction (``exp`` of the clamped log-std).
+        """
         mean = self.actor(obs)
         std = self.action_std.expand_as(mean)
-        return Normal(mean, std)
+        return Normal(mean, std, validate_args=False)
 
     def act(self, obs: torch.Tensor
             ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
