@@ -8,13 +8,15 @@ max grad norm 1.0.
 """
 
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Any, Dict, List, Optional
+import warnings
 
 import torch
 from torch import nn
 
 from .actor_critic import ActorCritic
-from .storage import RolloutStorage
+from .cuda_graph import GraphedCall
+from .storage import Batch, gather_batch, RolloutStorage
 
 
 @dataclass
@@ -117,25 +119,120 @@ def adapt_learning_rate(lr: float, kl: float, cfg: PPOConfig) -> float:
     return lr
 
 
+def adapt_learning_rate_tensor(lr: torch.Tensor, kl: torch.Tensor,
+                               cfg: PPOConfig) -> torch.Tensor:
+    """
+    Return :func:`adapt_learning_rate` computed on the device (no host read of the KL).
+
+    ``lr`` and ``kl`` are 0-dim tensors; the result has ``lr``'s dtype.  A NaN KL leaves the
+    rate unchanged, as in the float version.
+    """
+    kl = kl.to(lr.dtype)
+    down = (lr / 1.5).clamp(min=cfg.lr_min)
+    up = (lr * 1.5).clamp(max=cfg.lr_max)
+    grow = (kl > 0.0) & (kl < 0.5 * cfg.desired_kl)
+    return torch.where(kl > 2.0 * cfg.desired_kl, down, torch.where(grow, up, lr))
+
+
+def _make_adam(params: List[nn.Parameter], lr: torch.Tensor, device: torch.device,
+               capturable: bool) -> torch.optim.Optimizer:
+    """
+    Build Adam with a tensor learning rate (so the adaptive rule never reads the KL back).
+
+    The fused implementation (one kernel family for all parameters) is used where torch has
+    it; CUDA graphs need ``capturable``.  Falls back to the single-tensor implementation,
+    loudly, if this torch build has no fused Adam for the device.
+    """
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True, capturable=capturable)
+    except (RuntimeError, ValueError) as exc:
+        warnings.warn(f'fused Adam unavailable on {device} ({exc!r}); using the '
+                      f'single-tensor implementation', RuntimeWarning)
+        return torch.optim.Adam(params, lr=lr, foreach=False, capturable=capturable)
+
+
 class PPO:
-    """PPO learner: owns the actor-critic's optimizer and the rollout storage."""
+    """
+    PPO learner: owns the actor-critic's optimizer and the rollout storage.
+
+    The learning rate lives on the device (a 0-dim tensor that Adam reads), so the adaptive
+    schedule runs without a host sync per minibatch; :attr:`learning_rate` reads it back.
+    On CUDA the minibatch step (forward, losses, KL, lr rule, backward, gradient clip, Adam)
+    is replayed as one CUDA graph after a few eager warm-up steps (``use_cuda_graph``); the
+    math is the same code either way.
+    """
 
     def __init__(self, actor_critic: ActorCritic, cfg: PPOConfig,
-                 device: torch.device = 'cpu') -> None:
+                 device: torch.device = 'cpu', use_cuda_graph: bool = True) -> None:
         """Wrap ``actor_critic`` (moved to ``device``) with an Adam optimizer."""
         self.cfg = cfg
         self.device = torch.device(device)
         self.actor_critic = actor_critic.to(self.device)
-        self.learning_rate = float(cfg.learning_rate)
-        self.optimizer = torch.optim.Adam(self.actor_critic.parameters(), lr=self.learning_rate)
+        self.use_cuda_graph = bool(use_cuda_graph) and self.device.type == 'cuda'
+        self._lr = torch.tensor(float(cfg.learning_rate), dtype=torch.float64,
+                                device=self.device)
+        self._lr_opt = torch.tensor(float(cfg.learning_rate), dtype=torch.float32,
+                                    device=self.device)
+        self.optimizer = _make_adam(list(self.actor_critic.parameters()), self._lr_opt,
+                                    self.device, capturable=self.use_cuda_graph)
+        # capturable Adam warns once when stepped outside a graph: the warm-up steps are
+        self.optimizer._warned_capturable_if_run_uncaptured = True
         self.storage: Optional[RolloutStorage] = None
         self._pending = None
+        self._stats = torch.zeros(5, device=self.device)
+        self._mb_graph: Optional[GraphedCall] = None
+        self._mb_idx: Optional[torch.Tensor] = None
+        self._flat: Optional[Batch] = None
 
+    # ------------------------------------------------------------------ learning rate
+    @property
+    def learning_rate(self) -> float:
+        """Return the current learning rate (a host read of the device value)."""
+        return float(self._lr)
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        value = float(value)
+        if not value > 0.0:
+            raise ValueError(f'learning_rate must be > 0, got {value}')
+        self._lr.fill_(value)
+        self._lr_opt.fill_(value)
+
+    def load_optimizer_state(self, state_dict: Dict[str, Any],
+                             learning_rate: Optional[float] = None) -> None:
+        """
+        Load an Adam state dict (from this or an older version) and keep this learner's setup.
+
+        The saved param-group flags (fused, capturable, a float lr) are replaced by ours, the
+        step counters moved to where our Adam keeps them, and captured graphs dropped.
+        """
+        first = self.optimizer.param_groups[0]
+        flags = {k: first[k] for k in ('fused', 'capturable', 'foreach')}
+        self.optimizer.load_state_dict(state_dict)
+        for group in self.optimizer.param_groups:
+            group.update(flags)
+            group['lr'] = self._lr_opt
+        on_device = bool(flags['fused'] or flags['capturable'])
+        for state in self.optimizer.state.values():
+            step = state.get('step')
+            if isinstance(step, torch.Tensor) and on_device:
+                state['step'] = step.to(dtype=torch.float32, device=self.device)
+        if learning_rate is None:
+            saved = state_dict['param_groups'][0].get('lr', None)
+            learning_rate = None if saved is None else float(saved)
+        if learning_rate is not None:
+            self.learning_rate = learning_rate
+        if self._mb_graph is not None:
+            self._mb_graph.reset()
+
+    # ------------------------------------------------------------------ collection
     def init_storage(self, num_envs: int, num_steps: int) -> None:
         """Allocate the rollout storage for ``num_envs`` x ``num_steps`` transitions."""
         ac = self.actor_critic
         self.storage = RolloutStorage(num_envs, num_steps, ac.num_obs, ac.num_critic_obs,
                                       ac.num_actions, self.device)
+        self._mb_graph = None
+        self._flat = None
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, critic_obs: torch.Tensor) -> torch.Tensor:
@@ -154,6 +251,26 @@ class PPO:
         self._pending = None
 
     @torch.no_grad()
+    def act_and_store(self, obs: torch.Tensor, critic_obs: torch.Tensor) -> torch.Tensor:
+        """
+        Sample actions and write the policy's part of the transition into the storage.
+
+        Graph-safe split of ``act`` + ``process_env_step``: no host reads, the storage row is
+        the device-side step index.  Follow with :meth:`store_env_step` (and the host-side
+        ``storage.commit_step()``).
+        """
+        actions, log_probs, mu, sigma = self.actor_critic.act(obs)
+        values = self.actor_critic.evaluate(critic_obs)
+        self.storage.write_policy_part(obs, critic_obs, actions, log_probs, mu, sigma, values)
+        return actions
+
+    @torch.no_grad()
+    def store_env_step(self, rewards: torch.Tensor, dones: torch.Tensor,
+                       time_outs: torch.Tensor) -> None:
+        """Write the env's reply for the step begun by :meth:`act_and_store` (graph-safe)."""
+        self.storage.write_env_part(rewards, dones, time_outs)
+
+    @torch.no_grad()
     def compute_returns(self, last_critic_obs: torch.Tensor) -> None:
         """Bootstrap from the critic's value of the last observation and run GAE."""
         last_values = self.actor_critic.evaluate(last_critic_obs)
@@ -162,50 +279,70 @@ class PPO:
             adv = self.storage.advantages
             adv.copy_((adv - adv.mean()) / (adv.std() + 1e-8))
 
+    # ------------------------------------------------------------------ update
+    def _minibatch_step(self) -> None:
+        """
+        Run one gradient step on the minibatch ``self._mb_idx`` of the flattened rollout.
+
+        Reads and writes only persistent tensors (storage, parameters, Adam state, the
+        device learning rate, the stats accumulator) and never reads a value back to the
+        host, so it can be recorded into a CUDA graph.
+        """
+        cfg = self.cfg
+        ac = self.actor_critic
+        batch = gather_batch(self._flat, self._mb_idx)
+        dist = ac.distribution(batch.obs)
+        log_probs = dist.log_prob(batch.actions).sum(-1)
+        values = ac.evaluate(batch.critic_obs)
+        entropy = dist.entropy().sum(-1).mean()
+
+        with torch.no_grad():
+            kl = gaussian_kl(batch.mu, batch.sigma, dist.mean, dist.stddev).mean()
+            if cfg.schedule == 'adaptive':
+                # rsl_rl adapts the rate from this minibatch's KL before the step; on the
+                # device (Adam reads the tensor) instead of a host read per minibatch.
+                new_lr = adapt_learning_rate_tensor(self._lr, kl, cfg)
+                self._lr.copy_(new_lr)
+                self._lr_opt.copy_(new_lr)
+
+        ratio = torch.exp(log_probs - batch.log_probs)
+        surrogate = clipped_surrogate_loss(ratio, batch.advantages, cfg.clip_param)
+        v_loss = value_loss(values, batch.values, batch.returns, cfg.clip_param,
+                            cfg.use_clipped_value_loss)
+        loss = surrogate + cfg.value_loss_coef * v_loss - cfg.entropy_coef * entropy
+
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(ac.parameters(), cfg.max_grad_norm, foreach=True)
+        self.optimizer.step()
+
+        with torch.no_grad():
+            clip_frac = ((ratio - 1.0).abs() > cfg.clip_param).float().mean()
+            self._stats += torch.stack([surrogate.detach(), v_loss.detach(), entropy.detach(),
+                                        kl, clip_frac])
+
     def update(self) -> Dict[str, float]:
         """Run ``num_learning_epochs x num_mini_batches`` gradient steps; return mean stats."""
         cfg = self.cfg
-        ac = self.actor_critic
-        sums = torch.zeros(5, device=self.device)
-        n = 0
-        for batch in self.storage.minibatches(cfg.num_mini_batches, cfg.num_learning_epochs):
-            dist = ac.distribution(batch.obs)
-            log_probs = dist.log_prob(batch.actions).sum(-1)
-            values = ac.evaluate(batch.critic_obs)
-            entropy = dist.entropy().sum(-1).mean()
-
-            with torch.no_grad():
-                kl = gaussian_kl(batch.mu, batch.sigma, dist.mean, dist.stddev).mean()
-            if cfg.schedule == 'adaptive':
-                # The one host sync per minibatch: the lr rule needs the KL value.
-                self.learning_rate = adapt_learning_rate(self.learning_rate, kl.item(), cfg)
-                for group in self.optimizer.param_groups:
-                    group['lr'] = self.learning_rate
-
-            ratio = torch.exp(log_probs - batch.log_probs)
-            surrogate = clipped_surrogate_loss(ratio, batch.advantages, cfg.clip_param)
-            v_loss = value_loss(values, batch.values, batch.returns, cfg.clip_param,
-                                cfg.use_clipped_value_loss)
-            loss = surrogate + cfg.value_loss_coef * v_loss - cfg.entropy_coef * entropy
-
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(ac.parameters(), cfg.max_grad_norm)
-            self.optimizer.step()
-
-            with torch.no_grad():
-                clip_frac = ((ratio - 1.0).abs() > cfg.clip_param).float().mean()
-                sums += torch.stack([surrogate.detach(), v_loss.detach(), entropy.detach(),
-                                     kl, clip_frac])
-            n += 1
-        self.storage.clear()
-        means = (sums / max(n, 1)).tolist()
-        return {
-            'surrogate_loss': means[0],
-            'value_loss': means[1],
-            'entropy': means[2],
-            'approx_kl': means[3],
-            'clip_fraction': means[4],
-            'learning_rate': self.learning_rate,
-            'action_std': float(ac.action_std.detach().mean()),
-        }
+        st = self.storage
+        indices = st.minibatch_indices(cfg.num_mini_batches, cfg.num_learning_epochs)
+        if self._flat is None:
+            self._flat = st.flat()
+        if self._mb_idx is None or self._mb_idx.shape != indices.shape[1:]:
+            self._mb_idx = torch.empty(indices.shape[1:], dtype=torch.long, device=self.device)
+            self._mb_graph = None
+        if self._mb_graph is None:
+            self._mb_graph = GraphedCall(self._minibatch_step, 'PPO minibatch step',
+                                         self.device, enabled=self.use_cuda_graph)
+        self._stats.zero_()
+        for idx in indices:
+            self._mb_idx.copy_(idx)
+            self._mb_graph()
+        n = indices.shape[0]
+        st.clear()
+        # one host read for all stats
+        values = torch.cat([(self._stats / max(n, 1)).double(), self._lr.reshape(1),
+                            self.actor_critic.action_std.detach().mean().double().reshape(1)])
+        keys = ('surrogate_loss', 'value_loss', 'entropy', 'approx_kl', 'clip_fraction',
+                'learning_rate', 'action_std')
+        return dict(zip(keys, values.tolist()))

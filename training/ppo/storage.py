@@ -95,30 +95,58 @@ class RolloutStorage:
         self.advantages = buf()
         self.returns = buf()
         self.step = 0
+        """Steps stored so far (host count)."""
+        self._step_t = torch.zeros(1, dtype=torch.long, device=self.device)
+        # the same count on the device: the write index, usable inside a CUDA graph
 
     def add(self, obs: torch.Tensor, critic_obs: torch.Tensor, actions: torch.Tensor,
             log_probs: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor,
             values: torch.Tensor, rewards: torch.Tensor, dones: torch.Tensor,
             time_outs: torch.Tensor) -> None:
         """Store one transition for all envs (each argument has leading dim N)."""
+        self.commit_step()
+        self.write_policy_part(obs, critic_obs, actions, log_probs, mu, sigma, values)
+        self.write_env_part(rewards, dones, time_outs)
+
+    def commit_step(self) -> None:
+        """
+        Count one more stored step on the host; raise if the storage is already full.
+
+        ``add`` does this itself.  A caller that writes through ``write_policy_part`` /
+        ``write_env_part`` (e.g. from a CUDA graph, where host code runs only at capture)
+        calls it once per step outside the graph.
+        """
         if self.step >= self.num_steps:
             raise RuntimeError('RolloutStorage is full; call clear() after the update')
-        s = self.step
-        self.obs[s].copy_(obs)
-        self.critic_obs[s].copy_(critic_obs)
-        self.actions[s].copy_(actions)
-        self.log_probs[s].copy_(log_probs)
-        self.mu[s].copy_(mu)
-        self.sigma[s].copy_(sigma)
-        self.values[s].copy_(values)
-        self.rewards[s].copy_(rewards)
-        self.dones[s].copy_(dones)
-        self.time_outs[s].copy_(time_outs)
         self.step += 1
+
+    def write_policy_part(self, obs: torch.Tensor, critic_obs: torch.Tensor,
+                          actions: torch.Tensor, log_probs: torch.Tensor, mu: torch.Tensor,
+                          sigma: torch.Tensor, values: torch.Tensor) -> None:
+        """
+        Write what the policy produced at the current step (device-side step index).
+
+        No host reads or host-side indexing, so it can be recorded into a CUDA graph.
+        """
+        i = self._step_t
+        for buf, x in ((self.obs, obs), (self.critic_obs, critic_obs), (self.actions, actions),
+                       (self.log_probs, log_probs), (self.mu, mu), (self.sigma, sigma),
+                       (self.values, values)):
+            buf.index_copy_(0, i, x.unsqueeze(0).to(buf.dtype))
+
+    def write_env_part(self, rewards: torch.Tensor, dones: torch.Tensor,
+                       time_outs: torch.Tensor) -> None:
+        """Write the env's reply for the current step, then advance the device step index."""
+        i = self._step_t
+        for buf, x in ((self.rewards, rewards), (self.dones, dones),
+                       (self.time_outs, time_outs)):
+            buf.index_copy_(0, i, x.unsqueeze(0).to(buf.dtype))
+        i.add_(1)
 
     def clear(self) -> None:
         """Start a new rollout (buffers are overwritten, not reallocated)."""
         self.step = 0
+        self._step_t.zero_()
 
     def compute_returns(self, last_values: torch.Tensor, gamma: float, lam: float) -> None:
         """Fill ``advantages`` and ``returns`` with GAE (see ``compute_gae``)."""
@@ -129,18 +157,36 @@ class RolloutStorage:
         self.advantages.copy_(adv)
         self.returns.copy_(ret)
 
-    def minibatches(self, num_minibatches: int, num_epochs: int,
-                    generator: torch.Generator = None) -> Iterator[Batch]:
-        """Yield ``num_epochs * num_minibatches`` shuffled minibatches of flattened data."""
+    def flat(self) -> Batch:
+        """Return views of the stored fields flattened to ``[num_steps * num_envs, ...]``."""
+        return Batch(*(x.flatten(0, 1) for x in (
+            self.obs, self.critic_obs, self.actions, self.values, self.advantages,
+            self.returns, self.log_probs, self.mu, self.sigma)))
+
+    def minibatch_indices(self, num_minibatches: int, num_epochs: int,
+                          generator: torch.Generator = None) -> torch.Tensor:
+        """
+        Return ``[num_epochs * num_minibatches, B]`` sample indices, one fresh shuffle per epoch.
+
+        ``B = total // num_minibatches`` (a remainder of the shuffle is left out, as rsl_rl
+        does).  Drawn on the storage's device without host reads.
+        """
         total = self.num_steps * self.num_envs
         if num_minibatches < 1 or num_minibatches > total:
             raise ValueError(f'num_minibatches must be in [1, {total}], got {num_minibatches}')
         size = total // num_minibatches
-        flat = [x.flatten(0, 1) for x in (
-            self.obs, self.critic_obs, self.actions, self.values, self.advantages,
-            self.returns, self.log_probs, self.mu, self.sigma)]
-        for _ in range(num_epochs):
-            perm = torch.randperm(total, device=self.device, generator=generator)
-            for i in range(num_minibatches):
-                idx = perm[i * size:(i + 1) * size]
-                yield Batch(*(x[idx] for x in flat))
+        perms = [torch.randperm(total, device=self.device, generator=generator)[
+            :size * num_minibatches] for _ in range(num_epochs)]
+        return torch.stack(perms).reshape(num_epochs * num_minibatches, size)
+
+    def minibatches(self, num_minibatches: int, num_epochs: int,
+                    generator: torch.Generator = None) -> Iterator[Batch]:
+        """Yield ``num_epochs * num_minibatches`` shuffled minibatches of flattened data."""
+        flat = self.flat()
+        for idx in self.minibatch_indices(num_minibatches, num_epochs, generator):
+            yield gather_batch(flat, idx)
+
+
+def gather_batch(flat: Batch, idx: torch.Tensor) -> Batch:
+    """Return the rows ``idx`` of every field of ``flat`` (no host reads)."""
+    return Batch(*(x.index_select(0, idx) for x in flat))
