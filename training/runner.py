@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from .ppo import ActorCritic, EmpiricalNormalizer, PolicyConfig, PPO, PPOConfig
+from .ppo.cuda_graph import GraphedCall
 from .vec_env import VecEnv
 
 
@@ -63,6 +64,13 @@ class RunnerConfig:
 
     plot: bool = True
     """Write learning_curves.png at each checkpoint and at the end."""
+
+    cuda_graphs: bool = True
+    """
+    On CUDA, replay the per-step policy work (normalizer, actor, critic, sampling, storage
+    writes), the rollout bookkeeping, GAE and the PPO minibatch step as CUDA graphs (the same
+    code as the eager path; a failed capture falls back to eager with a warning).
+    """
 
     def __post_init__(self) -> None:
         """Validate the fields."""
@@ -114,7 +122,8 @@ class OnPolicyRunner:
         self.log_dir = Path(log_dir) if log_dir is not None else None
         self.actor_critic = ActorCritic(env.num_obs, env.num_critic_obs, env.num_actions,
                                         runner_cfg.policy).to(self.device)
-        self.alg = PPO(self.actor_critic, ppo_cfg, self.device)
+        self.alg = PPO(self.actor_critic, ppo_cfg, self.device,
+                       use_cuda_graph=runner_cfg.cuda_graphs)
         self.alg.init_storage(env.num_envs, runner_cfg.num_steps_per_env)
         if runner_cfg.empirical_normalization:
             clip = runner_cfg.normalizer_clip if runner_cfg.normalizer_clip > 0 else None
@@ -140,6 +149,61 @@ class OnPolicyRunner:
         self._writer = None
         self._last_mean_return = float('nan')
         self._last_mean_length = float('nan')
+        self._init_step_buffers()
+
+    def _init_step_buffers(self) -> None:
+        """
+        Allocate the persistent per-step tensors and the (optionally graphed) step functions.
+
+        The collection loop copies the env's outputs into these fixed buffers and runs
+        ``_policy_step`` / ``_record_step`` on them, so that on CUDA each can be one graph
+        replay instead of dozens of small kernel launches.
+        """
+        env, dev, n = self.env, self.device, self.env.num_envs
+        self._obs_in = torch.zeros(n, env.num_obs, device=dev)
+        self._critic_obs_in = torch.zeros(n, env.num_critic_obs, device=dev)
+        self._actions_out = torch.zeros(n, env.num_actions, device=dev)
+        self._rewards_in = torch.zeros(n, device=dev)
+        self._dones_in = torch.zeros(n, dtype=torch.bool, device=dev)
+        self._time_outs_in = torch.zeros(n, dtype=torch.bool, device=dev)
+        self._cur_return = torch.zeros(n, device=dev)
+        self._cur_length = torch.zeros(n, device=dev)
+        self._ep_stats = torch.zeros(3, device=dev)  # sum return, sum length, count
+        self._step_reward_sum = torch.zeros((), device=dev)
+        graphs = self.cfg.cuda_graphs and dev.type == 'cuda'
+        self._policy_call = GraphedCall(self._policy_step, 'policy step', dev, enabled=graphs)
+        self._record_call = GraphedCall(self._record_step, 'rollout bookkeeping', dev,
+                                        enabled=graphs)
+        self._returns_call = GraphedCall(self._returns_step, 'GAE', dev, enabled=graphs)
+
+    @torch.no_grad()
+    def _policy_step(self) -> None:
+        """Normalize (and learn stats of) the static obs, act, store the policy part."""
+        if self.cfg.empirical_normalization:
+            self.obs_normalizer.update(self._obs_in)
+            self.critic_obs_normalizer.update(self._critic_obs_in)
+        actions = self.alg.act_and_store(self.obs_normalizer(self._obs_in),
+                                         self.critic_obs_normalizer(self._critic_obs_in))
+        self._actions_out.copy_(actions)
+
+    @torch.no_grad()
+    def _record_step(self) -> None:
+        """Store the env's reply and update the episode return/length statistics."""
+        rewards, dones = self._rewards_in, self._dones_in
+        self.alg.store_env_step(rewards, dones, self._time_outs_in & dones)
+        self._cur_return += rewards
+        self._cur_length += 1.0
+        done_f = dones.float()
+        self._ep_stats += torch.stack([(self._cur_return * done_f).sum(),
+                                       (self._cur_length * done_f).sum(), done_f.sum()])
+        self._cur_return *= 1.0 - done_f
+        self._cur_length *= 1.0 - done_f
+        self._step_reward_sum += rewards.mean()
+
+    @torch.no_grad()
+    def _returns_step(self) -> None:
+        """Run GAE from the critic's value of the static last critic observation."""
+        self.alg.compute_returns(self.critic_obs_normalizer(self._critic_obs_in))
 
     # ------------------------------------------------------------------ policy access
     @property
@@ -178,9 +242,10 @@ class OnPolicyRunner:
 
         env, alg, n_env = self.env, self.alg, self.env.num_envs
         obs, critic_obs = env.reset()
-        obs, critic_obs = obs.to(self.device), critic_obs.to(self.device)
-        cur_return = torch.zeros(n_env, device=self.device)
-        cur_length = torch.zeros(n_env, device=self.device)
+        self._obs_in.copy_(obs)
+        self._critic_obs_in.copy_(critic_obs)
+        self._cur_return.zero_()
+        self._cur_length.zero_()
 
         start_iteration = self.current_iteration
         target = None if num_iterations is None else start_iteration + int(num_iterations)
@@ -196,42 +261,41 @@ class OnPolicyRunner:
                     and elapsed + last_iter_s > time_budget_s):
                 break
             t0 = time.perf_counter()
-            ep_stats = torch.zeros(3, device=self.device)  # sum return, sum length, count
-            step_reward_sum = torch.zeros((), device=self.device)
+            self._ep_stats.zero_()
+            self._step_reward_sum.zero_()
             log_sums: Dict[str, Any] = {}
             log_counts: Dict[str, int] = {}
             with torch.no_grad():
                 for _ in range(self.cfg.num_steps_per_env):
-                    if self.cfg.empirical_normalization:
-                        self.obs_normalizer.update(obs)
-                        self.critic_obs_normalizer.update(critic_obs)
-                    actions = alg.act(self.obs_normalizer(obs),
-                                      self.critic_obs_normalizer(critic_obs))
-                    obs, critic_obs, rewards, dones, extras = env.step(actions)
-                    obs, critic_obs = obs.to(self.device), critic_obs.to(self.device)
-                    rewards = rewards.to(self.device).float()
-                    dones = dones.to(self.device).bool()
+                    alg.storage.commit_step()
+                    self._policy_call()
+                    obs, critic_obs, rewards, dones, extras = env.step(self._actions_out.clone())
+                    self._obs_in.copy_(obs)
+                    self._critic_obs_in.copy_(critic_obs)
+                    self._rewards_in.copy_(rewards)
+                    self._dones_in.copy_(dones)
                     time_outs = extras.get('time_outs')
-                    time_outs = (torch.zeros_like(dones) if time_outs is None
-                                 else time_outs.to(self.device).bool() & dones)
-                    alg.process_env_step(rewards, dones, time_outs)
-
-                    cur_return += rewards
-                    cur_length += 1.0
-                    done_f = dones.float()
-                    ep_stats += torch.stack([(cur_return * done_f).sum(),
-                                             (cur_length * done_f).sum(), done_f.sum()])
-                    cur_return *= 1.0 - done_f
-                    cur_length *= 1.0 - done_f
-                    step_reward_sum += rewards.mean()
+                    if time_outs is None:
+                        self._time_outs_in.zero_()
+                    else:
+                        self._time_outs_in.copy_(time_outs)
+                    self._record_call()
                     for key, value in extras.get('log', {}).items():
-                        log_sums[key] = log_sums.get(key, 0.0) + (
-                            value.detach().float().mean() if isinstance(value, torch.Tensor)
-                            else float(value))
+                        if isinstance(value, torch.Tensor):
+                            value = value.detach()
+                            if value.dim() != 0 or value.dtype != torch.float32:
+                                value = value.float().mean()
+                        else:
+                            value = float(value)
+                        if key in log_sums:
+                            log_sums[key] = log_sums[key] + value
+                        else:  # a copy: the env may reuse the tensor it returned
+                            log_sums[key] = (value.clone() if isinstance(value, torch.Tensor)
+                                             else value)
                         log_counts[key] = log_counts.get(key, 0) + 1
                 self._check_rollout_finite()
                 t1 = time.perf_counter()
-                alg.compute_returns(self.critic_obs_normalizer(critic_obs))
+                self._returns_call()
             losses = alg.update()
             bad = [k for k, v in losses.items() if not math.isfinite(v)]
             if bad:
@@ -245,7 +309,7 @@ class OnPolicyRunner:
             self.total_env_steps += steps
             last_iter_s = t2 - t0
             self.wall_time_s = wall_offset + (t2 - start_wall)
-            ep_sum, len_sum, count = ep_stats.tolist()
+            ep_sum, len_sum, count = self._ep_stats.tolist()
             if count > 0:
                 self._last_mean_return = ep_sum / count
                 self._last_mean_length = len_sum / count
@@ -258,7 +322,8 @@ class OnPolicyRunner:
                 'learn_time_s': t2 - t1,
                 'mean_reward': self._last_mean_return,
                 'mean_episode_length': self._last_mean_length,
-                'mean_step_reward': float(step_reward_sum) / self.cfg.num_steps_per_env,
+                'mean_step_reward': (float(self._step_reward_sum)
+                                     / self.cfg.num_steps_per_env),
                 'episodes_completed': count,
             }
             row.update(losses)
@@ -384,10 +449,9 @@ class OnPolicyRunner:
         self.obs_normalizer.load_state_dict(ckpt['obs_normalizer'])
         self.critic_obs_normalizer.load_state_dict(ckpt['critic_obs_normalizer'])
         if load_optimizer:
-            self.alg.optimizer.load_state_dict(ckpt['optimizer'])
-            self.alg.learning_rate = float(ckpt.get('learning_rate', self.alg.learning_rate))
-            for group in self.alg.optimizer.param_groups:
-                group['lr'] = self.alg.learning_rate
+            lr = ckpt.get('learning_rate')
+            self.alg.load_optimizer_state(ckpt['optimizer'],
+                                          None if lr is None else float(lr))
         self.current_iteration = int(ckpt['iteration'])
         self.total_env_steps = int(ckpt.get('total_env_steps', 0))
         self.wall_time_s = float(ckpt.get('wall_time_s', 0.0))
