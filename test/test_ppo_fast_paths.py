@@ -1,0 +1,200 @@
+"""
+The sync-free / CUDA-graph-ready PPO and runner paths, checked on the CPU.
+
+The functions that are replayed as CUDA graphs on the GPU (the PPO minibatch step, the runner's
+policy step, rollout bookkeeping and GAE) must never read a tensor back to the host; here that
+is enforced by making every host read raise, the CPU proxy of capture safety.  The device-side
+learning-rate rule must equal the float rule, the device-indexed storage writes must equal
+``add``, and an optimizer state saved by the earlier (float lr, non-fused) Adam must load.
+"""
+
+import math
+
+import pytest
+import torch
+
+from training.ppo import ActorCritic, PolicyConfig, PPO, PPOConfig
+from training.ppo.cuda_graph import GraphedCall
+from training.ppo.ppo import adapt_learning_rate, adapt_learning_rate_tensor
+from training.ppo.storage import RolloutStorage
+from training.runner import OnPolicyRunner, RunnerConfig, set_seed
+from training.vec_env import VecEnv
+
+HOST_READS = ('__bool__', 'item', 'tolist', 'nonzero', '__float__', '__int__', '__index__',
+              'numpy', 'cpu')
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Use one intra-op thread (tiny nets on a busy 2-core CI box)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _forbid_host_reads(m, calls):
+    def forbid(name):
+        def hook(*args, **kwargs):
+            calls.append(name)
+            raise AssertionError(f'host read {name} inside a graph-replayed function')
+        return hook
+    for name in HOST_READS:
+        m.setattr(torch.Tensor, name, forbid(name))
+    m.setattr(torch, 'nonzero', forbid('torch.nonzero'))
+
+
+class _ToyEnv(VecEnv):
+    """Sync-free toy env: reward for actions near the first observation."""
+
+    def __init__(self, num_envs: int = 16) -> None:
+        """Create the batch."""
+        self.num_envs, self.num_obs, self.num_critic_obs, self.num_actions = num_envs, 3, 4, 2
+        self.device = torch.device('cpu')
+        self.t = torch.zeros(num_envs)
+
+    def _obs(self):
+        obs = torch.stack([torch.sin(self.t), torch.cos(self.t), self.t / 10.0], -1)
+        return obs, torch.cat([obs, (self.t > 5).float()[:, None]], -1)
+
+    def reset(self):
+        """Reset all envs."""
+        self.t.zero_()
+        return self._obs()
+
+    def step(self, actions):
+        """Advance time; done at t=8 (time-out) or when the action is huge (termination)."""
+        self.t += 1.0
+        rewards = -(actions[:, 0] - torch.sin(self.t)).square()
+        fell = actions.abs().sum(-1) > 6.0
+        time_outs = self.t >= 8
+        dones = fell | time_outs
+        self.t = torch.where(dones, torch.zeros_like(self.t), self.t)
+        obs, cobs = self._obs()
+        return obs, cobs, rewards, dones, {'time_outs': time_outs, 'log': {'r': rewards.mean()}}
+
+
+@pytest.mark.parametrize('lr', [1e-5, 1e-3, 1e-2])
+@pytest.mark.parametrize('kl', [0.0, 1e-4, 0.004, 0.01, 0.03, 1.0, float('nan')])
+def test_device_lr_rule_equals_float_rule(lr, kl):
+    cfg = PPOConfig()
+    got = adapt_learning_rate_tensor(torch.tensor(lr, dtype=torch.float64),
+                                     torch.tensor(kl, dtype=torch.float32), cfg)
+    want = adapt_learning_rate(lr, float(torch.tensor(kl, dtype=torch.float32)), cfg)
+    assert float(got) == pytest.approx(want, rel=1e-12)
+
+
+def test_device_indexed_writes_equal_add():
+    torch.manual_seed(0)
+    a = RolloutStorage(5, 3, 4, 6, 2, 'cpu')
+    b = RolloutStorage(5, 3, 4, 6, 2, 'cpu')
+    for _ in range(3):
+        fields = [torch.randn(5, 4), torch.randn(5, 6), torch.randn(5, 2), torch.randn(5),
+                  torch.randn(5, 2), torch.rand(5, 2), torch.randn(5)]
+        env = [torch.randn(5), torch.rand(5) > 0.5, torch.rand(5) > 0.5]
+        a.add(*fields, rewards=env[0], dones=env[1], time_outs=env[2])
+        b.commit_step()
+        b.write_policy_part(*fields)
+        b.write_env_part(*env)
+    for name in ('obs', 'critic_obs', 'actions', 'log_probs', 'mu', 'sigma', 'values',
+                 'rewards', 'dones', 'time_outs'):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+    with pytest.raises(RuntimeError, match='full'):
+        b.commit_step()
+    b.clear()
+    assert b.step == 0 and int(b._step_t) == 0
+
+
+def test_minibatch_indices_cover_each_epoch_once():
+    st = RolloutStorage(6, 4, 1, 1, 1, 'cpu')
+    idx = st.minibatch_indices(num_minibatches=3, num_epochs=2)
+    assert idx.shape == (6, 8)
+    for epoch in idx.reshape(2, 24):
+        assert sorted(epoch.tolist()) == list(range(24))
+
+
+def test_minibatch_step_has_no_host_reads(monkeypatch):
+    torch.manual_seed(0)
+    ac = ActorCritic(3, 4, 2, PolicyConfig(actor_hidden_dims=(8,), critic_hidden_dims=(8,)))
+    ppo = PPO(ac, PPOConfig())
+    ppo.init_storage(8, 4)
+    for _ in range(4):
+        ppo.act(torch.randn(8, 3), torch.randn(8, 4))
+        ppo.process_env_step(torch.randn(8), torch.zeros(8, dtype=torch.bool),
+                             torch.zeros(8, dtype=torch.bool))
+    ppo.compute_returns(torch.randn(8, 4))
+    ppo._flat = ppo.storage.flat()
+    ppo._mb_idx = ppo.storage.minibatch_indices(4, 1)[0].clone()
+    before = [p.detach().clone() for p in ac.parameters()]
+    calls = []
+    with monkeypatch.context() as m:
+        _forbid_host_reads(m, calls)
+        ppo._minibatch_step()
+    assert calls == []
+    assert any(not torch.equal(p0, p) for p0, p in zip(before, ac.parameters()))
+    assert math.isfinite(ppo.learning_rate)
+
+
+def test_runner_step_functions_have_no_host_reads(monkeypatch):
+    set_seed(0)
+    cfg = RunnerConfig(policy=PolicyConfig(actor_hidden_dims=(8,), critic_hidden_dims=(8,)),
+                       num_steps_per_env=3, tensorboard=False, plot=False)
+    runner = OnPolicyRunner(_ToyEnv(), PPOConfig(), cfg, log_dir=None, device='cpu')
+    obs, cobs = runner.env.reset()
+    runner._obs_in.copy_(obs)
+    runner._critic_obs_in.copy_(cobs)
+    calls = []
+    for _ in range(3):
+        runner.alg.storage.commit_step()
+        with monkeypatch.context() as m:
+            _forbid_host_reads(m, calls)
+            runner._policy_step()
+        obs, cobs, rew, dones, extras = runner.env.step(runner._actions_out.clone())
+        runner._obs_in.copy_(obs)
+        runner._critic_obs_in.copy_(cobs)
+        runner._rewards_in.copy_(rew)
+        runner._dones_in.copy_(dones)
+        runner._time_outs_in.copy_(extras['time_outs'])
+        with monkeypatch.context() as m:
+            _forbid_host_reads(m, calls)
+            runner._record_step()
+    with monkeypatch.context() as m:
+        _forbid_host_reads(m, calls)
+        runner._returns_step()
+    assert calls == []
+    assert torch.isfinite(runner.alg.storage.advantages).all()
+    assert runner.obs_normalizer.count.item() == 3 * 16
+
+
+def test_runner_trains_and_resumes_old_optimizer_state(tmp_path):
+    set_seed(0)
+    cfg = RunnerConfig(policy=PolicyConfig(actor_hidden_dims=(8,), critic_hidden_dims=(8,)),
+                       num_steps_per_env=4, tensorboard=False, plot=False)
+    runner = OnPolicyRunner(_ToyEnv(), PPOConfig(), cfg, log_dir=tmp_path, device='cpu')
+    history = runner.learn(num_iterations=2)
+    assert all(math.isfinite(row['value_loss']) for row in history)
+    ckpt = runner.state_dict()
+    # the earlier optimizer: plain Adam, float lr, host step counters
+    old_opt = torch.optim.Adam(runner.actor_critic.parameters(), lr=2.5e-4)
+    loss = sum(p.sum() for p in runner.actor_critic.parameters())
+    loss.backward()
+    old_opt.step()
+    ckpt['optimizer'] = old_opt.state_dict()
+    del ckpt['learning_rate']
+    path = tmp_path / 'old.pt'
+    torch.save(ckpt, path)
+    resumed = OnPolicyRunner(_ToyEnv(), PPOConfig(), cfg, log_dir=tmp_path / 'r', device='cpu')
+    resumed.resume(path)
+    assert resumed.alg.learning_rate == pytest.approx(2.5e-4)
+    group = resumed.alg.optimizer.param_groups[0]
+    assert group['lr'] is resumed.alg._lr_opt
+    resumed.learn(num_iterations=1)
+    assert resumed.current_iteration == 3
+
+
+def test_graphed_call_runs_eagerly_off_cuda():
+    hits = []
+    call = GraphedCall(lambda: hits.append(1), 'toy', torch.device('cpu'))
+    for _ in range(5):
+        call()
+    assert hits == [1] * 5 and not call.captured and not call.enabled
