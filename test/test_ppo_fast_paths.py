@@ -8,6 +8,7 @@ learning-rate rule must equal the float rule, the device-indexed storage writes 
 ``add``, and an optimizer state saved by the earlier (float lr, non-fused) Adam must load.
 """
 
+import contextlib
 import math
 
 import pytest
@@ -198,3 +199,72 @@ def test_graphed_call_runs_eagerly_off_cuda():
     for _ in range(5):
         call()
     assert hits == [1] * 5 and not call.captured and not call.enabled
+
+
+class _FakeStream:
+    """Stand-in for torch.cuda.Stream."""
+
+    def wait_stream(self, other):
+        pass
+
+
+class _FakeGraph:
+    """Stand-in for torch.cuda.CUDAGraph: ``replay`` runs the recorded function."""
+
+    def __init__(self):
+        self.fn = None
+
+    def replay(self):
+        self.fn()
+
+
+def _fake_cuda(m, fail_capture=False):
+    """Replace the torch.cuda calls GraphedCall makes, to test its control flow on the CPU."""
+    import training.ppo.cuda_graph as cg
+    state = {'capturing': None}
+
+    @contextlib.contextmanager
+    def graph(g, pool=None, stream=None):
+        state['capturing'] = g
+        try:
+            yield
+        finally:
+            state['capturing'] = None
+        if fail_capture:
+            raise RuntimeError('operation not permitted when stream is capturing')
+
+    m.setattr(cg, '_SIDE_STREAMS', {})
+    m.setattr(torch.cuda, 'Stream', lambda *a, **k: _FakeStream())
+    m.setattr(torch.cuda, 'current_stream', lambda *a, **k: _FakeStream())
+    m.setattr(torch.cuda, 'stream', lambda s: contextlib.nullcontext())
+    m.setattr(torch.cuda, 'CUDAGraph', _FakeGraph)
+    m.setattr(torch.cuda, 'graph', graph)
+    m.setattr(torch.cuda, 'synchronize', lambda *a, **k: None)
+    return state
+
+
+@pytest.mark.parametrize('fail_capture', [False, True])
+def test_graphed_call_does_each_call_once(monkeypatch, fail_capture):
+    """Warm-up calls run, the capture records without running, replays run: no work lost."""
+    runs = []
+    with monkeypatch.context() as m:
+        state = _fake_cuda(m, fail_capture)
+
+        def fn():
+            if state['capturing'] is not None:  # recording: remember, do not count
+                state['capturing'].fn = lambda: runs.append('replay')
+                return
+            runs.append('eager')
+
+        call = GraphedCall(fn, 'toy', torch.device('cuda'), warmup=2)
+        if fail_capture:
+            with pytest.warns(RuntimeWarning, match='capture failed'):
+                for _ in range(5):
+                    call()
+        else:
+            for _ in range(5):
+                call()
+    if fail_capture:
+        assert runs == ['eager'] * 5 and not call.enabled
+    else:
+        assert runs == ['eager', 'eager', 'replay', 'replay', 'replay'] and call.captured

@@ -174,7 +174,10 @@ class OnPolicyRunner:
         self._policy_call = GraphedCall(self._policy_step, 'policy step', dev, enabled=graphs)
         self._record_call = GraphedCall(self._record_step, 'rollout bookkeeping', dev,
                                         enabled=graphs)
-        self._returns_call = GraphedCall(self._returns_step, 'GAE', dev, enabled=graphs)
+        # one call per iteration: capture after the first, so the first iteration is the
+        # only one that runs anything eagerly (the side stream is already warm from the above)
+        self._returns_call = GraphedCall(self._returns_step, 'GAE', dev, enabled=graphs,
+                                         warmup=1)
 
     @torch.no_grad()
     def _policy_step(self) -> None:

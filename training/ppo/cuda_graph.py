@@ -4,10 +4,11 @@ Replay a fixed piece of training work as a CUDA graph, with a loud eager fallbac
 :class:`GraphedCall` wraps a function ``fn()`` that reads and writes only persistent tensors
 (static inputs copied in by the caller, static outputs read back by the caller) and never
 reads a value back to the host.  On CUDA its first ``warmup`` calls run eagerly on a side
-stream (lazy library initialisation, optimizer state), the next call records ``fn`` into a
-``torch.cuda.CUDAGraph`` and replays it, and every later call is one graph launch.  Torch RNG
-inside ``fn`` (e.g. ``torch.normal`` for action sampling) is handled by ``torch.cuda.graph``:
-every replay draws fresh numbers.  Elsewhere (CPU), when disabled, or after a failed capture
+stream (lazy library initialisation, optimizer state); right after the last of them ``fn`` is
+recorded into a ``torch.cuda.CUDAGraph`` (recording runs nothing, so no work is repeated or
+lost), and every later call is one graph launch.  Torch RNG inside ``fn`` (e.g.
+``torch.normal`` for action sampling) is handled by ``torch.cuda.graph``: every replay draws
+fresh numbers.  Elsewhere (CPU), when disabled, or after a failed capture
 (with a warning) it simply calls ``fn()``, so results never depend on whether a graph was used.
 """
 
@@ -32,7 +33,7 @@ class GraphedCall:
         self.name = name
         self.device = torch.device(device)
         self.enabled = bool(enabled) and self.device.type == 'cuda'
-        self.warmup = int(warmup)
+        self.warmup = max(1, int(warmup))
         self.pool = pool
         self.graph: Optional[torch.cuda.CUDAGraph] = None
         self._calls = 0
@@ -57,7 +58,7 @@ class GraphedCall:
         self.graph = None
 
     def __call__(self) -> None:
-        """Run ``fn`` once (eagerly, on the side stream while warming up, or as a replay)."""
+        """Run ``fn`` once: eagerly (warm-up, then capture for later calls) or as a replay."""
         if not self.enabled:
             self.fn()
             return
@@ -65,25 +66,36 @@ class GraphedCall:
             self.graph.replay()
             return
         if self._stream is None:
-            self._stream = torch.cuda.Stream(self.device)
+            self._stream = _side_stream(self.device)
         current = torch.cuda.current_stream(self.device)
-        if self._calls < self.warmup:
-            self._calls += 1
-            self._stream.wait_stream(current)
-            with torch.cuda.stream(self._stream):
-                self.fn()
-            current.wait_stream(self._stream)
-            return
+        self._stream.wait_stream(current)
+        with torch.cuda.stream(self._stream):
+            self.fn()
+        current.wait_stream(self._stream)
+        self._calls += 1
+        if self._calls >= self.warmup:
+            self._capture()
+
+    def _capture(self) -> None:
+        """Record ``fn`` (not run: this call's work is done) for replay by the next calls."""
         graph = torch.cuda.CUDAGraph()
         try:
-            current.synchronize()
             with torch.cuda.graph(graph, pool=self.pool, stream=self._stream):
                 self.fn()  # recorded, not executed
-        except Exception as exc:  # keep training: run this call (and later ones) eagerly
+        except Exception as exc:  # keep training: later calls run eagerly
             self.disable(f'capture failed: {exc!r}')
             torch.cuda.synchronize(self.device)
-            self.fn()
             return
         self.graph = graph
         print(f'[runner] {self.name}: captured into a CUDA graph', flush=True)
-        graph.replay()
+
+
+_SIDE_STREAMS = {}
+
+
+def _side_stream(device: torch.device) -> 'torch.cuda.Stream':
+    """Return the one side stream per device used for warm-up and capture."""
+    key = torch.device(device)
+    if key not in _SIDE_STREAMS:
+        _SIDE_STREAMS[key] = torch.cuda.Stream(key)
+    return _SIDE_STREAMS[key]
