@@ -140,15 +140,17 @@ def _make_adam(params: List[nn.Parameter], lr: torch.Tensor, device: torch.devic
     Build Adam with a tensor learning rate (so the adaptive rule never reads the KL back).
 
     The fused implementation (one kernel family for all parameters) is used where torch has
-    it; CUDA graphs need ``capturable``.  Falls back to the single-tensor implementation,
-    loudly, if this torch build has no fused Adam for the device.
+    it; CUDA graphs need ``capturable``.  Falls back loudly, if this torch build refuses a
+    fused Adam here, to the foreach implementation (capturable: a tensor lr is
+    allowed there) or else to the single-tensor one.
     """
     try:
         return torch.optim.Adam(params, lr=lr, fused=True, capturable=capturable)
     except (RuntimeError, ValueError) as exc:
         warnings.warn(f'fused Adam unavailable on {device} ({exc!r}); using the '
-                      f'single-tensor implementation', RuntimeWarning)
-        return torch.optim.Adam(params, lr=lr, foreach=False, capturable=capturable)
+                      f'{"foreach" if capturable else "single-tensor"} implementation',
+                      RuntimeWarning)
+        return torch.optim.Adam(params, lr=lr, foreach=capturable, capturable=capturable)
 
 
 class PPO:
