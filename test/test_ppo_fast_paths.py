@@ -1,21 +1,19 @@
 """
-The sync-free / CUDA-graph-ready PPO and runner paths, checked on the CPU.
+The sync-free PPO and runner paths, checked on the CPU.
 
-The functions that are replayed as CUDA graphs on the GPU (the PPO minibatch step, the runner's
-policy step, rollout bookkeeping and GAE) must never read a tensor back to the host; here that
-is enforced by making every host read raise, the CPU proxy of capture safety.  The device-side
+The functions that run once per step or minibatch (the PPO minibatch step, the runner's policy
+step, rollout bookkeeping and GAE) must never read a tensor back to the host (a GPU sync each);
+here that is enforced by making every host read raise.  The device-side
 learning-rate rule must equal the float rule, the device-indexed storage writes must equal
 ``add``, and an optimizer state saved by the earlier (float lr, non-fused) Adam must load.
 """
 
-import contextlib
 import math
 
 import pytest
 import torch
 
 from training.ppo import ActorCritic, PolicyConfig, PPO, PPOConfig
-from training.ppo.cuda_graph import GraphedCall
 from training.ppo.ppo import adapt_learning_rate, adapt_learning_rate_tensor
 from training.ppo.storage import RolloutStorage
 from training.runner import OnPolicyRunner, RunnerConfig, set_seed
@@ -38,7 +36,7 @@ def _forbid_host_reads(m, calls):
     def forbid(name):
         def hook(*args, **kwargs):
             calls.append(name)
-            raise AssertionError(f'host read {name} inside a graph-replayed function')
+            raise AssertionError(f'host read {name} inside a per-step function')
         return hook
     for name in HOST_READS:
         m.setattr(torch.Tensor, name, forbid(name))
@@ -191,80 +189,3 @@ def test_runner_trains_and_resumes_old_optimizer_state(tmp_path):
     assert group['lr'] is resumed.alg._lr_opt
     resumed.learn(num_iterations=1)
     assert resumed.current_iteration == 3
-
-
-def test_graphed_call_runs_eagerly_off_cuda():
-    hits = []
-    call = GraphedCall(lambda: hits.append(1), 'toy', torch.device('cpu'))
-    for _ in range(5):
-        call()
-    assert hits == [1] * 5 and not call.captured and not call.enabled
-
-
-class _FakeStream:
-    """Stand-in for torch.cuda.Stream."""
-
-    def wait_stream(self, other):
-        pass
-
-
-class _FakeGraph:
-    """Stand-in for torch.cuda.CUDAGraph: ``replay`` runs the recorded function."""
-
-    def __init__(self):
-        self.fn = None
-
-    def replay(self):
-        self.fn()
-
-
-def _fake_cuda(m, fail_capture=False):
-    """Replace the torch.cuda calls GraphedCall makes, to test its control flow on the CPU."""
-    import training.ppo.cuda_graph as cg
-    state = {'capturing': None}
-
-    @contextlib.contextmanager
-    def graph(g, pool=None, stream=None):
-        state['capturing'] = g
-        try:
-            yield
-        finally:
-            state['capturing'] = None
-        if fail_capture:
-            raise RuntimeError('operation not permitted when stream is capturing')
-
-    m.setattr(cg, '_SIDE_STREAMS', {})
-    m.setattr(torch.cuda, 'Stream', lambda *a, **k: _FakeStream())
-    m.setattr(torch.cuda, 'current_stream', lambda *a, **k: _FakeStream())
-    m.setattr(torch.cuda, 'stream', lambda s: contextlib.nullcontext())
-    m.setattr(torch.cuda, 'CUDAGraph', _FakeGraph)
-    m.setattr(torch.cuda, 'graph', graph)
-    m.setattr(torch.cuda, 'synchronize', lambda *a, **k: None)
-    return state
-
-
-@pytest.mark.parametrize('fail_capture', [False, True])
-def test_graphed_call_does_each_call_once(monkeypatch, fail_capture):
-    """Warm-up calls run, the capture records without running, replays run: no work lost."""
-    runs = []
-    with monkeypatch.context() as m:
-        state = _fake_cuda(m, fail_capture)
-
-        def fn():
-            if state['capturing'] is not None:  # recording: remember, do not count
-                state['capturing'].fn = lambda: runs.append('replay')
-                return
-            runs.append('eager')
-
-        call = GraphedCall(fn, 'toy', torch.device('cuda'), warmup=2)
-        if fail_capture:
-            with pytest.warns(RuntimeWarning, match='capture failed'):
-                for _ in range(5):
-                    call()
-        else:
-            for _ in range(5):
-                call()
-    if fail_capture:
-        assert runs == ['eager'] * 5 and not call.enabled
-    else:
-        assert runs == ['eager', 'eager', 'replay', 'replay', 'replay'] and call.captured

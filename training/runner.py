@@ -30,7 +30,6 @@ import torch
 from torch import nn
 
 from .ppo import ActorCritic, EmpiricalNormalizer, PolicyConfig, PPO, PPOConfig
-from .ppo.cuda_graph import GraphedCall
 from .vec_env import VecEnv
 
 
@@ -64,13 +63,6 @@ class RunnerConfig:
 
     plot: bool = True
     """Write learning_curves.png at each checkpoint and at the end."""
-
-    cuda_graphs: bool = True
-    """
-    On CUDA, replay the per-step policy work (normalizer, actor, critic, sampling, storage
-    writes), the rollout bookkeeping, GAE and the PPO minibatch step as CUDA graphs (the same
-    code as the eager path; a failed capture falls back to eager with a warning).
-    """
 
     def __post_init__(self) -> None:
         """Validate the fields."""
@@ -122,8 +114,7 @@ class OnPolicyRunner:
         self.log_dir = Path(log_dir) if log_dir is not None else None
         self.actor_critic = ActorCritic(env.num_obs, env.num_critic_obs, env.num_actions,
                                         runner_cfg.policy).to(self.device)
-        self.alg = PPO(self.actor_critic, ppo_cfg, self.device,
-                       use_cuda_graph=runner_cfg.cuda_graphs)
+        self.alg = PPO(self.actor_critic, ppo_cfg, self.device)
         self.alg.init_storage(env.num_envs, runner_cfg.num_steps_per_env)
         if runner_cfg.empirical_normalization:
             clip = runner_cfg.normalizer_clip if runner_cfg.normalizer_clip > 0 else None
@@ -153,11 +144,10 @@ class OnPolicyRunner:
 
     def _init_step_buffers(self) -> None:
         """
-        Allocate the persistent per-step tensors and the (optionally graphed) step functions.
+        Allocate the persistent per-step tensors of the collection loop.
 
-        The collection loop copies the env's outputs into these fixed buffers and runs
-        ``_policy_step`` / ``_record_step`` on them, so that on CUDA each can be one graph
-        replay instead of dozens of small kernel launches.
+        The loop copies the env's outputs into these fixed buffers and runs ``_policy_step`` /
+        ``_record_step`` on them: no per-step allocation and no host read inside the loop.
         """
         env, dev, n = self.env, self.device, self.env.num_envs
         self._obs_in = torch.zeros(n, env.num_obs, device=dev)
@@ -170,14 +160,6 @@ class OnPolicyRunner:
         self._cur_length = torch.zeros(n, device=dev)
         self._ep_stats = torch.zeros(3, device=dev)  # sum return, sum length, count
         self._step_reward_sum = torch.zeros((), device=dev)
-        graphs = self.cfg.cuda_graphs and dev.type == 'cuda'
-        self._policy_call = GraphedCall(self._policy_step, 'policy step', dev, enabled=graphs)
-        self._record_call = GraphedCall(self._record_step, 'rollout bookkeeping', dev,
-                                        enabled=graphs)
-        # one call per iteration: capture after the first, so the first iteration is the
-        # only one that runs anything eagerly (the side stream is already warm from the above)
-        self._returns_call = GraphedCall(self._returns_step, 'GAE', dev, enabled=graphs,
-                                         warmup=1)
 
     @torch.no_grad()
     def _policy_step(self) -> None:
@@ -271,7 +253,7 @@ class OnPolicyRunner:
             with torch.no_grad():
                 for _ in range(self.cfg.num_steps_per_env):
                     alg.storage.commit_step()
-                    self._policy_call()
+                    self._policy_step()
                     obs, critic_obs, rewards, dones, extras = env.step(self._actions_out.clone())
                     self._obs_in.copy_(obs)
                     self._critic_obs_in.copy_(critic_obs)
@@ -282,7 +264,7 @@ class OnPolicyRunner:
                         self._time_outs_in.zero_()
                     else:
                         self._time_outs_in.copy_(time_outs)
-                    self._record_call()
+                    self._record_step()
                     for key, value in extras.get('log', {}).items():
                         if isinstance(value, torch.Tensor):
                             value = value.detach()
@@ -298,7 +280,7 @@ class OnPolicyRunner:
                         log_counts[key] = log_counts.get(key, 0) + 1
                 self._check_rollout_finite()
                 t1 = time.perf_counter()
-                self._returns_call()
+                self._returns_step()
             losses = alg.update()
             bad = [k for k, v in losses.items() if not math.isfinite(v)]
             if bad:

@@ -15,7 +15,6 @@ import torch
 from torch import nn
 
 from .actor_critic import ActorCritic
-from .cuda_graph import GraphedCall
 from .storage import Batch, gather_batch, RolloutStorage
 
 
@@ -134,23 +133,21 @@ def adapt_learning_rate_tensor(lr: torch.Tensor, kl: torch.Tensor,
     return torch.where(kl > 2.0 * cfg.desired_kl, down, torch.where(grow, up, lr))
 
 
-def _make_adam(params: List[nn.Parameter], lr: torch.Tensor, device: torch.device,
-               capturable: bool) -> torch.optim.Optimizer:
+def _make_adam(params: List[nn.Parameter], lr: torch.Tensor,
+               device: torch.device) -> torch.optim.Optimizer:
     """
     Build Adam with a tensor learning rate (so the adaptive rule never reads the KL back).
 
     The fused implementation (one kernel family for all parameters) is used where torch has
-    it; CUDA graphs need ``capturable``.  Falls back loudly, if this torch build refuses a
-    fused Adam here, to the foreach implementation (capturable: a tensor lr is
-    allowed there) or else to the single-tensor one.
+    it; if this torch build refuses it, the single-tensor implementation (which also takes a
+    tensor learning rate) is used, with a warning.
     """
     try:
-        return torch.optim.Adam(params, lr=lr, fused=True, capturable=capturable)
+        return torch.optim.Adam(params, lr=lr, fused=True)
     except (RuntimeError, ValueError) as exc:
-        warnings.warn(f'fused Adam unavailable on {device} ({exc!r}); using the '
-                      f'{"foreach" if capturable else "single-tensor"} implementation',
-                      RuntimeWarning)
-        return torch.optim.Adam(params, lr=lr, foreach=capturable, capturable=capturable)
+        warnings.warn(f'fused Adam unavailable on {device} ({exc!r}); using the single-tensor '
+                      'implementation', RuntimeWarning)
+        return torch.optim.Adam(params, lr=lr, foreach=False)
 
 
 class PPO:
@@ -159,30 +156,23 @@ class PPO:
 
     The learning rate lives on the device (a 0-dim tensor that Adam reads), so the adaptive
     schedule runs without a host sync per minibatch; :attr:`learning_rate` reads it back.
-    On CUDA the minibatch step (forward, losses, KL, lr rule, backward, gradient clip, Adam)
-    is replayed as one CUDA graph after a few eager warm-up steps (``use_cuda_graph``); the
-    math is the same code either way.
     """
 
     def __init__(self, actor_critic: ActorCritic, cfg: PPOConfig,
-                 device: torch.device = 'cpu', use_cuda_graph: bool = True) -> None:
+                 device: torch.device = 'cpu') -> None:
         """Wrap ``actor_critic`` (moved to ``device``) with an Adam optimizer."""
         self.cfg = cfg
         self.device = torch.device(device)
         self.actor_critic = actor_critic.to(self.device)
-        self.use_cuda_graph = bool(use_cuda_graph) and self.device.type == 'cuda'
         self._lr = torch.tensor(float(cfg.learning_rate), dtype=torch.float64,
                                 device=self.device)
         self._lr_opt = torch.tensor(float(cfg.learning_rate), dtype=torch.float32,
                                     device=self.device)
         self.optimizer = _make_adam(list(self.actor_critic.parameters()), self._lr_opt,
-                                    self.device, capturable=self.use_cuda_graph)
-        # capturable Adam warns once when stepped outside a graph: the warm-up steps are
-        self.optimizer._warned_capturable_if_run_uncaptured = True
+                                    self.device)
         self.storage: Optional[RolloutStorage] = None
         self._pending = None
         self._stats = torch.zeros(5, device=self.device)
-        self._mb_graph: Optional[GraphedCall] = None
         self._mb_idx: Optional[torch.Tensor] = None
         self._flat: Optional[Batch] = None
 
@@ -206,7 +196,7 @@ class PPO:
         Load an Adam state dict (from this or an older version) and keep this learner's setup.
 
         The saved param-group flags (fused, capturable, a float lr) are replaced by ours, the
-        step counters moved to where our Adam keeps them, and captured graphs dropped.
+        step counters moved to where our Adam keeps them.
         """
         first = self.optimizer.param_groups[0]
         flags = {k: first[k] for k in ('fused', 'capturable', 'foreach')}
@@ -224,8 +214,6 @@ class PPO:
             learning_rate = None if saved is None else float(saved)
         if learning_rate is not None:
             self.learning_rate = learning_rate
-        if self._mb_graph is not None:
-            self._mb_graph.reset()
 
     # ------------------------------------------------------------------ collection
     def init_storage(self, num_envs: int, num_steps: int) -> None:
@@ -233,7 +221,6 @@ class PPO:
         ac = self.actor_critic
         self.storage = RolloutStorage(num_envs, num_steps, ac.num_obs, ac.num_critic_obs,
                                       ac.num_actions, self.device)
-        self._mb_graph = None
         self._flat = None
 
     @torch.no_grad()
@@ -257,7 +244,7 @@ class PPO:
         """
         Sample actions and write the policy's part of the transition into the storage.
 
-        Graph-safe split of ``act`` + ``process_env_step``: no host reads, the storage row is
+        Sync-free split of ``act`` + ``process_env_step``: no host reads, the storage row is
         the device-side step index.  Follow with :meth:`store_env_step` (and the host-side
         ``storage.commit_step()``).
         """
@@ -269,7 +256,7 @@ class PPO:
     @torch.no_grad()
     def store_env_step(self, rewards: torch.Tensor, dones: torch.Tensor,
                        time_outs: torch.Tensor) -> None:
-        """Write the env's reply for the step begun by :meth:`act_and_store` (graph-safe)."""
+        """Write the env's reply for the step begun by :meth:`act_and_store` (no host reads)."""
         self.storage.write_env_part(rewards, dones, time_outs)
 
     @torch.no_grad()
@@ -288,7 +275,7 @@ class PPO:
 
         Reads and writes only persistent tensors (storage, parameters, Adam state, the
         device learning rate, the stats accumulator) and never reads a value back to the
-        host, so it can be recorded into a CUDA graph.
+        host.
         """
         cfg = self.cfg
         ac = self.actor_critic
@@ -332,14 +319,10 @@ class PPO:
             self._flat = st.flat()
         if self._mb_idx is None or self._mb_idx.shape != indices.shape[1:]:
             self._mb_idx = torch.empty(indices.shape[1:], dtype=torch.long, device=self.device)
-            self._mb_graph = None
-        if self._mb_graph is None:
-            self._mb_graph = GraphedCall(self._minibatch_step, 'PPO minibatch step',
-                                         self.device, enabled=self.use_cuda_graph)
         self._stats.zero_()
         for idx in indices:
             self._mb_idx.copy_(idx)
-            self._mb_graph()
+            self._minibatch_step()
         n = indices.shape[0]
         st.clear()
         # one host read for all stats
