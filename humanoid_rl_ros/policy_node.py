@@ -23,6 +23,7 @@ Recovery from damping: fix the input (e.g. restart the joint-state publisher), t
 ``~/recover`` -> standing; then ``~/walk``. Alternatively deactivate + activate the node.
 """
 
+from array import array
 import math
 import sys
 import time
@@ -35,7 +36,7 @@ from humanoid_rl_ros.controller import (Controller, ControllerConfig, Controller
                                         ORIENTATION_SOURCES)
 from humanoid_rl_ros.policy_runtime import PolicyLoadError, PolicyRuntime
 from humanoid_rl_ros.ros_conversions import (imu_to_arrays, joint_state_to_arrays,
-                                             make_float64_array, make_joint_state,
+                                             make_float64_array,
                                              odometry_to_arrays, twist_to_command)
 from nav_msgs.msg import Odometry
 import numpy as np
@@ -160,6 +161,7 @@ class PolicyNode(LifecycleNode):
         self._output_names: List[str] = []
         self._output_index = np.zeros(0, dtype=np.int64)
         self._output_type = 'joint_state'
+        self._out_msg = None  # the effort message, built once at configure and reused
         self._trigger = 'timer'
         self._last_tick_s = -math.inf
         self._rate_mark = (None, 0)
@@ -278,6 +280,9 @@ class PolicyNode(LifecycleNode):
                                       f'0 N*m: {", ".join(extra)}')
         lookup = {n: i for i, n in enumerate(contract.joint_names)}
         self._output_index = np.array([lookup.get(n, -1) for n in self._output_names])
+        self._out_msg = (JointState(name=list(contract.joint_names))
+                         if self._output_type == 'joint_state' else
+                         make_float64_array(np.zeros(len(self._output_names))))
 
         self._trigger = str(self._param('control_trigger'))
         js_sub = self.create_subscription(JointState, JOINT_STATES_TOPIC, self._on_joint_states,
@@ -399,6 +404,7 @@ class PolicyNode(LifecycleNode):
             self._cmd_pub = None
         self.controller = None
         self.runtime = None
+        self._out_msg = None
         self.lifecycle_state = 'unconfigured'
         self._rate_mark = (None, 0)
         self._policy_rate_hz = 0.0
@@ -411,11 +417,11 @@ class PolicyNode(LifecycleNode):
     def _on_joint_states(self, msg: JointState) -> None:
         if self.controller is None:
             return
-        now = self._now_s()
+        now_ns = self.get_clock().now().nanoseconds
         names, position, velocity = joint_state_to_arrays(msg)
-        self.controller.update_joint_state(names, position, velocity, now)
+        self.controller.update_joint_state(names, position, velocity, now_ns * 1e-9)
         if self._trigger == 'joint_states':
-            self._tick(now)
+            self._tick(now_ns)
 
     def _on_odom(self, msg: Odometry) -> None:
         if self.controller is not None:
@@ -433,22 +439,24 @@ class PolicyNode(LifecycleNode):
             self.controller.update_cmd_vel(vx, vy, wz, self._now_s())
 
     def _on_timer(self) -> None:
-        now = self._now_s()
+        now_ns = self.get_clock().now().nanoseconds
         if self._trigger == 'joint_states' and self.controller is not None:
             # Watchdog only: ticks come from joint_states; tick here once they stop.
-            if now - self._last_tick_s <= self.controller.config.joint_state_timeout_s:
+            if now_ns * 1e-9 - self._last_tick_s <= self.controller.config.joint_state_timeout_s:
                 return
-        self._tick(now)
+        self._tick(now_ns)
 
-    def _tick(self, now: float) -> None:
+    def _tick(self, now_ns: int) -> None:
+        """Run one control tick at ROS time ``now_ns`` and publish the effort first."""
         controller = self.controller
         if controller is None or self.lifecycle_state != 'active':
             return
+        now = now_ns * 1e-9
         self._last_tick_s = now
         effort = controller.step(now)
         if effort is None:
             return
-        self._publish_effort(effort)
+        self._publish_effort(effort, now_ns)
         if controller.state is not self._last_state:
             if controller.state is ControllerState.DAMPING:
                 self.get_logger().error(f'damping: {controller.fault_reason}; call ~/recover '
@@ -458,19 +466,28 @@ class PolicyNode(LifecycleNode):
             self._last_state = controller.state
             self.publish_diagnostics()
 
-    def _publish_effort(self, effort: np.ndarray) -> None:
-        if self._cmd_pub is None:
+    def _publish_effort(self, effort: np.ndarray, now_ns: Optional[int] = None) -> None:
+        """
+        Publish efforts [N*m] (policy order) stamped ``now_ns`` (default: the clock's now).
+
+        The message is built once at configure and only its stamp and values change: an
+        ``array('d')`` is assigned without rclpy's per-element checks.
+        """
+        msg = self._out_msg
+        if self._cmd_pub is None or msg is None:
             return
         effort = np.asarray(effort, dtype=np.float64)
         if not np.all(np.isfinite(effort)):  # The controller guarantees this; never send NaN.
             effort = np.zeros_like(effort)
         if self._output_type == 'joint_state':
-            msg = make_joint_state(self.controller.contract.joint_names, effort=effort,
-                                   stamp=self.get_clock().now().to_msg())
+            if now_ns is None:
+                now_ns = self.get_clock().now().nanoseconds
+            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(now_ns, 1_000_000_000)
+            msg.effort = array('d', effort.tobytes())
         else:
             ordered = np.where(self._output_index >= 0,
                                effort[np.maximum(self._output_index, 0)], 0.0)
-            msg = make_float64_array(ordered)
+            msg.data = array('d', ordered.tobytes())
         self._cmd_pub.publish(msg)
 
     # ------------------------------------------------------------------ services
