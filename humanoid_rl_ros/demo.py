@@ -463,6 +463,7 @@ def save_results(result: ClosedLoopResult, cfg: ClosedLoopConfig, title: str) ->
                     'all_efforts_finite': result.all_efforts_finite,
                     'walk_start_sim_s': result.walk_start_sim_s,
                     'scenario_wall_s': result.wall_s,
+                    'real_time_factor': result.metrics.duration_s / max(result.wall_s, 1e-9),
                     'segments_spec': [asdict(s) for s in cfg.segments]})
     paths['metrics'] = out / 'metrics.json'
     paths['metrics'].write_text(json.dumps(metrics, indent=2, default=_json_default) + '\n')
