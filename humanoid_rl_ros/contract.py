@@ -168,6 +168,30 @@ class PolicyContract:
         return Path(contract_path).resolve().parent / self.onnx_file
 
 
+def placeholder_contract(robot: Any, onnx_file: str = 'policy.onnx') -> PolicyContract:
+    """
+    Return a contract for an untrained placeholder policy of ``robot`` (a ``RobotConfig``).
+
+    Joints, default pose, gains and limits come from the robot config; every known observation
+    term is used with unit scale, at 200 Hz PD and a 50 Hz policy. Only for plumbing runs and
+    tests: a trained policy brings the contract its training wrote.
+    """
+    n = robot.num_joints
+    terms = tuple(ObsTermSpec(name, expected_term_size(name, n),
+                              (1.0,) * expected_term_size(name, n))
+                  for name in KNOWN_OBS_TERMS)
+    return PolicyContract(
+        robot=robot.name, joint_names=tuple(robot.joint_names),
+        default_pos_rad=tuple(float(v) for v in robot.default_pos_rad),
+        action_scale_rad=(0.25,) * n,
+        kp_nm_per_rad=tuple(float(v) for v in robot.kp_nm_per_rad),
+        kd_nms_per_rad=tuple(float(v) for v in robot.kd_nms_per_rad),
+        effort_limit_nm=tuple(float(v) for v in robot.effort_limit_nm),
+        physics_dt_s=0.005, decimation=4, obs_terms=terms,
+        commands=CommandRanges((-1.0, 1.0), (-0.5, 0.5), (-1.0, 1.0)),
+        gait_period_s=0.8, onnx_file=onnx_file)
+
+
 def _require(mapping: Mapping[str, Any], key: str, path: str) -> Any:
     if not isinstance(mapping, Mapping):
         raise ContractError(path, f'expected a mapping, got {type(mapping).__name__}')

@@ -37,10 +37,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist
 from geometry_msgs.msg import TwistStamped
-from humanoid_rl_ros.contract import CommandRanges
-from humanoid_rl_ros.contract import expected_term_size
-from humanoid_rl_ros.contract import KNOWN_OBS_TERMS
-from humanoid_rl_ros.contract import ObsTermSpec
+from humanoid_rl_ros.contract import placeholder_contract
 from humanoid_rl_ros.contract import PolicyContract
 from humanoid_rl_ros.contract import read_contract
 from humanoid_rl_ros.demo_scenario import command_at
@@ -87,6 +84,8 @@ class ClosedLoopConfig:
     """Publish ``geometry_msgs/TwistStamped`` (Nav2 Kilted) instead of ``Twist``."""
     lockstep_idle_timeout_s: float = 1.0
     """The sim's lock-step idle timeout [s wall] (pre-roll tick period)."""
+    lockstep_idle_advance: bool = True
+    """Let the sim step without a command after the idle timeout (False: strict lock-step)."""
     walk_wait_s: float = 120.0
     """Most wall time to wait for the nodes to come up and start walking [s]."""
     run_timeout_s: float = 1800.0
@@ -149,27 +148,8 @@ def shipped_policy() -> Optional[Path]:
 
 
 def random_policy_template(robot_name: str) -> PolicyContract:
-    """
-    Return a contract template for an untrained placeholder policy of a robot.
-
-    Joints, default pose, gains and limits come from the robot config; every known observation
-    term is used with unit scale. Only for plumbing runs: a trained policy brings its own.
-    """
-    robot = load_robot(robot_name)
-    n = robot.num_joints
-    terms = tuple(ObsTermSpec(name, expected_term_size(name, n),
-                              (1.0,) * expected_term_size(name, n))
-                  for name in KNOWN_OBS_TERMS)
-    return PolicyContract(
-        robot=robot.name, joint_names=tuple(robot.joint_names),
-        default_pos_rad=tuple(float(v) for v in robot.default_pos_rad),
-        action_scale_rad=(0.25,) * n,
-        kp_nm_per_rad=tuple(float(v) for v in robot.kp_nm_per_rad),
-        kd_nms_per_rad=tuple(float(v) for v in robot.kd_nms_per_rad),
-        effort_limit_nm=tuple(float(v) for v in robot.effort_limit_nm),
-        physics_dt_s=0.005, decimation=4, obs_terms=terms,
-        commands=CommandRanges((-1.0, 1.0), (-0.5, 0.5), (-1.0, 1.0)),
-        gait_period_s=0.8)
+    """Return the placeholder contract of an untrained policy for the named robot."""
+    return placeholder_contract(load_robot(robot_name))
 
 
 def make_random_policy(folder: Path, robot_name: str = 'kestrel', seed: int = 0) -> Path:
@@ -249,7 +229,8 @@ def node_commands(cfg: ClosedLoopConfig, robot: str) -> Dict[str, List[str]]:
     sim = [sys.executable, '-m', f'{PACKAGE}.sim_node', '--ros-args',
            '--params-file', str(config_file('sim_node.yaml')),
            '-p', 'mode:=lockstep', '-p', f'robot:={robot}',
-           '-p', f'lockstep_idle_timeout_s:={cfg.lockstep_idle_timeout_s}']
+           '-p', f'lockstep_idle_timeout_s:={cfg.lockstep_idle_timeout_s}',
+           '-p', f'lockstep_idle_advance:={str(cfg.lockstep_idle_advance).lower()}']
     policy = [sys.executable, '-m', f'{PACKAGE}.policy_node', '--ros-args']
     try:
         policy += ['--params-file', str(config_file('policy_mujoco_sim.yaml'))]

@@ -8,39 +8,24 @@ Either way the contract is built from the Kestrel robot config. ``make_mismatche
 writes an ONNX whose width disagrees with its contract on purpose.
 """
 
+import dataclasses
 from pathlib import Path
 from typing import Optional
 
-from humanoid_rl_ros.contract import (CommandRanges, ObsTermSpec, PolicyContract,
+from humanoid_rl_ros.contract import (CommandRanges, placeholder_contract, PolicyContract,
                                       write_contract)
 from humanoid_rl_ros.robot import load_robot
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper, TensorProto
 
-TERMS = ('base_lin_vel', 'base_ang_vel', 'projected_gravity', 'velocity_command', 'joint_pos',
-         'joint_vel', 'last_action', 'gait_phase')
-
 
 def kestrel_contract(onnx_file: str = 'policy.onnx') -> PolicyContract:
     """Return a contract for Kestrel with every observation term and a gait clock."""
-    robot = load_robot('kestrel')
-    n = robot.num_joints
-    sizes = {'base_lin_vel': 3, 'base_ang_vel': 3, 'projected_gravity': 3,
-             'velocity_command': 3, 'gait_phase': 2}
-    terms = tuple(ObsTermSpec(name=t, size=sizes.get(t, n), scale=(1.0,) * sizes.get(t, n))
-                  for t in TERMS)
-    return PolicyContract(
-        robot='kestrel', joint_names=tuple(robot.joint_names),
-        default_pos_rad=tuple(float(v) for v in robot.default_pos_rad),
-        action_scale_rad=(0.25,) * n,
-        kp_nm_per_rad=tuple(float(v) for v in robot.kp_nm_per_rad),
-        kd_nms_per_rad=tuple(float(v) for v in robot.kd_nms_per_rad),
-        effort_limit_nm=tuple(float(v) for v in robot.effort_limit_nm),
-        physics_dt_s=0.005, decimation=4, obs_terms=terms,
+    return dataclasses.replace(
+        placeholder_contract(load_robot('kestrel'), onnx_file=onnx_file),
         commands=CommandRanges(lin_vel_x_m_s=(-0.5, 1.0), lin_vel_y_m_s=(-0.3, 0.3),
-                               ang_vel_z_rad_s=(-1.0, 1.0)),
-        gait_period_s=0.8, onnx_file=onnx_file)
+                               ang_vel_z_rad_s=(-1.0, 1.0)))
 
 
 def write_mlp_onnx(path: Path, obs_dim: int, action_dim: int, seed: int = 0,
