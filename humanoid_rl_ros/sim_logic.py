@@ -164,15 +164,18 @@ class LockstepGate:
       process took to come up.
     * **Idle advance.** After that, if no command arrives for ``idle_timeout_s`` of wall time
       (a controller that stopped publishing), the sim steps physics once with the held
-      command, which times out to zero efforts. A healthy loop never hits this.
+      command, which times out to zero efforts. A healthy loop never hits this, but a loop
+      starved of CPU for that long does; ``idle_advance=False`` makes the sim wait for the
+      command instead (strict lock-step: deterministic however slow the machine).
       ``idle_timeout_s = 0`` disables both rules: the sim waits for commands forever.
     """
 
-    def __init__(self, idle_timeout_s: float) -> None:
+    def __init__(self, idle_timeout_s: float, idle_advance: bool = True) -> None:
         """Create a gate; ``idle_timeout_s`` [s] of wall time (0: wait forever)."""
         if not (math.isfinite(idle_timeout_s) and idle_timeout_s >= 0.0):
             raise ValueError(f'idle_timeout_s must be finite and >= 0, got {idle_timeout_s}')
         self.idle_timeout_ns = int(round(idle_timeout_s * NSEC_PER_SEC))
+        self.idle_advance = bool(idle_advance)
         self.pre_roll = True
         self.awaiting = False
         self.state_stamp_ns = 0
@@ -210,6 +213,8 @@ class LockstepGate:
         stepping physics. ``'step'``: step physics with the held (timed-out) command.
         """
         if not self.awaiting or self.idle_timeout_ns == 0:
+            return None
+        if not (self.pre_roll or self.idle_advance):
             return None
         if wall_ns - self._last_activity_wall_ns < self.idle_timeout_ns:
             return None

@@ -108,7 +108,7 @@ class SimNode(Node):
         self.base_frame_id: str = p['base_frame_id'] or self.robot.base_link
         self.odom_frame_id: str = p['odom_frame_id']
         self.hold = CommandHold(len(self.joint_names), p['command_timeout_s'])
-        self.gate = LockstepGate(p['lockstep_idle_timeout_s'])
+        self.gate = LockstepGate(p['lockstep_idle_timeout_s'], p['lockstep_idle_advance'])
         self.push_interval_ns = int(round(p['push_interval_s'] * NSEC_PER_SEC))
         self.push_velocity_m_s: float = p['push_velocity_m_s']
         self._rng = np.random.default_rng(p['seed'])
@@ -199,6 +199,9 @@ class SimNode(Node):
             'Lockstep: wall time [s] without a command before the clock advances anyway '
             '(pre-roll: physics held; later: one step with the timed-out command). 0: wait '
             'forever.', lo=0.0, hi=3600.0))
+        self.declare_parameter('lockstep_idle_advance', True, desc(
+            'Lockstep: after the pre-roll, step with the timed-out command when no command came '
+            'within lockstep_idle_timeout_s; false: wait for the command (strict lock-step).'))
         self.declare_parameter('odom_frame_id', 'odom', desc('Odometry / TF parent frame.'))
         self.declare_parameter('base_frame_id', '', desc(
             'Base link frame (odom child frame, IMU frame); empty: the robot base link.'))
@@ -216,7 +219,8 @@ class SimNode(Node):
     def _params(self) -> dict:
         names = ('robot', 'mode', 'physics_dt_s', 'publish_rate_hz', 'max_catch_up_ticks',
                  'command_type', 'command_joint_order', 'command_timeout_s',
-                 'lockstep_idle_timeout_s', 'odom_frame_id', 'base_frame_id', 'publish_tf',
+                 'lockstep_idle_timeout_s', 'lockstep_idle_advance', 'odom_frame_id',
+                 'base_frame_id', 'publish_tf',
                  'push_interval_s', 'push_velocity_m_s', 'seed')
         p = {n: self.get_parameter(n).value for n in names}
         p['command_joint_order'] = [n for n in (p['command_joint_order'] or []) if n]

@@ -54,7 +54,8 @@ def test_random_policy_plumbing_is_deterministic(ros, tmp_path):
         # command and no command are the same to the policy.
         cfg = ClosedLoopConfig(policy=policy, out_dir=tmp_path / f'run{i}',
                                segments=(Segment('walk_in_place', 0.5),),
-                               progress_period_s=0.0, lockstep_idle_timeout_s=0.2)
+                               progress_period_s=0.0, lockstep_idle_timeout_s=0.2,
+                               lockstep_idle_advance=False)
         runs.append(run_closed_loop(cfg))
     for result in runs:
         # Messages flowed: about one odometry sample and one effort command per 5 ms tick.

@@ -370,3 +370,19 @@ def test_push_service_adds_horizontal_base_velocity(ros):
         assert math.hypot(twist.x, twist.y) == pytest.approx(0.8, abs=0.1)
     finally:
         rig.close()
+
+
+def test_strict_lockstep_gate_waits_for_the_command_after_the_pre_roll():
+    gate = LockstepGate(0.2, idle_advance=False)
+    gate.published(state_stamp_ns=0, wall_ns=0)
+    assert gate.idle_action(wall_ns=300_000_000) == 'advance_clock'  # pre-roll still ticks
+    gate.published(state_stamp_ns=5_000_000, wall_ns=300_000_000)
+    assert gate.command(stamp_ns=5_000_000)
+    gate.published(state_stamp_ns=10_000_000, wall_ns=400_000_000)
+    assert gate.idle_action(wall_ns=10_000_000_000) is None  # starved, not stepped
+    assert gate.idle_advances == 0
+    relaxed = LockstepGate(0.2)
+    relaxed.published(state_stamp_ns=0, wall_ns=0)
+    relaxed.command(stamp_ns=0)
+    relaxed.published(state_stamp_ns=5_000_000, wall_ns=0)
+    assert relaxed.idle_action(wall_ns=300_000_000) == 'step'
