@@ -86,7 +86,7 @@ def _reference_step(env, actions):
     env._refresh_state()
     env._update_step_state()
     env.terminated.copy_(env._fallen())
-    time_outs = env.episode_length >= env.max_episode_length
+    time_outs = (env.episode_length >= env.max_episode_length) & ~env.terminated
     env._rewards()
     rewards = env._rewards_buf.clone()
     dones = env.terminated | time_outs

@@ -152,3 +152,22 @@ def test_pipeline_takes_another_robot_described_in_mjcf(tmp_path):
     cfg = EvalConfig(duration_s=1.0, settle_s=0.2, rise_s=0.5, seeds=1, pushes=(False,))
     report = evaluate(result['contract'], cfg, None, cases=SUITE[:1], robot_path=robot_dir)
     assert report['robot'] == 'classic_humanoid' and report['overall']['runs'] == 1
+
+
+def test_a_world_with_non_finite_physics_terminates_and_resets_cleanly(env):
+    env.reset()
+    env.backend.joint_vel[1, 3] = float('nan')
+    obs, critic, rewards, dones, extras = env.step(torch.zeros(3, env.num_actions))
+    assert bool(dones[1]) and not bool(extras['time_outs'][1])
+    assert torch.isfinite(obs).all() and torch.isfinite(critic).all()
+    assert torch.isfinite(rewards).all()
+    assert torch.isfinite(env.backend.joint_vel).all()
+
+
+def test_a_fall_on_the_last_step_is_a_termination_not_a_time_out(env):
+    env.reset()
+    env.episode_length.fill_(env.max_episode_length - 1)
+    env.backend.base_pos[0, 2] = 0.1  # far below the fall height
+    _, _, _, dones, extras = env.step(torch.zeros(3, env.num_actions))
+    assert bool(dones[0]) and not bool(extras['time_outs'][0])
+    assert bool(dones[1]) and bool(extras['time_outs'][1])

@@ -420,7 +420,8 @@ class LocomotionEnv(VecEnv):
         self._refresh_state()
         self._update_step_state()
         self.terminated.copy_(self._fallen())
-        time_outs = self.episode_length >= self.max_episode_length
+        # a fall on the last step is a termination, not a time-out (no bootstrap)
+        time_outs = (self.episode_length >= self.max_episode_length) & ~self.terminated
         self._time_outs_buf.copy_(time_outs)
         self._rewards()
         dones = self.terminated | time_outs
@@ -474,16 +475,24 @@ class LocomotionEnv(VecEnv):
                                                    + torch.cos(yaw) * rel[:, 1]))
 
     def _fallen(self) -> torch.Tensor:
+        """Return the envs that fell (too low, too tilted) or whose physics went non-finite."""
         too_low = self.base_height < self.cfg.fall_height_fraction * \
             self.robot.nominal_base_height_m
         too_tilted = self.projected_gravity[:, 2] > -math.cos(self.cfg.fall_tilt_rad)
-        return too_low | too_tilted
+        b = self.backend
+        non_finite = ~(torch.isfinite(b.base_pos).all(dim=1)
+                       & torch.isfinite(b.base_quat).all(dim=1)
+                       & torch.isfinite(b.joint_pos).all(dim=1)
+                       & torch.isfinite(b.joint_vel).all(dim=1))
+        return too_low | too_tilted | non_finite
 
     def _rewards(self) -> None:
         """Write the step reward into ``_rewards_buf``; add each term to its episode sum."""
         total = torch.zeros(self.num_envs, device=self.device)
         for name, fn, scale in self.reward_terms:
-            value = fn(self) * (scale * self.dt_s)
+            # a world whose physics went non-finite terminates this step; keep its reward finite
+            value = torch.nan_to_num(fn(self) * (scale * self.dt_s), nan=0.0, posinf=0.0,
+                                     neginf=0.0)
             self.episode_sums[name] += value
             total += value
         self._rewards_buf.copy_(total)
