@@ -286,8 +286,8 @@ class Controller:
             return 'no joint_states received'
         age = _age(self._joint.time_s, now_s)
         if age > self.config.joint_state_timeout_s:
-            return (f'joint_states stale: {age:.3f} s old > joint_state_timeout_s '
-                    f'{self.config.joint_state_timeout_s} s')
+            return _describe_age('joint_states', age, 'joint_state_timeout_s',
+                                 self.config.joint_state_timeout_s)
         return ''
 
     def walking_input_problem(self, now_s: float) -> str:
@@ -453,9 +453,9 @@ class Controller:
             self.fault('computed a non-finite effort')
         if self.state is ControllerState.DAMPING:
             effort = self._damping_effort(now_s)
-        effort = np.clip(effort, -self.effort_limit_nm, self.effort_limit_nm)
-        assert np.all(np.isfinite(effort)), 'effort must be finite'
-        assert np.all(np.abs(effort) <= self.effort_limit_nm), 'effort must be within limits'
+        # the last line of defence, kept under python -O: never a non-finite effort
+        effort = np.clip(np.where(np.isfinite(effort), effort, 0.0), -self.effort_limit_nm,
+                         self.effort_limit_nm)
         return effort
 
     def _pd(self, target: np.ndarray) -> np.ndarray:
@@ -503,7 +503,8 @@ class Controller:
         action = np.asarray(self.policy(obs), dtype=np.float32).reshape(-1)
         if action.shape != (self.contract.action_dim,) or not np.all(np.isfinite(action)):
             raise ControllerError('policy returned a non-finite or wrongly sized action')
-        self._last_action = action
+        # the last_action term holds the clipped action, as in training
+        self._last_action = np.clip(action, -self.contract.action_clip, self.contract.action_clip)
         self._q_target = np.asarray(policy_math.action_to_joint_targets(
             action.astype(np.float64), self.default_pos_rad, self.action_scale_rad,
             self.contract.action_clip), dtype=np.float64)
@@ -521,8 +522,20 @@ class Controller:
 
 
 def _age(time_s: float, now_s: float) -> float:
-    """Return ``now_s - time_s``, treating a backwards time jump (sim reset) as age 0."""
-    return max(0.0, now_s - time_s)
+    """
+    Return ``now_s - time_s`` [s].
+
+    An input received "in the future" means ROS time jumped backwards (a sim reset, a bag loop):
+    it is infinitely old, so it must be received again before it counts as fresh.
+    """
+    age = now_s - time_s
+    return math.inf if age < -1e-9 else max(0.0, age)
+
+
+def _describe_age(source: str, age: float, param: str, timeout_s: float) -> str:
+    if math.isinf(age):
+        return f'{source} received before ROS time jumped backwards; waiting for a fresh one'
+    return f'{source} stale: {age:.3f} s old > {param} {timeout_s} s'
 
 
 def _check_base(quat: np.ndarray, vectors: Tuple[np.ndarray, ...], source: str) -> str:
@@ -542,5 +555,5 @@ def _stamped_problem(value: Optional[_Stamped], problem: str, now_s: float, time
         return f'no {source} received'
     age = _age(value.time_s, now_s)
     if age > timeout_s:
-        return f'{source} stale: {age:.3f} s old > {param} {timeout_s} s'
+        return _describe_age(source, age, param, timeout_s)
     return ''

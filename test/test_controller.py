@@ -227,6 +227,18 @@ def test_stale_odom_ends_in_damping(runtime):
     assert 'odom stale' in f.c.fault_reason
 
 
+def test_inputs_from_before_a_backwards_time_jump_count_as_stale(runtime):
+    f = _walking(runtime)
+    for _ in range(10):
+        f.tick()
+    f.t = 0.5 * DT  # ROS time jumped back (sim reset); no fresh joint state or odometry yet
+    _assert_bounded(f.c, f.c.step(f.t))
+    assert f.c.state is ControllerState.DAMPING
+    assert 'time jumped backwards' in f.c.fault_reason
+    f.tick()  # fresh inputs at the new time make the robot recoverable
+    assert f.c.recover(f.t)[0]
+
+
 def test_recover_requires_healthy_input_then_stands(runtime):
     f = _walking(runtime, joint_state_timeout_s=0.05)
     for _ in range(20):
