@@ -15,20 +15,6 @@ import numpy as np
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 
-NANOSECONDS_PER_SECOND = 1_000_000_000
-
-
-def stamp_to_s(stamp: Time) -> float:
-    """Return a ``builtin_interfaces/Time`` as seconds."""
-    return float(stamp.sec) + float(stamp.nanosec) * 1e-9
-
-
-def s_to_stamp(time_s: float) -> Time:
-    """Return ``time_s`` [s] (>= 0) as a ``builtin_interfaces/Time``."""
-    total_ns = max(0, int(round(time_s * NANOSECONDS_PER_SECOND)))
-    return Time(sec=total_ns // NANOSECONDS_PER_SECOND,
-                nanosec=total_ns % NANOSECONDS_PER_SECOND)
-
 
 def _xyz(vector) -> np.ndarray:
     return np.array([vector.x, vector.y, vector.z], dtype=np.float64)
@@ -147,41 +133,3 @@ def make_imu(quat_wxyz: Sequence[float], ang_vel_body_rad_s: Sequence[float],
     acc = msg.linear_acceleration
     acc.x, acc.y, acc.z = (float(v) for v in lin_acc_body_m_s2)
     return msg
-
-
-def reorder(values: Sequence[float], from_names: Sequence[str], to_names: Sequence[str],
-            fill: float = 0.0) -> np.ndarray:
-    """
-    Return ``values`` (ordered as ``from_names``) rearranged into ``to_names`` order.
-
-    Names in ``to_names`` that ``from_names`` lacks get ``fill``; extra names are dropped.
-    """
-    lookup = {name: i for i, name in enumerate(from_names)}
-    values = np.asarray(values, dtype=np.float64)
-    out = np.full(len(to_names), float(fill))
-    for j, name in enumerate(to_names):
-        i = lookup.get(name)
-        if i is not None:
-            out[j] = values[i]
-    return out
-
-
-def effort_command_from_msg(msg: Union[JointState, Float64MultiArray],
-                            joint_names: Sequence[str],
-                            array_joint_order: Optional[Sequence[str]] = None) -> np.ndarray:
-    """
-    Return efforts [N*m] in ``joint_names`` order from a command message.
-
-    A JointState is matched by name (missing joints get NaN so the caller can refuse it); a
-    Float64MultiArray is read in ``array_joint_order`` (default ``joint_names``) and must have
-    exactly that many values, else ``ValueError``.
-    """
-    if isinstance(msg, JointState):
-        if len(msg.effort) != len(msg.name):
-            raise ValueError(f'joint command has {len(msg.name)} names but {len(msg.effort)} '
-                             'efforts')
-        return reorder(msg.effort, msg.name, joint_names, fill=float('nan'))
-    order = list(array_joint_order) if array_joint_order else list(joint_names)
-    if len(msg.data) != len(order):
-        raise ValueError(f'effort array has {len(msg.data)} values, expected {len(order)}')
-    return reorder(msg.data, order, joint_names, fill=float('nan'))

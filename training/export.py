@@ -134,11 +134,6 @@ def export_policy(actor: nn.Module, normalizer: Optional[nn.Module],
     return onnx_path, contract_path
 
 
-def exported_contract(contract_path: Union[str, Path]) -> PolicyContract:
-    """Read back the contract written by :func:`export_policy` (validated)."""
-    return read_contract(contract_path)
-
-
 def normalized_contract(contract: PolicyContract) -> PolicyContract:
     """Return ``contract`` as it reads back from YAML (tuples/lists and numbers normalized)."""
     return contract_from_dict(contract_to_dict(contract))

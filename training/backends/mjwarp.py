@@ -703,12 +703,6 @@ class MjWarpBackend(SimBackend):
             self._invalid_inputs.zero_()
         return report
 
-    def raw_physics_step(self, nsteps: int = 1) -> None:
-        """Run ``nsteps`` bare ``mujoco_warp.step`` calls (no PD, no torch) for benchmarks."""
-        with self._sim_stream():
-            for _ in range(nsteps):
-                mjw.step(self._m, self._d)
-
     @property
     def warp_model(self) -> Any:
         """Return the ``mujoco_warp.Model`` (advanced use: benchmarks, extra randomization)."""

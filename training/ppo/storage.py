@@ -97,7 +97,7 @@ class RolloutStorage:
         self.step = 0
         """Steps stored so far (host count)."""
         self._step_t = torch.zeros(1, dtype=torch.long, device=self.device)
-        # the same count on the device: the write index, usable inside a CUDA graph
+        # the same count on the device: the write index, read without a host sync
 
     def add(self, obs: torch.Tensor, critic_obs: torch.Tensor, actions: torch.Tensor,
             log_probs: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor,
@@ -113,8 +113,8 @@ class RolloutStorage:
         Count one more stored step on the host; raise if the storage is already full.
 
         ``add`` does this itself.  A caller that writes through ``write_policy_part`` /
-        ``write_env_part`` (e.g. from a CUDA graph, where host code runs only at capture)
-        calls it once per step outside the graph.
+        ``write_env_part`` (the runner, which keeps host code out of its step functions) calls
+        it once per step.
         """
         if self.step >= self.num_steps:
             raise RuntimeError('RolloutStorage is full; call clear() after the update')
@@ -126,7 +126,7 @@ class RolloutStorage:
         """
         Write what the policy produced at the current step (device-side step index).
 
-        No host reads or host-side indexing, so it can be recorded into a CUDA graph.
+        No host reads or host-side indexing (no GPU sync).
         """
         i = self._step_t
         for buf, x in ((self.obs, obs), (self.critic_obs, critic_obs), (self.actions, actions),
