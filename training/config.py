@@ -123,15 +123,15 @@ class DomainRandConfig:
     added_base_mass_kg: Tuple[float, float] = (-1.0, 3.0)
     """Added base mass range [kg]."""
     motor_strength: bool = True
-    """Scale effort limits per joint."""
-    motor_strength_range: Tuple[float, float] = (0.9, 1.1)
-    """Effort limit scale range."""
+    """Scale the effort limits (peak torque) per joint: weaker motors."""
+    motor_strength_range: Tuple[float, float] = (0.8, 1.0)
+    """Effort limit scale range; the actuators' range caps it at 1 (the motor's rating)."""
     pd_gain_scale: bool = True
     """Scale kp and kd per joint."""
     pd_gain_scale_range: Tuple[float, float] = (0.9, 1.1)
     """Scale range of kp and kd."""
     pushes: bool = True
-    """Set the base velocity to random pushes at intervals."""
+    """Add random planar velocity impulses to the base at intervals."""
     push_interval_s: Tuple[float, float] = (3.0, 6.0)
     """Time between pushes [s]."""
     push_lin_vel_m_s: float = 0.6
