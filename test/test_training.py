@@ -24,6 +24,7 @@ from training.cli import build_config
 from training.config import DomainRandConfig, EnvConfig
 from training.env import LocomotionEnv
 from training.evaluate import EvalConfig, evaluate, SUITE
+from training.runner import OnPolicyRunner
 from training.train import train, TrainConfig
 
 
@@ -171,3 +172,17 @@ def test_a_fall_on_the_last_step_is_a_termination_not_a_time_out(env):
     _, _, _, dones, extras = env.step(torch.zeros(3, env.num_actions))
     assert bool(dones[0]) and not bool(extras['time_outs'][0])
     assert bool(dones[1]) and bool(extras['time_outs'][1])
+
+
+def test_a_run_stopped_by_an_error_keeps_a_checkpoint_to_resume_from(tmp_path, monkeypatch):
+    def fail(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(OnPolicyRunner, 'learn', fail)
+    overrides = ['device=cpu', 'env.num_envs=2', 'iterations=1', 'runner.tensorboard=false',
+                 'runner.plot=false', 'run_name=stopped', f'log_root={tmp_path / "runs"}',
+                 f'export_dir={tmp_path / "models"}']
+    with pytest.raises(KeyboardInterrupt):
+        train(build_config(TrainConfig, overrides), command_line=['pytest'])
+    assert (tmp_path / 'runs' / 'stopped' / 'model_0_interrupted.pt').is_file()
+    assert not (tmp_path / 'models' / 'stopped.onnx').exists()

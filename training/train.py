@@ -26,6 +26,7 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
+from humanoid_rl_ros.contract import PolicyContract
 import torch
 from training.cli import add_config_arguments, build_config, config_to_dict, dump_config
 from training.config import EnvConfig
@@ -118,6 +119,28 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     return build_config(TrainConfig, overrides, args.config_file)
 
 
+def _learn(cfg: TrainConfig, runner: OnPolicyRunner, contract: PolicyContract,
+           run_dir: Path) -> List[Dict[str, float]]:
+    """Run the iterations or the time budget, exporting snapshots if asked; return history."""
+    if cfg.time_budget_min <= 0:
+        return runner.learn(num_iterations=cfg.iterations)
+    budget_s = cfg.time_budget_min * 60.0
+    chunk_s = cfg.snapshot_interval_min * 60.0 if cfg.snapshot_interval_min > 0 else budget_s
+    start_wall = runner.wall_time_s
+    history: List[Dict[str, float]] = []
+    while runner.wall_time_s - start_wall < budget_s - 1.0:
+        left_s = budget_s - (runner.wall_time_s - start_wall)
+        history = runner.learn(time_budget_s=min(chunk_s, left_s))
+        if cfg.snapshot_interval_min > 0:
+            name = f'{cfg.run_name}_it{runner.current_iteration:05d}'
+            export_policy(runner.actor, runner.obs_normalizer,
+                          dataclasses.replace(contract, onnx_file=f'{name}.onnx'),
+                          run_dir / 'snapshots', name, provenance={
+                              'iterations': runner.current_iteration,
+                              'train_wall_time_s': round(runner.wall_time_s, 1)})
+    return history
+
+
 def train(cfg: TrainConfig, resume: Optional[Path] = None,
           command_line: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Run training as configured, export the policy, and return a summary of the run."""
@@ -137,23 +160,15 @@ def train(cfg: TrainConfig, resume: Optional[Path] = None,
     if resume is not None:
         runner.resume(resume)
         print(f'[train] resumed from {resume} at iteration {runner.current_iteration}')
-    budget_s = cfg.time_budget_min * 60.0 if cfg.time_budget_min > 0 else None
     contract = env.contract(onnx_file=f'{cfg.run_name}.onnx')
-    if budget_s is None:
-        history = runner.learn(num_iterations=cfg.iterations)
-    else:
-        chunk_s = cfg.snapshot_interval_min * 60.0 if cfg.snapshot_interval_min > 0 else budget_s
-        start_wall = runner.wall_time_s
-        while runner.wall_time_s - start_wall < budget_s - 1.0:
-            left_s = budget_s - (runner.wall_time_s - start_wall)
-            history = runner.learn(time_budget_s=min(chunk_s, left_s))
-            if cfg.snapshot_interval_min > 0:
-                name = f'{cfg.run_name}_it{runner.current_iteration:05d}'
-                export_policy(runner.actor, runner.obs_normalizer,
-                              dataclasses.replace(contract, onnx_file=f'{name}.onnx'),
-                              run_dir / 'snapshots', name, provenance={
-                                  'iterations': runner.current_iteration,
-                                  'train_wall_time_s': round(runner.wall_time_s, 1)})
+    try:
+        history = _learn(cfg, runner, contract, run_dir)
+    except BaseException:  # an error or Ctrl-C: keep the work done so far
+        saved = runner.save(run_dir / f'model_{runner.current_iteration}_interrupted.pt')
+        runner.save_history()
+        print(f'[train] stopped early; saved {saved} (continue with --resume {saved})',
+              flush=True)
+        raise
     runner.save()
     overflow = env.check_overflow()
     final = history[-1] if history else {}
