@@ -53,3 +53,21 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f'ROS_AUTOMATIC_DISCOVERY_RANGE={os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE")}',
         f'humanoid_rl_ros source root: {REPO_ROOT}',
     ]
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """
+    Run torch with one intra-op thread during each test that uses it.
+
+    The networks in the tests are tiny; on a busy 2-core CI box, torch's default thread pool
+    made a PPO update 10-100x slower than a single thread.
+    """
+    torch = sys.modules.get('torch')
+    if torch is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

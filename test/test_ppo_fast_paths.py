@@ -23,15 +23,6 @@ HOST_READS = ('__bool__', 'item', 'tolist', 'nonzero', '__float__', '__int__', '
               'numpy', 'cpu')
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Use one intra-op thread (tiny nets on a busy 2-core CI box)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _forbid_host_reads(m, calls):
     def forbid(name):
         def hook(*args, **kwargs):

@@ -11,15 +11,6 @@ from training.runner import OnPolicyRunner, RunnerConfig, set_seed
 from training.vec_env import VecEnv
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Use one intra-op thread: tiny nets on a busy 2-core CI box are far faster that way."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class PointMassEnv(VecEnv):
     """1-D point mass that must move to a random target; 0.1 m per unit action per step."""
 
