@@ -71,6 +71,8 @@ from std_srvs.srv import Trigger
 MODES = ('realtime', 'lockstep')
 COMMAND_TYPES = ('joint_state', 'float64_array')
 WARN_THROTTLE_S = 2.0
+RUNTIME_PARAMS = ('command_timeout_s', 'push_interval_s', 'push_velocity_m_s')
+"""Parameters that may change while the node runs (checked in ``_on_set_parameters``)."""
 
 
 def _stamp(t_ns: int) -> Time:
@@ -232,14 +234,41 @@ class SimNode(Node):
         return p
 
     def _on_set_parameters(self, params) -> SetParametersResult:
+        """
+        Validate every runtime-settable parameter, then apply them all (or none).
+
+        rclpy already checks types, read-only flags and the declared ranges before this
+        callback runs; the node checks again itself (finite number, within the descriptor's
+        range) so that no rclpy version or edge tolerance can hand it a NaN, an infinity or a
+        negative timeout. A rejection names the parameter and the problem.
+        """
+        values = {}
         for param in params:
-            if param.name == 'command_timeout_s':
-                self.hold.timeout_ns = int(round(param.value * NSEC_PER_SEC))
-            elif param.name == 'push_interval_s':
-                self.push_interval_ns = int(round(param.value * NSEC_PER_SEC))
-            elif param.name == 'push_velocity_m_s':
-                self.push_velocity_m_s = float(param.value)
+            if param.name not in RUNTIME_PARAMS:
+                continue
+            problem = self._runtime_value_problem(param.name, param.value)
+            if problem:
+                return SetParametersResult(successful=False, reason=problem)
+            values[param.name] = float(param.value)
+        if 'command_timeout_s' in values:
+            self.hold.timeout_ns = int(round(values['command_timeout_s'] * NSEC_PER_SEC))
+        if 'push_interval_s' in values:
+            self.push_interval_ns = int(round(values['push_interval_s'] * NSEC_PER_SEC))
+        if 'push_velocity_m_s' in values:
+            self.push_velocity_m_s = values['push_velocity_m_s']
         return SetParametersResult(successful=True)
+
+    def _runtime_value_problem(self, name: str, value) -> str:
+        """Return why ``value`` is not valid for runtime parameter ``name`` ('' if valid)."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f'{name} must be a number [s or m/s], got {type(value).__name__} {value!r}'
+        if not math.isfinite(float(value)):
+            return f'{name} must be a finite number, got {value}'
+        for bounds in self.describe_parameter(name).floating_point_range:
+            lo, hi = sorted((bounds.from_value, bounds.to_value))
+            if not lo <= float(value) <= hi:
+                return f'{name} must be within [{lo}, {hi}], got {value}'
+        return ''
 
     # ---------------------------------------------------------------- time
     @property

@@ -386,3 +386,49 @@ def test_strict_lockstep_gate_waits_for_the_command_after_the_pre_roll():
     relaxed.command(stamp_ns=0)
     relaxed.published(state_stamp_ns=5_000_000, wall_ns=0)
     assert relaxed.idle_action(wall_ns=300_000_000) == 'step'
+
+
+@pytest.mark.ros
+def test_bad_runtime_parameter_values_are_rejected_and_named(ros):
+    from rcl_interfaces.srv import SetParameters
+    rig = Rig()
+    try:
+        rig.connect()
+        client = rig.probe.create_client(SetParameters, 'sim_node/set_parameters')
+        rig.spin_until(client.service_is_ready, 'set_parameters service')
+
+        def set_remote(name, value):
+            request = SetParameters.Request(parameters=[Parameter(name, value=value)
+                                                        .to_parameter_msg()])
+            future = client.call_async(request)
+            rig.spin_until(future.done, 'set_parameters response')
+            return future.result().results[0]
+
+        for value in (-1.0, math.nan, math.inf):
+            result = set_remote('command_timeout_s', value)
+            assert not result.successful, value
+            assert 'command_timeout_s' in result.reason, result.reason
+        # A wrong type is refused by rclpy before the node's callback (its reason names the
+        # types, not the parameter).
+        result = set_remote('command_timeout_s', 'soon')
+        assert not result.successful and 'type' in result.reason
+        # The node's own check (rclpy's range check runs first over the service, so call the
+        # callback directly): NaN is named, never raised, and a mixed batch changes nothing.
+        for value, problem in ((math.nan, 'finite'), (-1.0, 'within'), ('1', 'number')):
+            result = rig.sim._on_set_parameters([Parameter('command_timeout_s', value=value)])
+            assert not result.successful
+            assert 'command_timeout_s' in result.reason and problem in result.reason
+        result = rig.sim._on_set_parameters([Parameter('push_velocity_m_s', value=0.9),
+                                             Parameter('push_interval_s', value=math.nan)])
+        assert not result.successful and 'push_interval_s' in result.reason
+        assert rig.sim.push_velocity_m_s == 0.5 and rig.sim.push_interval_ns == 0
+        # The old timeout is still in force: a command is held and applied, not zeroed.
+        assert rig.sim.get_parameter('command_timeout_s').value == 0.05
+        assert rig.sim.hold.timeout_ns == 50_000_000
+        rig.command_and_wait(_command(NAMES, np.full(len(NAMES), 2.0)))
+        np.testing.assert_allclose(rig.js[-1].effort, 2.0)
+        # A valid value is accepted and takes effect.
+        assert set_remote('command_timeout_s', 0.2).successful
+        assert rig.sim.hold.timeout_ns == 200_000_000
+    finally:
+        rig.close()
