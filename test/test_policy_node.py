@@ -240,6 +240,102 @@ def test_joint_state_order_does_not_change_efforts(contract, policy_path, harnes
                                _standing_expected(contract, h.feed), rtol=1e-12, atol=1e-12)
 
 
+def _standing_pd(contract, q, qd) -> np.ndarray:
+    """Return the standing PD effort (ramp complete) for ``q``, ``qd`` in policy order."""
+    effort = (np.asarray(contract.kp_nm_per_rad) * (np.asarray(contract.default_pos_rad) - q)
+              - np.asarray(contract.kd_nms_per_rad) * qd)
+    limit = np.asarray(contract.effort_limit_nm)
+    return np.clip(effort, -limit, limit)
+
+
+def _walk_lockstep(contract, policy_path, harness_factory, name: str, shuffled: bool,
+                   ticks: int) -> np.ndarray:
+    """
+    Walk the node one control tick per joint_states message; return the efforts per tick.
+
+    ``control_trigger: joint_states`` makes every message one tick, so the test publishes one
+    state, waits for its command (generous deadline) and only then publishes the next. The
+    states are the same for both orders (``shuffled`` permutes them and adds a joint the
+    policy does not know).
+    """
+    num = contract.num_joints
+    perm = (np.random.default_rng(7).permutation(num) if shuffled else np.arange(num))
+    extra = ['head_pan_joint'] if shuffled else []
+
+    def publish(feed, q, qd):
+        names = [contract.joint_names[i] for i in perm] + extra
+        feed.js_pub.publish(make_joint_state(names, list(q[perm]) + [0.3] * len(extra),
+                                             list(qd[perm]) + [-0.1] * len(extra)))
+        feed.odom_pub.publish(make_odometry([0.0, 0.0, 0.8], [1.0, 0.0, 0.0, 0.0],
+                                            [0.1, 0.0, 0.0], [0.0, 0.0, 0.0]))
+
+    def quiet(feed):
+        feed.publish_joint_states = False  # this test publishes every message itself
+        feed.publish_odom = False
+
+    generous = 10.0  # [s] staleness limits far above any stall; ticks come from messages only
+    h = harness_factory(contract, name,
+                        {'policy': str(policy_path), 'stand_ramp_s': 0.0,
+                         'control_trigger': 'joint_states', 'joint_state_timeout_s': generous,
+                         'odom_timeout_s': generous, 'cmd_vel_timeout_s': 60.0},
+                        feed_names=quiet)
+    q0 = np.asarray(contract.default_pos_rad) + 0.05 * np.sin(np.arange(num))
+    qd0 = 0.2 * np.cos(np.arange(num))
+
+    def standing_seen():
+        publish(h.feed, q0, qd0)  # configure waits for joint_states; standing ticks are PD only
+        return h.feed.value('state') == 'standing'
+
+    wait_for(standing_seen, 'standing')
+    # Drain: a state of its own; once its command is back, no earlier message is in flight.
+    q_b, qd_b = q0 + 0.03, qd0 - 0.05
+    publish(h.feed, q_b, qd_b)
+    wait_for(lambda: any(np.allclose(_efforts_by_policy_order(contract, m),
+                                     _standing_pd(contract, q_b, qd_b), rtol=0, atol=1e-9)
+                         for m in list(h.feed.commands)), 'the command for the drain state')
+    command = (0.4, 0.1, 0.2)
+    h.feed.send_cmd_vel(*command)
+    wait_for(lambda: np.allclose([float(h.feed.value(k) or 'nan') for k in
+                                  ('command_vx_m_s', 'command_vy_m_s', 'command_wz_rad_s')],
+                                 command), 'the velocity command')
+    assert h.feed.call('walk').success
+    efforts = []
+    for k in range(ticks):
+        q = q0 + 0.02 * np.sin(0.7 * k + np.arange(num))
+        qd = qd0 + 0.1 * np.cos(0.3 * k + np.arange(num))
+        n = len(h.feed.commands)
+        publish(h.feed, q, qd)
+        wait_for(lambda: len(h.feed.commands) > n, f'the command of walking tick {k}')
+        efforts.append(_efforts_by_policy_order(contract, h.feed.commands[n]))
+    wait_for(lambda: h.feed.value('state') == 'walking'
+             and int(h.feed.value('policy_steps') or 0) >= ticks // contract.decimation,
+             'walking diagnostics')
+    return np.array(efforts)
+
+
+def test_joint_state_order_does_not_change_walking_efforts(contract, policy_path,
+                                                           harness_factory):
+    ticks = 3 * contract.decimation  # three policy periods
+    assert ticks >= 8
+    in_order = _walk_lockstep(contract, policy_path, harness_factory, 'policy_walk_order',
+                              shuffled=False, ticks=ticks)
+    shuffled = _walk_lockstep(contract, policy_path, harness_factory, 'policy_walk_shuffled',
+                              shuffled=True, ticks=ticks)
+    np.testing.assert_array_equal(shuffled, in_order)
+    for effort in in_order:
+        _assert_bounded(contract, effort)
+    # Not vacuous: the policy moved the PD targets away from the default pose.
+    num = contract.num_joints
+    standing = np.array([_standing_pd(contract,
+                                      np.asarray(contract.default_pos_rad)
+                                      + 0.05 * np.sin(np.arange(num))
+                                      + 0.02 * np.sin(0.7 * k + np.arange(num)),
+                                      0.2 * np.cos(np.arange(num))
+                                      + 0.1 * np.cos(0.3 * k + np.arange(num)))
+                         for k in range(ticks)])
+    assert not np.allclose(in_order, standing, atol=1e-6)
+
+
 def test_walks_and_publishes_finite_bounded_efforts(contract, policy_path, harness_factory):
     h = harness_factory(contract, 'policy_walk', {'policy': str(policy_path),
                                                   'stand_ramp_s': 0.05,
