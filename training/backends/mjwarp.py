@@ -520,36 +520,29 @@ class MjWarpBackend(SimBackend):
                    base_quat: torch.Tensor, base_lin_vel_world: torch.Tensor,
                    base_ang_vel_body: torch.Tensor, joint_pos: torch.Tensor,
                    joint_vel: torch.Tensor) -> None:
-        """Write the state of worlds ``env_ids`` (see :meth:`SimBackend.reset_envs`)."""
+        """
+        Write the state of worlds ``env_ids`` (see :meth:`SimBackend.reset_envs`).
+
+        The rows are scattered into full-width inputs and written by :meth:`reset_masked`, so
+        indexed and masked resets share one implementation.
+        """
         ids = self._env_ids(env_ids)
-        k, nj = ids.numel(), self.num_joints
-        pos = self._rows('base_pos', base_pos, k, 3)
-        quat = self._rows('base_quat', base_quat, k, 4)
-        lin = self._rows('base_lin_vel_world', base_lin_vel_world, k, 3)
-        ang = self._rows('base_ang_vel_body', base_ang_vel_body, k, 3)
-        jp = self._rows('joint_pos', joint_pos, k, nj)
-        jv = self._rows('joint_vel', joint_vel, k, nj)
+        k, n, nj = ids.numel(), self.num_envs, self.num_joints
+        rows = [self._rows(name, value, k, width) for name, value, width in (
+            ('base_pos', base_pos, 3), ('base_quat', base_quat, 4),
+            ('base_lin_vel_world', base_lin_vel_world, 3),
+            ('base_ang_vel_body', base_ang_vel_body, 3), ('joint_pos', joint_pos, nj),
+            ('joint_vel', joint_vel, nj))]
         if k == 0:
             return
-        self._check_values({name: torch.isfinite(t).all() for name, t in (
-            ('base_pos', pos), ('base_quat', quat), ('base_lin_vel_world', lin),
-            ('base_ang_vel_body', ang), ('joint_pos', jp), ('joint_vel', jv))})
-        quat = quat / quat.norm(dim=1, keepdim=True).clamp_min(1e-9)
-        b, v = self._base_qadr, self._base_vadr
-        self._qpos[ids, b:b + 3] = pos
-        self._qpos[ids, b + 3:b + 7] = quat
-        self._qvel[ids, v:v + 3] = lin
-        self._qvel[ids, v + 3:v + 6] = ang
-        self._qpos[ids[:, None], self._jq[None, :]] = jp
-        self._qvel[ids[:, None], self._jv[None, :]] = jv
-        d = self._d
-        for arr in (d.qacc_warmstart, d.qacc, d.qfrc_applied, d.ctrl, d.time, d.act):
-            if arr.size > 0:
-                wp.to_torch(arr)[ids] = 0.0
-        self.foot_contact_force[ids] = 0.0
-        with self._sim_stream():
-            mjw.kinematics(self._m, self._d)
-            self._refresh_derived()
+        mask = torch.zeros(n, dtype=torch.bool, device=self.device)
+        mask[ids] = True
+        full = []
+        for value in rows:
+            wide = torch.zeros((n, value.shape[1]), dtype=value.dtype, device=self.device)
+            wide[ids] = value
+            full.append(wide)
+        self.reset_masked(mask, *full)
 
     def _mask(self, mask: Any) -> torch.Tensor:
         """Return ``mask`` as a bool [N] tensor on ``device`` or raise ValueError."""
