@@ -9,13 +9,15 @@ measures, for each ``--num-envs`` (default 4096 and 8192):
    worlds x steps / s.
 2. ``backend_step``: ``MjWarpBackend.step(decimation)`` (torch PD + physics, one CUDA graph
    per call); env-steps/s = worlds x calls / s, and its ratio to raw physics / decimation.
-3. ``rollout_collection``: ``LocomotionEnv.step`` driven by the runner's policy (inference,
-   no learning) -- :func:`measure_rollout_collection`.
-4. ``end_to_end_training``: ``OnPolicyRunner.learn`` iterations, PPO updates included --
-   :func:`measure_end_to_end_training`.
+3. ``env_step``: ``LocomotionEnv.step`` (one CUDA graph, torch code compiled) fed by the
+   deterministic policy -- :func:`measure_env_step`.
+4. ``rollout_collection`` and ``end_to_end_training``: ``OnPolicyRunner.learn`` iterations;
+   collection is the runner's collection phase (sampling policy, env step, storage writes),
+   end-to-end includes the PPO updates -- :func:`measure_training`.
 
-3 and 4 use the env and PPO code of the repository; a failure there is recorded in the JSON
-(``error``) instead of stopping the benchmark.  Worlds are reset to the standing pose every
+3 and 4 use the env and PPO code of the repository (``--compile`` sets their torch.compile
+setting); a failure there is recorded in the JSON (``error``) instead of stopping the
+benchmark.  Worlds are reset to the standing pose every
 ``--reset-every`` policy steps outside the timed regions in 1 and 2, so the robots stay
 upright-ish and contact counts are realistic.  Every timed region ends with a device
 synchronize.  Overflow reports of the backend are stored with each figure.
@@ -27,7 +29,7 @@ from pathlib import Path
 import platform
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
@@ -124,24 +126,26 @@ def measure_backend_step(backend: MjWarpBackend, decimation: int, policy_steps: 
             'cuda_graph': bool(backend.use_cuda_graph), 'overflow': backend.check_overflow()}
 
 
-def measure_rollout_collection(args: argparse.Namespace, num_envs: int) -> Dict[str, Any]:
-    """
-    Return env-steps/s of ``LocomotionEnv.step`` driven by the runner's policy (no learning).
-
-    Hook for the lead: adjust to the final env/runner API if it changes.
-    """
+def _env_and_runner(args: argparse.Namespace, num_envs: int) -> Tuple[Any, Any]:
     from training.config import EnvConfig
     from training.env import LocomotionEnv
     from training.ppo import PPOConfig
     from training.runner import OnPolicyRunner, RunnerConfig
-    cfg = EnvConfig(robot=args.robot, num_envs=num_envs, decimation=args.decimation)
+    cfg = EnvConfig(robot=args.robot, num_envs=num_envs, decimation=args.decimation,
+                    compile_step=args.compile)
     env = LocomotionEnv(cfg, 'mjwarp', args.device)
-    runner = OnPolicyRunner(env, PPOConfig(), RunnerConfig(tensorboard=False, plot=False),
-                            log_dir=None, device=args.device)
+    rcfg = RunnerConfig(tensorboard=False, plot=False, compile=args.compile)
+    runner = OnPolicyRunner(env, PPOConfig(), rcfg, log_dir=None, device=args.device)
+    return env, runner
+
+
+def measure_env_step(args: argparse.Namespace, num_envs: int) -> Dict[str, Any]:
+    """Return env-steps/s of ``LocomotionEnv.step`` fed by the deterministic policy."""
+    env, runner = _env_and_runner(args, num_envs)
     policy = runner.inference_policy()
     dev = torch.device(args.device)
     obs, _ = env.reset()
-    for _ in range(10):  # warm-up, graph capture
+    for _ in range(10):  # warm-up, compilation, graph capture
         obs, _, _, _, _ = env.step(policy(obs))
     _sync(dev)
     t0 = time.perf_counter()
@@ -152,42 +156,36 @@ def measure_rollout_collection(args: argparse.Namespace, num_envs: int) -> Dict[
     report = env.check_overflow()
     env.close()
     return {'env_steps_per_s': num_envs * args.policy_steps / elapsed, 'seconds': elapsed,
-            'overflow': report}
+            'graph_captured': env.graph_captured, 'overflow': report}
 
 
-def measure_end_to_end_training(args: argparse.Namespace, num_envs: int) -> Dict[str, Any]:
+def measure_training(args: argparse.Namespace, num_envs: int) -> Dict[str, Any]:
     """
-    Return env-steps/s of ``OnPolicyRunner.learn`` (collection + PPO updates).
+    Return the rollout-collection and end-to-end env-steps/s of ``OnPolicyRunner.learn``.
 
-    Hook for the lead: adjust to the final env/runner API if it changes.
+    Collection is the runner's own collection phase (sampling policy, env step, storage
+    writes; it ends with a host read, so its clock is exact), summed over the timed
+    iterations; end-to-end is every timed iteration, PPO updates included.
     """
-    from training.config import EnvConfig
-    from training.env import LocomotionEnv
-    from training.ppo import PPOConfig
-    from training.runner import OnPolicyRunner, RunnerConfig
-    cfg = EnvConfig(robot=args.robot, num_envs=num_envs, decimation=args.decimation)
-    env = LocomotionEnv(cfg, 'mjwarp', args.device)
-    rcfg = RunnerConfig(tensorboard=False, plot=False)
-    runner = OnPolicyRunner(env, PPOConfig(), rcfg, log_dir=None, device=args.device)
-    runner.learn(num_iterations=1)  # warm-up: kernel load, graph capture
+    env, runner = _env_and_runner(args, num_envs)
+    runner.learn(num_iterations=1)  # warm-up: kernel load, compilation, graph capture
     dev = torch.device(args.device)
     _sync(dev)
     t0 = time.perf_counter()
-    runner.learn(num_iterations=args.train_iterations)
+    rows = runner.learn(num_iterations=args.train_iterations)[-args.train_iterations:]
     _sync(dev)
     elapsed = time.perf_counter() - t0
-    steps = num_envs * rcfg.num_steps_per_env * args.train_iterations
+    steps = num_envs * runner.cfg.num_steps_per_env * args.train_iterations
+    collect_s = sum(row['collection_time_s'] for row in rows)
+    learn_s = sum(row['learn_time_s'] for row in rows)
     report = env.check_overflow()
     env.close()
-    return {'env_steps_per_s': steps / elapsed, 'seconds': elapsed,
-            'iterations': args.train_iterations, 'overflow': report}
-
-
-EXTRA_MEASUREMENTS: Dict[str, Callable[[argparse.Namespace, int], Dict[str, Any]]] = {
-    'rollout_collection': measure_rollout_collection,
-    'end_to_end_training': measure_end_to_end_training,
-}
-"""Measurements that build the full env/runner; each returns a dict with env_steps_per_s."""
+    return {
+        'rollout_collection': {'env_steps_per_s': steps / collect_s, 'seconds': collect_s},
+        'end_to_end_training': {'env_steps_per_s': steps / elapsed, 'seconds': elapsed,
+                                'iterations': args.train_iterations,
+                                'learn_seconds_per_iteration': learn_s / len(rows)},
+        'overflow': report}
 
 
 def run(args: argparse.Namespace) -> Dict[str, Any]:
@@ -197,6 +195,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     out: Dict[str, Any] = {
         'robot': args.robot, 'device': str(dev), 'decimation': args.decimation,
         'physics_dt_s': args.physics_dt_s, 'policy_steps': args.policy_steps,
+        'compile': args.compile,
         'machine': {'platform': platform.platform(), 'python': platform.python_version(),
                     'torch': torch.__version__, 'warp': wp.__version__,
                     'gpu': torch.cuda.get_device_name(dev) if dev.type == 'cuda' else None},
@@ -221,15 +220,21 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         row['backend_step']['ratio_to_raw_over_decimation'] = (
             row['backend_step']['env_steps_per_s'] / ceiling)
         del backend
-        for name, fn in EXTRA_MEASUREMENTS.items():
+        for name, fn in (('env_step', measure_env_step), ('training', measure_training)):
             if name in args.skip:
                 continue
             try:
                 res = fn(args, n)
-                res['ratio_to_raw_over_decimation'] = res['env_steps_per_s'] / ceiling
             except Exception as exc:  # record and keep going: the physics figures still count
-                res = {'error': f'{type(exc).__name__}: {exc}'}
-            row[name] = res
+                row[name] = {'error': f'{type(exc).__name__}: {exc}'}
+                continue
+            parts = {name: res} if name == 'env_step' else {
+                key: value for key, value in res.items() if key != 'overflow'}
+            for key, part in parts.items():
+                part['ratio_to_raw_over_decimation'] = part['env_steps_per_s'] / ceiling
+                row[key] = part
+            if name == 'training':
+                row['training_overflow'] = res['overflow']
         out['results'].append(row)
         _print_row(row)
     return out
@@ -242,7 +247,8 @@ def _print_row(row: Dict[str, Any]) -> None:
     print(f'raw physics            {raw / 1e6:8.3f} M physics steps/s '
           f'(= {row["raw_physics_env_steps_per_s"] / 1e3:8.1f} k env-steps/s at this '
           f'decimation)')
-    for name in ('backend_step', 'rollout_collection', 'end_to_end_training'):
+    for name in ('backend_step', 'env_step', 'training', 'rollout_collection',
+                 'end_to_end_training'):
         res = row.get(name)
         if res is None:
             continue
@@ -275,8 +281,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument('--train-iterations', type=int, default=5)
     p.add_argument('--nconmax', type=int, default=None, help='contacts per world')
     p.add_argument('--njmax', type=int, default=None, help='constraint rows per world')
-    p.add_argument('--skip', nargs='*', default=[], choices=sorted(EXTRA_MEASUREMENTS),
-                   help='extra measurements to skip')
+    p.add_argument('--skip', nargs='*', default=[], choices=['env_step', 'training'],
+                   help='measurements to skip')
+    p.add_argument('--compile', default='auto',
+                   help="torch.compile setting of env and runner: 'auto' or 'off'")
     args = p.parse_args(argv)
     results = run(args)
     out = Path(args.out)

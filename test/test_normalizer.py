@@ -51,3 +51,12 @@ def test_bad_settings_are_named():
         EmpiricalNormalizer(2, eps=0.0)
     with pytest.raises(ValueError, match='clip'):
         EmpiricalNormalizer(2, clip=-1.0)
+
+
+def test_old_checkpoint_with_scalar_count_loads():
+    """A state dict from before the count became shape [1] (0-dim count) still loads."""
+    old = EmpiricalNormalizer(3).state_dict()
+    old['count'] = torch.tensor(42.0, dtype=torch.float64)
+    norm = EmpiricalNormalizer(3)
+    norm.load_state_dict(old)
+    assert norm.count.shape == (1,) and float(norm.count) == 42.0

@@ -172,6 +172,8 @@ class EnvConfig:
     """Uniform noise on the initial joint positions [rad]."""
     init_base_vel_m_s: float = 0.3
     """Uniform noise on the initial planar base velocity [m/s]."""
+    compile_step: str = 'auto'
+    """torch.compile the step's torch code: 'auto' (inductor on CUDA), 'off', or a backend."""
     commands: CommandConfig = field(default_factory=CommandConfig)
     """Command sampling."""
     observations: ObservationConfig = field(default_factory=ObservationConfig)

@@ -13,7 +13,9 @@ number of a step comes from one slab refilled by a single ``uniform_`` outside t
 RNG inside a warp-captured graph would replay the same numbers).  On CUDA the first step runs
 eagerly and captures the graph (physics included, through the backend's ``capture_graph``);
 later steps replay it.  On the CPU, or when capture fails (a warning), the same code runs
-eagerly.  The only host reads are the overflow check every ``OVERFLOW_CHECK_INTERVAL`` steps and
+eagerly.  On CUDA the torch code before and after the physics also goes through
+``torch.compile`` (``EnvConfig.compile_step``), which fuses its ~600 small kernels into a few;
+the simulator's own writes (resets, randomization) stay eager.  The only host reads are the overflow check every ``OVERFLOW_CHECK_INTERVAL`` steps and
 the finished-episode statistics every ``EPISODE_LOG_INTERVAL`` steps.
 """
 
@@ -31,6 +33,7 @@ import numpy as np
 import torch
 from training.backends import make_backend
 from training.backends.base import raise_if_overflow, SimBackend
+from training.compiling import maybe_compile
 from training.config import EnvConfig
 from training.rewards import REWARD_TERMS
 from training.vec_env import VecEnv
@@ -96,6 +99,9 @@ class LocomotionEnv(VecEnv):
         """Capture the step into a CUDA graph (set False before the first step to opt out)."""
         self._graph: Optional[Any] = None
         self._graph_tried = False
+        self._pre_physics_fn = maybe_compile(self._pre_physics, cfg.compile_step, self.device)
+        self._post_physics_fn = maybe_compile(self._post_physics, cfg.compile_step,
+                                              self.device)
 
     # ----------------------------------------------------------------------------- setup
     def _init_constants(self) -> None:
@@ -257,6 +263,7 @@ class LocomotionEnv(VecEnv):
             onnx_file=onnx_file, provenance=dict(provenance or {}))
 
     # ----------------------------------------------------------------------------- episodes
+    @torch.no_grad()
     def reset(self) -> Tuple[torch.Tensor, torch.Tensor]:
         """Reset every environment; return ``(obs, critic_obs)``."""
         with self.backend.sim_stream():
@@ -284,11 +291,9 @@ class LocomotionEnv(VecEnv):
                                      cfg.init_base_vel_m_s), zero.unsqueeze(1)], dim=1)
         joint_pos = self.default_joint_pos + self._u(
             'reset_joint', -cfg.init_joint_noise_rad, cfg.init_joint_noise_rad)
-        self.backend.reset_masked(mask, base_pos=pos, base_quat=quat,
-                                  base_lin_vel_world=lin_vel,
-                                  base_ang_vel_body=torch.zeros(n, 3, device=dev),
-                                  joint_pos=joint_pos,
-                                  joint_vel=torch.zeros(n, a, device=dev))
+        self._backend_reset(mask, base_pos=pos, base_quat=quat, base_lin_vel_world=lin_vel,
+                            base_ang_vel_body=torch.zeros(n, 3, device=dev),
+                            joint_pos=joint_pos, joint_vel=torch.zeros(n, a, device=dev))
         self._randomize_masked(mask)
         for buf in (self.actions, self.last_actions, self.applied_actions, self.last_joint_vel,
                     self.feet_air_time):
@@ -304,6 +309,11 @@ class LocomotionEnv(VecEnv):
         self.command_timer_s.copy_(torch.where(mask, hold_s, self.command_timer_s))
         self.push_timer_s.copy_(torch.where(
             mask, self._u('reset_push', *cfg.randomization.push_interval_s), self.push_timer_s))
+
+    @torch.compiler.disable
+    def _backend_reset(self, mask: torch.Tensor, **state: torch.Tensor) -> None:
+        """Write the reset state into the simulator (eager: simulator code is not compiled)."""
+        self.backend.reset_masked(mask, **state)
 
     def _randomize_masked(self, mask: torch.Tensor) -> None:
         """Draw the per-env domain randomization of the envs where ``mask`` is True."""
@@ -329,8 +339,10 @@ class LocomotionEnv(VecEnv):
             self._try_dr('added_base_mass', b.set_base_mass_offset_masked, mask,
                          self._u('reset_mass', *r.added_base_mass_kg))
 
+    @torch.compiler.disable
     def _try_dr(self, name: str, setter: Any, mask: torch.Tensor, values: torch.Tensor
                 ) -> None:
+        """Apply one simulator-side randomization; switch it off if the backend lacks it."""
         try:
             setter(mask, values)
         except NotImplementedError as exc:
@@ -349,6 +361,7 @@ class LocomotionEnv(VecEnv):
         return cmd, self._u(hold_key, *c.resample_interval_s)
 
     # ----------------------------------------------------------------------------- stepping
+    @torch.no_grad()
     def step(self, actions: torch.Tensor
              ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, Dict[str, Any]]:
         """
@@ -402,6 +415,15 @@ class LocomotionEnv(VecEnv):
         outputs in place.  No host syncs, fixed shapes.  ``captured`` runs the backend's
         physics uncaptured (``substeps``) so that it becomes part of this graph.
         """
+        self._pre_physics_fn()
+        if captured:
+            self.backend.substeps(self.cfg.decimation)
+        else:
+            self.backend.step(self.cfg.decimation)
+        self._post_physics_fn()
+
+    def _pre_physics(self) -> None:
+        """Clamp the actions and set the PD targets (torch only; compiled on CUDA)."""
         cfg = self.cfg
         self.last_actions.copy_(self.actions)
         self.actions.copy_(self._actions_in.clamp(-cfg.action_clip, cfg.action_clip))
@@ -409,11 +431,15 @@ class LocomotionEnv(VecEnv):
         self.backend.q_target.copy_(action_to_joint_targets(
             applied, self.default_joint_pos, self.action_scale, self._action_clip))
         self.applied_actions.copy_(self.actions)
-        if captured:
-            self.backend.substeps(cfg.decimation)
-        else:
-            self.backend.step(cfg.decimation)
 
+    def _post_physics(self) -> None:
+        """
+        Bookkeeping, rewards, terminations, resets and observations after the physics.
+
+        Torch only, compiled on CUDA; the backend's reset and randomization writes run
+        eagerly inside it (they are excluded from compilation).
+        """
+        cfg = self.cfg
         self.episode_length += 1
         self.gait_phase.copy_(torch.remainder(
             self.gait_phase + self.dt_s / cfg.observations.gait_period_s, 1.0))

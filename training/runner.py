@@ -29,6 +29,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 import torch
 from torch import nn
 
+from .compiling import maybe_compile
 from .ppo import ActorCritic, EmpiricalNormalizer, PolicyConfig, PPO, PPOConfig
 from .vec_env import VecEnv
 
@@ -63,6 +64,12 @@ class RunnerConfig:
 
     plot: bool = True
     """Write learning_curves.png at each checkpoint and at the end."""
+
+    compile: str = 'auto'
+    """torch.compile the collection step and the PPO loss: 'auto' (inductor on CUDA), 'off'."""
+
+    tf32_matmul: bool = True
+    """On CUDA, let float32 matmuls use TF32 tensor cores (torch precision 'high')."""
 
     def __post_init__(self) -> None:
         """Validate the fields."""
@@ -114,7 +121,10 @@ class OnPolicyRunner:
         self.log_dir = Path(log_dir) if log_dir is not None else None
         self.actor_critic = ActorCritic(env.num_obs, env.num_critic_obs, env.num_actions,
                                         runner_cfg.policy).to(self.device)
-        self.alg = PPO(self.actor_critic, ppo_cfg, self.device)
+        if self.device.type == 'cuda':
+            torch.set_float32_matmul_precision('high' if runner_cfg.tf32_matmul else 'highest')
+        self.alg = PPO(self.actor_critic, ppo_cfg, self.device,
+                       compile_setting=runner_cfg.compile)
         self.alg.init_storage(env.num_envs, runner_cfg.num_steps_per_env)
         if runner_cfg.empirical_normalization:
             clip = runner_cfg.normalizer_clip if runner_cfg.normalizer_clip > 0 else None
@@ -141,6 +151,8 @@ class OnPolicyRunner:
         self._last_mean_return = float('nan')
         self._last_mean_length = float('nan')
         self._init_step_buffers()
+        self._policy_step_fn = maybe_compile(self._policy_step, runner_cfg.compile, self.device)
+        self._record_step_fn = maybe_compile(self._record_step, runner_cfg.compile, self.device)
 
     def _init_step_buffers(self) -> None:
         """
@@ -253,7 +265,7 @@ class OnPolicyRunner:
             with torch.no_grad():
                 for _ in range(self.cfg.num_steps_per_env):
                     alg.storage.commit_step()
-                    self._policy_step()
+                    self._policy_step_fn()
                     obs, critic_obs, rewards, dones, extras = env.step(self._actions_out.clone())
                     self._obs_in.copy_(obs)
                     self._critic_obs_in.copy_(critic_obs)
@@ -264,7 +276,7 @@ class OnPolicyRunner:
                         self._time_outs_in.zero_()
                     else:
                         self._time_outs_in.copy_(time_outs)
-                    self._record_step()
+                    self._record_step_fn()
                     for key, value in extras.get('log', {}).items():
                         if isinstance(value, torch.Tensor):
                             value = value.detach()

@@ -13,7 +13,7 @@ map a small deployment offset to a huge input; 5 std leaves every in-distributio
 Set ``clip=None`` to disable.
 """
 
-from typing import Optional, Sequence, Union
+from typing import Any, Dict, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -41,7 +41,9 @@ class EmpiricalNormalizer(nn.Module):
         self.register_buffer('mean', torch.zeros(shape))
         self.register_buffer('var', torch.ones(shape))
         self.register_buffer('std', torch.ones(shape))
-        self.register_buffer('count', torch.zeros((), dtype=torch.float64))
+        # shape [1], not a 0-dim tensor: torch.compile (torch 2.13, CPU) drops in-place updates
+        # of 0-dim float64 tensors
+        self.register_buffer('count', torch.zeros(1, dtype=torch.float64))
 
     @torch.no_grad()
     def update(self, x: torch.Tensor) -> None:
@@ -63,6 +65,14 @@ class EmpiricalNormalizer(nn.Module):
         self.var.copy_(m2 / total)
         self.std.copy_(self.var.sqrt())
         self.count.add_(n)
+
+    def _load_from_state_dict(self, state_dict: Dict[str, Any], prefix: str,
+                              *args: Any) -> None:
+        # checkpoints written before the count became shape [1] hold a 0-dim count
+        key = prefix + 'count'
+        if key in state_dict and state_dict[key].dim() == 0:
+            state_dict[key] = state_dict[key].reshape(1)
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return normalized ``x`` (no statistics update)."""

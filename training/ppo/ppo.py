@@ -8,12 +8,13 @@ max grad norm 1.0.
 """
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 import warnings
 
 import torch
 from torch import nn
 
+from ..compiling import maybe_compile
 from .actor_critic import ActorCritic
 from .storage import Batch, gather_batch, RolloutStorage
 
@@ -159,8 +160,13 @@ class PPO:
     """
 
     def __init__(self, actor_critic: ActorCritic, cfg: PPOConfig,
-                 device: torch.device = 'cpu') -> None:
-        """Wrap ``actor_critic`` (moved to ``device``) with an Adam optimizer."""
+                 device: torch.device = 'cpu', compile_setting: str = 'off') -> None:
+        """
+        Wrap ``actor_critic`` (moved to ``device``) with an Adam optimizer.
+
+        ``compile_setting`` selects ``torch.compile`` for the minibatch loss (forward and
+        backward), see :mod:`training.compiling`.
+        """
         self.cfg = cfg
         self.device = torch.device(device)
         self.actor_critic = actor_critic.to(self.device)
@@ -175,6 +181,7 @@ class PPO:
         self._stats = torch.zeros(5, device=self.device)
         self._mb_idx: Optional[torch.Tensor] = None
         self._flat: Optional[Batch] = None
+        self._loss_fn = maybe_compile(self._minibatch_loss, compile_setting, self.device)
 
     # ------------------------------------------------------------------ learning rate
     @property
@@ -269,6 +276,32 @@ class PPO:
             adv.copy_((adv - adv.mean()) / (adv.std() + 1e-8))
 
     # ------------------------------------------------------------------ update
+    def _minibatch_loss(self, idx: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """
+        Return the PPO loss of the rollout rows ``idx`` and its detached statistics.
+
+        Statistics: ``[surrogate, value loss, entropy, KL(old || new), clip fraction]``.
+        Pure tensor code without host reads (what ``compile_setting`` compiles).
+        """
+        cfg = self.cfg
+        ac = self.actor_critic
+        batch = gather_batch(self._flat, idx)
+        dist = ac.distribution(batch.obs)
+        log_probs = dist.log_prob(batch.actions).sum(-1)
+        values = ac.evaluate(batch.critic_obs)
+        entropy = dist.entropy().sum(-1).mean()
+        ratio = torch.exp(log_probs - batch.log_probs)
+        surrogate = clipped_surrogate_loss(ratio, batch.advantages, cfg.clip_param)
+        v_loss = value_loss(values, batch.values, batch.returns, cfg.clip_param,
+                            cfg.use_clipped_value_loss)
+        loss = surrogate + cfg.value_loss_coef * v_loss - cfg.entropy_coef * entropy
+        with torch.no_grad():
+            kl = gaussian_kl(batch.mu, batch.sigma, dist.mean, dist.stddev).mean()
+            clip_frac = ((ratio - 1.0).abs() > cfg.clip_param).float().mean()
+            stats = torch.stack([surrogate.detach(), v_loss.detach(), entropy.detach(), kl,
+                                 clip_frac])
+        return loss, stats
+
     def _minibatch_step(self) -> None:
         """
         Run one gradient step on the minibatch ``self._mb_idx`` of the flattened rollout.
@@ -278,37 +311,20 @@ class PPO:
         host.
         """
         cfg = self.cfg
-        ac = self.actor_critic
-        batch = gather_batch(self._flat, self._mb_idx)
-        dist = ac.distribution(batch.obs)
-        log_probs = dist.log_prob(batch.actions).sum(-1)
-        values = ac.evaluate(batch.critic_obs)
-        entropy = dist.entropy().sum(-1).mean()
-
-        with torch.no_grad():
-            kl = gaussian_kl(batch.mu, batch.sigma, dist.mean, dist.stddev).mean()
-            if cfg.schedule == 'adaptive':
-                # rsl_rl adapts the rate from this minibatch's KL before the step; on the
-                # device (Adam reads the tensor) instead of a host read per minibatch.
-                new_lr = adapt_learning_rate_tensor(self._lr, kl, cfg)
+        loss, stats = self._loss_fn(self._mb_idx)
+        if cfg.schedule == 'adaptive':
+            # rsl_rl adapts the rate from this minibatch's KL before the step; on the
+            # device (Adam reads the tensor) instead of a host read per minibatch.
+            with torch.no_grad():
+                new_lr = adapt_learning_rate_tensor(self._lr, stats[3], cfg)
                 self._lr.copy_(new_lr)
                 self._lr_opt.copy_(new_lr)
-
-        ratio = torch.exp(log_probs - batch.log_probs)
-        surrogate = clipped_surrogate_loss(ratio, batch.advantages, cfg.clip_param)
-        v_loss = value_loss(values, batch.values, batch.returns, cfg.clip_param,
-                            cfg.use_clipped_value_loss)
-        loss = surrogate + cfg.value_loss_coef * v_loss - cfg.entropy_coef * entropy
-
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        nn.utils.clip_grad_norm_(ac.parameters(), cfg.max_grad_norm, foreach=True)
+        nn.utils.clip_grad_norm_(self.actor_critic.parameters(), cfg.max_grad_norm,
+                                 foreach=True)
         self.optimizer.step()
-
-        with torch.no_grad():
-            clip_frac = ((ratio - 1.0).abs() > cfg.clip_param).float().mean()
-            self._stats += torch.stack([surrogate.detach(), v_loss.detach(), entropy.detach(),
-                                        kl, clip_frac])
+        self._stats += stats
 
     def update(self) -> Dict[str, float]:
         """Run ``num_learning_epochs x num_mini_batches`` gradient steps; return mean stats."""
