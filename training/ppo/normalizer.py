@@ -45,6 +45,9 @@ class EmpiricalNormalizer(nn.Module):
         # of 0-dim float64 tensors
         self.register_buffer('count', torch.zeros(1, dtype=torch.float64))
 
+    # eager under torch.compile: triton 3.6 failed to compile the fused float64 statistics
+    # update on the H100 ("PassManager::run failed"); it is a dozen small kernels per step
+    @torch.compiler.disable
     @torch.no_grad()
     def update(self, x: torch.Tensor) -> None:
         """Merge a batch ``x`` ``[..., dim]`` into the running mean/var."""
