@@ -9,7 +9,8 @@ each op is a kernel of a few microseconds, and the launches, not the arithmetic,
   compiler is missing), no compilation on the CPU (where the tiny tests run);
 - ``'off'``: never compile;
 - a ``torch.compile`` backend name (``'inductor'``, ``'aot_eager'``, ...): compile with it on
-  any device (the tests use ``aot_eager`` on the CPU to run the traced code path).
+  any device (the tests use ``aot_eager`` on the CPU to run the traced code path), without
+  the CUDA-graph replay that ``'auto'`` adds where a caller asks for it.
 """
 
 import importlib.util
@@ -58,9 +59,19 @@ def compile_backend(setting: str, device: Union[str, torch.device]) -> Optional[
     return setting
 
 
-def maybe_compile(fn: F, setting: str, device: Union[str, torch.device]) -> F:
-    """Return ``fn`` compiled as ``setting`` selects on ``device`` (module doc), else ``fn``."""
+def maybe_compile(fn: F, setting: str, device: Union[str, torch.device],
+                  cuda_graphs: bool = False) -> F:
+    """
+    Return ``fn`` compiled as ``setting`` selects on ``device`` (module doc), else ``fn``.
+
+    ``cuda_graphs``: with ``'auto'`` on CUDA, also replay the compiled code as CUDA graphs
+    (inductor's ``reduce-overhead`` mode), for functions whose inputs keep their addresses
+    and whose outputs are consumed before the next call; callers mark each call with
+    ``torch.compiler.cudagraph_mark_step_begin()``.
+    """
     backend = compile_backend(setting, device)
     if backend is None:
         return fn
+    if cuda_graphs and setting == 'auto':
+        return torch.compile(fn, backend=backend, dynamic=False, mode='reduce-overhead')
     return torch.compile(fn, backend=backend, dynamic=False)

@@ -14,9 +14,10 @@ RNG inside a warp-captured graph would replay the same numbers).  On CUDA the fi
 eagerly and captures the graph (physics included, through the backend's ``capture_graph``);
 later steps replay it.  On the CPU, or when capture fails (a warning), the same code runs
 eagerly.  On CUDA the torch code before and after the physics also goes through
-``torch.compile`` (``EnvConfig.compile_step``), which fuses its ~600 small kernels into a few;
-the simulator's own writes (resets, randomization) stay eager.  The only host reads are the overflow check every ``OVERFLOW_CHECK_INTERVAL`` steps and
-the finished-episode statistics every ``EPISODE_LOG_INTERVAL`` steps.
+``torch.compile`` (``EnvConfig.compile_step``), which fuses its ~600 small kernels into a few
+dozen; the backend compiles its own torch code (PD law, reset writes) with the same setting.
+The only host reads are the overflow check every ``OVERFLOW_CHECK_INTERVAL`` steps and the
+finished-episode statistics every ``EPISODE_LOG_INTERVAL`` steps.
 """
 
 import math
@@ -66,7 +67,8 @@ class LocomotionEnv(VecEnv):
         self.num_actions = len(self.robot.joints)
         self.dt_s = cfg.physics_dt_s * cfg.decimation
         self.max_episode_length = int(math.ceil(cfg.episode_length_s / self.dt_s))
-        sim_options = ({'nconmax': cfg.nconmax_per_world, 'njmax': cfg.njmax_per_world}
+        sim_options = ({'nconmax': cfg.nconmax_per_world, 'njmax': cfg.njmax_per_world,
+                        'compile_setting': cfg.compile_step}
                        if backend_name == 'mjwarp' else {})
         self.backend = backend or make_backend(backend_name, self.robot, cfg.num_envs, device,
                                                physics_dt_s=cfg.physics_dt_s, **sim_options)

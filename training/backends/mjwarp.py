@@ -27,6 +27,7 @@ import mujoco_warp as mjw
 import numpy as np
 import torch
 from training.backends.base import SimBackend
+from training.compiling import maybe_compile
 import warp as wp
 
 # Upper bound of contacts one robot geom can make with a plane (mujoco_warp 4.0
@@ -187,14 +188,19 @@ class MjWarpBackend(SimBackend):
             once, raising ValueError (one device sync per call).  Default: True on the CPU,
             False on CUDA, where bad values are instead recorded on the device without a
             sync and reported by :meth:`check_overflow` under ``'invalid_inputs'``.
+        compile_setting: ``torch.compile`` of the torch code around the physics (the PD
+            law of each substep, the reset writes), see :mod:`training.compiling`.
     """
 
     def __init__(self, robot: Any, num_envs: int, device: Any = 'cuda:0',
                  physics_dt_s: float = 0.005, nconmax: Optional[int] = None,
                  njmax: Optional[int] = None, *, mj_model: Optional[mujoco.MjModel] = None,
                  use_cuda_graph: bool = True,
-                 validate_inputs: Optional[bool] = None) -> None:
+                 validate_inputs: Optional[bool] = None, compile_setting: str = 'off') -> None:
         """Build the model, upload N worlds and create the torch views."""
+        self._pd_fn = maybe_compile(self._pd_control, compile_setting, _torch_device(device))
+        self._reset_write_fn = maybe_compile(self._reset_write, compile_setting,
+                                             _torch_device(device))
         if int(num_envs) != num_envs or num_envs < 1:
             raise ValueError(f'num_envs must be a positive integer, got {num_envs!r}')
         if not (physics_dt_s > 0.0 and math.isfinite(physics_dt_s)):
@@ -411,9 +417,7 @@ class MjWarpBackend(SimBackend):
     def _substeps(self, decimation: int) -> None:
         """Run the decimation loop (what the CUDA graph captures)."""
         for _ in range(decimation):
-            self._gather_joints()
-            self._ctrl.copy_(self.compute_effort())
-            torch.nan_to_num(self._ctrl, nan=0.0, out=self._ctrl)  # never a NaN effort
+            self._pd_fn()
             mjw.step(self._m, self._d)
             torch.maximum(self._nacon_peak, self._nacon, out=self._nacon_peak)
             torch.maximum(self._nefc_peak, self._nefc, out=self._nefc_peak)
@@ -422,6 +426,12 @@ class MjWarpBackend(SimBackend):
         # foot_pos matches qpos
         mjw.kinematics(self._m, self._d)
         self._refresh_derived()
+
+    def _pd_control(self) -> None:
+        """Write the PD effort of the current state into ``ctrl`` (never a NaN effort)."""
+        self._gather_joints()
+        self._ctrl.copy_(self.compute_effort())
+        torch.nan_to_num(self._ctrl, nan=0.0, out=self._ctrl)
 
     def sim_stream(self) -> Any:
         """Return the context running torch and warp on the backend's stream (see base)."""
@@ -572,27 +582,34 @@ class MjWarpBackend(SimBackend):
         ang = self._rows('base_ang_vel_body', base_ang_vel_body, n, 3)
         jp = self._rows('joint_pos', joint_pos, n, nj)
         jv = self._rows('joint_vel', joint_vel, n, nj)
-        m1 = m[:, None]
         with self._sim_stream():
-            self._check_values({name: (torch.isfinite(t) | ~m1).all() for name, t in (
-                ('base_pos', pos), ('base_quat', quat), ('base_lin_vel_world', lin),
-                ('base_ang_vel_body', ang), ('joint_pos', jp), ('joint_vel', jv))})
-            quat = quat / quat.norm(dim=1, keepdim=True).clamp_min(1e-9)
-            b, v = self._base_qadr, self._base_vadr
-            for view, value in ((self._qpos[:, b:b + 3], pos), (self._qpos[:, b + 3:b + 7], quat),
-                                (self._qvel[:, v:v + 3], lin), (self._qvel[:, v + 3:v + 6], ang)):
-                view.copy_(torch.where(m1, value, view))
-            if self._joint_views:
-                for view, value in ((self.joint_pos, jp), (self.joint_vel, jv)):
-                    view.copy_(torch.where(m1, value, view))
-            else:
-                for full, idx, value in ((self._qpos, self._jq, jp), (self._qvel, self._jv, jv)):
-                    full.index_copy_(1, idx, torch.where(m1, value, full.index_select(1, idx)))
-            for t in self._reset_cleared:
-                t.masked_fill_(m.view((n,) + (1,) * (t.dim() - 1)), 0.0)
-            self.foot_contact_force.masked_fill_(m1, 0.0)
+            self._reset_write_fn(m, pos, quat, lin, ang, jp, jv)
             mjw.kinematics(self._m, self._d)
             self._refresh_derived()
+
+    def _reset_write(self, m: torch.Tensor, pos: torch.Tensor, quat: torch.Tensor,
+                     lin: torch.Tensor, ang: torch.Tensor, jp: torch.Tensor,
+                     jv: torch.Tensor) -> None:
+        """Validate and write the masked rows of the reset state (torch only)."""
+        n = self.num_envs
+        m1 = m[:, None]
+        self._check_values({name: (torch.isfinite(t) | ~m1).all() for name, t in (
+            ('base_pos', pos), ('base_quat', quat), ('base_lin_vel_world', lin),
+            ('base_ang_vel_body', ang), ('joint_pos', jp), ('joint_vel', jv))})
+        quat = quat / quat.norm(dim=1, keepdim=True).clamp_min(1e-9)
+        b, v = self._base_qadr, self._base_vadr
+        for view, value in ((self._qpos[:, b:b + 3], pos), (self._qpos[:, b + 3:b + 7], quat),
+                            (self._qvel[:, v:v + 3], lin), (self._qvel[:, v + 3:v + 6], ang)):
+            view.copy_(torch.where(m1, value, view))
+        if self._joint_views:
+            for view, value in ((self.joint_pos, jp), (self.joint_vel, jv)):
+                view.copy_(torch.where(m1, value, view))
+        else:
+            for full, idx, value in ((self._qpos, self._jq, jp), (self._qvel, self._jv, jv)):
+                full.index_copy_(1, idx, torch.where(m1, value, full.index_select(1, idx)))
+        for t in self._reset_cleared:
+            t.masked_fill_(m.view((n,) + (1,) * (t.dim() - 1)), 0.0)
+        self.foot_contact_force.masked_fill_(m1, 0.0)
 
     def set_friction_masked(self, mask: torch.Tensor, friction: torch.Tensor) -> None:
         """Set the friction of the worlds where ``mask`` is True (fixed shape, no sync)."""

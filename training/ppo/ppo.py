@@ -165,7 +165,8 @@ class PPO:
         Wrap ``actor_critic`` (moved to ``device``) with an Adam optimizer.
 
         ``compile_setting`` selects ``torch.compile`` for the minibatch loss (forward and
-        backward), see :mod:`training.compiling`.
+        backward; with ``'auto'`` on CUDA also replayed as CUDA graphs), see
+        :mod:`training.compiling`.
         """
         self.cfg = cfg
         self.device = torch.device(device)
@@ -181,7 +182,8 @@ class PPO:
         self._stats = torch.zeros(5, device=self.device)
         self._mb_idx: Optional[torch.Tensor] = None
         self._flat: Optional[Batch] = None
-        self._loss_fn = maybe_compile(self._minibatch_loss, compile_setting, self.device)
+        self._loss_fn = maybe_compile(self._minibatch_loss, compile_setting, self.device,
+                                      cuda_graphs=True)
 
     # ------------------------------------------------------------------ learning rate
     @property
@@ -311,6 +313,7 @@ class PPO:
         host.
         """
         cfg = self.cfg
+        torch.compiler.cudagraph_mark_step_begin()  # the last minibatch's outputs are consumed
         loss, stats = self._loss_fn(self._mb_idx)
         if cfg.schedule == 'adaptive':
             # rsl_rl adapts the rate from this minibatch's KL before the step; on the
