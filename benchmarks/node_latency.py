@@ -280,7 +280,7 @@ def run_phase(bench: Bench, kind: str, rate: float, duration: float, work: Path,
         argv = [sys.executable, str(Path(__file__).resolve()), '--role', 'echo']
     else:
         policy = make_policy(work / 'policies', rate)
-        argv = [sys.executable, os.environ.get("NODE_SCRIPT", "-m"), *([] if os.environ.get("NODE_SCRIPT") else ["humanoid_rl_ros.policy_node"]), "--ros-args",
+        argv = [sys.executable, '-m', 'humanoid_rl_ros.policy_node', '--ros-args',
                 '-p', f'policy:={policy}', '-p', 'use_sim_time:=true', '-p', 'autostart:=true',
                 '-p', 'start_walking_on_activate:=true', '-p', 'stand_ramp_s:=0.05',
                 '-p', f'control_trigger:={trigger}', '-p', 'cmd_vel_stamped:=false']
