@@ -134,7 +134,7 @@ def _env_and_runner(args: argparse.Namespace, num_envs: int) -> Tuple[Any, Any]:
     cfg = EnvConfig(robot=args.robot, num_envs=num_envs, decimation=args.decimation,
                     compile_step=args.compile)
     env = LocomotionEnv(cfg, 'mjwarp', args.device)
-    rcfg = RunnerConfig(tensorboard=False, plot=False, compile=args.compile)
+    rcfg = RunnerConfig(tensorboard=False, plot=False, torch_compile=args.compile)
     runner = OnPolicyRunner(env, PPOConfig(), rcfg, log_dir=None, device=args.device)
     return env, runner
 

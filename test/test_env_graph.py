@@ -377,3 +377,25 @@ def test_cuda_graph_replay_matches_eager_and_draws_fresh_randoms():
         quats.append(graph_env.backend.base_quat.clone())
     # resets on replays got fresh randoms: reset worlds have new headings
     assert not torch.equal(quats[-1], quats[-2])
+
+
+def test_runner_fused_step_equals_env_step_path():
+    """The runner's fused collection (policy + storage inside the env step) == env.step path."""
+    from training.ppo import PolicyConfig, PPOConfig
+    from training.runner import OnPolicyRunner, RunnerConfig, set_seed
+    results = {}
+    for fused in (True, False):
+        set_seed(0)
+        env = LocomotionEnv(_cfg(episode_length_s=0.2, fall_height_fraction=1.0), 'mjwarp',
+                            'cpu')
+        cfg = RunnerConfig(policy=PolicyConfig(actor_hidden_dims=(16,), critic_hidden_dims=(16,)),
+                           num_steps_per_env=6, tensorboard=False, plot=False, fused_step=fused)
+        runner = OnPolicyRunner(env, PPOConfig(), cfg, log_dir=None, device='cpu')
+        assert runner._fused is fused
+        history = runner.learn(num_iterations=2)
+        results[fused] = (history, [p.detach().clone() for p in runner.actor_critic.parameters()])
+    for key in ('mean_step_reward', 'value_loss', 'surrogate_loss', 'episodes_completed'):
+        assert [row[key] for row in results[True][0]] == [row[key] for row in results[False][0]]
+    assert results[True][0][-1]['episodes_completed'] > 0
+    for a, b in zip(results[True][1], results[False][1]):
+        assert torch.equal(a, b)

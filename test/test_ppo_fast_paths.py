@@ -213,7 +213,8 @@ def test_compiled_runner_trains():
     """The compiled collection step (its own random draws) and loss train with finite losses."""
     set_seed(0)
     cfg = RunnerConfig(policy=PolicyConfig(actor_hidden_dims=(8,), critic_hidden_dims=(8,)),
-                       num_steps_per_env=4, tensorboard=False, plot=False, compile='aot_eager')
+                       num_steps_per_env=4, tensorboard=False, plot=False,
+                       torch_compile='aot_eager')
     runner = OnPolicyRunner(_ToyEnv(), PPOConfig(), cfg, log_dir=None, device='cpu')
     history = runner.learn(num_iterations=2)
     for key in ('surrogate_loss', 'value_loss', 'entropy', 'approx_kl'):

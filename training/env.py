@@ -21,7 +21,7 @@ finished-episode statistics every ``EPISODE_LOG_INTERVAL`` steps.
 """
 
 import math
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from humanoid_rl_ros.contract import CommandRanges, ObsTermSpec, PolicyContract
 from humanoid_rl_ros.policy_math import (
@@ -99,8 +99,8 @@ class LocomotionEnv(VecEnv):
         self.steps_taken = 0
         self.use_cuda_graph = self.device.type == 'cuda'
         """Capture the step into a CUDA graph (set False before the first step to opt out)."""
-        self._graph: Optional[Any] = None
-        self._graph_tried = False
+        self._graphs: Dict[str, Optional[Any]] = {}
+        """Captured step graphs: 'step' (plain) and 'fused' (with the caller's hooks)."""
         self._pre_physics_fn = maybe_compile(self._pre_physics, cfg.compile_step, self.device)
         self._post_physics_fn = maybe_compile(self._post_physics, cfg.compile_step,
                                               self.device)
@@ -380,19 +380,57 @@ class LocomotionEnv(VecEnv):
                              f'got {tuple(actions.shape)}')
         with self.backend.sim_stream():
             self._actions_in.copy_(actions)
+        log = self._advance('step', lambda: self._step_body(captured=True),
+                            lambda: self._step_body(captured=False))
+        return (self._obs_buf.clone(), self._critic_obs_buf.clone(), self._rewards_buf.clone(),
+                self._dones_buf.clone(), {'time_outs': self._time_outs_buf.clone(), 'log': log})
+
+    @torch.no_grad()
+    def step_fused(self, before: Callable[[], None], after: Callable[[], None]
+                   ) -> Dict[str, Any]:
+        """
+        Run one step with the caller's ``before()`` and ``after()`` in the same CUDA graph.
+
+        ``before`` must write the actions into :attr:`actions_in`; ``after`` may read the
+        step's results from :attr:`outputs`.  Both must be capture-safe like the step itself
+        (no host reads, persistent buffers, no torch RNG: draw randoms before the call).  The
+        runner uses this to run its policy and rollout storage inside the env's graph.
+        Returns the step's log dict (what ``step`` returns under ``'log'``).
+        """
+        def run(captured: bool) -> None:
+            before()
+            self._step_body(captured)
+            after()
+        return self._advance('fused', lambda: run(True), lambda: run(False))
+
+    @property
+    def actions_in(self) -> torch.Tensor:
+        """Return the persistent action input [N, A] that a step reads (for ``step_fused``)."""
+        return self._actions_in
+
+    @property
+    def outputs(self) -> Dict[str, torch.Tensor]:
+        """Return the persistent step outputs: obs, critic_obs, rewards, dones, time_outs."""
+        return {'obs': self._obs_buf, 'critic_obs': self._critic_obs_buf,
+                'rewards': self._rewards_buf, 'dones': self._dones_buf,
+                'time_outs': self._time_outs_buf}
+
+    def _advance(self, key: str, captured_body: Callable[[], None],
+                 eager_body: Callable[[], None]) -> Dict[str, Any]:
+        """Draw the randoms, run or replay the graph ``key`` of ``captured_body``, log."""
+        with self.backend.sim_stream():
             self._draw_randoms()
-            if self._graph is not None:
-                self._graph()
-            elif self.use_cuda_graph and not self._graph_tried:
-                self._graph_tried = True
+            if self._graphs.get(key) is not None:
+                self._graphs[key]()
+            elif self.use_cuda_graph and key not in self._graphs:
                 with self.backend.graph_memory():  # warm-up: this call's real step
-                    self._step_body(captured=True)
-                self._graph = self.backend.capture_graph(lambda: self._step_body(captured=True))
-                if self._graph is not None:
+                    captured_body()
+                self._graphs[key] = self.backend.capture_graph(captured_body)
+                if self._graphs[key] is not None:
                     print(f'[env] step captured into one CUDA graph ({self.num_envs} envs, '
                           f'{self.cfg.decimation} physics steps each)', flush=True)
             else:
-                self._step_body(captured=False)
+                eager_body()
         self.steps_taken += 1
         if self.steps_taken % OVERFLOW_CHECK_INTERVAL == 0:
             self.check_overflow()
@@ -401,13 +439,12 @@ class LocomotionEnv(VecEnv):
                                'track/yaw_rate_error_rad_s': step_log[1]}
         if self.steps_taken % EPISODE_LOG_INTERVAL == 0:
             log.update(self._episode_log())
-        return (self._obs_buf.clone(), self._critic_obs_buf.clone(), self._rewards_buf.clone(),
-                self._dones_buf.clone(), {'time_outs': self._time_outs_buf.clone(), 'log': log})
+        return log
 
     @property
     def graph_captured(self) -> bool:
         """Return True when steps replay a captured CUDA graph."""
-        return self._graph is not None
+        return any(graph is not None for graph in self._graphs.values())
 
     def _step_body(self, captured: bool) -> None:
         """

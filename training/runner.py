@@ -65,7 +65,11 @@ class RunnerConfig:
     plot: bool = True
     """Write learning_curves.png at each checkpoint and at the end."""
 
-    compile: str = 'auto'
+    fused_step: bool = True
+    """Run the policy and the rollout storage inside the env's step graph where the env
+    offers ``step_fused`` (LocomotionEnv); otherwise call ``env.step``."""
+
+    torch_compile: str = 'auto'
     """torch.compile the collection step and the PPO loss: 'auto' (inductor on CUDA), 'off'."""
 
     tf32_matmul: bool = True
@@ -124,7 +128,7 @@ class OnPolicyRunner:
         if self.device.type == 'cuda':
             torch.set_float32_matmul_precision('high' if runner_cfg.tf32_matmul else 'highest')
         self.alg = PPO(self.actor_critic, ppo_cfg, self.device,
-                       compile_setting=runner_cfg.compile)
+                       compile_setting=runner_cfg.torch_compile)
         self.alg.init_storage(env.num_envs, runner_cfg.num_steps_per_env)
         if runner_cfg.empirical_normalization:
             clip = runner_cfg.normalizer_clip if runner_cfg.normalizer_clip > 0 else None
@@ -151,8 +155,9 @@ class OnPolicyRunner:
         self._last_mean_return = float('nan')
         self._last_mean_length = float('nan')
         self._init_step_buffers()
-        self._policy_step_fn = maybe_compile(self._policy_step, runner_cfg.compile, self.device)
-        self._record_step_fn = maybe_compile(self._record_step, runner_cfg.compile, self.device)
+        compile_setting = runner_cfg.torch_compile
+        self._policy_step_fn = maybe_compile(self._policy_step, compile_setting, self.device)
+        self._record_step_fn = maybe_compile(self._record_step, compile_setting, self.device)
 
     def _init_step_buffers(self) -> None:
         """
@@ -162,12 +167,22 @@ class OnPolicyRunner:
         ``_record_step`` on them: no per-step allocation and no host read inside the loop.
         """
         env, dev, n = self.env, self.device, self.env.num_envs
-        self._obs_in = torch.zeros(n, env.num_obs, device=dev)
-        self._critic_obs_in = torch.zeros(n, env.num_critic_obs, device=dev)
-        self._actions_out = torch.zeros(n, env.num_actions, device=dev)
-        self._rewards_in = torch.zeros(n, device=dev)
-        self._dones_in = torch.zeros(n, dtype=torch.bool, device=dev)
-        self._time_outs_in = torch.zeros(n, dtype=torch.bool, device=dev)
+        self._fused = bool(self.cfg.fused_step) and callable(getattr(env, 'step_fused', None))
+        if self._fused:  # read and write the env's own persistent buffers
+            out = env.outputs
+            self._obs_in, self._critic_obs_in = out['obs'], out['critic_obs']
+            self._rewards_in, self._dones_in = out['rewards'], out['dones']
+            self._time_outs_in, self._actions_out = out['time_outs'], env.actions_in
+        else:
+            self._obs_in = torch.zeros(n, env.num_obs, device=dev)
+            self._critic_obs_in = torch.zeros(n, env.num_critic_obs, device=dev)
+            self._actions_out = torch.zeros(n, env.num_actions, device=dev)
+            self._rewards_in = torch.zeros(n, device=dev)
+            self._dones_in = torch.zeros(n, dtype=torch.bool, device=dev)
+            self._time_outs_in = torch.zeros(n, dtype=torch.bool, device=dev)
+        self._noise = torch.zeros(n, env.num_actions, device=dev)
+        """Standard normal draws of the policy step, refilled before each step (outside any
+        graph: torch RNG inside a captured graph would replay the same numbers)."""
         self._cur_return = torch.zeros(n, device=dev)
         self._cur_length = torch.zeros(n, device=dev)
         self._ep_stats = torch.zeros(3, device=dev)  # sum return, sum length, count
@@ -180,7 +195,8 @@ class OnPolicyRunner:
             self.obs_normalizer.update(self._obs_in)
             self.critic_obs_normalizer.update(self._critic_obs_in)
         actions = self.alg.act_and_store(self.obs_normalizer(self._obs_in),
-                                         self.critic_obs_normalizer(self._critic_obs_in))
+                                         self.critic_obs_normalizer(self._critic_obs_in),
+                                         noise=self._noise)
         self._actions_out.copy_(actions)
 
     @torch.no_grad()
@@ -196,6 +212,23 @@ class OnPolicyRunner:
         self._cur_return *= 1.0 - done_f
         self._cur_length *= 1.0 - done_f
         self._step_reward_sum += rewards.mean()
+
+    @torch.no_grad()
+    def _env_step(self) -> Dict[str, Any]:
+        """Run one collection step through ``env.step``; return the env's step log."""
+        self._policy_step_fn()
+        obs, critic_obs, rewards, dones, extras = self.env.step(self._actions_out.clone())
+        self._obs_in.copy_(obs)
+        self._critic_obs_in.copy_(critic_obs)
+        self._rewards_in.copy_(rewards)
+        self._dones_in.copy_(dones)
+        time_outs = extras.get('time_outs')
+        if time_outs is None:
+            self._time_outs_in.zero_()
+        else:
+            self._time_outs_in.copy_(time_outs)
+        self._record_step_fn()
+        return extras.get('log', {})
 
     @torch.no_grad()
     def _returns_step(self) -> None:
@@ -265,19 +298,12 @@ class OnPolicyRunner:
             with torch.no_grad():
                 for _ in range(self.cfg.num_steps_per_env):
                     alg.storage.commit_step()
-                    self._policy_step_fn()
-                    obs, critic_obs, rewards, dones, extras = env.step(self._actions_out.clone())
-                    self._obs_in.copy_(obs)
-                    self._critic_obs_in.copy_(critic_obs)
-                    self._rewards_in.copy_(rewards)
-                    self._dones_in.copy_(dones)
-                    time_outs = extras.get('time_outs')
-                    if time_outs is None:
-                        self._time_outs_in.zero_()
+                    self._noise.normal_()
+                    if self._fused:
+                        step_log = env.step_fused(self._policy_step_fn, self._record_step_fn)
                     else:
-                        self._time_outs_in.copy_(time_outs)
-                    self._record_step_fn()
-                    for key, value in extras.get('log', {}).items():
+                        step_log = self._env_step()
+                    for key, value in step_log.items():
                         if isinstance(value, torch.Tensor):
                             value = value.detach()
                             if value.dim() != 0 or value.dtype != torch.float32:

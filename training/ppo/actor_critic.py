@@ -6,7 +6,7 @@ sizes [512, 256, 128], ELU activations, initial action std 1.0.
 """
 
 from dataclasses import dataclass
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -112,11 +112,16 @@ class ActorCritic(nn.Module):
         std = self.action_std.expand_as(mean)
         return Normal(mean, std, validate_args=False)
 
-    def act(self, obs: torch.Tensor
+    def act(self, obs: torch.Tensor, noise: Optional[torch.Tensor] = None
             ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Sample actions; return ``(actions, log_prob [B], mean, std)``."""
+        """
+        Sample actions; return ``(actions, log_prob [B], mean, std)``.
+
+        ``noise`` ``[B, num_actions]``: standard normal draws to use (actions = mean + std *
+        noise), for callers that draw them outside a CUDA graph; None draws here.
+        """
         dist = self.distribution(obs)
-        actions = dist.sample()
+        actions = dist.sample() if noise is None else dist.mean + dist.stddev * noise
         return actions, dist.log_prob(actions).sum(-1), dist.mean, dist.stddev
 
     def act_inference(self, obs: torch.Tensor) -> torch.Tensor:

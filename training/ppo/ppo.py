@@ -14,9 +14,9 @@ import warnings
 import torch
 from torch import nn
 
-from ..compiling import maybe_compile
 from .actor_critic import ActorCritic
 from .storage import Batch, gather_batch, RolloutStorage
+from ..compiling import maybe_compile
 
 
 @dataclass
@@ -249,15 +249,16 @@ class PPO:
         self._pending = None
 
     @torch.no_grad()
-    def act_and_store(self, obs: torch.Tensor, critic_obs: torch.Tensor) -> torch.Tensor:
+    def act_and_store(self, obs: torch.Tensor, critic_obs: torch.Tensor,
+                      noise: Optional[torch.Tensor] = None) -> torch.Tensor:
         """
         Sample actions and write the policy's part of the transition into the storage.
 
         Sync-free split of ``act`` + ``process_env_step``: no host reads, the storage row is
         the device-side step index.  Follow with :meth:`store_env_step` (and the host-side
-        ``storage.commit_step()``).
+        ``storage.commit_step()``).  ``noise``: the sampling draws (see ``ActorCritic.act``).
         """
-        actions, log_probs, mu, sigma = self.actor_critic.act(obs)
+        actions, log_probs, mu, sigma = self.actor_critic.act(obs, noise)
         values = self.actor_critic.evaluate(critic_obs)
         self.storage.write_policy_part(obs, critic_obs, actions, log_probs, mu, sigma, values)
         return actions
