@@ -192,6 +192,7 @@ class _ControlLoop:
     """
 
     _WAIT_TIMEOUT_NS = 100_000_000  # re-check the context (shutdown) at least every 0.1 s
+    _EVENT_POLL_NS = 100_000_000
 
     def __init__(self, node: 'PolicyNode', group: _ControlGroup, lock: threading.RLock) -> None:
         """Prepare a loop for ``node`` (not started)."""
@@ -227,9 +228,10 @@ class _ControlLoop:
             if (isinstance(getattr(sub.callback, '__self__', None), TimeSource)
                     and sub not in self._subs):
                 self._subs.append(sub)
-        # A subscription's event handlers (incompatible QoS/type warnings) are waited on with
-        # it: an executor waiting on the events of a subscription it does not take from wakes
-        # up at once, again and again, while a message is waiting (seen with Fast DDS).
+        # A subscription's event handlers (incompatible QoS/type warnings) go with it: an
+        # executor waiting on the events of a subscription it does not take from woke up at
+        # once, again and again, while a message was waiting (seen with Fast DDS). The loop
+        # polls them every _EVENT_POLL_NS (a QoS event stays pending until taken).
         self._events = [handler for sub in self._subs
                         for handler in getattr(sub, 'event_handlers', ())]
         for entity in self._subs + self._timers + self._events:
@@ -272,8 +274,9 @@ class _ControlLoop:
                 for handler in events:
                     stack.enter_context(handler)
                 stack.enter_context(context.handle)
-                wait_set = _rclpy.WaitSet(len(subs), 1, len(timers), 0, 0, len(events),
-                                          context.handle)
+                wait_set = _rclpy.WaitSet(len(subs), 1, len(timers), 0, 0, 0, context.handle)
+                event_wait_set = _rclpy.WaitSet(0, 0, 0, 0, 0, len(events), context.handle)
+                next_event_poll_ns = 0
                 sub_handles = [sub.handle for sub in subs]
                 takes = [(sub.handle.take_message, sub.msg_type, sub.callback) for sub in subs]
                 timer_handles = [(tmr.handle, tmr.callback) for tmr in timers]
@@ -285,17 +288,13 @@ class _ControlLoop:
                     for handle, _ in timer_handles:
                         wait_set.add_timer(handle)
                     wait_set.add_guard_condition(guard_handle)
-                    for handler in events:
-                        handler.add_to_wait_set(wait_set)
                     wait_set.wait(self._WAIT_TIMEOUT_NS)
                     if self._stop:
                         break
+                    if events and time.monotonic_ns() >= next_event_poll_ns:
+                        next_event_poll_ns = time.monotonic_ns() + self._EVENT_POLL_NS
+                        self._poll_events(event_wait_set, events)
                     with self._lock:
-                        for handler in events:
-                            if handler.is_ready(wait_set):
-                                data = handler.take_data()
-                                if data:
-                                    self._call(_run_to_completion, handler.execute(data))
                         for index, (take, msg_type, callback) in enumerate(takes):
                             if wait_set.is_ready('subscription', index):
                                 taken = take(msg_type, False)
@@ -308,6 +307,18 @@ class _ControlLoop:
         except Exception as exc:  # noqa: B902 - a dead control thread must be reported
             if not self._stop and context.ok():
                 logger.error(f'control loop stopped: {type(exc).__name__}: {exc}')
+
+    def _poll_events(self, wait_set, events: Sequence) -> None:
+        wait_set.clear_entities()
+        for handler in events:
+            handler.add_to_wait_set(wait_set)
+        wait_set.wait(0)
+        for handler in events:
+            if handler.is_ready(wait_set):
+                data = handler.take_data()
+                if data:
+                    with self._lock:
+                        self._call(_run_to_completion, handler.execute(data))
 
     def _call(self, callback, *args) -> None:
         try:
