@@ -162,6 +162,7 @@ class Controller:
         self.needs_lin_vel = 'base_lin_vel' in terms
         self.needs_base = bool({'base_lin_vel', 'base_ang_vel', 'projected_gravity'} & set(terms))
         self.uses_gait_phase = 'gait_phase' in terms
+        self._obs_scale = policy_math.observation_scale(contract.obs_terms)  # once, not per tick
 
         self.state = ControllerState.INACTIVE
         self.fault_reason = ''
@@ -495,7 +496,7 @@ class Controller:
     def _run_policy(self, now_s: float) -> None:
         inputs = self.observation_inputs(now_s)
         obs = policy_math.build_observation(self.contract.obs_terms, inputs,
-                                            clip=self.contract.obs_clip)
+                                            clip=self.contract.obs_clip, scale=self._obs_scale)
         obs = np.asarray(obs, dtype=np.float32).reshape(-1)
         if obs.shape != (self.contract.obs_dim,):
             raise ControllerError(f'observation has shape {obs.shape}, contract says '
