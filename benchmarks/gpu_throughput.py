@@ -24,6 +24,7 @@ synchronize.  Overflow reports of the backend are stored with each figure.
 """
 
 import argparse
+import gc
 import json
 from pathlib import Path
 import platform
@@ -188,8 +189,17 @@ def measure_training(args: argparse.Namespace, num_envs: int) -> Dict[str, Any]:
         'overflow': report}
 
 
+def _release_gpu_memory() -> None:
+    """Drop the previous measurement's compiled code, graphs and cached blocks."""
+    gc.collect()
+    torch._dynamo.reset()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+
+
 def run(args: argparse.Namespace) -> Dict[str, Any]:
-    """Run every measurement and return the results dict."""
+    """Run every measurement and return the results dict (also written after each size)."""
     dev = torch.device(args.device)
     robot = load_robot(args.robot)
     out: Dict[str, Any] = {
@@ -223,6 +233,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         for name, fn in (('env_step', measure_env_step), ('training', measure_training)):
             if name in args.skip:
                 continue
+            _release_gpu_memory()
             try:
                 res = fn(args, n)
             except Exception as exc:  # record and keep going: the physics figures still count
@@ -237,7 +248,15 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                 row['training_overflow'] = res['overflow']
         out['results'].append(row)
         _print_row(row)
+        _write(out, args.out)
     return out
+
+
+def _write(results: Dict[str, Any], path: str) -> None:
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f'wrote {out}', flush=True)
 
 
 def _print_row(row: Dict[str, Any]) -> None:
@@ -286,11 +305,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument('--compile', default='auto',
                    help="torch.compile setting of env and runner: 'auto' or 'off'")
     args = p.parse_args(argv)
-    results = run(args)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f'wrote {out}')
+    run(args)
     return 0
 
 
