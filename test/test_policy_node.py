@@ -13,6 +13,7 @@ import threading
 import time
 from typing import Callable, List, Optional
 
+from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from humanoid_rl_ros.policy_node import PolicyNode
 from humanoid_rl_ros.policy_runtime import PolicyRuntime
@@ -22,9 +23,11 @@ from policy_fixtures import make_mismatched_policy, make_random_policy
 import pytest
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
+from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
+from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
@@ -518,3 +521,73 @@ def test_joint_states_trigger_ticks_per_message_and_watchdog_damps(contract, pol
     h.feed.commands.clear()
     wait_for(lambda: len(h.feed.commands) > 3, 'damping commands from the watchdog timer')
     np.testing.assert_array_equal(h.feed.last_command().effort, np.zeros(contract.num_joints))
+
+
+def test_control_loop_runs_sim_time_ticks_and_gives_entities_back(contract, policy_path,
+                                                                  harness_factory):
+    """
+    The control path runs in the node's control thread, on /clock time, across re-configures.
+
+    With ``use_sim_time`` the control timer fires on ``/clock`` (the time source's subscription
+    is run by the control loop while configured), so each command is stamped with a published
+    sim time. After cleanup the loop has stopped and the executor owns ``/clock`` again; a second
+    configure + activate controls again, and keeps controlling when ``use_sim_time`` is switched
+    off at run time.
+    """
+    h = harness_factory(contract, 'policy_simtime', {'policy': str(policy_path),
+                                                     'use_sim_time': True,
+                                                     'stand_ramp_s': 0.05})
+    clock_node = Node('policy_simtime_clock')
+    clock_pub = clock_node.create_publisher(Clock, '/clock', 10)
+    sim_ns = [10 * 10**9]
+    published = set()
+
+    def publish_clock() -> None:
+        sim_ns[0] += 5_000_000
+        published.add(sim_ns[0])
+        clock_pub.publish(Clock(clock=Time(sec=sim_ns[0] // 10**9,
+                                           nanosec=sim_ns[0] % 10**9)))
+
+    clock_node.create_timer(0.005, publish_clock)
+    h._spin(clock_node)
+
+    def stamps() -> List[int]:
+        with h.feed.lock:
+            return [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec
+                    for m in h.feed.commands]
+
+    def clock_subs() -> List:
+        return [s for s in h.node.subscriptions if s.topic_name == '/clock']
+
+    wait_for(lambda: h.feed.value('state') == 'standing' and len(stamps()) > 20,
+             'standing commands on sim time')
+    assert all(stamp in published for stamp in stamps()[-20:])
+    loop = h.node._control_loop
+    assert loop is not None and loop.running
+    assert clock_subs() and all(s in h.node._control_group.owned for s in clock_subs())
+
+    assert h.node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    assert h.node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    assert not loop.running
+    assert clock_subs() and not any(s in h.node._control_group.owned for s in clock_subs())
+    assert all(s.callback_group is h.node.default_callback_group for s in clock_subs())
+
+    with h.feed.lock:
+        h.feed.commands.clear()
+    assert h.node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert h.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    wait_for(lambda: h.feed.value('state') == 'standing' and len(stamps()) > 20,
+             'standing commands after a second configure')
+    assert loop.running
+    effort = np.asarray(h.feed.last_command().effort)
+    _assert_bounded(contract, effort)
+
+    # use_sim_time off at run time: the time source drops its /clock subscription and the loop
+    # restarts without it; control continues on wall time (the time jump may end in damping).
+    result = h.node.set_parameters([Parameter('use_sim_time', value=False)])[0]
+    assert result.successful
+    assert loop.running and not clock_subs()
+    count = len(stamps())
+    wait_for(lambda: len(stamps()) > count + 20, 'commands after use_sim_time was switched off')
+    assert stamps()[-1] > sim_ns[0] + 10**9 * 3600  # a wall-clock stamp, not a sim time
+    _assert_bounded(contract, np.asarray(h.feed.last_command().effort))
