@@ -48,6 +48,7 @@ from rcl_interfaces.msg import (FloatingPointRange, ParameterDescriptor, Paramet
 import rclpy
 from rclpy.callback_groups import CallbackGroup
 from rclpy.clock import Clock, ClockType
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.guard_condition import GuardCondition
 from rclpy.lifecycle import Node as LifecycleNode
@@ -201,7 +202,7 @@ class _ControlLoop:
         self._lock = lock
         self._subs: List = []
         self._timers: List = []
-        self._events: List = []  # the subscriptions' QoS event handlers
+        self._events: List = []  # QoS event handlers of the control subscriptions (the loop's)
         self._moved: List = []  # (entity, its original callback group)
         self._thread: Optional[threading.Thread] = None
         self._guard: Optional[GuardCondition] = None
@@ -228,13 +229,20 @@ class _ControlLoop:
             if (isinstance(getattr(sub.callback, '__self__', None), TimeSource)
                     and sub not in self._subs):
                 self._subs.append(sub)
-        # A subscription's event handlers (incompatible QoS/type warnings) go with it: an
+        # Event handlers (incompatible QoS/type warnings) go with their subscription: an
         # executor waiting on the events of a subscription it does not take from woke up at
-        # once, again and again, while a message was waiting (seen with Fast DDS). The loop
-        # polls them every _EVENT_POLL_NS (a QoS event stays pending until taken).
-        self._events = [handler for sub in self._subs
-                        for handler in getattr(sub, 'event_handlers', ())]
-        for entity in self._subs + self._timers + self._events:
+        # once, again and again, while a message was waiting (seen with Fast DDS). The control
+        # subscriptions are created without handlers (PolicyNode._configure); the loop
+        # makes its own, which no executor sees, and polls them every _EVENT_POLL_NS (an event
+        # stays pending until taken). The /clock subscription's handlers are only withheld
+        # from the executor: they are not the loop's to wait on (a handler keeps the index of
+        # the last wait set it was added to, and the executor may still be in a wait with it).
+        for sub in subscriptions:
+            self._events.extend(SubscriptionEventCallbacks().create_event_handlers(
+                self._group, sub.handle, sub.topic_name))
+        withheld = [handler for sub in self._subs if sub not in subscriptions
+                    for handler in getattr(sub, 'event_handlers', ())]
+        for entity in self._subs + self._timers + withheld:
             if entity.callback_group is not self._group:
                 self._moved.append((entity, entity.callback_group))
                 entity.callback_group = self._group
@@ -256,10 +264,13 @@ class _ControlLoop:
             self._guard.destroy()
             self._thread = None
             self._guard = None
-        for entity in self._subs + self._timers + self._events:
-            self._group.owned.discard(entity)
         for entity, group in self._moved:
             entity.callback_group = group
+            self._group.owned.discard(entity)
+        for entity in self._subs + self._timers:
+            self._group.owned.discard(entity)
+        for handler in self._events:
+            handler.destroy()
         self._subs, self._timers, self._events, self._moved = [], [], [], []
 
     def _run(self) -> None:
@@ -508,18 +519,23 @@ class PolicyNode(LifecycleNode):
                          make_float64_array(np.zeros(len(self._output_names))))
 
         self._trigger = str(self._param('control_trigger'))
-        group = self._control_group if self._control_loop is not None else None
+        # With the control loop, the control subscriptions are its alone, QoS event handlers
+        # included (it makes its own; see _ControlLoop.start).
+        loop = self._control_loop is not None
+        extra = ({'callback_group': self._control_group,
+                  'event_callbacks': SubscriptionEventCallbacks(use_default_callbacks=False)}
+                 if loop else {})
         js_sub = self.create_subscription(JointState, JOINT_STATES_TOPIC, self._on_joint_states,
-                                          SENSOR_QOS, callback_group=group)
+                                          SENSOR_QOS, **extra)
         self._subs.append(js_sub)
         self._subs.append(self.create_subscription(Odometry, ODOM_TOPIC, self._on_odom,
-                                                   SENSOR_QOS, callback_group=group))
+                                                   SENSOR_QOS, **extra))
         if self._param('orientation_source') == 'imu':
             self._subs.append(self.create_subscription(Imu, IMU_TOPIC, self._on_imu, SENSOR_QOS,
-                                                       callback_group=group))
+                                                       **extra))
         cmd_type = TwistStamped if self._param('cmd_vel_stamped') else Twist
         self._subs.append(self.create_subscription(cmd_type, CMD_VEL_TOPIC, self._on_cmd_vel,
-                                                   COMMAND_QOS, callback_group=group))
+                                                   COMMAND_QOS, **extra))
         out_type = JointState if self._output_type == 'joint_state' else Float64MultiArray
         self._cmd_pub = self.create_lifecycle_publisher(out_type, JOINT_COMMAND_TOPIC,
                                                         COMMAND_QOS)
@@ -535,8 +551,9 @@ class PolicyNode(LifecycleNode):
             return self._refuse(f'configure refused: {exc} (on {topic}; policy '
                                 f'{self._param("policy")!r} needs {contract.num_joints} joints)')
         self._on_joint_states(first)
-        self._control_timer = self.create_timer(contract.physics_dt_s, self._on_timer,
-                                                callback_group=group)
+        self._control_timer = self.create_timer(
+            contract.physics_dt_s, self._on_timer,
+            callback_group=self._control_group if loop else None)
         self.lifecycle_state = 'inactive'
         self._start_control_loop()
         self.get_logger().info(

@@ -534,8 +534,10 @@ def test_control_loop_runs_sim_time_ticks_and_gives_entities_back(contract, poli
     configure + activate controls again, and keeps controlling when ``use_sim_time`` is switched
     off at run time.
     """
+    # Configured by hand once /clock runs: a joint state received at ROS time 0 (before the
+    # first /clock) is 10 s old at the first /clock, and activation would refuse it.
     h = harness_factory(contract, 'policy_simtime', {'policy': str(policy_path),
-                                                     'use_sim_time': True,
+                                                     'use_sim_time': True, 'autostart': False,
                                                      'stand_ramp_s': 0.05})
     clock_node = Node('policy_simtime_clock')
     clock_pub = clock_node.create_publisher(Clock, '/clock', 10)
@@ -550,6 +552,9 @@ def test_control_loop_runs_sim_time_ticks_and_gives_entities_back(contract, poli
 
     clock_node.create_timer(0.005, publish_clock)
     h._spin(clock_node)
+    wait_for(lambda: h.node.get_clock().now().nanoseconds > 0, 'the first /clock')
+    assert h.node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert h.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
 
     def stamps() -> List[int]:
         with h.feed.lock:
