@@ -102,6 +102,8 @@ class PhaseResult:
     max_ms: float
     mean_ms: float
     final_state: str = ''
+    load_avg_1min: tuple = ()
+    """The 1-minute load average at the start and the end of the measured window."""
 
 
 class Bench:
@@ -296,15 +298,18 @@ def run_phase(bench: Bench, kind: str, rate: float, duration: float, work: Path,
         if proc.poll() is not None:
             raise RuntimeError(f'{name} exited; see {log}:\n{log.read_text()[-2000:]}')
         bench.run(rate, 1.0, record=False)  # warm-up
+        load_start = os.getloadavg()[0]
         ticks, late, missed = bench.run(rate, duration, record=True)
         result = _stats(name, rate, duration, len(ticks), late, missed, bench.latency_ns)
+        result.load_avg_1min = (load_start, os.getloadavg()[0])
         if kind != 'echo':
             # A node that falls behind sees its inputs go stale (ROS-time timeouts) and damps:
             # that is a failure to hold the rate, reported, not a benchmark error.
             result.final_state = bench.policy_state
         print(f'  {name:<22} {rate:5.0f} Hz: p50 {result.p50_ms:.3f} ms, p99 '
               f'{result.p99_ms:.3f} ms, max {result.max_ms:.2f} ms, missed {missed}/'
-              f'{len(ticks)}, late publishes {late}'
+              f'{len(ticks)}, late publishes {late}, load {result.load_avg_1min[0]:.2f}-'
+              f'{result.load_avg_1min[1]:.2f}'
               + (f', state at end: {result.final_state}' if result.final_state else ''),
               flush=True)
         return result
@@ -321,6 +326,18 @@ def cpu_name() -> str:
     except OSError:
         pass
     return f'{platform.processor() or platform.machine()}, {os.cpu_count()} cores'
+
+
+def _git_commit() -> str:
+    """Return the checkout's commit (with '+dirty' for local changes), or '' if unknown."""
+    try:
+        commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=REPO, text=True,
+                                capture_output=True, check=True).stdout.strip()
+        dirty = subprocess.run(['git', 'status', '--porcelain', '--', 'humanoid_rl_ros'],
+                               cwd=REPO, text=True, capture_output=True).stdout.strip()
+        return commit + ('+dirty' if dirty else '')
+    except (OSError, subprocess.CalledProcessError):
+        return ''
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -389,6 +406,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({
             'machine': cpu_name(), 'python': platform.python_version(),
+            'commit': _git_commit(),
             'duration_s': args.duration_s,
             'phases': [dataclasses.asdict(r) for r in results], 'summary': summary,
         }, indent=2) + '\n')
