@@ -134,20 +134,12 @@ def test_runner_step_functions_have_no_host_reads(monkeypatch):
     runner._obs_in.copy_(obs)
     runner._critic_obs_in.copy_(cobs)
     calls = []
-    for _ in range(3):
+    for _ in range(3):  # the whole collection step; the toy env is sync-free too
         runner.alg.storage.commit_step()
+        runner._noise.normal_()
         with monkeypatch.context() as m:
             _forbid_host_reads(m, calls)
-            runner._policy_step()
-        obs, cobs, rew, dones, extras = runner.env.step(runner._actions_out.clone())
-        runner._obs_in.copy_(obs)
-        runner._critic_obs_in.copy_(cobs)
-        runner._rewards_in.copy_(rew)
-        runner._dones_in.copy_(dones)
-        runner._time_outs_in.copy_(extras['time_outs'])
-        with monkeypatch.context() as m:
-            _forbid_host_reads(m, calls)
-            runner._record_step()
+            runner._env_step()
     with monkeypatch.context() as m:
         _forbid_host_reads(m, calls)
         runner._returns_step()
