@@ -30,7 +30,6 @@ import sys
 import threading
 import time
 from typing import Dict, List, Optional, Sequence
-import weakref
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist, TwistStamped
@@ -151,28 +150,23 @@ except ImportError:  # pragma: no cover - other rclpy layouts
 
 class _ControlGroup(CallbackGroup):
     """
-    Callback group of the control path's entities.
+    Callback group of the control path's entities: only the :class:`_ControlLoop` runs them.
 
-    Entities owned by a running :class:`_ControlLoop` are never executed (nor waited on) by an
-    executor; others in the group (e.g. the QoS event handlers of the control subscriptions)
-    are executed by the node's executor, reentrantly (their callbacks take the node's lock).
+    An executor never waits on nor executes an entity of this group, also before the loop has
+    started (messages wait in the subscription's queue), so no control callback ever runs
+    outside the loop's thread.
     """
 
-    def __init__(self) -> None:
-        """Create the group with no owned entities."""
-        super().__init__()
-        self.owned: 'weakref.WeakSet' = weakref.WeakSet()
-
     def can_execute(self, entity) -> bool:
-        """Return whether an executor may run ``entity`` (not while the loop owns it)."""
-        return entity not in self.owned
+        """Return False: executors leave the group's entities alone."""
+        return False
 
     def beginning_execution(self, entity) -> bool:
-        """Allow execution of entities the loop does not own."""
-        return entity not in self.owned
+        """Return False: executors leave the group's entities alone."""
+        return False
 
     def ending_execution(self, entity) -> None:
-        """Do nothing: executions of non-owned entities may overlap."""
+        """Do nothing (nothing is ever executed)."""
 
 
 class _ControlLoop:
@@ -201,6 +195,7 @@ class _ControlLoop:
         self._group = group
         self._lock = lock
         self._subs: List = []
+        self._num_inputs = 0
         self._timers: List = []
         self._events: List = []  # QoS event handlers of the control subscriptions (the loop's)
         self._moved: List = []  # (entity, its original callback group)
@@ -222,6 +217,7 @@ class _ControlLoop:
         """Own ``subscriptions``, ``timers`` and the node's ``/clock`` subscription; run."""
         self.stop()
         self._subs = list(subscriptions)
+        self._num_inputs = len(self._subs)
         self._timers = list(timers)
         for sub in self._node.subscriptions:
             # The time source's /clock subscription (use_sim_time): its callback sets the ROS
@@ -246,7 +242,6 @@ class _ControlLoop:
             if entity.callback_group is not self._group:
                 self._moved.append((entity, entity.callback_group))
                 entity.callback_group = self._group
-            self._group.owned.add(entity)
         self._stop = False
         self._guard = GuardCondition(None, None, context=self._node.context)
         self._thread = threading.Thread(target=self._run, daemon=True,
@@ -254,7 +249,7 @@ class _ControlLoop:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop the thread and give the entities back to the executor."""
+        """Stop the thread; give the time source's /clock subscription back to the executor."""
         thread = self._thread
         if thread is not None:
             self._stop = True
@@ -266,9 +261,6 @@ class _ControlLoop:
             self._guard = None
         for entity, group in self._moved:
             entity.callback_group = group
-            self._group.owned.discard(entity)
-        for entity in self._subs + self._timers:
-            self._group.owned.discard(entity)
         for handler in self._events:
             handler.destroy()
         self._subs, self._timers, self._events, self._moved = [], [], [], []
@@ -290,6 +282,7 @@ class _ControlLoop:
                 next_event_poll_ns = 0
                 sub_handles = [sub.handle for sub in subs]
                 takes = [(sub.handle.take_message, sub.msg_type, sub.callback) for sub in subs]
+                input_takes = takes[:self._num_inputs]  # without /clock (appended last)
                 timer_handles = [(tmr.handle, tmr.callback) for tmr in timers]
                 guard_handle = self._guard.handle
                 while not self._stop and context.ok():
@@ -313,6 +306,13 @@ class _ControlLoop:
                                     self._call(callback, taken[0])
                         for handle, callback in timer_handles:
                             if handle.is_timer_ready():
+                                # Take inputs that arrived since the wait returned first: a
+                                # joint state published before the /clock that made this tick
+                                # due can be delivered after it (another DDS path).
+                                for take, msg_type, input_callback in input_takes:
+                                    taken = take(msg_type, False)
+                                    if taken is not None:
+                                        self._call(input_callback, taken[0])
                                 handle.call_timer()
                                 self._call(callback)
         except Exception as exc:  # noqa: B902 - a dead control thread must be reported
