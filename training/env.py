@@ -380,8 +380,7 @@ class LocomotionEnv(VecEnv):
                              f'got {tuple(actions.shape)}')
         with self.backend.sim_stream():
             self._actions_in.copy_(actions)
-        log = self._advance('step', lambda: self._step_body(captured=True),
-                            lambda: self._step_body(captured=False))
+        log = self._advance('step', self._step_body)
         return (self._obs_buf.clone(), self._critic_obs_buf.clone(), self._rewards_buf.clone(),
                 self._dones_buf.clone(), {'time_outs': self._time_outs_buf.clone(), 'log': log})
 
@@ -401,7 +400,7 @@ class LocomotionEnv(VecEnv):
             before()
             self._step_body(captured)
             after()
-        return self._advance('fused', lambda: run(True), lambda: run(False))
+        return self._advance('fused', run)
 
     @property
     def actions_in(self) -> torch.Tensor:
@@ -415,22 +414,26 @@ class LocomotionEnv(VecEnv):
                 'rewards': self._rewards_buf, 'dones': self._dones_buf,
                 'time_outs': self._time_outs_buf}
 
-    def _advance(self, key: str, captured_body: Callable[[], None],
-                 eager_body: Callable[[], None]) -> Dict[str, Any]:
-        """Draw the randoms, run or replay the graph ``key`` of ``captured_body``, log."""
+    def _advance(self, key: str, body: Callable[[bool], None]) -> Dict[str, Any]:
+        """
+        Draw the randoms, run ``body(captured)`` or replay its graph ``key``; return the log.
+
+        ``body(True)`` is what a graph captures (physics run through ``substeps``);
+        ``body(False)`` is the eager step.
+        """
         with self.backend.sim_stream():
             self._draw_randoms()
             if self._graphs.get(key) is not None:
                 self._graphs[key]()
             elif self.use_cuda_graph and key not in self._graphs:
                 with self.backend.graph_memory():  # warm-up: this call's real step
-                    captured_body()
-                self._graphs[key] = self.backend.capture_graph(captured_body)
+                    body(True)
+                self._graphs[key] = self.backend.capture_graph(lambda: body(True))
                 if self._graphs[key] is not None:
                     print(f'[env] step captured into one CUDA graph ({self.num_envs} envs, '
                           f'{self.cfg.decimation} physics steps each)', flush=True)
             else:
-                eager_body()
+                body(False)
         self.steps_taken += 1
         if self.steps_taken % OVERFLOW_CHECK_INTERVAL == 0:
             self.check_overflow()

@@ -198,9 +198,6 @@ class MjWarpBackend(SimBackend):
                  use_cuda_graph: bool = True,
                  validate_inputs: Optional[bool] = None, compile_setting: str = 'off') -> None:
         """Build the model, upload N worlds and create the torch views."""
-        self._pd_fn = maybe_compile(self._pd_control, compile_setting, _torch_device(device))
-        self._reset_write_fn = maybe_compile(self._reset_write, compile_setting,
-                                             _torch_device(device))
         if int(num_envs) != num_envs or num_envs < 1:
             raise ValueError(f'num_envs must be a positive integer, got {num_envs!r}')
         if not (physics_dt_s > 0.0 and math.isfinite(physics_dt_s)):
@@ -210,6 +207,8 @@ class MjWarpBackend(SimBackend):
         self.num_joints = len(robot.joint_names)
         self.num_feet = len(robot.foot_links)
         self.device = _torch_device(device)
+        self._pd_fn = maybe_compile(self._pd_control, compile_setting, self.device)
+        self._reset_write_fn = maybe_compile(self._reset_write, compile_setting, self.device)
         self.physics_dt_s = float(physics_dt_s)
         self._cuda = self.device.type == 'cuda'
         self.validate_inputs = (not self._cuda) if validate_inputs is None else validate_inputs
