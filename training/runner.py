@@ -72,6 +72,9 @@ class RunnerConfig:
     torch_compile: str = 'auto'
     """torch.compile the collection step and the PPO loss: 'auto' (inductor on CUDA), 'off'."""
 
+    graph_update: bool = True
+    """On CUDA, replay each PPO update (all its minibatch steps) as one CUDA graph."""
+
     tf32_matmul: bool = True
     """On CUDA, let float32 matmuls use TF32 tensor cores (torch precision 'high')."""
 
@@ -128,7 +131,8 @@ class OnPolicyRunner:
         if self.device.type == 'cuda':
             torch.set_float32_matmul_precision('high' if runner_cfg.tf32_matmul else 'highest')
         self.alg = PPO(self.actor_critic, ppo_cfg, self.device,
-                       compile_setting=runner_cfg.torch_compile)
+                       compile_setting=runner_cfg.torch_compile,
+                       graph_update=runner_cfg.graph_update)
         self.alg.init_storage(env.num_envs, runner_cfg.num_steps_per_env)
         if runner_cfg.empirical_normalization:
             clip = runner_cfg.normalizer_clip if runner_cfg.normalizer_clip > 0 else None

@@ -134,21 +134,22 @@ def adapt_learning_rate_tensor(lr: torch.Tensor, kl: torch.Tensor,
     return torch.where(kl > 2.0 * cfg.desired_kl, down, torch.where(grow, up, lr))
 
 
-def _make_adam(params: List[nn.Parameter], lr: torch.Tensor,
-               device: torch.device) -> torch.optim.Optimizer:
+def _make_adam(params: List[nn.Parameter], lr: torch.Tensor, device: torch.device,
+               capturable: bool = False) -> torch.optim.Optimizer:
     """
     Build Adam with a tensor learning rate (so the adaptive rule never reads the KL back).
 
     The fused implementation (one kernel family for all parameters) is used where torch has
     it; if this torch build refuses it, the single-tensor implementation (which also takes a
-    tensor learning rate) is used, with a warning.
+    tensor learning rate) is used, with a warning.  ``capturable``: the step may be captured
+    in a CUDA graph (step counters on the device).
     """
     try:
-        return torch.optim.Adam(params, lr=lr, fused=True)
+        return torch.optim.Adam(params, lr=lr, fused=True, capturable=capturable)
     except (RuntimeError, ValueError) as exc:
         warnings.warn(f'fused Adam unavailable on {device} ({exc!r}); using the single-tensor '
                       'implementation', RuntimeWarning)
-        return torch.optim.Adam(params, lr=lr, foreach=False)
+        return torch.optim.Adam(params, lr=lr, foreach=False, capturable=capturable)
 
 
 class PPO:
@@ -157,16 +158,22 @@ class PPO:
 
     The learning rate lives on the device (a 0-dim tensor that Adam reads), so the adaptive
     schedule runs without a host sync per minibatch; :attr:`learning_rate` reads it back.
+    Every minibatch step (loss, backward, rate adaptation, gradient clip, Adam) reads and
+    writes only persistent tensors, so on CUDA a whole update can be replayed as one graph.
     """
 
     def __init__(self, actor_critic: ActorCritic, cfg: PPOConfig,
-                 device: torch.device = 'cpu', compile_setting: str = 'off') -> None:
+                 device: torch.device = 'cpu', compile_setting: str = 'off',
+                 graph_update: bool = False) -> None:
         """
         Wrap ``actor_critic`` (moved to ``device``) with an Adam optimizer.
 
         ``compile_setting`` selects ``torch.compile`` for the minibatch loss (forward and
-        backward; with ``'auto'`` on CUDA also replayed as CUDA graphs), see
-        :mod:`training.compiling`.
+        backward; with ``'auto'`` on CUDA and no ``graph_update`` also replayed as CUDA
+        graphs), see :mod:`training.compiling`.  ``graph_update`` (CUDA only): all
+        ``num_learning_epochs x num_mini_batches`` steps of an update run as one CUDA graph,
+        captured at the second update (the first runs eagerly, as its warm-up); if the capture
+        fails, updates run eagerly, with a warning.
         """
         self.cfg = cfg
         self.device = torch.device(device)
@@ -175,15 +182,21 @@ class PPO:
                                 device=self.device)
         self._lr_opt = torch.tensor(float(cfg.learning_rate), dtype=torch.float32,
                                     device=self.device)
+        self._graph_update = bool(graph_update) and self.device.type == 'cuda'
         self.optimizer = _make_adam(list(self.actor_critic.parameters()), self._lr_opt,
-                                    self.device)
+                                    self.device, capturable=self._graph_update)
         self.storage: Optional[RolloutStorage] = None
         self._pending = None
         self._stats = torch.zeros(5, device=self.device)
+        self._mb_indices: Optional[torch.Tensor] = None
+        """Sample indices of every minibatch step of the update ``[steps, B]`` (fixed address)."""
         self._mb_idx: Optional[torch.Tensor] = None
+        """The current minibatch's indices ``[B]``: the compiled loss's only input."""
         self._flat: Optional[Batch] = None
+        self._update_graph: Optional[Any] = None
+        self._eager_updates = 0
         self._loss_fn = maybe_compile(self._minibatch_loss, compile_setting, self.device,
-                                      cuda_graphs=True)
+                                      cuda_graphs=not self._graph_update)
 
     # ------------------------------------------------------------------ learning rate
     @property
@@ -213,6 +226,7 @@ class PPO:
         for group in self.optimizer.param_groups:
             group.update(flags)
             group['lr'] = self._lr_opt
+        self._drop_update_graph()  # it captured the replaced state tensors
         on_device = bool(flags['fused'] or flags['capturable'])
         for state in self.optimizer.state.values():
             step = state.get('step')
@@ -231,6 +245,7 @@ class PPO:
         self.storage = RolloutStorage(num_envs, num_steps, ac.num_obs, ac.num_critic_obs,
                                       ac.num_actions, self.device)
         self._flat = None
+        self._drop_update_graph()
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, critic_obs: torch.Tensor) -> torch.Tensor:
@@ -314,7 +329,8 @@ class PPO:
         host.
         """
         cfg = self.cfg
-        torch.compiler.cudagraph_mark_step_begin()  # the last minibatch's outputs are consumed
+        if not self._graph_update:
+            torch.compiler.cudagraph_mark_step_begin()  # the last minibatch's outputs are used
         loss, stats = self._loss_fn(self._mb_idx)
         if cfg.schedule == 'adaptive':
             # rsl_rl adapts the rate from this minibatch's KL before the step; on the
@@ -330,6 +346,49 @@ class PPO:
         self.optimizer.step()
         self._stats += stats
 
+    def _minibatch_steps(self) -> None:
+        """Run the minibatch steps of ``self._mb_indices`` in order (what a graph captures)."""
+        for idx in self._mb_indices:
+            self._mb_idx.copy_(idx)
+            self._minibatch_step()
+
+    def _drop_update_graph(self) -> None:
+        """Forget the captured update (its tensors were replaced); warm up and capture anew."""
+        self._update_graph = None
+        self._eager_updates = 0
+
+    def _run_update_graph(self) -> bool:
+        """
+        Replay the captured update, capturing it first; return False where it cannot run.
+
+        The first call after construction (or after the storage or the optimizer state were
+        replaced) runs the steps eagerly on a side stream as the capture's warm-up (compiling
+        the loss, creating Adam's state) and returns True.
+        """
+        if not self._graph_update:
+            return False
+        if self._eager_updates == 0:
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):
+                self._minibatch_steps()
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            self._eager_updates += 1
+            return True
+        if self._update_graph is None:
+            graph = torch.cuda.CUDAGraph()
+            try:
+                with torch.cuda.graph(graph):
+                    self._minibatch_steps()
+            except RuntimeError as exc:
+                warnings.warn(f'CUDA graph capture of the PPO update failed ({exc}); updates '
+                              'run eagerly', RuntimeWarning)
+                self._graph_update = False
+                return False
+            self._update_graph = graph
+        self._update_graph.replay()
+        return True
+
     def update(self) -> Dict[str, float]:
         """Run ``num_learning_epochs x num_mini_batches`` gradient steps; return mean stats."""
         cfg = self.cfg
@@ -337,12 +396,14 @@ class PPO:
         indices = st.minibatch_indices(cfg.num_mini_batches, cfg.num_learning_epochs)
         if self._flat is None:
             self._flat = st.flat()
-        if self._mb_idx is None or self._mb_idx.shape != indices.shape[1:]:
+        if self._mb_indices is None or self._mb_indices.shape != indices.shape:
+            self._mb_indices = torch.empty_like(indices)
             self._mb_idx = torch.empty(indices.shape[1:], dtype=torch.long, device=self.device)
+            self._drop_update_graph()
+        self._mb_indices.copy_(indices)
         self._stats.zero_()
-        for idx in indices:
-            self._mb_idx.copy_(idx)
-            self._minibatch_step()
+        if not self._run_update_graph():
+            self._minibatch_steps()
         n = indices.shape[0]
         st.clear()
         # one host read for all stats
