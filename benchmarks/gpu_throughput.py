@@ -39,6 +39,7 @@ if str(REPO_ROOT) not in sys.path:
 from humanoid_rl_ros.robot import load_robot  # noqa: E402
 import torch  # noqa: E402
 from training.backends.mjwarp import MjWarpBackend  # noqa: E402
+from training.config import EnvConfig  # noqa: E402
 import warp as wp  # noqa: E402
 
 
@@ -128,12 +129,12 @@ def measure_backend_step(backend: MjWarpBackend, decimation: int, policy_steps: 
 
 
 def _env_and_runner(args: argparse.Namespace, num_envs: int) -> Tuple[Any, Any]:
-    from training.config import EnvConfig
     from training.env import LocomotionEnv
     from training.ppo import PPOConfig
     from training.runner import OnPolicyRunner, RunnerConfig
     cfg = EnvConfig(robot=args.robot, num_envs=num_envs, decimation=args.decimation,
-                    compile_step=args.compile)
+                    compile_step=args.compile, nconmax_per_world=args.nconmax,
+                    njmax_per_world=args.njmax)
     env = LocomotionEnv(cfg, 'mjwarp', args.device)
     rcfg = RunnerConfig(tensorboard=False, plot=False, torch_compile=args.compile)
     runner = OnPolicyRunner(env, PPOConfig(), rcfg, log_dir=None, device=args.device)
@@ -298,8 +299,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument('--reset-every', type=int, default=50,
                    help='reset to standing every this many policy steps (not timed)')
     p.add_argument('--train-iterations', type=int, default=5)
-    p.add_argument('--nconmax', type=int, default=None, help='contacts per world')
-    p.add_argument('--njmax', type=int, default=None, help='constraint rows per world')
+    p.add_argument('--nconmax', type=int, default=EnvConfig.nconmax_per_world,
+                   help='contacts per world, in every measurement (default: the env config\'s)')
+    p.add_argument('--njmax', type=int, default=EnvConfig.njmax_per_world,
+                   help='constraint rows per world, in every measurement (default: the env '
+                   'config\'s)')
     p.add_argument('--skip', nargs='*', default=[], choices=['env_step', 'training'],
                    help='measurements to skip')
     p.add_argument('--compile', default='auto',
