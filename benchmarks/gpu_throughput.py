@@ -36,6 +36,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from humanoid_rl_ros.provenance import git_commit  # noqa: E402
 from humanoid_rl_ros.robot import load_robot  # noqa: E402
 import torch  # noqa: E402
 from training.backends.mjwarp import MjWarpBackend  # noqa: E402
@@ -207,6 +208,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         'robot': args.robot, 'device': str(dev), 'decimation': args.decimation,
         'physics_dt_s': args.physics_dt_s, 'policy_steps': args.policy_steps,
         'compile': args.compile,
+        'git_commit': git_commit(REPO_ROOT),
         'machine': {'platform': platform.platform(), 'python': platform.python_version(),
                     'torch': torch.__version__, 'warp': wp.__version__,
                     'gpu': torch.cuda.get_device_name(dev) if dev.type == 'cuda' else None},
@@ -300,10 +302,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                    help='reset to standing every this many policy steps (not timed)')
     p.add_argument('--train-iterations', type=int, default=5)
     p.add_argument('--nconmax', type=int, default=EnvConfig.nconmax_per_world,
-                   help='contacts per world, in every measurement (default: the env config\'s)')
+                   help='contacts per world, in every measurement (default: EnvConfig)')
     p.add_argument('--njmax', type=int, default=EnvConfig.njmax_per_world,
-                   help='constraint rows per world, in every measurement (default: the env '
-                   'config\'s)')
+                   help='constraint rows per world, in every measurement (default: EnvConfig)')
     p.add_argument('--skip', nargs='*', default=[], choices=['env_step', 'training'],
                    help='measurements to skip')
     p.add_argument('--compile', default='auto',

@@ -19,14 +19,13 @@ import argparse
 import dataclasses
 from dataclasses import dataclass, field
 import datetime
-import os
 from pathlib import Path
-import subprocess
 import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
 from humanoid_rl_ros.contract import PolicyContract
+from humanoid_rl_ros.provenance import git_commit
 import torch
 from training.cli import add_config_arguments, build_config, config_to_dict, dump_config
 from training.config import EnvConfig
@@ -69,20 +68,6 @@ class TrainConfig:
     """Folder holding run folders."""
     export_dir: str = 'models'
     """Folder receiving <run_name>.onnx and <run_name>.yaml."""
-
-
-def _git_commit() -> str:
-    """Return the checkout's commit (``-dirty`` if modified), or $HRL_GIT_COMMIT for exports."""
-    if os.environ.get('HRL_GIT_COMMIT'):
-        return os.environ['HRL_GIT_COMMIT']
-    try:
-        commit = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=REPO_ROOT, text=True,
-                                capture_output=True, check=True).stdout.strip()
-        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'],
-                               cwd=REPO_ROOT, text=True, capture_output=True).stdout.strip()
-        return commit + ('-dirty' if dirty else '')
-    except (OSError, subprocess.CalledProcessError):
-        return 'unknown'
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -174,7 +159,7 @@ def train(cfg: TrainConfig, resume: Optional[Path] = None,
     final = history[-1] if history else {}
 
     provenance = {
-        'commit': _git_commit(),
+        'commit': git_commit(REPO_ROOT),
         'created_utc': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
         'seed': cfg.seed,
         'iterations': runner.current_iteration,
