@@ -46,6 +46,7 @@ from humanoid_rl_ros.demo_scenario import DEFAULT_SCENARIO
 from humanoid_rl_ros.demo_scenario import DemoLog
 from humanoid_rl_ros.demo_scenario import DemoMetrics
 from humanoid_rl_ros.demo_scenario import format_summary
+from humanoid_rl_ros.demo_scenario import parse_time_ns
 from humanoid_rl_ros.demo_scenario import plot_demo
 from humanoid_rl_ros.demo_scenario import scenario_duration_s
 from humanoid_rl_ros.demo_scenario import Segment
@@ -257,6 +258,7 @@ class _Driver:
         self.cfg = cfg
         self.node = rclpy.create_node('walk_demo')
         self.effort_limit = {n: float(v) for n, v in zip(joint_names, effort_limit_nm)}
+        self._limit_cache: Tuple[Tuple[str, ...], np.ndarray] = ((), np.zeros(0))
         msg_type = TwistStamped if cfg.cmd_vel_stamped else Twist
         self.cmd_pub = self.node.create_publisher(msg_type, 'cmd_vel', 10)
         self.node.create_subscription(Odometry, 'odom', self._on_odom, 1000)
@@ -268,9 +270,9 @@ class _Driver:
         self.last_odom_ns: Optional[int] = None
         self.next_cmd_ns = 0
         self.samples: List[Tuple[float, ...]] = []
-        self.effort_messages = 0
-        self.max_effort_ratio = 0.0
-        self.all_finite = True
+        # Per effort command: (stamp [ns sim time], all finite, max |effort| / limit). Kept
+        # from the start and counted from t0 at the end, so a late t0 loses none of them.
+        self.efforts: List[Tuple[int, bool, float]] = []
         self.policy_state = ''
         self.policy_status = ''
 
@@ -282,19 +284,33 @@ class _Driver:
             self.policy_state = values['state']
             self.policy_status = status.message
             if self.t0_ns is None and values['state'] == 'walking':
-                self.t0_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+                # The sim time of the node's first walking tick (state_since_s), not this
+                # message's stamp: this process may match the node's /diagnostics publisher
+                # only seconds after the node started walking (DDS discovery on a loaded
+                # machine), and the first status it sees is then a later periodic one.
+                since_ns = parse_time_ns(values.get('state_since_s', ''))
+                self.t0_ns = (since_ns if since_ns is not None else
+                              msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec)
 
     def _on_effort(self, msg: JointState) -> None:
-        if self.t0_ns is None:
-            return
-        self.effort_messages += 1
-        for name, value in zip(msg.name, msg.effort):
-            if not math.isfinite(value):
-                self.all_finite = False
-                continue
-            limit = self.effort_limit.get(name)
-            if limit:
-                self.max_effort_ratio = max(self.max_effort_ratio, abs(value) / limit)
+        names = tuple(msg.name)
+        if self._limit_cache[0] != names:
+            # 0 for joints without a known limit: their ratio is not scored.
+            self._limit_cache = (names, np.array([self.effort_limit.get(n, 0.0) for n in names]))
+        limit = self._limit_cache[1]
+        effort = np.asarray(msg.effort, dtype=np.float64)
+        finite = bool(np.all(np.isfinite(effort))) and effort.shape == limit.shape
+        scored = limit > 0.0
+        ratio = (float(np.max(np.abs(effort[scored]) / limit[scored]))
+                 if finite and np.any(scored) else 0.0)
+        stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        self.efforts.append((stamp_ns, finite, ratio))
+
+    def scenario_efforts(self) -> Tuple[int, bool, float]:
+        """Return (count, all finite, max ratio) of the effort commands stamped from t0 on."""
+        rows = [e for e in self.efforts if self.t0_ns is not None and e[0] >= self.t0_ns]
+        return (len(rows), all(e[1] for e in rows),
+                max((e[2] for e in rows), default=0.0))
 
     def _on_odom(self, msg: Odometry) -> None:
         t_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
@@ -424,8 +440,8 @@ def run_closed_loop(cfg: ClosedLoopConfig) -> ClosedLoopResult:
         log = driver.log()
         metrics = compute_metrics(log, cfg.segments, rise_time_s=cfg.rise_time_s,
                                   fall_height_m=0.5 * robot.nominal_base_height_m)
-        return ClosedLoopResult(log, metrics, driver.effort_messages, driver.max_effort_ratio,
-                                driver.all_finite, walk_start_s, wall_s,
+        count, finite, max_ratio = driver.scenario_efforts()
+        return ClosedLoopResult(log, metrics, count, max_ratio, finite, walk_start_s, wall_s,
                                 len(driver.scenario_samples()))
     finally:
         for child in children:  # the sim first: a stopped controller would idle-step it

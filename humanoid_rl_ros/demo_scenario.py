@@ -115,6 +115,25 @@ def commands_at(segments: Sequence[Segment], t_s: np.ndarray) -> np.ndarray:
                     dtype=float).reshape(-1, 3)
 
 
+def parse_time_ns(text: str) -> Optional[int]:
+    """
+    Return decimal seconds ``'12.345000000'`` as integer nanoseconds; None for ''.
+
+    Exact (no float rounding): the policy node's ``state_since_s`` diagnostic is written this
+    way, and the demo maps sim time onto scenario time with it. Raise ``ValueError`` naming
+    the text when it is not a decimal number of seconds.
+    """
+    text = text.strip()
+    if not text:
+        return None
+    sign = -1 if text.startswith('-') else 1
+    body = text.lstrip('+-')
+    sec, _, frac = body.partition('.')
+    if not (sec.isdigit() and (frac == '' or frac.isdigit())) or len(frac) > 9:
+        raise ValueError(f'not a time in decimal seconds (at most 9 decimals): {text!r}')
+    return sign * (int(sec) * 1_000_000_000 + int(frac.ljust(9, '0')))
+
+
 @dataclass
 class DemoLog:
     """Logged ground truth, one row per sample (from ``/odom``)."""

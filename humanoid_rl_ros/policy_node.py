@@ -18,6 +18,9 @@ Lifecycle (``rclpy.lifecycle``; managed with the standard ``~/change_state`` ser
 
 Controller states while active: standing, walking, damping (see the controller module). Services
 (``std_srvs/Trigger``, relative to the node name): ``~/walk``, ``~/stand``, ``~/recover``.
+``/diagnostics`` carries the state and ``state_since_s``, the ROS time of the control tick that
+first ran in it (exact decimal seconds), so a monitor that matches the node's publisher late
+(DDS discovery on a loaded machine can take seconds) still learns when walking began.
 
 Recovery from damping: fix the input (e.g. restart the joint-state publisher), then call
 ``~/recover`` -> standing; then ``~/walk``. Alternatively deactivate + activate the node.
@@ -384,6 +387,7 @@ class PolicyNode(LifecycleNode):
         self._rate_mark = (None, 0)
         self._policy_rate_hz = 0.0
         self._last_state = None
+        self._state_since_ns: Optional[int] = None  # ROS time the control loop saw it enter
         # The control path runs in its own thread (see _ControlLoop) when this rclpy allows it;
         # its callbacks and everything else touching the controller hold this lock.
         self._lock = threading.RLock()
@@ -602,6 +606,7 @@ class PolicyNode(LifecycleNode):
             self.controller.request_walk(now)
         self.last_error = ''
         self.lifecycle_state = 'active'
+        self._last_state, self._state_since_ns = None, None  # set again by the first tick
         result = super().on_activate(state)
         self.get_logger().info('activated: standing'
                                + (', walking requested' if self.controller.walk_requested
@@ -619,6 +624,7 @@ class PolicyNode(LifecycleNode):
             self._publish_effort(np.zeros(self.controller.contract.num_joints))
             self.controller.deactivate()
         self.lifecycle_state = 'inactive'
+        self._last_state, self._state_since_ns = None, None
         result = super().on_deactivate(state)
         self.publish_diagnostics()
         return result
@@ -665,6 +671,7 @@ class PolicyNode(LifecycleNode):
         self._rate_mark = (None, 0)
         self._policy_rate_hz = 0.0
         self._last_state = None
+        self._state_since_ns = None
 
     # ------------------------------------------------------------------ callbacks
     def _now_s(self) -> float:
@@ -714,6 +721,7 @@ class PolicyNode(LifecycleNode):
             return
         self._publish_effort(effort, now_ns)
         if controller.state is not self._last_state:
+            self._state_since_ns = now_ns
             if controller.state is ControllerState.DAMPING:
                 self.get_logger().error(f'damping: {controller.fault_reason}; call ~/recover '
                                         'once the input is healthy')
@@ -802,6 +810,7 @@ class PolicyNode(LifecycleNode):
             values.update({
                 'policy_rate_hz': f'{self._policy_rate_hz:.1f}',
                 'policy_steps': str(steps),
+                'state_since_s': _format_ns(self._state_since_ns),
                 'walk_requested': str(controller.walk_requested),
                 'note': controller.note,
                 'command_vx_m_s': f'{command[0]:.6g}',
@@ -844,6 +853,15 @@ class PolicyNode(LifecycleNode):
         if self._control_loop is not None:
             self._control_loop.stop()
         super().destroy_node()
+
+
+def _format_ns(time_ns: Optional[int]) -> str:
+    """Return a ROS time [ns] as exact decimal seconds ('' for None)."""
+    if time_ns is None:
+        return ''
+    sign = '-' if time_ns < 0 else ''
+    sec, nsec = divmod(abs(time_ns), 1_000_000_000)
+    return f'{sign}{sec}.{nsec:09d}'
 
 
 def _resolved_topic(node, entity, fallback: str) -> str:

@@ -8,6 +8,7 @@ from humanoid_rl_ros.demo_scenario import count_falls
 from humanoid_rl_ros.demo_scenario import DEFAULT_SCENARIO
 from humanoid_rl_ros.demo_scenario import DemoLog
 from humanoid_rl_ros.demo_scenario import format_summary
+from humanoid_rl_ros.demo_scenario import parse_time_ns
 from humanoid_rl_ros.demo_scenario import plot_demo
 from humanoid_rl_ros.demo_scenario import scenario_duration_s
 from humanoid_rl_ros.demo_scenario import Segment
@@ -103,3 +104,16 @@ def test_plot_writes_png(tmp_path):
     vel = np.stack([0.5 + 0 * t, 0 * t, 0 * t], axis=1)
     out = plot_demo(_log(t, pos, vel), TWO, tmp_path / 'sub' / 'demo.png')
     assert out.is_file() and out.read_bytes()[:4] == b'\x89PNG'
+
+
+def test_parse_time_ns_is_exact():
+    assert parse_time_ns('1.010000000') == 1_010_000_000
+    assert parse_time_ns('3') == 3_000_000_000
+    assert parse_time_ns('0.5') == 500_000_000
+    assert parse_time_ns('-0.000000001') == -1
+    assert parse_time_ns('') is None
+    # 1e9 s + 1 ns is not representable as a float; the parser keeps it
+    assert parse_time_ns('1000000000.000000001') == 1_000_000_000_000_000_001
+    for bad in ('abc', '1.2.3', '1.0000000001', '1e3'):
+        with pytest.raises(ValueError, match='decimal seconds'):
+            parse_time_ns(bad)
