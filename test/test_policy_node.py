@@ -596,3 +596,20 @@ def test_control_loop_runs_sim_time_ticks_and_gives_entities_back(contract, poli
     wait_for(lambda: len(stamps()) > count + 20, 'commands after use_sim_time was switched off')
     assert stamps()[-1] > sim_ns[0] + 10**9 * 3600  # a wall-clock stamp, not a sim time
     _assert_bounded(contract, np.asarray(h.feed.last_command().effort))
+
+
+def test_control_thread_priority_is_applied_or_refused_with_a_reason(contract, policy_path,
+                                                                     harness_factory):
+    # SCHED_FIFO needs CAP_SYS_NICE / an rtprio limit: as root it is applied, elsewhere the
+    # node says why not and keeps controlling at normal priority. Either way it stands.
+    h = harness_factory(contract, 'policy_priority',
+                        {'policy': str(policy_path), 'stand_ramp_s': 0.0,
+                         'control_thread_priority': 1})
+    wait_for(lambda: h.feed.value('state') == 'standing', 'standing')
+    wait_for(lambda: h.feed.value('control_thread') != '', 'the control_thread diagnostic')
+    status = h.feed.value('control_thread')
+    assert status == 'SCHED_FIFO 1' or status.startswith('normal: SCHED_FIFO 1 refused'), status
+    # state_since_s: exact decimal seconds of the first standing tick (ROS time)
+    since = h.feed.value('state_since_s')
+    sec, _, nsec = since.partition('.')
+    assert sec.isdigit() and len(nsec) == 9 and int(sec) > 0, since

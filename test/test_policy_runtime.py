@@ -52,3 +52,22 @@ def test_rejects_bad_observations(tmp_path):
         runtime.act(np.full(runtime.contract.obs_dim, np.nan))
     with pytest.raises(ValueError, match='expects'):
         runtime.act(np.zeros(3))
+
+
+def test_io_binding_gives_the_same_actions_as_session_run(tmp_path):
+    runtime = PolicyRuntime.load(make_random_policy(tmp_path))
+    assert runtime._binding is not None  # the exported MLP binds; act() uses the binding
+    rng = np.random.default_rng(0)
+    name_in, name_out = runtime.contract.onnx_input_name, runtime.contract.onnx_output_name
+    first = None
+    for _ in range(5):
+        obs = rng.standard_normal(runtime.contract.obs_dim).astype(np.float32)
+        action = runtime.act(obs)
+        expected = runtime.session.run([name_out], {name_in: obs[None, :]})[0][0]
+        np.testing.assert_array_equal(action, expected)
+        if first is None:
+            first = action
+    # act() returns a copy: later calls do not change an earlier action
+    assert not np.array_equal(first, action)
+    with pytest.raises(ValueError, match='non-finite'):
+        runtime.act(np.full(runtime.contract.obs_dim, np.inf, dtype=np.float32))
