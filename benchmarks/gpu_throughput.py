@@ -13,7 +13,9 @@ measures, for each ``--num-envs`` (default 4096 and 8192):
    deterministic policy -- :func:`measure_env_step`.
 4. ``rollout_collection`` and ``end_to_end_training``: ``OnPolicyRunner.learn`` iterations;
    collection is the runner's collection phase (sampling policy, env step, storage writes),
-   end-to-end includes the PPO updates -- :func:`measure_training`.
+   end-to-end includes the PPO updates -- :func:`measure_training`.  Then
+   ``backend_step_on_training_states``: ``backend.step`` alone from the states those
+   iterations left (robots walking, falling, resetting), the physics share of collection.
 
 3 and 4 use the env and PPO code of the repository (``--compile`` sets their torch.compile
 setting); a failure there is recorded in the JSON (``error``) instead of stopping the
@@ -182,12 +184,26 @@ def measure_training(args: argparse.Namespace, num_envs: int) -> Dict[str, Any]:
     collect_s = sum(row['collection_time_s'] for row in rows)
     learn_s = sum(row['learn_time_s'] for row in rows)
     report = env.check_overflow()
+    # The physics alone (backend.step: PD + physics graph) from the states training left
+    # behind: walking, falling and resetting robots, whose contacts and solver iterations
+    # cost more than the standing robots of raw_physics and backend_step.
+    backend = env.backend
+    backend.step(args.decimation)  # capture (if not yet) outside the timed region
+    _sync(dev)
+    t0 = time.perf_counter()
+    for _ in range(args.policy_steps):
+        backend.step(args.decimation)
+    _sync(dev)
+    physics_s = time.perf_counter() - t0
     env.close()
     return {
         'rollout_collection': {'env_steps_per_s': steps / collect_s, 'seconds': collect_s},
         'end_to_end_training': {'env_steps_per_s': steps / elapsed, 'seconds': elapsed,
                                 'iterations': args.train_iterations,
                                 'learn_seconds_per_iteration': learn_s / len(rows)},
+        'backend_step_on_training_states': {
+            'env_steps_per_s': num_envs * args.policy_steps / physics_s,
+            'seconds': physics_s},
         'overflow': report}
 
 
@@ -266,18 +282,18 @@ def _print_row(row: Dict[str, Any]) -> None:
     n = row['num_envs']
     raw = row['raw_physics']['physics_steps_per_s']
     print(f'--- {n} envs (nconmax {row["nconmax"]}, njmax {row["njmax"]}) ---')
-    print(f'raw physics            {raw / 1e6:8.3f} M physics steps/s '
+    print(f'raw physics                      {raw / 1e6:8.3f} M physics steps/s '
           f'(= {row["raw_physics_env_steps_per_s"] / 1e3:8.1f} k env-steps/s at this '
           f'decimation)')
-    for name in ('backend_step', 'env_step', 'training', 'rollout_collection',
-                 'end_to_end_training'):
+    for name in ('backend_step', 'env_step', 'training', 'backend_step_on_training_states',
+                 'rollout_collection', 'end_to_end_training'):
         res = row.get(name)
         if res is None:
             continue
         if 'error' in res:
-            print(f'{name:22s} ERROR {res["error"]}')
+            print(f'{name:32s} ERROR {res["error"]}')
             continue
-        print(f'{name:22s} {res["env_steps_per_s"] / 1e3:8.1f} k env-steps/s '
+        print(f'{name:32s} {res["env_steps_per_s"] / 1e3:8.1f} k env-steps/s '
               f'({100 * res["ratio_to_raw_over_decimation"]:5.1f}% of raw / decimation)')
     rep = row['raw_physics']['overflow']
     print(f'raw_physics overflow: {rep["overflow"]} {rep["flags"]}')
