@@ -213,3 +213,43 @@ def test_compiled_runner_trains():
         assert all(math.isfinite(row[key]) for row in history), key
     assert runner.obs_normalizer.count.item() == 2 * 4 * 16
     assert runner.alg.storage.step == 0  # both rollouts were consumed by updates
+
+
+def _filled_cuda_ppo(graph_update, compile_setting):
+    torch.manual_seed(0)
+    ac = ActorCritic(3, 4, 2, PolicyConfig(actor_hidden_dims=(32, 16),
+                                           critic_hidden_dims=(32, 16)))
+    ppo = PPO(ac, PPOConfig(), 'cuda:0', compile_setting=compile_setting,
+              graph_update=graph_update)
+    ppo.init_storage(64, 6)
+    gen = torch.Generator(device='cuda:0').manual_seed(1)
+    for _ in range(6):
+        ppo.act(torch.randn(64, 3, generator=gen, device='cuda:0'),
+                torch.randn(64, 4, generator=gen, device='cuda:0'))
+        ppo.process_env_step(torch.randn(64, generator=gen, device='cuda:0'),
+                             torch.rand(64, generator=gen, device='cuda:0') < 0.1,
+                             torch.zeros(64, dtype=torch.bool, device='cuda:0'))
+    return ppo
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA (graph capture)')
+@pytest.mark.parametrize('compile_setting', ['off', 'auto'])
+def test_graph_captured_update_matches_eager_steps(compile_setting):
+    """Three updates (eager warm-up, capture + replay, replay) == three eager updates."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    last_critic_obs = torch.randn(64, 4, generator=torch.Generator().manual_seed(2))
+    params, stats = {}, {}
+    for graph_update in (False, True):
+        ppo = _filled_cuda_ppo(graph_update, compile_setting)
+        stats[graph_update] = []
+        torch.manual_seed(5)  # the same minibatch permutations
+        for _ in range(3):
+            ppo.storage.step = ppo.storage.num_steps  # refill: the same rollout again
+            ppo.compute_returns(last_critic_obs.cuda())
+            stats[graph_update].append(ppo.update())
+        assert (ppo._update_graph is not None) == graph_update
+        params[graph_update] = [p.detach().cpu() for p in ppo.actor_critic.parameters()]
+    for eager, graphed in zip(params[False], params[True]):
+        torch.testing.assert_close(graphed, eager, rtol=1e-5, atol=1e-6)
+    for eager, graphed in zip(stats[False], stats[True]):
+        assert graphed == pytest.approx(eager, rel=1e-4, abs=1e-6)
