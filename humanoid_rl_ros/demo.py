@@ -53,6 +53,8 @@ from humanoid_rl_ros.demo_scenario import Segment
 from humanoid_rl_ros.demo_scenario import segment_index_at
 from humanoid_rl_ros.robot import load_robot
 from humanoid_rl_ros.robot import models_dir
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState
 from nav_msgs.msg import Odometry
 import numpy as np
 import rclpy
@@ -237,7 +239,9 @@ def node_commands(cfg: ClosedLoopConfig, robot: str) -> Dict[str, List[str]]:
         policy += ['--params-file', str(config_file('policy_mujoco_sim.yaml'))]
     except DemoError:
         pass  # the preset is optional: the parameters below are all the demo needs
-    params = {'policy': str(cfg.policy), 'use_sim_time': 'true', 'autostart': 'true',
+    # No autostart: the demo configures and activates the node (as Nav2's lifecycle manager
+    # would) once its own subscriptions have matched the node's publishers (_Driver.manage).
+    params = {'policy': str(cfg.policy), 'use_sim_time': 'true', 'autostart': 'false',
               'start_walking_on_activate': 'true', 'output_type': 'joint_state',
               'cmd_vel_stamped': 'true' if cfg.cmd_vel_stamped else 'false',
               # The demo's cmd_vel publisher is not part of the lock-step: on a loaded machine
@@ -262,8 +266,10 @@ class _Driver:
         msg_type = TwistStamped if cfg.cmd_vel_stamped else Twist
         self.cmd_pub = self.node.create_publisher(msg_type, 'cmd_vel', 10)
         self.node.create_subscription(Odometry, 'odom', self._on_odom, 1000)
-        self.node.create_subscription(JointState, 'joint_command', self._on_effort, 1000)
-        self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 10)
+        self.effort_sub = self.node.create_subscription(JointState, 'joint_command',
+                                                        self._on_effort, 1000)
+        self.diag_sub = self.node.create_subscription(DiagnosticArray, '/diagnostics',
+                                                      self._on_diag, 10)
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
         self.t0_ns: Optional[int] = None
@@ -341,6 +347,38 @@ class _Driver:
         else:
             self.cmd_pub.publish(twist)
 
+    def matched(self, node_name: str, subs: Sequence) -> bool:
+        """Return whether the subscriptions ``subs`` match ``node_name``'s publishers."""
+        for sub in subs:
+            publishers = self.node.get_publishers_info_by_topic(sub.topic_name)
+            if not any(info.node_name == node_name for info in publishers):
+                return False
+            if sub.get_publisher_count() < len(publishers):
+                return False
+        return True
+
+    def change_state(self, node_name: str, transition: int, label: str,
+                     deadline: float, check) -> None:
+        """Request a lifecycle transition of ``node_name``; raise DemoError if it fails."""
+        client = self.node.create_client(ChangeState, f'/{node_name}/change_state')
+        try:
+            while not client.service_is_ready():
+                self.executor.spin_once(timeout_sec=0.05)
+                check()
+                if time.monotonic() > deadline:
+                    raise DemoError(f'{node_name}/change_state not available')
+            future = client.call_async(ChangeState.Request(
+                transition=Transition(id=transition)))
+            while not future.done():
+                self.executor.spin_once(timeout_sec=0.05)
+                check()
+                if time.monotonic() > deadline:
+                    raise DemoError(f'{node_name} did not answer the {label} request')
+            if not future.result().success:
+                raise DemoError(f'{node_name} refused to {label} ({self.policy_status})')
+        finally:
+            self.node.destroy_client(client)
+
     def scenario_t_s(self) -> float:
         if self.t0_ns is None or self.last_odom_ns is None:
             return -1.0
@@ -398,6 +436,33 @@ def run_closed_loop(cfg: ClosedLoopConfig) -> ClosedLoopResult:
                                cfg.out_dir / 'policy_node.log', env))
         _say(f'started sim_node and policy_node (logs in {cfg.out_dir}); waiting for the '
              'policy to stand up and start walking')
+
+        def check() -> None:
+            for child in children:
+                child.check()
+
+        # Act as the lifecycle manager, after this process's effort and diagnostics
+        # subscriptions have matched the node's publishers: DDS discovery on a loaded machine
+        # can take seconds, and what the node publishes before the match never arrives here
+        # (its walking start, its first efforts). The sim holds physics until the first command.
+        # (The effort publisher is created by configure; efforts flow from activation on.)
+        def wait_matched(subs, what: str) -> None:
+            while not driver.matched('policy_node', subs):
+                driver.executor.spin_once(timeout_sec=0.05)
+                check()
+                if time.monotonic() > deadline:
+                    raise DemoError(f'policy_node {what} publisher not matched within '
+                                    f'{cfg.walk_wait_s:.0f} s')
+
+        try:
+            wait_matched([driver.diag_sub], '/diagnostics')
+            driver.change_state('policy_node', Transition.TRANSITION_CONFIGURE, 'configure',
+                                deadline, check)
+            wait_matched([driver.effort_sub], 'joint_command')
+            driver.change_state('policy_node', Transition.TRANSITION_ACTIVATE, 'activate',
+                                deadline, check)
+        except DemoError as exc:
+            raise DemoError(f'{exc}; policy_node log:\n{children[1].tail()}') from exc
         last_note = time.monotonic()
         while driver.t0_ns is None:
             driver.executor.spin_once(timeout_sec=0.05)
