@@ -2,12 +2,14 @@
 The closed-loop walking demo (``walk_demo``): sim node + policy node over real rclpy/DDS.
 
 It starts two processes, the MuJoCo sim node (lock-step mode) and the policy node (on the sim's
-``/clock`` with ``use_sim_time``), and drives them from this process as Nav2's controller would:
+``/clock`` with ``use_sim_time``). Like Nav2's lifecycle manager, it configures and activates the
+policy node itself (``~/change_state``), once its own subscriptions match the node's publishers,
+so nothing the node publishes is lost to DDS discovery. It drives them as Nav2's controller would:
 a scripted sequence of ``cmd_vel`` commands (:data:`~humanoid_rl_ros.demo_scenario.
 DEFAULT_SCENARIO`: stand, forward, turn, sideways, stop) published at 20 Hz of sim time.
 
-The scenario clock starts (t = 0) at the sim time the policy node reports ``walking`` on
-``/diagnostics``. While it runs the demo prints progress (sim time, real-time factor, ETA).
+The scenario clock starts (t = 0) at the sim time of the policy node's first walking tick
+(``state_since_s`` of its ``walking`` status on ``/diagnostics``). While it runs the demo prints progress (sim time, real-time factor, ETA).
 At the end it prints distance, per-segment velocity tracking error and falls, and writes to
 ``--out`` (default ``demo_output/``): ``demo.png`` (commanded vs measured velocity, top-down
 trajectory), ``metrics.json``, ``trajectory.npz`` and the two nodes' logs.
