@@ -9,7 +9,8 @@ a scripted sequence of ``cmd_vel`` commands (:data:`~humanoid_rl_ros.demo_scenar
 DEFAULT_SCENARIO`: stand, forward, turn, sideways, stop) published at 20 Hz of sim time.
 
 The scenario clock starts (t = 0) at the sim time of the policy node's first walking tick
-(``state_since_s`` of its ``walking`` status on ``/diagnostics``). While it runs the demo prints progress (sim time, real-time factor, ETA).
+(``state_since_s`` of its ``walking`` status on ``/diagnostics``). While it runs the demo
+prints progress (sim time, real-time factor, ETA).
 At the end it prints distance, per-segment velocity tracking error and falls, and writes to
 ``--out`` (default ``demo_output/``): ``demo.png`` (commanded vs measured velocity, top-down
 trajectory), ``metrics.json``, ``trajectory.npz`` and the two nodes' logs.
