@@ -20,12 +20,26 @@ ROS time, so it fires when ``/clock`` reaches ``t_k`` and stamps its command wit
 Latency of tick ``k`` = receipt of its command here - publication of its ``joint_states`` here
 (both on this process's monotonic clock; two transport hops for both nodes, so the difference
 is the node's own processing: clock handling, timer, observation, ONNX, PD, publishing).
-A tick is **missed** when its command has not arrived by the time tick ``k + 1`` is due.
+A tick is **missed** when its command has not arrived by the time tick ``k + 1`` is due; the
+missed ticks are split into **late** (the command came after that, before the phase ended) and
+**skipped** (it never came), so a node that falls behind and one that drops ticks look different.
+
+**Alternating chunks** (``--chunk-s``): instead of one block per node, the echo and the policy
+node are measured in alternating chunks (echo, policy, policy, echo, ...; each chunk starts its
+node, waits until it answers and walks, warms up 1 s, then measures), until each has
+``--duration-s`` of measurement. A load change on a shared machine then hits both nodes alike
+instead of one phase. The per-node figures are over all of its chunks together (percentiles of
+the pooled latencies, summed tick counts); every chunk is also listed in the JSON.
+
+``--priority N`` starts the policy node with ``control_thread_priority:=N`` (SCHED_FIFO for its
+control thread where permitted; the echo node always runs at normal priority, as a plain rclpy
+node would).
 
 Usage (from the source checkout, venv active)::
 
     python benchmarks/node_latency.py                      # 60 s per phase, 200 and 500 Hz
     python benchmarks/node_latency.py --duration-s 10 --out /tmp/latency.json
+    python benchmarks/node_latency.py --duration-s 60 --chunk-s 10   # alternating chunks
 """
 
 import argparse
@@ -104,6 +118,12 @@ class PhaseResult:
     final_state: str = ''
     load_avg_1min: tuple = ()
     """The 1-minute load average at the start and the end of the measured window."""
+    late: int = 0
+    """Missed ticks whose command still arrived (after the next tick was due)."""
+    skipped: int = 0
+    """Missed ticks whose command never arrived (by the end of the measured window)."""
+    chunks: int = 1
+    """Measured chunks pooled into this result."""
 
 
 class Bench:
@@ -129,6 +149,7 @@ class Bench:
         self.answers = 0
         self.tick = 0
         self.t0_ns = 0
+        self.skipped = 0
         self.state_msgs = self._make_state_msgs()
 
     def _make_state_msgs(self):
@@ -226,6 +247,8 @@ class Bench:
             self.executor.spin_once(timeout_sec=0.001)
         if ticks and record and ticks[-1] not in self.answered_stamps:
             missed += 1
+        self.skipped = (sum(1 for t in ticks if t not in self.answered_stamps) if record
+                        else 0)
         return ticks, late, missed
 
     def close(self) -> None:
@@ -234,13 +257,28 @@ class Bench:
 
 
 def _stats(node: str, rate: float, duration: float, ticks: int, late: int, missed: int,
-           latency_ns: List[int]) -> PhaseResult:
+           latency_ns: List[int], skipped: int = 0) -> PhaseResult:
     lat = np.asarray(latency_ns, dtype=float) / 1e6
     if lat.size == 0:
         lat = np.array([np.nan])
     return PhaseResult(node, rate, duration, ticks, len(latency_ns), missed, late,
                        float(np.percentile(lat, 50)), float(np.percentile(lat, 90)),
-                       float(np.percentile(lat, 99)), float(np.max(lat)), float(np.mean(lat)))
+                       float(np.percentile(lat, 99)), float(np.max(lat)), float(np.mean(lat)),
+                       late=missed - skipped, skipped=skipped)
+
+
+def pool_chunks(chunks: List[PhaseResult], latencies: List[List[int]]) -> PhaseResult:
+    """Return one result for a node over its measured chunks (pooled latencies, summed ticks)."""
+    first = chunks[0]
+    pooled = _stats(first.node, first.rate_hz, sum(c.duration_s for c in chunks),
+                    sum(c.ticks for c in chunks), sum(c.late_publishes for c in chunks),
+                    sum(c.missed for c in chunks), [v for lat in latencies for v in lat],
+                    sum(c.skipped for c in chunks))
+    pooled.chunks = len(chunks)
+    pooled.final_state = ', '.join(sorted({c.final_state for c in chunks if c.final_state}))
+    loads = [v for c in chunks for v in c.load_avg_1min]
+    pooled.load_avg_1min = (min(loads), max(loads)) if loads else ()
+    return pooled
 
 
 def _start(argv: List[str], log: Path) -> subprocess.Popen:
@@ -274,8 +312,8 @@ def make_policy(folder: Path, rate_hz: float) -> Path:
 
 
 def run_phase(bench: Bench, kind: str, rate: float, duration: float, work: Path,
-              trigger: str = 'timer') -> PhaseResult:
-    """Start the node under test, warm it up, measure, stop it."""
+              trigger: str = 'timer', priority: int = 0) -> PhaseResult:
+    """Start the node under test, warm it up, measure, stop it (latencies in bench)."""
     name = kind if kind == 'echo' else f'policy ({trigger})'
     log = work / f'{kind}_{trigger}_{int(rate)}hz.log'
     if kind == 'echo':
@@ -286,6 +324,8 @@ def run_phase(bench: Bench, kind: str, rate: float, duration: float, work: Path,
                 '-p', f'policy:={policy}', '-p', 'use_sim_time:=true', '-p', 'autostart:=true',
                 '-p', 'start_walking_on_activate:=true', '-p', 'stand_ramp_s:=0.05',
                 '-p', f'control_trigger:={trigger}', '-p', 'cmd_vel_stamped:=false']
+        if priority:
+            argv += ['-p', f'control_thread_priority:={priority}']
     proc = _start(argv, log)
     try:
         bench.policy_state = ''
@@ -300,7 +340,8 @@ def run_phase(bench: Bench, kind: str, rate: float, duration: float, work: Path,
         bench.run(rate, 1.0, record=False)  # warm-up
         load_start = os.getloadavg()[0]
         ticks, late, missed = bench.run(rate, duration, record=True)
-        result = _stats(name, rate, duration, len(ticks), late, missed, bench.latency_ns)
+        result = _stats(name, rate, duration, len(ticks), late, missed, bench.latency_ns,
+                        bench.skipped)
         result.load_avg_1min = (load_start, os.getloadavg()[0])
         if kind != 'echo':
             # A node that falls behind sees its inputs go stale (ROS-time timeouts) and damps:
@@ -308,7 +349,8 @@ def run_phase(bench: Bench, kind: str, rate: float, duration: float, work: Path,
             result.final_state = bench.policy_state
         print(f'  {name:<22} {rate:5.0f} Hz: p50 {result.p50_ms:.3f} ms, p99 '
               f'{result.p99_ms:.3f} ms, max {result.max_ms:.2f} ms, missed {missed}/'
-              f'{len(ticks)}, late publishes {late}, load {result.load_avg_1min[0]:.2f}-'
+              f'{len(ticks)} (late {result.late}, skipped {result.skipped}), late publishes '
+              f'{late}, load {result.load_avg_1min[0]:.2f}-'
               f'{result.load_avg_1min[1]:.2f}'
               + (f', state at end: {result.final_state}' if result.final_state else ''),
               flush=True)
@@ -352,6 +394,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--triggers', nargs='+', default=['timer'],
                         choices=('timer', 'joint_states'),
                         help='policy node control_trigger values to test (default timer)')
+    parser.add_argument('--chunk-s', type=float, default=0.0,
+                        help='measure echo and policy node in alternating chunks of this many '
+                             'seconds until each has --duration-s (default 0: one block each)')
+    parser.add_argument('--priority', type=int, default=0,
+                        help='control_thread_priority of the policy node (SCHED_FIFO 1-99 '
+                             'where permitted; default 0: normal scheduling)')
     parser.add_argument('--out', type=Path, default=None, help='write the results as JSON')
     parser.add_argument('--work', type=Path, default=Path('/tmp/node_latency'),
                         help='folder for node logs and generated policies')
@@ -367,15 +415,31 @@ def main(argv: Optional[List[str]] = None) -> int:
     bench = Bench(list(robot.joint_names))
     bench.set_pose(robot.default_pos_rad)
     results: List[PhaseResult] = []
+    chunk_results: List[PhaseResult] = []
     print(f'node latency benchmark: {cpu_name()}, Python {platform.python_version()}, '
           f'RMW {os.environ.get("RMW_IMPLEMENTATION", "default (rmw_fastrtps_cpp)")}, '
           f'{args.duration_s:g} s per phase', flush=True)
     try:
         for rate in args.rates:
-            results.append(run_phase(bench, 'echo', rate, args.duration_s, args.work))
-            for trigger in args.triggers:
-                results.append(run_phase(bench, 'policy', rate, args.duration_s, args.work,
-                                         trigger))
+            if args.chunk_s <= 0.0:
+                results.append(run_phase(bench, 'echo', rate, args.duration_s, args.work))
+                for trigger in args.triggers:
+                    results.append(run_phase(bench, 'policy', rate, args.duration_s,
+                                             args.work, trigger, args.priority))
+                continue
+            kinds = [('echo', 'timer')] + [('policy', t) for t in args.triggers]
+            per_kind = {k: ([], []) for k in kinds}
+            n_chunks = max(1, int(round(args.duration_s / args.chunk_s)))
+            for i in range(n_chunks):
+                # echo first in even rounds, last in odd ones: neither always follows the other
+                for kind, trigger in (kinds if i % 2 == 0 else kinds[::-1]):
+                    result = run_phase(bench, kind, rate, args.chunk_s, args.work, trigger,
+                                       args.priority)
+                    per_kind[(kind, trigger)][0].append(result)
+                    per_kind[(kind, trigger)][1].append(list(bench.latency_ns))
+                    chunk_results.append(result)
+            for kind in kinds:
+                results.append(pool_chunks(*per_kind[kind]))
     except KeyboardInterrupt:
         print('interrupted')
         return 130
@@ -399,7 +463,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             summary.append(row)
             print(f'  {r.node} @ {rate:g} Hz: overhead p50 {row["overhead_p50_ms"]:+.3f} ms '
                   f'(x{row["ratio_p50"]:.2f}), p99 {row["overhead_p99_ms"]:+.3f} ms '
-                  f'(x{row["ratio_p99"]:.2f}); missed ticks {r.missed}/{r.ticks}, state '
+                  f'(x{row["ratio_p99"]:.2f}); missed ticks {r.missed}/{r.ticks} (late '
+                  f'{r.late}, skipped {r.skipped}; echo {echo.missed}), state '
                   f'{r.final_state} -> {"holds" if row["holds_rate"] else "does NOT hold"} '
                   f'{rate:g} Hz')
     if args.out is not None:
@@ -408,7 +473,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             'machine': cpu_name(), 'python': platform.python_version(),
             'commit': _git_commit(),
             'duration_s': args.duration_s,
+            'chunk_s': args.chunk_s, 'priority': args.priority,
             'phases': [dataclasses.asdict(r) for r in results], 'summary': summary,
+            'chunks': [dataclasses.asdict(r) for r in chunk_results],
         }, indent=2) + '\n')
         print(f'results: {args.out}')
     return 0
