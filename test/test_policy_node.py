@@ -609,7 +609,9 @@ def test_control_thread_priority_is_applied_or_refused_with_a_reason(contract, p
     wait_for(lambda: h.feed.value('control_thread') != '', 'the control_thread diagnostic')
     status = h.feed.value('control_thread')
     assert status == 'SCHED_FIFO 1' or status.startswith('normal: SCHED_FIFO 1 refused'), status
-    # state_since_s: exact decimal seconds of the first standing tick (ROS time)
+    # state_since_s: exact decimal seconds of the first standing tick (ROS time); '' in the
+    # status published on activation, before that tick
+    wait_for(lambda: h.feed.value('state_since_s') != '', 'state_since_s of the first tick')
     since = h.feed.value('state_since_s')
     sec, _, nsec = since.partition('.')
     assert sec.isdigit() and len(nsec) == 9 and int(sec) > 0, since
