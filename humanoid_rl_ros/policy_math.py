@@ -13,24 +13,29 @@ Nothing here imports ROS. Conventions:
 """
 
 import math
+import sys
 from typing import Any, Dict, Mapping, Optional, Sequence
 
 import numpy as np
 
-try:  # torch is optional for deployment: the node runs on numpy alone.
-    import torch
-except ImportError:  # pragma: no cover - exercised only where torch is absent
-    torch = None
+torch = None
+"""The torch module, bound by :func:`_is_torch` once a caller has imported torch.
+
+This module never imports torch itself: the policy node runs on numpy alone and need not
+have torch installed or pay for loading it; a torch tensor can only come from a caller that
+imported torch."""
 
 Array = Any
 """A numpy array or a torch tensor."""
 
-GRAVITY_DIRECTION_WORLD = (0.0, 0.0, -1.0)
-"""Unit vector of gravity in the world frame (REP-103, z up)."""
-
 
 def _is_torch(x: Array) -> bool:
-    return torch is not None and isinstance(x, torch.Tensor)
+    global torch
+    if torch is None:
+        torch = sys.modules.get('torch')
+        if torch is None:
+            return False
+    return isinstance(x, torch.Tensor)
 
 
 def _like(value: Any, ref: Array) -> Array:
@@ -114,11 +119,17 @@ def world_to_body(q_wxyz: Array, v_world: Array) -> Array:
 
 
 def projected_gravity(q_wxyz: Array) -> Array:
-    """Return the gravity direction in the body frame (upright robot: ``[0, 0, -1]``)."""
-    gravity = _like(GRAVITY_DIRECTION_WORLD, q_wxyz)
-    gravity = gravity.expand(q_wxyz.shape[:-1] + (3,)) if _is_torch(q_wxyz) else \
-        np.broadcast_to(gravity, q_wxyz.shape[:-1] + (3,))
-    return quat_rotate_inverse(q_wxyz, gravity)
+    """
+    Return the gravity direction in the body frame (upright robot: ``[0, 0, -1]``).
+
+    ``quat_rotate_inverse(q, [0, 0, -1])`` in closed form: minus the third row of the
+    rotation matrix of the normalized ``q`` (a tenth of the numpy operations for one robot,
+    and no constant to move to the device).
+    """
+    q = quat_normalize(q_wxyz)
+    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
+    return _stack([2.0 * (w * y - x * z), -2.0 * (y * z + w * x),
+                   (x * x + y * y) - (w * w + z * z)])
 
 
 def yaw_from_quat(q_wxyz: Array) -> Array:

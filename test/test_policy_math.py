@@ -1,6 +1,8 @@
 """Tests of the shared observation and action math (numpy and torch, one definition)."""
 
 import math
+import subprocess
+import sys
 
 from humanoid_rl_ros.contract import ObsTermSpec
 from humanoid_rl_ros.policy_math import (
@@ -35,6 +37,27 @@ def test_robot_pitched_nose_down_90_deg_sees_gravity_along_its_x_axis():
 def test_robot_rolled_left_90_deg_sees_gravity_along_its_minus_y_axis():
     q = _quat_axis_angle([1, 0, 0], math.pi / 2)
     np.testing.assert_allclose(projected_gravity(q), [0.0, -1.0, 0.0], atol=1e-12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(arrays(np.float64, (4,), elements=st.floats(-3.0, 3.0)).filter(
+    lambda q: np.linalg.norm(q) > 1e-3))
+def test_projected_gravity_is_the_inverse_rotation_of_world_gravity(q):
+    expected = quat_rotate_inverse(q, np.array([0.0, 0.0, -1.0]))
+    np.testing.assert_allclose(projected_gravity(q), expected, atol=1e-12)
+    np.testing.assert_allclose(projected_gravity(torch.as_tensor(q)).numpy(), expected,
+                               atol=1e-12)
+
+
+def test_the_node_side_modules_do_not_load_torch():
+    # torch is a training dependency; the policy node runs on numpy (and need not have torch)
+    code = ('import sys\n'
+            'import humanoid_rl_ros.policy_math, humanoid_rl_ros.controller\n'
+            'import humanoid_rl_ros.policy_runtime, humanoid_rl_ros.policy_node\n'
+            'print("torch" in sys.modules)')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == 'False'
 
 
 def test_yawed_robot_moving_along_world_y_moves_forward_in_body_frame():

@@ -25,8 +25,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from humanoid_rl_ros.contract import CommandRanges, ObsTermSpec, PolicyContract
 from humanoid_rl_ros.policy_math import (
-    action_to_joint_targets, build_observation, gait_phase_features, GRAVITY_DIRECTION_WORLD,
-    observation_scale, quat_rotate_inverse, world_to_body, yaw_from_quat)
+    action_to_joint_targets, build_observation, gait_phase_features, observation_scale,
+    projected_gravity, world_to_body, yaw_from_quat)
 from humanoid_rl_ros.robot import (
     body_ids, build_mujoco_model, default_qpos, joint_qpos_adr, load_robot, RobotConfig)
 import mujoco
@@ -184,8 +184,6 @@ class LocomotionEnv(VecEnv):
         self._time_outs_buf = torch.zeros(n, dtype=torch.bool, device=dev)
         self._step_log_buf = zeros(2)
         self._all_envs = torch.ones(n, dtype=torch.bool, device=dev)
-        self._gravity_world = torch.tensor(GRAVITY_DIRECTION_WORLD, dtype=torch.float32,
-                                           device=dev).expand(n, 3)
         self._obs_clip = torch.tensor(float(self.cfg.observations.clip), device=dev)
         self._action_clip = torch.tensor(float(self.cfg.action_clip), device=dev)
         self._init_random_layout()
@@ -508,9 +506,7 @@ class LocomotionEnv(VecEnv):
         """Recompute the state derived from the simulator (in place)."""
         b = self.backend
         self.base_lin_vel_b.copy_(world_to_body(b.base_quat, b.base_lin_vel_world))
-        # projected_gravity(q) of policy_math, with the gravity vector already on the device
-        # (policy_math builds it from a tuple: a host-to-device copy, not allowed in a graph)
-        self.projected_gravity.copy_(quat_rotate_inverse(b.base_quat, self._gravity_world))
+        self.projected_gravity.copy_(projected_gravity(b.base_quat))
         self.feet_height.copy_(b.foot_pos[:, :, 2] - self.foot_stand_height_m)
         self.feet_contact.copy_((b.foot_contact_force > self.cfg.rewards.contact_force_n
                                  ).float())
