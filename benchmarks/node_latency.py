@@ -60,6 +60,7 @@ if str(REPO) not in sys.path:
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import Twist  # noqa: E402
+from humanoid_rl_ros.provenance import git_commit  # noqa: E402
 from nav_msgs.msg import Odometry  # noqa: E402
 import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
@@ -370,18 +371,6 @@ def cpu_name() -> str:
     return f'{platform.processor() or platform.machine()}, {os.cpu_count()} cores'
 
 
-def _git_commit() -> str:
-    """Return the checkout's commit (with '+dirty' for local changes), or '' if unknown."""
-    try:
-        commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=REPO, text=True,
-                                capture_output=True, check=True).stdout.strip()
-        dirty = subprocess.run(['git', 'status', '--porcelain', '--', 'humanoid_rl_ros'],
-                               cwd=REPO, text=True, capture_output=True).stdout.strip()
-        return commit + ('+dirty' if dirty else '')
-    except (OSError, subprocess.CalledProcessError):
-        return ''
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the benchmark and print/save the results."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
@@ -471,7 +460,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({
             'machine': cpu_name(), 'python': platform.python_version(),
-            'commit': _git_commit(),
+            'commit': git_commit(REPO),
             'duration_s': args.duration_s,
             'chunk_s': args.chunk_s, 'priority': args.priority,
             'phases': [dataclasses.asdict(r) for r in results], 'summary': summary,
