@@ -14,8 +14,9 @@ measures, for each ``--num-envs`` (default 4096 and 8192):
 4. ``rollout_collection`` and ``end_to_end_training``: ``OnPolicyRunner.learn`` iterations;
    collection is the runner's collection phase (sampling policy, env step, storage writes),
    end-to-end includes the PPO updates -- :func:`measure_training`.  Then
-   ``backend_step_on_training_states``: ``backend.step`` alone from the states those
-   iterations left (robots walking, falling, resetting), the physics share of collection.
+   ``backend_step_on_training_states``: ``backend.step`` alone, in rollout-length chunks
+   that each restart from the states those iterations left (robots walking, falling, just
+   reset; the last joint targets held): the physics share of collection.
 
 3 and 4 use the env and PPO code of the repository (``--compile`` sets their torch.compile
 setting); a failure there is recorded in the JSON (``error``) instead of stopping the
@@ -183,18 +184,29 @@ def measure_training(args: argparse.Namespace, num_envs: int) -> Dict[str, Any]:
     steps = num_envs * runner.cfg.num_steps_per_env * args.train_iterations
     collect_s = sum(row['collection_time_s'] for row in rows)
     learn_s = sum(row['learn_time_s'] for row in rows)
-    report = env.check_overflow()
-    # The physics alone (backend.step: PD + physics graph) from the states training left
-    # behind: walking, falling and resetting robots, whose contacts and solver iterations
-    # cost more than the standing robots of raw_physics and backend_step.
+    # The physics alone (backend.step: PD + physics graph) from the states training left:
+    # robots walking, falling and just reset, whose contacts and solver iterations cost more
+    # than the standing robots of raw_physics and backend_step.  Each timed chunk of one
+    # rollout's length starts again from that snapshot (restored outside the timed region),
+    # with the policy's last joint targets held, so the robots stay near the training states.
     backend = env.backend
+    all_worlds = torch.ones(num_envs, dtype=torch.bool, device=dev)
+    snapshot = tuple(t.clone() for t in (
+        backend.base_pos, backend.base_quat, backend.base_lin_vel_world,
+        backend.base_ang_vel_body, backend.joint_pos, backend.joint_vel))
     backend.step(args.decimation)  # capture (if not yet) outside the timed region
-    _sync(dev)
-    t0 = time.perf_counter()
-    for _ in range(args.policy_steps):
-        backend.step(args.decimation)
-    _sync(dev)
-    physics_s = time.perf_counter() - t0
+    chunk = runner.cfg.num_steps_per_env
+    physics_s, physics_steps = 0.0, 0
+    while physics_steps < args.policy_steps:
+        backend.reset_masked(all_worlds, *snapshot)
+        _sync(dev)
+        t0 = time.perf_counter()
+        for _ in range(chunk):
+            backend.step(args.decimation)
+        _sync(dev)
+        physics_s += time.perf_counter() - t0
+        physics_steps += chunk
+    report = env.check_overflow()  # training and the physics-only chunks
     env.close()
     return {
         'rollout_collection': {'env_steps_per_s': steps / collect_s, 'seconds': collect_s},
@@ -202,8 +214,8 @@ def measure_training(args: argparse.Namespace, num_envs: int) -> Dict[str, Any]:
                                 'iterations': args.train_iterations,
                                 'learn_seconds_per_iteration': learn_s / len(rows)},
         'backend_step_on_training_states': {
-            'env_steps_per_s': num_envs * args.policy_steps / physics_s,
-            'seconds': physics_s},
+            'env_steps_per_s': num_envs * physics_steps / physics_s, 'seconds': physics_s,
+            'nconmax': backend.nconmax, 'njmax': backend.njmax},
         'overflow': report}
 
 

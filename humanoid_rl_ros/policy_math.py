@@ -124,7 +124,7 @@ def projected_gravity(q_wxyz: Array) -> Array:
 
     ``quat_rotate_inverse(q, [0, 0, -1])`` in closed form: minus the third row of the
     rotation matrix of the normalized ``q`` (a tenth of the numpy operations for one robot,
-    and no constant to move to the device).
+    and no constant to move to the device).  A zero quaternion gives zeros, not NaN.
     """
     q = quat_normalize(q_wxyz)
     w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]

@@ -42,3 +42,6 @@ def test_every_measurement_reports_a_rate_and_its_ratio(tmp_path):
     assert row['end_to_end_training']['env_steps_per_s'] <= \
         row['rollout_collection']['env_steps_per_s']
     assert row['training_overflow']['overflow'] is False
+    # the env trained with the same buffers as the raw measurement
+    physics = row['backend_step_on_training_states']
+    assert (physics['nconmax'], physics['njmax']) == (row['nconmax'], row['njmax'])

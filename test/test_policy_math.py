@@ -1,6 +1,7 @@
 """Tests of the shared observation and action math (numpy and torch, one definition)."""
 
 import math
+from pathlib import Path
 import subprocess
 import sys
 
@@ -49,6 +50,11 @@ def test_projected_gravity_is_the_inverse_rotation_of_world_gravity(q):
                                atol=1e-12)
 
 
+def test_projected_gravity_of_a_zero_quaternion_is_zero_not_nan():
+    # no orientation information: zeros (the controller rejects such a quaternion anyway)
+    assert np.array_equal(projected_gravity(np.zeros(4)), np.zeros(3))
+
+
 def test_the_node_side_modules_do_not_load_torch():
     # torch is a training dependency; the policy node runs on numpy (and need not have torch)
     code = ('import sys\n'
@@ -56,7 +62,7 @@ def test_the_node_side_modules_do_not_load_torch():
             'import humanoid_rl_ros.policy_runtime, humanoid_rl_ros.policy_node\n'
             'print("torch" in sys.modules)')
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                         check=True).stdout.strip()
+                         check=True, cwd=Path(__file__).resolve().parents[1]).stdout.strip()
     assert out == 'False'
 
 

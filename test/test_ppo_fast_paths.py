@@ -8,6 +8,7 @@ learning-rate rule must equal the float rule, the device-indexed storage writes 
 ``add``, and an optimizer state saved by the earlier (float lr, non-fused) Adam must load.
 """
 
+import copy
 import math
 
 import pytest
@@ -234,20 +235,35 @@ def _filled_cuda_ppo(graph_update, compile_setting):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA (graph capture)')
 @pytest.mark.parametrize('compile_setting', ['off', 'auto'])
-def test_graph_captured_update_matches_eager_steps(compile_setting):
-    """Three updates (eager warm-up, capture + replay, replay) == three eager updates."""
-    torch.backends.cuda.matmul.allow_tf32 = False
+def test_graph_captured_update_matches_eager_steps(compile_setting, monkeypatch):
+    """
+    Graph-captured updates == eager minibatch steps, also across a replaced optimizer state.
+
+    Three updates (eager warm-up, capture + replay, replay), then the optimizer state is
+    loaded anew (new state tensors: the graph must be dropped and captured again) and the
+    learning rate set, then three more updates.
+    """
+    monkeypatch.setattr(torch.backends.cuda.matmul, 'allow_tf32', False)
     last_critic_obs = torch.randn(64, 4, generator=torch.Generator().manual_seed(2))
     params, stats = {}, {}
     for graph_update in (False, True):
         ppo = _filled_cuda_ppo(graph_update, compile_setting)
         stats[graph_update] = []
         torch.manual_seed(5)  # the same minibatch permutations
-        for _ in range(3):
-            ppo.storage.step = ppo.storage.num_steps  # refill: the same rollout again
-            ppo.compute_returns(last_critic_obs.cuda())
-            stats[graph_update].append(ppo.update())
+
+        def updates():
+            for _ in range(3):
+                ppo.storage.step = ppo.storage.num_steps  # refill: the same rollout again
+                ppo.compute_returns(last_critic_obs.cuda())
+                stats[graph_update].append(ppo.update())
+
+        updates()
+        first_graph = ppo._update_graph
+        assert (first_graph is not None) == graph_update
+        ppo.load_optimizer_state(copy.deepcopy(ppo.optimizer.state_dict()), learning_rate=3e-4)
+        updates()
         assert (ppo._update_graph is not None) == graph_update
+        assert ppo._update_graph is not first_graph or not graph_update  # captured anew
         params[graph_update] = [p.detach().cpu() for p in ppo.actor_critic.parameters()]
     for eager, graphed in zip(params[False], params[True]):
         torch.testing.assert_close(graphed, eager, rtol=1e-5, atol=1e-6)

@@ -173,7 +173,8 @@ class PPO:
         graphs), see :mod:`training.compiling`.  ``graph_update`` (CUDA only): all
         ``num_learning_epochs x num_mini_batches`` steps of an update run as one CUDA graph,
         captured at the second update (the first runs eagerly, as its warm-up); if the capture
-        fails, updates run eagerly, with a warning.
+        fails, updates run eagerly, with a warning.  The graph holds ``cfg``'s values as they
+        were at capture: change the config before training, not during it.
         """
         self.cfg = cfg
         self.device = torch.device(device)
