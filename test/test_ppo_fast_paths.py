@@ -235,7 +235,7 @@ def _filled_cuda_ppo(graph_update, compile_setting):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA (graph capture)')
 @pytest.mark.parametrize('compile_setting', ['off', 'auto'])
-def test_graph_captured_update_matches_eager_steps(compile_setting, monkeypatch):
+def test_graph_captured_update_matches_eager_steps(compile_setting):
     """
     Graph-captured updates == eager minibatch steps, also across a replaced optimizer state.
 
@@ -243,7 +243,15 @@ def test_graph_captured_update_matches_eager_steps(compile_setting, monkeypatch)
     loaded anew (new state tensors: the graph must be dropped and captured again) and the
     learning rate set, then three more updates.
     """
-    monkeypatch.setattr(torch.backends.cuda.matmul, 'allow_tf32', False)
+    precision = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision('highest')  # no TF32: both paths in full float32
+    try:
+        _compare_graph_captured_and_eager_updates(compile_setting)
+    finally:
+        torch.set_float32_matmul_precision(precision)
+
+
+def _compare_graph_captured_and_eager_updates(compile_setting):
     last_critic_obs = torch.randn(64, 4, generator=torch.Generator().manual_seed(2))
     params, stats = {}, {}
     for graph_update in (False, True):
