@@ -33,7 +33,7 @@ from pathlib import Path
 import platform
 import sys
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
@@ -65,6 +65,28 @@ def reset_standing(backend: MjWarpBackend) -> None:
     backend.q_target.copy_(default.expand_as(backend.q_target))
 
 
+def _time_in_chunks(restore: Callable[[], None], step: Callable[[], None], steps: int,
+                    chunk: int, device: torch.device) -> float:
+    """
+    Return the seconds that ``steps`` calls of ``step`` take (device work included).
+
+    The calls run in chunks of at most ``chunk``; before each chunk ``restore()`` runs outside
+    the timed region.
+    """
+    elapsed, done = 0.0, 0
+    while done < steps:
+        restore()
+        _sync(device)
+        n = min(chunk, steps - done)
+        t0 = time.perf_counter()
+        for _ in range(n):
+            step()
+        _sync(device)
+        elapsed += time.perf_counter() - t0
+        done += n
+    return elapsed
+
+
 def measure_raw_physics(backend: MjWarpBackend, decimation: int, policy_steps: int,
                         reset_every: int) -> Dict[str, Any]:
     """Return physics steps/s of bare ``mujoco_warp.step`` (CUDA graph of ``decimation`` steps)."""
@@ -91,18 +113,11 @@ def measure_raw_physics(backend: MjWarpBackend, decimation: int, policy_steps: i
                 for _ in range(decimation):
                     mjw.step(m, d)
 
-        elapsed, done = 0.0, 0
-        while done < policy_steps:
+        def restore() -> None:
             reset_standing(backend)
             backend.last_effort.copy_(backend.compute_effort())
-            _sync(dev)
-            chunk = min(reset_every, policy_steps - done)
-            t0 = time.perf_counter()
-            for _ in range(chunk):
-                run()
-            _sync(dev)
-            elapsed += time.perf_counter() - t0
-            done += chunk
+
+        elapsed = _time_in_chunks(restore, run, policy_steps, reset_every, dev)
     steps = backend.num_envs * decimation * policy_steps
     return {'physics_steps_per_s': steps / elapsed, 'seconds': elapsed,
             'cuda_graph': graph is not None, 'overflow': backend.check_overflow()}
@@ -117,17 +132,8 @@ def measure_backend_step(backend: MjWarpBackend, decimation: int, policy_steps: 
     backend.step(decimation)
     _sync(dev)
     backend.check_overflow(clear=True)
-    elapsed, done = 0.0, 0
-    while done < policy_steps:
-        reset_standing(backend)
-        _sync(dev)
-        chunk = min(reset_every, policy_steps - done)
-        t0 = time.perf_counter()
-        for _ in range(chunk):
-            backend.step(decimation)
-        _sync(dev)
-        elapsed += time.perf_counter() - t0
-        done += chunk
+    elapsed = _time_in_chunks(lambda: reset_standing(backend), lambda: backend.step(decimation),
+                              policy_steps, reset_every, dev)
     return {'env_steps_per_s': backend.num_envs * policy_steps / elapsed, 'seconds': elapsed,
             'cuda_graph': bool(backend.use_cuda_graph), 'overflow': backend.check_overflow()}
 
@@ -195,17 +201,9 @@ def measure_training(args: argparse.Namespace, num_envs: int) -> Dict[str, Any]:
         backend.base_pos, backend.base_quat, backend.base_lin_vel_world,
         backend.base_ang_vel_body, backend.joint_pos, backend.joint_vel))
     backend.step(args.decimation)  # capture (if not yet) outside the timed region
-    chunk = runner.cfg.num_steps_per_env
-    physics_s, physics_steps = 0.0, 0
-    while physics_steps < args.policy_steps:
-        backend.reset_masked(all_worlds, *snapshot)
-        _sync(dev)
-        t0 = time.perf_counter()
-        for _ in range(chunk):
-            backend.step(args.decimation)
-        _sync(dev)
-        physics_s += time.perf_counter() - t0
-        physics_steps += chunk
+    physics_s = _time_in_chunks(lambda: backend.reset_masked(all_worlds, *snapshot),
+                                lambda: backend.step(args.decimation), args.policy_steps,
+                                runner.cfg.num_steps_per_env, dev)
     report = env.check_overflow()  # training and the physics-only chunks
     env.close()
     return {
@@ -214,7 +212,7 @@ def measure_training(args: argparse.Namespace, num_envs: int) -> Dict[str, Any]:
                                 'iterations': args.train_iterations,
                                 'learn_seconds_per_iteration': learn_s / len(rows)},
         'backend_step_on_training_states': {
-            'env_steps_per_s': num_envs * physics_steps / physics_s, 'seconds': physics_s,
+            'env_steps_per_s': num_envs * args.policy_steps / physics_s, 'seconds': physics_s,
             'nconmax': backend.nconmax, 'njmax': backend.njmax},
         'overflow': report}
 
