@@ -56,6 +56,7 @@ from humanoid_rl_ros.demo_scenario import Segment
 from humanoid_rl_ros.demo_scenario import segment_index_at
 from humanoid_rl_ros.robot import load_robot
 from humanoid_rl_ros.robot import models_dir
+from humanoid_rl_ros.sim_logic import stamp_to_ns
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState
 from nav_msgs.msg import Odometry
@@ -299,7 +300,7 @@ class _Driver:
                 # machine), and the first status it sees is then a later periodic one.
                 since_ns = parse_time_ns(values.get('state_since_s', ''))
                 self.t0_ns = (since_ns if since_ns is not None else
-                              msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec)
+                              stamp_to_ns(msg.header.stamp.sec, msg.header.stamp.nanosec))
 
     def _on_effort(self, msg: JointState) -> None:
         names = tuple(msg.name)
@@ -312,7 +313,7 @@ class _Driver:
         scored = limit > 0.0
         ratio = (float(np.max(np.abs(effort[scored]) / limit[scored]))
                  if finite and np.any(scored) else 0.0)
-        stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        stamp_ns = stamp_to_ns(msg.header.stamp.sec, msg.header.stamp.nanosec)
         self.efforts.append((stamp_ns, finite, ratio))
 
     def scenario_efforts(self) -> Tuple[int, bool, float]:
@@ -322,7 +323,7 @@ class _Driver:
                 max((e[2] for e in rows), default=0.0))
 
     def _on_odom(self, msg: Odometry) -> None:
-        t_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        t_ns = stamp_to_ns(msg.header.stamp.sec, msg.header.stamp.nanosec)
         self.last_odom_ns = t_ns
         t_s = (t_ns - self.t0_ns) * 1e-9 if self.t0_ns is not None else -1.0
         if t_ns >= self.next_cmd_ns:

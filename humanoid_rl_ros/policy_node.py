@@ -45,6 +45,7 @@ from humanoid_rl_ros.policy_runtime import PolicyLoadError, PolicyRuntime
 from humanoid_rl_ros.ros_conversions import (imu_to_arrays, joint_state_to_arrays,
                                              make_float64_array,
                                              odometry_to_arrays, twist_to_command)
+from humanoid_rl_ros.sim_logic import ns_to_stamp
 from nav_msgs.msg import Odometry
 import numpy as np
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
@@ -593,10 +594,11 @@ class PolicyNode(LifecycleNode):
             callback_group=self._control_group if loop else None)
         self.lifecycle_state = 'inactive'
         self._start_control_loop()
-        # Everything loaded so far (rclpy, numpy, onnxruntime, torch through policy_math) lives
-        # for the process: move it out of the cyclic GC's generations. A full collection over
-        # it took 67 ms on the dev box, a pause that lands in some control tick; after the
-        # freeze the collector only scans what the control loop allocates (well under 1 ms).
+        # Everything loaded so far (rclpy, numpy, onnxruntime) lives for the process: move it
+        # out of the cyclic GC's generations. A full collection over it took 67 ms on the dev
+        # box (measured while torch was still loaded), a pause that lands in some control
+        # tick; after the freeze the collector only scans what the control loop allocates
+        # (well under 1 ms).
         gc.freeze()
         self.get_logger().info(
             f'configured: policy {runtime.contract_path} ({contract.num_joints} joints, obs '
@@ -784,7 +786,7 @@ class PolicyNode(LifecycleNode):
         if self._output_type == 'joint_state':
             if now_ns is None:
                 now_ns = self.get_clock().now().nanoseconds
-            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(now_ns, 1_000_000_000)
+            msg.header.stamp.sec, msg.header.stamp.nanosec = ns_to_stamp(now_ns)
             msg.effort = array('d', effort.tobytes())
         else:
             ordered = np.where(self._output_index >= 0,
