@@ -241,6 +241,9 @@ def test_joint_state_order_does_not_change_efforts(contract, policy_path, harnes
     assert list(msg.name) == list(contract.joint_names)
     np.testing.assert_allclose(_efforts_by_policy_order(contract, msg),
                                _standing_expected(contract, h.feed), rtol=1e-12, atol=1e-12)
+    # the inputs were read from their serialized bytes and the command published as bytes
+    assert h.node._out_writer is not None
+    assert h.node._joint_state_reader._names == tuple(h.feed.names)
 
 
 def _standing_pd(contract, q, qd) -> np.ndarray:
@@ -473,6 +476,7 @@ def test_float64_array_output_in_configured_joint_order(contract, policy_path,
     assert data.shape == (len(order),)
     np.testing.assert_allclose(data, _standing_expected(contract, h.feed, order), atol=1e-12)
     assert data[-1] == 0.0
+    assert h.node._out_writer is not None  # published as bytes
 
 
 def test_invalid_parameter_values_are_rejected(contract, policy_path, harness_factory):
