@@ -171,7 +171,7 @@ class Controller:
         self.policy_steps = 0
         self._tick = 0
         self._gait_phase = 0.0
-        self._last_action = np.zeros(n, dtype=np.float32)
+        self._last_action = np.zeros(n)  # the clipped policy output (float64)
         self._q_target = self.default_pos_rad.copy()
         self._ramp_start_pos = self.default_pos_rad.copy()
         self._ramp_start_s: Optional[float] = None  # None: starts at the next valid step
@@ -217,12 +217,14 @@ class Controller:
             self._index_cache = (names, index)
         q = np.asarray(position, dtype=np.float64)[index]
         qd = np.asarray(velocity, dtype=np.float64)[index]
-        self._damping_qd = np.where(np.isfinite(qd), qd, 0.0)
         self._damping_qd_time_s = now_s
-        bad = [self.joint_names[i] for i in np.flatnonzero(~(np.isfinite(q) & np.isfinite(qd)))]
-        if bad:
+        if not (all_finite(q) and all_finite(qd)):
+            self._damping_qd = np.where(np.isfinite(qd), qd, 0.0)
+            bad = [self.joint_names[i]
+                   for i in np.flatnonzero(~(np.isfinite(q) & np.isfinite(qd)))]
             self._joint_problem = f'non-finite joint_states value for joint(s): {", ".join(bad)}'
             return
+        self._damping_qd = qd
         self._joint_problem = ''
         self._joint = _Stamped((q, qd), now_s)
 
@@ -241,23 +243,21 @@ class Controller:
     def update_odom(self, quat_wxyz: Sequence[float], lin_vel_body_m_s: Sequence[float],
                     ang_vel_body_rad_s: Sequence[float], now_s: float) -> None:
         """Store odometry: base orientation and body-frame (child frame) twist."""
-        value = (np.asarray(quat_wxyz, dtype=np.float64),
-                 np.asarray(lin_vel_body_m_s, dtype=np.float64),
+        quat = np.asarray(quat_wxyz, dtype=np.float64)
+        value = (np.asarray(lin_vel_body_m_s, dtype=np.float64),
                  np.asarray(ang_vel_body_rad_s, dtype=np.float64))
-        problem = _check_base(value[0], value[1:], 'odom')
-        self._odom_problem = problem
-        if not problem:
-            self._odom = _Stamped((value[0] / np.linalg.norm(value[0]),) + value[1:], now_s)
+        unit_quat, self._odom_problem = _check_base(quat, value, 'odom')
+        if unit_quat is not None:
+            self._odom = _Stamped((unit_quat,) + value, now_s)
 
     def update_imu(self, quat_wxyz: Sequence[float], ang_vel_body_rad_s: Sequence[float],
                    now_s: float) -> None:
         """Store IMU orientation and body-frame angular velocity."""
-        value = (np.asarray(quat_wxyz, dtype=np.float64),
-                 np.asarray(ang_vel_body_rad_s, dtype=np.float64))
-        problem = _check_base(value[0], value[1:], 'imu')
-        self._imu_problem = problem
-        if not problem:
-            self._imu = _Stamped((value[0] / np.linalg.norm(value[0]),) + value[1:], now_s)
+        quat = np.asarray(quat_wxyz, dtype=np.float64)
+        ang_vel = np.asarray(ang_vel_body_rad_s, dtype=np.float64)
+        unit_quat, self._imu_problem = _check_base(quat, (ang_vel,), 'imu')
+        if unit_quat is not None:
+            self._imu = _Stamped((unit_quat, ang_vel), now_s)
 
     def update_cmd_vel(self, vx_m_s: float, vy_m_s: float, wz_rad_s: float,
                        now_s: float) -> None:
@@ -396,7 +396,7 @@ class Controller:
         self.walk_requested = False
         self._tick = 0
         self._gait_phase = 0.0
-        self._last_action = np.zeros(self.contract.action_dim, dtype=np.float32)
+        self._last_action = np.zeros(self.contract.action_dim)
         self._q_target = self.default_pos_rad.copy()
         self.note = ''
 
@@ -450,14 +450,14 @@ class Controller:
                 if self.uses_gait_phase:
                     self._gait_phase = (self._gait_phase
                                         + self.dt_s / float(self.contract.gait_period_s)) % 1.0
-        if self.state is not ControllerState.DAMPING and not np.all(np.isfinite(effort)):
+        if self.state is not ControllerState.DAMPING and not all_finite(effort):
             self.fault('computed a non-finite effort')
         if self.state is ControllerState.DAMPING:
             effort = self._damping_effort(now_s)
         # the last line of defence, kept under python -O: never a non-finite effort
-        effort = np.clip(np.where(np.isfinite(effort), effort, 0.0), -self.effort_limit_nm,
-                         self.effort_limit_nm)
-        return effort
+        if not all_finite(effort):
+            effort = np.where(np.isfinite(effort), effort, 0.0)
+        return np.clip(effort, -self.effort_limit_nm, self.effort_limit_nm)
 
     def _pd(self, target: np.ndarray) -> np.ndarray:
         q, qd = self._joint.value
@@ -490,7 +490,7 @@ class Controller:
             joint_pos_rad=q,
             default_joint_pos_rad=self.default_pos_rad,
             joint_vel_rad_s=qd,
-            last_action=self._last_action.astype(np.float64),
+            last_action=self._last_action,
             gait_phase=np.float64(self._gait_phase) if self.uses_gait_phase else None)
 
     def _run_policy(self, now_s: float) -> None:
@@ -501,14 +501,14 @@ class Controller:
         if obs.shape != (self.contract.obs_dim,):
             raise ControllerError(f'observation has shape {obs.shape}, contract says '
                                   f'({self.contract.obs_dim},)')
-        action = np.asarray(self.policy(obs), dtype=np.float32).reshape(-1)
-        if action.shape != (self.contract.action_dim,) or not np.all(np.isfinite(action)):
+        action = np.asarray(self.policy(obs), dtype=np.float64).reshape(-1)
+        if action.shape != (self.contract.action_dim,) or not all_finite(action):
             raise ControllerError('policy returned a non-finite or wrongly sized action')
         # the last_action term holds the clipped action, as in training
         self._last_action = np.clip(action, -self.contract.action_clip, self.contract.action_clip)
-        self._q_target = np.asarray(policy_math.action_to_joint_targets(
-            action.astype(np.float64), self.default_pos_rad, self.action_scale_rad,
-            self.contract.action_clip), dtype=np.float64)
+        self._q_target = policy_math.action_to_joint_targets(
+            self._last_action, self.default_pos_rad, self.action_scale_rad,
+            self.contract.action_clip)
         self.policy_steps += 1
 
     @property
@@ -539,13 +539,21 @@ def _describe_age(source: str, age: float, param: str, timeout_s: float) -> str:
     return f'{source} stale: {age:.3f} s old > {param} {timeout_s} s'
 
 
-def _check_base(quat: np.ndarray, vectors: Tuple[np.ndarray, ...], source: str) -> str:
-    if not (np.all(np.isfinite(quat)) and all(np.all(np.isfinite(v)) for v in vectors)):
-        return f'non-finite {source} value'
-    norm = float(np.linalg.norm(quat))
+def all_finite(x: np.ndarray) -> bool:
+    """Return whether every value of ``x`` is finite (one reduction in the common case)."""
+    # A finite sum proves every value finite; only a sum that overflows needs the full check.
+    return math.isfinite(np.add.reduce(x, axis=None)) or bool(np.isfinite(x).all())
+
+
+def _check_base(quat: np.ndarray, vectors: Tuple[np.ndarray, ...],
+                source: str) -> Tuple[Optional[np.ndarray], str]:
+    """Return ``(unit quaternion, '')`` or ``(None, the problem)`` of a base orientation."""
+    if not (all_finite(quat) and all(all_finite(v) for v in vectors)):
+        return None, f'non-finite {source} value'
+    norm = math.sqrt(float(np.dot(quat, quat)))
     if not 0.5 < norm < 1.5:
-        return f'{source} orientation quaternion has norm {norm:.3f} (not a rotation)'
-    return ''
+        return None, f'{source} orientation quaternion has norm {norm:.3f} (not a rotation)'
+    return quat / norm, ''
 
 
 def _stamped_problem(value: Optional[_Stamped], problem: str, now_s: float, timeout_s: float,
