@@ -44,6 +44,34 @@ ROBOT_URDF = ('models', 'robots', 'kestrel', 'kestrel.urdf')
 ParamValue = Union[str, bool, int, float]
 
 
+@dataclass(frozen=True)
+class LaunchArgument:
+    """A launch argument as the launch files declare it (``DeclareLaunchArgument``)."""
+
+    name: str
+    default: str
+    description: str
+    choices: Optional[Tuple[str, ...]] = None
+    """Accepted values (``None``: any)."""
+
+
+POLICY_ARGUMENTS: Tuple[LaunchArgument, ...] = (
+    LaunchArgument(
+        'policy', '',
+        'Policy contract path (<policy>.yaml beside <policy>.onnx) or a name under the '
+        'installed models/ folder; empty keeps the value in the parameter file (default '
+        f'{DEFAULT_POLICY}).'),
+    LaunchArgument(
+        'cmd_vel_topic', 'cmd_vel',
+        'Velocity command topic the policy node follows (e.g. the Nav2 controller output).'),
+    LaunchArgument(
+        'cmd_vel_stamped', '',
+        'true: geometry_msgs/TwistStamped (Nav2 Kilted+); false: Twist (Nav2 Jazzy/Humble, '
+        'teleop); empty keeps the value in the parameter file.', ('', 'true', 'false')),
+)
+"""The policy node's arguments, declared by both launch files."""
+
+
 @dataclass
 class NodeSpec:
     """One node as the launch files start it."""
@@ -93,6 +121,11 @@ def parse_bool(text: Union[str, bool]) -> bool:
     if lowered in ('false', '0', 'no', 'off'):
         return False
     raise ValueError(f'expected true or false, got {text!r}')
+
+
+def parse_optional_bool(text: str) -> Optional[bool]:
+    """Return ``None`` for an empty launch argument, else :func:`parse_bool` of it."""
+    return None if text == '' else parse_bool(text)
 
 
 def preset_params_file(share_dir: Union[str, Path], preset: str) -> str:

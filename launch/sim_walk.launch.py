@@ -23,13 +23,13 @@ from launch_ros.substitutions import FindPackageShare
 
 def _launch_setup(context):
     share = FindPackageShare(launch_config.PACKAGE).perform(context)
-    stamped = LaunchConfiguration('cmd_vel_stamped').perform(context)
     specs = launch_config.sim_walk_specs(
         share,
         policy=LaunchConfiguration('policy').perform(context),
         params_file=LaunchConfiguration('params_file').perform(context),
         cmd_vel_topic=LaunchConfiguration('cmd_vel_topic').perform(context),
-        cmd_vel_stamped=None if stamped == '' else launch_config.parse_bool(stamped),
+        cmd_vel_stamped=launch_config.parse_optional_bool(
+            LaunchConfiguration('cmd_vel_stamped').perform(context)),
         sim_params_file=LaunchConfiguration('sim_params_file').perform(context))
     actions = [Node(package=spec.package, executable=spec.executable, name=spec.name,
                     output='screen', emulate_tty=True,
@@ -49,11 +49,6 @@ def generate_launch_description() -> LaunchDescription:
     share = FindPackageShare(launch_config.PACKAGE)
     return LaunchDescription([
         DeclareLaunchArgument(
-            'policy', default_value='',
-            description='Policy contract path (<policy>.yaml beside <policy>.onnx) or a name '
-                        'under the installed models/ folder; empty keeps the value in the '
-                        f'parameter file (default {launch_config.DEFAULT_POLICY}).'),
-        DeclareLaunchArgument(
             'params_file',
             default_value=PathJoinSubstitution([share, 'config', 'policy_mujoco_sim.yaml']),
             description='Policy node parameter file (default: installed mujoco_sim preset).'),
@@ -62,12 +57,10 @@ def generate_launch_description() -> LaunchDescription:
             default_value=PathJoinSubstitution([share, 'config',
                                                 launch_config.SIM_PARAMS_FILE]),
             description='Sim node parameter file (default: installed config/sim_node.yaml).'),
-        DeclareLaunchArgument(
-            'cmd_vel_topic', default_value='cmd_vel',
-            description='Velocity command topic the policy node follows.'),
-        DeclareLaunchArgument(
-            'cmd_vel_stamped', default_value='', choices=['', 'true', 'false'],
-            description='true: TwistStamped; false: Twist; empty keeps the parameter file.'),
+        *[DeclareLaunchArgument(arg.name, default_value=arg.default,
+                                description=arg.description,
+                                choices=list(arg.choices) if arg.choices else None)
+          for arg in launch_config.POLICY_ARGUMENTS],
         DeclareLaunchArgument(
             'robot_state_publisher', default_value='true', choices=['true', 'false'],
             description='Also start robot_state_publisher with the robot URDF (on sim time).'),

@@ -19,10 +19,6 @@ from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 
-def _optional_bool(text: str):
-    return None if text == '' else launch_config.parse_bool(text)
-
-
 def _launch_setup(context):
     share = FindPackageShare(launch_config.PACKAGE).perform(context)
     preset = LaunchConfiguration('preset').perform(context)
@@ -36,7 +32,8 @@ def _launch_setup(context):
         use_sim_time=launch_config.parse_bool(
             LaunchConfiguration('use_sim_time').perform(context)),
         cmd_vel_topic=LaunchConfiguration('cmd_vel_topic').perform(context),
-        cmd_vel_stamped=_optional_bool(LaunchConfiguration('cmd_vel_stamped').perform(context)))
+        cmd_vel_stamped=launch_config.parse_optional_bool(
+            LaunchConfiguration('cmd_vel_stamped').perform(context)))
     return [Node(package=spec.package, executable=spec.executable, name=spec.name,
                  output='screen', emulate_tty=True,
                  parameters=spec.launch_parameters(),
@@ -60,19 +57,11 @@ def generate_launch_description() -> LaunchDescription:
             description='Policy node parameter file; defaults to the installed '
                         'config/policy_<preset>.yaml.'),
         DeclareLaunchArgument(
-            'policy', default_value='',
-            description='Policy contract path (<policy>.yaml beside <policy>.onnx) or a name '
-                        'under the installed models/ folder; empty keeps the value in the '
-                        f'parameter file (default {launch_config.DEFAULT_POLICY}).'),
-        DeclareLaunchArgument(
             'use_sim_time', default_value='false', choices=['true', 'false'],
             description='Run on /clock (true for Isaac Sim and the MuJoCo sim node).'),
-        DeclareLaunchArgument(
-            'cmd_vel_topic', default_value='cmd_vel',
-            description='Velocity command topic (e.g. Nav2 controller output).'),
-        DeclareLaunchArgument(
-            'cmd_vel_stamped', default_value='', choices=['', 'true', 'false'],
-            description='true: geometry_msgs/TwistStamped (Nav2 Kilted+); false: Twist (Nav2 '
-                        'Jazzy/Humble, teleop); empty keeps the value in the parameter file.'),
+        *[DeclareLaunchArgument(arg.name, default_value=arg.default,
+                                description=arg.description,
+                                choices=list(arg.choices) if arg.choices else None)
+          for arg in launch_config.POLICY_ARGUMENTS],
         OpaqueFunction(function=_launch_setup),
     ])

@@ -316,3 +316,16 @@ def test_node_spec_command_line_matches_launch_arguments(tmp_path):
                                            'cmd_vel_stamped': False}
     with pytest.raises(ValueError, match='isaac_sim'):
         launch_config.policy_node_spec(tmp_path, preset='gazebo')
+
+
+def test_shared_launch_arguments_are_arguments_of_both_node_specs():
+    import inspect
+    for make_specs in (launch_config.policy_node_spec, launch_config.sim_walk_specs):
+        accepted = inspect.signature(make_specs).parameters
+        for arg in launch_config.POLICY_ARGUMENTS:
+            assert arg.name in accepted, (make_specs.__name__, arg.name)
+            assert arg.choices is None or arg.default in arg.choices
+    assert launch_config.parse_optional_bool('') is None
+    assert launch_config.parse_optional_bool('True') is True
+    with pytest.raises(ValueError, match='maybe'):
+        launch_config.parse_optional_bool('maybe')
