@@ -17,12 +17,16 @@ ROS time, so it fires when ``/clock`` reaches ``t_k`` and stamps its command wit
 (the echo copies the joint state's stamp). A command is matched to its tick by that stamp
 (commands with an unknown stamp are matched to the oldest unanswered tick).
 
-Latency of tick ``k`` = receipt of its command here - publication of its ``joint_states`` here
-(both on this process's monotonic clock; two transport hops for both nodes, so the difference
-is the node's own processing: clock handling, timer, observation, ONNX, PD, publishing).
-A tick is **missed** when its command has not arrived by the time tick ``k + 1`` is due; the
-missed ticks are split into **late** (the command came after that, before the phase ended) and
-**skipped** (it never came), so a node that falls behind and one that drops ticks look different.
+Latency of tick ``k`` = receipt of its command here - publication of its ``joint_states`` here:
+the system clock read just before the publish call, and the RMW's reception timestamp of the
+command (``MessageInfo['received_timestamp']``, stamped by the DDS layer when the sample
+arrives, so the time this Python process takes to get to the message is not counted). Two
+transport hops for both nodes, so the difference is the node's own processing: clock handling,
+timer, observation, ONNX, PD, publishing. A tick is **missed** when its command arrives more
+than one control period after its joint state was published, or never; the missed ticks are
+split into **late** (it came after that) and **skipped** (it never came, by the end of the
+phase), so a node that falls behind and one that drops ticks look different. *Late publishes*
+count the ticks this process published more than half a period after they were due.
 
 **Alternating chunks** (``--chunk-s``): instead of one block per node, the echo and the policy
 node are measured in alternating chunks (echo, policy, policy, echo, ...; each chunk starts its
@@ -143,9 +147,9 @@ class Bench:
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
         self.policy_state = ''
-        self.pending: Dict[int, int] = {}  # stamp ns -> publish time ns
+        self.pending: Dict[int, int] = {}  # stamp ns -> publish time ns (system clock)
         self.latency_ns: List[int] = []
-        self.answered_stamps: set = set()
+        self.latency_by_stamp: Dict[int, int] = {}
         self.recording = False
         self.answers = 0
         self.tick = 0
@@ -179,8 +183,9 @@ class Bench:
                 if kv.key == 'state':
                     self.policy_state = kv.value
 
-    def _on_cmd(self, msg: JointState) -> None:
-        now = time.perf_counter_ns()
+    def _on_cmd(self, msg: JointState, info: Dict[str, int]) -> None:
+        # The RMW's reception time (system clock); 0 where an RMW does not provide it.
+        now = info.get('received_timestamp') or time.time_ns()
         self.answers += 1
         stamp = msg.header.stamp.sec * NSEC + msg.header.stamp.nanosec
         if stamp not in self.pending:
@@ -190,7 +195,7 @@ class Bench:
         sent = self.pending.pop(stamp)
         if self.recording:
             self.latency_ns.append(now - sent)
-            self.answered_stamps.add(stamp)
+            self.latency_by_stamp[stamp] = now - sent
 
     def publish_tick(self, t_ns: int) -> None:
         js, odom, imu = self.state_msgs
@@ -199,7 +204,7 @@ class Bench:
             msg.header.stamp.sec, msg.header.stamp.nanosec = sec, nsec
         self.pub_odom.publish(odom)
         self.pub_imu.publish(imu)
-        self.pending[t_ns] = time.perf_counter_ns()
+        self.pending[t_ns] = time.time_ns()
         self.pub_js.publish(js)
         clock = Clock()
         clock.clock.sec, clock.clock.nanosec = sec, nsec
@@ -212,13 +217,12 @@ class Bench:
         period_ns = int(round(NSEC / rate_hz))
         self.pending.clear()
         self.latency_ns = []
-        self.answered_stamps = set()
+        self.latency_by_stamp = {}
         self.recording = record
         start = time.perf_counter_ns()
         n_ticks = int(round(duration_s * rate_hz))
         ticks: List[int] = []
         late = 0
-        missed = 0
         k = 0
         while True:
             if until is not None and until():
@@ -233,8 +237,6 @@ class Bench:
                 self.executor.spin_once(timeout_sec=min((due - now) / NSEC, 0.01))
             if now - due > period_ns // 2:
                 late += 1
-            if ticks and record and ticks[-1] not in self.answered_stamps:
-                missed += 1  # the previous tick's command had not arrived by now
             self.tick += 1
             t_ns = self.t0_ns + self.tick * period_ns
             self.publish_tick(t_ns)
@@ -242,14 +244,15 @@ class Bench:
             k += 1
             if until is not None and k > n_ticks:
                 raise RuntimeError(f'condition not met within {duration_s} s')
-        # Let the last answer arrive before judging it.
-        end = time.perf_counter_ns() + period_ns
+        # Let the last answers arrive before judging them.
+        end = time.perf_counter_ns() + 2 * period_ns
         while time.perf_counter_ns() < end:
             self.executor.spin_once(timeout_sec=0.001)
-        if ticks and record and ticks[-1] not in self.answered_stamps:
-            missed += 1
-        self.skipped = (sum(1 for t in ticks if t not in self.answered_stamps) if record
-                        else 0)
+        if not record:
+            return ticks, late, 0
+        self.skipped = sum(1 for t in ticks if t not in self.latency_by_stamp)
+        missed = self.skipped + sum(1 for t in ticks
+                                    if self.latency_by_stamp.get(t, 0) > period_ns)
         return ticks, late, missed
 
     def close(self) -> None:
