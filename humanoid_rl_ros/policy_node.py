@@ -186,7 +186,7 @@ class _ControlGroup(CallbackGroup):
 
 class _ControlLoop:
     """
-    Run the control path (sensor and command subscriptions, ``/clock``, control timer) in a thread.
+    Run the control path (sensor and command subscriptions, ``/clock``, timers) in a thread.
 
     rclpy's executors rebuild a wait set over every entity of the node (a lifecycle node with
     parameter, lifecycle and Trigger services, publisher and subscription event handlers) and
@@ -200,8 +200,10 @@ class _ControlLoop:
     bytes and read by :mod:`humanoid_rl_ros.cdr` (rclpy's field-by-field conversion to message
     objects cost 23-93 us per message on the dev box, twice that between ticks).
 
-    The node's executor (any executor, spinning in any thread) keeps services, parameters,
-    lifecycle transitions and diagnostics. Callbacks run under the node's lock.
+    The timers run in the order given (the control timer first, then the diagnostics timer,
+    whose work then follows a tick's publish). The node's executor (any executor, spinning in
+    any thread) keeps services, parameters and lifecycle transitions, and the diagnostics timer
+    while the loop is not running. Callbacks run under the node's lock.
     """
 
     _WAIT_TIMEOUT_NS = 100_000_000  # re-check the context (shutdown) at least every 0.1 s
@@ -527,7 +529,11 @@ class PolicyNode(LifecycleNode):
     def _start_control_loop(self) -> None:
         if self._control_loop is not None:
             self._control_loop.priority = int(self._param('control_thread_priority'))
-            self._control_loop.start(self._subs, [self._control_timer], self._raw_handlers)
+            # The diagnostics timer too: it then runs in this thread right after a control
+            # tick's publish, instead of in the executor's thread, where its Python work held
+            # the GIL (and the lock) while a control tick waited.
+            self._control_loop.start(self._subs, [self._control_timer, self._diag_timer],
+                                     self._raw_handlers)
 
     # ------------------------------------------------------------------ lifecycle
     def _autostart(self) -> None:
