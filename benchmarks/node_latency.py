@@ -68,7 +68,7 @@ from humanoid_rl_ros.provenance import git_commit  # noqa: E402
 from nav_msgs.msg import Odometry  # noqa: E402
 import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.executors import ExternalShutdownException  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import Imu  # noqa: E402
@@ -95,7 +95,7 @@ def run_echo_node() -> None:
     node.create_subscription(JointState, 'joint_states', on_state, qos_profile_sensor_data)
     try:
         rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+    except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         node.destroy_node()
@@ -129,6 +129,10 @@ class PhaseResult:
     """Missed ticks whose command never arrived (by the end of the measured window)."""
     chunks: int = 1
     """Measured chunks pooled into this result."""
+    missed_near_late_publish: int = 0
+    """Missed ticks that this process published late, or whose next tick it published late
+    (two ticks' ``/clock`` back to back: the node's ``/clock`` subscription keeps only the
+    newest, so a timer on ROS time skips one)."""
 
 
 class Bench:
@@ -142,10 +146,15 @@ class Bench:
         self.pub_imu = self.node.create_publisher(Imu, 'imu', 10)
         self.pub_clock = self.node.create_publisher(Clock, '/clock', 10)
         self.pub_cmd = self.node.create_publisher(Twist, 'cmd_vel', 10)
-        self.node.create_subscription(JointState, 'joint_command', self._on_cmd, 100)
-        self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 10)
-        self.executor = SingleThreadedExecutor()
-        self.executor.add_node(self.node)
+        # Taken by drain() between ticks, not by an executor: the reception time comes from the
+        # RMW, so reacting later costs no precision, and an executor's wake-up per message
+        # (0.13-0.2 ms of Python) would compete with the node under test for the CPUs.
+        self._inputs = [
+            (self.node.create_subscription(JointState, 'joint_command', self._on_cmd, 100),
+             self._on_cmd),
+            (self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 10),
+             lambda msg, info: self._on_diag(msg)),
+        ]
         self.policy_state = ''
         self.pending: Dict[int, int] = {}  # stamp ns -> publish time ns (system clock)
         self.latency_ns: List[int] = []
@@ -155,6 +164,7 @@ class Bench:
         self.tick = 0
         self.t0_ns = 0
         self.skipped = 0
+        self.missed_near_late_publish = 0
         self.state_msgs = self._make_state_msgs()
 
     def _make_state_msgs(self):
@@ -212,6 +222,16 @@ class Bench:
         if self.tick % 10 == 0:
             self.pub_cmd.publish(Twist())
 
+    def drain(self) -> None:
+        """Take every command and diagnostics message that has arrived."""
+        for sub, callback in self._inputs:
+            with sub.handle:
+                while True:
+                    taken = sub.handle.take_message(sub.msg_type, False)
+                    if taken is None:
+                        break
+                    callback(*taken)
+
     def run(self, rate_hz: float, duration_s: float, until=None, record: bool = True):
         """Publish ticks at ``rate_hz`` for ``duration_s`` (or until ``until()``)."""
         period_ns = int(round(NSEC / rate_hz))
@@ -223,6 +243,7 @@ class Bench:
         n_ticks = int(round(duration_s * rate_hz))
         ticks: List[int] = []
         late = 0
+        late_stamps = set()
         k = 0
         while True:
             if until is not None and until():
@@ -230,33 +251,33 @@ class Bench:
             if until is None and k >= n_ticks:
                 break
             due = start + k * period_ns
-            while True:
+            self.drain()
+            now = time.perf_counter_ns()
+            if now < due:
+                time.sleep((due - now) / NSEC)
                 now = time.perf_counter_ns()
-                if now >= due:
-                    break
-                self.executor.spin_once(timeout_sec=min((due - now) / NSEC, 0.01))
-            if now - due > period_ns // 2:
-                late += 1
             self.tick += 1
             t_ns = self.t0_ns + self.tick * period_ns
+            if now - due > period_ns // 2:
+                late += 1
+                late_stamps.add(t_ns)
             self.publish_tick(t_ns)
             ticks.append(t_ns)
             k += 1
             if until is not None and k > n_ticks:
                 raise RuntimeError(f'condition not met within {duration_s} s')
         # Let the last answers arrive before judging them.
-        end = time.perf_counter_ns() + 2 * period_ns
-        while time.perf_counter_ns() < end:
-            self.executor.spin_once(timeout_sec=0.001)
+        time.sleep(2 * period_ns / NSEC)
+        self.drain()
         if not record:
             return ticks, late, 0
         self.skipped = sum(1 for t in ticks if t not in self.latency_by_stamp)
-        missed = self.skipped + sum(1 for t in ticks
-                                    if self.latency_by_stamp.get(t, 0) > period_ns)
-        return ticks, late, missed
+        missed = [t for t in ticks if self.latency_by_stamp.get(t, period_ns + 1) > period_ns]
+        self.missed_near_late_publish = sum(
+            1 for t in missed if t in late_stamps or t + period_ns in late_stamps)
+        return ticks, late, len(missed)
 
     def close(self) -> None:
-        self.executor.shutdown()
         self.node.destroy_node()
 
 
@@ -279,6 +300,7 @@ def pool_chunks(chunks: List[PhaseResult], latencies: List[List[int]]) -> PhaseR
                     sum(c.missed for c in chunks), [v for lat in latencies for v in lat],
                     sum(c.skipped for c in chunks))
     pooled.chunks = len(chunks)
+    pooled.missed_near_late_publish = sum(c.missed_near_late_publish for c in chunks)
     pooled.final_state = ', '.join(sorted({c.final_state for c in chunks if c.final_state}))
     loads = [v for c in chunks for v in c.load_avg_1min]
     pooled.load_avg_1min = (min(loads), max(loads)) if loads else ()
@@ -346,6 +368,7 @@ def run_phase(bench: Bench, kind: str, rate: float, duration: float, work: Path,
         ticks, late, missed = bench.run(rate, duration, record=True)
         result = _stats(name, rate, duration, len(ticks), late, missed, bench.latency_ns,
                         bench.skipped)
+        result.missed_near_late_publish = bench.missed_near_late_publish
         result.load_avg_1min = (load_start, os.getloadavg()[0])
         if kind != 'echo':
             # A node that falls behind sees its inputs go stale (ROS-time timeouts) and damps:
@@ -353,7 +376,8 @@ def run_phase(bench: Bench, kind: str, rate: float, duration: float, work: Path,
             result.final_state = bench.policy_state
         print(f'  {name:<22} {rate:5.0f} Hz: p50 {result.p50_ms:.3f} ms, p99 '
               f'{result.p99_ms:.3f} ms, max {result.max_ms:.2f} ms, missed {missed}/'
-              f'{len(ticks)} (late {result.late}, skipped {result.skipped}), late publishes '
+              f'{len(ticks)} (late {result.late}, skipped {result.skipped}; '
+              f'{result.missed_near_late_publish} at a late publish), late publishes '
               f'{late}, load {result.load_avg_1min[0]:.2f}-'
               f'{result.load_avg_1min[1]:.2f}'
               + (f', state at end: {result.final_state}' if result.final_state else ''),
@@ -451,12 +475,15 @@ def main(argv: Optional[List[str]] = None) -> int:
                    'overhead_p99_ms': r.p99_ms - echo.p99_ms,
                    'ratio_p50': r.p50_ms / echo.p50_ms, 'ratio_p99': r.p99_ms / echo.p99_ms,
                    'holds_rate': r.missed == 0 and r.final_state in ('', 'walking'),
+                   'missed': r.missed, 'missed_near_late_publish': r.missed_near_late_publish,
+                   'echo_missed': echo.missed,
                    'final_state': r.final_state}
             summary.append(row)
             print(f'  {r.node} @ {rate:g} Hz: overhead p50 {row["overhead_p50_ms"]:+.3f} ms '
                   f'(x{row["ratio_p50"]:.2f}), p99 {row["overhead_p99_ms"]:+.3f} ms '
                   f'(x{row["ratio_p99"]:.2f}); missed ticks {r.missed}/{r.ticks} (late '
-                  f'{r.late}, skipped {r.skipped}; echo {echo.missed}), state '
+                  f'{r.late}, skipped {r.skipped}; {r.missed_near_late_publish} at a late '
+                  f'publish of this process; echo {echo.missed}), state '
                   f'{r.final_state} -> {"holds" if row["holds_rate"] else "does NOT hold"} '
                   f'{rate:g} Hz')
     if args.out is not None:
