@@ -7,7 +7,8 @@ One run measures, on the same machine and the same transport (rclpy, the default
 * a bare **echo node** (a separate process): subscribes ``joint_states``, publishes a
   ``sensor_msgs/JointState`` on ``joint_command`` with the same header stamp;
 * the **policy node** (a separate process, the installed module): a randomly initialized
-  policy whose contract sets ``physics_dt_s = 1 / rate``, walking (the policy runs every
+  policy with the shipped policy's network size whose contract sets
+  ``physics_dt_s = 1 / rate``, walking (the policy runs every
   ``decimation`` ticks, PD every tick), ``use_sim_time`` on this benchmark's ``/clock``.
 
 This process plays the simulator, as Isaac Sim or the sim node do: every control tick ``k`` it
@@ -327,13 +328,24 @@ def _stop(proc: subprocess.Popen) -> None:
             continue
 
 
+SHIPPED_POLICY = REPO / 'models' / 'humanoid_walk.yaml'
+
+
 def make_policy(folder: Path, rate_hz: float) -> Path:
-    """Export a random policy for kestrel whose contract runs PD at ``rate_hz``."""
+    """
+    Export a random policy for kestrel whose contract runs PD at ``rate_hz``.
+
+    Its actor has the hidden layers of the shipped policy (read from its contract's training
+    config), so a policy tick costs what the deployed network costs.
+    """
+    from humanoid_rl_ros.contract import read_contract
     from humanoid_rl_ros.demo import random_policy_template
     from training.export import export_random_policy
+    shipped = read_contract(SHIPPED_POLICY).provenance['config']['runner']['policy']
     template = dataclasses.replace(random_policy_template('kestrel'),
                                    physics_dt_s=1.0 / rate_hz)
-    _, contract = export_random_policy(template, folder, f'random_{int(rate_hz)}hz', seed=0)
+    _, contract = export_random_policy(template, folder, f'random_{int(rate_hz)}hz', seed=0,
+                                       hidden_dims=tuple(shipped['actor_hidden_dims']))
     return Path(contract)
 
 
