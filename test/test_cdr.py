@@ -17,9 +17,11 @@ from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Float64MultiArray
 
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
-text = st.text(st.characters(blacklist_characters='\x00'), min_size=1, max_size=16)
-frame = st.text(st.characters(blacklist_characters='\x00'), max_size=12)
-# (a NUL ends a string on the wire: rclpy's serialization truncates there)
+# Characters a ROS string can hold: a NUL ends a string on the wire (rclpy's serialization
+# truncates there) and a lone surrogate is not UTF-8.
+ros_chars = st.characters(blacklist_categories=('Cs',), blacklist_characters='\x00')
+text = st.text(ros_chars, min_size=1, max_size=16)
+frame = st.text(ros_chars, max_size=12)
 stamps = st.tuples(st.integers(0, 2**31 - 1), st.integers(0, 999_999_999))
 
 
