@@ -34,7 +34,7 @@ import os
 import sys
 import threading
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist, TwistStamped
@@ -394,6 +394,25 @@ class _ControlLoop:
                 f'{type(exc).__name__}: {exc}', throttle_duration_sec=1.0)
 
 
+def _raw_handler(read: Callable[[bytes], Optional[tuple]], msg_type,
+                 to_arrays: Callable, use: Callable) -> Callable[[bytes], None]:
+    """
+    Return a handler of serialized ``msg_type`` messages: ``use(*fields)``.
+
+    The fields come from ``read`` (a :mod:`humanoid_rl_ros.cdr` reader, whose first field, the
+    stamp, is dropped) or, for data it does not read (not plain CDR), from rclpy's
+    deserialization and ``to_arrays`` (the :mod:`humanoid_rl_ros.ros_conversions` function the
+    message callbacks use).
+    """
+    def handle(data: bytes) -> None:
+        fields = read(data)
+        if fields is None:
+            use(*to_arrays(deserialize_message(data, msg_type)))
+        else:
+            use(*fields[1:])
+    return handle
+
+
 def _raw_clock_handler(callback):
     """Return a handler of serialized ``/clock`` messages that calls the time source's callback."""
     msg = ClockMsg()  # reused: the time source copies the stamp into a Time
@@ -608,12 +627,17 @@ class PolicyNode(LifecycleNode):
         odom_sub = self.create_subscription(Odometry, ODOM_TOPIC, self._on_odom, SENSOR_QOS,
                                             **extra)
         self._subs += [js_sub, odom_sub]
-        self._raw_handlers = {js_sub: self._on_joint_states_raw, odom_sub: self._on_odom_raw}
+        self._raw_handlers = {
+            js_sub: _raw_handler(self._joint_state_reader.read, JointState,
+                                 joint_state_to_arrays, self._joint_state_arrays),
+            odom_sub: _raw_handler(cdr.read_odometry, Odometry, odometry_to_arrays,
+                                   self._odom_arrays)}
         if self._param('orientation_source') == 'imu':
             imu_sub = self.create_subscription(Imu, IMU_TOPIC, self._on_imu, SENSOR_QOS,
                                                **extra)
             self._subs.append(imu_sub)
-            self._raw_handlers[imu_sub] = self._on_imu_raw
+            self._raw_handlers[imu_sub] = _raw_handler(cdr.read_imu, Imu, imu_to_arrays,
+                                                       self._imu_arrays)
         cmd_type = TwistStamped if self._param('cmd_vel_stamped') else Twist
         self._subs.append(self.create_subscription(cmd_type, CMD_VEL_TOPIC, self._on_cmd_vel,
                                                    COMMAND_QOS, **extra))
@@ -767,13 +791,6 @@ class PolicyNode(LifecycleNode):
     def _on_joint_states(self, msg: JointState) -> None:
         self._joint_state_arrays(*joint_state_to_arrays(msg))
 
-    def _on_joint_states_raw(self, data: bytes) -> None:
-        read = self._joint_state_reader.read(data)
-        if read is None:  # not plain CDR: rclpy deserializes it
-            self._on_joint_states(deserialize_message(data, JointState))
-        else:
-            self._joint_state_arrays(*read[1:])
-
     def _joint_state_arrays(self, names: Sequence[str], position: np.ndarray,
                             velocity: np.ndarray) -> None:
         if self.controller is None:
@@ -786,13 +803,6 @@ class PolicyNode(LifecycleNode):
     def _on_odom(self, msg: Odometry) -> None:
         self._odom_arrays(*odometry_to_arrays(msg))
 
-    def _on_odom_raw(self, data: bytes) -> None:
-        read = cdr.read_odometry(data)
-        if read is None:
-            self._on_odom(deserialize_message(data, Odometry))
-        else:
-            self._odom_arrays(*read[1:])
-
     def _odom_arrays(self, quat_wxyz: np.ndarray, lin_vel_m_s: np.ndarray,
                      ang_vel_rad_s: np.ndarray) -> None:
         if self.controller is not None:
@@ -800,13 +810,6 @@ class PolicyNode(LifecycleNode):
 
     def _on_imu(self, msg: Imu) -> None:
         self._imu_arrays(*imu_to_arrays(msg))
-
-    def _on_imu_raw(self, data: bytes) -> None:
-        read = cdr.read_imu(data)
-        if read is None:
-            self._on_imu(deserialize_message(data, Imu))
-        else:
-            self._imu_arrays(*read[1:])
 
     def _imu_arrays(self, quat_wxyz: np.ndarray, ang_vel_rad_s: np.ndarray) -> None:
         if self.controller is not None:
