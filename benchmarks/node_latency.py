@@ -22,8 +22,12 @@ Latency of tick ``k`` = receipt of its command here - publication of its ``joint
 the system clock read just before the publish call, and the RMW's reception timestamp of the
 command (``MessageInfo['received_timestamp']``, stamped by the DDS layer when the sample
 arrives, so the time this Python process takes to get to the message is not counted). Two
-transport hops for both nodes, so the difference is the node's own processing: clock handling,
-timer, observation, ONNX, PD, publishing. A tick is **missed** when its command arrives more
+transport hops for both nodes, so the difference is mostly the node's own processing (clock
+handling, timer, observation, ONNX, PD, publishing), with two differences of path that work in
+opposite directions: the echo is a plain rclpy node (``rclpy.spin``, message objects), whose
+executor wake-up costs more than the policy node's own wait loop on serialized messages; and
+the policy node (timer trigger) can only tick once ``/clock`` has arrived, which this process
+publishes after ``joint_states``, so its figure also holds that publish. A tick is **missed** when its command arrives more
 than one control period after its joint state was published, or never; the missed ticks are
 split into **late** (it came after that) and **skipped** (it never came, by the end of the
 phase), so a node that falls behind and one that drops ticks look different. *Late publishes*
@@ -130,6 +134,9 @@ class PhaseResult:
     """Missed ticks whose command never arrived (by the end of the measured window)."""
     chunks: int = 1
     """Measured chunks pooled into this result."""
+    matched_to_oldest: int = 0
+    """Commands whose stamp matched no unanswered tick, counted for the oldest one (the
+    joint_states trigger stamps with the last ``/clock``, one tick behind)."""
     missed_near_late_publish: int = 0
     """Missed ticks that this process published late, or whose next tick it published late
     (two ticks' ``/clock`` back to back: the node's ``/clock`` subscription keeps only the
@@ -166,6 +173,7 @@ class Bench:
         self.t0_ns = 0
         self.skipped = 0
         self.missed_near_late_publish = 0
+        self.matched_to_oldest = 0  # commands whose stamp was no pending tick's
         self.state_msgs = self._make_state_msgs()
 
     def _make_state_msgs(self):
@@ -195,14 +203,19 @@ class Bench:
                     self.policy_state = kv.value
 
     def _on_cmd(self, msg: JointState, info: Dict[str, int]) -> None:
-        # The RMW's reception time (system clock); 0 where an RMW does not provide it.
-        now = info.get('received_timestamp') or time.time_ns()
+        # The RMW's reception time (system clock); drain() runs once per tick, so this
+        # process's own clock would add up to a period to every latency.
+        now = info.get('received_timestamp', 0)
+        if now <= 0:
+            raise RuntimeError('this RMW gives no reception timestamps (MessageInfo '
+                               "'received_timestamp'); the benchmark needs them")
         self.answers += 1
         stamp = msg.header.stamp.sec * NSEC + msg.header.stamp.nanosec
         if stamp not in self.pending:
             if not self.pending:
                 return
             stamp = min(self.pending)
+            self.matched_to_oldest += 1
         sent = self.pending.pop(stamp)
         if self.recording:
             self.latency_ns.append(now - sent)
@@ -239,6 +252,7 @@ class Bench:
         self.pending.clear()
         self.latency_ns = []
         self.latency_by_stamp = {}
+        self.matched_to_oldest = 0
         self.recording = record
         start = time.perf_counter_ns()
         n_ticks = int(round(duration_s * rate_hz))
@@ -302,6 +316,7 @@ def pool_chunks(chunks: List[PhaseResult], latencies: List[List[int]]) -> PhaseR
                     sum(c.skipped for c in chunks))
     pooled.chunks = len(chunks)
     pooled.missed_near_late_publish = sum(c.missed_near_late_publish for c in chunks)
+    pooled.matched_to_oldest = sum(c.matched_to_oldest for c in chunks)
     pooled.final_state = ', '.join(sorted({c.final_state for c in chunks if c.final_state}))
     loads = [v for c in chunks for v in c.load_avg_1min]
     pooled.load_avg_1min = (min(loads), max(loads)) if loads else ()
@@ -381,6 +396,7 @@ def run_phase(bench: Bench, kind: str, rate: float, duration: float, work: Path,
         result = _stats(name, rate, duration, len(ticks), late, missed, bench.latency_ns,
                         bench.skipped)
         result.missed_near_late_publish = bench.missed_near_late_publish
+        result.matched_to_oldest = bench.matched_to_oldest
         result.load_avg_1min = (load_start, os.getloadavg()[0])
         if kind != 'echo':
             # A node that falls behind sees its inputs go stale (ROS-time timeouts) and damps:

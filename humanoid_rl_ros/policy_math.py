@@ -45,7 +45,7 @@ def _like(value: Any, ref: Array) -> Array:
             return value.to(dtype=ref.dtype, device=ref.device)
         return torch.as_tensor(np.asarray(value), dtype=ref.dtype, device=ref.device)
     dtype = getattr(ref, 'dtype', None)
-    if getattr(value, 'dtype', None) is dtype and dtype.kind == 'f':
+    if dtype is not None and getattr(value, 'dtype', None) is dtype and dtype.kind == 'f':
         return value  # already a float array of ref's dtype (the policy node's every call)
     return np.asarray(value, dtype=np.result_type(ref, np.float32))
 

@@ -280,7 +280,7 @@ class _ControlLoop:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop the thread; give the time source's /clock subscription back to the executor."""
+        """Stop the thread; give what it took from the executor back (/clock, diagnostics)."""
         thread = self._thread
         if thread is not None:
             self._stop = True
@@ -290,12 +290,20 @@ class _ControlLoop:
             self._guard.destroy()
             self._thread = None
             self._guard = None
-        for entity, group in self._moved:
-            entity.callback_group = group
+        self._give_back()
         for handler in self._events:
             handler.destroy()
         self._subs, self._timers, self._events, self._moved = [], [], [], []
         self._raw_handlers = {}
+
+    def _give_back(self) -> None:
+        """Return the entities moved into the loop's group to their groups; wake the executor."""
+        for entity, group in self._moved:
+            entity.callback_group = group
+        self._moved = []
+        executor = self._node.executor
+        if executor is not None:
+            executor.wake()  # it rebuilds its wait set with them
 
     def _set_priority(self, logger) -> None:
         """Make this thread SCHED_FIFO at ``self.priority`` where the OS permits it."""
@@ -369,7 +377,14 @@ class _ControlLoop:
                                 self._call(callback)
         except Exception as exc:  # noqa: B902 - a dead control thread must be reported
             if not self._stop and context.ok():
-                logger.error(f'control loop stopped: {type(exc).__name__}: {exc}')
+                message = f'control loop stopped: {type(exc).__name__}: {exc}'
+                logger.error(message)
+                # The executor takes the diagnostics timer (and /clock) back, so /diagnostics
+                # goes on and names the failure.
+                with self._lock:
+                    self._give_back()
+                    self._node.last_error = message
+                    self._node.publish_diagnostics()
 
     def _poll_events(self, wait_set, events: Sequence) -> None:
         wait_set.clear_entities()
@@ -410,6 +425,7 @@ def _raw_handler(read: Callable[[bytes], Optional[tuple]], msg_type,
             use(*to_arrays(deserialize_message(data, msg_type)))
         else:
             use(*fields[1:])
+    handle.__name__ = f'{msg_type.__name__}_bytes_handler'  # named in the loop's error log
     return handle
 
 

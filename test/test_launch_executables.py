@@ -329,3 +329,18 @@ def test_shared_launch_arguments_are_arguments_of_both_node_specs():
     assert launch_config.parse_optional_bool('True') is True
     with pytest.raises(ValueError, match='maybe'):
         launch_config.parse_optional_bool('maybe')
+
+
+@pytest.mark.parametrize('launch_file', ['walk.launch.py', 'sim_walk.launch.py'])
+def test_launch_files_declare_the_shared_arguments(launch_file):
+    """Both launch files declare launch_config.POLICY_ARGUMENTS (read, not run: no launch_ros)."""
+    import ast
+    tree = ast.parse((REPO_ROOT / 'launch' / launch_file).read_text())
+    declares = [node for node in ast.walk(tree) if isinstance(node, ast.Call)
+                and getattr(node.func, 'id', '') == 'DeclareLaunchArgument']
+    shared = [node for node in ast.walk(tree) if isinstance(node, ast.comprehension)
+              and isinstance(node.iter, ast.Attribute) and node.iter.attr == 'POLICY_ARGUMENTS']
+    assert len(shared) == 1
+    literal = {node.args[0].value for node in declares
+               if node.args and isinstance(node.args[0], ast.Constant)}
+    assert not literal & {arg.name for arg in launch_config.POLICY_ARGUMENTS}

@@ -619,3 +619,37 @@ def test_control_thread_priority_is_applied_or_refused_with_a_reason(contract, p
     since = h.feed.value('state_since_s')
     sec, _, nsec = since.partition('.')
     assert sec.isdigit() and len(nsec) == 9 and int(sec) > 0, since
+
+
+def test_a_dead_control_loop_is_reported_on_diagnostics(contract, policy_path, harness_factory,
+                                                         monkeypatch):
+    """If the control thread dies, the executor takes diagnostics back and names the failure."""
+    import types
+    from humanoid_rl_ros import policy_node
+
+    def broken_wait_set(*args):
+        raise RuntimeError('wait set broken for this test')
+
+    monkeypatch.setattr(policy_node, '_rclpy', types.SimpleNamespace(WaitSet=broken_wait_set))
+    h = harness_factory(contract, 'policy_dead_loop', {'policy': str(policy_path)})
+    wait_for(lambda: 'control loop stopped' in h.feed.value('last_error'),
+             'the dead control loop on /diagnostics')
+    assert 'wait set broken for this test' in h.feed.value('last_error')
+    assert h.node._diag_timer.callback_group is h.node.default_callback_group
+    assert h.node._out_writer is None  # this "rclpy" cannot publish bytes: message objects
+
+
+def test_serialized_input_not_read_by_cdr_goes_through_rclpy():
+    """A reader that refuses the bytes (not plain CDR) hands them to rclpy's deserialization."""
+    from humanoid_rl_ros.policy_node import _raw_handler
+    from humanoid_rl_ros.ros_conversions import joint_state_to_arrays
+    from rclpy.serialization import serialize_message
+    got = []
+    handle = _raw_handler(lambda data: None, JointState, joint_state_to_arrays,
+                          lambda *fields: got.append(fields))
+    handle(serialize_message(make_joint_state(['a', 'b'], [0.5, 1.5], [2.0, 3.0])))
+    names, position, velocity = got[0]
+    assert names == ('a', 'b')
+    np.testing.assert_array_equal(position, [0.5, 1.5])
+    np.testing.assert_array_equal(velocity, [2.0, 3.0])
+    assert handle.__name__ == 'JointState_bytes_handler'
