@@ -225,6 +225,7 @@ class _ControlLoop:
         self._stop = False
         self.priority = 0  # SCHED_FIFO priority of the thread (0: normal scheduling)
         self.priority_status = ''  # what the thread's scheduling is, for diagnostics
+        self.failure = ''  # why the thread stopped on its own ('' while it runs or was stopped)
 
     @staticmethod
     def available() -> bool:
@@ -274,6 +275,7 @@ class _ControlLoop:
                 self._moved.append((entity, entity.callback_group))
                 entity.callback_group = self._group
         self._stop = False
+        self.failure = ''
         self._guard = GuardCondition(None, None, context=self._node.context)
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name=f'{self._node.get_name()}_control')
@@ -377,13 +379,13 @@ class _ControlLoop:
                                 self._call(callback)
         except Exception as exc:  # noqa: B902 - a dead control thread must be reported
             if not self._stop and context.ok():
-                message = f'control loop stopped: {type(exc).__name__}: {exc}'
-                logger.error(message)
+                failure = f'control loop stopped: {type(exc).__name__}: {exc}'
+                logger.error(failure)
                 # The executor takes the diagnostics timer (and /clock) back, so /diagnostics
-                # goes on and names the failure.
+                # goes on, at level ERROR, naming the failure (control_thread).
                 with self._lock:
                     self._give_back()
-                    self._node.last_error = message
+                    self.failure = failure
                     self._node.publish_diagnostics()
 
     def _poll_events(self, wait_set, events: Sequence) -> None:
@@ -986,7 +988,8 @@ class PolicyNode(LifecycleNode):
             command = controller.command(now)
             values.update({
                 'policy_rate_hz': f'{self._policy_rate_hz:.1f}',
-                'control_thread': (self._control_loop.priority_status
+                'control_thread': ((self._control_loop.failure
+                                    or self._control_loop.priority_status)
                                    if self._control_loop is not None else 'executor'),
                 'policy_steps': str(steps),
                 'state_since_s': _format_ns(self._state_since_ns),
@@ -1013,13 +1016,15 @@ class PolicyNode(LifecycleNode):
         status.hardware_id = (self.controller.contract.robot if self.controller is not None
                               else '')
         state = values['state']
-        if state == 'damping' or values['last_error']:
+        loop_failure = self._control_loop.failure if self._control_loop is not None else ''
+        if state == 'damping' or values['last_error'] or loop_failure:
             status.level = DiagnosticStatus.ERROR
         elif self.lifecycle_state != 'active':
             status.level = DiagnosticStatus.WARN
         else:
             status.level = DiagnosticStatus.OK
-        reason = values['fault_reason'] or values['last_error'] or values.get('note', '')
+        reason = (values['fault_reason'] or values['last_error'] or loop_failure
+                  or values.get('note', ''))
         status.message = f'{self.lifecycle_state}/{state}' + (f': {reason}' if reason else '')
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         array = DiagnosticArray()

@@ -632,9 +632,9 @@ def test_a_dead_control_loop_is_reported_on_diagnostics(contract, policy_path, h
 
     monkeypatch.setattr(policy_node, '_rclpy', types.SimpleNamespace(WaitSet=broken_wait_set))
     h = harness_factory(contract, 'policy_dead_loop', {'policy': str(policy_path)})
-    wait_for(lambda: 'control loop stopped' in h.feed.value('last_error'),
+    wait_for(lambda: 'control loop stopped' in h.feed.value('control_thread'),
              'the dead control loop on /diagnostics')
-    assert 'wait set broken for this test' in h.feed.value('last_error')
+    assert 'wait set broken for this test' in h.feed.value('control_thread')
     assert h.node._diag_timer.callback_group is h.node.default_callback_group
     assert h.node._out_writer is None  # this "rclpy" cannot publish bytes: message objects
 
