@@ -27,11 +27,12 @@ handling, timer, observation, ONNX, PD, publishing), with two differences of pat
 opposite directions: the echo is a plain rclpy node (``rclpy.spin``, message objects), whose
 executor wake-up costs more than the policy node's own wait loop on serialized messages; and
 the policy node (timer trigger) can only tick once ``/clock`` has arrived, which this process
-publishes after ``joint_states``, so its figure also holds that publish. A tick is **missed** when its command arrives more
-than one control period after its joint state was published, or never; the missed ticks are
-split into **late** (it came after that) and **skipped** (it never came, by the end of the
-phase), so a node that falls behind and one that drops ticks look different. *Late publishes*
-count the ticks this process published more than half a period after they were due.
+publishes after ``joint_states``, so its figure also holds that publish. A tick is **missed**
+when its command arrives more than one control period after its joint state was published, or
+never; the missed ticks are split into **late** (it came after that) and **skipped** (it never
+came, by the end of the phase), so a node that falls behind and one that drops ticks look
+different. *Late publishes* count the ticks this process published more than half a period
+after they were due.
 
 **Alternating chunks** (``--chunk-s``): instead of one block per node, the echo and the policy
 node are measured in alternating chunks (echo, policy, policy, echo, ...; each chunk starts its

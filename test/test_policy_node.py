@@ -622,7 +622,7 @@ def test_control_thread_priority_is_applied_or_refused_with_a_reason(contract, p
 
 
 def test_a_dead_control_loop_is_reported_on_diagnostics(contract, policy_path, harness_factory,
-                                                         monkeypatch):
+                                                        monkeypatch):
     """If the control thread dies, the executor takes diagnostics back and names the failure."""
     import types
     from humanoid_rl_ros import policy_node
