@@ -81,6 +81,7 @@ from sensor_msgs.msg import Imu  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 
 NSEC = 1_000_000_000
+ECHOES = ('echo', 'lean echo')
 
 
 # ---------------------------------------------------------------------------- echo node role
@@ -101,6 +102,38 @@ def run_echo_node() -> None:
     node.create_subscription(JointState, 'joint_states', on_state, qos_profile_sensor_data)
     try:
         rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+def run_lean_echo_node() -> None:
+    """
+    Run the lean echo: a wait set over ``joint_states``, each message's bytes sent back as is.
+
+    The floor of a Python node on this transport (no executor, no message objects), the same
+    means the policy node's control loop uses; the received message, stamp included, is the
+    command.
+    """
+    from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
+    rclpy.init()
+    node = rclpy.create_node('lean_echo_node')
+    pub = node.create_publisher(JointState, 'joint_command', 10)
+    sub = node.create_subscription(JointState, 'joint_states', lambda msg: None,
+                                   qos_profile_sensor_data)
+    try:
+        with sub.handle, node.context.handle:
+            wait_set = _rclpy.WaitSet(1, 0, 0, 0, 0, 0, node.context.handle)
+            while rclpy.ok():
+                wait_set.clear_entities()
+                wait_set.add_subscription(sub.handle)
+                wait_set.wait(100_000_000)
+                taken = sub.handle.take_message(JointState, True)
+                if taken is not None:
+                    pub.publish(taken[0])
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
@@ -368,10 +401,10 @@ def make_policy(folder: Path, rate_hz: float) -> Path:
 def run_phase(bench: Bench, kind: str, rate: float, duration: float, work: Path,
               trigger: str = 'timer', priority: int = 0) -> PhaseResult:
     """Start the node under test, warm it up, measure, stop it (latencies in bench)."""
-    name = kind if kind == 'echo' else f'policy ({trigger})'
+    name = kind if kind in ECHOES else f'policy ({trigger})'
     log = work / f'{kind}_{trigger}_{int(rate)}hz.log'
-    if kind == 'echo':
-        argv = [sys.executable, str(Path(__file__).resolve()), '--role', 'echo']
+    if kind in ECHOES:
+        argv = [sys.executable, str(Path(__file__).resolve()), '--role', kind.replace(' ', '_')]
     else:
         policy = make_policy(work / 'policies', rate)
         argv = [sys.executable, '-m', 'humanoid_rl_ros.policy_node', '--ros-args',
@@ -384,7 +417,7 @@ def run_phase(bench: Bench, kind: str, rate: float, duration: float, work: Path,
     try:
         bench.policy_state = ''
         bench.answers = 0
-        if kind == 'echo':
+        if kind in ECHOES:
             ready = (lambda: bench.answers > 20)
         else:
             ready = (lambda: bench.policy_state == 'walking' and bench.answers > 20)
@@ -399,7 +432,7 @@ def run_phase(bench: Bench, kind: str, rate: float, duration: float, work: Path,
         result.missed_near_late_publish = bench.missed_near_late_publish
         result.matched_to_oldest = bench.matched_to_oldest
         result.load_avg_1min = (load_start, os.getloadavg()[0])
-        if kind != 'echo':
+        if kind not in ECHOES:
             # A node that falls behind sees its inputs go stale (ROS-time timeouts) and damps:
             # that is a failure to hold the rate, reported, not a benchmark error.
             result.final_state = bench.policy_state
@@ -430,8 +463,11 @@ def cpu_name() -> str:
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the benchmark and print/save the results."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--role', choices=('bench', 'echo'), default='bench',
+    parser.add_argument('--role', choices=('bench', 'echo', 'lean_echo'), default='bench',
                         help=argparse.SUPPRESS)
+    parser.add_argument('--lean-echo', action='store_true',
+                        help='also measure the lean echo (wait set, serialized messages) and '
+                             'report the overhead over it too')
     parser.add_argument('--duration-s', type=float, default=60.0,
                         help='measured time per node and rate [s] (default 60)')
     parser.add_argument('--rates', type=float, nargs='+', default=[200.0, 500.0],
@@ -452,6 +488,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.role == 'echo':
         run_echo_node()
         return 0
+    if args.role == 'lean_echo':
+        run_lean_echo_node()
+        return 0
+    echoes = ['echo', 'lean echo'] if args.lean_echo else ['echo']
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     args.work.mkdir(parents=True, exist_ok=True)
     from humanoid_rl_ros.robot import load_robot
@@ -467,12 +507,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         for rate in args.rates:
             if args.chunk_s <= 0.0:
-                results.append(run_phase(bench, 'echo', rate, args.duration_s, args.work))
+                for echo in echoes:
+                    results.append(run_phase(bench, echo, rate, args.duration_s, args.work))
                 for trigger in args.triggers:
                     results.append(run_phase(bench, 'policy', rate, args.duration_s,
                                              args.work, trigger, args.priority))
                 continue
-            kinds = [('echo', 'timer')] + [('policy', t) for t in args.triggers]
+            kinds = [(e, 'timer') for e in echoes] + [('policy', t) for t in args.triggers]
             per_kind = {k: ([], []) for k in kinds}
             n_chunks = max(1, int(round(args.duration_s / args.chunk_s)))
             for i in range(n_chunks):
@@ -496,8 +537,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     summary = []
     for rate in args.rates:
         echo = next(r for r in results if r.node == 'echo' and r.rate_hz == rate)
+        lean = next((r for r in results if r.node == 'lean echo' and r.rate_hz == rate), None)
         for r in results:
-            if r.rate_hz != rate or r.node == 'echo':
+            if r.rate_hz != rate or r.node in ECHOES:
                 continue
             row = {'node': r.node, 'rate_hz': rate,
                    'overhead_p50_ms': r.p50_ms - echo.p50_ms,
@@ -507,6 +549,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                    'missed': r.missed, 'missed_near_late_publish': r.missed_near_late_publish,
                    'echo_missed': echo.missed,
                    'final_state': r.final_state}
+            if lean is not None:
+                row.update({'lean_overhead_p50_ms': r.p50_ms - lean.p50_ms,
+                            'lean_overhead_p99_ms': r.p99_ms - lean.p99_ms,
+                            'lean_echo_missed': lean.missed})
             summary.append(row)
             print(f'  {r.node} @ {rate:g} Hz: overhead p50 {row["overhead_p50_ms"]:+.3f} ms '
                   f'(x{row["ratio_p50"]:.2f}), p99 {row["overhead_p99_ms"]:+.3f} ms '
@@ -515,6 +561,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                   f'publish of this process; echo {echo.missed}), state '
                   f'{r.final_state} -> {"holds" if row["holds_rate"] else "does NOT hold"} '
                   f'{rate:g} Hz')
+            if lean is not None:
+                print(f'      over the lean echo: p50 {row["lean_overhead_p50_ms"]:+.3f} ms, '
+                      f'p99 {row["lean_overhead_p99_ms"]:+.3f} ms (lean echo missed '
+                      f'{lean.missed})')
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({
