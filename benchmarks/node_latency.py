@@ -6,6 +6,10 @@ One run measures, on the same machine and the same transport (rclpy, the default
 
 * a bare **echo node** (a separate process): subscribes ``joint_states``, publishes a
   ``sensor_msgs/JointState`` on ``joint_command`` with the same header stamp;
+* with ``--lean-echo``, a **lean echo** (a separate process): a wait set over
+  ``joint_states`` whose messages' bytes it publishes back on ``joint_command`` as they came
+  (no executor, no message objects; the floor of a Python node on this transport, by the
+  means the policy node's control loop uses);
 * the **policy node** (a separate process, the installed module): a randomly initialized
   policy with the shipped policy's network size whose contract sets
   ``physics_dt_s = 1 / rate``, walking (the policy runs every
