@@ -74,11 +74,11 @@ if str(REPO) not in sys.path:
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import Twist  # noqa: E402
+from humanoid_rl_ros.node_main import run_node  # noqa: E402
 from humanoid_rl_ros.provenance import git_commit  # noqa: E402
 from nav_msgs.msg import Odometry  # noqa: E402
 import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
-from rclpy.executors import ExternalShutdownException  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import Imu  # noqa: E402
@@ -91,27 +91,22 @@ ECHOES = ('echo', 'lean echo')
 # ---------------------------------------------------------------------------- echo node role
 def run_echo_node() -> None:
     """Run the bare echo node: joint_states in, JointState with the same stamp out."""
-    rclpy.init()
-    node = rclpy.create_node('echo_node')
-    pub = node.create_publisher(JointState, 'joint_command', 10)
+    def make_node():
+        node = rclpy.create_node('echo_node')
+        pub = node.create_publisher(JointState, 'joint_command', 10)
 
-    def on_state(msg: JointState) -> None:
-        out = JointState()
-        out.header.stamp = msg.header.stamp
-        out.name = msg.name
-        out.effort = [0.0] * len(msg.name)
-        pub.publish(out)
+        def on_state(msg: JointState) -> None:
+            out = JointState()
+            out.header.stamp = msg.header.stamp
+            out.name = msg.name
+            out.effort = [0.0] * len(msg.name)
+            pub.publish(out)
 
-    # The same QoS the policy node uses for joint_states (sensor data, best effort).
-    node.create_subscription(JointState, 'joint_states', on_state, qos_profile_sensor_data)
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+        # The same QoS the policy node uses for joint_states (sensor data, best effort).
+        node.create_subscription(JointState, 'joint_states', on_state, qos_profile_sensor_data)
+        return node
+
+    run_node(make_node)
 
 
 def run_lean_echo_node() -> None:
@@ -123,12 +118,11 @@ def run_lean_echo_node() -> None:
     command.
     """
     from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
-    rclpy.init()
-    node = rclpy.create_node('lean_echo_node')
-    pub = node.create_publisher(JointState, 'joint_command', 10)
-    sub = node.create_subscription(JointState, 'joint_states', lambda msg: None,
-                                   qos_profile_sensor_data)
-    try:
+
+    def spin(node) -> None:
+        pub = node.create_publisher(JointState, 'joint_command', 10)
+        sub = node.create_subscription(JointState, 'joint_states', lambda msg: None,
+                                       qos_profile_sensor_data)
         with sub.handle, node.context.handle:
             wait_set = _rclpy.WaitSet(1, 0, 0, 0, 0, 0, node.context.handle)
             while rclpy.ok():
@@ -138,12 +132,8 @@ def run_lean_echo_node() -> None:
                 taken = sub.handle.take_message(JointState, True)
                 if taken is not None:
                     pub.publish(taken[0])
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+
+    run_node(lambda: rclpy.create_node('lean_echo_node'), spin=spin)
 
 
 # ---------------------------------------------------------------------------- benchmark
@@ -406,7 +396,7 @@ def run_phase(bench: Bench, kind: str, rate: float, duration: float, work: Path,
               trigger: str = 'timer', priority: int = 0) -> PhaseResult:
     """Start the node under test, warm it up, measure, stop it (latencies in bench)."""
     name = kind if kind in ECHOES else f'policy ({trigger})'
-    log = work / f'{kind}_{trigger}_{int(rate)}hz.log'
+    log = work / f'{kind.replace(" ", "_")}_{trigger}_{int(rate)}hz.log'
     if kind in ECHOES:
         argv = [sys.executable, str(Path(__file__).resolve()), '--role', kind.replace(' ', '_')]
     else:

@@ -42,6 +42,7 @@ from humanoid_rl_ros import cdr
 from humanoid_rl_ros.controller import (Controller, ControllerConfig, ControllerError,
                                         ControllerState, match_joint_indices,
                                         ORIENTATION_SOURCES)
+from humanoid_rl_ros.node_main import run_node
 from humanoid_rl_ros.policy_runtime import PolicyLoadError, PolicyRuntime
 from humanoid_rl_ros.ros_conversions import (imu_to_arrays, joint_state_to_arrays,
                                              make_float64_array,
@@ -55,7 +56,7 @@ import rclpy
 from rclpy.callback_groups import CallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import SubscriptionEventCallbacks
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.guard_condition import GuardCondition
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
@@ -1059,16 +1060,7 @@ def _resolved_topic(node, entity, fallback: str) -> str:
 
 def main(args: Optional[Sequence[str]] = None) -> None:
     """Run the policy node until shutdown (init -> spin -> destroy_node -> shutdown)."""
-    rclpy.init(args=args)
-    node = PolicyNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    run_node(PolicyNode, args)
 
 
 if __name__ == '__main__':

@@ -41,6 +41,7 @@ from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Quaternion
 from geometry_msgs.msg import TransformStamped
 from humanoid_rl_ros.mujoco_sim import MujocoRobotSim
+from humanoid_rl_ros.node_main import run_node
 from humanoid_rl_ros.robot import load_robot
 from humanoid_rl_ros.sim_logic import CommandError
 from humanoid_rl_ros.sim_logic import CommandHold
@@ -58,7 +59,6 @@ from rcl_interfaces.msg import FloatingPointRange
 from rcl_interfaces.msg import ParameterDescriptor
 from rcl_interfaces.msg import ParameterType
 from rcl_interfaces.msg import SetParametersResult
-import rclpy
 from rclpy.clock import Clock
 from rclpy.clock import ClockType
 from rclpy.node import Node
@@ -440,20 +440,7 @@ class SimNode(Node):
 
 def main(args: Optional[List[str]] = None) -> None:
     """Run the sim node until Ctrl-C (``ros2 run humanoid_rl_ros sim_node``)."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = SimNode()
-        rclpy.spin(node)
-    except KeyboardInterrupt:
-        pass
-    except rclpy.executors.ExternalShutdownException:
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    run_node(SimNode, args)
 
 
 if __name__ == '__main__':
