@@ -218,7 +218,7 @@ class Controller:
         q = np.asarray(position, dtype=np.float64)[index]
         qd = np.asarray(velocity, dtype=np.float64)[index]
         self._damping_qd_time_s = now_s
-        if not (all_finite(q) and all_finite(qd)):
+        if not (policy_math.all_finite(q) and policy_math.all_finite(qd)):
             self._damping_qd = np.where(np.isfinite(qd), qd, 0.0)
             bad = [self.joint_names[i]
                    for i in np.flatnonzero(~(np.isfinite(q) & np.isfinite(qd)))]
@@ -450,12 +450,12 @@ class Controller:
                 if self.uses_gait_phase:
                     self._gait_phase = (self._gait_phase
                                         + self.dt_s / float(self.contract.gait_period_s)) % 1.0
-        if self.state is not ControllerState.DAMPING and not all_finite(effort):
+        if self.state is not ControllerState.DAMPING and not policy_math.all_finite(effort):
             self.fault('computed a non-finite effort')
         if self.state is ControllerState.DAMPING:
             effort = self._damping_effort(now_s)
         # the last line of defence, kept under python -O: never a non-finite effort
-        if not all_finite(effort):
+        if not policy_math.all_finite(effort):
             effort = np.where(np.isfinite(effort), effort, 0.0)
         return np.clip(effort, -self.effort_limit_nm, self.effort_limit_nm)
 
@@ -502,7 +502,7 @@ class Controller:
             raise ControllerError(f'observation has shape {obs.shape}, contract says '
                                   f'({self.contract.obs_dim},)')
         action = np.asarray(self.policy(obs), dtype=np.float64).reshape(-1)
-        if action.shape != (self.contract.action_dim,) or not all_finite(action):
+        if action.shape != (self.contract.action_dim,) or not policy_math.all_finite(action):
             raise ControllerError('policy returned a non-finite or wrongly sized action')
         # the last_action term holds the clipped action, as in training
         self._last_action = np.clip(action, -self.contract.action_clip, self.contract.action_clip)
@@ -539,16 +539,10 @@ def _describe_age(source: str, age: float, param: str, timeout_s: float) -> str:
     return f'{source} stale: {age:.3f} s old > {param} {timeout_s} s'
 
 
-def all_finite(x: np.ndarray) -> bool:
-    """Return whether every value of ``x`` is finite (one reduction in the common case)."""
-    # A finite sum proves every value finite; only a sum that overflows needs the full check.
-    return math.isfinite(np.add.reduce(x, axis=None)) or bool(np.isfinite(x).all())
-
-
 def _check_base(quat: np.ndarray, vectors: Tuple[np.ndarray, ...],
                 source: str) -> Tuple[Optional[np.ndarray], str]:
     """Return ``(unit quaternion, '')`` or ``(None, the problem)`` of a base orientation."""
-    if not (all_finite(quat) and all(all_finite(v) for v in vectors)):
+    if not (policy_math.all_finite(quat) and all(policy_math.all_finite(v) for v in vectors)):
         return None, f'non-finite {source} value'
     norm = math.sqrt(float(np.dot(quat, quat)))
     if not 0.5 < norm < 1.5:

@@ -56,6 +56,14 @@ def _stack(parts: Sequence[Array]) -> Array:
     return np.stack(parts, axis=-1)
 
 
+def all_finite(x: Array) -> bool:
+    """Return whether every value of ``x`` is finite (numpy: one reduction in the usual case)."""
+    if _is_torch(x):
+        return bool(torch.isfinite(x).all())
+    # A finite sum proves every value finite; only a sum that overflows needs the full check.
+    return math.isfinite(np.add.reduce(x, axis=None)) or bool(np.isfinite(x).all())
+
+
 def _concat(parts: Sequence[Array]) -> Array:
     if _is_torch(parts[0]):
         return torch.cat(list(parts), dim=-1)

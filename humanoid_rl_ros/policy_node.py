@@ -43,6 +43,7 @@ from humanoid_rl_ros.controller import (Controller, ControllerConfig, Controller
                                         ControllerState, match_joint_indices,
                                         ORIENTATION_SOURCES)
 from humanoid_rl_ros.node_main import run_node
+from humanoid_rl_ros.policy_math import all_finite
 from humanoid_rl_ros.policy_runtime import PolicyLoadError, PolicyRuntime
 from humanoid_rl_ros.ros_conversions import (imu_to_arrays, joint_state_to_arrays,
                                              make_float64_array,
@@ -880,7 +881,7 @@ class PolicyNode(LifecycleNode):
         if self._cmd_pub is None or msg is None:
             return
         effort = np.asarray(effort, dtype=np.float64)
-        if not np.all(np.isfinite(effort)):  # The controller guarantees this; never send NaN.
+        if not all_finite(effort):  # The controller guarantees this; never send NaN.
             effort = np.zeros_like(effort)
         if self._output_type == 'joint_state':
             if now_ns is None:

@@ -9,11 +9,11 @@ both numbers, e.g. ``ONNX input 'obs' has 40 features but the contract's observa
 No ROS imports; the policy node, the evaluator and the tests share this module.
 """
 
-import math
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
 from humanoid_rl_ros.contract import PolicyContract, read_contract
+from humanoid_rl_ros.policy_math import all_finite
 import numpy as np
 
 
@@ -178,9 +178,7 @@ class PolicyRuntime:
         if obs.shape[0] != self.contract.obs_dim:
             raise ValueError(f'observation has {obs.shape[0]} values, the contract expects '
                              f'{self.contract.obs_dim}')
-        # A float64 sum is finite exactly when every (float32) value is: one reduction
-        # instead of isfinite + all.
-        if not math.isfinite(np.add.reduce(obs, dtype=np.float64)):
+        if not all_finite(obs):
             raise ValueError('observation contains non-finite values')
         self._obs_buffer[0] = obs
         if self._binding is not None:
@@ -193,7 +191,7 @@ class PolicyRuntime:
         if action.shape[0] != self.contract.action_dim:
             raise ValueError(f'policy returned {action.shape[0]} values, the contract expects '
                              f'{self.contract.action_dim}')
-        if not math.isfinite(np.add.reduce(action, dtype=np.float64)):
+        if not all_finite(action):
             raise ValueError('policy returned a non-finite action')
         return action.copy()
 

@@ -7,9 +7,9 @@ import sys
 
 from humanoid_rl_ros.contract import ObsTermSpec
 from humanoid_rl_ros.policy_math import (
-    action_to_joint_targets, build_observation, gait_phase_features, observation_inputs,
-    pd_effort, projected_gravity, quat_rotate, quat_rotate_inverse, quat_xyzw_to_wxyz,
-    world_to_body, yaw_from_quat)
+    action_to_joint_targets, all_finite, build_observation, gait_phase_features,
+    observation_inputs, pd_effort, projected_gravity, quat_rotate, quat_rotate_inverse,
+    quat_xyzw_to_wxyz, world_to_body, yaw_from_quat)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -166,3 +166,15 @@ def test_batched_torch_matches_per_row_numpy():
                                   torch.tensor(v, dtype=torch.float32)).numpy()
     rows = np.stack([quat_rotate_inverse(q[i], v[i]) for i in range(64)])
     np.testing.assert_allclose(batched, rows, atol=1e-5)
+
+
+def test_all_finite_numpy_and_torch():
+    assert all_finite(np.array([0.0, -2.5, 3.0]))
+    assert all_finite(np.array([1e308, 1e308]))  # the sum overflows; the values are finite
+    assert all_finite(np.full(4, 3e38, dtype=np.float32))
+    assert all_finite(np.zeros(0))
+    for bad in (np.nan, np.inf, -np.inf):
+        assert not all_finite(np.array([1.0, bad, 2.0]))
+        assert not all_finite(np.array([[1e308, 1e308], [bad, 0.0]]))
+    assert all_finite(torch.tensor([1.0, 2.0]))
+    assert not all_finite(torch.tensor([1.0, float('nan')]))
