@@ -1045,9 +1045,8 @@ def _format_ns(time_ns: Optional[int]) -> str:
     """Return a ROS time [ns] as exact decimal seconds ('' for None)."""
     if time_ns is None:
         return ''
-    sign = '-' if time_ns < 0 else ''
-    sec, nsec = divmod(abs(time_ns), 1_000_000_000)
-    return f'{sign}{sec}.{nsec:09d}'
+    sec, nsec = ns_to_stamp(abs(time_ns))
+    return f'{"-" if time_ns < 0 else ""}{sec}.{nsec:09d}'
 
 
 def _resolved_topic(node, entity, fallback: str) -> str:
