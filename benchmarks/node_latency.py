@@ -76,6 +76,7 @@ from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import Twist  # noqa: E402
 from humanoid_rl_ros.node_main import run_node  # noqa: E402
 from humanoid_rl_ros.provenance import git_commit  # noqa: E402
+from humanoid_rl_ros.sim_logic import ns_to_stamp, NSEC_PER_SEC, stamp_to_ns  # noqa: E402
 from nav_msgs.msg import Odometry  # noqa: E402
 import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
@@ -84,7 +85,7 @@ from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import Imu  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 
-NSEC = 1_000_000_000
+NSEC = NSEC_PER_SEC
 ECHOES = ('echo', 'lean echo')
 
 
@@ -193,7 +194,6 @@ class Bench:
         ]
         self.policy_state = ''
         self.pending: Dict[int, int] = {}  # stamp ns -> publish time ns (system clock)
-        self.latency_ns: List[int] = []
         self.latency_by_stamp: Dict[int, int] = {}
         self.recording = False
         self.answers = 0
@@ -238,7 +238,7 @@ class Bench:
             raise RuntimeError('this RMW gives no reception timestamps (MessageInfo '
                                "'received_timestamp'); the benchmark needs them")
         self.answers += 1
-        stamp = msg.header.stamp.sec * NSEC + msg.header.stamp.nanosec
+        stamp = stamp_to_ns(msg.header.stamp.sec, msg.header.stamp.nanosec)
         if stamp not in self.pending:
             if not self.pending:
                 return
@@ -246,12 +246,11 @@ class Bench:
             self.matched_to_oldest += 1
         sent = self.pending.pop(stamp)
         if self.recording:
-            self.latency_ns.append(now - sent)
             self.latency_by_stamp[stamp] = now - sent
 
     def publish_tick(self, t_ns: int) -> None:
         js, odom, imu = self.state_msgs
-        sec, nsec = divmod(t_ns, NSEC)
+        sec, nsec = ns_to_stamp(t_ns)
         for msg in (odom, imu, js):
             msg.header.stamp.sec, msg.header.stamp.nanosec = sec, nsec
         self.pub_odom.publish(odom)
@@ -263,6 +262,10 @@ class Bench:
         self.pub_clock.publish(clock)
         if self.tick % 10 == 0:
             self.pub_cmd.publish(Twist())
+
+    def latencies_ns(self) -> List[int]:
+        """Return the latencies [ns] of the answered ticks of the last recorded run."""
+        return list(self.latency_by_stamp.values())
 
     def drain(self) -> None:
         """Take every command and diagnostics message that has arrived."""
@@ -278,7 +281,6 @@ class Bench:
         """Publish ticks at ``rate_hz`` for ``duration_s`` (or until ``until()``)."""
         period_ns = int(round(NSEC / rate_hz))
         self.pending.clear()
-        self.latency_ns = []
         self.latency_by_stamp = {}
         self.matched_to_oldest = 0
         self.recording = record
@@ -421,7 +423,7 @@ def run_phase(bench: Bench, kind: str, rate: float, duration: float, work: Path,
         bench.run(rate, 1.0, record=False)  # warm-up
         load_start = os.getloadavg()[0]
         ticks, late, missed = bench.run(rate, duration, record=True)
-        result = _stats(name, rate, duration, len(ticks), late, missed, bench.latency_ns,
+        result = _stats(name, rate, duration, len(ticks), late, missed, bench.latencies_ns(),
                         bench.skipped)
         result.missed_near_late_publish = bench.missed_near_late_publish
         result.matched_to_oldest = bench.matched_to_oldest
@@ -516,7 +518,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                     result = run_phase(bench, kind, rate, args.chunk_s, args.work, trigger,
                                        args.priority)
                     per_kind[(kind, trigger)][0].append(result)
-                    per_kind[(kind, trigger)][1].append(list(bench.latency_ns))
+                    per_kind[(kind, trigger)][1].append(bench.latencies_ns())
                     chunk_results.append(result)
             for kind in kinds:
                 results.append(pool_chunks(*per_kind[kind]))
