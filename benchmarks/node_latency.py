@@ -395,7 +395,7 @@ def make_policy(folder: Path, rate_hz: float) -> Path:
 
 
 def run_phase(bench: Bench, kind: str, rate: float, duration: float, work: Path,
-              trigger: str = 'timer', priority: int = 0) -> PhaseResult:
+              trigger: str = 'timer', priority: int = 0, fifo: int = 0) -> PhaseResult:
     """Start the node under test, warm it up, measure, stop it (latencies in bench)."""
     name = kind if kind in ECHOES else f'policy ({trigger})'
     log = work / f'{kind.replace(" ", "_")}_{trigger}_{int(rate)}hz.log'
@@ -409,6 +409,8 @@ def run_phase(bench: Bench, kind: str, rate: float, duration: float, work: Path,
                 '-p', f'control_trigger:={trigger}', '-p', 'cmd_vel_stamped:=false']
         if priority:
             argv += ['-p', f'control_thread_priority:={priority}']
+    if fifo:
+        argv = ['chrt', '--fifo', str(fifo)] + argv
     proc = _start(argv, log)
     try:
         bench.policy_state = ''
@@ -477,6 +479,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--priority', type=int, default=0,
                         help='control_thread_priority of the policy node (SCHED_FIFO 1-99 '
                              'where permitted; default 0: normal scheduling)')
+    parser.add_argument('--fifo', type=int, default=0,
+                        help='start every node under test (echoes and policy node alike) with '
+                             '`chrt --fifo N`, all of its threads SCHED_FIFO N, the DDS ones '
+                             'included (default 0: normal scheduling)')
     parser.add_argument('--out', type=Path, default=None, help='write the results as JSON')
     parser.add_argument('--work', type=Path, default=Path('/tmp/node_latency'),
                         help='folder for node logs and generated policies')
@@ -504,10 +510,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         for rate in args.rates:
             if args.chunk_s <= 0.0:
                 for echo in echoes:
-                    results.append(run_phase(bench, echo, rate, args.duration_s, args.work))
+                    results.append(run_phase(bench, echo, rate, args.duration_s, args.work,
+                                             fifo=args.fifo))
                 for trigger in args.triggers:
                     results.append(run_phase(bench, 'policy', rate, args.duration_s,
-                                             args.work, trigger, args.priority))
+                                             args.work, trigger, args.priority, args.fifo))
                 continue
             kinds = [(e, 'timer') for e in echoes] + [('policy', t) for t in args.triggers]
             per_kind = {k: ([], []) for k in kinds}
@@ -516,7 +523,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 # echo first in even rounds, last in odd ones: neither always follows the other
                 for kind, trigger in (kinds if i % 2 == 0 else kinds[::-1]):
                     result = run_phase(bench, kind, rate, args.chunk_s, args.work, trigger,
-                                       args.priority)
+                                       args.priority, args.fifo)
                     per_kind[(kind, trigger)][0].append(result)
                     per_kind[(kind, trigger)][1].append(bench.latencies_ns())
                     chunk_results.append(result)
@@ -567,7 +574,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             'machine': cpu_name(), 'python': platform.python_version(),
             'commit': git_commit(REPO),
             'duration_s': args.duration_s,
-            'chunk_s': args.chunk_s, 'priority': args.priority,
+            'chunk_s': args.chunk_s, 'priority': args.priority, 'fifo': args.fifo,
             'phases': [dataclasses.asdict(r) for r in results], 'summary': summary,
             'chunks': [dataclasses.asdict(r) for r in chunk_results],
         }, indent=2) + '\n')
