@@ -123,7 +123,7 @@ def match_joint_indices(required: Sequence[str], available: Sequence[str]) -> np
 def clamp_command(command: Sequence[float], contract: PolicyContract) -> np.ndarray:
     """Clamp ``(vx [m/s], vy [m/s], wz [rad/s])`` to the contract's trained ranges."""
     low, high = contract.commands.as_bounds()
-    return np.clip(np.asarray(command, dtype=np.float64), low, high)
+    return policy_math.clamp(np.asarray(command, dtype=np.float64), low, high)
 
 
 @dataclass
@@ -407,7 +407,7 @@ class Controller:
             return 1.0
         if self._ramp_start_s is None:
             return 0.0
-        return float(np.clip((now_s - self._ramp_start_s) / self.config.stand_ramp_s, 0.0, 1.0))
+        return min(1.0, max(0.0, (now_s - self._ramp_start_s) / self.config.stand_ramp_s))
 
     def step(self, now_s: float) -> Optional[np.ndarray]:
         """
@@ -457,7 +457,7 @@ class Controller:
         # the last line of defence, kept under python -O: never a non-finite effort
         if not policy_math.all_finite(effort):
             effort = np.where(np.isfinite(effort), effort, 0.0)
-        return np.clip(effort, -self.effort_limit_nm, self.effort_limit_nm)
+        return policy_math.clamp(effort, -self.effort_limit_nm, self.effort_limit_nm)
 
     def _pd(self, target: np.ndarray) -> np.ndarray:
         q, qd = self._joint.value
@@ -470,7 +470,7 @@ class Controller:
         qd = self._damping_qd if fresh else np.zeros_like(self._damping_qd)
         effort = -self.config.damping_kd_scale * self.kd_nms_per_rad * qd
         effort = np.where(np.isfinite(effort), effort, 0.0)
-        return np.clip(effort, -self.effort_limit_nm, self.effort_limit_nm)
+        return policy_math.clamp(effort, -self.effort_limit_nm, self.effort_limit_nm)
 
     def observation_inputs(self, now_s: float) -> Dict[str, np.ndarray]:
         """Return the raw (unscaled) observation inputs keyed by term name at ``now_s``."""
@@ -505,7 +505,8 @@ class Controller:
         if action.shape != (self.contract.action_dim,) or not policy_math.all_finite(action):
             raise ControllerError('policy returned a non-finite or wrongly sized action')
         # the last_action term holds the clipped action, as in training
-        self._last_action = np.clip(action, -self.contract.action_clip, self.contract.action_clip)
+        limit = self.contract.action_clip
+        self._last_action = policy_math.clamp(action, -limit, limit)
         self._q_target = policy_math.action_to_joint_targets(
             self._last_action, self.default_pos_rad, self.action_scale_rad,
             self.contract.action_clip)

@@ -7,7 +7,7 @@ import sys
 
 from humanoid_rl_ros.contract import ObsTermSpec
 from humanoid_rl_ros.policy_math import (
-    action_to_joint_targets, all_finite, build_observation, gait_phase_features,
+    action_to_joint_targets, all_finite, build_observation, clamp, gait_phase_features,
     observation_inputs, pd_effort, projected_gravity, quat_rotate, quat_rotate_inverse,
     quat_xyzw_to_wxyz, world_to_body, yaw_from_quat)
 from hypothesis import given, settings
@@ -178,3 +178,17 @@ def test_all_finite_numpy_and_torch():
         assert not all_finite(np.array([[1e308, 1e308], [bad, 0.0]]))
     assert all_finite(torch.tensor([1.0, 2.0]))
     assert not all_finite(torch.tensor([1.0, float('nan')]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.float64, 23, elements=st.floats(allow_nan=True, allow_infinity=True,
+                                                 width=64)),
+       arrays(np.float64, 23, elements=st.floats(-10, 10)),
+       st.floats(0.0, 10.0))
+def test_clamp_equals_np_clip_nan_included_for_array_and_scalar_bounds(x, low, width):
+    high = low + width
+    np.testing.assert_array_equal(clamp(x, low, high), np.clip(x, low, high))
+    np.testing.assert_array_equal(clamp(x, -width, width), np.clip(x, -width, width))
+    torch_out = clamp(torch.as_tensor(x), low, high)
+    assert isinstance(torch_out, torch.Tensor)
+    np.testing.assert_array_equal(torch_out.numpy(), np.clip(x, low, high))
