@@ -68,6 +68,12 @@ POLICY_ARGUMENTS: Tuple[LaunchArgument, ...] = (
         'cmd_vel_stamped', '',
         'true: geometry_msgs/TwistStamped (Nav2 Kilted+); false: Twist (Nav2 Jazzy/Humble, '
         'teleop); empty keeps the value in the parameter file.', ('', 'true', 'false')),
+    LaunchArgument(
+        'realtime_priority', '0',
+        'SCHED_FIFO priority (1-99) of the whole policy node process, its DDS threads '
+        'included: it is started under `chrt --fifo N` (needs CAP_SYS_NICE or an rtprio '
+        'limit; without, chrt exits naming the refusal). 0: normal scheduling. For 500 Hz on '
+        'a small or busy machine (benchmarks/RESULTS.md).'),
 )
 """The policy node's arguments, declared by both launch files."""
 
@@ -88,6 +94,12 @@ class NodeSpec:
     """Parameter overrides applied after the files."""
     remappings: List[Tuple[str, str]] = field(default_factory=list)
     """Topic remappings (from, to)."""
+    prefix: List[str] = field(default_factory=list)
+    """Command the executable runs under (e.g. ``chrt --fifo 50``); empty: none."""
+
+    def launch_prefix(self) -> Optional[str]:
+        """Return the ``prefix=`` of a ``launch_ros`` Node (``None``: no prefix)."""
+        return ' '.join(self.prefix) if self.prefix else None
 
     def launch_parameters(self) -> List[Union[str, Dict[str, ParamValue]]]:
         """Return the ``parameters=`` list of a ``launch_ros`` Node: files, then overrides."""
@@ -128,6 +140,18 @@ def parse_optional_bool(text: str) -> Optional[bool]:
     return None if text == '' else parse_bool(text)
 
 
+def parse_priority(text: Union[str, int]) -> int:
+    """Return a ``realtime_priority`` argument as an int in [0, 99]; raise ``ValueError``."""
+    try:
+        priority = int(str(text).strip())
+    except ValueError:
+        raise ValueError(f'realtime_priority must be an integer 0-99, got {text!r}') from None
+    if not 0 <= priority <= 99:
+        raise ValueError(f'realtime_priority must be 0 (normal scheduling) or a SCHED_FIFO '
+                         f'priority 1-99, got {priority}')
+    return priority
+
+
 def preset_params_file(share_dir: Union[str, Path], preset: str) -> str:
     """Return ``<share>/config/<preset file>``; raise ``ValueError`` naming the valid presets."""
     if preset not in PRESETS:
@@ -137,14 +161,16 @@ def preset_params_file(share_dir: Union[str, Path], preset: str) -> str:
 
 def policy_node_spec(share_dir: Union[str, Path], *, preset: str = 'isaac_sim',
                      params_file: str = '', policy: str = '', use_sim_time: bool = False,
-                     cmd_vel_topic: str = 'cmd_vel',
-                     cmd_vel_stamped: Optional[bool] = None) -> NodeSpec:
+                     cmd_vel_topic: str = 'cmd_vel', cmd_vel_stamped: Optional[bool] = None,
+                     realtime_priority: Union[str, int] = 0) -> NodeSpec:
     """
     Return the policy node as the launch files start it.
 
     ``params_file`` (if given) replaces the preset's file; ``policy`` '' keeps the file's value;
-    ``cmd_vel_stamped`` None keeps the file's value; ``cmd_vel_topic`` remaps ``cmd_vel``.
+    ``cmd_vel_stamped`` None keeps the file's value; ``cmd_vel_topic`` remaps ``cmd_vel``;
+    ``realtime_priority`` > 0 runs the process under ``chrt --fifo <priority>``.
     """
+    priority = parse_priority(realtime_priority)
     files = [params_file] if params_file else [preset_params_file(share_dir, preset)]
     parameters: Dict[str, ParamValue] = {'use_sim_time': bool(use_sim_time)}
     if policy:
@@ -154,8 +180,9 @@ def policy_node_spec(share_dir: Union[str, Path], *, preset: str = 'isaac_sim',
     remappings = list(PRESET_REMAPPINGS.get(preset, []))
     if cmd_vel_topic and cmd_vel_topic != 'cmd_vel':
         remappings.append(('cmd_vel', cmd_vel_topic))
+    prefix = ['chrt', '--fifo', str(priority)] if priority else []
     return NodeSpec(PACKAGE, POLICY_NODE_EXECUTABLE, POLICY_NODE_NAME, files, parameters,
-                    remappings)
+                    remappings, prefix)
 
 
 def sim_node_spec(share_dir: Union[str, Path], *, sim_params_file: str = '') -> NodeSpec:
@@ -166,13 +193,14 @@ def sim_node_spec(share_dir: Union[str, Path], *, sim_params_file: str = '') -> 
 
 def sim_walk_specs(share_dir: Union[str, Path], *, policy: str = '', params_file: str = '',
                    cmd_vel_topic: str = 'cmd_vel', cmd_vel_stamped: Optional[bool] = None,
+                   realtime_priority: Union[str, int] = 0,
                    sim_params_file: str = '') -> List[NodeSpec]:
     """Return the sim node and the policy node (mujoco_sim preset, sim time) of sim_walk."""
     return [
         sim_node_spec(share_dir, sim_params_file=sim_params_file),
         policy_node_spec(share_dir, preset='mujoco_sim', params_file=params_file, policy=policy,
                          use_sim_time=True, cmd_vel_topic=cmd_vel_topic,
-                         cmd_vel_stamped=cmd_vel_stamped),
+                         cmd_vel_stamped=cmd_vel_stamped, realtime_priority=realtime_priority),
     ]
 
 

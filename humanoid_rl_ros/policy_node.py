@@ -152,7 +152,10 @@ _PARAMS = {
                                 'normal scheduling). Needs CAP_SYS_NICE or an rtprio limit '
                                 '(e.g. "@realtime - rtprio 98" in /etc/security/limits.conf); '
                                 'where that is not permitted the node logs a warning and runs '
-                                'at normal priority.', True, (0, 99)),
+                                'at normal priority. Only this thread: the DDS threads that '
+                                'deliver its inputs keep theirs (the launch argument '
+                                'realtime_priority makes the whole process SCHED_FIFO).',
+                                True, (0, 99)),
 }
 
 _CONTROLLER_PARAMS = ('stand_ramp_s', 'joint_state_timeout_s', 'odom_timeout_s', 'imu_timeout_s',

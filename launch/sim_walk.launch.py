@@ -30,9 +30,10 @@ def _launch_setup(context):
         cmd_vel_topic=LaunchConfiguration('cmd_vel_topic').perform(context),
         cmd_vel_stamped=launch_config.parse_optional_bool(
             LaunchConfiguration('cmd_vel_stamped').perform(context)),
+        realtime_priority=LaunchConfiguration('realtime_priority').perform(context),
         sim_params_file=LaunchConfiguration('sim_params_file').perform(context))
     actions = [Node(package=spec.package, executable=spec.executable, name=spec.name,
-                    output='screen', emulate_tty=True,
+                    output='screen', emulate_tty=True, prefix=spec.launch_prefix(),
                     parameters=spec.launch_parameters(),
                     remappings=spec.remappings) for spec in specs]
     urdf = Path(launch_config.robot_description_path(share)).read_text()

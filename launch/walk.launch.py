@@ -6,6 +6,7 @@ Examples::
     ros2 launch humanoid_rl_ros walk.launch.py preset:=isaac_sim use_sim_time:=true
     ros2 launch humanoid_rl_ros walk.launch.py preset:=ros2_control policy:=/path/my_policy.yaml
     ros2 launch humanoid_rl_ros walk.launch.py cmd_vel_topic:=/nav/cmd_vel cmd_vel_stamped:=true
+    ros2 launch humanoid_rl_ros walk.launch.py preset:=ros2_control realtime_priority:=50
 
 The node, its parameter file and its remappings come from
 :func:`humanoid_rl_ros.launch_config.policy_node_spec`, which the executable test also uses.
@@ -33,9 +34,10 @@ def _launch_setup(context):
             LaunchConfiguration('use_sim_time').perform(context)),
         cmd_vel_topic=LaunchConfiguration('cmd_vel_topic').perform(context),
         cmd_vel_stamped=launch_config.parse_optional_bool(
-            LaunchConfiguration('cmd_vel_stamped').perform(context)))
+            LaunchConfiguration('cmd_vel_stamped').perform(context)),
+        realtime_priority=LaunchConfiguration('realtime_priority').perform(context))
     return [Node(package=spec.package, executable=spec.executable, name=spec.name,
-                 output='screen', emulate_tty=True,
+                 output='screen', emulate_tty=True, prefix=spec.launch_prefix(),
                  parameters=spec.launch_parameters(),
                  remappings=spec.remappings)]
 

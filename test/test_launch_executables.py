@@ -106,7 +106,7 @@ class Process:
         env['PYTHONUNBUFFERED'] = '1'
         if exe.mode == 'checkout':
             env['PYTHONPATH'] = os.pathsep.join([str(REPO_ROOT), env.get('PYTHONPATH', '')])
-        self.args = exe.command(spec.executable) + spec.ros_args()
+        self.args = spec.prefix + exe.command(spec.executable) + spec.ros_args()
         self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT,
                                      env=env, cwd=str(log_dir))
 
@@ -316,6 +316,47 @@ def test_node_spec_command_line_matches_launch_arguments(tmp_path):
                                            'cmd_vel_stamped': False}
     with pytest.raises(ValueError, match='isaac_sim'):
         launch_config.policy_node_spec(tmp_path, preset='gazebo')
+
+
+def test_realtime_priority_runs_the_policy_node_under_chrt(tmp_path):
+    plain = launch_config.policy_node_spec(tmp_path)
+    assert plain.prefix == [] and plain.launch_prefix() is None
+    spec = launch_config.policy_node_spec(tmp_path, realtime_priority='50')
+    assert spec.prefix == ['chrt', '--fifo', '50']
+    assert spec.launch_prefix() == 'chrt --fifo 50'
+    sim, policy = launch_config.sim_walk_specs(tmp_path, realtime_priority=50)
+    assert sim.prefix == [] and policy.prefix == ['chrt', '--fifo', '50']
+    for bad in ('100', '-1', 'high', '5.5'):
+        with pytest.raises(ValueError, match='realtime_priority'):
+            launch_config.policy_node_spec(tmp_path, realtime_priority=bad)
+
+
+def _sched_fifo_permitted() -> bool:
+    try:
+        return subprocess.run(['chrt', '--fifo', '1', 'true'], capture_output=True,
+                              timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def test_walk_launch_with_realtime_priority_runs_sched_fifo(exe, policy_path, ros, tmp_path):
+    if not _sched_fifo_permitted():
+        pytest.skip('chrt --fifo is missing or not permitted here (needs CAP_SYS_NICE or an '
+                    'rtprio limit)')
+    spec = launch_config.policy_node_spec(exe.share, preset='isaac_sim',
+                                          policy=str(policy_path), realtime_priority=5)
+    names = list(launch_config_joint_names(policy_path))
+    probe = Probe(JointState, '/joint_command', feed_names=names)
+    ros['probes'].append(probe)
+    proc = Process(exe, spec, tmp_path)
+    ros['procs'].append(proc)
+    _wait(lambda: len(probe.commands) > 5, 'effort commands on /joint_command', [proc])
+    # chrt execs the node: the process started is the node, every thread of it SCHED_FIFO 5
+    threads = list(Path(f'/proc/{proc.proc.pid}/task').iterdir())
+    assert len(threads) > 1
+    for task in threads:
+        assert os.sched_getscheduler(int(task.name)) == os.SCHED_FIFO, task
+        assert os.sched_getparam(int(task.name)).sched_priority == 5, task
 
 
 def test_shared_launch_arguments_are_arguments_of_both_node_specs():
