@@ -338,3 +338,96 @@ def test_imu_orientation_source(runtime):
     for _ in range(20):
         f.tick()
     assert c.state is ControllerState.DAMPING and 'imu stale' in c.fault_reason
+
+
+class _CountingPolicy:
+    """A runtime's policy that counts its calls and can be made to fail."""
+
+    def __init__(self, runtime) -> None:
+        self.runtime = runtime
+        self.calls = 0
+        self.fail = False
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        if self.fail:
+            raise RuntimeError('policy broke')
+        return self.runtime.act(obs)
+
+
+def _walking_pair(runtime):
+    """Return two walking controllers (each with a counting policy) fed identical inputs."""
+    feeders = []
+    for _ in range(2):
+        policy = _CountingPolicy(runtime)
+        c = Controller(runtime.contract, policy, ControllerConfig(stand_ramp_s=0.0))
+        f = Feeder(c, seed=3)
+        f.feed()
+        c.activate(f.t)
+        c.request_walk(f.t)
+        f.tick()
+        assert c.state is ControllerState.WALKING
+        feeders.append((f, policy))
+    return feeders
+
+
+def test_a_prepared_policy_step_gives_the_same_efforts_as_computing_it_at_the_tick(runtime):
+    (a, policy_a), (b, policy_b) = _walking_pair(runtime)
+    rng = np.random.default_rng(0)
+    calls_before = policy_a.calls
+    policy_ticks = 0
+    for k in range(60):
+        for f in (a, b):
+            f.q = f.q + 0.01 * np.sin(k)  # same motion for both
+            f.t += DT
+            f.feed()
+        policy_tick = a.c._tick % a.c.decimation == 0
+        policy_ticks += policy_tick
+        # a prepares each tick ahead (sometimes twice, sometimes a cmd_vel arrives in between)
+        assert a.c.prepare(a.t) is policy_tick
+        if k % 7 == 3:
+            yaw_rate = float(rng.uniform(-0.5, 0.5))
+            for f in (a, b):
+                f.c.update_cmd_vel(0.3, 0.0, yaw_rate, f.t)
+        if k % 5 == 1:
+            assert a.c.prepare(a.t) is policy_tick
+        np.testing.assert_array_equal(a.c.step(a.t), b.c.step(b.t))
+        assert a.c.state is b.c.state is ControllerState.WALKING
+    assert policy_ticks == 15
+    # the walking tick before the loop was tick 0: policy ticks are k = 3, 7, ..., 59
+    with_cmd = [k for k in range(3, 60, 4) if k % 7 == 3]
+    assert with_cmd == [3, 31, 59]
+    # one policy call per policy tick, plus one where a cmd_vel came after the preparation
+    # (then prepared again, k = 31, or computed at the tick, k = 3 and 59)
+    assert policy_a.calls - calls_before == policy_ticks + len(with_cmd)
+    assert a.c.prepared_steps == policy_ticks - 2
+    assert b.c.prepared_steps == 0
+
+
+def test_prepare_waits_for_all_inputs_and_a_time_mismatch_recomputes(runtime):
+    (a, policy), _ = _walking_pair(runtime)
+    while a.c._tick % a.c.decimation != 0:
+        a.tick()
+    a.t += DT
+    a.feed(odom=False)
+    assert not a.c.prepare(a.t), 'odometry of this tick is not in yet'
+    a.feed(joints=False)
+    calls = policy.calls
+    assert a.c.prepare(a.t) and policy.calls == calls + 1
+    assert a.c.prepare(a.t) and policy.calls == calls + 1, 'same inputs: no second run'
+    a.c.step(a.t + 1e-4)  # the tick came at another time: computed again
+    assert policy.calls == calls + 2 and a.c.prepared_steps == 0
+
+
+def test_a_policy_failure_while_preparing_faults_at_the_tick_not_before(runtime):
+    (a, policy), _ = _walking_pair(runtime)
+    while a.c._tick % a.c.decimation != 0:
+        a.tick()
+    a.t += DT
+    a.feed()
+    policy.fail = True
+    assert not a.c.prepare(a.t)
+    assert a.c.state is ControllerState.WALKING
+    _assert_bounded(a.c, a.c.step(a.t))
+    assert a.c.state is ControllerState.DAMPING
+    assert 'policy broke' in a.c.fault_reason
