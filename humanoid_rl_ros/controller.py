@@ -186,10 +186,6 @@ class Controller:
         self._cmd: Optional[_Stamped] = None  # (vx, vy, wz) clamped
         self.cmd_note = ''
         self._index_cache: Tuple[Tuple[str, ...], Optional[np.ndarray]] = ((), None)
-        self._input_version = 0  # counts input updates: a prepared policy step's inputs
-        self._fresh: set = set()  # inputs updated since the last step ('joint', 'odom', 'imu')
-        self._prepared: Optional[Tuple[tuple, np.ndarray, np.ndarray]] = None  # see prepare
-        self.prepared_steps = 0  # policy steps whose result came from prepare()
 
     # ----------------------------------------------------------------------------- inputs
     def update_joint_state(self, names: Sequence[str], position: Sequence[float],
@@ -200,8 +196,6 @@ class Controller:
         A missing required joint, a missing velocity field or a non-finite value makes the
         message unusable; that is a fault while active (see :meth:`step`).
         """
-        self._input_version += 1
-        self._fresh.add('joint')
         names = tuple(names)
         if len(position) != len(names):
             self._joint_problem = (f'joint_states has {len(names)} names but {len(position)} '
@@ -249,8 +243,6 @@ class Controller:
     def update_odom(self, quat_wxyz: Sequence[float], lin_vel_body_m_s: Sequence[float],
                     ang_vel_body_rad_s: Sequence[float], now_s: float) -> None:
         """Store odometry: base orientation and body-frame (child frame) twist."""
-        self._input_version += 1
-        self._fresh.add('odom')
         quat = np.asarray(quat_wxyz, dtype=np.float64)
         value = (np.asarray(lin_vel_body_m_s, dtype=np.float64),
                  np.asarray(ang_vel_body_rad_s, dtype=np.float64))
@@ -261,8 +253,6 @@ class Controller:
     def update_imu(self, quat_wxyz: Sequence[float], ang_vel_body_rad_s: Sequence[float],
                    now_s: float) -> None:
         """Store IMU orientation and body-frame angular velocity."""
-        self._input_version += 1
-        self._fresh.add('imu')
         quat = np.asarray(quat_wxyz, dtype=np.float64)
         ang_vel = np.asarray(ang_vel_body_rad_s, dtype=np.float64)
         unit_quat, self._imu_problem = _check_base(quat, (ang_vel,), 'imu')
@@ -272,7 +262,6 @@ class Controller:
     def update_cmd_vel(self, vx_m_s: float, vy_m_s: float, wz_rad_s: float,
                        now_s: float) -> None:
         """Store a velocity command (clamped to the trained ranges) received at ``now_s``."""
-        self._input_version += 1
         raw = np.array([vx_m_s, vy_m_s, wz_rad_s], dtype=np.float64)
         if not np.all(np.isfinite(raw)):
             self._cmd = None
@@ -302,23 +291,17 @@ class Controller:
                                  self.config.joint_state_timeout_s)
         return ''
 
-    def base_inputs(self) -> Tuple[str, ...]:
-        """Return the base-state inputs the policy needs: of ``'odom'`` and ``'imu'``."""
-        if not self.needs_base:
-            return ()
-        needs_odom = self.needs_lin_vel or self.config.orientation_source == 'odom'
-        return (('odom',) if needs_odom else ()) + (
-            ('imu',) if self.config.orientation_source == 'imu' else ())
-
     def walking_input_problem(self, now_s: float) -> str:
         """Return why odometry/IMU are unusable for the policy at ``now_s`` ('' if healthy)."""
-        inputs = self.base_inputs()
-        if 'odom' in inputs:
+        if not self.needs_base:
+            return ''
+        needs_odom = self.needs_lin_vel or self.config.orientation_source == 'odom'
+        if needs_odom:
             problem = _stamped_problem(self._odom, self._odom_problem, now_s,
                                        self.config.odom_timeout_s, 'odom', 'odom_timeout_s')
             if problem:
                 return problem
-        if 'imu' in inputs:
+        if self.config.orientation_source == 'imu':
             return _stamped_problem(self._imu, self._imu_problem, now_s,
                                     self.config.imu_timeout_s, 'imu', 'imu_timeout_s')
         return ''
@@ -415,7 +398,6 @@ class Controller:
         self._gait_phase = 0.0
         self._last_action = np.zeros(self.contract.action_dim)
         self._q_target = self.default_pos_rad.copy()
-        self._prepared = None
         self.note = ''
 
     # ----------------------------------------------------------------------------- step
@@ -433,7 +415,6 @@ class Controller:
 
         Return ``None`` when inactive (publish nothing).
         """
-        self._fresh.clear()
         if self.state is ControllerState.INACTIVE:
             return None
         if self.state is not ControllerState.DAMPING:
@@ -512,49 +493,7 @@ class Controller:
             last_action=self._last_action,
             gait_phase=np.float64(self._gait_phase) if self.uses_gait_phase else None)
 
-    def prepare(self, now_s: float) -> bool:
-        """
-        Run the policy step of a tick at ``now_s`` ahead of that tick; return whether it ran.
-
-        For a node whose tick waits for ROS time to reach ``now_s`` (``/clock`` comes after the
-        sensor messages) while the inputs are already in. It runs once the joint state and the
-        base inputs (:meth:`base_inputs`) have all been updated since the last step, so that a
-        tick's first message does not start a policy step that its next one invalidates.
-        :meth:`step` at exactly ``now_s`` takes this result if no input update and no step
-        came in between: it is the action :meth:`step` would compute itself (same inputs,
-        time, tick and last action); otherwise :meth:`step` runs the policy again. Nothing else
-        moves: the state, its checks and the PD law stay in :meth:`step`. Runs only when
-        walking with healthy inputs and when the next step is a policy step; a policy failure
-        here is dropped (:meth:`step` runs the policy again and faults on it).
-        """
-        if (self.state is not ControllerState.WALKING or self._tick % self.decimation != 0
-                or not self._fresh.issuperset(('joint',) + self.base_inputs())
-                or self.joint_state_problem(now_s) or self.walking_input_problem(now_s)):
-            return False
-        key = self._prepare_key(now_s)
-        if self._prepared is not None and self._prepared[0] == key:
-            return True
-        try:
-            self._prepared = (key, *self._policy_result(now_s))
-        except Exception:  # noqa: B902 - step() runs the policy again and faults on it
-            self._prepared = None
-            return False
-        return True
-
-    def _prepare_key(self, now_s: float) -> tuple:
-        return (self._input_version, self.policy_steps, self._tick, now_s)
-
     def _run_policy(self, now_s: float) -> None:
-        prepared, self._prepared = self._prepared, None
-        if prepared is not None and prepared[0] == self._prepare_key(now_s):
-            _, self._last_action, self._q_target = prepared
-            self.prepared_steps += 1
-        else:
-            self._last_action, self._q_target = self._policy_result(now_s)
-        self.policy_steps += 1
-
-    def _policy_result(self, now_s: float) -> Tuple[np.ndarray, np.ndarray]:
-        """Return the clipped action and the joint targets [rad] of a policy step at ``now_s``."""
         inputs = self.observation_inputs(now_s)
         obs = policy_math.build_observation(self.contract.obs_terms, inputs,
                                             clip=self.contract.obs_clip, scale=self._obs_scale)
@@ -567,9 +506,11 @@ class Controller:
             raise ControllerError('policy returned a non-finite or wrongly sized action')
         # the last_action term holds the clipped action, as in training
         limit = self.contract.action_clip
-        clipped = policy_math.clamp(action, -limit, limit)
-        return clipped, policy_math.action_to_joint_targets(
-            clipped, self.default_pos_rad, self.action_scale_rad, limit)
+        self._last_action = policy_math.clamp(action, -limit, limit)
+        self._q_target = policy_math.action_to_joint_targets(
+            self._last_action, self.default_pos_rad, self.action_scale_rad,
+            self.contract.action_clip)
+        self.policy_steps += 1
 
     @property
     def gait_phase(self) -> float:

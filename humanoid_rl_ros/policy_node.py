@@ -366,16 +366,13 @@ class _ControlLoop:
                         next_event_poll_ns = time.monotonic_ns() + self._EVENT_POLL_NS
                         self._poll_events(event_wait_set, events)
                     with self._lock:
-                        took_input = ticked = False
                         for index, (take, msg_type, raw, callback) in enumerate(takes):
                             if wait_set.is_ready('subscription', index):
                                 taken = take(msg_type, raw)
                                 if taken is not None:
-                                    took_input = took_input or index < self._num_inputs
                                     self._call(callback, taken[0])
                         for handle, callback in timer_handles:
                             if handle.is_timer_ready():
-                                ticked = True
                                 # Take inputs that arrived since the wait returned first: a
                                 # joint state published before the /clock that made this tick
                                 # due can be delivered after it (another DDS path).
@@ -385,8 +382,6 @@ class _ControlLoop:
                                         self._call(input_callback, taken[0])
                                 handle.call_timer()
                                 self._call(callback)
-                        if took_input and not ticked:
-                            self._call(self._node.prepare_next_tick)
         except Exception as exc:  # noqa: B902 - a dead control thread must be reported
             if not self._stop and context.ok():
                 failure = f'control loop stopped: {type(exc).__name__}: {exc}'
@@ -856,23 +851,6 @@ class PolicyNode(LifecycleNode):
                 return
         self._tick(now_ns)
 
-    def prepare_next_tick(self) -> None:
-        """
-        Run the next control tick's policy step now, while its inputs are in (sim time only).
-
-        With the timer trigger on ``/clock`` the tick waits for the ``/clock`` message, which
-        simulators send after the sensor messages; the controller's :meth:`Controller.prepare`
-        computes the policy step in that wait, for the tick's exact ROS time (the control
-        timer's next call). On wall time the tick's time is not known in advance: nothing runs.
-        """
-        controller, timer = self.controller, self._control_timer
-        if (self._trigger != 'timer' or controller is None or timer is None
-                or self.lifecycle_state != 'active' or not self.get_clock().ros_time_is_active):
-            return
-        until_ns = timer.time_until_next_call()
-        if until_ns is not None and until_ns > 0:
-            controller.prepare((self.get_clock().now().nanoseconds + until_ns) * 1e-9)
-
     def _tick(self, now_ns: int) -> None:
         """Run one control tick at ROS time ``now_ns`` and publish the effort first."""
         controller = self.controller
@@ -1019,7 +997,6 @@ class PolicyNode(LifecycleNode):
                                     or self._control_loop.priority_status)
                                    if self._control_loop is not None else 'executor'),
                 'policy_steps': str(steps),
-                'policy_steps_prepared': str(controller.prepared_steps),
                 'state_since_s': _format_ns(self._state_since_ns),
                 'walk_requested': str(controller.walk_requested),
                 'note': controller.note,

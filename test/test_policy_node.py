@@ -602,39 +602,6 @@ def test_control_loop_runs_sim_time_ticks_and_gives_entities_back(contract, poli
     _assert_bounded(contract, np.asarray(h.feed.last_command().effort))
 
 
-def test_policy_steps_run_between_the_inputs_and_their_clock_on_sim_time(contract, policy_path,
-                                                                         harness_factory):
-    """
-    On sim time the policy step of a tick runs once its inputs are in, before its /clock.
-
-    The feed's joint states and odometry come between /clock messages; the node computes the
-    next policy step then (Controller.prepare, tested for equal efforts in test_controller.py)
-    and the tick that /clock makes due takes it: diagnostics count such steps.
-    """
-    h = harness_factory(contract, 'policy_prepare', {'policy': str(policy_path),
-                                                     'use_sim_time': True, 'autostart': False,
-                                                     'stand_ramp_s': 0.05,
-                                                     'start_walking_on_activate': True})
-    clock_node = Node('policy_prepare_clock')
-    clock_pub = clock_node.create_publisher(Clock, '/clock', 10)
-    sim_ns = [10 * 10**9]
-
-    def publish_clock() -> None:
-        sim_ns[0] += 5_000_000
-        clock_pub.publish(Clock(clock=Time(sec=sim_ns[0] // 10**9, nanosec=sim_ns[0] % 10**9)))
-
-    clock_node.create_timer(0.005, publish_clock)
-    h._spin(clock_node)
-    wait_for(lambda: h.node.get_clock().now().nanoseconds > 0, 'the first /clock')
-    assert h.node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-    assert h.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-    wait_for(lambda: h.feed.value('state') == 'walking'
-             and int(h.feed.value('policy_steps_prepared') or 0) > 5,
-             'policy steps prepared ahead of their ticks')
-    assert int(h.feed.value('policy_steps_prepared')) <= int(h.feed.value('policy_steps'))
-    _assert_bounded(contract, np.asarray(h.feed.last_command().effort))
-
-
 def test_control_thread_priority_is_applied_or_refused_with_a_reason(contract, policy_path,
                                                                      harness_factory):
     # SCHED_FIFO needs CAP_SYS_NICE / an rtprio limit: as root it is applied, elsewhere the
