@@ -508,8 +508,7 @@ class Controller:
         limit = self.contract.action_clip
         self._last_action = policy_math.clamp(action, -limit, limit)
         self._q_target = policy_math.action_to_joint_targets(
-            self._last_action, self.default_pos_rad, self.action_scale_rad,
-            self.contract.action_clip)
+            self._last_action, self.default_pos_rad, self.action_scale_rad, limit)
         self.policy_steps += 1
 
     @property
