@@ -9,7 +9,7 @@ executables, because ``launch_ros`` is not installable everywhere. No ROS import
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 PACKAGE = 'humanoid_rl_ros'
 """The ROS package name (``FindPackageShare`` argument)."""
@@ -44,6 +44,35 @@ ROBOT_URDF = ('models', 'robots', 'kestrel', 'kestrel.urdf')
 ParamValue = Union[str, bool, int, float]
 
 
+def parse_bool(text: Union[str, bool]) -> bool:
+    """Return a launch argument string ('true'/'false'/'1'/'0', any case) as a bool."""
+    if isinstance(text, bool):
+        return text
+    lowered = str(text).strip().lower()
+    if lowered in ('true', '1', 'yes', 'on'):
+        return True
+    if lowered in ('false', '0', 'no', 'off'):
+        return False
+    raise ValueError(f'expected true or false, got {text!r}')
+
+
+def parse_optional_bool(text: str) -> Optional[bool]:
+    """Return ``None`` for an empty launch argument, else :func:`parse_bool` of it."""
+    return None if text == '' else parse_bool(text)
+
+
+def parse_priority(text: Union[str, int]) -> int:
+    """Return a ``realtime_priority`` argument as an int in [0, 99]; raise ``ValueError``."""
+    try:
+        priority = int(str(text).strip())
+    except ValueError:
+        raise ValueError(f'realtime_priority must be an integer 0-99, got {text!r}') from None
+    if not 0 <= priority <= 99:
+        raise ValueError(f'realtime_priority must be 0 (normal scheduling) or a SCHED_FIFO '
+                         f'priority 1-99, got {priority}')
+    return priority
+
+
 @dataclass(frozen=True)
 class LaunchArgument:
     """A launch argument as the launch files declare it (``DeclareLaunchArgument``)."""
@@ -53,6 +82,8 @@ class LaunchArgument:
     description: str
     choices: Optional[Tuple[str, ...]] = None
     """Accepted values (``None``: any)."""
+    parse: Callable[[str], Any] = str
+    """Turns the argument's text into the value the node spec builders take."""
 
 
 POLICY_ARGUMENTS: Tuple[LaunchArgument, ...] = (
@@ -67,15 +98,26 @@ POLICY_ARGUMENTS: Tuple[LaunchArgument, ...] = (
     LaunchArgument(
         'cmd_vel_stamped', '',
         'true: geometry_msgs/TwistStamped (Nav2 Kilted+); false: Twist (Nav2 Jazzy/Humble, '
-        'teleop); empty keeps the value in the parameter file.', ('', 'true', 'false')),
+        'teleop); empty keeps the value in the parameter file.', ('', 'true', 'false'),
+        parse_optional_bool),
     LaunchArgument(
         'realtime_priority', '0',
         'SCHED_FIFO priority (1-99) of the whole policy node process, its DDS threads '
         'included: it is started under `chrt --fifo N` (needs CAP_SYS_NICE or an rtprio '
         'limit; without, chrt exits naming the refusal). 0: normal scheduling. For 500 Hz on '
-        'a small or busy machine (benchmarks/RESULTS.md).'),
+        'a small or busy machine (benchmarks/RESULTS.md).', parse=parse_priority),
 )
 """The policy node's arguments, declared by both launch files."""
+
+
+def policy_argument_values(value: Callable[[str], str]) -> Dict[str, Any]:
+    """
+    Return :data:`POLICY_ARGUMENTS` parsed, as keyword arguments of the node spec builders.
+
+    ``value(name)`` returns an argument's text (in a launch file:
+    ``LaunchConfiguration(name).perform(context)``); a malformed one raises ``ValueError``.
+    """
+    return {arg.name: arg.parse(value(arg.name)) for arg in POLICY_ARGUMENTS}
 
 
 @dataclass
@@ -121,35 +163,6 @@ def _param_text(value: ParamValue) -> str:
     if isinstance(value, bool):
         return 'true' if value else 'false'
     return str(value)
-
-
-def parse_bool(text: Union[str, bool]) -> bool:
-    """Return a launch argument string ('true'/'false'/'1'/'0', any case) as a bool."""
-    if isinstance(text, bool):
-        return text
-    lowered = str(text).strip().lower()
-    if lowered in ('true', '1', 'yes', 'on'):
-        return True
-    if lowered in ('false', '0', 'no', 'off'):
-        return False
-    raise ValueError(f'expected true or false, got {text!r}')
-
-
-def parse_optional_bool(text: str) -> Optional[bool]:
-    """Return ``None`` for an empty launch argument, else :func:`parse_bool` of it."""
-    return None if text == '' else parse_bool(text)
-
-
-def parse_priority(text: Union[str, int]) -> int:
-    """Return a ``realtime_priority`` argument as an int in [0, 99]; raise ``ValueError``."""
-    try:
-        priority = int(str(text).strip())
-    except ValueError:
-        raise ValueError(f'realtime_priority must be an integer 0-99, got {text!r}') from None
-    if not 0 <= priority <= 99:
-        raise ValueError(f'realtime_priority must be 0 (normal scheduling) or a SCHED_FIFO '
-                         f'priority 1-99, got {priority}')
-    return priority
 
 
 def preset_params_file(share_dir: Union[str, Path], preset: str) -> str:

@@ -25,13 +25,10 @@ def _launch_setup(context):
     share = FindPackageShare(launch_config.PACKAGE).perform(context)
     specs = launch_config.sim_walk_specs(
         share,
-        policy=LaunchConfiguration('policy').perform(context),
         params_file=LaunchConfiguration('params_file').perform(context),
-        cmd_vel_topic=LaunchConfiguration('cmd_vel_topic').perform(context),
-        cmd_vel_stamped=launch_config.parse_optional_bool(
-            LaunchConfiguration('cmd_vel_stamped').perform(context)),
-        realtime_priority=LaunchConfiguration('realtime_priority').perform(context),
-        sim_params_file=LaunchConfiguration('sim_params_file').perform(context))
+        sim_params_file=LaunchConfiguration('sim_params_file').perform(context),
+        **launch_config.policy_argument_values(
+            lambda name: LaunchConfiguration(name).perform(context)))
     actions = [Node(package=spec.package, executable=spec.executable, name=spec.name,
                     output='screen', emulate_tty=True, prefix=spec.launch_prefix(),
                     parameters=spec.launch_parameters(),

@@ -29,13 +29,10 @@ def _launch_setup(context):
     spec = launch_config.policy_node_spec(
         share, preset=preset,
         params_file=LaunchConfiguration('params_file').perform(context),
-        policy=LaunchConfiguration('policy').perform(context),
         use_sim_time=launch_config.parse_bool(
             LaunchConfiguration('use_sim_time').perform(context)),
-        cmd_vel_topic=LaunchConfiguration('cmd_vel_topic').perform(context),
-        cmd_vel_stamped=launch_config.parse_optional_bool(
-            LaunchConfiguration('cmd_vel_stamped').perform(context)),
-        realtime_priority=LaunchConfiguration('realtime_priority').perform(context))
+        **launch_config.policy_argument_values(
+            lambda name: LaunchConfiguration(name).perform(context)))
     return [Node(package=spec.package, executable=spec.executable, name=spec.name,
                  output='screen', emulate_tty=True, prefix=spec.launch_prefix(),
                  parameters=spec.launch_parameters(),

@@ -372,6 +372,24 @@ def test_shared_launch_arguments_are_arguments_of_both_node_specs():
         launch_config.parse_optional_bool('maybe')
 
 
+def test_launch_argument_values_are_parsed_once_for_both_launch_files(tmp_path):
+    defaults = {arg.name: arg.default for arg in launch_config.POLICY_ARGUMENTS}
+    assert launch_config.policy_argument_values(defaults.__getitem__) == {
+        'policy': '', 'cmd_vel_topic': 'cmd_vel', 'cmd_vel_stamped': None,
+        'realtime_priority': 0}
+    given = dict(defaults, policy='p.yaml', cmd_vel_topic='/nav/cmd_vel',
+                 cmd_vel_stamped='true', realtime_priority='50')
+    values = launch_config.policy_argument_values(given.__getitem__)
+    spec = launch_config.policy_node_spec(tmp_path, **values)
+    assert spec.parameters['policy'] == 'p.yaml' and spec.parameters['cmd_vel_stamped'] is True
+    assert ('cmd_vel', '/nav/cmd_vel') in spec.remappings
+    assert spec.prefix == ['chrt', '--fifo', '50']
+    assert launch_config.sim_walk_specs(tmp_path, **values)[1].prefix == spec.prefix
+    for name, bad in (('cmd_vel_stamped', 'maybe'), ('realtime_priority', '100')):
+        with pytest.raises(ValueError):
+            launch_config.policy_argument_values(dict(defaults, **{name: bad}).__getitem__)
+
+
 @pytest.mark.parametrize('launch_file', ['walk.launch.py', 'sim_walk.launch.py'])
 def test_launch_files_declare_the_shared_arguments(launch_file):
     """Both launch files declare launch_config.POLICY_ARGUMENTS (read, not run: no launch_ros)."""
