@@ -63,9 +63,9 @@ setup(
     **_tests_require(['pytest']),
     entry_points={
         'console_scripts': [
-            'policy_node = humanoid_rl_ros.policy_node:main',
-            'sim_node = humanoid_rl_ros.sim_node:main',
-            'walk_demo = humanoid_rl_ros.demo:main',
+            'policy_node = humanoid_rl_ros.ros.policy_node:main',
+            'sim_node = humanoid_rl_ros.ros.sim_node:main',
+            'walk_demo = humanoid_rl_ros.demo.runner:main',
         ],
     },
 )

@@ -39,8 +39,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from humanoid_rl_ros.provenance import git_commit  # noqa: E402
-from humanoid_rl_ros.robot import load_robot  # noqa: E402
+from humanoid_rl_ros.core.provenance import git_commit  # noqa: E402
+from humanoid_rl_ros.robot.description import load_robot  # noqa: E402
 import torch  # noqa: E402
 from training.backends.mjwarp import MjWarpBackend  # noqa: E402
 from training.config import EnvConfig  # noqa: E402

@@ -74,9 +74,9 @@ if str(REPO) not in sys.path:
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import Twist  # noqa: E402
-from humanoid_rl_ros.node_main import run_node  # noqa: E402
-from humanoid_rl_ros.provenance import git_commit  # noqa: E402
-from humanoid_rl_ros.sim_logic import ns_to_stamp, NSEC_PER_SEC, stamp_to_ns  # noqa: E402
+from humanoid_rl_ros.core.provenance import git_commit  # noqa: E402
+from humanoid_rl_ros.core.timebase import ns_to_stamp, NSEC_PER_SEC, stamp_to_ns  # noqa: E402
+from humanoid_rl_ros.ros.node_main import run_node  # noqa: E402
 from nav_msgs.msg import Odometry  # noqa: E402
 import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
@@ -383,8 +383,8 @@ def make_policy(folder: Path, rate_hz: float) -> Path:
     Its actor has the hidden layers of the shipped policy (read from its contract's training
     config), so a policy tick costs what the deployed network costs.
     """
-    from humanoid_rl_ros.contract import read_contract
-    from humanoid_rl_ros.demo import random_policy_template
+    from humanoid_rl_ros.core.contract import read_contract
+    from humanoid_rl_ros.demo.runner import random_policy_template
     from training.export import export_random_policy
     shipped = read_contract(SHIPPED_POLICY).provenance['config']['runner']['policy']
     template = dataclasses.replace(random_policy_template('kestrel'),
@@ -403,7 +403,7 @@ def run_phase(bench: Bench, kind: str, rate: float, duration: float, work: Path,
         argv = [sys.executable, str(Path(__file__).resolve()), '--role', kind.replace(' ', '_')]
     else:
         policy = make_policy(work / 'policies', rate)
-        argv = [sys.executable, '-m', 'humanoid_rl_ros.policy_node', '--ros-args',
+        argv = [sys.executable, '-m', 'humanoid_rl_ros.ros.policy_node', '--ros-args',
                 '-p', f'policy:={policy}', '-p', 'use_sim_time:=true', '-p', 'autostart:=true',
                 '-p', 'start_walking_on_activate:=true', '-p', 'stand_ramp_s:=0.05',
                 '-p', f'control_trigger:={trigger}', '-p', 'cmd_vel_stamped:=false']
@@ -496,7 +496,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     echoes = ['echo', 'lean echo'] if args.lean_echo else ['echo']
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     args.work.mkdir(parents=True, exist_ok=True)
-    from humanoid_rl_ros.robot import load_robot
+    from humanoid_rl_ros.robot.description import load_robot
     robot = load_robot('kestrel')
     rclpy.init()
     bench = Bench(list(robot.joint_names))

@@ -7,12 +7,12 @@ Example::
 
 The sim node owns ``/clock`` (lock-step by default, see config/sim_node.yaml); the policy node
 runs on sim time with config/policy_mujoco_sim.yaml. Nodes, parameter files and remappings come
-from :func:`humanoid_rl_ros.launch_config.sim_walk_specs`, which the executable test also uses.
+from :func:`humanoid_rl_ros.ros.launch_config.sim_walk_specs`, which the executable test also uses.
 """
 
 from pathlib import Path
 
-from humanoid_rl_ros import launch_config
+from humanoid_rl_ros.ros import launch_config
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.conditions import IfCondition

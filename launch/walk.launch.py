@@ -9,10 +9,10 @@ Examples::
     ros2 launch humanoid_rl_ros walk.launch.py preset:=ros2_control realtime_priority:=50
 
 The node, its parameter file and its remappings come from
-:func:`humanoid_rl_ros.launch_config.policy_node_spec`, which the executable test also uses.
+:func:`humanoid_rl_ros.ros.launch_config.policy_node_spec`, which the executable test also uses.
 """
 
-from humanoid_rl_ros import launch_config
+from humanoid_rl_ros.ros import launch_config
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution

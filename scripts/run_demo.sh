@@ -4,7 +4,6 @@
 # Creates/updates .venv (pinned requirements; skipped when unchanged), colcon-builds the
 # package, sources install/setup.bash and runs the installed `walk_demo` executable
 # (MuJoCo sim node + policy node over real rclpy/DDS, no ROS install or `ros2` CLI needed).
-# Until every piece of the demo exists, it says which are missing and exits non-zero.
 #
 # Usage: scripts/run_demo.sh [walk_demo args...]
 set -euo pipefail
@@ -19,10 +18,6 @@ hrl_source_install
 export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 
 cd "$HRL_ROOT"
-if ! python "$HRL_ROOT/scripts/check_demo_ready.py"; then
-    hrl_log "the walking demo cannot run yet: see the missing pieces listed above"
-    exit 2
-fi
 demo="$HRL_ROOT/install/humanoid_rl_ros/lib/humanoid_rl_ros/walk_demo"
 hrl_log "running $demo $*"
 exec "$demo" "$@"

@@ -12,9 +12,9 @@ import dataclasses
 from pathlib import Path
 from typing import Optional
 
-from humanoid_rl_ros.contract import (CommandRanges, placeholder_contract, PolicyContract,
-                                      write_contract)
-from humanoid_rl_ros.robot import load_robot
+from humanoid_rl_ros.core.contract import (CommandRanges, placeholder_contract, PolicyContract,
+                                           write_contract)
+from humanoid_rl_ros.robot.description import load_robot
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper, TensorProto

@@ -2,7 +2,8 @@
 
 import dataclasses
 
-from humanoid_rl_ros.robot import build_mujoco_model, load_robot
+from humanoid_rl_ros.robot.description import load_robot
+from humanoid_rl_ros.robot.mujoco_model import build_mujoco_model
 import mujoco
 import numpy as np
 import pytest

@@ -1,11 +1,11 @@
 """The plain-CDR readers and writer against rclpy's own serialization (the RMW's)."""
 
-from humanoid_rl_ros import cdr
-from humanoid_rl_ros.ros_conversions import imu_to_arrays
-from humanoid_rl_ros.ros_conversions import joint_state_to_arrays
-from humanoid_rl_ros.ros_conversions import make_float64_array
-from humanoid_rl_ros.ros_conversions import odometry_to_arrays
-from humanoid_rl_ros.sim_logic import stamp_to_ns
+from humanoid_rl_ros.core.timebase import stamp_to_ns
+from humanoid_rl_ros.ros import cdr
+from humanoid_rl_ros.ros.ros_conversions import imu_to_arrays
+from humanoid_rl_ros.ros.ros_conversions import joint_state_to_arrays
+from humanoid_rl_ros.ros.ros_conversions import make_float64_array
+from humanoid_rl_ros.ros.ros_conversions import odometry_to_arrays
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from nav_msgs.msg import Odometry

@@ -7,10 +7,10 @@ Closed loop: the sim node and the policy node as processes over real rclpy/DDS, 
   their limits, and two lock-step runs give the same trajectory.
 """
 
-from humanoid_rl_ros.demo import ClosedLoopConfig
-from humanoid_rl_ros.demo import run_closed_loop
-from humanoid_rl_ros.demo_scenario import Segment
-from humanoid_rl_ros.robot import models_dir
+from humanoid_rl_ros.demo.runner import ClosedLoopConfig
+from humanoid_rl_ros.demo.runner import run_closed_loop
+from humanoid_rl_ros.demo.scenario import Segment
+from humanoid_rl_ros.robot.description import models_dir
 import numpy as np
 from policy_fixtures import make_random_policy
 import pytest

@@ -3,7 +3,7 @@
 import copy
 import dataclasses
 
-from humanoid_rl_ros.contract import (
+from humanoid_rl_ros.core.contract import (
     CommandRanges, contract_from_dict, contract_to_dict, ContractError, FORMAT_VERSION,
     ObsTermSpec, PolicyContract, read_contract, write_contract)
 import pytest

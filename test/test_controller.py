@@ -2,9 +2,10 @@
 
 import math
 
-from humanoid_rl_ros.controller import (clamp_command, Controller, ControllerConfig,
-                                        ControllerError, ControllerState, match_joint_indices)
-from humanoid_rl_ros.policy_runtime import PolicyRuntime
+from humanoid_rl_ros.core.controller import (clamp_command, Controller, ControllerConfig,
+                                             ControllerError, ControllerState,
+                                             match_joint_indices)
+from humanoid_rl_ros.core.policy_runtime import PolicyRuntime
 import numpy as np
 from policy_fixtures import make_random_policy
 import pytest

@@ -2,19 +2,19 @@
 
 import math
 
-from humanoid_rl_ros.demo_scenario import command_at
-from humanoid_rl_ros.demo_scenario import compute_metrics
-from humanoid_rl_ros.demo_scenario import count_falls
-from humanoid_rl_ros.demo_scenario import DEFAULT_SCENARIO
-from humanoid_rl_ros.demo_scenario import DemoLog
-from humanoid_rl_ros.demo_scenario import format_summary
-from humanoid_rl_ros.demo_scenario import parse_time_ns
-from humanoid_rl_ros.demo_scenario import plot_demo
-from humanoid_rl_ros.demo_scenario import scenario_duration_s
-from humanoid_rl_ros.demo_scenario import Segment
-from humanoid_rl_ros.demo_scenario import segment_index_at
-from humanoid_rl_ros.demo_scenario import tilt_rad
-from humanoid_rl_ros.demo_scenario import validate_segments
+from humanoid_rl_ros.demo.scenario import command_at
+from humanoid_rl_ros.demo.scenario import compute_metrics
+from humanoid_rl_ros.demo.scenario import count_falls
+from humanoid_rl_ros.demo.scenario import DEFAULT_SCENARIO
+from humanoid_rl_ros.demo.scenario import DemoLog
+from humanoid_rl_ros.demo.scenario import format_summary
+from humanoid_rl_ros.demo.scenario import parse_time_ns
+from humanoid_rl_ros.demo.scenario import plot_demo
+from humanoid_rl_ros.demo.scenario import scenario_duration_s
+from humanoid_rl_ros.demo.scenario import Segment
+from humanoid_rl_ros.demo.scenario import segment_index_at
+from humanoid_rl_ros.demo.scenario import tilt_rad
+from humanoid_rl_ros.demo.scenario import validate_segments
 import numpy as np
 import pytest
 

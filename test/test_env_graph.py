@@ -10,7 +10,7 @@ available (the GPU machine): graph replays against eager steps.
 import dataclasses
 import math
 
-from humanoid_rl_ros.policy_math import (
+from humanoid_rl_ros.core.policy_math import (
     action_to_joint_targets, observation_inputs, projected_gravity)
 import pytest
 import torch

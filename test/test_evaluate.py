@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from humanoid_rl_ros.robot import models_dir
+from humanoid_rl_ros.robot.description import models_dir
 import pytest
 from training.evaluate import EvalConfig, evaluate, SUITE
 from training.export import export_random_policy

@@ -1,6 +1,6 @@
 """ONNX export with the normalizer baked in: onnxruntime matches torch, the contract reads back."""
 
-from humanoid_rl_ros.contract import CommandRanges, ObsTermSpec, PolicyContract, read_contract
+from humanoid_rl_ros.core.contract import CommandRanges, ObsTermSpec, PolicyContract, read_contract
 import numpy as np
 import onnx
 import onnxruntime as ort

@@ -2,7 +2,7 @@
 Start the node executables exactly as the launch files do, without launch_ros.
 
 ``launch_ros`` is not installable on our machines (ENVIRONMENT.md), so this test takes the node
-specs the launch files use (:mod:`humanoid_rl_ros.launch_config`: executable, node name,
+specs the launch files use (:mod:`humanoid_rl_ros.ros.launch_config`: executable, node name,
 parameter files, overrides, remappings), turns them into ``--ros-args`` command lines and runs
 them as subprocesses. A test node then checks that they come up and exchange messages.
 
@@ -30,8 +30,8 @@ import time
 from typing import Dict, List, Optional
 
 from diagnostic_msgs.msg import DiagnosticArray
-from humanoid_rl_ros import launch_config
-from humanoid_rl_ros.ros_conversions import make_joint_state, make_odometry
+from humanoid_rl_ros.ros import launch_config
+from humanoid_rl_ros.ros.ros_conversions import make_joint_state, make_odometry
 from nav_msgs.msg import Odometry
 import numpy as np
 from policy_fixtures import make_random_policy
@@ -47,7 +47,8 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEADLINE_S = 60.0
-MODULE_FOR = {'policy_node': 'humanoid_rl_ros.policy_node', 'sim_node': 'humanoid_rl_ros.sim_node'}
+MODULE_FOR = {'policy_node': 'humanoid_rl_ros.ros.policy_node',
+              'sim_node': 'humanoid_rl_ros.ros.sim_node'}
 
 
 def _installed_prefix() -> Optional[Path]:
@@ -265,7 +266,7 @@ def test_walk_launch_ros2_control_preset(exe, policy_path, ros, tmp_path):
 
 def test_sim_walk_launch_sim_and_policy_exchange_messages(exe, policy_path, ros, tmp_path):
     if not exe.available(launch_config.SIM_NODE_EXECUTABLE):
-        pytest.skip('the sim_node executable does not exist yet (humanoid_rl_ros/sim_node.py)')
+        pytest.skip('the sim_node executable does not exist yet (humanoid_rl_ros/ros/sim_node.py)')
     specs = launch_config.sim_walk_specs(exe.share, policy=str(policy_path))
     probe = Probe(JointState, '/joint_command')
     ros['probes'].append(probe)
@@ -282,13 +283,13 @@ def test_sim_walk_launch_sim_and_policy_exchange_messages(exe, policy_path, ros,
 
 def launch_config_joint_names(policy_path: Path):
     """Return the policy's joint names from its contract."""
-    from humanoid_rl_ros.contract import read_contract
+    from humanoid_rl_ros.core.contract import read_contract
     return read_contract(policy_path).joint_names
 
 
 def test_presets_set_only_declared_parameters_with_valid_values():
     import yaml
-    from humanoid_rl_ros.policy_node import _PARAMS, CONTROL_TRIGGERS, OUTPUT_TYPES
+    from humanoid_rl_ros.ros.policy_node import _PARAMS, CONTROL_TRIGGERS, OUTPUT_TYPES
     for preset, filename in launch_config.PRESETS.items():
         data = yaml.safe_load((REPO_ROOT / 'config' / filename).read_text())
         params = data['/**']['ros__parameters']

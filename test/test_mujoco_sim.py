@@ -2,9 +2,9 @@
 
 import math
 
-from humanoid_rl_ros.mujoco_sim import MujocoRobotSim, SimState
-from humanoid_rl_ros.policy_math import pd_effort
-from humanoid_rl_ros.robot import load_robot, RobotConfig
+from humanoid_rl_ros.core.policy_math import pd_effort
+from humanoid_rl_ros.robot.description import load_robot, RobotConfig
+from humanoid_rl_ros.sim.mujoco_sim import MujocoRobotSim, SimState
 import numpy as np
 import pytest
 

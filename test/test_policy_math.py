@@ -5,8 +5,8 @@ from pathlib import Path
 import subprocess
 import sys
 
-from humanoid_rl_ros.contract import ObsTermSpec
-from humanoid_rl_ros.policy_math import (
+from humanoid_rl_ros.core.contract import ObsTermSpec
+from humanoid_rl_ros.core.policy_math import (
     action_to_joint_targets, all_finite, build_observation, clamp, gait_phase_features,
     observation_inputs, pd_effort, projected_gravity, quat_rotate, quat_rotate_inverse,
     quat_xyzw_to_wxyz, world_to_body, yaw_from_quat)
@@ -58,8 +58,8 @@ def test_projected_gravity_of_a_zero_quaternion_is_zero_not_nan():
 def test_the_node_side_modules_do_not_load_torch():
     # torch is a training dependency; the policy node runs on numpy (and need not have torch)
     code = ('import sys\n'
-            'import humanoid_rl_ros.policy_math, humanoid_rl_ros.controller\n'
-            'import humanoid_rl_ros.policy_runtime, humanoid_rl_ros.policy_node\n'
+            'import humanoid_rl_ros.core.policy_math, humanoid_rl_ros.core.controller\n'
+            'import humanoid_rl_ros.core.policy_runtime, humanoid_rl_ros.ros.policy_node\n'
             'print("torch" in sys.modules)')
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).resolve().parents[1]).stdout.strip()

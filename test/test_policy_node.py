@@ -15,9 +15,9 @@ from typing import Callable, List, Optional
 
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
-from humanoid_rl_ros.policy_node import PolicyNode
-from humanoid_rl_ros.policy_runtime import PolicyRuntime
-from humanoid_rl_ros.ros_conversions import make_joint_state, make_odometry, make_twist
+from humanoid_rl_ros.core.policy_runtime import PolicyRuntime
+from humanoid_rl_ros.ros.policy_node import PolicyNode
+from humanoid_rl_ros.ros.ros_conversions import make_joint_state, make_odometry, make_twist
 import numpy as np
 from policy_fixtures import make_mismatched_policy, make_random_policy
 import pytest
@@ -490,7 +490,7 @@ def test_invalid_parameter_values_are_rejected(contract, policy_path, harness_fa
 
 
 def test_message_conversions_round_trip():
-    from humanoid_rl_ros import ros_conversions as rc
+    from humanoid_rl_ros.ros import ros_conversions as rc
     odom = make_odometry([1.0, 2.0, 0.8], [0.9, 0.1, -0.2, 0.3], [0.5, -0.1, 0.0],
                          [0.0, 0.1, 0.7])
     quat, lin, ang = rc.odometry_to_arrays(odom)
@@ -625,7 +625,7 @@ def test_a_dead_control_loop_is_reported_on_diagnostics(contract, policy_path, h
                                                         monkeypatch):
     """If the control thread dies, the executor takes diagnostics back and names the failure."""
     import types
-    from humanoid_rl_ros import policy_node
+    from humanoid_rl_ros.ros import policy_node
 
     def broken_wait_set(*args):
         raise RuntimeError('wait set broken for this test')
@@ -641,8 +641,8 @@ def test_a_dead_control_loop_is_reported_on_diagnostics(contract, policy_path, h
 
 def test_serialized_input_not_read_by_cdr_goes_through_rclpy():
     """A reader that refuses the bytes (not plain CDR) hands them to rclpy's deserialization."""
-    from humanoid_rl_ros.policy_node import _raw_handler
-    from humanoid_rl_ros.ros_conversions import joint_state_to_arrays
+    from humanoid_rl_ros.ros.policy_node import _raw_handler
+    from humanoid_rl_ros.ros.ros_conversions import joint_state_to_arrays
     from rclpy.serialization import serialize_message
     got = []
     handle = _raw_handler(lambda data: None, JointState, joint_state_to_arrays,

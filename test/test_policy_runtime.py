@@ -1,6 +1,6 @@
 """Tests for loading an ONNX policy through its contract with onnxruntime."""
 
-from humanoid_rl_ros.policy_runtime import PolicyLoadError, PolicyRuntime, resolve_policy_path
+from humanoid_rl_ros.core.policy_runtime import PolicyLoadError, PolicyRuntime, resolve_policy_path
 import numpy as np
 from policy_fixtures import make_mismatched_policy, make_random_policy
 import pytest

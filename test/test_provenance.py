@@ -1,11 +1,11 @@
-"""Tests of humanoid_rl_ros.provenance (the commit recorded with results)."""
+"""Tests of humanoid_rl_ros.core.provenance (the commit recorded with results)."""
 
 from pathlib import Path
 import re
 import shutil
 import subprocess
 
-from humanoid_rl_ros.provenance import COMMIT_ENV_VAR, git_commit
+from humanoid_rl_ros.core.provenance import COMMIT_ENV_VAR, git_commit
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]

@@ -5,19 +5,11 @@ import re
 import shutil
 import xml.etree.ElementTree as ElementTree
 
-from humanoid_rl_ros.policy_math import pd_effort
-from humanoid_rl_ros.robot import (
-    build_mujoco_model,
-    default_qpos,
-    FLOOR_GEOM_NAME,
-    joint_dof_adr,
-    joint_qpos_adr,
-    JointSpec,
-    load_robot,
-    models_dir,
-    RobotConfig,
-    RobotConfigError,
-)
+from humanoid_rl_ros.core.policy_math import pd_effort
+from humanoid_rl_ros.robot.description import (JointSpec, load_robot, models_dir, RobotConfig,
+                                               RobotConfigError)
+from humanoid_rl_ros.robot.mujoco_model import (build_mujoco_model, default_qpos, FLOOR_GEOM_NAME,
+                                                joint_dof_adr, joint_qpos_adr)
 import mujoco
 import numpy as np
 import pytest

@@ -3,12 +3,12 @@
 import math
 import time
 
-from humanoid_rl_ros.robot import load_robot
-from humanoid_rl_ros.sim_logic import CommandError
-from humanoid_rl_ros.sim_logic import CommandHold
-from humanoid_rl_ros.sim_logic import efforts_from_array
-from humanoid_rl_ros.sim_logic import efforts_from_joint_state
-from humanoid_rl_ros.sim_logic import LockstepGate
+from humanoid_rl_ros.robot.description import load_robot
+from humanoid_rl_ros.sim.sim_logic import CommandError
+from humanoid_rl_ros.sim.sim_logic import CommandHold
+from humanoid_rl_ros.sim.sim_logic import efforts_from_array
+from humanoid_rl_ros.sim.sim_logic import efforts_from_joint_state
+from humanoid_rl_ros.sim.sim_logic import LockstepGate
 from nav_msgs.msg import Odometry
 import numpy as np
 import pytest
@@ -93,7 +93,7 @@ class Rig:
     """A sim node and a probe node in one executor; the probe records what the sim publishes."""
 
     def __init__(self, **params):
-        from humanoid_rl_ros.sim_node import SimNode
+        from humanoid_rl_ros.ros.sim_node import SimNode
         overrides = {'mode': 'lockstep', 'lockstep_idle_timeout_s': 0.0}
         overrides.update(params)
         self.sim = SimNode(parameter_overrides=[

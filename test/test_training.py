@@ -3,16 +3,16 @@ Training pipeline tests on the CPU: the env, a short PPO run with export, and th
 
 The parity test proves that training and the policy node agree: for one simulator state, the
 observation the env hands to PPO and the PD effort it applies equal what the node's pure core
-(:class:`humanoid_rl_ros.controller.Controller`) computes from the same state delivered as ROS
+(:class:`humanoid_rl_ros.core.controller.Controller`) computes from the same state delivered as ROS
 messages (joint states in shuffled order, odometry with the twist in the child frame).
 """
 
 import dataclasses
 
-from humanoid_rl_ros.contract import read_contract, write_contract
-from humanoid_rl_ros.controller import Controller, ControllerConfig, ControllerState
-from humanoid_rl_ros.policy_math import world_to_body
-from humanoid_rl_ros.ros_conversions import (
+from humanoid_rl_ros.core.contract import read_contract, write_contract
+from humanoid_rl_ros.core.controller import Controller, ControllerConfig, ControllerState
+from humanoid_rl_ros.core.policy_math import world_to_body
+from humanoid_rl_ros.ros.ros_conversions import (
     joint_state_to_arrays, make_joint_state, make_odometry, make_twist, odometry_to_arrays,
     twist_to_command)
 import numpy as np

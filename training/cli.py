@@ -26,7 +26,7 @@ import textwrap
 import typing
 from typing import Any, Dict, List, Sequence, Tuple, Type, TypeVar, Union
 
-from humanoid_rl_ros.contract import plain_data
+from humanoid_rl_ros.core.contract import plain_data
 import yaml
 
 T = TypeVar('T')

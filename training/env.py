@@ -3,8 +3,8 @@ Vectorized velocity-tracking locomotion task for any robot given as description 
 
 All state lives in torch tensors on one device, shared zero-copy with the simulator backend
 (MuJoCo Warp by default); nothing goes through the CPU in the step loop. The observation and the
-PD law come from :mod:`humanoid_rl_ros.policy_math`, the same definitions the ROS node runs, and
-the observation order is written into the policy contract by :meth:`LocomotionEnv.contract`.
+PD law come from :mod:`humanoid_rl_ros.core.policy_math`, the same definitions the ROS node runs,
+and the observation order is written into the policy contract by :meth:`LocomotionEnv.contract`.
 
 The step is written to be captured in one CUDA graph (``LocomotionEnv.step``): every buffer it
 touches is persistent and updated in place, shapes are fixed (resets, domain randomization and
@@ -23,12 +23,13 @@ finished-episode statistics every ``EPISODE_LOG_INTERVAL`` steps.
 import math
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from humanoid_rl_ros.contract import CommandRanges, ObsTermSpec, PolicyContract
-from humanoid_rl_ros.policy_math import (
-    action_to_joint_targets, build_observation, gait_phase_features, observation_scale,
-    projected_gravity, world_to_body, yaw_from_quat)
-from humanoid_rl_ros.robot import (
-    body_ids, build_mujoco_model, default_qpos, joint_qpos_adr, load_robot, RobotConfig)
+from humanoid_rl_ros.core.contract import CommandRanges, ObsTermSpec, PolicyContract
+from humanoid_rl_ros.core.policy_math import (action_to_joint_targets, build_observation,
+                                              gait_phase_features, observation_scale,
+                                              projected_gravity, world_to_body, yaw_from_quat)
+from humanoid_rl_ros.robot.description import load_robot, RobotConfig
+from humanoid_rl_ros.robot.mujoco_model import (body_ids, build_mujoco_model, default_qpos,
+                                                joint_qpos_adr)
 import mujoco
 import numpy as np
 import torch
@@ -613,7 +614,7 @@ class LocomotionEnv(VecEnv):
         """
         Return the raw observation terms (policy_math.observation_inputs, capture-safe).
 
-        Same definitions as :func:`humanoid_rl_ros.policy_math.observation_inputs` (a test
+        Same definitions as :func:`humanoid_rl_ros.core.policy_math.observation_inputs` (a test
         checks equality), with projected gravity from :meth:`_refresh_state`.
         """
         inputs = {

@@ -1,9 +1,10 @@
 """
 Sim-to-sim evaluation of an exported policy: ONNX + contract in CPU MuJoCo.
 
-The policy runs through the deployment code path: :class:`humanoid_rl_ros.controller.Controller`
-(the policy node's pure core) with :class:`humanoid_rl_ros.policy_runtime.PolicyRuntime`
-(onnxruntime), on :class:`humanoid_rl_ros.mujoco_sim.MujocoRobotSim` (the sim node's model).
+The policy runs through the deployment code path:
+:class:`humanoid_rl_ros.core.controller.Controller` (the policy node's pure core) with
+:class:`humanoid_rl_ros.core.policy_runtime.PolicyRuntime`
+(onnxruntime), on :class:`humanoid_rl_ros.sim.mujoco_sim.MujocoRobotSim` (the sim node's model).
 Only the contract says how to build observations and efforts.
 
 Usage::
@@ -25,10 +26,10 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from humanoid_rl_ros.controller import Controller, ControllerConfig, ControllerState
-from humanoid_rl_ros.mujoco_sim import MujocoRobotSim
-from humanoid_rl_ros.policy_runtime import PolicyRuntime
-from humanoid_rl_ros.robot import load_robot
+from humanoid_rl_ros.core.controller import Controller, ControllerConfig, ControllerState
+from humanoid_rl_ros.core.policy_runtime import PolicyRuntime
+from humanoid_rl_ros.robot.description import load_robot
+from humanoid_rl_ros.sim.mujoco_sim import MujocoRobotSim
 import numpy as np
 
 

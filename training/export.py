@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Tuple, Union
 import warnings
 
-from humanoid_rl_ros.contract import (contract_from_dict, contract_to_dict, PolicyContract,
-                                      read_contract, write_contract)
+from humanoid_rl_ros.core.contract import (contract_from_dict, contract_to_dict, PolicyContract,
+                                           read_contract, write_contract)
 import numpy as np
 import torch
 from torch import nn

@@ -24,8 +24,8 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
-from humanoid_rl_ros.contract import PolicyContract
-from humanoid_rl_ros.provenance import git_commit
+from humanoid_rl_ros.core.contract import PolicyContract
+from humanoid_rl_ros.core.provenance import git_commit
 import torch
 from training.cli import add_config_arguments, build_config, config_to_dict, dump_config
 from training.config import EnvConfig

@@ -8,7 +8,7 @@ it), so the env can keep references to them.  The control inputs are persistent 
 the env writes in place (``backend.q_target.copy_(...)``); a CUDA graph captured by a backend
 reads them from fixed addresses, so they can never be rebound.
 
-Conventions (the same as ``humanoid_rl_ros.robot.build_mujoco_model``):
+Conventions (the same as ``humanoid_rl_ros.robot.mujoco_model.build_mujoco_model``):
 
 - quaternions are ``wxyz``; positions in the world frame [m];
 - ``base_lin_vel_world`` is the base linear velocity in the WORLD frame [m/s] and
@@ -22,7 +22,7 @@ from abc import ABC, abstractmethod
 import contextlib
 from typing import Any, Callable, Dict, Iterator, Optional
 
-from humanoid_rl_ros.policy_math import pd_effort
+from humanoid_rl_ros.core.policy_math import pd_effort
 import torch
 
 
@@ -135,7 +135,7 @@ class SimBackend(ABC):
         """
         Return the PD effort [N, J] for the current state and control buffers.
 
-        Uses the shared ``humanoid_rl_ros.policy_math.pd_effort`` (the node's definition).
+        Uses the shared ``humanoid_rl_ros.core.policy_math.pd_effort`` (the node's definition).
         """
         return pd_effort(self._q_target, self.joint_pos, self.joint_vel,
                          self._kp, self._kd, self._effort_limit)

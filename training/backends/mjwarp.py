@@ -215,7 +215,7 @@ class MjWarpBackend(SimBackend):
         self._wp_device = f'cuda:{self.device.index}' if self._cuda else 'cpu'
 
         if mj_model is None:
-            from humanoid_rl_ros.robot import build_mujoco_model
+            from humanoid_rl_ros.robot.mujoco_model import build_mujoco_model
             mj_model = build_mujoco_model(robot, timestep_s=self.physics_dt_s)
         mjm = mj_model
         mjm.opt.timestep = self.physics_dt_s
@@ -299,7 +299,7 @@ class MjWarpBackend(SimBackend):
                                or mjm.actuator_gear[i, 0] != 1.0):
                 raise ValueError(
                     f'actuator {i} must be a gear-1 joint motor on {name!r} (policy order), '
-                    'as built by humanoid_rl_ros.robot.build_mujoco_model')
+                    'as built by humanoid_rl_ros.robot.mujoco_model.build_mujoco_model')
         if mjm.nu != self.num_joints:
             raise ValueError(f'model has {mjm.nu} actuators, robot has {self.num_joints} joints')
         self._jq_np = np.asarray(jq, dtype=np.int64)

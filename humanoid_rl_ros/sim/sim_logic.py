@@ -1,7 +1,7 @@
 """
 Pure logic of the MuJoCo sim node (no ROS imports): command checks, hold/timeout, lock-step.
 
-The sim node (:mod:`humanoid_rl_ros.sim_node`) wires these to topics and timers.
+The sim node (:mod:`humanoid_rl_ros.ros.sim_node`) wires these to topics and timers.
 
 Command checks
     An effort command is applied only when it is complete and finite. A ``JointState`` command is
@@ -22,9 +22,8 @@ Lock-step
 import math
 from typing import Dict, Optional, Sequence, Tuple
 
+from humanoid_rl_ros.core.timebase import NSEC_PER_SEC
 import numpy as np
-
-NSEC_PER_SEC = 1_000_000_000
 
 
 class CommandError(ValueError):
@@ -228,13 +227,3 @@ class LockstepGate:
     def restart_pre_roll(self) -> None:
         """Hold physics again until the next command (after a reset)."""
         self.pre_roll = True
-
-
-def stamp_to_ns(sec: int, nanosec: int) -> int:
-    """Return a ``builtin_interfaces/Time`` as integer nanoseconds."""
-    return int(sec) * NSEC_PER_SEC + int(nanosec)
-
-
-def ns_to_stamp(t_ns: int) -> Tuple[int, int]:
-    """Return ``(sec, nanosec)`` for integer nanoseconds (t_ns >= 0)."""
-    return int(t_ns // NSEC_PER_SEC), int(t_ns % NSEC_PER_SEC)

@@ -2,8 +2,8 @@
 The policy node: a ROS 2 lifecycle node that runs an exported locomotion policy.
 
 It wires topics, timers, services and parameters; all computation lives in the pure modules
-:mod:`humanoid_rl_ros.controller` (state machine), :mod:`humanoid_rl_ros.policy_runtime`
-(onnxruntime) and :mod:`humanoid_rl_ros.policy_math` (observation/PD math).
+:mod:`humanoid_rl_ros.core.controller` (state machine), :mod:`humanoid_rl_ros.core.policy_runtime`
+(onnxruntime) and :mod:`humanoid_rl_ros.core.policy_math` (observation/PD math).
 
 Lifecycle (``rclpy.lifecycle``; managed with the standard ``~/change_state`` services):
 
@@ -38,17 +38,17 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist, TwistStamped
-from humanoid_rl_ros import cdr
-from humanoid_rl_ros.controller import (Controller, ControllerConfig, ControllerError,
-                                        ControllerState, match_joint_indices,
-                                        ORIENTATION_SOURCES)
-from humanoid_rl_ros.node_main import run_node
-from humanoid_rl_ros.policy_math import all_finite
-from humanoid_rl_ros.policy_runtime import PolicyLoadError, PolicyRuntime
-from humanoid_rl_ros.ros_conversions import (imu_to_arrays, joint_state_to_arrays,
-                                             make_float64_array,
-                                             odometry_to_arrays, twist_to_command)
-from humanoid_rl_ros.sim_logic import ns_to_stamp
+from humanoid_rl_ros.core.controller import (Controller, ControllerConfig, ControllerError,
+                                             ControllerState, match_joint_indices,
+                                             ORIENTATION_SOURCES)
+from humanoid_rl_ros.core.policy_math import all_finite
+from humanoid_rl_ros.core.policy_runtime import PolicyLoadError, PolicyRuntime
+from humanoid_rl_ros.core.timebase import ns_to_stamp
+from humanoid_rl_ros.ros import cdr
+from humanoid_rl_ros.ros.node_main import run_node
+from humanoid_rl_ros.ros.ros_conversions import (imu_to_arrays, joint_state_to_arrays,
+                                                 make_float64_array, odometry_to_arrays,
+                                                 twist_to_command)
 from nav_msgs.msg import Odometry
 import numpy as np
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
@@ -202,7 +202,7 @@ class _ControlLoop:
     ready message and calls the node's callbacks directly, and checks the timer right after the
     callbacks, so that a ``/clock`` message that makes a tick due runs it in the same wake-up.
     Subscriptions with a raw handler (the sensor streams and ``/clock``) are taken as serialized
-    bytes and read by :mod:`humanoid_rl_ros.cdr` (rclpy's field-by-field conversion to message
+    bytes and read by :mod:`humanoid_rl_ros.ros.cdr` (rclpy's field-by-field conversion to message
     objects cost 23-93 us per message on the dev box, twice that between ticks).
 
     The timers run in the order given (the control timer first, then the diagnostics timer,
@@ -421,9 +421,9 @@ def _raw_handler(read: Callable[[bytes], Optional[tuple]], msg_type,
     """
     Return a handler of serialized ``msg_type`` messages: ``use(*fields)``.
 
-    The fields come from ``read`` (a :mod:`humanoid_rl_ros.cdr` reader, whose first field, the
+    The fields come from ``read`` (a :mod:`humanoid_rl_ros.ros.cdr` reader, whose first field, the
     stamp, is dropped) or, for data it does not read (not plain CDR), from rclpy's
-    deserialization and ``to_arrays`` (the :mod:`humanoid_rl_ros.ros_conversions` function the
+    deserialization and ``to_arrays`` (the :mod:`humanoid_rl_ros.ros.ros_conversions` function the
     message callbacks use).
     """
     def handle(data: bytes) -> None:

@@ -23,7 +23,7 @@ Modes (``mode``):
 * ``realtime``: a wall-clock timer steps physics at ``1 / physics_dt_s`` (catching up after a
   late callback, at most ``max_catch_up_ticks`` per call) and publishes the state every
   ``1 / publish_rate_hz``.
-* ``lockstep``: one physics tick per command; see :class:`~humanoid_rl_ros.sim_logic.
+* ``lockstep``: one physics tick per command; see :class:`~humanoid_rl_ros.sim.sim_logic.
   LockstepGate` for the handshake with a controller on ``/clock`` under ``use_sim_time``.
 
 Services: ``~/reset`` (``std_srvs/Trigger``: default pose at the origin, command cleared; the
@@ -40,19 +40,19 @@ from typing import List, Optional
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Quaternion
 from geometry_msgs.msg import TransformStamped
-from humanoid_rl_ros.mujoco_sim import MujocoRobotSim
-from humanoid_rl_ros.node_main import run_node
-from humanoid_rl_ros.robot import load_robot
-from humanoid_rl_ros.sim_logic import CommandError
-from humanoid_rl_ros.sim_logic import CommandHold
-from humanoid_rl_ros.sim_logic import efforts_from_array
-from humanoid_rl_ros.sim_logic import efforts_from_joint_state
-from humanoid_rl_ros.sim_logic import joint_index
-from humanoid_rl_ros.sim_logic import LockstepGate
-from humanoid_rl_ros.sim_logic import ns_to_stamp
-from humanoid_rl_ros.sim_logic import NSEC_PER_SEC
-from humanoid_rl_ros.sim_logic import reorder
-from humanoid_rl_ros.sim_logic import stamp_to_ns
+from humanoid_rl_ros.core.timebase import ns_to_stamp
+from humanoid_rl_ros.core.timebase import NSEC_PER_SEC
+from humanoid_rl_ros.core.timebase import stamp_to_ns
+from humanoid_rl_ros.robot.description import load_robot
+from humanoid_rl_ros.ros.node_main import run_node
+from humanoid_rl_ros.sim.mujoco_sim import MujocoRobotSim
+from humanoid_rl_ros.sim.sim_logic import CommandError
+from humanoid_rl_ros.sim.sim_logic import CommandHold
+from humanoid_rl_ros.sim.sim_logic import efforts_from_array
+from humanoid_rl_ros.sim.sim_logic import efforts_from_joint_state
+from humanoid_rl_ros.sim.sim_logic import joint_index
+from humanoid_rl_ros.sim.sim_logic import LockstepGate
+from humanoid_rl_ros.sim.sim_logic import reorder
 from nav_msgs.msg import Odometry
 import numpy as np
 from rcl_interfaces.msg import FloatingPointRange

@@ -23,7 +23,7 @@ uint32 length (including its NUL) and the bytes; a sequence is a uint32 count an
 import struct
 from typing import Optional, Sequence, Tuple
 
-from humanoid_rl_ros.sim_logic import ns_to_stamp, stamp_to_ns
+from humanoid_rl_ros.core.timebase import ns_to_stamp, stamp_to_ns
 import numpy as np
 
 _HEADER_BYTES = 4
@@ -122,7 +122,7 @@ def read_odometry(data: bytes) -> Optional[Tuple[int, np.ndarray, np.ndarray, np
     Read a ``nav_msgs/Odometry``: ``(stamp [ns], quat_wxyz, lin_vel [m/s], ang_vel [rad/s])``.
 
     The twist is in the child frame (the base link), as in
-    :func:`humanoid_rl_ros.ros_conversions.odometry_to_arrays`. ``None`` if not plain CDR.
+    :func:`humanoid_rl_ros.ros.ros_conversions.odometry_to_arrays`. ``None`` if not plain CDR.
     """
     if not is_plain_cdr(data):
         return None
@@ -138,7 +138,7 @@ def read_imu(data: bytes) -> Optional[Tuple[int, np.ndarray, np.ndarray]]:
     """
     Read a ``sensor_msgs/Imu``: ``(stamp [ns], quat_wxyz, ang_vel [rad/s])``.
 
-    As :func:`humanoid_rl_ros.ros_conversions.imu_to_arrays`. ``None`` if not plain CDR.
+    As :func:`humanoid_rl_ros.ros.ros_conversions.imu_to_arrays`. ``None`` if not plain CDR.
     """
     if not is_plain_cdr(data):
         return None
@@ -168,7 +168,7 @@ class JointStateReader:
         """
         Return ``(stamp [ns], names, position [rad], velocity [rad/s])`` in message order.
 
-        As :func:`humanoid_rl_ros.ros_conversions.joint_state_to_arrays`; the arrays are
+        As :func:`humanoid_rl_ros.ros.ros_conversions.joint_state_to_arrays`; the arrays are
         read-only views of ``data``. ``None`` if not plain CDR.
         """
         if not is_plain_cdr(data):
@@ -219,7 +219,7 @@ class Float64ArrayWriter:
     * ``sensor_msgs/JointState`` with names and efforts only (Isaac Sim's articulation
       controller), stamped (:meth:`joint_state`);
     * ``std_msgs/Float64MultiArray`` with a one-dimensional layout, as
-      :func:`humanoid_rl_ros.ros_conversions.make_float64_array` builds it
+      :func:`humanoid_rl_ros.ros.ros_conversions.make_float64_array` builds it
       (:meth:`float64_multi_array`).
 
     The policy node checks the bytes by deserializing them with rclpy before it uses a writer.

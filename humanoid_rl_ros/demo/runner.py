@@ -5,7 +5,7 @@ It starts two processes, the MuJoCo sim node (lock-step mode) and the policy nod
 ``/clock`` with ``use_sim_time``). Like Nav2's lifecycle manager, it configures and activates the
 policy node itself (``~/change_state``), once its own subscriptions match the node's publishers,
 so nothing the node publishes is lost to DDS discovery. It drives them as Nav2's controller would:
-a scripted sequence of ``cmd_vel`` commands (:data:`~humanoid_rl_ros.demo_scenario.
+a scripted sequence of ``cmd_vel`` commands (:data:`~humanoid_rl_ros.demo.scenario.
 DEFAULT_SCENARIO`: stand, forward, turn, sideways, stop) published at 20 Hz of sim time.
 
 The scenario clock starts (t = 0) at the sim time of the policy node's first walking tick
@@ -40,23 +40,23 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist
 from geometry_msgs.msg import TwistStamped
-from humanoid_rl_ros.contract import placeholder_contract
-from humanoid_rl_ros.contract import PolicyContract
-from humanoid_rl_ros.contract import read_contract
-from humanoid_rl_ros.demo_scenario import command_at
-from humanoid_rl_ros.demo_scenario import compute_metrics
-from humanoid_rl_ros.demo_scenario import DEFAULT_SCENARIO
-from humanoid_rl_ros.demo_scenario import DemoLog
-from humanoid_rl_ros.demo_scenario import DemoMetrics
-from humanoid_rl_ros.demo_scenario import format_summary
-from humanoid_rl_ros.demo_scenario import parse_time_ns
-from humanoid_rl_ros.demo_scenario import plot_demo
-from humanoid_rl_ros.demo_scenario import scenario_duration_s
-from humanoid_rl_ros.demo_scenario import Segment
-from humanoid_rl_ros.demo_scenario import segment_index_at
-from humanoid_rl_ros.robot import load_robot
-from humanoid_rl_ros.robot import models_dir
-from humanoid_rl_ros.sim_logic import stamp_to_ns
+from humanoid_rl_ros.core.contract import placeholder_contract
+from humanoid_rl_ros.core.contract import PolicyContract
+from humanoid_rl_ros.core.contract import read_contract
+from humanoid_rl_ros.core.timebase import stamp_to_ns
+from humanoid_rl_ros.demo.scenario import command_at
+from humanoid_rl_ros.demo.scenario import compute_metrics
+from humanoid_rl_ros.demo.scenario import DEFAULT_SCENARIO
+from humanoid_rl_ros.demo.scenario import DemoLog
+from humanoid_rl_ros.demo.scenario import DemoMetrics
+from humanoid_rl_ros.demo.scenario import format_summary
+from humanoid_rl_ros.demo.scenario import parse_time_ns
+from humanoid_rl_ros.demo.scenario import plot_demo
+from humanoid_rl_ros.demo.scenario import scenario_duration_s
+from humanoid_rl_ros.demo.scenario import Segment
+from humanoid_rl_ros.demo.scenario import segment_index_at
+from humanoid_rl_ros.robot.description import load_robot
+from humanoid_rl_ros.robot.description import models_dir
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState
 from nav_msgs.msg import Odometry
@@ -134,7 +134,7 @@ class ClosedLoopResult:
 
 def config_file(name: str) -> Path:
     """Return ``config/<name>``: the source checkout's, else the installed share folder's."""
-    source = Path(__file__).resolve().parents[1] / 'config' / name
+    source = Path(__file__).resolve().parents[2] / 'config' / name
     if source.is_file():
         return source
     try:
@@ -164,7 +164,7 @@ def make_random_policy(folder: Path, robot_name: str = 'kestrel', seed: int = 0)
     try:
         from training.export import export_random_policy
     except ImportError:
-        root = Path(__file__).resolve().parents[1]
+        root = Path(__file__).resolve().parents[2]
         for candidate in (Path.cwd(), root):
             if (candidate / 'training' / 'export.py').is_file():
                 sys.path.insert(0, str(candidate))
@@ -223,7 +223,7 @@ class _Child:
 
 def _child_env() -> Dict[str, str]:
     env = dict(os.environ)
-    pkg_parent = str(Path(__file__).resolve().parents[1])
+    pkg_parent = str(Path(__file__).resolve().parents[2])
     env['PYTHONPATH'] = os.pathsep.join(
         [pkg_parent] + [p for p in env.get('PYTHONPATH', '').split(os.pathsep) if p])
     env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
@@ -233,12 +233,12 @@ def _child_env() -> Dict[str, str]:
 
 def node_commands(cfg: ClosedLoopConfig, robot: str) -> Dict[str, List[str]]:
     """Return the argv of the sim node and the policy node for a run."""
-    sim = [sys.executable, '-m', f'{PACKAGE}.sim_node', '--ros-args',
+    sim = [sys.executable, '-m', f'{PACKAGE}.ros.sim_node', '--ros-args',
            '--params-file', str(config_file('sim_node.yaml')),
            '-p', 'mode:=lockstep', '-p', f'robot:={robot}',
            '-p', f'lockstep_idle_timeout_s:={cfg.lockstep_idle_timeout_s}',
            '-p', f'lockstep_idle_advance:={str(cfg.lockstep_idle_advance).lower()}']
-    policy = [sys.executable, '-m', f'{PACKAGE}.policy_node', '--ros-args']
+    policy = [sys.executable, '-m', f'{PACKAGE}.ros.policy_node', '--ros-args']
     try:
         policy += ['--params-file', str(config_file('policy_mujoco_sim.yaml'))]
     except DemoError:

@@ -1,8 +1,9 @@
 """
 CPU MuJoCo simulation of one robot, driven by joint efforts in policy order.
 
-:class:`MujocoRobotSim` wraps the model of :func:`humanoid_rl_ros.robot.build_mujoco_model`
-(plus an IMU site) and is shared by the ROS sim node, the sim-to-sim evaluator and the stand
+:class:`MujocoRobotSim` wraps the model of
+:func:`humanoid_rl_ros.robot.mujoco_model.build_mujoco_model` (plus an IMU site) and is shared by
+the ROS sim node, the sim-to-sim evaluator and the stand
 test. It has no ROS imports.
 
 Conventions: joint arrays are in policy order; quaternions are wxyz; "world" vectors are in
@@ -15,17 +16,10 @@ from dataclasses import dataclass
 import math
 from typing import Optional, Sequence
 
-from humanoid_rl_ros.robot import (
-    base_qpos_adr,
-    body_ids,
-    build_mujoco_model,
-    default_qpos,
-    IMU_ACC_SENSOR,
-    IMU_GYRO_SENSOR,
-    joint_dof_adr,
-    joint_qpos_adr,
-    RobotConfig,
-)
+from humanoid_rl_ros.robot.description import RobotConfig
+from humanoid_rl_ros.robot.mujoco_model import (base_qpos_adr, body_ids, build_mujoco_model,
+                                                default_qpos, IMU_ACC_SENSOR, IMU_GYRO_SENSOR,
+                                                joint_dof_adr, joint_qpos_adr)
 import mujoco
 import numpy as np
 

@@ -12,8 +12,8 @@ No ROS imports; the policy node, the evaluator and the tests share this module.
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
-from humanoid_rl_ros.contract import PolicyContract, read_contract
-from humanoid_rl_ros.policy_math import all_finite
+from humanoid_rl_ros.core.contract import PolicyContract, read_contract
+from humanoid_rl_ros.core.policy_math import all_finite
 import numpy as np
 
 
@@ -43,7 +43,7 @@ def resolve_policy_path(policy: Union[str, Path],
         raise PolicyLoadError(f'no policy contract at {path}')
     dirs = [Path(d) for d in search_dirs]
     if not dirs:
-        from humanoid_rl_ros.robot import models_dir
+        from humanoid_rl_ros.robot.description import models_dir
         dirs = [models_dir()]
     tried: List[str] = []
     for folder in dirs:

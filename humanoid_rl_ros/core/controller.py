@@ -1,7 +1,7 @@
 """
 The policy node's control logic as a pure state machine (no ROS imports).
 
-The ROS node (:mod:`humanoid_rl_ros.policy_node`) feeds this class the newest sensor values and
+The ROS node (:mod:`humanoid_rl_ros.ros.policy_node`) feeds this class the newest sensor values and
 calls :meth:`Controller.step` once per physics tick (every ``contract.physics_dt_s`` of ROS
 time). Every method takes the current time ``now_s`` [s] from the caller; nothing here reads a
 wall clock, so the same code runs under ``use_sim_time``.
@@ -42,8 +42,8 @@ import enum
 import math
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from humanoid_rl_ros import policy_math
-from humanoid_rl_ros.contract import PolicyContract
+from humanoid_rl_ros.core import policy_math
+from humanoid_rl_ros.core.contract import PolicyContract
 import numpy as np
 
 ORIENTATION_SOURCES = ('odom', 'imu')
@@ -139,7 +139,7 @@ class Controller:
     Inactive/standing/walking/damping state machine around one policy.
 
     ``policy`` maps an observation ``float32[obs_dim]`` to an action ``float32[action_dim]``
-    (e.g. :meth:`humanoid_rl_ros.policy_runtime.PolicyRuntime.act`); it may raise on failure.
+    (e.g. :meth:`humanoid_rl_ros.core.policy_runtime.PolicyRuntime.act`); it may raise on failure.
     """
 
     def __init__(self, contract: PolicyContract, policy: Callable[[np.ndarray], np.ndarray],

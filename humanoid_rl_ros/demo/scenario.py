@@ -22,7 +22,7 @@ import math
 from pathlib import Path
 from typing import Optional, Sequence, Tuple, Union
 
-from humanoid_rl_ros.policy_math import projected_gravity
+from humanoid_rl_ros.core.policy_math import projected_gravity
 import numpy as np
 
 

@@ -1,19 +1,19 @@
 """
-Robot description: typed config, its loader, and the MuJoCo model builder.
+Robot description: the typed robot config and its loader, checked against the description.
 
 A robot lives in ``models/robots/<name>/`` as a description (URDF or MJCF) plus a
 ``robot.yaml`` that names the base link, the foot links and, in policy order, every
 actuated joint with its default pose, PD gains, limits and reflected rotor inertia.
 
-:func:`build_mujoco_model` turns any such robot into a MuJoCo model with a free-floating
-base, a ground plane at z = 0 and one motor actuator per joint in policy order, so that
-``data.ctrl`` holds joint efforts [N*m] in policy order.
+:func:`load_robot` parses the config and checks it against the description, compiled by
+MuJoCo's compiler (which reads URDF and MJCF alike). The simulation model itself is built by
+:mod:`humanoid_rl_ros.robot.mujoco_model`.
 """
 
 from dataclasses import dataclass
 import math
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 import xml.etree.ElementTree as ElementTree
 
 import mujoco
@@ -22,34 +22,12 @@ import yaml
 
 __all__ = [
     'JointSpec',
-    'base_qpos_adr',
-    'body_ids',
     'RobotConfig',
     'RobotConfigError',
-    'ROBOT_COLLISION_BITS',
-    'FLOOR_COLLISION_BITS',
-    'FLOOR_GEOM_NAME',
-    'IMU_SITE_NAME',
-    'build_mujoco_model',
-    'default_qpos',
-    'joint_dof_adr',
-    'joint_qpos_adr',
     'load_robot',
     'models_dir',
     'validate_against_model',
 ]
-
-# Collision filtering: a pair collides when (contype_a & conaffinity_b) or
-# (contype_b & conaffinity_a) is non-zero. Robot geoms get contype 2 / conaffinity 1 and
-# the floor gets contype 1 / conaffinity 2, so robot-floor pairs collide and robot-robot
-# pairs (self collision) never do.
-ROBOT_COLLISION_BITS = (2, 1)
-FLOOR_COLLISION_BITS = (1, 2)
-FLOOR_GEOM_NAME = 'floor'
-FLOOR_FRICTION = (1.0, 0.005, 0.0001)  # sliding, torsional, rolling
-IMU_SITE_NAME = 'imu'
-IMU_ACC_SENSOR = 'imu_acc'
-IMU_GYRO_SENSOR = 'imu_gyro'
 
 _JOINT_KEYS = {
     'name', 'default_pos_rad', 'kp_nm_per_rad', 'kd_nms_per_rad', 'effort_limit_nm',
@@ -209,7 +187,7 @@ class RobotConfig:
 
 def models_dir() -> Path:
     """Return the ``models/`` folder: the source checkout's, else the installed share dir."""
-    source = Path(__file__).resolve().parents[1] / 'models'
+    source = Path(__file__).resolve().parents[2] / 'models'
     if source.is_dir():
         return source
     from ament_index_python.packages import get_package_share_directory
@@ -368,171 +346,3 @@ def _validate_urdf_velocity_limits(robot: RobotConfig) -> None:
             raise RobotConfigError(
                 f'joint {joint.name!r}: velocity_limit_rad_s {joint.velocity_limit_rad_s} does '
                 f'not match the URDF velocity limit {limits[joint.name]}')
-
-
-def _subtree_bodies(body: 'mujoco.MjsBody') -> list:
-    """Return ``body`` and all its descendants."""
-    out = [body]
-    for child in body.bodies:
-        out.extend(_subtree_bodies(child))
-    return out
-
-
-def build_mujoco_model(robot: RobotConfig, timestep_s: float = 0.005, *,
-                       add_imu: bool = False) -> 'mujoco.MjModel':
-    """
-    Compile a robot into a MuJoCo model ready for simulation.
-
-    The model has: a free joint on the base link (qpos = [base xyz, base quat wxyz,
-    joints...], qvel = [lin vel world, ang vel body, joint vels]); a ground plane named
-    ``floor`` at z = 0 with friction 1.0 (existing planes of an MJCF world are replaced);
-    self collisions disabled (only robot-vs-world contacts); the config's armature on each
-    joint; one motor actuator per joint in policy order (named after its joint, gear 1,
-    ctrlrange = +/- effort limit), replacing any actuators of an MJCF description; keyframe
-    ``default`` with the base at the nominal height and the joints at the default pose.
-    With ``add_imu`` an ``imu`` site on the base carries an accelerometer (``imu_acc``, with
-    the gravity reaction a real accelerometer measures) and a gyro (``imu_gyro``).
-
-    Joint qpos/qvel addresses follow the description's tree order, which need not be the
-    policy order: use :func:`joint_qpos_adr` and :func:`joint_dof_adr`.
-    """
-    timestep_s = _finite(timestep_s, 'timestep_s')
-    if timestep_s <= 0.0:
-        raise RobotConfigError(f'timestep_s must be > 0, got {timestep_s}')
-    spec = _load_spec(robot)
-
-    for actuator in list(spec.actuators):
-        spec.delete(actuator)
-    for sensor in list(spec.sensors):
-        spec.delete(sensor)
-    for key in list(spec.keys):
-        spec.delete(key)
-
-    base = spec.body(robot.base_link)
-    if base is None:
-        raise RobotConfigError(
-            f'base_link {robot.base_link!r} is not a body of {robot.description_path.name}')
-    if base.parent.name != spec.worldbody.name:
-        raise RobotConfigError(
-            f'base_link {robot.base_link!r} must be a direct child of the world (a root link)')
-    base_joints = list(base.joints)
-    if not any(j.type == mujoco.mjtJoint.mjJNT_FREE for j in base_joints):
-        if base_joints:
-            raise RobotConfigError(
-                f'base_link {robot.base_link!r} already has non-free joints; cannot float it')
-        base.add_freejoint()
-
-    # Ground: one plane at z = 0 that collides with the robot only.
-    for geom in list(spec.worldbody.geoms):
-        if geom.type == mujoco.mjtGeom.mjGEOM_PLANE:
-            spec.delete(geom)
-    floor = spec.worldbody.add_geom()
-    floor.name = FLOOR_GEOM_NAME
-    floor.type = mujoco.mjtGeom.mjGEOM_PLANE
-    floor.size = [0.0, 0.0, 0.05]
-    floor.friction = list(FLOOR_FRICTION)
-    floor.rgba = [0.6, 0.65, 0.7, 1.0]
-    # Classify bodies by walking the tree (MjSpec hands out fresh Python wrappers, so
-    # id() comparisons are meaningless); the base is a direct child of the world.
-    tree = [(spec.worldbody, False)]
-    tree += [(b, child.name == robot.base_link)
-             for child in spec.worldbody.bodies for b in _subtree_bodies(child)]
-    for body, is_robot in tree:
-        for geom in body.geoms:
-            if geom.contype == 0 and geom.conaffinity == 0:
-                continue  # visual-only geom
-            geom.contype, geom.conaffinity = (
-                ROBOT_COLLISION_BITS if is_robot else FLOOR_COLLISION_BITS)
-    floor.contype, floor.conaffinity = FLOOR_COLLISION_BITS
-
-    for joint in robot.joints:
-        mjs_joint = spec.joint(joint.name)
-        if mjs_joint is None:
-            raise RobotConfigError(
-                f'joint {joint.name!r} from robot.yaml is missing from '
-                f'{robot.description_path.name}')
-        mjs_joint.armature = joint.armature_kg_m2
-        mjs_joint.actfrclimited = mujoco.mjtLimited.mjLIMITED_TRUE
-        mjs_joint.actfrcrange = [-joint.effort_limit_nm, joint.effort_limit_nm]
-        actuator = spec.add_actuator()
-        actuator.name = joint.name
-        actuator.target = joint.name
-        actuator.trntype = mujoco.mjtTrn.mjTRN_JOINT
-        actuator.gear = [1.0, 0.0, 0.0, 0.0, 0.0, 0.0]
-        actuator.ctrllimited = mujoco.mjtLimited.mjLIMITED_TRUE
-        actuator.ctrlrange = [-joint.effort_limit_nm, joint.effort_limit_nm]
-
-    if add_imu:
-        site = base.add_site()
-        site.name = IMU_SITE_NAME
-        acc = spec.add_sensor()
-        acc.name = IMU_ACC_SENSOR
-        acc.type = mujoco.mjtSensor.mjSENS_ACCELEROMETER
-        acc.objtype = mujoco.mjtObj.mjOBJ_SITE
-        acc.objname = IMU_SITE_NAME
-        gyro = spec.add_sensor()
-        gyro.name = IMU_GYRO_SENSOR
-        gyro.type = mujoco.mjtSensor.mjSENS_GYRO
-        gyro.objtype = mujoco.mjtObj.mjOBJ_SITE
-        gyro.objname = IMU_SITE_NAME
-
-    spec.option.timestep = timestep_s
-    spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
-    spec.option.iterations = 10
-    spec.option.ls_iterations = 20
-    spec.add_key().name = 'default'
-
-    try:
-        model = spec.compile()
-    except Exception as exc:
-        raise RobotConfigError(
-            f'{robot.description_path.name}: MuJoCo cannot compile the robot: {exc}') from exc
-    validate_against_model(robot, model)
-    model.key_qpos[0] = default_qpos(model, robot)
-    return model
-
-
-def _ids(model: 'mujoco.MjModel', obj: 'mujoco.mjtObj', names: Sequence[str]) -> np.ndarray:
-    ids = np.array([mujoco.mj_name2id(model, obj, n) for n in names], dtype=np.int64)
-    missing = [n for n, i in zip(names, ids) if i < 0]
-    if missing:
-        raise RobotConfigError(f'not in the MuJoCo model: {missing}')
-    return ids
-
-
-def joint_qpos_adr(model: 'mujoco.MjModel', robot: RobotConfig) -> np.ndarray:
-    """Return qpos addresses of the robot's joints, in policy order."""
-    return model.jnt_qposadr[_ids(model, mujoco.mjtObj.mjOBJ_JOINT, robot.joint_names)].copy()
-
-
-def joint_dof_adr(model: 'mujoco.MjModel', robot: RobotConfig) -> np.ndarray:
-    """Return qvel (dof) addresses of the robot's joints, in policy order."""
-    return model.jnt_dofadr[_ids(model, mujoco.mjtObj.mjOBJ_JOINT, robot.joint_names)].copy()
-
-
-def body_ids(model: 'mujoco.MjModel', names: Sequence[str]) -> np.ndarray:
-    """Return body ids of the named bodies (e.g. ``robot.foot_links``)."""
-    return _ids(model, mujoco.mjtObj.mjOBJ_BODY, names)
-
-
-def base_qpos_adr(model: 'mujoco.MjModel', robot: RobotConfig) -> int:
-    """Return the qpos address of the base free joint (xyz then quat wxyz follow)."""
-    base = int(body_ids(model, [robot.base_link])[0])
-    jnt = int(model.body_jntadr[base])
-    if jnt < 0 or model.jnt_type[jnt] != mujoco.mjtJoint.mjJNT_FREE:
-        raise RobotConfigError(f'base_link {robot.base_link!r} has no free joint in the model')
-    return int(model.jnt_qposadr[jnt])
-
-
-def default_qpos(model: 'mujoco.MjModel', robot: RobotConfig,
-                 base_pos_m: 'Sequence[float] | None' = None,
-                 base_quat_wxyz: 'Sequence[float] | None' = None) -> np.ndarray:
-    """Return a qpos: base at ``base_pos_m`` (default: nominal height), joints at default."""
-    qpos = model.qpos0.copy()
-    adr = base_qpos_adr(model, robot)
-    pos = (0.0, 0.0, robot.nominal_base_height_m) if base_pos_m is None else base_pos_m
-    quat = (1.0, 0.0, 0.0, 0.0) if base_quat_wxyz is None else base_quat_wxyz
-    qpos[adr:adr + 3] = np.asarray(pos, dtype=np.float64)
-    qpos[adr + 3:adr + 7] = np.asarray(quat, dtype=np.float64)
-    qpos[joint_qpos_adr(model, robot)] = robot.default_pos_rad
-    return qpos

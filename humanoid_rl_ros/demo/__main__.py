@@ -1,0 +1,6 @@
+"""``python -m humanoid_rl_ros.demo``: run the closed-loop walking demo."""
+
+from humanoid_rl_ros.demo.runner import main
+
+if __name__ == '__main__':
+    main()
