@@ -1,7 +1,8 @@
-"""Tests of the walking demo's scenario and metrics, with hand-computed numbers."""
+"""Tests of the walking demo: scenario, metrics (hand-computed numbers), policy choice."""
 
 import math
 
+from humanoid_rl_ros.demo import runner
 from humanoid_rl_ros.demo.scenario import command_at
 from humanoid_rl_ros.demo.scenario import compute_metrics
 from humanoid_rl_ros.demo.scenario import count_falls
@@ -117,3 +118,20 @@ def test_parse_time_ns_is_exact():
     for bad in ('abc', '1.2.3', '1.0000000001', '1e3'):
         with pytest.raises(ValueError, match='decimal seconds'):
             parse_time_ns(bad)
+
+
+def test_demo_without_a_policy_says_how_to_get_one(tmp_path, monkeypatch, capsys):
+    # No shipped policy (an empty models folder) and no --policy: exit 2 before any node
+    # starts, with a message naming the missing file and both ways to get a policy.
+    monkeypatch.setattr(runner, 'models_dir', lambda: tmp_path)
+    assert runner.shipped_policy() is None
+    assert runner.main(['--out', str(tmp_path / 'out')]) == 2
+    said = capsys.readouterr().out
+    assert str(tmp_path / 'humanoid_walk.yaml') in said
+    assert '--policy <contract.yaml>' in said and 'python -m training.train' in said
+    assert not (tmp_path / 'out').exists()
+
+
+def test_demo_with_a_missing_policy_file_fails(tmp_path, capsys):
+    assert runner.main(['--policy', str(tmp_path / 'nope.yaml')]) == 2
+    assert 'nope.yaml does not exist' in capsys.readouterr().out

@@ -15,9 +15,9 @@ At the end it prints distance, per-segment velocity tracking error and falls, an
 ``--out`` (default ``demo_output/``): ``demo.png`` (commanded vs measured velocity, top-down
 trajectory), ``metrics.json``, ``trajectory.npz`` and the two nodes' logs.
 
-Policy: ``--policy <contract.yaml>``; default ``models/humanoid_walk.yaml`` when it ships.
-Without one, the demo says so and runs a randomly initialized policy (made with
-``training.export.export_random_policy`` from a source checkout), labelled UNTRAINED.
+Policy: ``--policy <contract.yaml>``; default the shipped ``models/humanoid_walk.yaml``. When
+neither exists the demo stops with a message that says how to get one. A contract whose
+provenance says it is randomly initialized is run, and labelled UNTRAINED.
 
 Ctrl-C stops the run; the child processes are always stopped (SIGINT, then SIGTERM, then
 SIGKILL to their process groups).
@@ -40,8 +40,6 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist
 from geometry_msgs.msg import TwistStamped
-from humanoid_rl_ros.core.contract import placeholder_contract
-from humanoid_rl_ros.core.contract import PolicyContract
 from humanoid_rl_ros.core.contract import read_contract
 from humanoid_rl_ros.core.timebase import stamp_to_ns
 from humanoid_rl_ros.demo.scenario import command_at
@@ -154,33 +152,14 @@ def shipped_policy() -> Optional[Path]:
     return path if path.is_file() and path.with_suffix('.onnx').is_file() else None
 
 
-def random_policy_template(robot_name: str) -> PolicyContract:
-    """Return the placeholder contract of an untrained policy for the named robot."""
-    return placeholder_contract(load_robot(robot_name))
-
-
-def make_random_policy(folder: Path, robot_name: str = 'kestrel', seed: int = 0) -> Path:
-    """Export a randomly initialized policy to ``folder``; return its contract path."""
-    try:
-        from training.export import export_random_policy
-    except ImportError:
-        root = Path(__file__).resolve().parents[2]
-        for candidate in (Path.cwd(), root):
-            if (candidate / 'training' / 'export.py').is_file():
-                sys.path.insert(0, str(candidate))
-                break
-        try:
-            from training.export import export_random_policy
-        except ImportError as exc:
-            raise DemoError(
-                'no trained policy ships (models/humanoid_walk.yaml) and the random-policy '
-                'exporter (training/export.py, source checkout only) is not importable: '
-                f'{exc}. Pass --policy <contract.yaml>, or run from the source checkout.'
-            ) from exc
-    folder.mkdir(parents=True, exist_ok=True)
-    _, contract_path = export_random_policy(random_policy_template(robot_name), folder,
-                                            'random_policy', seed=seed)
-    return Path(contract_path)
+def missing_policy_message() -> str:
+    """Return what to do when no policy was given and the shipped one is missing."""
+    path = models_dir() / SHIPPED_POLICY
+    return (f'no policy: {path} (and its .onnx) is missing and --policy was not given. '
+            'Pass --policy <contract.yaml> (an exported <policy>.yaml beside its .onnx), or, '
+            'from the source checkout, train and export one: python -m training.train '
+            '--run-name humanoid_walk writes models/humanoid_walk.onnx + .yaml (see the '
+            'README, "Training").')
 
 
 class _Child:
@@ -552,13 +531,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--policy', type=Path, default=None,
                         help='policy contract (<policy>.yaml beside <policy>.onnx); default: '
-                             'the shipped models/humanoid_walk.yaml, else a random policy')
+                             'the shipped models/humanoid_walk.yaml')
     parser.add_argument('--out', type=Path, default=Path('demo_output'),
                         help='output folder for the plot, metrics and node logs '
                              '(default: demo_output/)')
     parser.add_argument('--cmd-vel', choices=('stamped', 'twist'), default='stamped',
                         help='cmd_vel message type: TwistStamped (Nav2 Kilted+) or Twist')
-    parser.add_argument('--seed', type=int, default=0, help='seed of the random policy')
     parser.add_argument('--time-scale', type=float, default=1.0,
                         help='multiply every segment duration (e.g. 0.5 for a quick run)')
     parser.add_argument('--no-progress', action='store_true', help='no progress lines')
@@ -575,8 +553,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not (math.isfinite(args.time_scale) and args.time_scale > 0.0):
         _say(f'error: --time-scale must be a finite number > 0, got {args.time_scale}')
         return 2
-    out = args.out.resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    out = args.out.resolve()  # created by run_closed_loop
     label = ''
     if args.policy is not None:
         policy = args.policy.resolve()
@@ -586,17 +563,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     elif shipped_policy() is not None:
         policy = shipped_policy()
     else:
-        _say(f'NOTE: no trained policy ships yet ({models_dir() / SHIPPED_POLICY} is missing).')
-        _say('      Running a RANDOMLY INITIALIZED policy instead: the nodes and the whole loop '
-             'are real, but the robot will not walk. Pass --policy <contract.yaml> for another.')
-        try:
-            policy = make_random_policy(out / 'random_policy', seed=args.seed)
-        except DemoError as exc:
-            _say(f'error: {exc}')
-            return 2
-        label = 'UNTRAINED random policy'
+        _say(f'error: {missing_policy_message()}')
+        return 2
     contract = read_contract(policy)
-    if not label and contract.provenance.get('kind') == 'random_init':
+    if contract.provenance.get('kind') == 'random_init':
         label = 'UNTRAINED random policy'
     segments = tuple(Segment(s.name, s.duration_s * args.time_scale, s.vx_m_s, s.vy_m_s,
                              s.wz_rad_s) for s in DEFAULT_SCENARIO)
