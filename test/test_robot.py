@@ -5,7 +5,6 @@ import re
 import shutil
 import xml.etree.ElementTree as ElementTree
 
-from humanoid_rl_ros.core.policy_math import pd_effort
 from humanoid_rl_ros.robot.description import (JointSpec, load_robot, models_dir, RobotConfig,
                                                RobotConfigError)
 from humanoid_rl_ros.robot.mujoco_model import (build_mujoco_model, default_qpos, FLOOR_GEOM_NAME,
@@ -14,6 +13,7 @@ import mujoco
 import numpy as np
 import pytest
 from robot_fixtures import CLASSIC_HUMANOID_JOINTS, write_classic_humanoid_robot
+from training.robot_init import stand_check
 import yaml
 
 
@@ -144,53 +144,27 @@ def test_no_self_collision_only_floor(kestrel: RobotConfig,
         assert floor in (contact.geom1, contact.geom2)
 
 
-def _pd_stand(robot: RobotConfig, drop_m: float, push_m_s: tuple = (0.0, 0.0, 0.0),
-              duration_s: float = 10.0) -> dict:
-    """Hold the default pose under the config's PD gains; return the figures."""
-    model = build_mujoco_model(robot)
-    data = mujoco.MjData(model)
-    data.qpos[:] = default_qpos(
-        model, robot, base_pos_m=(0.0, 0.0, robot.nominal_base_height_m + drop_m))
-    qadr, dadr = joint_qpos_adr(model, robot), joint_dof_adr(model, robot)
-    settle_steps = int(round(1.0 / model.opt.timestep))
-    max_dev_m, max_share, min_up = 0.0, 0.0, 1.0
-    for step in range(int(round(duration_s / model.opt.timestep))):
-        effort = pd_effort(robot.default_pos_rad, data.qpos[qadr], data.qvel[dadr],
-                           robot.kp_nm_per_rad, robot.kd_nms_per_rad, robot.effort_limit_nm)
-        assert np.all(np.isfinite(effort))
-        max_share = max(max_share, float(np.max(np.abs(effort) / robot.effort_limit_nm)))
-        data.ctrl[:] = effort
-        if step == settle_steps:
-            data.qvel[0:3] += push_m_s  # free-joint linear velocity, world frame
-        mujoco.mj_step(model, data)
-        if (step >= settle_steps or drop_m == 0.0) and not any(push_m_s):
-            max_dev_m = max(max_dev_m, abs(float(data.qpos[2]) - robot.nominal_base_height_m))
-        w, x, y, z = data.qpos[3:7]
-        min_up = min(min_up, 1.0 - 2.0 * (x * x + y * y))  # body z axis . world z
-    return {'max_dev_m': max_dev_m, 'max_share': max_share, 'min_up': min_up,
-            'xy_m': data.qpos[0:2].copy(), 'final_z_m': float(data.qpos[2])}
-
-
 @pytest.mark.parametrize('drop_m', [0.0, 0.02])
 def test_stands_for_10_s_under_its_pd_gains(kestrel: RobotConfig, drop_m: float) -> None:
-    """Zero action (PD to the default pose): no fall, height within 5 cm, efforts in limits."""
-    figures = _pd_stand(kestrel, drop_m)
-    print(f'stand drop={drop_m} m: {figures}')
-    assert figures['min_up'] > np.cos(np.deg2rad(20.0))
-    assert figures['max_dev_m'] < 0.05
-    assert figures['max_share'] <= 1.0
-    assert np.linalg.norm(figures['xy_m']) < 0.1
+    """Zero action (PD to the default pose): no fall, height within 5 cm, no effort saturation."""
+    report = stand_check(kestrel, drop_m=drop_m)
+    print(f'stand drop={drop_m} m: {report}')
+    assert not report.fell and report.all_finite
+    assert report.min_uprightness > np.cos(np.deg2rad(20.0))
+    assert report.max_height_error_m < 0.05
+    assert max(report.saturated_share.values(), default=0.0) < 0.05
+    assert report.drift_m < 0.1
     # nominal_base_height_m is the measured standing height, not a guess.
-    assert abs(figures['final_z_m'] - kestrel.nominal_base_height_m) < 0.01
+    assert abs(report.final_base_height_m - kestrel.nominal_base_height_m) < 0.01
 
 
 @pytest.mark.parametrize('push_m_s', [(0.3, 0.0, 0.0), (-0.2, 0.0, 0.0), (0.0, 0.3, 0.0)])
 def test_pd_stand_recovers_from_small_pushes(kestrel: RobotConfig, push_m_s: tuple) -> None:
     """Zero action: a push of the base (forward, backward, sideways) does not topple it."""
-    figures = _pd_stand(kestrel, 0.0, push_m_s=push_m_s, duration_s=5.0)
-    assert figures['min_up'] > np.cos(np.deg2rad(30.0))
-    assert abs(figures['final_z_m'] - kestrel.nominal_base_height_m) < 0.05
-    assert figures['max_share'] <= 1.0
+    report = stand_check(kestrel, duration_s=5.0, push_m_s=push_m_s)
+    assert not report.fell
+    assert report.min_uprightness > np.cos(np.deg2rad(30.0))
+    assert abs(report.final_base_height_m - kestrel.nominal_base_height_m) < 0.05
 
 
 # ---------------------------------------------------------------- malformed configs
