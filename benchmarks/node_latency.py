@@ -383,11 +383,11 @@ def make_policy(folder: Path, rate_hz: float) -> Path:
     Its actor has the hidden layers of the shipped policy (read from its contract's training
     config), so a policy tick costs what the deployed network costs.
     """
-    from humanoid_rl_ros.core.contract import read_contract
-    from humanoid_rl_ros.demo.runner import random_policy_template
+    from humanoid_rl_ros.core.contract import placeholder_contract, read_contract
+    from humanoid_rl_ros.robot.description import load_robot
     from training.export import export_random_policy
     shipped = read_contract(SHIPPED_POLICY).provenance['config']['runner']['policy']
-    template = dataclasses.replace(random_policy_template('kestrel'),
+    template = dataclasses.replace(placeholder_contract(load_robot('kestrel')),
                                    physics_dt_s=1.0 / rate_hz)
     _, contract = export_random_policy(template, folder, f'random_{int(rate_hz)}hz', seed=0,
                                        hidden_dims=tuple(shipped['actor_hidden_dims']))
