@@ -1,56 +1,63 @@
 """
 Isaac Gym backend: the :class:`SimBackend` interface on Isaac Gym's (PhysX) tensor API.
 
-Optional: it runs only where ``isaacgym`` imports (an NVIDIA download, Python <= 3.8, not
-installable on our machines; this module was written against the documented Preview 4 API
-and has never been run here).  Importing this module does not need isaacgym; constructing
-:class:`IsaacGymBackend` without it raises :class:`BackendUnavailableError`.  Isaac Gym must
-be imported before torch, so an entry point using this backend should ``import isaacgym``
-first thing.
+Optional: it runs only where ``isaacgym`` imports (Isaac Gym Preview 4, an NVIDIA download for
+Python <= 3.8).  It has never been run: its Isaac Gym calls are type-checked with mypy against
+the ``isaacgym-stubs`` package (``test/test_isaacgym_typecheck.py``), and every conversion that
+does not need Isaac Gym lives in :mod:`training.backends.conventions` with its own tests.
+Importing this module does not need isaacgym; constructing :class:`IsaacGymBackend` without it
+raises :class:`BackendUnavailableError`.  Isaac Gym refuses to import once torch is imported,
+so train with ``python -m training.isaacgym_train`` (it imports isaacgym first).
 
-The robot's URDF is loaded with ``default_dof_drive_mode = DOF_MODE_EFFORT`` and the same PD
-law as the MuJoCo backend (``policy_math.pd_effort``) runs in torch before every physics
-step, its result applied with ``set_dof_actuation_force_tensor``.  Differences from mjwarp:
+The robot's URDF is loaded with ``DOF_MODE_EFFORT`` and the same PD law as the MuJoCo backend
+(``policy_math.pd_effort``) runs in torch before every physics step, its result applied with
+``set_dof_actuation_force_tensor``.  Differences from mjwarp:
 
-- Isaac Gym stores quaternions xyzw and the root angular velocity in the world frame, and
-  orders DOFs depth-first; ``base_quat``, ``base_ang_vel_body``, ``joint_pos``/``joint_vel``
-  and ``foot_pos`` are therefore copies refreshed in place after every step and reset, not
-  zero-copy views; ``base_pos`` and ``base_lin_vel_world`` are views.
+- Isaac Gym stores quaternions xyzw, both root velocities in the world frame, positions in the
+  sim frame (env grid origin added) and orders DOFs depth-first; every state tensor here is
+  therefore a copy refreshed in place after every step and reset, except
+  ``base_lin_vel_world``, a view of the root state tensor.  Writes into it (the env's pushes)
+  reach PhysX: :meth:`IsaacGymBackend.step` writes the root state tensor back first.
+- After a reset, ``foot_pos`` and ``foot_contact_force`` of the reset worlds keep their
+  pre-reset values until the next step (rigid body states are only known after PhysX runs).
 - ``foot_contact_force`` is the z component of the net contact force on the foot body (a
   flat-ground proxy of the normal force, as legged_gym uses it).
+- Friction: the robot's shape friction is set; PhysX combines it with the ground plane's
+  (1.0), so the contact coefficient is not the value set, unlike mjwarp.  Friction and mass
+  are changed after ``prepare_sim`` through a host loop (slow); whether the GPU pipeline
+  picks the changes up is unverified.
 - PhysX has no per-world buffer counters: ``check_overflow`` reports non-finite worlds only.
 - No CUDA graph: ``gym.simulate`` is called eagerly.
 """
 
 import math
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List, TYPE_CHECKING
 
 import torch
 from training.backends.base import BackendUnavailableError, SimBackend
+from training.backends.conventions import (base_mass_kg, base_state_from_root, check_mask,
+                                           dof_state_views, mask_to_actor_indices,
+                                           masked_column_write_, masked_copy_, masked_updates,
+                                           name_order, ROOT_LIN_VEL_WORLD, ROOT_POS,
+                                           ROOT_STATE_WIDTH, root_from_base_state)
+
+if TYPE_CHECKING:  # types only: importing isaacgym at runtime must wait for the constructor
+    from isaacgym import gymapi
+
+INSTALL_HINT = (
+    'The isaacgym backend needs NVIDIA Isaac Gym Preview 4 (Python 3.6-3.8): download it from '
+    'NVIDIA, then `pip install -e isaacgym/python` in that Python environment, and start '
+    'training with `python -m training.isaacgym_train ...` (Isaac Gym must be imported before '
+    'torch). The default backend, mjwarp (`--backend mjwarp`), needs nothing beyond this '
+    "project's requirements.")
+"""How to get the Isaac Gym backend running; part of every 'not available' error."""
 
 
-def _import_isaacgym() -> Any:
-    """Return ``(gymapi, gymtorch)`` or raise BackendUnavailableError explaining why not."""
-    try:
-        from isaacgym import gymapi, gymtorch
-    except ImportError as exc:
-        raise BackendUnavailableError(
-            'backend "isaacgym" needs NVIDIA Isaac Gym (Preview 4, Python <= 3.8, downloaded '
-            'from NVIDIA and pip-installed from isaacgym/python), imported before torch: '
-            f'{exc}') from exc
-    return gymapi, gymtorch
-
-
-def _quat_xyzw_to_wxyz(q: torch.Tensor) -> torch.Tensor:
-    return torch.cat([q[..., 3:4], q[..., 0:3]], dim=-1)
-
-
-def _quat_rotate_inverse_xyzw(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Rotate world vectors ``v`` into the frame of xyzw quaternions ``q``."""
-    w, u = q[..., 3:4], q[..., 0:3]
-    t = 2.0 * torch.cross(u, v, dim=-1)
-    return v - w * t + torch.cross(u, t, dim=-1)
+def isaacgym_unavailable(reason: str) -> BackendUnavailableError:
+    """Return the error raised when Isaac Gym cannot be used, with ``reason`` and the hint."""
+    return BackendUnavailableError(f'backend "isaacgym" is not available ({reason}). '
+                                   f'{INSTALL_HINT}')
 
 
 class IsaacGymBackend(SimBackend):
@@ -66,13 +73,15 @@ class IsaacGymBackend(SimBackend):
                  physics_dt_s: float = 0.005, env_spacing_m: float = 2.0,
                  collapse_fixed_joints: bool = True) -> None:
         """Create the sim, load the URDF, create N envs and wrap the state tensors."""
-        gymapi, gymtorch = _import_isaacgym()
+        try:
+            from isaacgym import gymapi, gymtorch
+        except ImportError as exc:
+            raise isaacgym_unavailable(str(exc)) from exc
         if int(num_envs) != num_envs or num_envs < 1:
             raise ValueError(f'num_envs must be a positive integer, got {num_envs!r}')
         path = Path(robot.description_path)
         if path.suffix.lower() != '.urdf':
             raise ValueError(f'the isaacgym backend loads URDF only, got {path.name}')
-        self._gymapi, self._gymtorch = gymapi, gymtorch
         self.robot = robot
         self.num_envs = int(num_envs)
         self.num_joints = len(robot.joint_names)
@@ -81,6 +90,8 @@ class IsaacGymBackend(SimBackend):
         self.physics_dt_s = float(physics_dt_s)
         cuda = self.device.type == 'cuda'
         self._cuda = cuda
+        self._unwrap = gymtorch.unwrap_tensor
+        self._closed = False
 
         gym = self._gym = gymapi.acquire_gym()
         sp = gymapi.SimParams()
@@ -101,16 +112,17 @@ class IsaacGymBackend(SimBackend):
         sp.physx.max_gpu_contact_pairs = 2 ** 23
         sp.physx.default_buffer_size_multiplier = 5
         compute_id = (self.device.index or 0) if cuda else 0
-        self._sim = gym.create_sim(compute_id, -1, gymapi.SIM_PHYSX, sp)
-        if self._sim is None:
+        sim = gym.create_sim(compute_id, -1, gymapi.SIM_PHYSX, sp)
+        if sim is None:
             raise RuntimeError('Isaac Gym failed to create the sim')
+        self._sim = sim
         plane = gymapi.PlaneParams()
         plane.normal = gymapi.Vec3(0.0, 0.0, 1.0)
         plane.static_friction = plane.dynamic_friction = 1.0
-        gym.add_ground(self._sim, plane)
+        gym.add_ground(sim, plane)
 
         opts = gymapi.AssetOptions()
-        opts.default_dof_drive_mode = gymapi.DOF_MODE_EFFORT
+        opts.default_dof_drive_mode = int(gymapi.DOF_MODE_EFFORT)  # an int property
         opts.collapse_fixed_joints = collapse_fixed_joints
         opts.fix_base_link = False
         opts.flip_visual_attachments = False
@@ -118,60 +130,57 @@ class IsaacGymBackend(SimBackend):
         opts.angular_damping = 0.0
         opts.linear_damping = 0.0
         opts.armature = 0.0
-        asset = gym.load_asset(self._sim, str(path.parent), path.name, opts)
+        asset = gym.load_asset(sim, str(path.parent), path.name, opts)
         dof_names = list(gym.get_asset_dof_names(asset))
         body_names = list(gym.get_asset_rigid_body_names(asset))
-        missing = [n for n in robot.joint_names if n not in dof_names]
-        missing += [n for n in robot.foot_links if n not in body_names]
-        if missing:
-            raise ValueError(f'not in the Isaac Gym asset (collapsed fixed joints?): {missing}')
+        policy_to_dof = name_order(dof_names, robot.joint_names,
+                                   'joints (in the Isaac Gym asset)')
+        foot_bodies = name_order(body_names, robot.foot_links,
+                                 'foot links (in the Isaac Gym asset; collapsed fixed joints?)')
         self._num_dof, self._num_bodies = len(dof_names), len(body_names)
         dof_props = gym.get_asset_dof_properties(asset)
-        for i, joint in enumerate(robot.joints):
-            k = dof_names.index(joint.name)
-            dof_props['driveMode'][k] = gymapi.DOF_MODE_EFFORT
+        for joint, k in zip(robot.joints, policy_to_dof):
+            dof_props['driveMode'][k] = int(gymapi.DOF_MODE_EFFORT)
             dof_props['stiffness'][k] = 0.0
             dof_props['damping'][k] = 0.0
             dof_props['effort'][k] = joint.effort_limit_nm
             dof_props['armature'][k] = joint.armature_kg_m2
 
-        self._envs, self._actors = [], []
+        self._envs: List['gymapi.Env'] = []
+        self._actors: List[int] = []
         per_row = int(math.ceil(math.sqrt(self.num_envs)))
         lower = gymapi.Vec3(-env_spacing_m / 2, -env_spacing_m / 2, 0.0)
         upper = gymapi.Vec3(env_spacing_m / 2, env_spacing_m / 2, env_spacing_m)
         start = gymapi.Transform()
         start.p = gymapi.Vec3(0.0, 0.0, robot.nominal_base_height_m)
         for i in range(self.num_envs):
-            env = gym.create_env(self._sim, lower, upper, per_row)
+            env = gym.create_env(sim, lower, upper, per_row)
             actor = gym.create_actor(env, asset, start, robot.name, i, 1, 0)  # 1: no self coll.
             gym.set_actor_dof_properties(env, actor, dof_props)
             self._envs.append(env)
             self._actors.append(actor)
-        self._nominal_base_mass = gym.get_actor_rigid_body_properties(
+        self._nominal_base_mass_kg = gym.get_actor_rigid_body_properties(
             self._envs[0], self._actors[0])[0].mass
-        gym.prepare_sim(self._sim)
+        gym.prepare_sim(sim)
 
         n, dev = self.num_envs, self.device
-        self._root = gymtorch.wrap_tensor(gym.acquire_actor_root_state_tensor(self._sim))
-        self._dof_state = gymtorch.wrap_tensor(gym.acquire_dof_state_tensor(self._sim))
-        self._contact = gymtorch.wrap_tensor(gym.acquire_net_contact_force_tensor(self._sim))
-        self._bodies = gymtorch.wrap_tensor(gym.acquire_rigid_body_state_tensor(self._sim))
-        self._root = self._root.view(n, 13)
-        dofs = self._dof_state.view(n, self._num_dof, 2)
-        self._dof_pos, self._dof_vel = dofs[..., 0], dofs[..., 1]
-        self._contact = self._contact.view(n, self._num_bodies, 3)
-        self._bodies = self._bodies.view(n, self._num_bodies, 13)
-        self._policy_to_dof = torch.tensor([dof_names.index(j) for j in robot.joint_names],
-                                           device=dev)
-        self._foot_idx = torch.tensor([body_names.index(f) for f in robot.foot_links],
-                                      device=dev)
+        self._root = gymtorch.wrap_tensor(gym.acquire_actor_root_state_tensor(sim)).view(
+            n, ROOT_STATE_WIDTH)
+        self._dof_state = gymtorch.wrap_tensor(gym.acquire_dof_state_tensor(sim))
+        self._dof_pos, self._dof_vel = dof_state_views(self._dof_state, n)
+        self._contact = gymtorch.wrap_tensor(gym.acquire_net_contact_force_tensor(sim)).view(
+            n, self._num_bodies, 3)
+        self._bodies = gymtorch.wrap_tensor(gym.acquire_rigid_body_state_tensor(sim)).view(
+            n, self._num_bodies, ROOT_STATE_WIDTH)
+        self._policy_to_dof = torch.tensor(policy_to_dof, dtype=torch.int64, device=dev)
+        self._foot_idx = torch.tensor(foot_bodies, dtype=torch.int64, device=dev)
         origins = [gym.get_env_origin(env) for env in self._envs]  # sim-frame env origins
         self._origins = torch.tensor([[o.x, o.y, o.z] for o in origins], dtype=torch.float32,
                                      device=dev)
         self._torques = torch.zeros(n, self._num_dof, dtype=torch.float32, device=dev)
         self.base_pos = torch.zeros(n, 3, device=dev)
         self.base_quat = torch.zeros(n, 4, device=dev)
-        self.base_lin_vel_world = self._root[:, 7:10]
+        self.base_lin_vel_world = self._root[:, ROOT_LIN_VEL_WORLD]
         self.base_ang_vel_body = torch.zeros(n, 3, device=dev)
         self.joint_pos = torch.zeros(n, self.num_joints, device=dev)
         self.joint_vel = torch.zeros(n, self.num_joints, device=dev)
@@ -183,23 +192,28 @@ class IsaacGymBackend(SimBackend):
 
     # ---- state refresh ----
 
-    def _refresh_joints(self) -> None:
-        self._gym.refresh_dof_state_tensor(self._sim)
+    def _copy_joints(self) -> None:
+        """Copy the DOF state tensor into ``joint_pos``/``joint_vel`` (policy order)."""
         torch.index_select(self._dof_pos, 1, self._policy_to_dof, out=self.joint_pos)
         torch.index_select(self._dof_vel, 1, self._policy_to_dof, out=self.joint_vel)
 
+    def _copy_base(self) -> None:
+        """Copy the root state tensor into the base state tensors (env convention)."""
+        base = base_state_from_root(self._root, self._origins)
+        self.base_pos.copy_(base.pos)
+        self.base_quat.copy_(base.quat_wxyz)
+        self.base_ang_vel_body.copy_(base.ang_vel_body)
+
     def _refresh_all(self) -> None:
-        gym = self._gym
-        gym.refresh_actor_root_state_tensor(self._sim)
-        gym.refresh_rigid_body_state_tensor(self._sim)
-        gym.refresh_net_contact_force_tensor(self._sim)
-        self._refresh_joints()
-        quat_xyzw = self._root[:, 3:7]
-        # positions are reported in the sim frame: subtract the env origin (grid layout)
-        self.base_pos.copy_(self._root[:, 0:3] - self._origins)
-        self.base_quat.copy_(_quat_xyzw_to_wxyz(quat_xyzw))
-        self.base_ang_vel_body.copy_(_quat_rotate_inverse_xyzw(quat_xyzw, self._root[:, 10:13]))
-        feet = self._bodies[:, self._foot_idx, 0:3]
+        """Read every state tensor from PhysX and update the env-convention copies."""
+        gym, sim = self._gym, self._sim
+        gym.refresh_actor_root_state_tensor(sim)
+        gym.refresh_dof_state_tensor(sim)
+        gym.refresh_rigid_body_state_tensor(sim)
+        gym.refresh_net_contact_force_tensor(sim)
+        self._copy_base()
+        self._copy_joints()
+        feet = self._bodies[:, self._foot_idx, ROOT_POS]
         self.foot_pos.copy_(feet - self._origins[:, None, :])
         self.foot_contact_force.copy_(self._contact[:, self._foot_idx, 2].abs())
 
@@ -209,92 +223,139 @@ class IsaacGymBackend(SimBackend):
         """Run ``decimation`` physics steps with PD recomputed before each (see base class)."""
         if int(decimation) != decimation or decimation < 1:
             raise ValueError(f'decimation must be a positive integer, got {decimation!r}')
-        gym, unwrap = self._gym, self._gymtorch.unwrap_tensor
+        gym, sim, unwrap = self._gym, self._sim, self._unwrap
+        # in-place writes into base_lin_vel_world (pushes) reach PhysX only through this
+        gym.set_actor_root_state_tensor(sim, unwrap(self._root))
         for _ in range(int(decimation)):
             effort = torch.nan_to_num(self.compute_effort(), nan=0.0)
             self.last_effort.copy_(effort)
             self._torques[:, self._policy_to_dof] = effort
-            gym.set_dof_actuation_force_tensor(self._sim, unwrap(self._torques))
-            gym.simulate(self._sim)
+            gym.set_dof_actuation_force_tensor(sim, unwrap(self._torques))
+            gym.simulate(sim)
             if not self._cuda:
-                gym.fetch_results(self._sim, True)
-            self._refresh_joints()
+                gym.fetch_results(sim, True)
+            gym.refresh_dof_state_tensor(sim)
+            self._copy_joints()
         self._refresh_all()
+
+    def reset_masked(self, mask: torch.Tensor, base_pos: torch.Tensor,
+                     base_quat: torch.Tensor, base_lin_vel_world: torch.Tensor,
+                     base_ang_vel_body: torch.Tensor, joint_pos: torch.Tensor,
+                     joint_vel: torch.Tensor) -> None:
+        """
+        Write the state of the worlds where ``mask`` is True (see the base class).
+
+        The masked rows of the root and DOF state tensors are rewritten and sent to PhysX
+        with the ``*_indexed`` setters for those actors only (one host sync: their count).
+        The state copies are updated from the written tensors (PhysX applies the state on
+        the next simulate; reading it back before then would return the old state).
+        """
+        m = check_mask(mask, self.num_envs, self.device)
+        n, nj = self.num_envs, self.num_joints
+        pos = self._rows('base_pos', base_pos, n, 3)
+        quat = self._rows('base_quat', base_quat, n, 4)
+        lin = self._rows('base_lin_vel_world', base_lin_vel_world, n, 3)
+        ang = self._rows('base_ang_vel_body', base_ang_vel_body, n, 3)
+        jp = self._rows('joint_pos', joint_pos, n, nj)
+        jv = self._rows('joint_vel', joint_vel, n, nj)
+        actor_ids = mask_to_actor_indices(m)
+        count = int(actor_ids.numel())
+        if count == 0:
+            return
+        masked_copy_(self._root, m, root_from_base_state(pos, quat, lin, ang, self._origins))
+        masked_column_write_(self._dof_pos, self._policy_to_dof, m, jp)
+        masked_column_write_(self._dof_vel, self._policy_to_dof, m, jv)
+        unwrap = self._unwrap
+        self._gym.set_actor_root_state_tensor_indexed(
+            self._sim, unwrap(self._root), unwrap(actor_ids), count)
+        self._gym.set_dof_state_tensor_indexed(
+            self._sim, unwrap(self._dof_state), unwrap(actor_ids), count)
+        self.last_effort.masked_fill_(m[:, None], 0.0)
+        self._copy_base()
+        self._copy_joints()
 
     def reset_envs(self, env_ids: torch.Tensor, base_pos: torch.Tensor,
                    base_quat: torch.Tensor, base_lin_vel_world: torch.Tensor,
                    base_ang_vel_body: torch.Tensor, joint_pos: torch.Tensor,
                    joint_vel: torch.Tensor) -> None:
-        """Write the state of worlds ``env_ids`` (see :meth:`SimBackend.reset_envs`)."""
+        """Write the state of worlds ``env_ids`` (rows scattered into :meth:`reset_masked`)."""
         ids = self._env_ids(env_ids)
-        k = ids.numel()
-        pos = self._rows('base_pos', base_pos, k, 3)
-        quat = self._rows('base_quat', base_quat, k, 4)
-        lin = self._rows('base_lin_vel_world', base_lin_vel_world, k, 3)
-        ang = self._rows('base_ang_vel_body', base_ang_vel_body, k, 3)
-        jp = self._rows('joint_pos', joint_pos, k, self.num_joints)
-        jv = self._rows('joint_vel', joint_vel, k, self.num_joints)
-        if k == 0:
-            return
-        quat = quat / quat.norm(dim=1, keepdim=True).clamp_min(1e-9)
-        xyzw = torch.cat([quat[:, 1:4], quat[:, 0:1]], dim=1)
-        conj = torch.cat([-xyzw[:, 0:3], xyzw[:, 3:4]], dim=1)
-        ang_world = _quat_rotate_inverse_xyzw(conj, ang)  # inverse of conj = rotate to world
-        self._root[ids, 0:3] = pos + self._origins[ids]
-        self._root[ids, 3:7] = xyzw
-        self._root[ids, 7:10] = lin
-        self._root[ids, 10:13] = ang_world
-        self._dof_pos[ids[:, None], self._policy_to_dof[None, :]] = jp
-        self._dof_vel[ids[:, None], self._policy_to_dof[None, :]] = jv
-        ids32 = ids.to(torch.int32)  # one actor per env: actor index == env index
-        unwrap = self._gymtorch.unwrap_tensor
-        self._gym.set_actor_root_state_tensor_indexed(
-            self._sim, unwrap(self._root), unwrap(ids32), k)
-        self._gym.set_dof_state_tensor_indexed(
-            self._sim, unwrap(self._dof_state), unwrap(ids32), k)
-        self.last_effort[ids] = 0.0
-        self._refresh_all()
+        k, n = ids.numel(), self.num_envs
+        rows = [self._rows(name, value, k, width) for name, value, width in (
+            ('base_pos', base_pos, 3), ('base_quat', base_quat, 4),
+            ('base_lin_vel_world', base_lin_vel_world, 3),
+            ('base_ang_vel_body', base_ang_vel_body, 3),
+            ('joint_pos', joint_pos, self.num_joints),
+            ('joint_vel', joint_vel, self.num_joints))]
+        mask = torch.zeros(n, dtype=torch.bool, device=self.device)
+        mask[ids] = True
+        full = []
+        for value in rows:
+            wide = torch.zeros((n, value.shape[1]), dtype=value.dtype, device=self.device)
+            wide[ids] = value
+            full.append(wide)
+        self.reset_masked(mask, *full)
 
-    def set_friction(self, env_ids: torch.Tensor, friction: torch.Tensor) -> None:
+    def set_friction_masked(self, mask: torch.Tensor, friction: torch.Tensor) -> None:
         """
-        Set the friction of the robot's shapes in worlds ``env_ids`` (host loop, slow).
+        Set the friction of every robot shape in the worlds where ``mask`` is True.
 
-        Isaac Gym combines shape and ground friction (average by default); legged_gym only
-        randomizes friction at env creation, so whether PhysX's GPU pipeline picks up a change
-        after ``prepare_sim`` is unverified here.
+        A host loop over those worlds (slow); see the module docstring for how PhysX combines
+        it with the ground's.  ``friction`` is [N], >= 0.
         """
-        ids = self._env_ids(env_ids)
-        fr = self._per_env('friction', friction, ids.numel()).cpu().tolist()
-        for i, f in zip(ids.cpu().tolist(), fr):
+        m = check_mask(mask, self.num_envs, self.device)
+        values = self._per_env('friction', friction, self.num_envs)
+        for i, f in masked_updates(m, values):
+            if not (math.isfinite(f) and f >= 0.0):
+                raise ValueError(f'friction of world {i} must be finite and >= 0, got {f}')
             props = self._gym.get_actor_rigid_shape_properties(self._envs[i], self._actors[i])
             for p in props:
                 p.friction = f
             self._gym.set_actor_rigid_shape_properties(self._envs[i], self._actors[i], props)
 
-    def set_base_mass_offset(self, env_ids: torch.Tensor, delta_kg: torch.Tensor) -> None:
+    def set_base_mass_offset_masked(self, mask: torch.Tensor, delta_kg: torch.Tensor) -> None:
         """
-        Set the base mass of worlds ``env_ids`` to nominal + ``delta_kg`` (host loop, slow).
+        Set the base mass of the worlds where ``mask`` is True to nominal + ``delta_kg`` [N].
 
-        Same caveat as :meth:`set_friction`: legged_gym changes masses before
-        ``prepare_sim`` only.
+        A host loop over those worlds (slow); the inertia is not recomputed.
         """
-        ids = self._env_ids(env_ids)
-        delta = self._per_env('delta_kg', delta_kg, ids.numel()).cpu().tolist()
-        for i, d in zip(ids.cpu().tolist(), delta):
+        m = check_mask(mask, self.num_envs, self.device)
+        delta = self._per_env('delta_kg', delta_kg, self.num_envs)
+        for i, d in masked_updates(m, delta):
             props = self._gym.get_actor_rigid_body_properties(self._envs[i], self._actors[i])
-            props[0].mass = self._nominal_base_mass + d
+            props[0].mass = base_mass_kg(self._nominal_base_mass_kg, d)
             self._gym.set_actor_rigid_body_properties(self._envs[i], self._actors[i], props,
                                                       False)
 
+    def set_friction(self, env_ids: torch.Tensor, friction: torch.Tensor) -> None:
+        """Set the robot's shape friction in worlds ``env_ids`` (see the masked variant)."""
+        ids = self._env_ids(env_ids)
+        mask = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        mask[ids] = True
+        full = torch.zeros(self.num_envs, device=self.device)
+        full[ids] = self._per_env('friction', friction, ids.numel())
+        self.set_friction_masked(mask, full)
+
+    def set_base_mass_offset(self, env_ids: torch.Tensor, delta_kg: torch.Tensor) -> None:
+        """Set the base mass of worlds ``env_ids`` to nominal + ``delta_kg`` (masked variant)."""
+        ids = self._env_ids(env_ids)
+        mask = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        mask[ids] = True
+        full = torch.zeros(self.num_envs, device=self.device)
+        full[ids] = self._per_env('delta_kg', delta_kg, ids.numel())
+        self.set_base_mass_offset_masked(mask, full)
+
     def check_overflow(self, clear: bool = True) -> Dict[str, Any]:
         """Report non-finite worlds; PhysX exposes no per-world buffer overflow counters."""
-        finite = torch.isfinite(self._root).all(dim=1) & torch.isfinite(self._dof_state.view(
-            self.num_envs, -1)).all(dim=1)
+        finite = (torch.isfinite(self._root).all(dim=1)
+                  & torch.isfinite(self._dof_pos).all(dim=1)
+                  & torch.isfinite(self._dof_vel).all(dim=1))
         return {'overflow': False, 'nonfinite_worlds': int((~finite).sum()),
                 'note': 'PhysX has no per-world contact buffer counters'}
 
     def close(self) -> None:
-        """Destroy the sim."""
-        if getattr(self, '_sim', None) is not None:
+        """Destroy the sim (once)."""
+        if not getattr(self, '_closed', True):
             self._gym.destroy_sim(self._sim)
-            self._sim = None
+            self._closed = True
+
