@@ -4,10 +4,14 @@ The MuJoCo model of a robot: floating base, ground plane, one motor per joint in
 :func:`build_mujoco_model` turns any robot of :mod:`humanoid_rl_ros.robot.description` into a
 MuJoCo model with a free-floating base, a ground plane at z = 0 and one motor actuator per joint
 in policy order, so that ``data.ctrl`` holds joint efforts [N*m] in policy order. The address
-helpers map policy-order joints and named bodies to ``qpos``/``qvel`` indices.
+helpers map policy-order joints and named bodies to ``qpos``/``qvel`` indices. An optional
+:class:`Terrain` tilts the ground plane (a slope) or lays a random heightfield over it (rough
+ground).
 """
 
-from typing import Sequence
+from dataclasses import dataclass
+import math
+from typing import Optional, Sequence
 
 from humanoid_rl_ros.robot.description import (_finite, _load_spec, RobotConfig, RobotConfigError,
                                                validate_against_model)
@@ -22,12 +26,14 @@ __all__ = [
     'FLOOR_COLLISION_BITS',
     'FLOOR_FRICTION',
     'FLOOR_GEOM_NAME',
+    'HFIELD_GEOM_NAME',
     'IMU_ACC_SENSOR',
     'IMU_GYRO_SENSOR',
     'IMU_SITE_NAME',
     'joint_dof_adr',
     'joint_qpos_adr',
     'ROBOT_COLLISION_BITS',
+    'Terrain',
 ]
 
 # Collision filtering: a pair collides when (contype_a & conaffinity_b) or
@@ -41,6 +47,96 @@ FLOOR_FRICTION = (1.0, 0.005, 0.0001)  # sliding, torsional, rolling
 IMU_SITE_NAME = 'imu'
 IMU_ACC_SENSOR = 'imu_acc'
 IMU_GYRO_SENSOR = 'imu_gyro'
+HFIELD_GEOM_NAME = 'rough_ground'
+
+
+@dataclass(frozen=True)
+class Terrain:
+    """
+    Shape of the ground: a plane tilted about the world y axis, or a random heightfield.
+
+    Both keep the ground at z = 0 under the world origin, where the robot is reset, so a reset at
+    the origin with the nominal base height needs no change.
+    """
+
+    slope_rad: float = 0.0
+    """Ground pitch [rad]: the plane rises along +x for > 0 (its normal is tilted towards -x)."""
+    rough_amplitude_m: float = 0.0
+    """Peak-to-peak height of the heightfield [m]; 0: no heightfield."""
+    rough_cell_m: float = 0.2
+    """Spacing of the heightfield's grid points [m] (MuJoCo joins them by flat triangles)."""
+    rough_size_m: float = 40.0
+    """Side of the square heightfield, centred on the origin [m]; the plane lies beyond."""
+    rough_flat_radius_m: float = 0.5
+    """Grid points closer than this to the origin are at 0 (a flat pad to reset on) [m]."""
+    seed: int = 0
+    """Seed of the heightfield's random heights."""
+
+    def __post_init__(self) -> None:
+        """Check the values (finite, ranges) and that at most one of slope/rough is set."""
+        for name in ('slope_rad', 'rough_amplitude_m', 'rough_cell_m', 'rough_size_m',
+                     'rough_flat_radius_m'):
+            _finite(getattr(self, name), name)
+        if abs(self.slope_rad) >= math.radians(45.0):
+            raise RobotConfigError(f'slope_rad must be within +/-45 deg, got {self.slope_rad}')
+        if self.rough_amplitude_m < 0.0 or self.rough_flat_radius_m < 0.0:
+            raise RobotConfigError('rough_amplitude_m and rough_flat_radius_m must be >= 0')
+        if self.rough_cell_m <= 0.0 or self.rough_size_m < 2.0 * self.rough_cell_m:
+            raise RobotConfigError('rough_cell_m must be > 0 and rough_size_m >= 2 cells')
+        if self.slope_rad != 0.0 and self.rough_amplitude_m > 0.0:
+            raise RobotConfigError('a Terrain is either a slope or rough ground, not both')
+
+    @property
+    def floor_quat_wxyz(self) -> np.ndarray:
+        """Return the ground plane's orientation (a rotation about y by -slope_rad)."""
+        half = -0.5 * self.slope_rad
+        return np.array([math.cos(half), 0.0, math.sin(half), 0.0])
+
+    def heightfield_m(self) -> np.ndarray:
+        """
+        Return the heightfield's grid heights [m], shape [rows along y, columns along x].
+
+        Heights are uniform random in [0, rough_amplitude_m], scaled so that the highest point
+        is exactly ``rough_amplitude_m``; points within ``rough_flat_radius_m`` of the origin
+        are 0. Row 0 is at y = -rough_size_m / 2, column 0 at x = -rough_size_m / 2.
+        """
+        n = int(round(self.rough_size_m / self.rough_cell_m)) + 1
+        rng = np.random.default_rng(self.seed)
+        heights = rng.uniform(0.0, 1.0, (n, n))
+        axis = np.linspace(-0.5 * self.rough_size_m, 0.5 * self.rough_size_m, n)
+        xx, yy = np.meshgrid(axis, axis)  # [row = y, column = x]
+        heights[np.hypot(xx, yy) < self.rough_flat_radius_m] = 0.0
+        return heights / heights.max() * self.rough_amplitude_m
+
+    def height_m(self, x_m: float, y_m: float) -> float:
+        """
+        Return the ground height [m] at a world point (x, y).
+
+        The slope is exact; the heightfield is interpolated bilinearly between its grid points
+        (MuJoCo uses two flat triangles per cell: the same at the grid points, within a few
+        millimetres between them for these amplitudes).
+        """
+        if self.rough_amplitude_m <= 0.0:
+            return float(x_m * math.tan(self.slope_rad))
+        half = 0.5 * self.rough_size_m
+        if not (-half <= x_m <= half and -half <= y_m <= half):
+            return 0.0
+        heights = self._heights_cache()
+        n = heights.shape[0]
+        fx = (x_m + half) / self.rough_cell_m
+        fy = (y_m + half) / self.rough_cell_m
+        c0, r0 = min(int(fx), n - 2), min(int(fy), n - 2)
+        tx, ty = fx - c0, fy - r0
+        top = heights[r0, c0] * (1 - tx) + heights[r0, c0 + 1] * tx
+        bottom = heights[r0 + 1, c0] * (1 - tx) + heights[r0 + 1, c0 + 1] * tx
+        return float(top * (1 - ty) + bottom * ty)
+
+    def _heights_cache(self) -> np.ndarray:
+        cache = self.__dict__.get('_heights')
+        if cache is None:
+            cache = self.heightfield_m()
+            object.__setattr__(self, '_heights', cache)
+        return cache
 
 
 def _subtree_bodies(body: 'mujoco.MjsBody') -> list:
@@ -52,7 +148,8 @@ def _subtree_bodies(body: 'mujoco.MjsBody') -> list:
 
 
 def build_mujoco_model(robot: RobotConfig, timestep_s: float = 0.005, *,
-                       add_imu: bool = False) -> 'mujoco.MjModel':
+                       add_imu: bool = False,
+                       terrain: Optional[Terrain] = None) -> 'mujoco.MjModel':
     """
     Compile a robot into a MuJoCo model ready for simulation.
 
@@ -64,7 +161,10 @@ def build_mujoco_model(robot: RobotConfig, timestep_s: float = 0.005, *,
     ctrlrange = +/- effort limit), replacing any actuators of an MJCF description; keyframe
     ``default`` with the base at the nominal height and the joints at the default pose.
     With ``add_imu`` an ``imu`` site on the base carries an accelerometer (``imu_acc``, with
-    the gravity reaction a real accelerometer measures) and a gyro (``imu_gyro``).
+    the gravity reaction a real accelerometer measures) and a gyro (``imu_gyro``). A
+    ``terrain`` tilts the plane (:attr:`Terrain.slope_rad`) or adds a heightfield geom
+    ``rough_ground`` on top of it (:attr:`Terrain.rough_amplitude_m`), with the floor's friction
+    and collision bits.
 
     Joint qpos/qvel addresses follow the description's tree order, which need not be the
     policy order: use :func:`joint_qpos_adr` and :func:`joint_dof_adr`.
@@ -105,6 +205,25 @@ def build_mujoco_model(robot: RobotConfig, timestep_s: float = 0.005, *,
     floor.size = [0.0, 0.0, 0.05]
     floor.friction = list(FLOOR_FRICTION)
     floor.rgba = [0.6, 0.65, 0.7, 1.0]
+    ground = [floor]
+    if terrain is not None and terrain.slope_rad != 0.0:
+        floor.quat = list(terrain.floor_quat_wxyz)
+    if terrain is not None and terrain.rough_amplitude_m > 0.0:
+        heights = terrain.heightfield_m()
+        hfield = spec.add_hfield()
+        hfield.name = HFIELD_GEOM_NAME
+        hfield.nrow, hfield.ncol = heights.shape
+        half = 0.5 * terrain.rough_size_m
+        # size: x and y half-extents, top elevation, depth of the solid base below z = 0
+        hfield.size = [half, half, terrain.rough_amplitude_m, 0.1]
+        hfield.userdata = list((heights / terrain.rough_amplitude_m).reshape(-1))
+        rough = spec.worldbody.add_geom()
+        rough.name = HFIELD_GEOM_NAME
+        rough.type = mujoco.mjtGeom.mjGEOM_HFIELD
+        rough.hfieldname = HFIELD_GEOM_NAME
+        rough.friction = list(FLOOR_FRICTION)
+        rough.rgba = [0.55, 0.6, 0.55, 1.0]
+        ground.append(rough)
     # Classify bodies by walking the tree (MjSpec hands out fresh Python wrappers, so
     # id() comparisons are meaningless); the base is a direct child of the world.
     tree = [(spec.worldbody, False)]
@@ -116,7 +235,8 @@ def build_mujoco_model(robot: RobotConfig, timestep_s: float = 0.005, *,
                 continue  # visual-only geom
             geom.contype, geom.conaffinity = (
                 ROBOT_COLLISION_BITS if is_robot else FLOOR_COLLISION_BITS)
-    floor.contype, floor.conaffinity = FLOOR_COLLISION_BITS
+    for geom in ground:
+        geom.contype, geom.conaffinity = FLOOR_COLLISION_BITS
 
     for joint in robot.joints:
         mjs_joint = spec.joint(joint.name)

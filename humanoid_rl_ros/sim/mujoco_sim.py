@@ -19,7 +19,7 @@ from typing import Optional, Sequence
 from humanoid_rl_ros.robot.description import RobotConfig
 from humanoid_rl_ros.robot.mujoco_model import (base_qpos_adr, body_ids, build_mujoco_model,
                                                 default_qpos, IMU_ACC_SENSOR, IMU_GYRO_SENSOR,
-                                                joint_dof_adr, joint_qpos_adr)
+                                                joint_dof_adr, joint_qpos_adr, Terrain)
 import mujoco
 import numpy as np
 
@@ -63,10 +63,18 @@ class SimState:
 class MujocoRobotSim:
     """One robot in MuJoCo on the CPU; efforts in, states out, all in policy order."""
 
-    def __init__(self, robot: RobotConfig, timestep_s: float = 0.005) -> None:
-        """Build the model (with an IMU) for ``robot`` and reset to the default pose."""
+    def __init__(self, robot: RobotConfig, timestep_s: float = 0.005,
+                 terrain: Optional[Terrain] = None) -> None:
+        """
+        Build the model (with an IMU) for ``robot`` and reset to the default pose.
+
+        ``terrain`` (default: flat ground) tilts the ground or makes it rough; see
+        :class:`humanoid_rl_ros.robot.mujoco_model.Terrain`.
+        """
         self.robot = robot
-        self.model: mujoco.MjModel = build_mujoco_model(robot, timestep_s, add_imu=True)
+        self.terrain = terrain if terrain is not None else Terrain()
+        self.model: mujoco.MjModel = build_mujoco_model(robot, timestep_s, add_imu=True,
+                                                        terrain=terrain)
         self.data: mujoco.MjData = mujoco.MjData(self.model)
         self._qadr = joint_qpos_adr(self.model, robot)
         self._dadr = joint_dof_adr(self.model, robot)
@@ -252,6 +260,15 @@ class MujocoRobotSim:
                         b2 == foot and not self._robot_body[b1]):
                     out[i] = True
         return out
+
+    @property
+    def total_mass_kg(self) -> float:
+        """Return the robot's total mass [kg] (every body of the model but the world)."""
+        return float(np.sum(self.model.body_mass[self._robot_body]))
+
+    def ground_height_m(self, x_m: float, y_m: float) -> float:
+        """Return the ground's height [m] at world point (x, y) (0 on flat ground)."""
+        return self.terrain.height_m(x_m, y_m)
 
     def tilt_rad(self) -> float:
         """Return the angle between the base's z axis and the world's z axis [rad]."""
