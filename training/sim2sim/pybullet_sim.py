@@ -1,0 +1,593 @@
+"""
+PyBullet simulation of one robot, driven by joint efforts in policy order.
+
+:class:`PyBulletRobotSim` is the PyBullet counterpart of
+:class:`humanoid_rl_ros.sim.mujoco_sim.MujocoRobotSim`: the same constructor arguments, the
+same conventions and the state readouts the evaluator uses, so
+:func:`training.evaluate.run_case` runs on either engine. Bullet's contact model differs from
+MuJoCo's: rigid contacts resolved by a sequential-impulse (projected Gauss-Seidel) solver with
+error reduction, instead of MuJoCo's soft convex contacts, with Bullet's collision detection
+(contact manifolds with margins) instead of MuJoCo's.
+
+The model, built from the robot's URDF:
+
+* floating base (PyBullet's base is the URDF's root link, which must be ``robot.base_link``);
+  inertias from the URDF (``URDF_USE_INERTIA_FROM_FILE``; by default PyBullet would compute
+  them from the collision shapes); no self collision; PyBullet's default link damping
+  (0.04 linear and angular) removed; gravity -9.81 m/s^2 along z;
+* a ground plane at z = 0; friction as MuJoCo's model: sliding, torsional (Bullet's spinning)
+  and rolling coefficients of
+  :data:`humanoid_rl_ros.robot.mujoco_model.FLOOR_FRICTION` on every robot link, combined
+  with a ground of lateral friction 1 (Bullet multiplies the sliding coefficients and weighs
+  each side's spinning/rolling coefficient by the other side's sliding one);
+* torque control at the contract's physics step: PyBullet's default velocity motors (which
+  would hold every joint still) are switched off, and each step applies the clamped efforts
+  with ``TORQUE_CONTROL``, held over ``config.substeps`` Bullet steps;
+* rotor inertia (``armature_kg_m2``): Bullet's multibodies have no joint armature, and without
+  it the explicit PD loop at the contract's physics step is unstable (the light distal links
+  oscillate and the robot falls within a second). With ``armature='rotor'`` (the default) each
+  actuated joint gets a rotor: a link on the joint's parent, on the joint's axis, with inertia
+  J / N^2 about that axis, geared to the joint by a Bullet gear constraint (rotor speed = N x
+  joint speed). Its kinetic energy is J qd^2 / 2 plus a coupling term J / N times the parent's
+  rotation about the axis, so the joint-space inertia matches MuJoCo's (rigid bodies plus J on
+  each joint's diagonal) up to O(1/N) (``rotor_gear_ratio`` N, 20 by default; see
+  :meth:`PyBulletRobotSim.joint_inertia_kg_m2`). The gear constraints are solved by the same
+  iterative solver as the contacts, so they hold only as well as it converges
+  (``solver_iterations``). ``armature='link_inertia'`` instead adds J to the child link's
+  inertia about the joint axis (no constraints, but J then also loads every parallel joint
+  above and the base, and the inertia tensors stop being physical); ``'none'`` leaves it out.
+  Each rotor adds 0.1 g at its joint's origin to the parent link.
+
+Conventions (as MujocoRobotSim): joint arrays are in policy order; quaternions are wxyz
+(PyBullet's xyzw is converted); "world" vectors are in the world frame; "body" vectors in the
+base link's frame (PyBullet reports base velocities in the world frame, at the centre of mass).
+"""
+
+from dataclasses import dataclass
+import math
+from pathlib import Path
+import tempfile
+from typing import Dict, Literal, Mapping, Optional, Sequence, Tuple
+import xml.etree.ElementTree as ElementTree
+
+from humanoid_rl_ros.core.policy_math import quat_xyzw_to_wxyz, world_to_body
+from humanoid_rl_ros.robot.description import RobotConfig
+from humanoid_rl_ros.robot.mujoco_model import FLOOR_FRICTION
+from humanoid_rl_ros.sim.mujoco_sim import DEFAULT_MAX_TILT_RAD
+import numpy as np
+import pybullet
+from pybullet_utils import bullet_client
+
+__all__ = ['GRAVITY_M_S2', 'PyBulletConfig', 'PyBulletRobotSim', 'rotation_matrix_wxyz',
+           'urdf_with_rotors']
+
+GRAVITY_M_S2 = 9.81
+"""Gravity [m/s^2] along -z, as MuJoCo's default."""
+MAX_JOINT_SPEED_RAD_S = 1e4
+"""Bullet's joint speed clamp, raised from its 100 rad/s default so it never acts [rad/s]."""
+ROTOR_MAX_TORQUE_NM = 1e5
+"""Force limit of the rotor gear constraints [N*m]: high enough never to bind."""
+_AXIS_ALIGNED_TOL = 1e-6
+
+
+@dataclass(frozen=True)
+class PyBulletConfig:
+    """Engine settings of :class:`PyBulletRobotSim` (the physics step comes from the caller)."""
+
+    substeps: int = 1
+    """Bullet steps per physics step (each ``timestep_s / substeps``); the effort is held."""
+    solver_iterations: int = 50
+    """Constraint solver iterations per Bullet step (PyBullet's default is 50)."""
+    armature: Literal['rotor', 'link_inertia', 'none'] = 'rotor'
+    """Rotor inertia: geared rotor links, the child link's inertia about the axis, or none."""
+    rotor_gear_ratio: float = 20.0
+    """Gear ratio N of the rotors (``armature='rotor'``); the error in the inertia is O(1/N)."""
+
+    def __post_init__(self) -> None:
+        """Check the counts; raise ValueError naming the field."""
+        if int(self.substeps) != self.substeps or self.substeps < 1:
+            raise ValueError(f'substeps must be an integer >= 1, got {self.substeps!r}')
+        if int(self.solver_iterations) != self.solver_iterations or self.solver_iterations < 1:
+            raise ValueError(
+                f'solver_iterations must be an integer >= 1, got {self.solver_iterations!r}')
+        if self.armature not in ('rotor', 'link_inertia', 'none'):
+            raise ValueError(
+                f"armature must be 'rotor', 'link_inertia' or 'none', got {self.armature!r}")
+        if not math.isfinite(self.rotor_gear_ratio) or self.rotor_gear_ratio < 1.0:
+            raise ValueError(f'rotor_gear_ratio must be >= 1, got {self.rotor_gear_ratio!r}')
+
+
+def rotation_matrix_wxyz(q_wxyz: Sequence[float]) -> np.ndarray:
+    """Return the 3x3 rotation matrix (world from body) of a wxyz quaternion (normalized)."""
+    w, x, y, z = np.asarray(q_wxyz, dtype=np.float64) / np.linalg.norm(q_wxyz)
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
+
+
+def _quat_wxyz_multiply(a: Sequence[float], b: Sequence[float]) -> np.ndarray:
+    aw, ax, ay, az = a
+    bw, bx, by, bz = b
+    return np.array([aw * bw - ax * bx - ay * by - az * bz,
+                     aw * bx + ax * bw + ay * bz - az * by,
+                     aw * by - ax * bz + ay * bw + az * bx,
+                     aw * bz + ax * by - ay * bx + az * bw])
+
+
+def _quat_wxyz_conjugate(q: Sequence[float]) -> np.ndarray:
+    return np.array([q[0], -q[1], -q[2], -q[3]], dtype=np.float64)
+
+
+ROTOR_MASS_KG = 1e-4
+"""Mass of each rotor link [kg] (at its joint's origin; Bullet's links need a mass)."""
+ROTOR_SUFFIX = '__rotor'
+"""Suffix of the rotor links and joints added by :func:`urdf_with_rotors`."""
+
+
+def _fmt(value: float) -> str:
+    return '%.12g' % float(value)
+
+
+def urdf_with_rotors(urdf_path: Path, armature_kg_m2: Mapping[str, float],
+                     gear_ratio: float) -> Tuple[str, Dict[str, str]]:
+    """
+    Return the URDF text with a rotor for each joint of ``armature_kg_m2``, and the rotors.
+
+    Joint ``j`` with rotor inertia J > 0 gets link and joint ``j + ROTOR_SUFFIX``: a continuous
+    joint on ``j``'s parent, at ``j``'s origin and axis, whose link has mass
+    :data:`ROTOR_MASS_KG` at that origin and inertia J / N^2 about the axis (0.6 of that about
+    the other axes, so the tensor is physical). The caller gears it to ``j`` (rotor speed = N x
+    joint speed), which reflects J onto the joint. Relative mesh file names are made absolute
+    so the text can be loaded from another folder. The second value maps joint to rotor name.
+    """
+    root = ElementTree.parse(urdf_path).getroot()
+    for mesh in root.iter('mesh'):
+        name = mesh.get('filename', '')
+        if name and '://' not in name and not Path(name).is_absolute():
+            mesh.set('filename', str((urdf_path.parent / name).resolve()))
+    joints = {j.get('name'): j for j in root.findall('joint')}
+    rotors = {}
+    for name, armature in armature_kg_m2.items():
+        if armature <= 0.0:
+            continue
+        if name not in joints:
+            raise ValueError(f'joint {name!r} is not in {urdf_path.name}')
+        joint = joints[name]
+        axis_el, origin = joint.find('axis'), joint.find('origin')
+        axis = np.array([float(v) for v in (axis_el.get('xyz') if axis_el is not None
+                                            else '1 0 0').split()])
+        axis = axis / np.linalg.norm(axis)
+        rotor_j = armature / gear_ratio ** 2
+        inertia = 0.6 * rotor_j * np.eye(3) + 0.4 * rotor_j * np.outer(axis, axis)
+        rotor = name + ROTOR_SUFFIX
+        link = ElementTree.SubElement(root, 'link', name=rotor)
+        inertial = ElementTree.SubElement(link, 'inertial')
+        ElementTree.SubElement(inertial, 'origin', xyz='0 0 0', rpy='0 0 0')
+        ElementTree.SubElement(inertial, 'mass', value=_fmt(ROTOR_MASS_KG))
+        ElementTree.SubElement(inertial, 'inertia', **{
+            key: _fmt(inertia[i, k]) for key, i, k in (
+                ('ixx', 0, 0), ('ixy', 0, 1), ('ixz', 0, 2), ('iyy', 1, 1), ('iyz', 1, 2),
+                ('izz', 2, 2))})
+        rotor_joint = ElementTree.SubElement(root, 'joint', name=rotor, type='continuous')
+        ElementTree.SubElement(rotor_joint, 'parent', link=joint.find('parent').get('link'))
+        ElementTree.SubElement(rotor_joint, 'child', link=rotor)
+        ElementTree.SubElement(rotor_joint, 'origin',
+                               xyz=origin.get('xyz', '0 0 0') if origin is not None else '0 0 0',
+                               rpy=origin.get('rpy', '0 0 0') if origin is not None else '0 0 0')
+        ElementTree.SubElement(rotor_joint, 'axis', xyz=' '.join(_fmt(v) for v in axis))
+        rotors[name] = rotor
+    ElementTree.indent(root)  # Bullet's XML parser rejects some very long lines
+    return ElementTree.tostring(root, encoding='unicode'), rotors
+
+
+class PyBulletRobotSim:
+    """One robot in PyBullet on the CPU; efforts in, states out, all in policy order."""
+
+    def __init__(self, robot: RobotConfig, timestep_s: float = 0.005,
+                 config: PyBulletConfig = PyBulletConfig()) -> None:
+        """Connect a headless PyBullet, build the robot on a ground plane and reset it."""
+        if robot.description_path.suffix.lower() != '.urdf':
+            raise ValueError(f'PyBulletRobotSim loads URDF descriptions only, robot '
+                             f'{robot.name!r} has {robot.description_path.name}')
+        if not math.isfinite(float(timestep_s)) or timestep_s <= 0.0:
+            raise ValueError(f'timestep_s must be > 0, got {timestep_s!r}')
+        self.robot = robot
+        self.config = config
+        self._dt_s = float(timestep_s)
+        self._effort_limit = robot.effort_limit_nm
+        self._time_s = 0.0
+        self._applied = np.zeros(robot.num_joints)
+        self._cache: Dict[str, np.ndarray] = {}
+        self._rotors: Dict[str, str] = {}
+        self._urdf_dir: Optional[tempfile.TemporaryDirectory] = None
+        urdf = robot.description_path
+        if config.armature == 'rotor':
+            text, self._rotors = urdf_with_rotors(
+                urdf, {j.name: j.armature_kg_m2 for j in robot.joints}, config.rotor_gear_ratio)
+            self._urdf_dir = tempfile.TemporaryDirectory(prefix='sim2sim_urdf_')
+            urdf = Path(self._urdf_dir.name) / urdf.name
+            urdf.write_text(text)
+        self._urdf_path = urdf
+        self._client = bullet_client.BulletClient(connection_mode=pybullet.DIRECT)
+        self._build()
+        self.reset()
+
+    # ---------------------------------------------------------------- model
+    def _build(self) -> None:
+        """(Re)create the world: ground, robot, rotors, dynamics settings."""
+        bc = self._client
+        bc.resetSimulation()
+        bc.setGravity(0.0, 0.0, -GRAVITY_M_S2)
+        bc.setPhysicsEngineParameter(
+            fixedTimeStep=self._dt_s / self.config.substeps, numSubSteps=0,
+            numSolverIterations=int(self.config.solver_iterations),
+            deterministicOverlappingPairs=1)
+        self._ground = bc.createMultiBody(
+            baseMass=0.0, baseCollisionShapeIndex=bc.createCollisionShape(pybullet.GEOM_PLANE))
+        bc.changeDynamics(self._ground, -1, lateralFriction=1.0, spinningFriction=0.0,
+                          rollingFriction=0.0, restitution=0.0)
+        self._body = bc.loadURDF(str(self._urdf_path),
+                                 [0.0, 0.0, self.robot.nominal_base_height_m],
+                                 flags=pybullet.URDF_USE_INERTIA_FROM_FILE)
+        base_name = bc.getBodyInfo(self._body)[0].decode()
+        if base_name != self.robot.base_link:
+            raise ValueError(f'the root link of {self.robot.description_path.name} is '
+                             f'{base_name!r}, robot.yaml names base_link '
+                             f'{self.robot.base_link!r}')
+        joints, links = {}, {}
+        num = bc.getNumJoints(self._body)
+        for index in range(num):
+            info = bc.getJointInfo(self._body, index)
+            joints[info[1].decode()] = (index, info[2], np.asarray(info[13], dtype=np.float64))
+            links[info[12].decode()] = index
+        missing = [n for n in self.robot.joint_names if n not in joints]
+        if missing:
+            raise ValueError(f'joints {missing} from robot.yaml are not in '
+                             f'{self.robot.description_path.name} as loaded by PyBullet')
+        not_revolute = [n for n in self.robot.joint_names
+                        if joints[n][1] != pybullet.JOINT_REVOLUTE]
+        if not_revolute:
+            raise ValueError(f'joints {not_revolute} are not revolute in PyBullet')
+        missing = [f for f in self.robot.foot_links if f not in links]
+        if missing:
+            raise ValueError(f'foot links {missing} are not links of '
+                             f'{self.robot.description_path.name}')
+        self._joints = [joints[n][0] for n in self.robot.joint_names]
+        self._feet = [links[f] for f in self.robot.foot_links]
+        self._movable = [i for i in range(num)
+                         if bc.getJointInfo(self._body, i)[2] != pybullet.JOINT_FIXED]
+        # Every movable joint (rotors too): switch off PyBullet's default velocity motor (max
+        # force 0), so only the applied torques act; joints outside robot.yaml stay passive.
+        bc.setJointMotorControlArray(self._body, self._movable, pybullet.VELOCITY_CONTROL,
+                                     forces=[0.0] * len(self._movable))
+        sliding, torsional, rolling = FLOOR_FRICTION
+        for link in range(-1, num):
+            # maxJointVelocity: Bullet clamps every joint speed to 100 rad/s by default (the
+            # rotors turn N times faster than their joints); MuJoCo has no such clamp.
+            bc.changeDynamics(self._body, link, lateralFriction=sliding,
+                              spinningFriction=torsional, rollingFriction=rolling,
+                              restitution=0.0, linearDamping=0.0, angularDamping=0.0,
+                              jointDamping=0.0, maxJointVelocity=MAX_JOINT_SPEED_RAD_S)
+        ratio = float(self.config.rotor_gear_ratio)
+        self._rotor_index = {}
+        for name, rotor in self._rotors.items():
+            rotor_index, joint_index = joints[rotor][0], joints[name][0]
+            # Bullet's gear constraint: qd_rotor + gearRatio * qd_joint = 0; erp 0: the rotor's
+            # angle is irrelevant, only its speed is held
+            constraint = bc.createConstraint(self._body, rotor_index, self._body, joint_index,
+                                             pybullet.JOINT_GEAR, [1.0, 0.0, 0.0],
+                                             [0.0, 0.0, 0.0], [0.0, 0.0, 0.0])
+            bc.changeConstraint(constraint, gearRatio=-ratio, maxForce=ROTOR_MAX_TORQUE_NM,
+                                erp=0.0)
+            self._rotor_index[name] = rotor_index
+        # rotor inertia added to each joint's child link [kg*m^2] ('link_inertia' only)
+        self.armature_added_kg_m2: Dict[str, float] = {}
+        if self.config.armature == 'link_inertia':
+            for spec in self.robot.joints:
+                if spec.armature_kg_m2 > 0.0:
+                    self._add_link_inertia(spec.name, joints[spec.name][0],
+                                           joints[spec.name][2], spec.armature_kg_m2)
+        base_info = bc.getDynamicsInfo(self._body, -1)
+        # base link frame -> base inertial (centre of mass) frame: PyBullet's base pose
+        self._base_com_pos_local = np.asarray(base_info[3], dtype=np.float64)
+        self._base_com_quat_local = quat_xyzw_to_wxyz(np.asarray(base_info[4], np.float64))
+
+    def _add_link_inertia(self, name: str, link: int, axis_link: np.ndarray,
+                          armature_kg_m2: float) -> None:
+        """Add ``armature_kg_m2`` to link ``link``'s principal inertia about the joint axis."""
+        bc = self._client
+        info = bc.getDynamicsInfo(self._body, link)
+        inertia = np.asarray(info[2], dtype=np.float64)
+        # the joint axis (in the link frame) expressed in the link's inertial (principal) frame
+        rot = rotation_matrix_wxyz(quat_xyzw_to_wxyz(np.asarray(info[4], dtype=np.float64)))
+        axis = rot.T @ (axis_link / np.linalg.norm(axis_link))
+        principal = int(np.argmax(np.abs(axis)))
+        if abs(abs(axis[principal]) - 1.0) > _AXIS_ALIGNED_TOL:
+            raise ValueError(
+                f'joint {name!r}: its axis {axis.round(4).tolist()} is not along a principal '
+                "axis of its child link's inertia, so its armature cannot be added as link "
+                "inertia; use armature='rotor'")
+        inertia[principal] += armature_kg_m2
+        bc.changeDynamics(self._body, link, localInertiaDiagonal=inertia.tolist())
+        self.armature_added_kg_m2[name] = float(armature_kg_m2)
+
+    def joint_inertia_kg_m2(self) -> np.ndarray:
+        """
+        Return the joint-space inertia of the actuated joints [kg*m^2], policy order, [n, n].
+
+        The joint block of the mass matrix at the current pose, with each rotor's speed tied
+        to its joint by the gear ratio, as the gear constraints hold it: comparable with
+        the same block of MuJoCo's mass matrix (rigid bodies plus armature on the diagonal).
+        Not available with ``armature='link_inertia'`` (Bullet's inverse dynamics refuses
+        the unphysical inertia tensors it makes).
+        """
+        bc = self._client
+        positions = [bc.getJointState(self._body, i)[0] for i in self._movable]
+        full = np.asarray(bc.calculateMassMatrix(self._body, positions), dtype=np.float64)
+        base = full.shape[0] - len(self._movable)  # 6 base dofs come first when floating
+        column = {index: base + k for k, index in enumerate(self._movable)}
+        tie = np.zeros((full.shape[0], self.robot.num_joints))
+        for k, (name, index) in enumerate(zip(self.robot.joint_names, self._joints)):
+            tie[column[index], k] = 1.0
+            if name in self._rotor_index:
+                tie[column[self._rotor_index[name]], k] = self.config.rotor_gear_ratio
+        return tie.T @ full @ tie
+
+    @property
+    def rotor_joints(self) -> Tuple[str, ...]:
+        """Return the joints that carry a geared rotor (``armature='rotor'``), policy order."""
+        return tuple(n for n in self.robot.joint_names if n in self._rotor_index)
+
+    def gear_slip_rad_s(self) -> float:
+        """Return max over the rotors of |rotor speed / N - joint speed| now [rad/s] (0: none)."""
+        if not self._rotor_index:
+            return 0.0
+        names = self.rotor_joints
+        rotor = np.array([s[1] for s in self._client.getJointStates(
+            self._body, [self._rotor_index[n] for n in names])])
+        joint = self._state()['qd'][[self.robot.joint_names.index(n) for n in names]]
+        return float(np.max(np.abs(rotor / self.config.rotor_gear_ratio - joint)))
+
+    def engine_parameters(self) -> Dict[str, float]:
+        """Return PyBullet's physics engine parameters in force (for reports)."""
+        params = self._client.getPhysicsEngineParameters()
+        return {str(k): (float(v) if isinstance(v, (int, float)) else v)
+                for k, v in params.items()}
+
+    # ---------------------------------------------------------------- control
+    def reset(self, base_xy_m: Sequence[float] = (0.0, 0.0), yaw_rad: float = 0.0,
+              joint_pos_rad: Optional[Sequence[float]] = None,
+              base_height_m: Optional[float] = None) -> None:
+        """
+        Reset to rest: default pose (or ``joint_pos_rad``), base upright at ``yaw_rad``.
+
+        The base is placed at ``base_xy_m`` and ``base_height_m`` (default: the robot's
+        nominal base height), with zero velocity; time restarts at 0. The world is rebuilt,
+        so no contact or solver state carries over from the previous run.
+        """
+        xy = np.asarray(base_xy_m, dtype=np.float64)
+        if xy.shape != (2,) or not np.all(np.isfinite(xy)):
+            raise ValueError(f'base_xy_m must be 2 finite numbers, got {base_xy_m!r}')
+        if not math.isfinite(float(yaw_rad)):
+            raise ValueError(f'yaw_rad must be finite, got {yaw_rad!r}')
+        height = self.robot.nominal_base_height_m if base_height_m is None else base_height_m
+        if not math.isfinite(float(height)):
+            raise ValueError(f'base_height_m must be finite, got {base_height_m!r}')
+        joints = (self.robot.default_pos_rad if joint_pos_rad is None
+                  else self._check_joint_vector(joint_pos_rad, 'joint_pos_rad'))
+        self._build()
+        half = 0.5 * float(yaw_rad)
+        self._set_base_pose(np.array([xy[0], xy[1], float(height)]),
+                            np.array([math.cos(half), 0.0, 0.0, math.sin(half)]))
+        for index, q in zip(self._joints, joints):
+            self._client.resetJointState(self._body, index, float(q), 0.0)
+        self._time_s = 0.0
+        self._applied = np.zeros(self.robot.num_joints)
+        self._cache = {}
+        self.max_gear_slip_rad_s = 0.0
+        """Largest :meth:`gear_slip_rad_s` after any step since the reset [rad/s]."""
+
+    def _set_base_pose(self, pos_m: np.ndarray, quat_wxyz: np.ndarray) -> None:
+        """Place the base link frame at ``pos_m``/``quat_wxyz`` (PyBullet poses the COM)."""
+        com_quat = _quat_wxyz_multiply(quat_wxyz, self._base_com_quat_local)
+        com_pos = pos_m + rotation_matrix_wxyz(quat_wxyz) @ self._base_com_pos_local
+        xyzw = [com_quat[1], com_quat[2], com_quat[3], com_quat[0]]
+        self._client.resetBasePositionAndOrientation(self._body, com_pos.tolist(), xyzw)
+        self._client.resetBaseVelocity(self._body, [0.0, 0.0, 0.0], [0.0, 0.0, 0.0])
+
+    def step(self, effort_nm: Sequence[float]) -> None:
+        """
+        Apply joint efforts [N*m] (policy order) for one physics step.
+
+        Raises ValueError for a wrong length or a non-finite entry; efforts are clamped to
+        +/- the effort limits before they are applied and held over the substeps.
+        """
+        effort = self._check_joint_vector(effort_nm, 'effort_nm')
+        self._applied = np.clip(effort, -self._effort_limit, self._effort_limit)
+        forces = self._applied.tolist()
+        for _ in range(self.config.substeps):
+            # PyBullet clears applied torques after every Bullet step: apply them each time
+            self._client.setJointMotorControlArray(self._body, self._joints,
+                                                   pybullet.TORQUE_CONTROL, forces=forces)
+            self._client.stepSimulation()
+        self._time_s += self._dt_s
+        self._cache = {}
+        if self._rotor_index:
+            self.max_gear_slip_rad_s = max(self.max_gear_slip_rad_s, self.gear_slip_rad_s())
+
+    def push(self, delta_vel_world_m_s: Sequence[float]) -> None:
+        """Add ``delta_vel_world_m_s`` [m/s, world frame] to the base's linear velocity."""
+        delta = np.asarray(delta_vel_world_m_s, dtype=np.float64)
+        if delta.shape != (3,) or not np.all(np.isfinite(delta)):
+            raise ValueError(
+                f'delta_vel_world_m_s must be 3 finite numbers, got {delta_vel_world_m_s!r}')
+        lin, ang = self._client.getBaseVelocity(self._body)
+        self._client.resetBaseVelocity(self._body, (np.asarray(lin) + delta).tolist(), ang)
+        self._cache = {}
+
+    def add_base_velocity(self, delta_vel_world_m_s: Sequence[float]) -> None:
+        """Add to the base's linear velocity [m/s, world frame] (alias of :meth:`push`)."""
+        self.push(delta_vel_world_m_s)
+
+    def _check_joint_vector(self, values: Sequence[float], what: str) -> np.ndarray:
+        arr = np.asarray(values, dtype=np.float64)
+        n = self.robot.num_joints
+        if arr.shape != (n,):
+            raise ValueError(f'{what} must have shape ({n},) in policy order, got {arr.shape}')
+        bad = ~np.isfinite(arr)
+        if np.any(bad):
+            names = [self.robot.joint_names[i] for i in np.flatnonzero(bad)]
+            raise ValueError(f'{what} is not finite for joints {names}')
+        return arr
+
+    # ---------------------------------------------------------------- state
+    @property
+    def client(self) -> bullet_client.BulletClient:
+        """
+        Return the PyBullet client, for raw access (its base pose is the COM's, quat xyzw).
+
+        Readouts are cached until the next step, reset or push: call :meth:`refresh` after
+        changing the state through the client.
+        """
+        return self._client
+
+    def refresh(self) -> None:
+        """Drop the cached readouts (after the state was changed through :attr:`client`)."""
+        self._cache = {}
+
+    @property
+    def body_id(self) -> int:
+        """Return the robot's PyBullet body id."""
+        return self._body
+
+    def _state(self) -> Dict[str, np.ndarray]:
+        """Read (once per state) joints and base from PyBullet; base in the link frame."""
+        if self._cache:
+            return self._cache
+        bc = self._client
+        states = bc.getJointStates(self._body, self._joints)
+        com_pos, com_xyzw = bc.getBasePositionAndOrientation(self._body)
+        com_lin, ang = bc.getBaseVelocity(self._body)
+        com_quat = quat_xyzw_to_wxyz(np.asarray(com_xyzw, dtype=np.float64))
+        quat = _quat_wxyz_multiply(com_quat, _quat_wxyz_conjugate(self._base_com_quat_local))
+        quat = quat / np.linalg.norm(quat)
+        rot = rotation_matrix_wxyz(quat)
+        offset = rot @ self._base_com_pos_local  # link origin -> COM, world frame
+        ang = np.asarray(ang, dtype=np.float64)
+        self._cache = {
+            'q': np.array([s[0] for s in states]),
+            'qd': np.array([s[1] for s in states]),
+            'pos': np.asarray(com_pos, dtype=np.float64) - offset,
+            'quat': quat,
+            'rot': rot,
+            # velocity of the link origin: v_origin = v_com + w x (p_origin - p_com)
+            'lin': np.asarray(com_lin, dtype=np.float64) + np.cross(ang, -offset),
+            'ang': ang,
+        }
+        return self._cache
+
+    @property
+    def time_s(self) -> float:
+        """Return the simulation time [s]."""
+        return self._time_s
+
+    @property
+    def timestep_s(self) -> float:
+        """Return the physics step [s] (each split into ``config.substeps`` Bullet steps)."""
+        return self._dt_s
+
+    @property
+    def joint_pos_rad(self) -> np.ndarray:
+        """Return joint positions [rad], policy order."""
+        return self._state()['q'].copy()
+
+    @property
+    def joint_vel_rad_s(self) -> np.ndarray:
+        """Return joint velocities [rad/s], policy order."""
+        return self._state()['qd'].copy()
+
+    @property
+    def joint_effort_nm(self) -> np.ndarray:
+        """Return the efforts applied in the last step (after clamping) [N*m], policy order."""
+        return self._applied.copy()
+
+    @property
+    def base_pos_m(self) -> np.ndarray:
+        """Return the base link origin in the world [m]."""
+        return self._state()['pos'].copy()
+
+    @property
+    def base_quat_wxyz(self) -> np.ndarray:
+        """Return the base link orientation (world from body) as a unit quaternion wxyz."""
+        return self._state()['quat'].copy()
+
+    @property
+    def base_lin_vel_world_m_s(self) -> np.ndarray:
+        """Return the base link origin's linear velocity in the world frame [m/s]."""
+        return self._state()['lin'].copy()
+
+    @property
+    def base_lin_vel_body_m_s(self) -> np.ndarray:
+        """Return the base link origin's linear velocity in the base frame [m/s]."""
+        state = self._state()
+        return np.asarray(world_to_body(state['quat'], state['lin']), dtype=np.float64)
+
+    @property
+    def base_ang_vel_world_rad_s(self) -> np.ndarray:
+        """Return the base angular velocity in the world frame [rad/s]."""
+        return self._state()['ang'].copy()
+
+    @property
+    def base_ang_vel_body_rad_s(self) -> np.ndarray:
+        """Return the base angular velocity in the base frame [rad/s] (what a gyro measures)."""
+        state = self._state()
+        return np.asarray(world_to_body(state['quat'], state['ang']), dtype=np.float64)
+
+    @property
+    def foot_pos_world_m(self) -> np.ndarray:
+        """Return the foot links' origins in the world [m], shape [F, 3]."""
+        links = self._client.getLinkStates(self._body, self._feet, computeForwardKinematics=1)
+        return np.array([s[4] for s in links], dtype=np.float64)
+
+    @property
+    def foot_lin_vel_world_m_s(self) -> np.ndarray:
+        """Return the foot links' centre-of-mass velocities, world frame [m/s], shape [F, 3]."""
+        links = self._client.getLinkStates(self._body, self._feet, computeLinkVelocity=1,
+                                           computeForwardKinematics=1)
+        return np.array([s[6] for s in links], dtype=np.float64)
+
+    @property
+    def foot_in_contact(self) -> np.ndarray:
+        """Return whether each foot link touches the ground, shape [F]."""
+        out = np.zeros(len(self._feet), dtype=bool)
+        for i, link in enumerate(self._feet):
+            points = self._client.getContactPoints(bodyA=self._body, bodyB=self._ground,
+                                                   linkIndexA=link)
+            out[i] = any(point[8] <= 0.0 for point in points)  # contact distance [m]
+        return out
+
+    def tilt_rad(self) -> float:
+        """Return the angle between the base's z axis and the world's z axis [rad]."""
+        zz = float(self._state()['rot'][2, 2])
+        return math.acos(max(-1.0, min(1.0, zz)))
+
+    def fallen(self, min_height_m: Optional[float] = None,
+               max_tilt_rad: float = DEFAULT_MAX_TILT_RAD) -> bool:
+        """
+        Return True if the base is below ``min_height_m`` or tilted beyond ``max_tilt_rad``.
+
+        ``min_height_m`` defaults to half the nominal base height.
+        """
+        if min_height_m is None:
+            min_height_m = 0.5 * self.robot.nominal_base_height_m
+        return bool(self.base_pos_m[2] < min_height_m or self.tilt_rad() > max_tilt_rad)
+
+    def close(self) -> None:
+        """Disconnect from PyBullet and remove the generated URDF (the sim is unusable after)."""
+        if self._client is not None:
+            self._client.disconnect()
+            self._client = None
+        if self._urdf_dir is not None:
+            self._urdf_dir.cleanup()
+            self._urdf_dir = None
