@@ -1,10 +1,12 @@
 """
 Isaac Gym backend: the :class:`SimBackend` interface on Isaac Gym's (PhysX) tensor API.
 
-Optional: it runs only where ``isaacgym`` imports (Isaac Gym Preview 4, an NVIDIA download for
-Python <= 3.8).  It has never been run: its Isaac Gym calls are type-checked with mypy against
-the ``isaacgym-stubs`` package (``test/test_isaacgym_typecheck.py``), and every conversion that
-does not need Isaac Gym lives in :mod:`training.backends.conventions` with its own tests.
+Optional: it runs only where ``isaacgym`` imports (Isaac Gym Preview 4, an NVIDIA download with
+bindings for Python 3.6-3.8, while this project's pinned training stack needs Python >= 3.11:
+see :data:`INSTALL_HINT`).  It has never been run: its Isaac Gym calls are type-checked with
+mypy against the ``isaacgym-stubs`` package (``test/test_isaacgym_typecheck.py``), and every
+conversion that does not need Isaac Gym lives in :mod:`training.backends.conventions` with its
+own tests.
 Importing this module does not need isaacgym; constructing :class:`IsaacGymBackend` without it
 raises :class:`BackendUnavailableError`.  Isaac Gym refuses to import once torch is imported,
 so train with ``python -m training.isaacgym_train`` (it imports isaacgym first).
@@ -32,6 +34,7 @@ The robot's URDF is loaded with ``DOF_MODE_EFFORT`` and the same PD law as the M
 
 import math
 from pathlib import Path
+import sys
 from typing import Any, Dict, List, TYPE_CHECKING
 
 import torch
@@ -39,25 +42,28 @@ from training.backends.base import BackendUnavailableError, SimBackend
 from training.backends.conventions import (base_mass_kg, base_state_from_root, check_mask,
                                            dof_state_views, mask_to_actor_indices,
                                            masked_column_write_, masked_copy_, masked_updates,
-                                           name_order, ROOT_LIN_VEL_WORLD, ROOT_POS,
-                                           ROOT_STATE_WIDTH, root_from_base_state)
+                                           name_order, root_from_base_state, ROOT_LIN_VEL_WORLD,
+                                           ROOT_POS, ROOT_STATE_WIDTH)
 
 if TYPE_CHECKING:  # types only: importing isaacgym at runtime must wait for the constructor
-    from isaacgym import gymapi
+    from isaacgym.gymapi import Env as IsaacGymEnv  # noqa: F401 - used in an annotation
 
 INSTALL_HINT = (
-    'The isaacgym backend needs NVIDIA Isaac Gym Preview 4 (Python 3.6-3.8): download it from '
-    'NVIDIA, then `pip install -e isaacgym/python` in that Python environment, and start '
-    'training with `python -m training.isaacgym_train ...` (Isaac Gym must be imported before '
-    'torch). The default backend, mjwarp (`--backend mjwarp`), needs nothing beyond this '
-    "project's requirements.")
+    'To use it, download Isaac Gym Preview 4 from NVIDIA, `pip install -e isaacgym/python` in '
+    'a Python 3.6-3.8 environment (its bindings exist for those only) together with versions '
+    'of torch and mujoco that still support that Python (this project pins torch 2.13 and '
+    'mujoco 4.0, which need Python >= 3.11; no such combination is tested here), and train '
+    'with `python -m training.isaacgym_train` (Isaac Gym must be imported before torch). '
+    "The default backend, mjwarp (`--backend mjwarp`), needs nothing beyond this project's "
+    'requirements.')
 """How to get the Isaac Gym backend running; part of every 'not available' error."""
 
 
 def isaacgym_unavailable(reason: str) -> BackendUnavailableError:
     """Return the error raised when Isaac Gym cannot be used, with ``reason`` and the hint."""
-    return BackendUnavailableError(f'backend "isaacgym" is not available ({reason}). '
-                                   f'{INSTALL_HINT}')
+    python = '.'.join(str(v) for v in sys.version_info[:3])
+    return BackendUnavailableError(f'backend "isaacgym" is not available ({reason}; this is '
+                                   f'Python {python}). {INSTALL_HINT}')
 
 
 class IsaacGymBackend(SimBackend):
@@ -146,7 +152,7 @@ class IsaacGymBackend(SimBackend):
             dof_props['effort'][k] = joint.effort_limit_nm
             dof_props['armature'][k] = joint.armature_kg_m2
 
-        self._envs: List['gymapi.Env'] = []
+        self._envs: List['IsaacGymEnv'] = []
         self._actors: List[int] = []
         per_row = int(math.ceil(math.sqrt(self.num_envs)))
         lower = gymapi.Vec3(-env_spacing_m / 2, -env_spacing_m / 2, 0.0)
@@ -358,4 +364,3 @@ class IsaacGymBackend(SimBackend):
         if not getattr(self, '_closed', True):
             self._gym.destroy_sim(self._sim)
             self._closed = True
-
