@@ -26,14 +26,14 @@ upright-ish and contact counts are realistic.  Every timed region ends with a de
 synchronize.  Overflow reports of the backend are stored with each figure.
 """
 
-import argparse
+from dataclasses import dataclass
 import gc
 import json
 from pathlib import Path
 import platform
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Annotated, Any, Callable, Dict, List, Literal, Optional, Tuple
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
@@ -44,7 +44,40 @@ from humanoid_rl_ros.robot.description import load_robot  # noqa: E402
 import torch  # noqa: E402
 from training.backends.mjwarp import MjWarpBackend  # noqa: E402
 from training.config import EnvConfig  # noqa: E402
+import tyro  # noqa: E402
 import warp as wp  # noqa: E402
+
+
+@dataclass
+class BenchConfig:
+    """What the benchmark measures, and where it writes the figures."""
+
+    out: str
+    """Path of the JSON results file (written after each size)."""
+    robot: str = 'kestrel'
+    """Robot name under models/robots/, or a robot folder / robot.yaml path."""
+    device: str = 'cuda:0'
+    """Torch/warp device: cuda:0, or cpu for a tiny functional run."""
+    num_envs: Tuple[int, ...] = (4096, 8192)
+    """Worlds per measurement; each size is measured in turn."""
+    decimation: int = 4
+    """Physics steps per policy step."""
+    physics_dt_s: float = 0.005
+    """Physics time step [s]."""
+    policy_steps: int = 200
+    """Timed policy steps per measurement."""
+    reset_every: int = 50
+    """Reset to standing every this many policy steps of raw_physics and backend_step (untimed)."""
+    train_iterations: int = 5
+    """Timed PPO iterations of rollout_collection and end_to_end_training."""
+    nconmax: int = EnvConfig.nconmax_per_world
+    """Contacts per world, in every measurement (default: the env config's)."""
+    njmax: int = EnvConfig.njmax_per_world
+    """Constraint rows per world, in every measurement (default: the env config's)."""
+    skip: Tuple[Literal['env_step', 'training'], ...] = ()
+    """Measurements to skip."""
+    compile_setting: Annotated[str, tyro.conf.arg(name='compile')] = 'auto'
+    """torch.compile setting of the env and the runner: 'auto' or 'off'."""
 
 
 def _sync(device: torch.device) -> None:
@@ -138,20 +171,20 @@ def measure_backend_step(backend: MjWarpBackend, decimation: int, policy_steps: 
             'cuda_graph': bool(backend.use_cuda_graph), 'overflow': backend.check_overflow()}
 
 
-def _env_and_runner(args: argparse.Namespace, num_envs: int) -> Tuple[Any, Any]:
+def _env_and_runner(args: BenchConfig, num_envs: int) -> Tuple[Any, Any]:
     from training.env import LocomotionEnv
     from training.ppo import PPOConfig
     from training.runner import OnPolicyRunner, RunnerConfig
     cfg = EnvConfig(robot=args.robot, num_envs=num_envs, decimation=args.decimation,
-                    compile_step=args.compile, nconmax_per_world=args.nconmax,
+                    compile_step=args.compile_setting, nconmax_per_world=args.nconmax,
                     njmax_per_world=args.njmax)
     env = LocomotionEnv(cfg, 'mjwarp', args.device)
-    rcfg = RunnerConfig(tensorboard=False, plot=False, torch_compile=args.compile)
+    rcfg = RunnerConfig(tensorboard=False, plot=False, torch_compile=args.compile_setting)
     runner = OnPolicyRunner(env, PPOConfig(), rcfg, log_dir=None, device=args.device)
     return env, runner
 
 
-def measure_env_step(args: argparse.Namespace, num_envs: int) -> Dict[str, Any]:
+def measure_env_step(args: BenchConfig, num_envs: int) -> Dict[str, Any]:
     """Return env-steps/s of ``LocomotionEnv.step`` fed by the deterministic policy."""
     env, runner = _env_and_runner(args, num_envs)
     policy = runner.inference_policy()
@@ -171,7 +204,7 @@ def measure_env_step(args: argparse.Namespace, num_envs: int) -> Dict[str, Any]:
             'graph_captured': env.graph_captured, 'overflow': report}
 
 
-def measure_training(args: argparse.Namespace, num_envs: int) -> Dict[str, Any]:
+def measure_training(args: BenchConfig, num_envs: int) -> Dict[str, Any]:
     """
     Return the rollout-collection and end-to-end env-steps/s of ``OnPolicyRunner.learn``.
 
@@ -226,14 +259,14 @@ def _release_gpu_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def run(args: argparse.Namespace) -> Dict[str, Any]:
+def run(args: BenchConfig) -> Dict[str, Any]:
     """Run every measurement and return the results dict (also written after each size)."""
     dev = torch.device(args.device)
     robot = load_robot(args.robot)
     out: Dict[str, Any] = {
         'robot': args.robot, 'device': str(dev), 'decimation': args.decimation,
         'physics_dt_s': args.physics_dt_s, 'policy_steps': args.policy_steps,
-        'compile': args.compile,
+        'compile': args.compile_setting,
         'git_commit': git_commit(REPO_ROOT),
         'machine': {'platform': platform.platform(), 'python': platform.python_version(),
                     'torch': torch.__version__, 'warp': wp.__version__,
@@ -314,29 +347,9 @@ def _print_row(row: Dict[str, Any]) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Parse arguments, run the benchmark, print figures and write the JSON."""
-    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0].strip())
-    p.add_argument('--out', required=True, help='path of the JSON results file')
-    p.add_argument('--robot', default='kestrel')
-    p.add_argument('--device', default='cuda:0')
-    p.add_argument('--num-envs', type=int, nargs='+', default=[4096, 8192])
-    p.add_argument('--decimation', type=int, default=4)
-    p.add_argument('--physics-dt-s', type=float, default=0.005)
-    p.add_argument('--policy-steps', type=int, default=200,
-                   help='timed policy steps per measurement')
-    p.add_argument('--reset-every', type=int, default=50,
-                   help='reset to standing every this many policy steps (not timed)')
-    p.add_argument('--train-iterations', type=int, default=5)
-    p.add_argument('--nconmax', type=int, default=EnvConfig.nconmax_per_world,
-                   help='contacts per world, in every measurement (default: EnvConfig)')
-    p.add_argument('--njmax', type=int, default=EnvConfig.njmax_per_world,
-                   help='constraint rows per world, in every measurement (default: EnvConfig)')
-    p.add_argument('--skip', nargs='*', default=[], choices=['env_step', 'training'],
-                   help='measurements to skip')
-    p.add_argument('--compile', default='auto',
-                   help="torch.compile setting of env and runner: 'auto' or 'off'")
-    args = p.parse_args(argv)
-    run(args)
+    """Parse the options, run the benchmark, print figures and write the JSON."""
+    run(tyro.cli(BenchConfig, args=argv, prog='python benchmarks/gpu_throughput.py',
+                 description=__doc__.split('\n\n')[0].strip()))
     return 0
 
 

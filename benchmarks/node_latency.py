@@ -56,7 +56,6 @@ Usage (from the source checkout, venv active)::
     python benchmarks/node_latency.py --duration-s 60 --chunk-s 10   # alternating chunks
 """
 
-import argparse
 import dataclasses
 import json
 import os
@@ -66,7 +65,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Literal, Optional, Tuple
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -84,6 +83,7 @@ from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import Imu  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
+import tyro  # noqa: E402
 
 NSEC = NSEC_PER_SEC
 ECHOES = ('echo', 'lean echo')
@@ -458,35 +458,38 @@ def cpu_name() -> str:
     return f'{platform.processor() or platform.machine()}, {os.cpu_count()} cores'
 
 
+@dataclasses.dataclass
+class LatencyConfig:
+    """Options of the node latency benchmark."""
+
+    lean_echo: bool = False
+    """Also measure the lean echo (wait set, serialized messages); report the overhead over it."""
+    duration_s: float = 60.0
+    """Measured time per node and rate [s]."""
+    rates: Tuple[float, ...] = (200.0, 500.0)
+    """Control rates to test [Hz]."""
+    triggers: Tuple[Literal['timer', 'joint_states'], ...] = ('timer',)
+    """Policy node control_trigger values to test."""
+    chunk_s: float = 0.0
+    """Measure echo and policy node in alternating chunks of this many seconds until each has
+    duration_s; 0: one block each."""
+    priority: int = 0
+    """control_thread_priority of the policy node (SCHED_FIFO 1-99 where permitted; 0: normal)."""
+    fifo: int = 0
+    """Start every node under test (echoes and policy node) with `chrt --fifo N`, all of its
+    threads SCHED_FIFO N, the DDS ones included; 0: normal scheduling."""
+    out: Optional[Path] = None
+    """Write the results as JSON to this file."""
+    work: Path = Path('/tmp/node_latency')
+    """Folder for node logs and generated policies."""
+    role: Literal['bench', 'echo', 'lean_echo'] = 'bench'
+    """What this process is: the benchmark, or one of the echo nodes it starts."""
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the benchmark and print/save the results."""
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--role', choices=('bench', 'echo', 'lean_echo'), default='bench',
-                        help=argparse.SUPPRESS)
-    parser.add_argument('--lean-echo', action='store_true',
-                        help='also measure the lean echo (wait set, serialized messages) and '
-                             'report the overhead over it too')
-    parser.add_argument('--duration-s', type=float, default=60.0,
-                        help='measured time per node and rate [s] (default 60)')
-    parser.add_argument('--rates', type=float, nargs='+', default=[200.0, 500.0],
-                        help='control rates to test [Hz] (default 200 500)')
-    parser.add_argument('--triggers', nargs='+', default=['timer'],
-                        choices=('timer', 'joint_states'),
-                        help='policy node control_trigger values to test (default timer)')
-    parser.add_argument('--chunk-s', type=float, default=0.0,
-                        help='measure echo and policy node in alternating chunks of this many '
-                             'seconds until each has --duration-s (default 0: one block each)')
-    parser.add_argument('--priority', type=int, default=0,
-                        help='control_thread_priority of the policy node (SCHED_FIFO 1-99 '
-                             'where permitted; default 0: normal scheduling)')
-    parser.add_argument('--fifo', type=int, default=0,
-                        help='start every node under test (echoes and policy node alike) with '
-                             '`chrt --fifo N`, all of its threads SCHED_FIFO N, the DDS ones '
-                             'included (default 0: normal scheduling)')
-    parser.add_argument('--out', type=Path, default=None, help='write the results as JSON')
-    parser.add_argument('--work', type=Path, default=Path('/tmp/node_latency'),
-                        help='folder for node logs and generated policies')
-    args = parser.parse_args(argv)
+    args = tyro.cli(LatencyConfig, args=argv, prog='python benchmarks/node_latency.py',
+                    description=__doc__.split('\n\n')[0].strip())
     if args.role == 'echo':
         run_echo_node()
         return 0

@@ -1,130 +1,147 @@
-"""Typed dataclass configs from defaults, YAML and --set overrides (training/cli.py)."""
+"""
+The command lines of training and evaluation as a user meets them (tyro over the configs).
 
-import argparse
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Dict, Literal, Optional, Tuple
+``--help`` lists every config field with its docstring, ``--config FILE.yaml`` gives the
+defaults, dotted options are typed and applied, and an unknown or mistyped option is an error
+that names it.
+"""
+
+import ast
+import dataclasses
+import inspect
+import re
+import textwrap
+import typing
+from typing import Dict, Iterator, Tuple
 
 import pytest
-
-from training.cli import (add_config_arguments, apply_overrides, build_config, ConfigError,
-                          describe_config, dump_config, load_config)
-from training.ppo import PPOConfig
-from training.runner import RunnerConfig
+from training import evaluate, train
+from training.config import RewardConfig
+from training.train import dump_config, parse_config, TrainConfig
 
 
-@dataclass
-class RewardsCfg:
-    """Reward scales."""
-
-    tracking_lin_vel: float = 1.0
-    """Linear velocity tracking scale."""
-    torques: float = -1e-5
-    """Effort penalty scale."""
-
-
-@dataclass
-class EnvCfg:
-    """Env settings."""
-
-    num_envs: int = 16
-    """Parallel environments."""
-    rewards: RewardsCfg = field(default_factory=RewardsCfg)
-    """Reward scales."""
-    noise: Dict[str, float] = field(default_factory=lambda: {'joint_vel': 1.5})
-    """Noise per term."""
-    vx_range_m_s: Tuple[float, float] = (-1.0, 1.0)
-    """Forward command range [m/s]."""
-    backend: Literal['mjwarp', 'isaacgym'] = 'mjwarp'
-    """Simulator."""
-    robot_path: Optional[Path] = None
-    """Robot folder."""
-    name: str = 'run'
-    """Run name."""
-    push: bool = True
-    """Random pushes."""
-
-    def __post_init__(self):
-        """Validate."""
-        if self.num_envs < 1:
-            raise ValueError(f'num_envs must be >= 1, got {self.num_envs}')
+def _field_docs(cls: type) -> Dict[str, str]:
+    """Return ``{field: docstring}`` read from the string literal under each field of ``cls``."""
+    body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0].body
+    return {node.target.id: ' '.join(doc.value.value.split())
+            for node, doc in zip(body, body[1:])
+            if isinstance(node, ast.AnnAssign) and isinstance(doc, ast.Expr)
+            and isinstance(doc.value, ast.Constant) and isinstance(doc.value.value, str)}
 
 
-@dataclass(frozen=True)
-class TopCfg:
-    """Top-level config."""
+def _options(cls: type, prefix: str = '', flat: Tuple[str, ...] = ()
+             ) -> Iterator[Tuple[str, str]]:
+    """Yield ``(option, docstring)`` of each leaf field of ``cls``; ``flat`` ones add no prefix."""
+    docs = _field_docs(cls)
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        assert docs.get(f.name), f'{cls.__name__}.{f.name} has no docstring under it'
+        option = prefix + f.name.replace('_', '-')
+        if dataclasses.is_dataclass(hints[f.name]):
+            yield from _options(hints[f.name], '' if f.name in flat else option + '.')
+        elif isinstance(f.default_factory, type(lambda: 0)) and isinstance(
+                f.default_factory(), dict):  # one option per key, the field's doc above them
+            yield from ((f'{option}.{key.replace("_", "-")}', docs[f.name])
+                        for key in f.default_factory())
+        else:
+            yield option, docs[f.name]
 
-    env: EnvCfg = field(default_factory=EnvCfg)
-    """Environment."""
-    ppo: PPOConfig = field(default_factory=PPOConfig)
-    """PPO."""
-    runner: RunnerConfig = field(default_factory=RunnerConfig)
-    """Runner."""
-    seed: int = 1
-    """Seed."""
+
+def _plain(text: str) -> str:
+    """Return ``text`` without box drawing and line breaks (words separated by one space)."""
+    return ' '.join(re.sub('[│╭╮╰╯─]|-{3,}', ' ', text).split())
 
 
-def test_overrides_are_typed_and_nested():
-    cfg = apply_overrides(TopCfg(), [
-        'ppo.learning_rate=3e-4', 'env.rewards.tracking_lin_vel=2', 'seed=7',
-        'runner.policy.actor_hidden_dims=[256,128]', 'runner.policy.critic_hidden_dims=64,32',
-        'env.noise.joint_vel=0.5', 'env.vx_range_m_s=[-0.5, 1.5]', 'env.backend=isaacgym',
-        'env.robot_path=models/robots/kestrel', 'env.name=123', 'env.push=false',
-        'ppo.use_clipped_value_loss=False'])
-    assert cfg.ppo.learning_rate == 3e-4 and isinstance(cfg.ppo.learning_rate, float)
-    assert cfg.env.rewards.tracking_lin_vel == 2.0
-    assert isinstance(cfg.env.rewards.tracking_lin_vel, float)
-    assert cfg.seed == 7
-    assert cfg.runner.policy.actor_hidden_dims == (256, 128)
+def _help(main, capsys, monkeypatch) -> str:
+    """Return the ``--help`` text of ``main`` in one column, as plain words."""
+    monkeypatch.setenv('COLUMNS', '120')  # wider terminals get several columns of groups
+    with pytest.raises(SystemExit) as exc:
+        main(['--help'])
+    assert exc.value.code == 0
+    return _plain(capsys.readouterr().out)
+
+
+def _error(argv, capsys) -> str:
+    """Return the error text of parsing ``argv`` (exit status 2), as plain words."""
+    with pytest.raises(SystemExit) as exc:
+        parse_config(argv)
+    assert exc.value.code == 2
+    return _plain(capsys.readouterr().err)
+
+
+def test_train_help_lists_every_config_field_with_its_docstring(capsys, monkeypatch):
+    text = _help(train.main, capsys, monkeypatch)
+    options = list(_options(TrainConfig))
+    assert len(options) > 100
+    for option, doc in options:
+        assert re.search(re.escape(f'--{option}') + '[ ,]', text), option
+        assert doc in text, (option, doc)
+    assert '--config FILE.yaml' in text
+    assert '--num-envs INT, --env.num-envs INT' in text and '--robot STR, --env.robot STR' in text
+
+
+def test_evaluate_help_lists_the_suite_fields_with_their_docstrings(capsys, monkeypatch):
+    text = _help(evaluate.main, capsys, monkeypatch)
+    for option, doc in _options(evaluate.EvalCommand, flat=('suite',)):
+        if option != 'contract':  # the positional argument
+            assert re.search(re.escape(f'--{option}') + '[ ,]', text), option
+        assert doc in text, (option, doc)
+
+
+def test_a_dotted_option_is_typed_and_applied():
+    cfg = parse_config([
+        '--env.rewards.feet-phase', '2', '--ppo.learning-rate', '3e-4', '--seed', '7',
+        '--runner.policy.critic-hidden-dims', '64', '32',
+        '--env.commands.lin-vel-x-m-s', '-0.5', '1.5', '--env.observations.noise.joint-vel', '0.5',
+        '--runner.no-tensorboard', '--backend', 'isaacgym', '--num-envs', '8',
+        '--resume', 'runs/x/model_50.pt'])
+    assert cfg.env.rewards.feet_phase == 2.0 and isinstance(cfg.env.rewards.feet_phase, float)
+    assert cfg.ppo.learning_rate == 3e-4 and cfg.seed == 7
     assert cfg.runner.policy.critic_hidden_dims == (64, 32)
-    assert cfg.env.noise == {'joint_vel': 0.5}
-    assert cfg.env.vx_range_m_s == (-0.5, 1.5)
-    assert cfg.env.backend == 'isaacgym'
-    assert cfg.env.robot_path == Path('models/robots/kestrel')
-    assert cfg.env.name == '123'
-    assert cfg.env.push is False and cfg.ppo.use_clipped_value_loss is False
-    # Defaults are not mutated.
-    assert TopCfg().ppo.learning_rate == 1e-3 and EnvCfg().noise == {'joint_vel': 1.5}
+    assert cfg.env.commands.lin_vel_x_m_s == (-0.5, 1.5)
+    assert cfg.env.observations.noise['joint_vel'] == 0.5
+    assert cfg.env.observations.noise['base_lin_vel'] == 0.1  # the other keys keep defaults
+    assert cfg.runner.tensorboard is False and cfg.backend == 'isaacgym'
+    assert cfg.env.num_envs == 8 and str(cfg.resume) == 'runs/x/model_50.pt'
+    assert cfg.env.rewards.track_lin_vel == RewardConfig().track_lin_vel
+    assert TrainConfig().env.rewards.feet_phase == 1.0  # the defaults are not mutated
 
 
-@pytest.mark.parametrize('override, message', [
-    ('ppo.learnin_rate=1', "ppo.learnin_rate: unknown key 'learnin_rate'"),
-    ('envv.num_envs=1', "unknown key 'envv'"),
-    ('env.noise.joint_pos=1', "env.noise.joint_pos: unknown key 'joint_pos'"),
-    ('seed=1.5', 'seed: expected an int'),
-    ('ppo.gamma=fast', 'ppo.gamma: expected a float'),
-    ('env.push=maybe', 'env.push: expected a bool'),
-    ('env.backend=bullet', 'env.backend: expected one of'),
-    ('env.vx_range_m_s=[1, 2, 3]', 'env.vx_range_m_s: expected 2 values'),
-    ('env.num_envs=0', 'env.num_envs: rejected by EnvCfg: num_envs must be >= 1'),
-    ('ppo.clip_param=-1', 'ppo.clip_param'),
-    ('seed.x=1', "seed.x: 'seed' holds a int value, not a section"),
-    ('seed', 'KEY=VALUE'),
+def test_a_yaml_config_gives_the_defaults_and_options_override_it(tmp_path):
+    path = tmp_path / 'partial.yaml'
+    path.write_text('env:\n  num_envs: 64\n  rewards:\n    feet_phase: 2.5\n'
+                    '  randomization:\n    pushes: false\nppo:\n  gamma: 0.98\n'
+                    'runner:\n  policy:\n    actor_hidden_dims: [64, 32]\n')
+    for argv in (['--config', str(path), '--ppo.gamma', '0.97'],
+                 ['--ppo.gamma', '0.97', f'--config={path}']):
+        cfg = parse_config(argv)
+        assert cfg.env.num_envs == 64 and cfg.env.rewards.feet_phase == 2.5
+        assert cfg.env.randomization.pushes is False
+        assert cfg.runner.policy.actor_hidden_dims == (64, 32)
+        assert cfg.ppo.gamma == 0.97  # the option, not the file
+        assert cfg.env.rewards.track_lin_vel == RewardConfig().track_lin_vel
+    # the config.yaml saved in a run folder gives the same config back
+    saved = dump_config(cfg, tmp_path / 'run' / 'config.yaml')
+    assert parse_config(['--config', str(saved)]) == cfg
+
+
+@pytest.mark.parametrize('argv, messages', [
+    (['--env.rewards.feet-phas', '2'],
+     ('Unrecognized options: --env.rewards.feet-phas', 'Perhaps you meant',
+      '--env.rewards.feet-phase FLOAT')),
+    (['--ppo.gamma', 'fast'], ('Error parsing --ppo.gamma', "'fast'")),
+    (['--backend', 'bullet'], ("'bullet'", '--backend', "'mjwarp', 'isaacgym'")),
+    (['--ppo.clip-param', '-1'], ('ppo.clip_param must be > 0',)),
 ])
-def test_bad_overrides_name_the_key(override, message):
-    with pytest.raises(ConfigError, match=message.replace('[', r'\[')):
-        apply_overrides(TopCfg(), [override])
+def test_an_unknown_or_bad_option_is_an_error_naming_it(argv, messages, capsys):
+    text = _error(argv, capsys)
+    for message in messages:
+        assert message in text, (message, text)
 
 
-def test_yaml_round_trip_and_file_layering(tmp_path):
-    cfg = apply_overrides(TopCfg(), ['env.rewards.torques=-2e-5', 'runner.save_interval=10'])
-    path = dump_config(cfg, tmp_path / 'run' / 'config.yaml')
-    assert load_config(TopCfg, path) == cfg
-    (tmp_path / 'partial.yaml').write_text('env:\n  num_envs: 4096\nppo:\n  gamma: 0.98\n')
-    built = build_config(TopCfg, ['ppo.gamma=0.97'], config_file=tmp_path / 'partial.yaml')
-    assert built.env.num_envs == 4096 and built.ppo.gamma == 0.97
-    assert built.env.rewards == RewardsCfg()
-    (tmp_path / 'bad.yaml').write_text('env:\n  num_env: 3\n')
-    with pytest.raises(ConfigError, match="env.num_env: unknown key 'num_env'"):
-        load_config(TopCfg, tmp_path / 'bad.yaml')
-
-
-def test_argparse_helper_and_description():
-    parser = argparse.ArgumentParser()
-    add_config_arguments(parser)
-    args = parser.parse_args(['--set', 'seed=3', 'ppo.lam=0.9', '--set', 'env.num_envs=2'])
-    cfg = build_config(TopCfg, args.overrides, args.config_file)
-    assert (cfg.seed, cfg.ppo.lam, cfg.env.num_envs) == (3, 0.9, 2)
-    lines = describe_config(TopCfg())
-    assert any(line.startswith('ppo.learning_rate = 0.001  # Initial Adam') for line in lines)
-    assert any(line.startswith('env.rewards.torques = ') for line in lines)
+def test_an_unknown_key_in_a_yaml_config_is_an_error_naming_it_and_the_file(tmp_path, capsys):
+    path = tmp_path / 'bad.yaml'
+    path.write_text('env:\n  num_env: 3\n')
+    text = _error(['--config', str(path)], capsys)
+    assert 'Unrecognized options: --env.num-env, 3' in text
+    assert f'comes from {path}' in text

@@ -20,12 +20,11 @@ import onnxruntime as ort
 import pytest
 from robot_fixtures import CLASSIC_HUMANOID_JOINTS, write_classic_humanoid_robot
 import torch
-from training.cli import build_config
 from training.config import DomainRandConfig, EnvConfig
 from training.env import LocomotionEnv
 from training.evaluate import EvalConfig, evaluate, SUITE
 from training.runner import OnPolicyRunner
-from training.train import train, TrainConfig
+from training.train import parse_config, train
 
 
 def _quiet_cfg(num_envs: int) -> EnvConfig:
@@ -117,11 +116,12 @@ def test_env_observation_and_pd_effort_equal_the_nodes(env, tmp_path):
 
 
 def test_short_cpu_training_run_exports_a_policy_that_onnxruntime_agrees_with(tmp_path):
-    overrides = ['device=cpu', 'env.num_envs=3', 'iterations=2', 'runner.num_steps_per_env=8',
-                 'runner.tensorboard=false', 'runner.policy.actor_hidden_dims=[32,32]',
-                 'runner.policy.critic_hidden_dims=[32,32]', 'seed=4', 'run_name=cpu_smoke',
-                 f'log_root={tmp_path / "runs"}', f'export_dir={tmp_path / "models"}']
-    cfg = build_config(TrainConfig, overrides)
+    cfg = parse_config([
+        '--device', 'cpu', '--num-envs', '3', '--iterations', '2',
+        '--runner.num-steps-per-env', '8', '--runner.no-tensorboard',
+        '--runner.policy.actor-hidden-dims', '32', '32',
+        '--runner.policy.critic-hidden-dims', '32', '32', '--seed', '4', '--run-name', 'cpu_smoke',
+        '--log-root', str(tmp_path / 'runs'), '--export-dir', str(tmp_path / 'models')])
     result = train(cfg, command_line=['pytest'])
     history = result['history']
     assert len(history) == 2
@@ -140,13 +140,14 @@ def test_short_cpu_training_run_exports_a_policy_that_onnxruntime_agrees_with(tm
 
 def test_pipeline_takes_another_robot_described_in_mjcf(tmp_path):
     robot_dir = write_classic_humanoid_robot(tmp_path)
-    overrides = ['device=cpu', 'env.num_envs=2', 'iterations=1', 'runner.num_steps_per_env=8',
-                 'runner.tensorboard=false', 'runner.plot=false',
-                 'runner.policy.actor_hidden_dims=[32,32]',
-                 'runner.policy.critic_hidden_dims=[32,32]', f'env.robot={robot_dir}',
-                 'run_name=classic', f'log_root={tmp_path / "runs"}',
-                 f'export_dir={tmp_path / "models"}']
-    result = train(build_config(TrainConfig, overrides), command_line=['pytest'])
+    cfg = parse_config([
+        '--device', 'cpu', '--num-envs', '2', '--iterations', '1',
+        '--runner.num-steps-per-env', '8', '--runner.no-tensorboard', '--runner.no-plot',
+        '--runner.policy.actor-hidden-dims', '32', '32',
+        '--runner.policy.critic-hidden-dims', '32', '32', '--robot', str(robot_dir),
+        '--run-name', 'classic', '--log-root', str(tmp_path / 'runs'),
+        '--export-dir', str(tmp_path / 'models')])
+    result = train(cfg, command_line=['pytest'])
     contract = read_contract(result['contract'])
     assert contract.robot == 'classic_humanoid'
     assert contract.joint_names == tuple(CLASSIC_HUMANOID_JOINTS)
@@ -179,10 +180,11 @@ def test_a_run_stopped_by_an_error_keeps_a_checkpoint_to_resume_from(tmp_path, m
         raise KeyboardInterrupt
 
     monkeypatch.setattr(OnPolicyRunner, 'learn', fail)
-    overrides = ['device=cpu', 'env.num_envs=2', 'iterations=1', 'runner.tensorboard=false',
-                 'runner.plot=false', 'run_name=stopped', f'log_root={tmp_path / "runs"}',
-                 f'export_dir={tmp_path / "models"}']
+    cfg = parse_config(['--device', 'cpu', '--num-envs', '2', '--iterations', '1',
+                        '--runner.no-tensorboard', '--runner.no-plot', '--run-name', 'stopped',
+                        '--log-root', str(tmp_path / 'runs'),
+                        '--export-dir', str(tmp_path / 'models')])
     with pytest.raises(KeyboardInterrupt):
-        train(build_config(TrainConfig, overrides), command_line=['pytest'])
+        train(cfg, command_line=['pytest'])
     assert (tmp_path / 'runs' / 'stopped' / 'model_0_interrupted.pt').is_file()
     assert not (tmp_path / 'models' / 'stopped.onnx').exists()

@@ -1,14 +1,16 @@
 """
 Typed configuration of the locomotion task.
 
-Every field has a docstring and a unit. Defaults start from the anchors' published numbers
-(``RECIPES.md``: legged_gym, mjlab, mujoco_playground) and are cited where borrowed. Configs are
-overridden from the command line (``--set env.rewards.track_lin_vel=2.0``) and the resolved
-config is saved in each run folder.
+Every field has a docstring and a unit. Defaults start from the published numbers of
+legged_gym, mjlab and mujoco_playground and are cited where borrowed. Every field is an option
+of ``python -m training.train`` (``--env.rewards.track-lin-vel 2.0``; ``--help`` lists them with
+these docstrings) and the resolved config is saved in each run folder.
 """
 
 from dataclasses import dataclass, field
-from typing import Dict, Tuple
+from typing import Annotated, Dict, Tuple
+
+import tyro
 
 
 @dataclass
@@ -146,9 +148,9 @@ class DomainRandConfig:
 class EnvConfig:
     """The velocity-tracking locomotion task."""
 
-    robot: str = 'kestrel'
+    robot: Annotated[str, tyro.conf.arg(aliases=('--robot',))] = 'kestrel'
     """Robot name under models/robots/, or a robot folder / robot.yaml path."""
-    num_envs: int = 4096
+    num_envs: Annotated[int, tyro.conf.arg(aliases=('--num-envs',))] = 4096
     """Parallel environments (worlds)."""
     physics_dt_s: float = 0.005
     """Physics and PD period [s] (legged_gym, Isaac Lab, mjlab: 200 Hz)."""

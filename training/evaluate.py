@@ -7,30 +7,31 @@ The policy runs through the deployment code path:
 (onnxruntime), on :class:`humanoid_rl_ros.sim.mujoco_sim.MujocoRobotSim` (the sim node's model).
 Only the contract says how to build observations and efforts.
 
-Usage::
+Usage (``--help`` lists every option)::
 
     python -m training.evaluate models/humanoid_walk.yaml --out benchmarks/eval
     python -m training.evaluate models/humanoid_walk.yaml --quick   # a few seconds per command
+    python -m training.evaluate models/humanoid_walk.yaml --seeds 1 --pushes False
 
 Tracking errors are measured after a rise time, on the base velocity averaged over one gait
 period (walking speed is a per-stride quantity: the pelvis speeds up and slows down within a
 stride). The instantaneous errors are reported too.
 """
 
-import argparse
 from dataclasses import asdict, dataclass, field
 import json
 import math
 from pathlib import Path
 import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Annotated, Any, Dict, List, Optional, Sequence, Tuple
 
 from humanoid_rl_ros.core.controller import Controller, ControllerConfig, ControllerState
 from humanoid_rl_ros.core.policy_runtime import PolicyRuntime
 from humanoid_rl_ros.robot.description import load_robot
 from humanoid_rl_ros.sim.mujoco_sim import MujocoRobotSim
 import numpy as np
+import tyro
 
 
 @dataclass(frozen=True)
@@ -368,26 +369,34 @@ def evaluate(contract_path: Path, cfg: EvalConfig, out_dir: Optional[Path],
     return report
 
 
+QUICK = EvalConfig(duration_s=3.0, seeds=1, pushes=(False,), rise_s=1.0)
+"""The suite settings of ``--quick``."""
+
+
+@dataclass
+class EvalCommand:
+    """Command line of ``python -m training.evaluate``."""
+
+    contract: tyro.conf.Positional[Path]
+    """Policy contract (models/<name>.yaml); its ONNX file is named inside."""
+    out: Path = Path('eval_output')
+    """Folder receiving eval_report.json, tracking.png and trajectories.png."""
+    robot: Optional[Path] = None
+    """Robot folder or robot.yaml; None: the contract's robot, under models/robots/."""
+    quick: bool = False
+    """Smoke run (CI): 3 s per command, 1 seed, no pushes, 1 s rise; replaces the suite options."""
+    video: bool = False
+    """Also write walk.gif (headless rendering needs MUJOCO_GL=egl or osmesa)."""
+    suite: Annotated[EvalConfig, tyro.conf.OmitArgPrefixes] = field(default_factory=EvalConfig)
+    """How the suite is run."""
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Command-line entry point; exit status 0 when the policy meets the targets."""
-    parser = argparse.ArgumentParser(prog='python -m training.evaluate', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('contract', type=Path, help='policy contract (models/<name>.yaml)')
-    parser.add_argument('--out', type=Path, default=Path('eval_output'))
-    parser.add_argument('--robot', type=Path, default=None,
-                        help='robot folder or robot.yaml (default: the robot named by the '
-                             'contract, looked up under models/robots/)')
-    parser.add_argument('--seeds', type=int, default=EvalConfig.seeds)
-    parser.add_argument('--duration-s', type=float, default=EvalConfig.duration_s)
-    parser.add_argument('--no-push', action='store_true', help='skip the runs with pushes')
-    parser.add_argument('--quick', action='store_true',
-                        help='3 s per command, 1 seed, no pushes (CI smoke run)')
-    parser.add_argument('--video', action='store_true', help='also write walk.gif')
-    args = parser.parse_args(argv)
-    cfg = EvalConfig(duration_s=args.duration_s, seeds=args.seeds,
-                     pushes=(False,) if args.no_push else (False, True))
-    if args.quick:
-        cfg = EvalConfig(duration_s=3.0, seeds=1, pushes=(False,), rise_s=1.0)
+    args = tyro.cli(EvalCommand, args=argv, prog='python -m training.evaluate',
+                    description='Sim-to-sim evaluation of an exported policy (ONNX + contract) '
+                                'in CPU MuJoCo, through the controller code of the policy node.')
+    cfg = QUICK if args.quick else args.suite
     report = evaluate(args.contract, cfg, args.out, video=args.video, robot_path=args.robot)
     print(json.dumps(report['overall'], indent=1))
     for name, row in report['per_command'].items():

@@ -7,33 +7,41 @@ Examples::
     python -m training.train --num-envs 4096 --time-budget-min 10 --run-name humanoid_walk
     # any machine, slowly: the same code path on the CPU
     python -m training.train --device cpu --num-envs 4 --iterations 2 --run-name smoke
-    # change any config field
-    python -m training.train --set env.rewards.feet_phase=2.0 ppo.learning_rate=5e-4
+    # change any config field (dotted: one option per field, listed by --help)
+    python -m training.train --env.rewards.feet-phase 2.0 --ppo.learning-rate 5e-4
+    # start from a YAML file (e.g. a run's config.yaml); options given too override it
+    python -m training.train --config runs/smoke/config.yaml --iterations 10
 
 The run folder ``<log-root>/<run-name>/`` gets the resolved ``config.yaml``, TensorBoard logs,
-checkpoints, the history and the learning curves; the policy is exported to
-``<export-dir>/<run-name>.onnx`` with its contract ``<export-dir>/<run-name>.yaml``.
+the last ``runner.keep-checkpoints`` checkpoints, the history and the learning curves; the
+policy is exported to ``<export-dir>/<run-name>.onnx`` with its contract
+``<export-dir>/<run-name>.yaml``.
 """
 
-import argparse
 import dataclasses
 from dataclasses import dataclass, field
 import datetime
 from pathlib import Path
 import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Literal, Optional, Sequence, Union
 
-from humanoid_rl_ros.core.contract import PolicyContract
+from humanoid_rl_ros.core.contract import plain_data, PolicyContract
 from humanoid_rl_ros.core.provenance import git_commit
 import torch
-from training.cli import add_config_arguments, build_config, config_to_dict, dump_config
 from training.config import EnvConfig
 from training.env import LocomotionEnv
 from training.export import export_policy
 from training.ppo import PPOConfig
 from training.runner import OnPolicyRunner, RunnerConfig, set_seed
+import tyro
+import yaml
 
+PROG = 'python -m training.train'
+DESCRIPTION = (
+    'Train a velocity-tracking policy with PPO and export it to ONNX + policy contract. Every '
+    'config field is an option below. --config FILE.yaml (for example the config.yaml of a run) '
+    'reads the values of a YAML file as the defaults; the options given as well override them.')
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -47,8 +55,8 @@ class TrainConfig:
     """The PPO learner."""
     runner: RunnerConfig = field(default_factory=RunnerConfig)
     """Rollouts, logging and checkpoints."""
-    backend: str = 'mjwarp'
-    """Simulator backend: mjwarp (default) or isaacgym."""
+    backend: Literal['mjwarp', 'isaacgym'] = 'mjwarp'
+    """Simulator backend: mjwarp (MuJoCo Warp) or isaacgym (Isaac Gym, where installed)."""
     device: str = 'cuda:0'
     """Torch/simulator device: cuda:0 for thousands of envs, cpu for small tests."""
     seed: int = 1
@@ -59,49 +67,86 @@ class TrainConfig:
     """Stop after this much training wall time [min]; 0 means no budget."""
     snapshot_interval_min: float = 0.0
     """
-    With a time budget: also export the policy every this many minutes of training into
-    <run folder>/snapshots/, to find the earliest policy that meets the evaluator's targets;
-    0 disables. Each chunk restarts the environments' episodes."""
+    With a time budget, also export the policy every this many minutes of training into the
+    run folder's snapshots/, to find the earliest policy that meets the evaluator's targets;
+    0 disables. Each chunk restarts the environments' episodes.
+    """
     run_name: str = 'humanoid_walk'
     """Run folder name and exported policy name."""
     log_root: str = 'runs'
     """Folder holding run folders."""
     export_dir: str = 'models'
     """Folder receiving <run_name>.onnx and <run_name>.yaml."""
+    resume: Optional[Path] = None
+    """Checkpoint (model_<iteration>.pt) to continue training from; None starts afresh."""
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    """Parse the command line (shortcut flags are turned into config overrides)."""
-    parser = argparse.ArgumentParser(prog='python -m training.train', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--robot', help='robot name under models/robots or a robot.yaml path')
-    parser.add_argument('--backend', choices=['mjwarp', 'isaacgym'])
-    parser.add_argument('--device', help='cuda:0 or cpu')
-    parser.add_argument('--num-envs', type=int, help='parallel environments')
-    parser.add_argument('--iterations', type=int, help='PPO iterations')
-    parser.add_argument('--time-budget-min', type=float, help='training wall-time budget [min]')
-    parser.add_argument('--seed', type=int)
-    parser.add_argument('--snapshot-interval-min', type=float,
-                        help='export a snapshot policy every this many minutes of training')
-    parser.add_argument('--run-name', help='run folder and exported policy name')
-    parser.add_argument('--log-root', help='folder of run folders (default runs/)')
-    parser.add_argument('--export-dir', help='where the ONNX + contract go (default models/)')
-    parser.add_argument('--resume', type=Path, help='checkpoint to resume from')
-    add_config_arguments(parser)
-    return parser.parse_args(argv)
+def yaml_config_args(path: Union[str, Path]) -> List[str]:
+    """
+    Return the command-line options equivalent to the YAML config file at ``path``.
+
+    Nested mappings become dotted options (``env: {rewards: {feet_phase: 2.0}}`` gives
+    ``--env.rewards.feet-phase 2.0``), lists become several values, booleans ``--x`` /
+    ``--no-x``; tyro then types and checks them like options typed by hand.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SystemExit(f'--config: no config file at {path}')
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise SystemExit(f'--config: {path} does not hold a mapping of config fields')
+
+    def options(mapping: Dict[str, Any], prefix: str) -> List[str]:
+        args: List[str] = []
+        for key, value in mapping.items():
+            name = str(key).replace('_', '-')
+            if isinstance(value, dict):
+                args += options(value, f'{prefix}{name}.')
+            elif isinstance(value, bool):
+                args.append(f'--{prefix}{name}' if value else f'--{prefix}no-{name}')
+            elif isinstance(value, (list, tuple)):
+                args += [f'--{prefix}{name}', *(str(item) for item in value)]
+            else:
+                args += [f'--{prefix}{name}', str(value)]
+        return args
+
+    return options(data, '')
 
 
-def resolve_config(args: argparse.Namespace) -> TrainConfig:
-    """Return the config: defaults, then --config, then --set, then the shortcut flags."""
-    shortcuts = {'robot': 'env.robot', 'backend': 'backend', 'device': 'device',
-                 'num_envs': 'env.num_envs', 'iterations': 'iterations',
-                 'time_budget_min': 'time_budget_min', 'seed': 'seed', 'run_name': 'run_name',
-                 'snapshot_interval_min': 'snapshot_interval_min',
-                 'log_root': 'log_root', 'export_dir': 'export_dir'}
-    overrides: List[str] = list(args.overrides)
-    overrides += [f'{key}={getattr(args, flag)}' for flag, key in shortcuts.items()
-                  if getattr(args, flag) is not None]
-    return build_config(TrainConfig, overrides, args.config_file)
+def parse_config(argv: Optional[Sequence[str]] = None) -> TrainConfig:
+    """
+    Return the TrainConfig of a command line (``sys.argv[1:]`` by default).
+
+    ``--config FILE.yaml`` (anywhere on the line) is read first and its values become the
+    defaults; the other options override them.  Unknown or mistyped fields are an error that
+    names them.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    default = None
+    for i, arg in enumerate(args):
+        if arg.startswith('--config='):
+            path, args = arg.split('=', 1)[1], args[:i] + args[i + 1:]
+        elif arg == '--config' and i + 1 < len(args):
+            path, args = args[i + 1], args[:i] + args[i + 2:]
+        else:
+            continue
+        try:
+            default = tyro.cli(TrainConfig, args=yaml_config_args(path), prog=PROG,
+                               description=DESCRIPTION)
+        except SystemExit:
+            print(f'--config: the option above comes from {path}', file=sys.stderr)
+            raise
+        break
+    return tyro.cli(TrainConfig, args=args, default=default, prog=PROG,
+                    description=DESCRIPTION)
+
+
+def dump_config(cfg: Any, path: Union[str, Path]) -> Path:
+    """Write the resolved config ``cfg`` (a dataclass) as YAML to ``path``; return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(plain_data(cfg), sort_keys=False, width=100))
+    return path
 
 
 def _learn(cfg: TrainConfig, runner: OnPolicyRunner, contract: PolicyContract,
@@ -126,8 +171,7 @@ def _learn(cfg: TrainConfig, runner: OnPolicyRunner, contract: PolicyContract,
     return history
 
 
-def train(cfg: TrainConfig, resume: Optional[Path] = None,
-          command_line: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+def train(cfg: TrainConfig, command_line: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Run training as configured, export the policy, and return a summary of the run."""
     set_seed(cfg.seed)
     run_dir = Path(cfg.log_root) / cfg.run_name
@@ -142,9 +186,9 @@ def train(cfg: TrainConfig, resume: Optional[Path] = None,
           f'critic obs {env.num_critic_obs}, actions {env.num_actions}, reward terms '
           f'{[name for name, _, _ in env.reward_terms]}', flush=True)
     runner = OnPolicyRunner(env, cfg.ppo, cfg.runner, log_dir=run_dir, device=cfg.device)
-    if resume is not None:
-        runner.resume(resume)
-        print(f'[train] resumed from {resume} at iteration {runner.current_iteration}')
+    if cfg.resume is not None:
+        runner.resume(cfg.resume)
+        print(f'[train] resumed from {cfg.resume} at iteration {runner.current_iteration}')
     contract = env.contract(onnx_file=f'{cfg.run_name}.onnx')
     try:
         history = _learn(cfg, runner, contract, run_dir)
@@ -172,7 +216,7 @@ def train(cfg: TrainConfig, resume: Optional[Path] = None,
         'command_line': ' '.join(command_line or sys.argv),
         'final_metrics': {k: float(v) for k, v in final.items()},
         'overflow': overflow,
-        'config': config_to_dict(cfg),
+        'config': plain_data(cfg),
     }
     onnx_path, contract_path = export_policy(
         runner.actor, runner.obs_normalizer, contract, Path(cfg.export_dir), cfg.run_name,
@@ -185,10 +229,8 @@ def train(cfg: TrainConfig, resume: Optional[Path] = None,
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     """Command-line entry point."""
-    args = parse_args(argv)
-    cfg = resolve_config(args)
-    train(cfg, resume=args.resume,
-          command_line=['python', '-m', 'training.train', *(argv or sys.argv[1:])])
+    args = list(sys.argv[1:] if argv is None else argv)
+    train(parse_config(args), command_line=[*PROG.split(), *args])
 
 
 if __name__ == '__main__':
