@@ -26,11 +26,14 @@ import sys
 import time
 from typing import Annotated, Any, Dict, List, Optional, Sequence, Tuple
 
-from humanoid_rl_ros.core.controller import Controller, ControllerConfig, ControllerState
+from humanoid_rl_ros.core.controller import Controller, ControllerConfig
 from humanoid_rl_ros.core.policy_runtime import PolicyRuntime
 from humanoid_rl_ros.robot.description import load_robot
 from humanoid_rl_ros.sim.mujoco_sim import MujocoRobotSim
 import numpy as np
+from training.robustness.episode import (EpisodeSpec, periodic_pushes, run_episode,
+                                         STAND_RAMP_S)
+from training.robustness.metrics import aggregate, episode_metrics
 import tyro
 
 
@@ -103,106 +106,51 @@ class RunResult:
     trace: Dict[str, List[float]] = field(default_factory=dict, repr=False)
 
 
-def _moving_average(x: np.ndarray, window: int) -> np.ndarray:
-    if window <= 1 or len(x) < window:
-        return x
-    kernel = np.ones(window) / window
-    out = np.convolve(x, kernel, mode='same')
-    half = window // 2
-    out[:half] = x[:half]
-    out[-half:] = x[-half:]
-    return out
+RESULT_METRICS = ('vx_mae_m_s', 'vy_mae_m_s', 'yaw_rate_mae_rad_s', 'lin_vel_error_m_s',
+                  'vx_mae_instant_m_s', 'vy_mae_instant_m_s', 'yaw_rate_mae_instant_rad_s',
+                  'planar_drift_m_s', 'effort_share_mean', 'effort_share_max', 'foot_slip_m_s')
+"""The metrics of :func:`training.robustness.metrics.episode_metrics` kept in a RunResult."""
+SUMMARY_METRICS = ('lin_vel_error_m_s', 'vx_mae_m_s', 'vy_mae_m_s', 'yaw_rate_mae_rad_s',
+                   'lin_vel_error_instant_m_s', 'yaw_rate_mae_instant_rad_s', 'planar_drift_m_s',
+                   'effort_share_mean', 'effort_share_max', 'foot_slip_m_s')
+"""The metrics of each command in the summary (means over the runs without a fall)."""
+TRACE_KEYS = ('t', 'vx', 'vy', 'wz', 'x', 'y', 'cvx', 'cvy', 'cwz', 'effort_share', 'slip')
+"""The trace kept in a :class:`RunResult` (for the plots)."""
 
 
 def run_case(runtime: PolicyRuntime, sim: MujocoRobotSim, case: CommandCase, seed: int,
              pushes: bool, cfg: EvalConfig) -> RunResult:
-    """Run one command for one seed in CPU MuJoCo and return its metrics."""
+    """
+    Run one command for one seed and return its metrics.
+
+    The episode loop is :func:`training.robustness.episode.run_episode` and the metrics are
+    :func:`training.robustness.metrics.episode_metrics`, shared with the robustness suite. With
+    ``pushes`` the base gets a push of ``cfg.push_velocity_m_s`` in a random horizontal direction
+    every ``cfg.push_interval_s`` after the command starts.
+    """
     contract = runtime.contract
     rng = np.random.default_rng(seed)
     noise = rng.uniform(-cfg.init_joint_noise_rad, cfg.init_joint_noise_rad, contract.num_joints)
-    sim.reset(joint_pos_rad=np.asarray(contract.default_pos_rad) + noise)
-    controller = Controller(contract, runtime.act, ControllerConfig(stand_ramp_s=0.2))
-    dt = contract.physics_dt_s
-    names = contract.joint_names
-    limit = np.asarray(contract.effort_limit_nm)
-
-    def feed(now_s: float) -> None:
-        controller.update_joint_state(names, sim.joint_pos_rad, sim.joint_vel_rad_s, now_s)
-        controller.update_odom(sim.base_quat_wxyz, sim.base_lin_vel_body_m_s,
-                               sim.base_ang_vel_body_rad_s, now_s)
-
-    feed(0.0)
-    controller.activate(0.0)
-    controller.request_walk(0.0)
-    start_walk_s = 0.2 + cfg.settle_s
+    start_walk_s = STAND_RAMP_S + cfg.settle_s
     end_s = start_walk_s + cfg.duration_s
-    steps = int(round(end_s / dt))
-    next_push_s = start_walk_s + cfg.push_interval_s
-    log: Dict[str, List[Any]] = {k: [] for k in ('t', 'vx', 'vy', 'wz', 'x', 'y', 'cvx', 'cvy',
-                                                 'cwz', 'effort_share', 'slip')}
-    fall_time = None
-    for i in range(steps):
-        now = i * dt
-        feed(now)
-        cmd = (case.vx_m_s, case.vy_m_s, case.wz_rad_s) if now >= start_walk_s else (0, 0, 0)
-        controller.update_cmd_vel(*cmd, now)
-        effort = controller.step(now)
-        if controller.state is not ControllerState.WALKING and now > 0.3:
-            raise RuntimeError(f'{case.name}: controller left walking: '
-                               f'{controller.state.value} ({controller.fault_reason})')
-        sim.step(effort)
-        if pushes and now >= next_push_s:
-            angle = rng.uniform(-math.pi, math.pi)
-            sim.push([cfg.push_velocity_m_s * math.cos(angle),
-                      cfg.push_velocity_m_s * math.sin(angle), 0.0])
-            next_push_s += cfg.push_interval_s
-        if sim.fallen(cfg.fall_height_fraction * sim.robot.nominal_base_height_m):
-            fall_time = now
-            break
-        if i % contract.decimation == 0:
-            v, w, p = sim.base_lin_vel_body_m_s, sim.base_ang_vel_body_rad_s, sim.base_pos_m
-            contact = sim.foot_in_contact
-            foot_v = np.linalg.norm(sim.foot_lin_vel_world_m_s[:, :2], axis=1)
-            for key, value in (('t', now), ('vx', v[0]), ('vy', v[1]), ('wz', w[2]),
-                               ('x', p[0]), ('y', p[1]), ('cvx', cmd[0]), ('cvy', cmd[1]),
-                               ('cwz', cmd[2]),
-                               ('effort_share', float(np.mean(np.abs(effort) / limit))),
-                               ('slip', float(foot_v[contact].mean()) if contact.any()
-                                else float('nan'))):
-                log[key].append(float(value))
-    arr = {k: np.asarray(v) for k, v in log.items()}
-    window = max(1, int(round((contract.gait_period_s or 0.8) / contract.policy_dt_s)))
-    mask = arr['t'] >= start_walk_s + cfg.rise_s
-    if fall_time is not None or not mask.any():
-        nan = float('nan')
-        errors = {k: nan for k in ('vx', 'vy', 'wz', 'lin', 'ivx', 'ivy', 'iwz', 'drift')}
-    else:
-        avg = {k: _moving_average(arr[k], window) for k in ('vx', 'vy', 'wz')}
-        ex = np.abs(avg['vx'] - arr['cvx'])[mask]
-        ey = np.abs(avg['vy'] - arr['cvy'])[mask]
-        ew = np.abs(avg['wz'] - arr['cwz'])[mask]
-        duration = arr['t'][mask][-1] - arr['t'][mask][0]
-        disp = math.hypot(arr['x'][mask][-1] - arr['x'][mask][0],
-                          arr['y'][mask][-1] - arr['y'][mask][0])
-        errors = {
-            'vx': float(ex.mean()), 'vy': float(ey.mean()), 'wz': float(ew.mean()),
-            'lin': float(np.hypot(ex, ey).mean()),
-            'ivx': float(np.abs(arr['vx'] - arr['cvx'])[mask].mean()),
-            'ivy': float(np.abs(arr['vy'] - arr['cvy'])[mask].mean()),
-            'iwz': float(np.abs(arr['wz'] - arr['cwz'])[mask].mean()),
-            'drift': disp / duration if duration > 0 else float('nan')}
-    share = arr['effort_share']
-    slip = arr['slip'][np.isfinite(arr['slip'])]
+    events = periodic_pushes(rng, start_walk_s + cfg.push_interval_s, end_s,
+                             cfg.push_interval_s, cfg.push_velocity_m_s) if pushes else ()
+    command = (case.vx_m_s, case.vy_m_s, case.wz_rad_s)
+    episode = run_episode(runtime, sim, EpisodeSpec(
+        command=command, start_walk_s=start_walk_s, end_s=end_s,
+        init_joint_pos_rad=tuple(np.asarray(contract.default_pos_rad) + noise), pushes=events,
+        fall_height_fraction=cfg.fall_height_fraction))
+    if episode.fault:
+        raise RuntimeError(f'{case.name}: controller left walking: {episode.fault}')
+    metrics = episode_metrics(
+        episode.trace, start_walk_s=start_walk_s, rise_s=cfg.rise_s, command=command,
+        sample_dt_s=episode.sample_dt_s, gait_period_s=contract.gait_period_s,
+        joint_names=contract.joint_names, total_mass_kg=episode.total_mass_kg,
+        fell=episode.fell)
     return RunResult(
-        command=case.name, seed=seed, pushes=pushes, fell=fall_time is not None,
-        fall_time_s=fall_time, vx_mae_m_s=errors['vx'], vy_mae_m_s=errors['vy'],
-        yaw_rate_mae_rad_s=errors['wz'], lin_vel_error_m_s=errors['lin'],
-        vx_mae_instant_m_s=errors['ivx'], vy_mae_instant_m_s=errors['ivy'],
-        yaw_rate_mae_instant_rad_s=errors['iwz'], planar_drift_m_s=errors['drift'],
-        effort_share_mean=float(share.mean()) if len(share) else float('nan'),
-        effort_share_max=float(share.max()) if len(share) else float('nan'),
-        foot_slip_m_s=float(slip.mean()) if len(slip) else float('nan'),
-        trace={k: v.tolist() for k, v in arr.items()})
+        command=case.name, seed=seed, pushes=pushes, fell=episode.fell,
+        fall_time_s=episode.fall_time_s, **{k: metrics[k] for k in RESULT_METRICS},
+        trace={k: episode.trace[k].tolist() for k in TRACE_KEYS})
 
 
 def summarize(results: Sequence[RunResult]) -> Dict[str, Any]:
@@ -210,25 +158,12 @@ def summarize(results: Sequence[RunResult]) -> Dict[str, Any]:
     per_command: Dict[str, Dict[str, Any]] = {}
     for case in dict.fromkeys(r.command for r in results):
         runs = [r for r in results if r.command == case]
-        ok = [r for r in runs if not r.fell]
-
-        def mean(key: str) -> float:
-            values = [getattr(r, key) for r in ok]
-            return float(np.mean(values)) if values else float('nan')
-
-        per_command[case] = {
-            'runs': len(runs), 'falls': sum(r.fell for r in runs),
-            'lin_vel_error_m_s': mean('lin_vel_error_m_s'), 'vx_mae_m_s': mean('vx_mae_m_s'),
-            'vy_mae_m_s': mean('vy_mae_m_s'), 'yaw_rate_mae_rad_s': mean('yaw_rate_mae_rad_s'),
-            'lin_vel_error_instant_m_s': float(np.mean([
-                math.hypot(r.vx_mae_instant_m_s, r.vy_mae_instant_m_s) for r in ok]))
-            if ok else float('nan'),
-            'yaw_rate_mae_instant_rad_s': mean('yaw_rate_mae_instant_rad_s'),
-            'planar_drift_m_s': mean('planar_drift_m_s'),
-            'effort_share_mean': mean('effort_share_mean'),
-            'effort_share_max': float(max((r.effort_share_max for r in ok), default=math.nan)),
-            'foot_slip_m_s': mean('foot_slip_m_s'),
-        }
+        ok = [{**{k: getattr(r, k) for k in RESULT_METRICS},
+               'lin_vel_error_instant_m_s': math.hypot(r.vx_mae_instant_m_s,
+                                                       r.vy_mae_instant_m_s)}
+              for r in runs if not r.fell]
+        per_command[case] = {'runs': len(runs), 'falls': sum(r.fell for r in runs),
+                             **aggregate(ok, SUMMARY_METRICS)}
     lin = [c['lin_vel_error_m_s'] for c in per_command.values()]
     yaw = [c['yaw_rate_mae_rad_s'] for c in per_command.values()]
     falls = sum(c['falls'] for c in per_command.values())
