@@ -4,35 +4,103 @@ The policy node's control logic as a pure state machine (no ROS imports).
 The ROS node (:mod:`humanoid_rl_ros.ros.policy_node`) feeds this class the newest sensor values and
 calls :meth:`Controller.step` once per physics tick (every ``contract.physics_dt_s`` of ROS
 time). Every method takes the current time ``now_s`` [s] from the caller; nothing here reads a
-wall clock, so the same code runs under ``use_sim_time``.
+wall clock, so the same code runs under ``use_sim_time``. ``docs/SAFETY.md`` draws the state
+diagram and lists every fault with its response and parameters.
 
-States (:class:`ControllerState`):
+API (what the node calls)
+-------------------------
+Inputs. ``now_s`` is the ROS time [s] at which the message was received; ``stamp_ns`` is its
+``header.stamp`` as integer nanoseconds (:func:`humanoid_rl_ros.core.timebase.stamp_to_ns`), or
+``None`` (the default: a message without a header) or 0 (an unstamped header); both skip the
+header-stamp check:
 
+* :meth:`Controller.update_joint_state` ``(names, position_rad, velocity_rad_s, now_s,
+  stamp_ns=None)``;
+* :meth:`Controller.update_odom` ``(quat_wxyz, lin_vel_body_m_s, ang_vel_body_rad_s, now_s,
+  stamp_ns=None)``;
+* :meth:`Controller.update_imu` ``(quat_wxyz, ang_vel_body_rad_s, now_s, stamp_ns=None)``;
+* :meth:`Controller.update_cmd_vel` ``(vx_m_s, vy_m_s, wz_rad_s, now_s, stamp_ns=None)``
+  (``stamp_ns`` of a ``TwistStamped``).
+
+Control: :meth:`Controller.step` ``(now_s)`` returns the efforts [N*m] in policy order, or
+``None`` while inactive (publish nothing).
+
+Transitions: :meth:`Controller.activate` ``(now_s)`` (raises :class:`ControllerError`),
+:meth:`Controller.deactivate` ``()``, :meth:`Controller.fault` ``(reason)`` (immediate damping)
+and the requests, each returning ``(accepted, message)`` for a ``std_srvs/Trigger`` service:
+:meth:`Controller.request_walk`, :meth:`Controller.request_stand`,
+:meth:`Controller.request_damping` and :meth:`Controller.recover`, all ``(now_s)``.
+
+Status (for diagnostics): :attr:`Controller.state`; :attr:`Controller.fault_reason` (why
+damping); :attr:`Controller.stand_reason` (why standing after a sustained fault);
+:attr:`Controller.hold_reason` (the transient fault being ridden out); :attr:`Controller.note`
+(why a walk request waits); :attr:`Controller.cmd_note`, :attr:`Controller.stamp_note`,
+:attr:`Controller.clock_note` (information only); :attr:`Controller.walk_requested`,
+:attr:`Controller.policy_steps`; :meth:`Controller.command`,
+:meth:`Controller.joint_state_problem`, :meth:`Controller.walking_input_problem`,
+:meth:`Controller.tilt_problem` and :meth:`Controller.tilt_rad`, all ``(now_s)``.
+
+Configuration: :class:`ControllerConfig`; the node may replace ``Controller.config`` at any
+time (nothing derived from it is cached).
+
+States (:class:`ControllerState`)
+---------------------------------
 * ``INACTIVE``: :meth:`Controller.step` returns ``None``; nothing is published.
 * ``STANDING``: the PD target ramps linearly from the measured joint positions to the
-  contract's default pose over ``stand_ramp_s``, then holds it. The ramp starts at the first
-  :meth:`Controller.step` after entering the state (not at the time of the transition, which
-  under ``use_sim_time`` may come before the first ``/clock``), and never at a time <= 0: ROS
-  time is 0 until a time source has received ``/clock``, so such ticks hold the measured pose
-  and the ramp starts at the first tick with a valid time. A pending walk request starts
-  walking once the ramp is complete and the walking inputs (odometry/IMU) are fresh.
+  contract's default pose over ``stand_ramp_s``, then holds it; the policy does not run. The
+  ramp starts at the first :meth:`Controller.step` after entering the state (not at the time of
+  the transition, which under ``use_sim_time`` may come before the first ``/clock``), and never
+  at a time <= 0: ROS time is 0 until a time source has received ``/clock``, so such ticks hold
+  the measured pose and the ramp starts at the first tick with a valid time. A pending walk
+  request starts walking once the ramp is complete and the joint state and the walking inputs
+  (odometry/IMU) are healthy.
 * ``WALKING``: the policy runs every ``decimation`` ticks (its first run is on the first walking
   tick); PD runs every tick from the newest joint state and the newest policy target.
-* ``DAMPING``: entered on any fault (stale, missing or non-finite input; a policy failure).
-  Effort = ``-damping_kd_scale * kd * qd``, clamped to the limits, where ``qd`` is the newest
-  joint velocity if the joint state is fresh and zero otherwise (a stale velocity is never
-  turned into a constant torque). The fault is latched.
+* ``DAMPING``: only where standing is impossible (see below). Effort =
+  ``-damping_kd_scale * kd * qd``, clamped to the limits, where ``qd`` is the newest joint
+  velocity if the joint state is fresh and zero otherwise (a stale velocity is never turned into
+  a constant torque). Latched until :meth:`Controller.recover`.
+
+Graded response to faults (while standing or walking)
+-----------------------------------------------------
+An input is *unusable* while its newest message was refused (non-finite, wrong size, a required
+joint missing or named twice, an orientation that is not a rotation) or its newest usable
+message is older than its timeout (``joint_state_timeout_s``, ``odom_timeout_s``,
+``imu_timeout_s``). Age counts from arrival (``now_s``) and, with ``use_header_stamps``, only a
+message whose header stamp differs from the previous one's counts as arrived: a driver
+re-sending frozen data (same stamp) goes stale after the timeout although it keeps arriving.
+
+1. Transient (unusable for less than ``fault_hold_s``, counted from the first tick that found
+   it unusable): hold the last good input and carry on in the same state (:attr:`hold_reason`).
+   Walking: the policy keeps running on the newest usable odometry/IMU sample (freezing the
+   targets instead would stop the gait mid-stride, with a foot in the air); while the joint
+   state is older than its timeout the policy is paused, its last target held, and the PD's
+   velocity term dropped (``qd = 0``): both would otherwise run open loop on frozen feedback.
+2. Sustained odometry/IMU fault while walking (``fault_hold_s`` or longer): ``STANDING``, the
+   policy stopped, PD ramping from the measured pose to the default pose
+   (:attr:`stand_reason`). Walking resumes only on :meth:`Controller.request_walk`, or by itself
+   once the inputs are healthy again when ``auto_resume_walk`` is set.
+3. ``DAMPING`` only where standing is impossible: a joint state unusable for ``fault_hold_s``
+   or longer (a lost or duplicated joint, stale, non-finite: standing needs joint feedback),
+   the base tilted past ``max_tilt_rad``, a policy failure (exception, non-finite or wrongly
+   sized action), a non-finite computed effort, :meth:`Controller.request_damping` or
+   :meth:`Controller.fault`.
+
+Clocks: header stamps are compared only with the same topic's previous stamp, never with the
+node's clock (their clocks may differ), so a stamp far in the future faults nothing; a stamp
+earlier than the previous one (the publisher's clock was reset, or a reordered message) is
+accepted and becomes the new reference (:attr:`stamp_note`). When the node's ROS time jumps
+backwards (a sim reset, a bag loop), every stored time is shifted by the jump, so each input
+keeps its age and the stand ramp its progress (:attr:`clock_note`); a forward jump makes the
+inputs look old for one tick, which the hold rides out until the next messages arrive.
 
 Recovery from damping is explicit: :meth:`Controller.recover` returns to ``STANDING`` (ramping
-from the measured pose) once a fresh, complete and finite joint state is present; otherwise it
-refuses and says why. Walking must then be requested again (:meth:`Controller.request_walk`).
+from the measured pose) once a healthy joint state is present and the base is not tilted past
+the limit; otherwise it refuses and says why. Walking must then be requested again.
 
 Commands: ``(vx, vy, wz)`` are clamped to the contract's trained ranges; a command older than
 ``cmd_vel_timeout_s`` (or none at all) counts as zero; a non-finite command is ignored and counts
 as zero (the robot keeps balancing instead of collapsing).
-
-Staleness is measured from the time each message was *received* (the ``now_s`` passed to the
-``update_*`` methods), not from header stamps, whose clock may differ from the node's.
 
 Every effort returned is finite and within ``±effort_limit_nm``; this is checked before return.
 """
@@ -70,21 +138,32 @@ class ControllerConfig:
     stand_ramp_s: float = 2.0
     """Time to ramp from the measured pose to the default pose when standing [s]."""
     joint_state_timeout_s: float = 0.1
-    """A joint state older than this while active is a fault [s]."""
+    """A joint state older than this is unusable (held, then damping) [s]."""
     odom_timeout_s: float = 0.1
-    """Odometry older than this while walking is a fault [s] (if the policy needs odometry)."""
+    """Odometry older than this is unusable while walking (held, then stand) [s]."""
     imu_timeout_s: float = 0.1
-    """IMU data older than this while walking is a fault [s] (``orientation_source='imu'``)."""
+    """IMU data older than this is unusable while walking (``orientation_source='imu'``) [s]."""
     cmd_vel_timeout_s: float = 0.5
     """A velocity command older than this counts as zero [s]."""
     damping_kd_scale: float = 1.0
     """Damping gain in the damping state, as a multiple of the contract's kd [-]."""
     orientation_source: str = 'odom'
     """Where base orientation and angular velocity come from: ``'odom'`` or ``'imu'``."""
+    fault_hold_s: float = 0.25
+    """How long an unusable input is held before the fault counts as sustained [s] (0: not at
+    all, every fault is sustained at once)."""
+    max_tilt_rad: float = math.radians(70.0)
+    """Damping when the base tilts further from upright than this [rad] (training ends its
+    episodes at 70 deg: the policy never acted beyond); pi turns the check off."""
+    auto_resume_walk: bool = False
+    """After a sustained odometry/IMU fault stood the robot up: walk again by itself once the
+    inputs are healthy (after the stand ramp) instead of waiting for a walk request."""
+    use_header_stamps: bool = True
+    """Count a message as arrived only if its header stamp differs from the previous one's."""
 
     def validate(self) -> None:
         """Raise :class:`ControllerError` naming the first invalid field."""
-        for name in ('stand_ramp_s', 'damping_kd_scale'):
+        for name in ('stand_ramp_s', 'damping_kd_scale', 'fault_hold_s'):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0.0:
                 raise ControllerError(f'{name} must be finite and >= 0, got {value}')
@@ -93,30 +172,38 @@ class ControllerConfig:
             value = getattr(self, name)
             if not math.isfinite(value) or value <= 0.0:
                 raise ControllerError(f'{name} must be finite and > 0, got {value}')
+        if not (math.isfinite(self.max_tilt_rad) and 0.0 < self.max_tilt_rad <= math.pi):
+            raise ControllerError(f'max_tilt_rad must be in (0, pi], got {self.max_tilt_rad}')
         if self.orientation_source not in ORIENTATION_SOURCES:
             raise ControllerError(f'orientation_source must be one of {ORIENTATION_SOURCES}, '
                                   f'got {self.orientation_source!r}')
-
-
-def missing_joints(required: Sequence[str], available: Sequence[str]) -> List[str]:
-    """Return the names in ``required`` that are absent from ``available`` (in required order)."""
-    have = set(available)
-    return [name for name in required if name not in have]
 
 
 def match_joint_indices(required: Sequence[str], available: Sequence[str]) -> np.ndarray:
     """
     Return, for each required joint, its index in ``available``.
 
-    Extra names in ``available`` are ignored. Raise :class:`ControllerError` naming every
-    missing joint.
+    Extra names in ``available`` are ignored, also when repeated. Raise
+    :class:`ControllerError` naming every missing joint and every required joint that
+    ``available`` names more than once (which of its values would be the joint's?).
     """
     lookup: Dict[str, int] = {}
+    repeated: Dict[str, None] = {}  # insertion-ordered set
     for i, name in enumerate(available):
-        lookup.setdefault(name, i)
+        if name in lookup:
+            repeated[name] = None
+        else:
+            lookup[name] = i
     missing = [name for name in required if name not in lookup]
+    duplicated = [name for name in required if name in repeated]
+    problems = []
     if missing:
-        raise ControllerError(f'joint_states lacks required joint(s): {", ".join(missing)}')
+        problems.append(f'joint_states lacks required joint(s): {", ".join(missing)}')
+    if duplicated:
+        problems.append(f'joint_states names required joint(s) more than once: '
+                        f'{", ".join(duplicated)}')
+    if problems:
+        raise ControllerError('; '.join(problems))
     return np.array([lookup[name] for name in required], dtype=np.int64)
 
 
@@ -126,12 +213,24 @@ def clamp_command(command: Sequence[float], contract: PolicyContract) -> np.ndar
     return policy_math.clamp(np.asarray(command, dtype=np.float64), low, high)
 
 
-@dataclass
-class _Stamped:
-    """A value with the time it was received [s]."""
+class _Input:
+    """One input topic: its newest usable sample, when it arrived, and its header stamps."""
 
-    value: Tuple[np.ndarray, ...]
-    time_s: float
+    __slots__ = ('name', 'value', 'time_s', 'tilt_rad', 'problem', 'stamp_ns', 'frozen_since_s')
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.value: Optional[Tuple[np.ndarray, ...]] = None  # the newest usable sample
+        self.time_s = -math.inf  # its arrival [s]
+        self.tilt_rad = 0.0  # its base tilt from upright [rad] (orientation inputs)
+        self.problem = ''  # why the newest arrived message was refused ('' if it was used)
+        self.stamp_ns: Optional[int] = None  # header stamp of the newest arrived message [ns]
+        self.frozen_since_s: Optional[float] = None  # first re-send of that stamp [s]
+
+    def shift(self, delta_s: float) -> None:
+        self.time_s += delta_s
+        if self.frozen_since_s is not None:
+            self.frozen_since_s += delta_s
 
 
 class Controller:
@@ -166,55 +265,115 @@ class Controller:
 
         self.state = ControllerState.INACTIVE
         self.fault_reason = ''
+        """Why the controller is damping ('' otherwise)."""
+        self.stand_reason = ''
+        """The sustained fault that stopped walking ('' unless standing because of one)."""
+        self.hold_reason = ''
+        """The transient fault being ridden out on the last good input ('' if none)."""
         self.note = ''
+        """Why a walk request is still pending ('' if none)."""
+        self.stamp_note = ''
+        """The newest header stamp that went backwards and was accepted as the new reference."""
+        self.clock_note = ''
+        """The newest backwards jump of ROS time (stored times were shifted by it)."""
+        self.cmd_note = ''
+        """What happened to the newest velocity command (clamped or ignored; '' if used)."""
         self.walk_requested = False
         self.policy_steps = 0
         self._tick = 0
         self._gait_phase = 0.0
         self._last_action = np.zeros(n)  # the clipped policy output (float64)
         self._q_target = self.default_pos_rad.copy()
+        self._zero_qd = np.zeros(n)
         self._ramp_start_pos = self.default_pos_rad.copy()
         self._ramp_start_s: Optional[float] = None  # None: starts at the next valid step
-        self._joint: Optional[_Stamped] = None  # (q, qd) of the newest healthy joint state
-        self._joint_problem = ''  # why the newest joint state was unusable ('' if fine)
+        self._latest_s = -math.inf  # the latest ROS time seen by any method [s]
+        self._joint_fault_since_s: Optional[float] = None  # first tick, unusable joint state
+        self._walk_fault_since_s: Optional[float] = None  # first walking tick, bad odometry/IMU
+        self._joints = _Input('joint_states')  # value: (q [rad], qd [rad/s])
         self._damping_qd = np.zeros(n)  # finite joint velocity from the newest message
         self._damping_qd_time_s = -math.inf
-        self._odom: Optional[_Stamped] = None  # (quat wxyz, lin vel body, ang vel body)
-        self._odom_problem = ''
-        self._imu: Optional[_Stamped] = None  # (quat wxyz, ang vel body)
-        self._imu_problem = ''
-        self._cmd: Optional[_Stamped] = None  # (vx, vy, wz) clamped
-        self.cmd_note = ''
-        self._index_cache: Tuple[Tuple[str, ...], Optional[np.ndarray]] = ((), None)
+        self._odom = _Input('odom')  # value: (quat wxyz, lin vel body, ang vel body)
+        self._imu = _Input('imu')  # value: (quat wxyz, ang vel body)
+        self._cmd = _Input('cmd_vel')  # value: ((vx, vy, wz) clamped,); None if non-finite
+        # joint names of the newest message -> (indices of the policy joints, or None, problem)
+        self._index_cache: Tuple[Tuple[str, ...], Optional[np.ndarray], str] = ((), None, '')
+
+    # ----------------------------------------------------------------------------- time
+    def _observe_clock(self, now_s: float) -> None:
+        """Follow ROS time; on a backwards jump shift every stored time so ages are kept."""
+        latest = self._latest_s
+        if now_s >= latest:
+            self._latest_s = now_s
+            return
+        shift = now_s - latest
+        for track in (self._joints, self._odom, self._imu, self._cmd):
+            track.shift(shift)
+        self._damping_qd_time_s += shift
+        if self._ramp_start_s is not None:
+            self._ramp_start_s += shift
+        if self._joint_fault_since_s is not None:
+            self._joint_fault_since_s += shift
+        if self._walk_fault_since_s is not None:
+            self._walk_fault_since_s += shift
+        self._latest_s = now_s
+        if -shift > self.dt_s:  # smaller ones are callers reading the clock out of order
+            self.clock_note = (f'ROS time jumped back {-shift:.3f} s to {now_s:.3f} s; input '
+                               'ages and the stand ramp were kept')
+
+    def _arrived(self, track: _Input, stamp_ns: Optional[int], now_s: float) -> bool:
+        """Return whether a message with ``stamp_ns`` is new (not a re-send of the last one)."""
+        if not stamp_ns or not self.config.use_header_stamps:
+            track.frozen_since_s = None
+            return True
+        previous = track.stamp_ns
+        if stamp_ns == previous:
+            if track.frozen_since_s is None:
+                track.frozen_since_s = now_s
+            return False
+        if previous is not None and stamp_ns < previous:
+            self.stamp_note = (f'{track.name} header stamp went back '
+                               f'{(previous - stamp_ns) * 1e-9:.3f} s at ROS time {now_s:.3f} s '
+                               '(publisher clock reset or reordered message); accepted')
+        track.stamp_ns = stamp_ns
+        track.frozen_since_s = None
+        return True
 
     # ----------------------------------------------------------------------------- inputs
     def update_joint_state(self, names: Sequence[str], position: Sequence[float],
-                           velocity: Sequence[float], now_s: float) -> None:
+                           velocity: Sequence[float], now_s: float,
+                           stamp_ns: Optional[int] = None) -> None:
         """
-        Store a joint state (any order, extra joints ignored) received at ``now_s``.
+        Store a joint state (any order, extra joints ignored) received at ``now_s`` [s].
 
-        A missing required joint, a missing velocity field or a non-finite value makes the
-        message unusable; that is a fault while active (see :meth:`step`).
+        ``position`` [rad] and ``velocity`` [rad/s] are in the order of ``names``; ``stamp_ns``
+        is the header stamp [ns] (None or 0: unstamped). A missing or repeated required joint, a
+        missing velocity field or a non-finite value makes the message unusable (see the
+        module's graded response).
         """
+        self._observe_clock(now_s)
+        track = self._joints
+        if not self._arrived(track, stamp_ns, now_s):
+            return
         names = tuple(names)
         if len(position) != len(names):
-            self._joint_problem = (f'joint_states has {len(names)} names but {len(position)} '
-                                   'positions')
+            track.problem = f'joint_states has {len(names)} names but {len(position)} positions'
             return
         if len(velocity) != len(names):
-            self._joint_problem = (f'joint_states has {len(names)} names but {len(velocity)} '
-                                   'velocities (the policy needs joint velocities)')
+            track.problem = (f'joint_states has {len(names)} names but {len(velocity)} '
+                             'velocities (the policy needs joint velocities)')
             return
-        cached_names, index = self._index_cache
-        if cached_names != names or index is None:
+        cached_names, index, problem = self._index_cache
+        if cached_names != names:
             try:
-                index = match_joint_indices(self.joint_names, names)
+                index, problem = match_joint_indices(self.joint_names, names), ''
             except ControllerError as exc:
-                self._joint_problem = str(exc)
-                self._index_cache = (names, None)
-                self._update_damping_qd_partial(names, velocity, now_s)
-                return
-            self._index_cache = (names, index)
+                index, problem = None, str(exc)
+            self._index_cache = (names, index, problem)
+        if index is None:
+            track.problem = problem
+            self._update_damping_qd_partial(names, velocity, now_s)
+            return
         q = np.asarray(position, dtype=np.float64)[index]
         qd = np.asarray(velocity, dtype=np.float64)[index]
         self._damping_qd_time_s = now_s
@@ -222,74 +381,96 @@ class Controller:
             self._damping_qd = np.where(np.isfinite(qd), qd, 0.0)
             bad = [self.joint_names[i]
                    for i in np.flatnonzero(~(np.isfinite(q) & np.isfinite(qd)))]
-            self._joint_problem = f'non-finite joint_states value for joint(s): {", ".join(bad)}'
+            track.problem = f'non-finite joint_states value for joint(s): {", ".join(bad)}'
             return
         self._damping_qd = qd
-        self._joint_problem = ''
-        self._joint = _Stamped((q, qd), now_s)
+        track.problem = ''
+        track.value = (q, qd)
+        track.time_s = now_s
 
     def _update_damping_qd_partial(self, names: Sequence[str], velocity: Sequence[float],
                                    now_s: float) -> None:
-        """Keep damping on the joints that are present when a required joint is missing."""
-        lookup = {name: i for i, name in enumerate(names)}
+        """Keep damping the joints named exactly once when the message is otherwise unusable."""
+        lookup: Dict[str, int] = {}
+        for i, name in enumerate(names):
+            lookup[name] = -1 if name in lookup else i
         qd = np.zeros(len(self.joint_names))
         for j, name in enumerate(self.joint_names):
-            i = lookup.get(name)
-            if i is not None and math.isfinite(velocity[i]):
+            i = lookup.get(name, -1)
+            if i >= 0 and math.isfinite(velocity[i]):
                 qd[j] = velocity[i]
         self._damping_qd = qd
         self._damping_qd_time_s = now_s
 
     def update_odom(self, quat_wxyz: Sequence[float], lin_vel_body_m_s: Sequence[float],
-                    ang_vel_body_rad_s: Sequence[float], now_s: float) -> None:
-        """Store odometry: base orientation and body-frame (child frame) twist."""
-        quat = np.asarray(quat_wxyz, dtype=np.float64)
-        value = (np.asarray(lin_vel_body_m_s, dtype=np.float64),
-                 np.asarray(ang_vel_body_rad_s, dtype=np.float64))
-        unit_quat, self._odom_problem = _check_base(quat, value, 'odom')
-        if unit_quat is not None:
-            self._odom = _Stamped((unit_quat,) + value, now_s)
+                    ang_vel_body_rad_s: Sequence[float], now_s: float,
+                    stamp_ns: Optional[int] = None) -> None:
+        """Store odometry: base orientation and body-frame (child frame) twist, stamped [ns]."""
+        self._observe_clock(now_s)
+        if self._arrived(self._odom, stamp_ns, now_s):
+            value = (np.asarray(lin_vel_body_m_s, dtype=np.float64),
+                     np.asarray(ang_vel_body_rad_s, dtype=np.float64))
+            self._store_base(self._odom, np.asarray(quat_wxyz, dtype=np.float64), value, now_s)
 
     def update_imu(self, quat_wxyz: Sequence[float], ang_vel_body_rad_s: Sequence[float],
-                   now_s: float) -> None:
-        """Store IMU orientation and body-frame angular velocity."""
-        quat = np.asarray(quat_wxyz, dtype=np.float64)
-        ang_vel = np.asarray(ang_vel_body_rad_s, dtype=np.float64)
-        unit_quat, self._imu_problem = _check_base(quat, (ang_vel,), 'imu')
-        if unit_quat is not None:
-            self._imu = _Stamped((unit_quat, ang_vel), now_s)
+                   now_s: float, stamp_ns: Optional[int] = None) -> None:
+        """Store IMU orientation and body-frame angular velocity, stamped [ns]."""
+        self._observe_clock(now_s)
+        if self._arrived(self._imu, stamp_ns, now_s):
+            value = (np.asarray(ang_vel_body_rad_s, dtype=np.float64),)
+            self._store_base(self._imu, np.asarray(quat_wxyz, dtype=np.float64), value, now_s)
+
+    def _store_base(self, track: _Input, quat: np.ndarray, vectors: Tuple[np.ndarray, ...],
+                    now_s: float) -> None:
+        """Store an orientation + vectors sample, or say in ``track.problem`` why not."""
+        if not (policy_math.all_finite(quat) and all(policy_math.all_finite(v) for v in vectors)):
+            track.problem = f'non-finite {track.name} value'
+            return
+        norm = math.sqrt(float(np.dot(quat, quat)))
+        if not 0.5 < norm < 1.5:
+            track.problem = (f'{track.name} orientation quaternion has norm {norm:.3f} '
+                             '(not a rotation)')
+            return
+        unit = quat / norm
+        track.problem = ''
+        track.value = (unit,) + vectors
+        track.time_s = now_s
+        # the angle between the body z axis and world up: acos of the rotation matrix's zz,
+        # 1 - 2 (x^2 + y^2), which is -projected_gravity(q)[2] in scalars (0.4 against 22 us)
+        _, x, y, _ = unit.tolist()
+        track.tilt_rad = math.acos(max(-1.0, min(1.0, 1.0 - 2.0 * (x * x + y * y))))
 
     def update_cmd_vel(self, vx_m_s: float, vy_m_s: float, wz_rad_s: float,
-                       now_s: float) -> None:
+                       now_s: float, stamp_ns: Optional[int] = None) -> None:
         """Store a velocity command (clamped to the trained ranges) received at ``now_s``."""
+        self._observe_clock(now_s)
+        if not self._arrived(self._cmd, stamp_ns, now_s):
+            self.cmd_note = (f'cmd_vel header stamp {stamp_ns} ns re-sent; not a new command '
+                             '(it times out after cmd_vel_timeout_s)')
+            return
         raw = np.array([vx_m_s, vy_m_s, wz_rad_s], dtype=np.float64)
         if not np.all(np.isfinite(raw)):
-            self._cmd = None
+            self._cmd.value = None
             self.cmd_note = f'non-finite cmd_vel {raw.tolist()} ignored (command is zero)'
             return
         clamped = clamp_command(raw, self.contract)
         self.cmd_note = ('' if np.array_equal(clamped, raw) else
                          f'cmd_vel {raw.tolist()} clamped to trained range {clamped.tolist()}')
-        self._cmd = _Stamped((clamped,), now_s)
+        self._cmd.value = (clamped,)
+        self._cmd.time_s = now_s
 
     def command(self, now_s: float) -> np.ndarray:
         """Return the effective ``(vx, vy, wz)`` command at ``now_s`` (zero if timed out)."""
-        if self._cmd is None or _age(self._cmd.time_s, now_s) > self.config.cmd_vel_timeout_s:
+        cmd = self._cmd
+        if cmd.value is None or _age(cmd.time_s, now_s) > self.config.cmd_vel_timeout_s:
             return np.zeros(3)
-        return self._cmd.value[0].copy()
+        return cmd.value[0].copy()
 
     # ----------------------------------------------------------------------------- health
     def joint_state_problem(self, now_s: float) -> str:
         """Return why the joint state is unusable at ``now_s`` ('' if healthy)."""
-        if self._joint_problem:
-            return self._joint_problem
-        if self._joint is None:
-            return 'no joint_states received'
-        age = _age(self._joint.time_s, now_s)
-        if age > self.config.joint_state_timeout_s:
-            return _describe_age('joint_states', age, 'joint_state_timeout_s',
-                                 self.config.joint_state_timeout_s)
-        return ''
+        return _input_problem(self._joints, now_s, self.config.joint_state_timeout_s,
+                              'joint_state_timeout_s')
 
     def walking_input_problem(self, now_s: float) -> str:
         """Return why odometry/IMU are unusable for the policy at ``now_s`` ('' if healthy)."""
@@ -297,30 +478,50 @@ class Controller:
             return ''
         needs_odom = self.needs_lin_vel or self.config.orientation_source == 'odom'
         if needs_odom:
-            problem = _stamped_problem(self._odom, self._odom_problem, now_s,
-                                       self.config.odom_timeout_s, 'odom', 'odom_timeout_s')
+            problem = _input_problem(self._odom, now_s, self.config.odom_timeout_s,
+                                     'odom_timeout_s')
             if problem:
                 return problem
         if self.config.orientation_source == 'imu':
-            return _stamped_problem(self._imu, self._imu_problem, now_s,
-                                    self.config.imu_timeout_s, 'imu', 'imu_timeout_s')
+            return _input_problem(self._imu, now_s, self.config.imu_timeout_s, 'imu_timeout_s')
         return ''
+
+    def tilt_rad(self, now_s: float) -> Optional[float]:
+        """Return the base's tilt from upright [rad], or None without a fresh orientation."""
+        if self.config.orientation_source == 'imu':
+            track, timeout_s = self._imu, self.config.imu_timeout_s
+        else:
+            track, timeout_s = self._odom, self.config.odom_timeout_s
+        if track.value is None or _age(track.time_s, now_s) > timeout_s:
+            return None
+        return track.tilt_rad
+
+    def tilt_problem(self, now_s: float) -> str:
+        """Return why the base is too tilted to stand at ``now_s`` ('' if not, or unknown)."""
+        tilt = self.tilt_rad(now_s)
+        if tilt is None or tilt <= self.config.max_tilt_rad:
+            return ''
+        return (f'base tilted {tilt:.3f} rad from upright > max_tilt_rad '
+                f'{self.config.max_tilt_rad:.3f} rad ({self.config.orientation_source})')
 
     # ----------------------------------------------------------------------------- transitions
     def activate(self, now_s: float) -> None:
         """Go from ``INACTIVE`` to ``STANDING``; raise :class:`ControllerError` if not possible."""
+        self._observe_clock(now_s)
         if self.state is not ControllerState.INACTIVE:
             raise ControllerError(f'activate: controller is {self.state.value}, not inactive')
-        problem = self.joint_state_problem(now_s)
+        problem = self.joint_state_problem(now_s) or self.tilt_problem(now_s)
         if problem:
             raise ControllerError(f'cannot activate: {problem}')
         self.fault_reason = ''
-        self._enter_standing(now_s)
+        self._enter_standing()
 
     def deactivate(self) -> None:
         """Go to ``INACTIVE`` from any state (clears the fault and any walk request)."""
         self.state = ControllerState.INACTIVE
         self.fault_reason = ''
+        self.stand_reason = ''
+        self.hold_reason = ''
         self.walk_requested = False
         self.note = ''
 
@@ -328,9 +529,10 @@ class Controller:
         """
         Ask to walk; return ``(accepted, message)``.
 
-        Accepted in ``STANDING`` (walking starts when the ramp completes and odometry is fresh)
-        and in ``WALKING`` (no-op). Refused in ``INACTIVE`` and ``DAMPING``.
+        Accepted in ``STANDING`` (walking starts when the ramp completes and the inputs are
+        healthy) and in ``WALKING`` (no-op). Refused in ``INACTIVE`` and ``DAMPING``.
         """
+        self._observe_clock(now_s)
         if self.state is ControllerState.WALKING:
             return True, 'already walking'
         if self.state is ControllerState.STANDING:
@@ -343,26 +545,39 @@ class Controller:
 
     def request_stand(self, now_s: float) -> Tuple[bool, str]:
         """Ask to stand; from ``WALKING`` this ramps from the measured pose to the default pose."""
+        self._observe_clock(now_s)
         if self.state is ControllerState.WALKING:
-            self._enter_standing(now_s)
+            self._enter_standing()
             return True, 'standing'
         if self.state is ControllerState.STANDING:
             self.walk_requested = False
+            self.stand_reason = ''
             return True, 'standing (walk request cleared)'
         if self.state is ControllerState.DAMPING:
             return False, f'in damping ({self.fault_reason}); call recover first'
         return False, 'controller is inactive; activate the node first'
 
+    def request_damping(self, now_s: float) -> Tuple[bool, str]:
+        """Go to ``DAMPING`` on request (from standing or walking); return the outcome."""
+        self._observe_clock(now_s)
+        if self.state is ControllerState.DAMPING:
+            return True, f'already damping ({self.fault_reason})'
+        if self.state is ControllerState.INACTIVE:
+            return False, 'controller is inactive; activate the node first'
+        self.fault('damping requested')
+        return True, 'damping (call recover to stand again)'
+
     def recover(self, now_s: float) -> Tuple[bool, str]:
-        """Leave ``DAMPING`` for ``STANDING`` if the joint state is healthy; return the outcome."""
+        """Leave ``DAMPING`` for ``STANDING`` if the robot can stand; return the outcome."""
+        self._observe_clock(now_s)
         if self.state is not ControllerState.DAMPING:
             return False, f'not in damping (state is {self.state.value}); nothing to recover'
-        problem = self.joint_state_problem(now_s)
+        problem = self.joint_state_problem(now_s) or self.tilt_problem(now_s)
         if problem:
             return False, f'cannot recover: {problem}'
         previous = self.fault_reason
         self.fault_reason = ''
-        self._enter_standing(now_s)
+        self._enter_standing()
         return True, f'recovered from damping ({previous}); standing'
 
     def fault(self, reason: str) -> None:
@@ -371,34 +586,87 @@ class Controller:
             return
         self.state = ControllerState.DAMPING
         self.fault_reason = reason
+        self.stand_reason = ''
+        self.hold_reason = ''
         self.walk_requested = False
+        self.note = ''
 
-    def _enter_standing(self, now_s: float) -> None:
+    def _enter_standing(self) -> None:
         # The ramp's start time and pose are taken at the first step with a valid time (see
-        # _start_ramp_if_pending), not here: ``now_s`` of a transition may be a not-yet-valid
+        # _start_ramp_if_pending), not here: the time of a transition may be a not-yet-valid
         # ROS time (0 before /clock) or long before the first control tick.
         self.state = ControllerState.STANDING
         self.walk_requested = False
-        self._ramp_start_pos = (self._joint.value[0].copy() if self._joint is not None
+        self.stand_reason = ''
+        self.hold_reason = ''
+        self._ramp_start_pos = (self._joints.value[0].copy() if self._joints.value is not None
                                 else self.default_pos_rad.copy())
         self._ramp_start_s = None
+        self._joint_fault_since_s = None
+        self._walk_fault_since_s = None
         self.note = ''
 
     def _start_ramp_if_pending(self, now_s: float) -> None:
-        if self._ramp_start_s is not None or self._joint is None:
+        if self._ramp_start_s is not None or self._joints.value is None:
             return
-        self._ramp_start_pos = self._joint.value[0].copy()
+        self._ramp_start_pos = self._joints.value[0].copy()
         if now_s > 0.0:  # ROS time 0: no /clock yet; hold the measured pose until it is valid
             self._ramp_start_s = now_s
 
     def _enter_walking(self) -> None:
         self.state = ControllerState.WALKING
         self.walk_requested = False
+        self.stand_reason = ''
+        self.hold_reason = ''
         self._tick = 0
         self._gait_phase = 0.0
         self._last_action = np.zeros(self.contract.action_dim)
         self._q_target = self.default_pos_rad.copy()
+        self._walk_fault_since_s = None
         self.note = ''
+
+    def _stand_after_fault(self, problem: str) -> None:
+        """Stop the policy and stand (PD ramp to the default pose) after a sustained fault."""
+        self._enter_standing()
+        self.stand_reason = (f'{problem}; standing (policy stopped), '
+                             + ('walking resumes once the inputs are healthy'
+                                if self.config.auto_resume_walk else 'call walk to resume'))
+        self.walk_requested = self.config.auto_resume_walk
+
+    def _check_inputs(self, now_s: float) -> None:
+        """Apply the graded response to the inputs at ``now_s`` (standing or walking)."""
+        hold_s = self.config.fault_hold_s
+        held: List[str] = []
+        problem = self.joint_state_problem(now_s)
+        if problem:
+            if self._joint_fault_since_s is None:
+                self._joint_fault_since_s = now_s
+            unusable_s = now_s - self._joint_fault_since_s
+            if unusable_s >= hold_s:
+                self.fault(f'{problem} (unusable for {unusable_s:.3f} s >= fault_hold_s '
+                           f'{hold_s} s; standing needs joint feedback)')
+                return
+            held.append(problem)
+        else:
+            self._joint_fault_since_s = None
+        problem = self.tilt_problem(now_s)
+        if problem:
+            self.fault(problem)
+            return
+        if self.state is ControllerState.WALKING:
+            problem = self.walking_input_problem(now_s)
+            if problem:
+                if self._walk_fault_since_s is None:
+                    self._walk_fault_since_s = now_s
+                unusable_s = now_s - self._walk_fault_since_s
+                if unusable_s >= hold_s:
+                    self._stand_after_fault(f'{problem} (unusable for {unusable_s:.3f} s >= '
+                                            f'fault_hold_s {hold_s} s)')
+                else:
+                    held.append(problem)
+            else:
+                self._walk_fault_since_s = None
+        self.hold_reason = (f'holding the last good input: {"; ".join(held)}' if held else '')
 
     # ----------------------------------------------------------------------------- step
     def stand_ramp_fraction(self, now_s: float) -> float:
@@ -415,37 +683,33 @@ class Controller:
 
         Return ``None`` when inactive (publish nothing).
         """
+        self._observe_clock(now_s)
         if self.state is ControllerState.INACTIVE:
             return None
         if self.state is not ControllerState.DAMPING:
-            problem = self.joint_state_problem(now_s)
-            if problem:
-                self.fault(problem)
+            self._check_inputs(now_s)
         if self.state is ControllerState.STANDING:
             self._start_ramp_if_pending(now_s)
-            fraction = self.stand_ramp_fraction(now_s)
-            if fraction >= 1.0 and self.walk_requested:
-                problem = self.walking_input_problem(now_s)
+            if self.walk_requested and self.stand_ramp_fraction(now_s) >= 1.0:
+                problem = self.joint_state_problem(now_s) or self.walking_input_problem(now_s)
                 self.note = f'walk pending: {problem}' if problem else ''
                 if not problem:
                     self._enter_walking()
-        if self.state is ControllerState.WALKING:
-            problem = self.walking_input_problem(now_s)
-            if problem:
-                self.fault(problem)
+        effort = self._zero_qd
         if self.state is ControllerState.STANDING:
             fraction = self.stand_ramp_fraction(now_s)
             start = self._ramp_start_pos
-            target = start + (self.default_pos_rad - start) * fraction
-            effort = self._pd(target)
+            effort = self._pd(start + (self.default_pos_rad - start) * fraction, now_s)
         elif self.state is ControllerState.WALKING:
-            if self._tick % self.decimation == 0:
+            # the policy needs current joint feedback; on an older joint state its last target
+            # is held (see the module docstring)
+            if self._tick % self.decimation == 0 and self._joint_state_fresh(now_s):
                 try:
                     self._run_policy(now_s)
                 except Exception as exc:  # noqa: B902 - any policy failure must end in damping
                     self.fault(f'policy step failed: {exc}')
             if self.state is ControllerState.WALKING:
-                effort = self._pd(self._q_target)
+                effort = self._pd(self._q_target, now_s)
                 self._tick += 1
                 if self.uses_gait_phase:
                     self._gait_phase = (self._gait_phase
@@ -459,29 +723,36 @@ class Controller:
             effort = np.where(np.isfinite(effort), effort, 0.0)
         return policy_math.clamp(effort, -self.effort_limit_nm, self.effort_limit_nm)
 
-    def _pd(self, target: np.ndarray) -> np.ndarray:
-        q, qd = self._joint.value
+    def _joint_state_fresh(self, now_s: float) -> bool:
+        """Return whether the newest usable joint state is within its timeout."""
+        return _age(self._joints.time_s, now_s) <= self.config.joint_state_timeout_s
+
+    def _pd(self, target: np.ndarray, now_s: float) -> np.ndarray:
+        q, qd = self._joints.value
+        if not self._joint_state_fresh(now_s):
+            qd = self._zero_qd  # a stale velocity would be a constant torque
         return np.asarray(policy_math.pd_effort(target, q, qd, self.kp_nm_per_rad,
                                                 self.kd_nms_per_rad, self.effort_limit_nm),
                           dtype=np.float64)
 
     def _damping_effort(self, now_s: float) -> np.ndarray:
         fresh = _age(self._damping_qd_time_s, now_s) <= self.config.joint_state_timeout_s
-        qd = self._damping_qd if fresh else np.zeros_like(self._damping_qd)
+        qd = self._damping_qd if fresh else self._zero_qd
         effort = -self.config.damping_kd_scale * self.kd_nms_per_rad * qd
         effort = np.where(np.isfinite(effort), effort, 0.0)
         return policy_math.clamp(effort, -self.effort_limit_nm, self.effort_limit_nm)
 
     def observation_inputs(self, now_s: float) -> Dict[str, np.ndarray]:
         """Return the raw (unscaled) observation inputs keyed by term name at ``now_s``."""
-        q, qd = self._joint.value
-        if self.config.orientation_source == 'imu' and self._imu is not None:
-            quat, ang_vel = self._imu.value
-        elif self._odom is not None:
-            quat, ang_vel = self._odom.value[0], self._odom.value[2]
+        q, qd = self._joints.value
+        odom, imu = self._odom.value, self._imu.value
+        if self.config.orientation_source == 'imu' and imu is not None:
+            quat, ang_vel = imu
+        elif odom is not None:
+            quat, ang_vel = odom[0], odom[2]
         else:
             quat, ang_vel = np.array([1.0, 0.0, 0.0, 0.0]), np.zeros(3)
-        lin_vel = self._odom.value[1] if self._odom is not None else np.zeros(3)
+        lin_vel = odom[1] if odom is not None else np.zeros(3)
         return policy_math.observation_inputs(
             base_quat_wxyz=np.asarray(quat, dtype=np.float64),
             base_lin_vel_body_m_s=np.asarray(lin_vel, dtype=np.float64),
@@ -523,40 +794,21 @@ class Controller:
 
 
 def _age(time_s: float, now_s: float) -> float:
-    """
-    Return ``now_s - time_s`` [s].
-
-    An input received "in the future" means ROS time jumped backwards (a sim reset, a bag loop):
-    it is infinitely old, so it must be received again before it counts as fresh.
-    """
-    age = now_s - time_s
-    return math.inf if age < -1e-9 else max(0.0, age)
+    """Return ``now_s - time_s`` [s] (never negative: stored times follow clock jumps)."""
+    return max(0.0, now_s - time_s)
 
 
-def _describe_age(source: str, age: float, param: str, timeout_s: float) -> str:
-    if math.isinf(age):
-        return f'{source} received before ROS time jumped backwards; waiting for a fresh one'
-    return f'{source} stale: {age:.3f} s old > {param} {timeout_s} s'
-
-
-def _check_base(quat: np.ndarray, vectors: Tuple[np.ndarray, ...],
-                source: str) -> Tuple[Optional[np.ndarray], str]:
-    """Return ``(unit quaternion, '')`` or ``(None, the problem)`` of a base orientation."""
-    if not (policy_math.all_finite(quat) and all(policy_math.all_finite(v) for v in vectors)):
-        return None, f'non-finite {source} value'
-    norm = math.sqrt(float(np.dot(quat, quat)))
-    if not 0.5 < norm < 1.5:
-        return None, f'{source} orientation quaternion has norm {norm:.3f} (not a rotation)'
-    return quat / norm, ''
-
-
-def _stamped_problem(value: Optional[_Stamped], problem: str, now_s: float, timeout_s: float,
-                     source: str, param: str) -> str:
-    if problem:
-        return problem
-    if value is None:
-        return f'no {source} received'
-    age = _age(value.time_s, now_s)
-    if age > timeout_s:
-        return _describe_age(source, age, param, timeout_s)
-    return ''
+def _input_problem(track: _Input, now_s: float, timeout_s: float, param: str) -> str:
+    """Return why ``track`` is unusable at ``now_s`` ('' if its newest sample is usable)."""
+    if track.problem:
+        return track.problem
+    if track.value is None:
+        return f'no {track.name} received'
+    age = _age(track.time_s, now_s)
+    if age <= timeout_s:
+        return ''
+    text = f'{track.name} stale: {age:.3f} s old > {param} {timeout_s} s'
+    if track.frozen_since_s is not None:
+        text += (f' (header stamp frozen at {track.stamp_ns * 1e-9:.9f} s: re-sent for '
+                 f'{_age(track.frozen_since_s, now_s):.3f} s without advancing)')
+    return text
