@@ -93,8 +93,9 @@ def reset_standing(backend: MjWarpBackend) -> None:
     default = torch.as_tensor(robot.default_pos_rad, dtype=torch.float32, device=dev)
     zeros3 = torch.zeros(n, 3, device=dev)
     quat = torch.tensor([1.0, 0.0, 0.0, 0.0], device=dev).repeat(n, 1)
-    backend.reset_envs(torch.arange(n, device=dev), key.repeat(n, 1), quat, zeros3, zeros3,
-                       default.repeat(n, 1), torch.zeros(n, backend.num_joints, device=dev))
+    backend.reset_masked(torch.ones(n, dtype=torch.bool, device=dev), key.repeat(n, 1), quat,
+                         zeros3, zeros3, default.repeat(n, 1),
+                         torch.zeros(n, backend.num_joints, device=dev))
     backend.q_target.copy_(default.expand_as(backend.q_target))
 
 

@@ -28,21 +28,28 @@ def backend(robot):
     return MjWarpBackend(robot, NUM_ENVS, device='cpu')
 
 
+def _mask(backend, ids):
+    """Return the bool [N] mask selecting worlds ``ids``."""
+    mask = torch.zeros(backend.num_envs, dtype=torch.bool)
+    mask[list(ids)] = True
+    return mask
+
+
 def _default_state(backend, ids):
-    """Return reset_envs arguments putting worlds ``ids`` in the default standing pose."""
-    k = len(ids)
+    """Return reset_masked arguments putting worlds ``ids`` in the default standing pose."""
+    n = backend.num_envs
     key = backend.mj_model.key_qpos[0]
-    pos = torch.tensor(key[0:3], dtype=torch.float32).repeat(k, 1)
-    quat = torch.tensor([1.0, 0.0, 0.0, 0.0]).repeat(k, 1)
-    zeros3 = torch.zeros(k, 3)
-    jp = torch.tensor(backend.robot.default_pos_rad, dtype=torch.float32).repeat(k, 1)
-    return {'env_ids': torch.as_tensor(ids), 'base_pos': pos, 'base_quat': quat,
+    pos = torch.tensor(key[0:3], dtype=torch.float32).repeat(n, 1)
+    quat = torch.tensor([1.0, 0.0, 0.0, 0.0]).repeat(n, 1)
+    zeros3 = torch.zeros(n, 3)
+    jp = torch.tensor(backend.robot.default_pos_rad, dtype=torch.float32).repeat(n, 1)
+    return {'mask': _mask(backend, ids), 'base_pos': pos, 'base_quat': quat,
             'base_lin_vel_world': zeros3, 'base_ang_vel_body': zeros3.clone(), 'joint_pos': jp,
             'joint_vel': torch.zeros_like(jp)}
 
 
 def _reset_all(backend):
-    backend.reset_envs(**_default_state(backend, list(range(backend.num_envs))))
+    backend.reset_masked(**_default_state(backend, list(range(backend.num_envs))))
     backend.q_target.copy_(torch.tensor(backend.robot.default_pos_rad, dtype=torch.float32))
     backend.check_overflow(clear=True)
 
@@ -107,7 +114,7 @@ def test_pd_holds_default_pose_for_one_second(backend):
     assert 0 < report['nacon_peak'] <= report['naconmax']
 
 
-def test_reset_envs_writes_only_chosen_worlds(backend, robot):
+def test_reset_masked_writes_only_chosen_worlds(backend, robot):
     _reset_all(backend)
     backend.q_target[:, 2] += 0.2
     backend.step(DECIMATION)
@@ -120,7 +127,8 @@ def test_reset_envs_writes_only_chosen_worlds(backend, robot):
     ang = torch.tensor([[0.1, 0.2, -0.3]])
     jp = torch.tensor(robot.default_pos_rad + rng.uniform(-0.1, 0.1, 21), dtype=torch.float32)
     jv = torch.tensor(rng.uniform(-1, 1, 21), dtype=torch.float32)
-    backend.reset_envs(torch.tensor([1]), pos, quat, lin, ang, jp[None], jv[None])
+    rows = [t.repeat(NUM_ENVS, 1) for t in (pos, quat, lin, ang, jp[None], jv[None])]
+    backend.reset_masked(_mask(backend, [1]), *rows)
     for name, old in before.items():
         new = getattr(backend, name)
         assert torch.equal(new[0], old[0]) and torch.equal(new[2], old[2]), name
@@ -141,24 +149,24 @@ def test_reset_envs_writes_only_chosen_worlds(backend, robot):
     np.testing.assert_allclose(backend.foot_pos[1].numpy(), data.xpos[feet], atol=1e-4)
 
 
-def test_reset_envs_rejects_bad_input(backend):
+def test_reset_masked_rejects_bad_input(backend):
     args = _default_state(backend, [0, 1])
-    bad = dict(args, joint_pos=torch.zeros(2, 20))
+    bad = dict(args, joint_pos=torch.zeros(NUM_ENVS, 20))
     with pytest.raises(ValueError, match='joint_pos'):
-        backend.reset_envs(**bad)
-    nan = dict(args, base_pos=torch.full((2, 3), float('nan')))
+        backend.reset_masked(**bad)
+    nan = dict(args, base_pos=torch.full((NUM_ENVS, 3), float('nan')))
     with pytest.raises(ValueError, match='base_pos'):
-        backend.reset_envs(**nan)
-    with pytest.raises(ValueError, match='env_ids'):
-        backend.reset_envs(**dict(args, env_ids=torch.tensor([0.0, 1.0])))
+        backend.reset_masked(**nan)
+    with pytest.raises(ValueError, match='mask'):
+        backend.reset_masked(**dict(args, mask=torch.tensor([0.0, 1.0, 0.0])))
     with pytest.raises(ValueError, match='decimation'):
         backend.step(0)
     # deferred validation (the CUDA default): recorded without a sync, reported later
     backend.check_overflow(clear=True)
     backend.validate_inputs = False
     try:
-        backend.reset_envs(**nan)
-        backend.set_friction(torch.tensor([0]), torch.tensor([0.0]))
+        backend.reset_masked(**nan)
+        backend.set_friction_masked(_mask(backend, [0]), torch.zeros(NUM_ENVS))
         report = backend.check_overflow()
         assert report['invalid_inputs'] == ['base_pos', 'friction']
         assert report['nonfinite_worlds'] == 2
@@ -168,7 +176,8 @@ def test_reset_envs_rejects_bad_input(backend):
     finally:
         backend.validate_inputs = True
         _reset_all(backend)
-        backend.set_friction(torch.tensor([0]), float(backend.mj_model.geom_friction[0, 0]))
+        backend.set_friction_masked(_mask(backend, [0]),
+                                    float(backend.mj_model.geom_friction[0, 0]))
 
 
 def test_agrees_with_cpu_mujoco_under_the_same_efforts(backend):
@@ -198,11 +207,11 @@ def test_agrees_with_cpu_mujoco_under_the_same_efforts(backend):
 def test_friction_and_base_mass_randomization(backend, robot):
     _reset_all(backend)
     base = mujoco.mj_name2id(backend.mj_model, mujoco.mjtObj.mjOBJ_BODY, robot.base_link)
-    backend.set_friction(torch.tensor([2]), torch.tensor([0.3]))
+    backend.set_friction_masked(_mask(backend, [2]), torch.full((NUM_ENVS,), 0.3))
     fr = backend.warp_model.geom_friction.numpy()
     assert np.allclose(fr[2, :, 0], 0.3) and np.allclose(fr[:2, :, 0], fr[0, :, 0])
     assert not np.allclose(fr[0, :, 0], 0.3)
-    backend.set_base_mass_offset(torch.tensor([1]), 5.0)
+    backend.set_base_mass_offset_masked(_mask(backend, [1]), 5.0)
     mass = backend.warp_model.body_mass.numpy()
     assert mass[1, base] == pytest.approx(backend.mj_model.body_mass[base] + 5.0, rel=1e-6)
     assert mass[0, base] == pytest.approx(backend.mj_model.body_mass[base], rel=1e-6)
@@ -212,11 +221,12 @@ def test_friction_and_base_mass_randomization(backend, robot):
     # the heavier world's feet carry 5 kg more (roughly: the robot still sways)
     assert float(total[1] - total[0]) == pytest.approx(5.0 * 9.81, abs=25.0)
     with pytest.raises(ValueError, match='friction'):
-        backend.set_friction(torch.tensor([0]), torch.tensor([-1.0]))
+        backend.set_friction_masked(_mask(backend, [0]), torch.full((NUM_ENVS,), -1.0))
     with pytest.raises(ValueError, match='delta_kg'):
-        backend.set_base_mass_offset(torch.tensor([0]), torch.tensor([1.0, 2.0]))
-    backend.set_friction(torch.arange(NUM_ENVS), float(backend.mj_model.geom_friction[0, 0]))
-    backend.set_base_mass_offset(torch.arange(NUM_ENVS), 0.0)
+        backend.set_base_mass_offset_masked(_mask(backend, [0]), torch.tensor([1.0, 2.0]))
+    every = _mask(backend, range(NUM_ENVS))
+    backend.set_friction_masked(every, float(backend.mj_model.geom_friction[0, 0]))
+    backend.set_base_mass_offset_masked(every, 0.0)
 
 
 def test_default_contact_sizes_cover_both_feet(backend):
@@ -234,7 +244,7 @@ def test_overflow_is_detected_with_undersized_buffers(robot):
     small = MjWarpBackend(robot, 2, device='cpu', nconmax=4, njmax=16)
     state = _default_state(small, [0, 1])
     state['base_pos'][:, 2] -= 0.08
-    small.reset_envs(**state)
+    small.reset_masked(**state)
     small.step(1)
     report = small.check_overflow(clear=False)
     assert report['overflow'] and report['worlds_overflowed'] == 2

@@ -34,9 +34,18 @@ def env():
 
 # ------------------------------------------------------------------------- reference step
 def _reference_reset(env, ids):
-    """Reset ``ids`` with index writes (the previous ``_reset_envs``), slab randoms."""
+    """Reset ``ids`` with index writes into the env buffers (the previous algorithm)."""
     cfg, b, a = env.cfg, env.backend, env.num_actions
-    k = len(ids)
+    k, n = len(ids), env.num_envs
+    mask = torch.zeros(n, dtype=torch.bool)
+    mask[ids] = True
+
+    def wide(rows):
+        """Return the rows of ``ids`` scattered into a full-batch tensor (the backend's input)."""
+        full = torch.zeros((n,) + tuple(rows.shape[1:]))
+        full[ids] = rows
+        return full
+
     r = cfg.randomization
     yaw = env._u('reset_yaw', -math.pi, math.pi)[ids]
     zero = torch.zeros_like(yaw)
@@ -47,14 +56,15 @@ def _reference_reset(env, ids):
     lin[:, :2] = env._u('reset_lin_vel', -cfg.init_base_vel_m_s, cfg.init_base_vel_m_s)[ids]
     jp = env.default_joint_pos + env._u('reset_joint', -cfg.init_joint_noise_rad,
                                         cfg.init_joint_noise_rad)[ids]
-    b.reset_envs(ids, pos, quat, lin, torch.zeros(k, 3), jp, torch.zeros(k, a))
+    b.reset_masked(mask, *(wide(t) for t in (pos, quat, lin, torch.zeros(k, 3), jp,
+                                             torch.zeros(k, a))))
     env.gain_scale[ids] = env._u('reset_gain', *r.pd_gain_scale_range)[ids]
     env.strength_scale[ids] = env._u('reset_strength', *r.motor_strength_range)[ids]
     b.kp[ids] = env.kp * env.gain_scale[ids]
     b.kd[ids] = env.kd * env.gain_scale[ids]
     b.effort_limit[ids] = env.effort_limit * env.strength_scale[ids]
-    b.set_friction(ids, env._u('reset_friction', *r.friction_range)[ids])
-    b.set_base_mass_offset(ids, env._u('reset_mass', *r.added_base_mass_kg)[ids])
+    b.set_friction_masked(mask, wide(env._u('reset_friction', *r.friction_range)[ids]))
+    b.set_base_mass_offset_masked(mask, wide(env._u('reset_mass', *r.added_base_mass_kg)[ids]))
     for buf in (env.actions, env.last_actions, env.applied_actions, env.last_joint_vel,
                 env.feet_air_time):
         buf[ids] = 0.0
@@ -133,16 +143,8 @@ def test_masked_backend_reset_touches_only_masked_worlds(env):
     torch.testing.assert_close(b.joint_vel[mask], jv[mask])
     assert torch.all(b.last_effort[mask] == 0.0)
     assert torch.all(b._geom_friction[mask][:, :, 0] == 0.77)
-    # the same write through the indexed API gives the same masked worlds
-    ids = mask.nonzero().flatten()
-    after = b._qpos.clone(), b.foot_pos.clone(), b._body_subtreemass.clone()
-    b.set_base_mass_offset(ids, torch.full((len(ids),), 1.5))
-    b.reset_envs(ids, pos[ids], quat[ids], lin[ids], ang[ids], jp[ids], jv[ids])
-    assert torch.equal(b._qpos, after[0])
-    torch.testing.assert_close(b.foot_pos, after[1])
-    assert torch.equal(b._body_subtreemass, after[2])
     with pytest.raises(ValueError, match='mask'):
-        b.reset_masked(ids, pos, quat, lin, ang, jp, jv)
+        b.reset_masked(mask.nonzero().flatten(), pos, quat, lin, ang, jp, jv)
 
 
 def test_step_matches_reference_step():
@@ -222,8 +224,10 @@ def test_fallen_robot_terminates_and_only_it_resets(env):
     length = env.episode_length.clone()
     # drop env 2 to the floor, lying on its side
     quat = torch.tensor([[math.cos(math.pi / 4), math.sin(math.pi / 4), 0.0, 0.0]])
-    b.reset_envs(torch.tensor([2]), torch.tensor([[0.0, 0.0, 0.15]]), quat, torch.zeros(1, 3),
-                 torch.zeros(1, 3), env.default_joint_pos[None], torch.zeros(1, b.num_joints))
+    only_2 = torch.arange(NUM_ENVS) == 2
+    b.reset_masked(only_2, *(t.repeat(NUM_ENVS, 1) for t in (
+        torch.tensor([[0.0, 0.0, 0.15]]), quat, torch.zeros(1, 3), torch.zeros(1, 3),
+        env.default_joint_pos[None], torch.zeros(1, b.num_joints))))
     _, _, rewards, dones, extras = env.step(torch.zeros(NUM_ENVS, env.num_actions))
     assert bool(dones[2]) and not bool(extras['time_outs'][2])
     assert rewards[2] <= env.cfg.rewards.termination * env.dt_s + 1.0

@@ -3,7 +3,7 @@ Simulator-agnostic interface of a batched physics backend used by the training e
 
 A backend simulates ``num_envs`` worlds of one robot on one device.  All state is exposed as
 torch tensors on ``device`` that are updated *in place* by :meth:`SimBackend.step` and
-:meth:`SimBackend.reset_envs` (zero-copy views of simulator memory where the simulator allows
+:meth:`SimBackend.reset_masked` (zero-copy views of simulator memory where the simulator allows
 it), so the env can keep references to them.  The control inputs are persistent buffers that
 the env writes in place (``backend.q_target.copy_(...)``); a CUDA graph captured by a backend
 reads them from fixed addresses, so they can never be rebound.
@@ -61,8 +61,8 @@ class SimBackend(ABC):
     - ``device``: ``torch.device`` of every tensor below;
     - ``physics_dt_s``: physics time step [s].
 
-    State, float32, updated in place by ``step``/``reset_envs`` (do not write them directly;
-    use ``reset_envs``):
+    State, float32, updated in place by ``step``/``reset_masked`` (do not write them directly;
+    use ``reset_masked``):
 
     - ``base_pos`` [N, 3] world position of the base link [m];
     - ``base_quat`` [N, 4] base orientation, wxyz;
@@ -152,17 +152,19 @@ class SimBackend(ABC):
         """
 
     @abstractmethod
-    def reset_envs(self, env_ids: torch.Tensor, base_pos: torch.Tensor,
-                   base_quat: torch.Tensor, base_lin_vel_world: torch.Tensor,
-                   base_ang_vel_body: torch.Tensor, joint_pos: torch.Tensor,
-                   joint_vel: torch.Tensor) -> None:
+    def reset_masked(self, mask: torch.Tensor, base_pos: torch.Tensor,
+                     base_quat: torch.Tensor, base_lin_vel_world: torch.Tensor,
+                     base_ang_vel_body: torch.Tensor, joint_pos: torch.Tensor,
+                     joint_vel: torch.Tensor) -> None:
         """
-        Set the state of the worlds ``env_ids`` (int64 [K]); other worlds are untouched.
+        Set the state of the worlds where ``mask`` (bool [N]) is True; others are untouched.
 
-        Shapes: ``base_pos`` [K, 3], ``base_quat`` [K, 4] wxyz (normalized here),
-        ``base_lin_vel_world`` [K, 3], ``base_ang_vel_body`` [K, 3], ``joint_pos`` [K, J],
-        ``joint_vel`` [K, J].  Derived views (``foot_pos``...) are recomputed; solver warm
-        starts and ``last_effort`` of those worlds are cleared.
+        Every input has the full batch shape and only the masked rows are used:
+        ``base_pos`` [N, 3], ``base_quat`` [N, 4] wxyz (normalized here),
+        ``base_lin_vel_world`` [N, 3], ``base_ang_vel_body`` [N, 3], ``joint_pos`` [N, J],
+        ``joint_vel`` [N, J].  Derived views (``foot_pos``...) are recomputed; solver warm
+        starts and ``last_effort`` of those worlds are cleared.  A backend that supports graph
+        capture does this with fixed shapes and no host sync.
         """
 
     @abstractmethod
@@ -175,46 +177,16 @@ class SimBackend(ABC):
         backend-specific diagnostics.  Pass the dict to :func:`raise_if_overflow` to raise.
         """
 
-    def set_friction(self, env_ids: torch.Tensor, friction: torch.Tensor) -> None:
-        """Set the sliding friction coefficient of worlds ``env_ids`` (floor and robot)."""
+    def set_friction_masked(self, mask: torch.Tensor, friction: torch.Tensor) -> None:
+        """Set the sliding friction of the worlds where ``mask`` is True to ``friction`` [N]."""
         raise NotImplementedError(f'{type(self).__name__} does not randomize friction')
 
-    def set_base_mass_offset(self, env_ids: torch.Tensor, delta_kg: torch.Tensor) -> None:
-        """Add ``delta_kg`` [K] to the base link mass of worlds ``env_ids`` (vs. nominal)."""
+    def set_base_mass_offset_masked(self, mask: torch.Tensor, delta_kg: torch.Tensor) -> None:
+        """Set the added base mass of the worlds where ``mask`` is True to ``delta_kg`` [N]."""
         raise NotImplementedError(f'{type(self).__name__} does not randomize base mass')
 
     def close(self) -> None:
         """Release simulator resources (default: nothing to do)."""
-
-    # ---- masked (fixed-shape, sync-free) variants for CUDA-graph-captured env steps ----
-    #
-    # The defaults below are correct for any backend but go through ``nonzero`` (a host
-    # sync); a backend that supports graph capture overrides them with full-width masked
-    # writes.
-
-    def reset_masked(self, mask: torch.Tensor, base_pos: torch.Tensor,
-                     base_quat: torch.Tensor, base_lin_vel_world: torch.Tensor,
-                     base_ang_vel_body: torch.Tensor, joint_pos: torch.Tensor,
-                     joint_vel: torch.Tensor) -> None:
-        """
-        Set the state of the worlds where ``mask`` (bool [N]) is True; others are untouched.
-
-        Like :meth:`reset_envs`, but every input has the full batch shape ([N, 3], [N, 4],
-        [N, J]...) and only the masked rows are used.
-        """
-        ids = self._env_ids(mask)
-        self.reset_envs(ids, base_pos[ids], base_quat[ids], base_lin_vel_world[ids],
-                        base_ang_vel_body[ids], joint_pos[ids], joint_vel[ids])
-
-    def set_friction_masked(self, mask: torch.Tensor, friction: torch.Tensor) -> None:
-        """Set the friction of the worlds where ``mask`` is True to ``friction`` [N]."""
-        ids = self._env_ids(mask)
-        self.set_friction(ids, friction[ids])
-
-    def set_base_mass_offset_masked(self, mask: torch.Tensor, delta_kg: torch.Tensor) -> None:
-        """Set the added base mass of the worlds where ``mask`` is True to ``delta_kg`` [N]."""
-        ids = self._env_ids(mask)
-        self.set_base_mass_offset(ids, delta_kg[ids])
 
     def sim_stream(self) -> Any:
         """

@@ -340,8 +340,6 @@ class MjWarpBackend(SimBackend):
         self._body_mass = wp.to_torch(m.body_mass)
         self._body_subtreemass = wp.to_torch(m.body_subtreemass)
         self._nominal_mass = self._body_mass[0].clone()
-        self._nominal_subtreemass = self._body_subtreemass[0].clone()
-        self._nominal_friction = self._geom_friction[0].clone()
         b, v = self._base_qadr, self._base_vadr
         self.base_pos = self._qpos[:, b:b + 3]
         self.base_quat = self._qpos[:, b + 3:b + 7]
@@ -370,7 +368,7 @@ class MjWarpBackend(SimBackend):
         self._reset_cleared = [wp.to_torch(arr) for arr in (
             d.qacc_warmstart, d.qacc, d.qfrc_applied, d.ctrl, d.time, d.act) if arr.size > 0]
         self._mass_chain = torch.as_tensor(self._mass_chain_np, device=dev)
-        self._nominal_chain_subtreemass = self._nominal_subtreemass[self._mass_chain].clone()
+        self._nominal_chain_subtreemass = self._body_subtreemass[0, self._mass_chain].clone()
         self._nefc_peak = torch.zeros(n, dtype=torch.int32, device=dev)
         self._invalid_inputs = torch.zeros((), dtype=torch.int32, device=dev)
 
@@ -525,34 +523,6 @@ class MjWarpBackend(SimBackend):
             bit = _INPUT_BITS[name]
             self._invalid_inputs.bitwise_or_((~good).to(torch.int32) * bit)
 
-    def reset_envs(self, env_ids: torch.Tensor, base_pos: torch.Tensor,
-                   base_quat: torch.Tensor, base_lin_vel_world: torch.Tensor,
-                   base_ang_vel_body: torch.Tensor, joint_pos: torch.Tensor,
-                   joint_vel: torch.Tensor) -> None:
-        """
-        Write the state of worlds ``env_ids`` (see :meth:`SimBackend.reset_envs`).
-
-        The rows are scattered into full-width inputs and written by :meth:`reset_masked`, so
-        indexed and masked resets share one implementation.
-        """
-        ids = self._env_ids(env_ids)
-        k, n, nj = ids.numel(), self.num_envs, self.num_joints
-        rows = [self._rows(name, value, k, width) for name, value, width in (
-            ('base_pos', base_pos, 3), ('base_quat', base_quat, 4),
-            ('base_lin_vel_world', base_lin_vel_world, 3),
-            ('base_ang_vel_body', base_ang_vel_body, 3), ('joint_pos', joint_pos, nj),
-            ('joint_vel', joint_vel, nj))]
-        if k == 0:
-            return
-        mask = torch.zeros(n, dtype=torch.bool, device=self.device)
-        mask[ids] = True
-        full = []
-        for value in rows:
-            wide = torch.zeros((n, value.shape[1]), dtype=value.dtype, device=self.device)
-            wide[ids] = value
-            full.append(wide)
-        self.reset_masked(mask, *full)
-
     def _mask(self, mask: Any) -> torch.Tensor:
         """Return ``mask`` as a bool [N] tensor on ``device`` or raise ValueError."""
         m = torch.as_tensor(mask, device=self.device)
@@ -634,36 +604,6 @@ class MjWarpBackend(SimBackend):
             sub = self._nominal_chain_subtreemass[None, :] + delta[:, None]
             self._body_subtreemass.index_copy_(1, chain, torch.where(
                 m[:, None], sub, self._body_subtreemass.index_select(1, chain)))
-
-    def set_friction(self, env_ids: torch.Tensor, friction: torch.Tensor) -> None:
-        """
-        Set the sliding friction of every geom (floor and robot) in worlds ``env_ids``.
-
-        MuJoCo combines two geoms' friction with max(), so setting all geoms of a world makes
-        ``friction`` the coefficient of every contact there.  ``friction``: scalar or [K], > 0.
-        """
-        ids = self._env_ids(env_ids)
-        fr = self._per_env('friction', friction, ids.numel())
-        self._check_values({'friction': ((fr > 0) & torch.isfinite(fr)).all()})
-        self._geom_friction[ids, :, 0] = fr[:, None]
-
-    def set_base_mass_offset(self, env_ids: torch.Tensor, delta_kg: torch.Tensor) -> None:
-        """
-        Set the base link mass of worlds ``env_ids`` to nominal + ``delta_kg`` (scalar or [K]).
-
-        The added mass sits at the base's centre of mass (inertia unchanged, which is the
-        inertia of a point mass there); the subtree masses of the base and its ancestors are
-        updated to match.
-        """
-        ids = self._env_ids(env_ids)
-        delta = self._per_env('delta_kg', delta_kg, ids.numel())
-        base = self._base_body
-        self._check_values({'delta_kg': (torch.isfinite(delta)
-                                         & (self._nominal_mass[base] + delta > 0)).all()})
-        self._body_mass[ids, base] = self._nominal_mass[base] + delta
-        chain = torch.as_tensor(self._mass_chain_np, device=self.device)
-        self._body_subtreemass[ids[:, None], chain[None, :]] = (
-            self._nominal_subtreemass[chain][None, :] + delta[:, None])
 
     # ---- diagnostics ----
 
