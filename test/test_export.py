@@ -1,12 +1,21 @@
 """ONNX export with the normalizer baked in: onnxruntime matches torch, the contract reads back."""
 
-from humanoid_rl_ros.core.contract import CommandRanges, ObsTermSpec, PolicyContract, read_contract
+import dataclasses
+from typing import Any, Dict
+
+from contract_fixtures import make_format_1_policy
+from humanoid_rl_ros.core.contract import (CommandRanges, ContractError, ObsTermSpec,
+                                           ONNX_METADATA_KEY, plain_data, PolicyContract,
+                                           read_contract, YAML_HEADER)
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from training.export import export_policy, export_random_policy, normalized_contract
+from training.config import EnvConfig
+from training.export import (complete_contract, export_policy, export_random_policy,
+                             extract_contract, main, normalized_contract, training_conditions,
+                             upgrade_policy)
 from training.ppo import ActorCritic, EmpiricalNormalizer, PolicyConfig
 
 JOINTS = ('hip_joint', 'knee_joint', 'ankle_joint')
@@ -106,3 +115,153 @@ def test_random_policy_is_deterministic_and_valid(tmp_path):
     onnx_path, _ = export_random_policy(paths[0][1], tmp_path / 'from_path', 'again', seed=5)
     again = ort.InferenceSession(str(onnx_path)).run(None, {'obs': obs})[0]
     np.testing.assert_array_equal(again, outs[0])
+
+
+# ----------------------------------------------------------------------------- the contract
+
+
+def _kestrel(**kw) -> PolicyContract:
+    from policy_fixtures import kestrel_contract
+    return dataclasses.replace(kestrel_contract(), **kw)
+
+
+def _env_config() -> Dict[str, Any]:
+    """Return the default task config as the training run records it in the provenance."""
+    return plain_data(EnvConfig())
+
+
+def test_the_onnx_carries_the_contract_and_the_yaml_is_its_copy(tmp_path):
+    onnx_path, yaml_path = export_random_policy(_kestrel(), tmp_path, 'walk', seed=1)
+    metadata = {p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props}
+    assert yaml_path.read_text() == YAML_HEADER + metadata[ONNX_METADATA_KEY]
+    assert read_contract(onnx_path) == read_contract(yaml_path)
+    assert read_contract(onnx_path).format_version == 2
+
+
+def test_export_fills_the_robot_facts_and_knows_its_physics_only_for_mujoco(tmp_path):
+    _, plain = export_random_policy(_kestrel(), tmp_path / 'a', 'walk')
+    contract = read_contract(plain)
+    knee = contract.joint_names.index('left_knee_joint')
+    assert contract.base_link == 'pelvis'
+    # the URDF's knee range [-0.05, 2.3] rad (MuJoCo's joint range)
+    assert (contract.position_min_rad[knee], contract.position_max_rad[knee]) == (-0.05, 2.3)
+    assert contract.velocity_limit_rad_s[knee] == 14.0
+    assert contract.physics is None  # no training backend recorded: the physics is unknown
+
+    mujoco_run = _kestrel(provenance={'backend': 'mjwarp'}, armature_kg_m2=None)
+    _, path = export_random_policy(mujoco_run, tmp_path / 'b', 'walk')
+    physics = read_contract(path).physics
+    assert (physics.simulator, physics.integrator, physics.solver, physics.cone) == (
+        'mjwarp', 'implicitfast', 'newton', 'pyramidal')
+    assert (physics.timestep_s, physics.iterations, physics.ls_iterations) == (0.005, 10, 20)
+    assert physics.self_collision is False
+    assert physics.floor_friction == (1.0, 0.005, 0.0001)
+    assert read_contract(path).armature_kg_m2[knee] == 0.065  # robot.yaml's armature
+
+
+def test_training_conditions_are_what_the_env_does_with_the_recorded_config():
+    cfg = _env_config()
+    terms = ('base_ang_vel', 'projected_gravity', 'joint_pos', 'joint_vel', 'last_action')
+    known = training_conditions(cfg, terms, 'mjwarp')
+    assert known.action_delay_policy_steps == 0
+    # noise on terms the actor does not see (base_lin_vel here) is not part of the policy's
+    assert known.observation_noise == {name: cfg['observations']['noise'][name]
+                                       for name in ('base_ang_vel', 'projected_gravity',
+                                                    'joint_pos', 'joint_vel')}
+    r = cfg['randomization']
+    assert known.randomization.friction_range == tuple(r['friction_range'])
+    assert known.randomization.motor_strength_range == tuple(r['motor_strength_range'])
+    assert known.randomization.push_lin_vel_m_s == r['push_lin_vel_m_s']
+    assert known.randomization.init_joint_noise_rad == cfg['init_joint_noise_rad']
+    assert known.command_sampling.standing_fraction == cfg['commands']['standing_fraction']
+
+    cfg['randomization'].update(action_latency=True, obs_noise=False, friction=False,
+                                pushes=False)
+    changed = training_conditions(cfg, terms, 'mjwarp')
+    assert changed.action_delay_policy_steps == 1
+    assert changed.observation_noise == {}  # known: no noise
+    assert changed.randomization.friction_range is None  # off
+    assert changed.randomization.push_interval_s is None
+    assert changed.randomization.push_lin_vel_m_s is None
+    # another backend: its randomization is not this code's to state
+    assert training_conditions(cfg, terms, 'isaacgym').randomization is None
+    del cfg['commands']
+    assert training_conditions(cfg, terms, 'mjwarp').command_sampling is None
+
+
+def test_robot_files_that_disagree_with_the_contract_are_refused(tmp_path):
+    contract = _kestrel()
+    wrong = dataclasses.replace(contract, kp_nm_per_rad=(1.0,) + contract.kp_nm_per_rad[1:])
+    with pytest.raises(ValueError, match=r'robot files of .kestrel.* disagree on kp_nm_per_rad'):
+        complete_contract(wrong)
+
+
+def _graph_bytes(path) -> bytes:
+    return onnx.load(str(path)).graph.SerializeToString()
+
+
+def test_upgrade_writes_format_2_and_leaves_the_graph_untouched(tmp_path):
+    old_yaml = make_format_1_policy(tmp_path, 'old', provenance={
+        'commit': 'abc1234', 'backend': 'mjwarp', 'config': {'env': _env_config()}})
+    old_onnx = tmp_path / 'old.onnx'
+    before = read_contract(old_yaml)
+    assert before.format_version == 1 and before.physics is None
+    graph_before = _graph_bytes(old_onnx)
+    obs = np.random.default_rng(0).normal(0.0, 2.0, (32, before.obs_dim)).astype(np.float32)
+    actions_before = ort.InferenceSession(str(old_onnx)).run(None, {'obs': obs})[0]
+
+    upgraded = upgrade_policy(old_yaml)
+
+    assert _graph_bytes(old_onnx) == graph_before
+    np.testing.assert_array_equal(
+        ort.InferenceSession(str(old_onnx)).run(None, {'obs': obs})[0], actions_before)
+    metadata = {p.key: p.value for p in onnx.load(str(old_onnx)).metadata_props}
+    assert old_yaml.read_text() == YAML_HEADER + metadata[ONNX_METADATA_KEY]
+    assert upgraded == read_contract(old_onnx) == read_contract(old_yaml)
+    assert upgraded.format_version == 2
+    # the format-1 fields, the provenance and the ONNX I/O are kept
+    for name in ('joint_names', 'default_pos_rad', 'action_scale_rad', 'kp_nm_per_rad',
+                 'kd_nms_per_rad', 'effort_limit_nm', 'physics_dt_s', 'decimation',
+                 'obs_terms', 'commands', 'obs_clip', 'action_clip', 'gait_period_s',
+                 'onnx_file', 'onnx_input_name', 'onnx_output_name'):
+        assert getattr(upgraded, name) == getattr(before, name), name
+    assert upgraded.provenance['commit'] == 'abc1234'
+    assert upgraded.provenance['contract_upgrade']['from_format_version'] == 1
+    # facts derived from the robot, the code and the recorded config; the rest is unknown
+    assert upgraded.base_link == 'pelvis' and upgraded.physics.integrator == 'implicitfast'
+    assert upgraded.training.action_delay_policy_steps == 0
+    assert upgraded.training.randomization is not None
+    assert upgraded.unknown_fields() == ['training.tolerated_action_delay_s']
+
+    # a format-2 policy is left as it is
+    text, data = old_yaml.read_text(), old_onnx.read_bytes()
+    assert upgrade_policy(old_yaml) == upgraded
+    assert old_yaml.read_text() == text and old_onnx.read_bytes() == data
+
+
+def test_upgrade_without_a_recorded_config_marks_the_training_unknown(tmp_path):
+    old_yaml = make_format_1_policy(tmp_path, 'old', provenance={'seed': 1})
+    upgraded = upgrade_policy(old_yaml)
+    assert upgraded.base_link == 'pelvis'  # from the robot files
+    assert upgraded.physics is None  # no backend recorded
+    assert upgraded.training.observation_noise is None
+    assert 'training.randomization' in upgraded.unknown_fields()
+
+
+def test_extract_rewrites_the_yaml_copy_from_the_onnx(tmp_path):
+    onnx_path, yaml_path = export_random_policy(_kestrel(), tmp_path, 'walk')
+    good = yaml_path.read_text()
+    yaml_path.write_text(good.replace('decimation: 4', 'decimation: 2'))
+    with pytest.raises(ContractError, match=r'differ .* at timing\.decimation: 2 against 4'):
+        read_contract(yaml_path)
+    assert extract_contract(onnx_path) == yaml_path
+    assert yaml_path.read_text() == good
+
+
+def test_command_line_upgrade_and_extract(tmp_path, capsys):
+    old_yaml = make_format_1_policy(tmp_path, 'old')
+    main(['upgrade', str(old_yaml)])
+    assert 'contract format 2, embedded in' in capsys.readouterr().out
+    assert read_contract(tmp_path / 'old.onnx').format_version == 2
+    main(['extract', str(tmp_path / 'old.onnx'), '--out', str(tmp_path / 'copy.yaml')])
+    assert (tmp_path / 'copy.yaml').read_text() == old_yaml.read_text()

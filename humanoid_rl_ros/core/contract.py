@@ -1,17 +1,45 @@
 """
-The policy contract: the one file that joins training and deployment.
+The policy contract: the one document that joins training and deployment.
 
-The exporter writes ``models/<policy>.yaml`` beside ``models/<policy>.onnx``. The policy node,
-the sim-to-sim evaluator and the tests read it. It records everything a deployment needs to
-reproduce the training-time observation and action math:
+The exporter writes it twice, with equal content: into the ONNX file's metadata (key
+:data:`ONNX_METADATA_KEY`, the YAML text) and as ``models/<policy>.yaml`` beside
+``models/<policy>.onnx`` (the readable copy). :func:`read_contract` takes either path and
+refuses a YAML and an ONNX that disagree. The policy node, the sim-to-sim evaluator and the
+tests read it through :func:`read_contract` or
+:class:`humanoid_rl_ros.core.policy_runtime.PolicyRuntime`.
 
-* format version and robot name;
-* joint names in policy order, default positions, action scale, PD gains, effort limits;
-* physics dt and decimation (hence the policy rate);
-* the observation terms in order, each with its size and scale;
-* the command ranges the policy was trained on;
+Format 2 states everything a deployer needs who reads only the contract, the ONNX and the
+robot files (``docs/DEPLOYING.md`` explains each field):
+
+* format version, robot name, base link (= the odometry child frame);
+* frames: base velocities in the base link frame, linear velocity of the base link origin,
+  commands in the base link frame, gravity along world -z;
+* joints in policy order: default pose, action scale, PD gains, effort, position and velocity
+  limits, rotor inertia (armature);
+* timing: physics (PD) period, decimation, policy period, the target held between policy steps;
+* control: the PD law at the physics rate (the trained mode), and what drives that run their
+  own PD (position mode) must do;
+* the observation: terms in order with size and scale, clip, history layout, the gait clock
+  (sin before cos, period, start, runs at zero command), the last action (clipped, initially
+  zero, the newest policy output);
+* the action: clip and the joint-target formula;
+* the command ranges;
+* the training conditions: action delay, observation noise (uniform, half-widths),
+  randomization, command sampling, and the delay the policy is known to tolerate;
+* the physics the policy was trained in: simulator, integrator, solver, timestep, gravity,
+  self collision, friction (MuJoCo combines a pair with max);
 * the ONNX input and output names and shapes;
-* provenance (commit, seed, iterations, backend, final metrics).
+* provenance (commit, seed, iterations, backend, final metrics, training config).
+
+Facts the code fixes (frames, clock order, last action, PD law, ...) are written in every
+format-2 file and checked on reading: a file that states anything else is refused, because
+this code cannot run it. Facts a training run did not record are ``null``: unknown, never
+guessed.
+
+Format 1 files (no frames, limits, training conditions or physics) still load: the facts
+fixed by the format-1 code (the same frames, clock, last action and PD law) are implied, the
+others are unknown (``None``). ``python -m training.export upgrade <policy>.yaml`` rewrites a
+format-1 policy as format 2.
 
 Reading validates every field. A problem raises :class:`ContractError` whose message starts
 with the dotted path of the offending field, e.g. ``joints.kp_nm_per_rad: expected 21 values``.
@@ -21,12 +49,15 @@ import dataclasses
 from dataclasses import dataclass, field
 import math
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import yaml
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 """Newest contract format this code reads and the one it writes."""
+
+ONNX_METADATA_KEY = 'humanoid_rl_ros.contract'
+"""ONNX ``metadata_props`` key whose value is the contract's YAML text."""
 
 KNOWN_OBS_TERMS = (
     'base_lin_vel',
@@ -39,6 +70,91 @@ KNOWN_OBS_TERMS = (
     'gait_phase',
 )
 """Observation term names a contract may list (sizes are checked by :func:`expected_term_size`)."""
+
+OBSERVATION_FORMULA = 'obs = clip(concat([raw(term) * term.scale for term in terms]), -clip, clip)'
+"""How the observation vector is built from the raw terms (policy_math.build_observation)."""
+
+ACTION_FORMULA = 'q_target = default_pos_rad + action_scale_rad * clip(action, -clip, clip)'
+"""How an action becomes joint position targets (policy_math.action_to_joint_targets)."""
+
+PD_LAW = 'effort = clip(kp * (q_target - q) - kd * qd, -effort_limit_nm, effort_limit_nm)'
+"""The PD law run every physics tick (policy_math.pd_effort): zero velocity target."""
+
+POSITION_MODE = ('drives that run their own PD receive q_target every policy step and must '
+                 'apply control.pd_law with joints.kp_nm_per_rad, joints.kd_nms_per_rad and '
+                 'joints.effort_limit_nm (zero velocity target) at control.pd_rate_hz or faster')
+"""What a deployment that sends position targets instead of efforts must do."""
+
+PHASE_FORMULA = ('phase = (start_phase + k * policy_dt_s / period_s) mod 1 at policy step k '
+                 '(k = 0 at the first walking step); features = [sin(2 pi phase), '
+                 'cos(2 pi phase)]')
+"""The gait clock (policy_math.gait_phase_features; the clock advances every physics tick)."""
+
+HISTORY_LAYOUT_NONE = 'current_only'
+"""The only observation history layout this code builds: the current observation alone."""
+
+CODE_FACTS: Tuple[Tuple[str, Any], ...] = (
+    # policy_math.observation_inputs takes body-frame velocities; training feeds the free
+    # joint's angular velocity (MuJoCo: body frame) and the world velocity of the base link
+    # origin rotated into the body frame (policy_math.world_to_body).
+    ('frames.base_velocity_frame', 'base_link'),
+    ('frames.base_lin_vel_point', 'base_link_origin'),
+    # training compares the command with the body-frame planar velocity and yaw rate
+    ('frames.command_frame', 'base_link'),
+    # policy_math.projected_gravity: the world's (0, 0, -1) in the body frame
+    ('frames.gravity_direction_world', [0.0, 0.0, -1.0]),
+    ('timing.target_hold', 'zero_order_hold'),
+    ('control.trained_mode', 'pd_effort'),
+    ('control.pd_law', PD_LAW),
+    ('control.position_mode', POSITION_MODE),
+    ('observation.formula', OBSERVATION_FORMULA),
+    ('observation.history_layout', HISTORY_LAYOUT_NONE),
+    # training's last_action term is the clamped action of the previous policy step, zero
+    # after a reset, and the newest output even when action latency delays the applied one
+    ('observation.last_action.value', 'clipped_action'),
+    ('observation.last_action.initial', 0.0),
+    ('observation.last_action.when_delayed', 'newest_policy_output'),
+    ('action.formula', ACTION_FORMULA),
+)
+"""Facts fixed by the code, as (dotted path, value): written in every format-2 file, checked."""
+
+GAIT_CLOCK_FACTS: Tuple[Tuple[str, Any], ...] = (
+    ('observation.gait_clock.features', ['sin', 'cos']),
+    ('observation.gait_clock.phase_formula', PHASE_FORMULA),
+    # training advances the phase every step whatever the command; so does the node
+    ('observation.gait_clock.runs_at_zero_command', True),
+    # the node starts walking at phase 0; each training episode started at a uniform phase
+    ('observation.gait_clock.start_phase', 0.0),
+    ('observation.gait_clock.trained_start_phase', 'uniform_0_1'),
+)
+"""Code facts of the gait clock, present when the ``gait_phase`` term is used."""
+
+NOISE_FACTS: Tuple[Tuple[str, Any], ...] = (
+    ('training.observation_noise.distribution', 'uniform'),
+    ('training.observation_noise.applied_to', 'raw_term_before_scale_and_clip'),
+)
+"""Code facts of the observation noise, present when the noise is known."""
+
+RANDOMIZATION_FACTS: Tuple[Tuple[str, Any], ...] = (
+    # the backend sets the sliding friction of every geom, floor included, so the pair's max
+    # is the drawn value
+    ('training.randomization.friction_applied_to', 'every_geom_sliding'),
+    ('training.randomization.gain_scale_applies_to', 'kp_and_kd_one_factor_per_joint'),
+    # the scaled limit clamps the PD effort; MuJoCo's actuator range (+/- the nominal limit)
+    # then caps it, so scales above 1 act as 1
+    ('training.randomization.motor_strength_applies_to',
+     'effort_limit_in_pd_clamp_capped_at_nominal'),
+    ('training.randomization.push', 'planar_world_velocity_change_uniform_per_axis'),
+)
+"""Code facts of the domain randomization, present when the randomization is known."""
+
+PHYSICS_FACTS: Tuple[Tuple[str, Any], ...] = (
+    ('physics.friction_combination', 'max'),
+)
+"""Code facts of the physics, present when the physics is known (MuJoCo's contact rule)."""
+
+OFF = 'off'
+"""The value of a randomization item that was switched off."""
 
 
 class ContractError(ValueError):
@@ -97,6 +213,93 @@ class CommandRanges:
 
 
 @dataclass(frozen=True)
+class Randomization:
+    """
+    Domain randomization a policy was trained under; ``None`` marks an item that was off.
+
+    Every draw is uniform in its range, once per episode (pushes: at random intervals).
+    """
+
+    friction_range: Optional[Tuple[float, float]]
+    """Sliding friction of every geom of the world, floor and robot alike [-]."""
+    added_base_mass_kg: Optional[Tuple[float, float]]
+    """Mass added to the base link at its centre of mass [kg]."""
+    motor_strength_range: Optional[Tuple[float, float]]
+    """Scale of each joint's effort limit in the PD clamp [-]."""
+    pd_gain_scale_range: Optional[Tuple[float, float]]
+    """Scale of each joint's kp and kd (one factor for both) [-]."""
+    push_interval_s: Optional[Tuple[float, float]]
+    """Time between pushes [s]."""
+    push_lin_vel_m_s: Optional[float]
+    """Half-range of each push's planar base velocity change, world x and y [m/s]."""
+    init_joint_noise_rad: float
+    """Half-range of the uniform noise on the initial joint positions [rad]."""
+    init_base_lin_vel_m_s: float
+    """Half-range of the uniform initial planar base velocity [m/s]."""
+
+
+@dataclass(frozen=True)
+class CommandSampling:
+    """How training drew the velocity commands (within :class:`CommandRanges`)."""
+
+    resample_interval_s: Tuple[float, float]
+    """A command is held for a uniform draw from this interval [s]."""
+    standing_fraction: float
+    """Share of commands that are exactly zero [-]."""
+    small_command_m_s: float
+    """Planar commands slower than this were zeroed (yaw rate kept) [m/s]."""
+
+
+@dataclass(frozen=True)
+class TrainingConditions:
+    """The conditions a policy was trained under; ``None`` means not recorded (unknown)."""
+
+    action_delay_policy_steps: Optional[int] = None
+    """
+    Policy steps between an observation and its action reaching the PD law.
+
+    0: the action computed from the observation of physics tick t drives the PD law from
+    tick t on; 1: the previous policy step's action is applied (one policy period late).
+    """
+    tolerated_action_delay_s: Optional[float] = None
+    """Extra observation-to-action delay the policy was measured to tolerate [s]."""
+    observation_noise: Optional[Mapping[str, float]] = None
+    """Uniform noise half-width per raw term, in the term's units; ``{}``: no noise."""
+    randomization: Optional[Randomization] = None
+    """Domain randomization."""
+    command_sampling: Optional[CommandSampling] = None
+    """Command sampling."""
+
+
+@dataclass(frozen=True)
+class PhysicsSpec:
+    """The simulation a policy was trained in (MuJoCo options of the robot's model)."""
+
+    simulator: str
+    """Training backend, e.g. ``mjwarp`` (MuJoCo Warp)."""
+    timestep_s: float
+    """Physics timestep [s] (= the contract's physics_dt_s)."""
+    integrator: str
+    """MuJoCo integrator, e.g. ``implicitfast``."""
+    solver: str
+    """MuJoCo constraint solver, e.g. ``newton``."""
+    cone: str
+    """Friction cone, ``pyramidal`` or ``elliptic``."""
+    iterations: int
+    """Solver iterations."""
+    ls_iterations: int
+    """Solver line-search iterations."""
+    gravity_m_s2: Tuple[float, float, float]
+    """Gravity in the world frame [m/s^2]."""
+    self_collision: bool
+    """Whether robot geoms collide with each other (False: only with the floor)."""
+    floor_friction: Tuple[float, float, float]
+    """Floor friction (sliding, torsional, rolling) without randomization."""
+    robot_geom_friction: Optional[Tuple[float, float, float]]
+    """Friction of every robot collision geom; ``None`` where they differ (see the robot)."""
+
+
+@dataclass(frozen=True)
 class PolicyContract:
     """Everything deployment needs to run an exported policy exactly as it was trained."""
 
@@ -137,7 +340,23 @@ class PolicyContract:
     provenance: Mapping[str, Any] = field(default_factory=dict)
     """Free-form record of how the policy was made (commit, seed, backend, metrics, ...)."""
     format_version: int = FORMAT_VERSION
-    """Contract format version."""
+    """Format of the document this contract was read from (it is always written as the newest)."""
+    base_link: Optional[str] = None
+    """Base link: frame of the base velocities, odometry's child frame; ``None``: unknown."""
+    position_min_rad: Optional[Tuple[float, ...]] = None
+    """Lower joint position limits, policy order [rad]; ``None``: unknown."""
+    position_max_rad: Optional[Tuple[float, ...]] = None
+    """Upper joint position limits, policy order [rad]; ``None``: unknown."""
+    velocity_limit_rad_s: Optional[Tuple[float, ...]] = None
+    """Joint velocity limits, policy order [rad/s]; ``None``: unknown."""
+    armature_kg_m2: Optional[Tuple[float, ...]] = None
+    """Reflected rotor inertia of each joint in training, policy order [kg*m^2]."""
+    history_length: int = 1
+    """Observations stacked into the policy input (1: the current one alone)."""
+    training: TrainingConditions = field(default_factory=TrainingConditions)
+    """Training conditions (delay, noise, randomization, command sampling)."""
+    physics: Optional[PhysicsSpec] = None
+    """The simulation the policy was trained in; ``None``: unknown."""
 
     @property
     def num_joints(self) -> int:
@@ -164,8 +383,18 @@ class PolicyContract:
         return tuple(t.name for t in self.obs_terms)
 
     def onnx_path(self, contract_path: Union[str, Path]) -> Path:
-        """Return the ONNX file's path for a contract stored at ``contract_path``."""
-        return Path(contract_path).resolve().parent / self.onnx_file
+        """
+        Return the ONNX file's path for a contract stored at ``contract_path``.
+
+        A contract read from an ONNX file (``.onnx``) names that file itself.
+        """
+        path = Path(contract_path).resolve()
+        return path if path.suffix == '.onnx' else path.parent / self.onnx_file
+
+    def unknown_fields(self) -> List[str]:
+        """Return the dotted paths of the facts this contract leaves unknown (``null``)."""
+        document = contract_to_dict(self)
+        return [path for path in _UNKNOWN_ALLOWED if _get(document, path) is None]
 
 
 def placeholder_contract(robot: Any, onnx_file: str = 'policy.onnx') -> PolicyContract:
@@ -174,7 +403,8 @@ def placeholder_contract(robot: Any, onnx_file: str = 'policy.onnx') -> PolicyCo
 
     Joints, default pose, gains and limits come from the robot config; every known observation
     term is used with unit scale, at 200 Hz PD and a 50 Hz policy. Only for plumbing runs and
-    tests: a trained policy brings the contract its training wrote.
+    tests: a trained policy brings the contract its training wrote. Joint position limits,
+    training conditions and physics are unknown (the exporter fills what it can).
     """
     n = robot.num_joints
     terms = tuple(ObsTermSpec(name, expected_term_size(name, n),
@@ -189,7 +419,43 @@ def placeholder_contract(robot: Any, onnx_file: str = 'policy.onnx') -> PolicyCo
         effort_limit_nm=tuple(float(v) for v in robot.effort_limit_nm),
         physics_dt_s=0.005, decimation=4, obs_terms=terms,
         commands=CommandRanges((-1.0, 1.0), (-0.5, 0.5), (-1.0, 1.0)),
-        gait_period_s=0.8, onnx_file=onnx_file)
+        gait_period_s=0.8, onnx_file=onnx_file, base_link=robot.base_link,
+        velocity_limit_rad_s=tuple(float(v) for v in robot.velocity_limit_rad_s),
+        armature_kg_m2=tuple(float(v) for v in robot.armature_kg_m2))
+
+
+_UNKNOWN_ALLOWED = (
+    'frames.base_link',
+    'joints.position_min_rad',
+    'joints.position_max_rad',
+    'joints.velocity_limit_rad_s',
+    'joints.armature_kg_m2',
+    'training.action_delay_policy_steps',
+    'training.tolerated_action_delay_s',
+    'training.observation_noise',
+    'training.randomization',
+    'training.command_sampling',
+    'physics',
+)
+"""Dotted paths of the format-2 fields that may be ``null`` (unknown)."""
+
+
+def _get(document: Mapping[str, Any], dotted: str) -> Any:
+    """Return the value at ``dotted`` in ``document`` (None where a level is missing)."""
+    value: Any = document
+    for key in dotted.split('.'):
+        if not isinstance(value, Mapping) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
+def _put(document: Dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``dotted`` in ``document``, creating the mappings on the way."""
+    *parents, last = dotted.split('.')
+    for key in parents:
+        document = document.setdefault(key, {})
+    document[last] = value
 
 
 def _require(mapping: Mapping[str, Any], key: str, path: str) -> Any:
@@ -252,8 +518,186 @@ def _shape(value: Any, path: str, size: int) -> None:
                             f'{size}')
 
 
+def _optional_vector(value: Any, path: str, size: int, **kw: bool) -> Optional[Tuple[float, ...]]:
+    return None if value is None else _vector(value, path, size, **kw)
+
+
+def _optional_range(value: Any, path: str) -> Optional[Tuple[float, float]]:
+    return None if value == OFF else _range(value, path)
+
+
+def _mapping(value: Any, path: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ContractError(path, f'expected a mapping, got {value!r}')
+    return value
+
+
+def _check_facts(data: Mapping[str, Any], facts: Sequence[Tuple[str, Any]]) -> None:
+    """Raise :class:`ContractError` unless ``data`` states every fact of ``facts``."""
+    for dotted, expected in facts:
+        parent, _, key = dotted.rpartition('.')
+        holder = _get(data, parent)
+        if not isinstance(holder, Mapping) or key not in holder:
+            raise ContractError(dotted, f'missing required field (this code implements '
+                                f'{expected!r})')
+        if holder[key] != expected:
+            raise ContractError(dotted, f'this code implements {expected!r} only, the contract '
+                                f'says {holder[key]!r}')
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+
+
+def _parse_frames(data: Mapping[str, Any]) -> Optional[str]:
+    frames = _mapping(_require(data, 'frames', ''), 'frames')
+    base = _require(frames, 'base_link', 'frames')
+    child = _require(frames, 'odometry_child_frame', 'frames')
+    base = None if base is None else _string(base, 'frames.base_link')
+    if child != base:
+        raise ContractError('frames.odometry_child_frame', f'must equal frames.base_link '
+                            f'({base!r}): odometry twists are read in the base link frame, '
+                            f'got {child!r}')
+    return base
+
+
+def _parse_joint_limits(joints: Mapping[str, Any], n: int,
+                        default: Tuple[float, ...]) -> Dict[str, Any]:
+    out = {}
+    for key, kw in (('position_min_rad', {}), ('position_max_rad', {}),
+                    ('velocity_limit_rad_s', {'positive': True}),
+                    ('armature_kg_m2', {'nonneg': True})):
+        out[key] = _optional_vector(_require(joints, key, 'joints'), f'joints.{key}', n, **kw)
+    low, high = out['position_min_rad'], out['position_max_rad']
+    if (low is None) != (high is None):
+        raise ContractError('joints.position_min_rad', 'give both position limits or neither')
+    if low is not None:
+        for i, (lo, hi, q0) in enumerate(zip(low, high, default)):
+            if not lo - 1e-9 <= q0 <= hi + 1e-9:
+                raise ContractError(f'joints.default_pos_rad[{i}]', f'{q0} is outside the '
+                                    f'position limits [{lo}, {hi}]')
+    return out
+
+
+def _parse_gait_clock(obs: Mapping[str, Any], data: Mapping[str, Any],
+                      uses_clock: bool) -> Optional[float]:
+    clock = obs.get('gait_clock')
+    if not uses_clock:
+        if clock is not None:
+            raise ContractError('observation.gait_clock', 'given but no gait_phase term is used')
+        return None
+    clock = _mapping(_require(obs, 'gait_clock', 'observation'), 'observation.gait_clock')
+    _check_facts(data, GAIT_CLOCK_FACTS)
+    period = _number(_require(clock, 'period_s', 'observation.gait_clock'),
+                     'observation.gait_clock.period_s', positive=True)
+    rate = _number(_require(clock, 'rate_hz', 'observation.gait_clock'),
+                   'observation.gait_clock.rate_hz', positive=True)
+    if not _close(rate, 1.0 / period):
+        raise ContractError('observation.gait_clock.rate_hz', f'{rate} is not 1 / period_s '
+                            f'({1.0 / period})')
+    return period
+
+
+def _parse_training(data: Mapping[str, Any]) -> TrainingConditions:
+    training = _mapping(_require(data, 'training', ''), 'training')
+    delay = _require(training, 'action_delay_policy_steps', 'training')
+    tolerated = _require(training, 'tolerated_action_delay_s', 'training')
+    noise = _require(training, 'observation_noise', 'training')
+    randomization = _require(training, 'randomization', 'training')
+    sampling = _require(training, 'command_sampling', 'training')
+    if delay is not None:
+        delay = _int(delay, 'training.action_delay_policy_steps', minimum=0)
+    if tolerated is not None:
+        tolerated = _number(tolerated, 'training.tolerated_action_delay_s', nonneg=True)
+    if noise is not None:
+        _mapping(noise, 'training.observation_noise')
+        _check_facts(data, NOISE_FACTS)
+        widths = _mapping(_require(noise, 'half_width', 'training.observation_noise'),
+                          'training.observation_noise.half_width')
+        for name in widths:
+            if name not in KNOWN_OBS_TERMS:
+                raise ContractError(f'training.observation_noise.half_width.{name}',
+                                    f'unknown observation term {name!r}')
+        noise = {str(name): _number(width, f'training.observation_noise.half_width.{name}',
+                                    nonneg=True) for name, width in widths.items()}
+    if randomization is not None:
+        randomization = _parse_randomization(_mapping(randomization, 'training.randomization'),
+                                             data)
+    if sampling is not None:
+        path = 'training.command_sampling'
+        _mapping(sampling, path)
+        sampling = CommandSampling(
+            resample_interval_s=_range(_require(sampling, 'resample_interval_s', path),
+                                       f'{path}.resample_interval_s'),
+            standing_fraction=_number(_require(sampling, 'standing_fraction', path),
+                                      f'{path}.standing_fraction', nonneg=True),
+            small_command_m_s=_number(_require(sampling, 'small_command_m_s', path),
+                                      f'{path}.small_command_m_s', nonneg=True))
+    return TrainingConditions(action_delay_policy_steps=delay,
+                              tolerated_action_delay_s=tolerated, observation_noise=noise,
+                              randomization=randomization, command_sampling=sampling)
+
+
+def _parse_randomization(raw: Mapping[str, Any], data: Mapping[str, Any]) -> Randomization:
+    path = 'training.randomization'
+    _check_facts(data, RANDOMIZATION_FACTS)
+    ranges = {key: _optional_range(_require(raw, key, path), f'{path}.{key}')
+              for key in ('friction_range', 'added_base_mass_kg', 'motor_strength_range',
+                          'pd_gain_scale_range', 'push_interval_s')}
+    push = _require(raw, 'push_lin_vel_m_s', path)
+    push = None if push == OFF else _number(push, f'{path}.push_lin_vel_m_s', nonneg=True)
+    if (push is None) != (ranges['push_interval_s'] is None):
+        raise ContractError(f'{path}.push_lin_vel_m_s', 'push_interval_s and push_lin_vel_m_s '
+                            f'must both be {OFF!r} or both be given')
+    return Randomization(
+        push_lin_vel_m_s=push,
+        init_joint_noise_rad=_number(_require(raw, 'init_joint_noise_rad', path),
+                                     f'{path}.init_joint_noise_rad', nonneg=True),
+        init_base_lin_vel_m_s=_number(_require(raw, 'init_base_lin_vel_m_s', path),
+                                      f'{path}.init_base_lin_vel_m_s', nonneg=True),
+        **ranges)
+
+
+def _parse_physics(data: Mapping[str, Any], physics_dt_s: float) -> Optional[PhysicsSpec]:
+    raw = _require(data, 'physics', '')
+    if raw is None:
+        return None
+    path = 'physics'
+    _mapping(raw, path)
+    _check_facts(data, PHYSICS_FACTS)
+    timestep = _number(_require(raw, 'timestep_s', path), 'physics.timestep_s', positive=True)
+    if not _close(timestep, physics_dt_s):
+        raise ContractError('physics.timestep_s', f'{timestep} differs from timing.physics_dt_s '
+                            f'{physics_dt_s}')
+    self_collision = _require(raw, 'self_collision', path)
+    if not isinstance(self_collision, bool):
+        raise ContractError('physics.self_collision', f'expected true or false, got '
+                            f'{self_collision!r}')
+    geom_friction = _require(raw, 'robot_geom_friction', path)
+    return PhysicsSpec(
+        simulator=_string(_require(raw, 'simulator', path), 'physics.simulator'),
+        timestep_s=timestep,
+        integrator=_string(_require(raw, 'integrator', path), 'physics.integrator'),
+        solver=_string(_require(raw, 'solver', path), 'physics.solver'),
+        cone=_string(_require(raw, 'cone', path), 'physics.cone'),
+        iterations=_int(_require(raw, 'iterations', path), 'physics.iterations'),
+        ls_iterations=_int(_require(raw, 'ls_iterations', path), 'physics.ls_iterations'),
+        gravity_m_s2=_vector(_require(raw, 'gravity_m_s2', path), 'physics.gravity_m_s2', 3),
+        self_collision=self_collision,
+        floor_friction=_vector(_require(raw, 'floor_friction', path), 'physics.floor_friction',
+                               3, nonneg=True),
+        robot_geom_friction=_optional_vector(geom_friction, 'physics.robot_geom_friction', 3,
+                                             nonneg=True))
+
+
 def contract_from_dict(data: Mapping[str, Any]) -> PolicyContract:
-    """Validate a parsed contract document and build a :class:`PolicyContract`."""
+    """
+    Validate a parsed contract document and build a :class:`PolicyContract`.
+
+    Format 2 must state every code fact (:data:`CODE_FACTS` and the gait clock, noise,
+    randomization and physics facts of the sections it gives) and every field, ``null`` where
+    unknown. Format 1 lacks them: its code facts are implied and the rest is unknown.
+    """
     if not isinstance(data, Mapping):
         raise ContractError('<root>', f'expected a mapping, got {type(data).__name__}')
     version = _int(_require(data, 'format_version', ''), 'format_version')
@@ -309,13 +753,35 @@ def contract_from_dict(data: Mapping[str, Any]) -> PolicyContract:
         raise ContractError('observation.terms', f'terms listed twice: {repeated}')
     obs_clip = _number(obs.get('clip', 100.0), 'observation.clip', positive=True)
 
-    gait_period = obs.get('gait_period_s')
-    if 'gait_phase' in seen:
-        if gait_period is None:
-            raise ContractError('observation.gait_period_s', 'required by the gait_phase term')
-        gait_period = _number(gait_period, 'observation.gait_period_s', positive=True)
-    elif gait_period is not None:
-        raise ContractError('observation.gait_period_s', 'given but no gait_phase term is used')
+    extra: Dict[str, Any] = {}
+    if version >= 2:
+        gait_period = _parse_gait_clock(obs, data, 'gait_phase' in seen)
+        extra['base_link'] = _parse_frames(data)
+        extra.update(_parse_joint_limits(joints, n, default))
+        _check_facts(data, CODE_FACTS)
+        control = _mapping(_require(data, 'control', ''), 'control')
+        rate = _number(_require(control, 'pd_rate_hz', 'control'), 'control.pd_rate_hz',
+                       positive=True)
+        if not _close(rate, 1.0 / dt):
+            raise ContractError('control.pd_rate_hz', f'{rate} is not 1 / timing.physics_dt_s '
+                                f'({1.0 / dt})')
+        history = _int(_require(obs, 'history_length', 'observation'),
+                       'observation.history_length')
+        if history != 1:
+            raise ContractError('observation.history_length', f'{history} stacked observations; '
+                                'this code builds the current observation only (1)')
+        extra['history_length'] = history
+        extra['training'] = _parse_training(data)
+        extra['physics'] = _parse_physics(data, dt)
+    else:
+        gait_period = obs.get('gait_period_s')
+        if 'gait_phase' in seen:
+            if gait_period is None:
+                raise ContractError('observation.gait_period_s', 'required by the gait_phase term')
+            gait_period = _number(gait_period, 'observation.gait_period_s', positive=True)
+        elif gait_period is not None:
+            raise ContractError('observation.gait_period_s',
+                                'given but no gait_phase term is used')
 
     action = data.get('action', {})
     action_clip = _number(action.get('clip', 100.0) if isinstance(action, Mapping) else action,
@@ -348,21 +814,107 @@ def contract_from_dict(data: Mapping[str, Any]) -> PolicyContract:
         physics_dt_s=dt, decimation=decimation, obs_terms=tuple(terms), commands=commands,
         obs_clip=obs_clip, action_clip=action_clip, gait_period_s=gait_period,
         onnx_file=onnx_file, onnx_input_name=in_name, onnx_output_name=out_name,
-        provenance=dict(provenance))
+        provenance=dict(provenance), **extra)
+
+
+def _floats(values: Optional[Sequence[float]]) -> Optional[List[float]]:
+    return None if values is None else [float(v) for v in values]
+
+
+def _range_or_off(values: Optional[Sequence[float]]) -> Any:
+    return OFF if values is None else [float(v) for v in values]
+
+
+def _training_to_dict(training: TrainingConditions) -> Dict[str, Any]:
+    noise = None
+    if training.observation_noise is not None:
+        noise = {'distribution': None, 'applied_to': None,
+                 'half_width': {str(k): float(v) for k, v in training.observation_noise.items()}}
+    randomization = None
+    r = training.randomization
+    if r is not None:
+        randomization = {
+            'friction_range': _range_or_off(r.friction_range),
+            'friction_applied_to': None,
+            'added_base_mass_kg': _range_or_off(r.added_base_mass_kg),
+            'motor_strength_range': _range_or_off(r.motor_strength_range),
+            'motor_strength_applies_to': None,
+            'pd_gain_scale_range': _range_or_off(r.pd_gain_scale_range),
+            'gain_scale_applies_to': None,
+            'push_interval_s': _range_or_off(r.push_interval_s),
+            'push_lin_vel_m_s': OFF if r.push_lin_vel_m_s is None else float(r.push_lin_vel_m_s),
+            'push': None,
+            'init_joint_noise_rad': float(r.init_joint_noise_rad),
+            'init_base_lin_vel_m_s': float(r.init_base_lin_vel_m_s),
+        }
+    sampling = None
+    s = training.command_sampling
+    if s is not None:
+        sampling = {'resample_interval_s': [float(v) for v in s.resample_interval_s],
+                    'standing_fraction': float(s.standing_fraction),
+                    'small_command_m_s': float(s.small_command_m_s)}
+    delay = training.action_delay_policy_steps
+    tolerated = training.tolerated_action_delay_s
+    return {
+        'action_delay_policy_steps': None if delay is None else int(delay),
+        'tolerated_action_delay_s': None if tolerated is None else float(tolerated),
+        'observation_noise': noise,
+        'randomization': randomization,
+        'command_sampling': sampling,
+    }
+
+
+def _physics_to_dict(physics: Optional[PhysicsSpec]) -> Optional[Dict[str, Any]]:
+    if physics is None:
+        return None
+    return {
+        'simulator': physics.simulator,
+        'timestep_s': float(physics.timestep_s),
+        'integrator': physics.integrator,
+        'solver': physics.solver,
+        'cone': physics.cone,
+        'iterations': int(physics.iterations),
+        'ls_iterations': int(physics.ls_iterations),
+        'gravity_m_s2': [float(v) for v in physics.gravity_m_s2],
+        'self_collision': bool(physics.self_collision),
+        'floor_friction': [float(v) for v in physics.floor_friction],
+        'robot_geom_friction': _floats(physics.robot_geom_friction),
+        'friction_combination': None,
+    }
 
 
 def contract_to_dict(contract: PolicyContract) -> Dict[str, Any]:
-    """Return the plain-data document that :func:`write_contract` stores."""
+    """
+    Return the plain-data document that :func:`write_contract` stores (always format 2).
+
+    ``None`` placeholders in the layout below are the code facts, filled from the fact tables.
+    """
     observation: Dict[str, Any] = {
         'terms': [{'name': t.name, 'size': t.size, 'scale': [float(s) for s in t.scale]}
                   for t in contract.obs_terms],
         'clip': float(contract.obs_clip),
+        'formula': None,
+        'history_length': int(contract.history_length),
+        'history_layout': None,
     }
     if contract.gait_period_s is not None:
-        observation['gait_period_s'] = float(contract.gait_period_s)
-    return {
-        'format_version': int(contract.format_version),
+        period = float(contract.gait_period_s)
+        observation['gait_clock'] = {
+            'period_s': period, 'rate_hz': 1.0 / period, 'features': None,
+            'phase_formula': None, 'runs_at_zero_command': None, 'start_phase': None,
+            'trained_start_phase': None}
+    observation['last_action'] = {'value': None, 'initial': None, 'when_delayed': None}
+    document = {
+        'format_version': FORMAT_VERSION,
         'robot': contract.robot,
+        'frames': {
+            'base_link': contract.base_link,
+            'odometry_child_frame': contract.base_link,
+            'base_velocity_frame': None,
+            'base_lin_vel_point': None,
+            'command_frame': None,
+            'gravity_direction_world': None,
+        },
         'joints': {
             'names': list(contract.joint_names),
             'default_pos_rad': [float(v) for v in contract.default_pos_rad],
@@ -370,19 +922,32 @@ def contract_to_dict(contract: PolicyContract) -> Dict[str, Any]:
             'kp_nm_per_rad': [float(v) for v in contract.kp_nm_per_rad],
             'kd_nms_per_rad': [float(v) for v in contract.kd_nms_per_rad],
             'effort_limit_nm': [float(v) for v in contract.effort_limit_nm],
+            'position_min_rad': _floats(contract.position_min_rad),
+            'position_max_rad': _floats(contract.position_max_rad),
+            'velocity_limit_rad_s': _floats(contract.velocity_limit_rad_s),
+            'armature_kg_m2': _floats(contract.armature_kg_m2),
         },
         'timing': {
             'physics_dt_s': float(contract.physics_dt_s),
             'decimation': int(contract.decimation),
             'policy_dt_s': float(contract.policy_dt_s),
+            'target_hold': None,
+        },
+        'control': {
+            'trained_mode': None,
+            'pd_law': None,
+            'pd_rate_hz': 1.0 / float(contract.physics_dt_s),
+            'position_mode': None,
         },
         'observation': observation,
-        'action': {'clip': float(contract.action_clip)},
+        'action': {'clip': float(contract.action_clip), 'formula': None},
         'commands': {
             'lin_vel_x_m_s': [float(v) for v in contract.commands.lin_vel_x_m_s],
             'lin_vel_y_m_s': [float(v) for v in contract.commands.lin_vel_y_m_s],
             'ang_vel_z_rad_s': [float(v) for v in contract.commands.ang_vel_z_rad_s],
         },
+        'training': _training_to_dict(contract.training),
+        'physics': _physics_to_dict(contract.physics),
         'onnx': {
             'file': contract.onnx_file,
             'input': {'name': contract.onnx_input_name, 'shape': ['batch', contract.obs_dim]},
@@ -391,6 +956,18 @@ def contract_to_dict(contract: PolicyContract) -> Dict[str, Any]:
         },
         'provenance': plain_data(dict(contract.provenance)),
     }
+    facts = list(CODE_FACTS)
+    if contract.gait_period_s is not None:
+        facts += GAIT_CLOCK_FACTS
+    if document['training']['observation_noise'] is not None:
+        facts += NOISE_FACTS
+    if document['training']['randomization'] is not None:
+        facts += RANDOMIZATION_FACTS
+    if document['physics'] is not None:
+        facts += PHYSICS_FACTS
+    for dotted, value in facts:
+        _put(document, dotted, list(value) if isinstance(value, list) else value)
+    return document
 
 
 def plain_data(value: Any) -> Any:
@@ -408,25 +985,162 @@ def plain_data(value: Any) -> Any:
     return value
 
 
+def contract_text(contract: PolicyContract) -> str:
+    """
+    Return the contract's YAML text: the ONNX metadata value, and the YAML file's body.
+
+    Validated first (the text always reads back as ``contract``).
+    """
+    document = contract_to_dict(contract)
+    contract_from_dict(document)
+    return yaml.safe_dump(document, sort_keys=False, width=100)
+
+
+YAML_HEADER = ('# humanoid_rl_ros policy contract: the interface between training and '
+               'deployment.\n'
+               '# The readable copy of the contract inside the ONNX file beside it (metadata key\n'
+               f'# {ONNX_METADATA_KEY}); the two must be equal. Written by training/export.py;\n'
+               '# read by the policy node and the evaluator. Fields: docs/DEPLOYING.md.\n')
+"""Comment lines at the top of every written YAML copy."""
+
+
+def _parse_yaml(text: str, source: Union[str, Path]) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ContractError('<file>', f'{source} is not valid YAML: {exc}') from exc
+
+
+def onnx_metadata(onnx_path: Union[str, Path]) -> Dict[str, str]:
+    """
+    Return the ``metadata_props`` of an ONNX file as a dict.
+
+    Read with the ``onnx`` package where installed, else through onnxruntime. Raise
+    :class:`ContractError` for a file that is not a readable ONNX model.
+    """
+    onnx_path = Path(onnx_path)
+    try:
+        try:
+            import onnx
+        except ImportError:  # pragma: no cover - a deployment with onnxruntime only
+            import onnxruntime
+            session = onnxruntime.InferenceSession(str(onnx_path),
+                                                   providers=['CPUExecutionProvider'])
+            return dict(session.get_modelmeta().custom_metadata_map)
+        model = onnx.load(str(onnx_path), load_external_data=False)
+    except Exception as exc:  # noqa: B902 - protobuf and onnxruntime raise unrelated types
+        raise ContractError('<file>', f'{onnx_path} is not a readable ONNX model: {exc}') from exc
+    return {prop.key: prop.value for prop in model.metadata_props}
+
+
+def embedded_contract_document(onnx_path: Union[str, Path]) -> Optional[Any]:
+    """Return the parsed contract embedded in an ONNX file, or None if it carries none."""
+    text = onnx_metadata(onnx_path).get(ONNX_METADATA_KEY)
+    if text is None:
+        return None
+    return _parse_yaml(text, f'the contract embedded in {onnx_path}')
+
+
+def _first_difference(a: Any, b: Any, path: str = '') -> Optional[Tuple[str, Any, Any]]:
+    """Return ``(dotted path, a's value, b's value)`` of the first difference, or None."""
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        for key in list(a) + [k for k in b if k not in a]:
+            sub = f'{path}.{key}' if path else str(key)
+            if key not in a or key not in b:
+                return sub, a.get(key, '<absent>'), b.get(key, '<absent>')
+            found = _first_difference(a[key], b[key], sub)
+            if found:
+                return found
+        return None
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            found = _first_difference(x, y, f'{path}[{i}]')
+            if found:
+                return found
+        return None
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return None  # a NaN metric (e.g. no finished episode) equals itself here
+    return None if a == b else (path or '<root>', a, b)
+
+
+def contract_difference(a: Union[PolicyContract, Mapping[str, Any]],
+                        b: Union[PolicyContract, Mapping[str, Any]]) -> Optional[str]:
+    """
+    Return where two contracts (objects or parsed documents) differ, or None if they agree.
+
+    Both are validated and compared as written (format 2), so formatting does not count.
+    """
+    docs = [contract_to_dict(c if isinstance(c, PolicyContract) else contract_from_dict(c))
+            for c in (a, b)]
+    found = _first_difference(*docs)
+    if found is None:
+        return None
+    where, left, right = found
+    return f'{where}: {_short(left)} against {_short(right)}'
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + '...'
+
+
+def _mismatch_error(yaml_path: Path, onnx_path: Path, difference: str) -> ContractError:
+    return ContractError('<file>', (
+        f'{yaml_path} and the contract embedded in {onnx_path} differ (the YAML first) at '
+        f'{difference}. The ONNX carries the contract it was exported with: rewrite the YAML '
+        f'from it with "python -m training.export extract {onnx_path}", or re-export the '
+        'policy'))
+
+
 def read_contract(path: Union[str, Path]) -> PolicyContract:
-    """Read and validate the contract at ``path``; raise :class:`ContractError` on any problem."""
+    """
+    Read and validate the contract at ``path``; raise :class:`ContractError` on any problem.
+
+    ``path`` is the YAML copy (``.yaml``/``.yml``) or the ONNX file (``.onnx``). Where both the
+    YAML and the ONNX's embedded contract exist they must agree; a disagreement is refused with
+    the first differing field. An ONNX without an embedded contract (an export older than
+    format 2) is read through its ``.yaml`` sibling.
+    """
     path = Path(path)
     if not path.is_file():
         raise ContractError('<file>', f'no policy contract at {path}')
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ContractError('<file>', f'{path} is not valid YAML: {exc}') from exc
-    return contract_from_dict(data)
+    if path.suffix == '.onnx':
+        embedded = embedded_contract_document(path)
+        sibling = path.with_suffix('.yaml')
+        if embedded is None:
+            if sibling.is_file():
+                return read_contract(sibling)
+            raise ContractError('<file>', (
+                f'{path} carries no policy contract (no {ONNX_METADATA_KEY!r} metadata) and '
+                f'has no {sibling.name} beside it; re-export the policy, or run "python -m '
+                'training.export upgrade <its contract .yaml>"'))
+        contract = contract_from_dict(embedded)
+        if sibling.is_file():
+            difference = contract_difference(_parse_yaml(sibling.read_text(), sibling), embedded)
+            if difference:
+                raise _mismatch_error(sibling, path, difference)
+        return contract
+    document = _parse_yaml(path.read_text(), path)
+    contract = contract_from_dict(document)
+    onnx_path = contract.onnx_path(path)
+    if onnx_path.is_file():
+        embedded = embedded_contract_document(onnx_path)
+        if embedded is not None:
+            difference = contract_difference(document, embedded)
+            if difference:
+                raise _mismatch_error(path, onnx_path, difference)
+    return contract
 
 
 def write_contract(contract: PolicyContract, path: Union[str, Path]) -> Path:
-    """Validate ``contract`` and write it as YAML to ``path``; return the path."""
-    document = contract_to_dict(contract)
-    contract_from_dict(document)
+    """
+    Validate ``contract`` and write its YAML copy to ``path``; return the path.
+
+    The ONNX metadata copy is written by ``training.export`` (the ``onnx`` package is a
+    training dependency); the YAML is :data:`YAML_HEADER` plus :func:`contract_text`.
+    """
+    text = contract_text(contract)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    header = ('# humanoid_rl_ros policy contract: the interface between training and deployment.\n'
-              '# Written by training/export.py; read by the policy node and the evaluator.\n')
-    path.write_text(header + yaml.safe_dump(document, sort_keys=False, width=100))
+    path.write_text(YAML_HEADER + text)
     return path

@@ -1,10 +1,12 @@
 """
 Run an exported ONNX policy with onnxruntime, checked against its policy contract.
 
-:class:`PolicyRuntime` loads ``<policy>.yaml`` (the contract) and the ONNX file it names, and
-refuses to run when the two disagree: the ONNX input/output names must be the contract's, and
-their last dimensions must equal the contract's observation and action sizes. Every error names
-both numbers, e.g. ``ONNX input 'obs' has 40 features but the contract's observation has 75``.
+:class:`PolicyRuntime` loads a policy from its ONNX file (the contract is embedded in its
+metadata) or from the contract's YAML copy (and the ONNX file it names), and refuses to run
+when they disagree: a YAML copy that differs from the embedded contract, ONNX input/output names
+other than the contract's, or last dimensions other than the contract's observation and action
+sizes. Every error names both sides, e.g. ``ONNX input 'obs' has 40 features but the
+contract's observation has 75``.
 
 No ROS imports; the policy node, the evaluator and the tests share this module.
 """
@@ -12,7 +14,8 @@ No ROS imports; the policy node, the evaluator and the tests share this module.
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
-from humanoid_rl_ros.core.contract import PolicyContract, read_contract
+from humanoid_rl_ros.core.contract import (contract_difference, ONNX_METADATA_KEY,
+                                           PolicyContract, read_contract)
 from humanoid_rl_ros.core.policy_math import all_finite
 import numpy as np
 
@@ -24,20 +27,19 @@ class PolicyLoadError(ValueError):
 def resolve_policy_path(policy: Union[str, Path],
                         search_dirs: Sequence[Union[str, Path]] = ()) -> Path:
     """
-    Return the contract path for ``policy``.
+    Return the path to read the contract of ``policy`` from (a ``.yaml`` or an ``.onnx``).
 
-    ``policy`` is a contract path (``.../name.yaml``), an ONNX path (its ``.yaml`` sibling is
-    used) or a bare name looked up as ``<dir>/<name>.yaml`` in ``search_dirs`` (by default the
-    package's ``models/`` folder). Raise :class:`PolicyLoadError` listing where it looked.
+    ``policy`` is a contract path (``.../name.yaml``), an ONNX path (``.../name.onnx``, whose
+    metadata carries the contract) or a bare name looked up as ``<dir>/<name>.yaml``, then
+    ``<dir>/<name>.onnx``, in ``search_dirs`` (by default the package's ``models/`` folder).
+    Raise :class:`PolicyLoadError` listing where it looked.
     """
     text = str(policy).strip()
     if not text:
-        raise PolicyLoadError('no policy given (set the policy parameter to a contract path or '
-                              'a name under models/)')
+        raise PolicyLoadError('no policy given (set the policy parameter to a contract or ONNX '
+                              'path or a name under models/)')
     path = Path(text).expanduser()
-    if path.suffix == '.onnx':
-        path = path.with_suffix('.yaml')
-    if path.suffix in ('.yaml', '.yml') or path.is_absolute() or len(path.parts) > 1:
+    if path.suffix in ('.yaml', '.yml', '.onnx') or path.is_absolute() or len(path.parts) > 1:
         if path.is_file():
             return path.resolve()
         raise PolicyLoadError(f'no policy contract at {path}')
@@ -47,10 +49,11 @@ def resolve_policy_path(policy: Union[str, Path],
         dirs = [models_dir()]
     tried: List[str] = []
     for folder in dirs:
-        candidate = folder / f'{text}.yaml'
-        tried.append(str(candidate))
-        if candidate.is_file():
-            return candidate.resolve()
+        for suffix in ('.yaml', '.onnx'):
+            candidate = folder / f'{text}{suffix}'
+            tried.append(str(candidate))
+            if candidate.is_file():
+                return candidate.resolve()
     raise PolicyLoadError(f'policy {text!r} not found; looked for {", ".join(tried)}')
 
 
@@ -66,7 +69,11 @@ class PolicyRuntime:
     """An onnxruntime CPU session for one policy, validated against its contract."""
 
     def __init__(self, contract: PolicyContract, onnx_path: Union[str, Path]) -> None:
-        """Open ``onnx_path`` on the CPU provider and check it agrees with ``contract``."""
+        """
+        Open ``onnx_path`` on the CPU provider and check it agrees with ``contract``.
+
+        An ONNX file that embeds a contract must embed ``contract`` itself.
+        """
         import onnxruntime as ort
 
         self.contract = contract
@@ -87,6 +94,7 @@ class PolicyRuntime:
                                                 providers=['CPUExecutionProvider'])
         except Exception as exc:  # noqa: B902 - onnxruntime raises several unrelated types
             raise PolicyLoadError(f'onnxruntime cannot load {self.onnx_path}: {exc}') from exc
+        self._check_embedded_contract()
         self._check_io()
         self._input_name = contract.onnx_input_name
         self._output_name = contract.onnx_output_name
@@ -124,12 +132,34 @@ class PolicyRuntime:
     @classmethod
     def load(cls, policy: Union[str, Path],
              search_dirs: Sequence[Union[str, Path]] = ()) -> 'PolicyRuntime':
-        """Load a policy by contract path, ONNX path or name (see :func:`resolve_policy_path`)."""
+        """
+        Load a policy by contract path, ONNX path or name (see :func:`resolve_policy_path`).
+
+        The contract comes from :func:`humanoid_rl_ros.core.contract.read_contract`, which
+        refuses a YAML copy that differs from the contract embedded in the ONNX file.
+        """
         contract_path = resolve_policy_path(policy, search_dirs)
         contract = read_contract(contract_path)
         runtime = cls(contract, contract.onnx_path(contract_path))
         runtime.contract_path = contract_path
         return runtime
+
+    def _check_embedded_contract(self) -> None:
+        """Raise :class:`PolicyLoadError` if the ONNX embeds a contract other than ours."""
+        metadata = self.session.get_modelmeta().custom_metadata_map
+        text = metadata.get(ONNX_METADATA_KEY)
+        if text is None:
+            return
+        import yaml
+        try:
+            difference = contract_difference(self.contract, yaml.safe_load(text))
+        except (ValueError, yaml.YAMLError) as exc:
+            raise PolicyLoadError(f'the contract embedded in {self.onnx_path} is unreadable: '
+                                  f'{exc}') from exc
+        if difference:
+            raise PolicyLoadError(
+                f'the contract given for {self.onnx_path} differs from the one embedded in it '
+                f'(given first) at {difference}')
 
     def _check_io(self) -> None:
         contract = self.contract
