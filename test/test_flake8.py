@@ -7,7 +7,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Local environment and colcon workspace output; dot-folders are skipped by ament_flake8 anyway.
-EXCLUDED = ['.venv', '.gpuwheels', 'build', 'install', 'log']
+EXCLUDED = ['.venv', '.venv-jazzy', '.gpuwheels', 'build', 'install', 'log']
 
 
 @pytest.mark.flake8

@@ -64,7 +64,7 @@ def test_speed_limits_are_the_trained_command_ranges(committed: dict) -> None:
 
 
 def test_acceleration_rule_spreads_the_range_over_the_rise_time(committed: dict) -> None:
-    """Acceleration = max(|low|, |high|) / 1 s: 1.2 m/s^2 forward, 0.5 sideways, 1.0 rad/s^2 yaw."""
+    """Acceleration = max(|low|, |high|) / 1 s: 1.2 m/s^2 forward, 0.5 sideways, 1 rad/s^2 yaw."""
     mppi = committed['controller_server']['ros__parameters']['FollowPath']
     smoother = committed['velocity_smoother']['ros__parameters']
     assert smoother['max_accel'] == [1.2, 0.5, 1.0]

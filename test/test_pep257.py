@@ -6,7 +6,7 @@ from ament_pep257.main import main
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-EXCLUDED = ['.venv', '.gpuwheels', 'build', 'install', 'log']
+EXCLUDED = ['.venv', '.venv-jazzy', '.gpuwheels', 'build', 'install', 'log']
 
 
 @pytest.mark.linter
