@@ -91,8 +91,7 @@ class Executables:
         """Return whether ``executable`` exists in this mode."""
         if self.mode == 'installed':
             return (self.lib / executable).exists()
-        module = MODULE_FOR[executable].split('.')[-1]
-        return (REPO_ROOT / 'humanoid_rl_ros' / f'{module}.py').exists()
+        return (REPO_ROOT / f'{MODULE_FOR[executable].replace(".", "/")}.py').exists()
 
 
 class Process:
@@ -287,21 +286,59 @@ def launch_config_joint_names(policy_path: Path):
     return read_contract(policy_path).joint_names
 
 
-def test_presets_set_only_declared_parameters_with_valid_values():
+def _preset_params(filename: str) -> dict:
     import yaml
-    from humanoid_rl_ros.ros.policy_node import _PARAMS, CONTROL_TRIGGERS, OUTPUT_TYPES
+    return yaml.safe_load((REPO_ROOT / 'config' / filename).read_text())['/**']['ros__parameters']
+
+
+def test_presets_set_only_declared_parameters_with_valid_values():
+    from humanoid_rl_ros.ros.policy_params import CONTROL_TRIGGERS, OUTPUT_TYPES
+    from humanoid_rl_ros.ros.policy_params import PARAMS as _PARAMS
+    defaults = {name: spec[1] for name, spec in _PARAMS.items()}
     for preset, filename in launch_config.PRESETS.items():
-        data = yaml.safe_load((REPO_ROOT / 'config' / filename).read_text())
-        params = data['/**']['ros__parameters']
+        params = _preset_params(filename)
         unknown = set(params) - set(_PARAMS) - {'use_sim_time'}
         assert not unknown, f'{filename} sets undeclared parameters {unknown}'
-        assert params['output_type'] in OUTPUT_TYPES
-        assert params['control_trigger'] in CONTROL_TRIGGERS
-        assert params['policy'] == launch_config.DEFAULT_POLICY
+        effective = dict(defaults, **params)  # what the node runs with
+        assert effective['output_type'] in OUTPUT_TYPES
+        assert effective['control_trigger'] in CONTROL_TRIGGERS
+        assert effective['policy'] == launch_config.DEFAULT_POLICY
         for name, value in params.items():
             float_range = _PARAMS.get(name, (None,) * 5)[4]
             if float_range is not None:
                 assert float_range[0] <= value <= float_range[1], (filename, name, value)
+
+
+def test_presets_list_only_what_differs_from_the_node_defaults():
+    from humanoid_rl_ros.ros.policy_params import PARAMS
+    for filename in launch_config.PRESETS.values():
+        repeated = {name: value for name, value in _preset_params(filename).items()
+                    if name in PARAMS and value == PARAMS[name][1]}
+        assert not repeated, f'{filename} repeats defaults {repeated}'
+
+
+@pytest.mark.parametrize('preset', sorted(launch_config.PRESETS))
+def test_node_takes_the_preset_file_and_its_defaults_for_the_rest(ros, preset):
+    """The node started with a preset file as the launch files pass it: file value or default."""
+    from humanoid_rl_ros.ros.policy_node import PolicyNode
+    from humanoid_rl_ros.ros.policy_params import PARAMS
+    from rclpy.parameter import Parameter
+    spec = launch_config.policy_node_spec(REPO_ROOT, preset=preset)
+    given = _preset_params(launch_config.PRESETS[preset])
+    assert given, preset
+    node = PolicyNode(launch_config.POLICY_NODE_NAME,
+                      cli_args=['--ros-args', '--params-file', spec.params_files[0]],
+                      parameter_overrides=[Parameter('autostart', value=False)])
+    try:
+        for name, (_, default, _, _, _) in PARAMS.items():
+            value = node.get_parameter(name).value
+            if name == 'autostart':
+                continue
+            expected = given.get(name, default)
+            assert (list(value) if isinstance(value, (list, tuple)) else value) == expected, (
+                preset, name)
+    finally:
+        node.destroy_node()
 
 
 def test_node_spec_command_line_matches_launch_arguments(tmp_path):

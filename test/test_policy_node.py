@@ -242,7 +242,7 @@ def test_joint_state_order_does_not_change_efforts(contract, policy_path, harnes
     np.testing.assert_allclose(_efforts_by_policy_order(contract, msg),
                                _standing_expected(contract, h.feed), rtol=1e-12, atol=1e-12)
     # the inputs were read from their serialized bytes and the command published as bytes
-    assert h.node._out_writer is not None
+    assert h.node._output.writer is not None
     assert h.node._joint_state_reader._names == tuple(h.feed.names)
 
 
@@ -476,7 +476,7 @@ def test_float64_array_output_in_configured_joint_order(contract, policy_path,
     assert data.shape == (len(order),)
     np.testing.assert_allclose(data, _standing_expected(contract, h.feed, order), atol=1e-12)
     assert data[-1] == 0.0
-    assert h.node._out_writer is not None  # published as bytes
+    assert h.node._output.writer is not None  # published as bytes
 
 
 def test_invalid_parameter_values_are_rejected(contract, policy_path, harness_factory):
@@ -625,28 +625,29 @@ def test_a_dead_control_loop_is_reported_on_diagnostics(contract, policy_path, h
                                                         monkeypatch):
     """If the control thread dies, the executor takes diagnostics back and names the failure."""
     import types
-    from humanoid_rl_ros.ros import policy_node
+    from humanoid_rl_ros.ros import control_loop
 
     def broken_wait_set(*args):
         raise RuntimeError('wait set broken for this test')
 
-    monkeypatch.setattr(policy_node, '_rclpy', types.SimpleNamespace(WaitSet=broken_wait_set))
+    monkeypatch.setattr(control_loop, 'rclpy_impl',
+                        types.SimpleNamespace(WaitSet=broken_wait_set))
     h = harness_factory(contract, 'policy_dead_loop', {'policy': str(policy_path)})
     wait_for(lambda: 'control loop stopped' in h.feed.value('control_thread'),
              'the dead control loop on /diagnostics')
     assert 'wait set broken for this test' in h.feed.value('control_thread')
     assert h.node._diag_timer.callback_group is h.node.default_callback_group
-    assert h.node._out_writer is None  # this "rclpy" cannot publish bytes: message objects
+    assert h.node._output.writer is None  # this "rclpy" cannot publish bytes: message objects
 
 
 def test_serialized_input_not_read_by_cdr_goes_through_rclpy():
     """A reader that refuses the bytes (not plain CDR) hands them to rclpy's deserialization."""
-    from humanoid_rl_ros.ros.policy_node import _raw_handler
+    from humanoid_rl_ros.ros.control_loop import raw_handler
     from humanoid_rl_ros.ros.ros_conversions import joint_state_to_arrays
     from rclpy.serialization import serialize_message
     got = []
-    handle = _raw_handler(lambda data: None, JointState, joint_state_to_arrays,
-                          lambda *fields: got.append(fields))
+    handle = raw_handler(lambda data: None, JointState, joint_state_to_arrays,
+                         lambda *fields: got.append(fields))
     handle(serialize_message(make_joint_state(['a', 'b'], [0.5, 1.5], [2.0, 3.0])))
     names, position, velocity = got[0]
     assert names == ('a', 'b')

@@ -4,12 +4,18 @@ Conversions between ROS 2 messages and numpy arrays, shared by the policy node a
 Only message packages are imported here (no rclpy), so these helpers are testable without a ROS
 graph. Conventions: quaternions leave as ``(w, x, y, z)`` (ROS carries ``x, y, z, w``); twists are
 in the message's frame (for ``nav_msgs/Odometry`` the child frame, i.e. the base link).
+
+The builders take sequences or numpy arrays; float arrays go into the messages as
+``array('d')``, which rclpy's message setters take without checking element by element (the sim
+node builds four messages per 5 ms physics tick with them).
 """
 
+from array import array
 from typing import Optional, Sequence, Tuple, Union
 
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import Twist, TwistStamped
+from geometry_msgs.msg import TransformStamped, Twist, TwistStamped
+from humanoid_rl_ros.core.timebase import ns_to_stamp
 from nav_msgs.msg import Odometry
 import numpy as np
 from sensor_msgs.msg import Imu, JointState
@@ -18,6 +24,25 @@ from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 
 def _xyz(vector) -> np.ndarray:
     return np.array([vector.x, vector.y, vector.z], dtype=np.float64)
+
+
+def _doubles(values: Sequence[float]) -> array:
+    """Return ``values`` as an ``array('d')`` (what rclpy stores float64 sequences as)."""
+    return array('d', np.asarray(values, dtype=np.float64).tobytes())
+
+
+def _set_xyz(vector, values: Sequence[float]) -> None:
+    vector.x, vector.y, vector.z = (float(v) for v in values)
+
+
+def _set_quat(quat, wxyz: Sequence[float]) -> None:
+    quat.w, quat.x, quat.y, quat.z = (float(v) for v in wxyz)
+
+
+def time_msg(time_ns: int) -> Time:
+    """Return a ``builtin_interfaces/Time`` for a time [ns] (e.g. a sim time)."""
+    sec, nanosec = ns_to_stamp(time_ns)
+    return Time(sec=sec, nanosec=nanosec)
 
 
 def quat_msg_to_wxyz(q) -> np.ndarray:
@@ -81,11 +106,11 @@ def make_joint_state(names: Sequence[str], position: Optional[Sequence[float]] =
         msg.header.stamp = stamp
     msg.name = list(names)
     if position is not None:
-        msg.position = [float(v) for v in position]
+        msg.position = _doubles(position)
     if velocity is not None:
-        msg.velocity = [float(v) for v in velocity]
+        msg.velocity = _doubles(velocity)
     if effort is not None:
-        msg.effort = [float(v) for v in effort]
+        msg.effort = _doubles(effort)
     return msg
 
 
@@ -93,7 +118,7 @@ def make_float64_array(values: Sequence[float], label: str = 'joints') -> Float6
     """Build a one-dimensional Float64MultiArray (ros2_control forward_command_controller)."""
     msg = Float64MultiArray()
     msg.layout.dim = [MultiArrayDimension(label=label, size=len(values), stride=len(values))]
-    msg.data = [float(v) for v in values]
+    msg.data = _doubles(values)
     return msg
 
 
@@ -107,14 +132,10 @@ def make_odometry(position_m: Sequence[float], quat_wxyz: Sequence[float],
         msg.header.stamp = stamp
     msg.header.frame_id = frame_id
     msg.child_frame_id = child_frame_id
-    p = msg.pose.pose.position
-    p.x, p.y, p.z = (float(v) for v in position_m)
-    o = msg.pose.pose.orientation
-    o.w, o.x, o.y, o.z = (float(v) for v in quat_wxyz)
-    lin = msg.twist.twist.linear
-    lin.x, lin.y, lin.z = (float(v) for v in lin_vel_body_m_s)
-    ang = msg.twist.twist.angular
-    ang.x, ang.y, ang.z = (float(v) for v in ang_vel_body_rad_s)
+    _set_xyz(msg.pose.pose.position, position_m)
+    _set_quat(msg.pose.pose.orientation, quat_wxyz)
+    _set_xyz(msg.twist.twist.linear, lin_vel_body_m_s)
+    _set_xyz(msg.twist.twist.angular, ang_vel_body_rad_s)
     return msg
 
 
@@ -126,10 +147,21 @@ def make_imu(quat_wxyz: Sequence[float], ang_vel_body_rad_s: Sequence[float],
     if stamp is not None:
         msg.header.stamp = stamp
     msg.header.frame_id = frame_id
-    o = msg.orientation
-    o.w, o.x, o.y, o.z = (float(v) for v in quat_wxyz)
-    ang = msg.angular_velocity
-    ang.x, ang.y, ang.z = (float(v) for v in ang_vel_body_rad_s)
-    acc = msg.linear_acceleration
-    acc.x, acc.y, acc.z = (float(v) for v in lin_acc_body_m_s2)
+    _set_quat(msg.orientation, quat_wxyz)
+    _set_xyz(msg.angular_velocity, ang_vel_body_rad_s)
+    _set_xyz(msg.linear_acceleration, lin_acc_body_m_s2)
+    return msg
+
+
+def make_transform(translation_m: Sequence[float], quat_wxyz: Sequence[float],
+                   stamp: Optional[Time] = None, frame_id: str = 'odom',
+                   child_frame_id: str = 'base_link') -> TransformStamped:
+    """Build a TransformStamped: the pose of ``child_frame_id`` in ``frame_id`` (a TF edge)."""
+    msg = TransformStamped()
+    if stamp is not None:
+        msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.child_frame_id = child_frame_id
+    _set_xyz(msg.transform.translation, translation_m)
+    _set_quat(msg.transform.rotation, quat_wxyz)
     return msg

@@ -37,14 +37,15 @@ Parameter defaults live in ``config/sim_node.yaml``.
 import math
 from typing import List, Optional
 
-from builtin_interfaces.msg import Time
-from geometry_msgs.msg import Quaternion
-from geometry_msgs.msg import TransformStamped
-from humanoid_rl_ros.core.timebase import ns_to_stamp
 from humanoid_rl_ros.core.timebase import NSEC_PER_SEC
 from humanoid_rl_ros.core.timebase import stamp_to_ns
 from humanoid_rl_ros.robot.description import load_robot
 from humanoid_rl_ros.ros.node_main import run_node
+from humanoid_rl_ros.ros.ros_conversions import make_imu
+from humanoid_rl_ros.ros.ros_conversions import make_joint_state
+from humanoid_rl_ros.ros.ros_conversions import make_odometry
+from humanoid_rl_ros.ros.ros_conversions import make_transform
+from humanoid_rl_ros.ros.ros_conversions import time_msg
 from humanoid_rl_ros.sim.mujoco_sim import MujocoRobotSim
 from humanoid_rl_ros.sim.sim_logic import CommandError
 from humanoid_rl_ros.sim.sim_logic import CommandHold
@@ -73,16 +74,6 @@ COMMAND_TYPES = ('joint_state', 'float64_array')
 WARN_THROTTLE_S = 2.0
 RUNTIME_PARAMS = ('command_timeout_s', 'push_interval_s', 'push_velocity_m_s')
 """Parameters that may change while the node runs (checked in ``_on_set_parameters``)."""
-
-
-def _stamp(t_ns: int) -> Time:
-    sec, nanosec = ns_to_stamp(t_ns)
-    return Time(sec=sec, nanosec=nanosec)
-
-
-def _quat_msg(q_wxyz: np.ndarray) -> Quaternion:
-    return Quaternion(w=float(q_wxyz[0]), x=float(q_wxyz[1]), y=float(q_wxyz[2]),
-                      z=float(q_wxyz[3]))
 
 
 class SimNode(Node):
@@ -360,60 +351,19 @@ class SimNode(Node):
     # ---------------------------------------------------------------- publishing
     def _publish_state(self) -> None:
         t_ns = self.now_ns
-        stamp = _stamp(t_ns)
+        stamp = time_msg(t_ns)
         st = self.sim.state()
-
-        js = JointState()
-        js.header.stamp = stamp
-        js.name = self.joint_names
-        js.position = st.joint_pos_rad.tolist()
-        js.velocity = st.joint_vel_rad_s.tolist()
-        js.effort = st.joint_effort_nm.tolist()
-        self.pub_joint_states.publish(js)
-
-        odom = Odometry()
-        odom.header.stamp = stamp
-        odom.header.frame_id = self.odom_frame_id
-        odom.child_frame_id = self.base_frame_id
-        pos = st.base_pos_m
-        odom.pose.pose.position.x = float(pos[0])
-        odom.pose.pose.position.y = float(pos[1])
-        odom.pose.pose.position.z = float(pos[2])
-        odom.pose.pose.orientation = _quat_msg(st.base_quat_wxyz)
-        lin_b = st.base_lin_vel_body_m_s
-        ang_b = st.base_ang_vel_body_rad_s
-        odom.twist.twist.linear.x = float(lin_b[0])
-        odom.twist.twist.linear.y = float(lin_b[1])
-        odom.twist.twist.linear.z = float(lin_b[2])
-        odom.twist.twist.angular.x = float(ang_b[0])
-        odom.twist.twist.angular.y = float(ang_b[1])
-        odom.twist.twist.angular.z = float(ang_b[2])
-        self.pub_odom.publish(odom)
-
-        imu = Imu()
-        imu.header.stamp = stamp
-        imu.header.frame_id = self.base_frame_id
-        imu.orientation = _quat_msg(st.base_quat_wxyz)
-        imu.angular_velocity.x = float(ang_b[0])
-        imu.angular_velocity.y = float(ang_b[1])
-        imu.angular_velocity.z = float(ang_b[2])
-        acc = st.imu_lin_acc_m_s2
-        imu.linear_acceleration.x = float(acc[0])
-        imu.linear_acceleration.y = float(acc[1])
-        imu.linear_acceleration.z = float(acc[2])
-        self.pub_imu.publish(imu)
-
+        self.pub_joint_states.publish(make_joint_state(
+            self.joint_names, st.joint_pos_rad, st.joint_vel_rad_s, st.joint_effort_nm, stamp))
+        self.pub_odom.publish(make_odometry(
+            st.base_pos_m, st.base_quat_wxyz, st.base_lin_vel_body_m_s,
+            st.base_ang_vel_body_rad_s, stamp, self.odom_frame_id, self.base_frame_id))
+        self.pub_imu.publish(make_imu(st.base_quat_wxyz, st.base_ang_vel_body_rad_s,
+                                      st.imu_lin_acc_m_s2, stamp, self.base_frame_id))
         if self.pub_tf is not None:
-            tf = TransformStamped()
-            tf.header.stamp = stamp
-            tf.header.frame_id = self.odom_frame_id
-            tf.child_frame_id = self.base_frame_id
-            tf.transform.translation.x = float(pos[0])
-            tf.transform.translation.y = float(pos[1])
-            tf.transform.translation.z = float(pos[2])
-            tf.transform.rotation = _quat_msg(st.base_quat_wxyz)
-            self.pub_tf.publish(self._tf_type(transforms=[tf]))
-
+            self.pub_tf.publish(self._tf_type(transforms=[make_transform(
+                st.base_pos_m, st.base_quat_wxyz, stamp, self.odom_frame_id,
+                self.base_frame_id)]))
         # /clock last: a controller's sim-time timer fires only after the state is out.
         self.pub_clock.publish(ClockMsg(clock=stamp))
         if self.mode == 'lockstep':

@@ -1,0 +1,99 @@
+"""
+The policy node's ``/diagnostics`` status: its key/values, level and message.
+
+:func:`status_values` lists what a monitor needs (lifecycle and controller state, the fault,
+the effective command, input health, rates); :func:`diagnostic_array` turns them into the
+``diagnostic_msgs/DiagnosticArray`` the node publishes. No rclpy here (messages only).
+"""
+
+from typing import Dict, Optional
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from humanoid_rl_ros.core.timebase import ns_to_stamp
+
+
+def format_ns(time_ns: Optional[int]) -> str:
+    """Return a ROS time [ns] as exact decimal seconds ('' for None)."""
+    if time_ns is None:
+        return ''
+    sec, nsec = ns_to_stamp(abs(time_ns))
+    return f'{"-" if time_ns < 0 else ""}{sec}.{nsec:09d}'
+
+
+class PolicyRate:
+    """The policy rate [Hz]: policy steps per second of ROS time between two updates."""
+
+    def __init__(self) -> None:
+        """Start with no mark (rate 0)."""
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the mark; the rate is 0 until two updates."""
+        self._mark_s: Optional[float] = None
+        self._mark_steps = 0
+        self.hz = 0.0
+
+    def update(self, now_s: float, policy_steps: int) -> None:
+        """Take the steps since the last update over the ROS time since it [s]."""
+        if self._mark_s is not None and now_s > self._mark_s:
+            self.hz = (policy_steps - self._mark_steps) / (now_s - self._mark_s)
+        self._mark_s, self._mark_steps = now_s, policy_steps
+
+
+def status_values(*, lifecycle_state: str, controller, last_error: str, policy: str,
+                  now_s: float, policy_rate_hz: float, control_thread: str,
+                  state_since_ns: Optional[int]) -> Dict[str, str]:
+    """
+    Return the diagnostic key/values of the policy node.
+
+    ``controller`` is the :class:`~humanoid_rl_ros.core.controller.Controller` (None while
+    unconfigured); ``state_since_ns`` the ROS time of the first tick in the current state.
+    """
+    values = {'lifecycle_state': lifecycle_state,
+              'state': controller.state.value if controller is not None else 'inactive',
+              'fault_reason': controller.fault_reason if controller is not None else '',
+              'last_error': last_error,
+              'policy': policy}
+    if controller is not None:
+        command = controller.command(now_s)
+        values.update({
+            'policy_rate_hz': f'{policy_rate_hz:.1f}',
+            'control_thread': control_thread,
+            'policy_steps': str(controller.policy_steps),
+            'state_since_s': format_ns(state_since_ns),
+            'walk_requested': str(controller.walk_requested),
+            'note': controller.note,
+            'command_vx_m_s': f'{command[0]:.6g}',
+            'command_vy_m_s': f'{command[1]:.6g}',
+            'command_wz_rad_s': f'{command[2]:.6g}',
+            'cmd_vel_note': controller.cmd_note,
+            'joint_states': controller.joint_state_problem(now_s) or 'ok',
+            'walking_inputs': controller.walking_input_problem(now_s) or 'ok',
+        })
+    return values
+
+
+def diagnostic_array(name: str, hardware_id: str, values: Dict[str, str],
+                     loop_failure: str, stamp) -> DiagnosticArray:
+    """
+    Return one status: ERROR on damping, an error or a dead control loop; WARN while inactive.
+
+    The message is ``<lifecycle>/<state>`` and the most pressing reason (fault, error, dead
+    loop, controller note).
+    """
+    lifecycle_state, state = values['lifecycle_state'], values['state']
+    status = DiagnosticStatus(name=name, hardware_id=hardware_id)
+    if state == 'damping' or values['last_error'] or loop_failure:
+        status.level = DiagnosticStatus.ERROR
+    elif lifecycle_state != 'active':
+        status.level = DiagnosticStatus.WARN
+    else:
+        status.level = DiagnosticStatus.OK
+    reason = (values['fault_reason'] or values['last_error'] or loop_failure
+              or values.get('note', ''))
+    status.message = f'{lifecycle_state}/{state}' + (f': {reason}' if reason else '')
+    status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+    array = DiagnosticArray()
+    array.header.stamp = stamp
+    array.status = [status]
+    return array

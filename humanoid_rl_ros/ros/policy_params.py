@@ -1,0 +1,147 @@
+"""
+The policy node's parameters: the one table of names, types, defaults and ranges; validation.
+
+:data:`PARAMS` is where every default lives: the presets under ``config/`` list only what they
+change, and a parameter a file leaves out takes its default from here when the node declares it
+(:func:`declare_parameters`). :func:`parameter_problem` checks one value (the node's
+on-set-parameters callback and its configure use it), :func:`controller_config` maps the
+parameters onto :class:`~humanoid_rl_ros.core.controller.ControllerConfig`.
+"""
+
+import math
+from typing import Any, Callable, Dict, Optional, Tuple
+
+from humanoid_rl_ros.core.controller import ControllerConfig, ORIENTATION_SOURCES
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
+                                ParameterType)
+
+OUTPUT_TYPES = ('joint_state', 'float64_array')
+"""Accepted values of the ``output_type`` parameter."""
+CONTROL_TRIGGERS = ('timer', 'joint_states')
+"""Accepted values of the ``control_trigger`` parameter."""
+
+CHOICES: Dict[str, Tuple[str, ...]] = {
+    'output_type': OUTPUT_TYPES,
+    'orientation_source': ORIENTATION_SOURCES,
+    'control_trigger': CONTROL_TRIGGERS,
+}
+"""String parameters with a fixed set of values."""
+
+# name: (type, default, description, read_only, (from, to) range or None)
+PARAMS: Dict[str, Tuple[int, Any, str, bool, Optional[Tuple[float, float]]]] = {
+    'policy': (ParameterType.PARAMETER_STRING, '',
+               'Policy contract path (<policy>.yaml, its .onnx sibling) or a policy name '
+               'looked up as models/<name>.yaml in the package share folder.', True, None),
+    'autostart': (ParameterType.PARAMETER_BOOL, False,
+                  'Configure and activate right after start-up (no lifecycle manager needed).',
+                  True, None),
+    'start_walking_on_activate': (ParameterType.PARAMETER_BOOL, False,
+                                  'Request walking on activation; it starts once the stand ramp '
+                                  'completes and odometry is fresh.', False, None),
+    'output_type': (ParameterType.PARAMETER_STRING, 'joint_state',
+                    'Effort output: joint_state (sensor_msgs/JointState names+effort on '
+                    'joint_command, Isaac Sim articulation controller) or float64_array '
+                    '(std_msgs/Float64MultiArray in output_joint_order, ros2_control '
+                    'forward_command_controller with interface_name effort).', True, None),
+    'output_joint_order': (ParameterType.PARAMETER_STRING_ARRAY, [''],
+                           'Joint order of the float64_array output (the joints list of the '
+                           'ros2_control forward_command_controller). Empty: policy order. '
+                           'Joints not in the policy get 0 N*m.',
+                           True, None),
+    'orientation_source': (ParameterType.PARAMETER_STRING, 'odom',
+                           'Base orientation and angular velocity from odom (nav_msgs/Odometry) '
+                           'or imu (sensor_msgs/Imu on imu). Linear velocity always comes from '
+                           'odom.', True, None),
+    'cmd_vel_stamped': (ParameterType.PARAMETER_BOOL, False,
+                        'cmd_vel is geometry_msgs/TwistStamped (Nav2 Kilted and newer) instead '
+                        'of geometry_msgs/Twist (Nav2 Jazzy/Humble, teleop).', True, None),
+    'control_trigger': (ParameterType.PARAMETER_STRING, 'timer',
+                        'timer: one control tick per physics_dt_s of ROS time (a timer on the '
+                        'node clock, so use_sim_time works). joint_states: one tick per '
+                        'joint_states message (lowest latency; use only when joint_states '
+                        'arrive once per physics step), with a timer watchdog for staleness.',
+                        True, None),
+    'stand_ramp_s': (ParameterType.PARAMETER_DOUBLE, 2.0,
+                     'Time to ramp from the measured pose to the default pose [s].', False,
+                     (0.0, 60.0)),
+    'joint_state_timeout_s': (ParameterType.PARAMETER_DOUBLE, 0.1,
+                              'joint_states older than this while active -> damping [s].', False,
+                              (0.001, 10.0)),
+    'odom_timeout_s': (ParameterType.PARAMETER_DOUBLE, 0.1,
+                       'odom older than this while walking -> damping [s].', False,
+                       (0.001, 10.0)),
+    'imu_timeout_s': (ParameterType.PARAMETER_DOUBLE, 0.1,
+                      'imu older than this while walking -> damping [s] (orientation_source '
+                      'imu).', False, (0.001, 10.0)),
+    'cmd_vel_timeout_s': (ParameterType.PARAMETER_DOUBLE, 0.5,
+                          'A cmd_vel older than this counts as zero [s].', False, (0.001, 60.0)),
+    'damping_kd_scale': (ParameterType.PARAMETER_DOUBLE, 1.0,
+                         'Damping state gain as a multiple of the contract kd [-]: effort = '
+                         '-scale * kd * qd.', False, (0.0, 10.0)),
+    'joint_state_wait_s': (ParameterType.PARAMETER_DOUBLE, 10.0,
+                           'How long configure waits for the first joint_states [s] '
+                           '(wall time).', False, (0.1, 600.0)),
+    'diagnostics_period_s': (ParameterType.PARAMETER_DOUBLE, 1.0,
+                             'Period of the /diagnostics status [s] (ROS time).', True,
+                             (0.01, 60.0)),
+    'control_thread_priority': (ParameterType.PARAMETER_INTEGER, 0,
+                                'SCHED_FIFO real-time priority of the control thread (1-99; 0: '
+                                'normal scheduling). Needs CAP_SYS_NICE or an rtprio limit '
+                                '(e.g. "@realtime - rtprio 98" in /etc/security/limits.conf); '
+                                'where that is not permitted the node logs a warning and runs '
+                                'at normal priority. Only this thread: the DDS threads that '
+                                'deliver its inputs keep theirs (the launch argument '
+                                'realtime_priority makes the whole process SCHED_FIFO).',
+                                True, (0, 99)),
+}
+"""Every parameter of the policy node: name -> (type, default, description, read-only, range)."""
+
+CONTROLLER_PARAMS = ('stand_ramp_s', 'joint_state_timeout_s', 'odom_timeout_s', 'imu_timeout_s',
+                     'cmd_vel_timeout_s', 'damping_kd_scale')
+"""Parameters that are fields of :class:`ControllerConfig` (settable while running)."""
+
+
+def descriptor(name: str) -> ParameterDescriptor:
+    """Return the ``ParameterDescriptor`` of parameter ``name`` (with its range, if any)."""
+    ptype, _, description, read_only, value_range = PARAMS[name]
+    desc = ParameterDescriptor(name=name, type=ptype, description=description,
+                               read_only=read_only)
+    if value_range is not None and ptype == ParameterType.PARAMETER_INTEGER:
+        desc.integer_range = [IntegerRange(from_value=value_range[0], to_value=value_range[1],
+                                           step=1)]
+    elif value_range is not None:
+        desc.floating_point_range = [FloatingPointRange(
+            from_value=value_range[0], to_value=value_range[1], step=0.0)]
+    return desc
+
+
+def declare_parameters(node) -> None:
+    """Declare every parameter of :data:`PARAMS` on ``node`` (overrides from files apply)."""
+    for name, (_, default, _, _, _) in PARAMS.items():
+        node.declare_parameter(name, default, descriptor(name))
+
+
+def parameter_problem(name: str, value: Any) -> str:
+    """Return why ``value`` is not valid for parameter ``name`` ('' if it is or not checked)."""
+    if name in CONTROLLER_PARAMS:
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or not math.isfinite(float(value))):
+            return f'{name} must be a finite number'
+    elif name in CHOICES and value not in CHOICES[name]:
+        return f'{name} must be one of {CHOICES[name]}, got {value!r}'
+    return ''
+
+
+def controller_config(get: Callable[[str], Any],
+                      overrides: Optional[Dict[str, object]] = None) -> ControllerConfig:
+    """
+    Return the validated controller settings from the parameters (``get(name)`` -> value).
+
+    Raise :class:`~humanoid_rl_ros.core.controller.ControllerError` naming an invalid field.
+    """
+    values = {name: float(get(name)) for name in CONTROLLER_PARAMS}
+    values['orientation_source'] = str(get('orientation_source'))
+    values.update(overrides or {})
+    config = ControllerConfig(**values)
+    config.validate()
+    return config
