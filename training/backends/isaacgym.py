@@ -280,28 +280,6 @@ class IsaacGymBackend(SimBackend):
         self._copy_base()
         self._copy_joints()
 
-    def reset_envs(self, env_ids: torch.Tensor, base_pos: torch.Tensor,
-                   base_quat: torch.Tensor, base_lin_vel_world: torch.Tensor,
-                   base_ang_vel_body: torch.Tensor, joint_pos: torch.Tensor,
-                   joint_vel: torch.Tensor) -> None:
-        """Write the state of worlds ``env_ids`` (rows scattered into :meth:`reset_masked`)."""
-        ids = self._env_ids(env_ids)
-        k, n = ids.numel(), self.num_envs
-        rows = [self._rows(name, value, k, width) for name, value, width in (
-            ('base_pos', base_pos, 3), ('base_quat', base_quat, 4),
-            ('base_lin_vel_world', base_lin_vel_world, 3),
-            ('base_ang_vel_body', base_ang_vel_body, 3),
-            ('joint_pos', joint_pos, self.num_joints),
-            ('joint_vel', joint_vel, self.num_joints))]
-        mask = torch.zeros(n, dtype=torch.bool, device=self.device)
-        mask[ids] = True
-        full = []
-        for value in rows:
-            wide = torch.zeros((n, value.shape[1]), dtype=value.dtype, device=self.device)
-            wide[ids] = value
-            full.append(wide)
-        self.reset_masked(mask, *full)
-
     def set_friction_masked(self, mask: torch.Tensor, friction: torch.Tensor) -> None:
         """
         Set the friction of every robot shape in the worlds where ``mask`` is True.
@@ -332,24 +310,6 @@ class IsaacGymBackend(SimBackend):
             props[0].mass = base_mass_kg(self._nominal_base_mass_kg, d)
             self._gym.set_actor_rigid_body_properties(self._envs[i], self._actors[i], props,
                                                       False)
-
-    def set_friction(self, env_ids: torch.Tensor, friction: torch.Tensor) -> None:
-        """Set the robot's shape friction in worlds ``env_ids`` (see the masked variant)."""
-        ids = self._env_ids(env_ids)
-        mask = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
-        mask[ids] = True
-        full = torch.zeros(self.num_envs, device=self.device)
-        full[ids] = self._per_env('friction', friction, ids.numel())
-        self.set_friction_masked(mask, full)
-
-    def set_base_mass_offset(self, env_ids: torch.Tensor, delta_kg: torch.Tensor) -> None:
-        """Set the base mass of worlds ``env_ids`` to nominal + ``delta_kg`` (masked variant)."""
-        ids = self._env_ids(env_ids)
-        mask = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
-        mask[ids] = True
-        full = torch.zeros(self.num_envs, device=self.device)
-        full[ids] = self._per_env('delta_kg', delta_kg, ids.numel())
-        self.set_base_mass_offset_masked(mask, full)
 
     def check_overflow(self, clear: bool = True) -> Dict[str, Any]:
         """Report non-finite worlds; PhysX exposes no per-world buffer overflow counters."""
