@@ -209,6 +209,23 @@ def test_compiled_step_matches_eager_step():
     assert n_done > 0  # resets ran through the compiled code
 
 
+def test_the_mujoco_model_is_built_once_and_shared_with_the_backend(monkeypatch):
+    import humanoid_rl_ros.robot.mujoco_model as mujoco_model
+    import training.env as env_module
+    built = []
+    real = mujoco_model.build_mujoco_model
+
+    def counted(*args, **kwargs):
+        built.append(args[0].name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mujoco_model, 'build_mujoco_model', counted)
+    monkeypatch.setattr(env_module, 'build_mujoco_model', counted)
+    env = LocomotionEnv(_cfg(), 'mjwarp', 'cpu')
+    assert built == ['kestrel']
+    assert env.backend.mj_model is env.mj_model
+
+
 def test_unknown_compile_setting_is_named():
     """A misspelt compile setting is refused with its name, before any step."""
     with pytest.raises(ValueError, match="'inductr'"):

@@ -58,8 +58,8 @@ Policy steps between reports of the finished episodes' statistics (each report i
 class LocomotionEnv(VecEnv):
     """Velocity tracking on flat ground for ``cfg.num_envs`` robots at once."""
 
-    def __init__(self, cfg: EnvConfig, backend_name: str = 'mjwarp', device: str = 'cuda:0',
-                 backend: Optional[SimBackend] = None) -> None:
+    def __init__(self, cfg: EnvConfig, backend_name: str = 'mjwarp',
+                 device: str = 'cuda:0') -> None:
         """Build the robots, the simulator backend and every buffer on ``device``."""
         self.cfg = cfg
         self.robot: RobotConfig = load_robot(cfg.robot)
@@ -68,11 +68,14 @@ class LocomotionEnv(VecEnv):
         self.num_actions = len(self.robot.joints)
         self.dt_s = cfg.physics_dt_s * cfg.decimation
         self.max_episode_length = int(math.ceil(cfg.episode_length_s / self.dt_s))
+        self.mj_model = build_mujoco_model(self.robot, cfg.physics_dt_s)
+        """The robot's MuJoCo model: the env reads joint ranges and foot heights from it, and
+        the mjwarp backend simulates it (built once, shared)."""
         sim_options = ({'nconmax': cfg.nconmax_per_world, 'njmax': cfg.njmax_per_world,
-                        'compile_setting': cfg.compile_step}
+                        'compile_setting': cfg.compile_step, 'mj_model': self.mj_model}
                        if backend_name == 'mjwarp' else {})
-        self.backend = backend or make_backend(backend_name, self.robot, cfg.num_envs, device,
-                                               physics_dt_s=cfg.physics_dt_s, **sim_options)
+        self.backend: SimBackend = make_backend(backend_name, self.robot, cfg.num_envs, device,
+                                                physics_dt_s=cfg.physics_dt_s, **sim_options)
         self.backend_name = backend_name
         self._init_constants()
         self._init_buffers()
@@ -118,7 +121,7 @@ class LocomotionEnv(VecEnv):
         self.kd = tensor(robot.kd_nms_per_rad)
         self.effort_limit = tensor(robot.effort_limit_nm)
         self.action_scale = self.cfg.action_scale_factor * self.effort_limit / self.kp
-        model = build_mujoco_model(robot, self.cfg.physics_dt_s)
+        model = self.mj_model
         jnt_ids = np.array([mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, name)
                             for name in robot.joint_names])
         low, high = model.jnt_range[jnt_ids, 0], model.jnt_range[jnt_ids, 1]
