@@ -66,6 +66,7 @@ setup(
             'policy_node = humanoid_rl_ros.ros.policy_node:main',
             'sim_node = humanoid_rl_ros.ros.sim_node:main',
             'walk_demo = humanoid_rl_ros.demo.runner:main',
+            'nav2_params = humanoid_rl_ros.integration.nav2_params:main',
         ],
     },
 )
