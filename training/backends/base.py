@@ -223,20 +223,6 @@ class SimBackend(ABC):
 
     # ---- helpers for subclasses ----
 
-    def _env_ids(self, env_ids: Any) -> torch.Tensor:
-        """Return ``env_ids`` as an int64 1-D tensor on ``device`` (bool masks accepted)."""
-        ids = torch.as_tensor(env_ids, device=self.device)
-        if ids.dtype == torch.bool:
-            if ids.shape != (self.num_envs,):
-                raise ValueError(f'env_ids bool mask must have shape ({self.num_envs},), '
-                                 f'got {tuple(ids.shape)}')
-            return ids.nonzero(as_tuple=False).flatten()
-        if ids.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
-            raise ValueError(f'env_ids must be integer indices or a bool mask, got {ids.dtype}')
-        if ids.dim() != 1:
-            raise ValueError(f'env_ids must be 1-D, got shape {tuple(ids.shape)}')
-        return ids.to(torch.int64)
-
     def _rows(self, name: str, value: Any, count: int, width: int) -> torch.Tensor:
         """Return ``value`` as float32 [count, width] on ``device`` or raise naming ``name``."""
         t = torch.as_tensor(value, dtype=torch.float32, device=self.device)

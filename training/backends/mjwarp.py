@@ -4,10 +4,10 @@ MuJoCo Warp backend: thousands of worlds of one robot on one GPU (or a few on th
 State tensors are zero-copy torch views of ``mujoco_warp`` Data arrays (``wp.to_torch``), so
 the env reads them without any copy.  On CUDA, ``step(decimation)`` captures the whole
 decimation loop (torch PD law + ``mujoco_warp.step``) into one CUDA graph on its first call
-with a given decimation and replays it afterwards.  Capture follows ../shared/ENVIRONMENT.md:
-torch and warp run on one non-default torch stream, captured with a plain
-``wp.ScopedCapture``.  Torch temporaries of the captured region come from a private
-``torch.cuda.MemPool`` so that eager torch code can never be handed memory the graph writes.
+with a given decimation and replays it afterwards: torch and warp run on one non-default
+torch stream, captured with a plain ``wp.ScopedCapture``.  Torch temporaries of the captured
+region come from a private ``torch.cuda.MemPool`` so that eager torch code can never be handed
+memory the graph writes.
 On the CPU everything runs eagerly.
 
 Contact/constraint buffers are per world in mujoco_warp 4.0 (``nconmax``/``njmax``;
