@@ -52,8 +52,9 @@ INSTALL_HINT = (
     'To use it, download Isaac Gym Preview 4 from NVIDIA, `pip install -e isaacgym/python` in '
     'a Python 3.6-3.8 environment (its bindings exist for those only) together with versions '
     'of torch and mujoco that still support that Python (this project pins torch 2.13 and '
-    'mujoco 4.0, which need Python >= 3.11; no such combination is tested here), and train '
-    'with `python -m training.isaacgym_train` (Isaac Gym must be imported before torch). '
+    'mujoco 4.0, which need Python >= 3.10 and >= 3.11; no such combination is tested here), '
+    'and train with `python -m training.isaacgym_train` (Isaac Gym must be imported before '
+    'torch). '
     "The default backend, mjwarp (`--backend mjwarp`), needs nothing beyond this project's "
     'requirements.')
 """How to get the Isaac Gym backend running; part of every 'not available' error."""
