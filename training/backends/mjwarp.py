@@ -27,6 +27,7 @@ import mujoco_warp as mjw
 import numpy as np
 import torch
 from training.backends.base import SimBackend
+from training.backends.conventions import check_mask, masked_column_write_, masked_copy_
 from training.compiling import maybe_compile
 import warp as wp
 
@@ -525,11 +526,7 @@ class MjWarpBackend(SimBackend):
 
     def _mask(self, mask: Any) -> torch.Tensor:
         """Return ``mask`` as a bool [N] tensor on ``device`` or raise ValueError."""
-        m = torch.as_tensor(mask, device=self.device)
-        if m.dtype != torch.bool or m.shape != (self.num_envs,):
-            raise ValueError(f'mask must be a bool tensor of shape ({self.num_envs},), got '
-                             f'{m.dtype} {tuple(m.shape)}')
-        return m
+        return check_mask(mask, self.num_envs, self.device)
 
     def reset_masked(self, mask: torch.Tensor, base_pos: torch.Tensor,
                      base_quat: torch.Tensor, base_lin_vel_world: torch.Tensor,
@@ -569,13 +566,13 @@ class MjWarpBackend(SimBackend):
         b, v = self._base_qadr, self._base_vadr
         for view, value in ((self._qpos[:, b:b + 3], pos), (self._qpos[:, b + 3:b + 7], quat),
                             (self._qvel[:, v:v + 3], lin), (self._qvel[:, v + 3:v + 6], ang)):
-            view.copy_(torch.where(m1, value, view))
+            masked_copy_(view, m, value)
         if self._joint_views:
             for view, value in ((self.joint_pos, jp), (self.joint_vel, jv)):
-                view.copy_(torch.where(m1, value, view))
+                masked_copy_(view, m, value)
         else:
             for full, idx, value in ((self._qpos, self._jq, jp), (self._qvel, self._jv, jv)):
-                full.index_copy_(1, idx, torch.where(m1, value, full.index_select(1, idx)))
+                masked_column_write_(full, idx, m, value)
         for t in self._reset_cleared:
             t.masked_fill_(m.view((n,) + (1,) * (t.dim() - 1)), 0.0)
         self.foot_contact_force.masked_fill_(m1, 0.0)
@@ -586,8 +583,7 @@ class MjWarpBackend(SimBackend):
         fr = self._per_env('friction', friction, self.num_envs)
         with self._sim_stream():
             self._check_values({'friction': (((fr > 0) & torch.isfinite(fr)) | ~m).all()})
-            col = self._geom_friction[:, :, 0]
-            col.copy_(torch.where(m[:, None], fr[:, None], col))
+            masked_copy_(self._geom_friction[:, :, 0], m, fr[:, None])
 
     def set_base_mass_offset_masked(self, mask: torch.Tensor, delta_kg: torch.Tensor) -> None:
         """Set the added base mass of the worlds where ``mask`` is True (no sync)."""
@@ -598,12 +594,9 @@ class MjWarpBackend(SimBackend):
             nominal = self._nominal_mass[base]
             self._check_values({'delta_kg': ((torch.isfinite(delta) & (nominal + delta > 0))
                                              | ~m).all()})
-            col = self._body_mass[:, base]
-            col.copy_(torch.where(m, nominal + delta, col))
-            chain = self._mass_chain
-            sub = self._nominal_chain_subtreemass[None, :] + delta[:, None]
-            self._body_subtreemass.index_copy_(1, chain, torch.where(
-                m[:, None], sub, self._body_subtreemass.index_select(1, chain)))
+            masked_copy_(self._body_mass[:, base], m, nominal + delta)
+            masked_column_write_(self._body_subtreemass, self._mass_chain, m,
+                                 self._nominal_chain_subtreemass[None, :] + delta[:, None])
 
     # ---- diagnostics ----
 
