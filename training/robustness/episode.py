@@ -15,7 +15,8 @@ controller, the way a real robot differs from the simulation:
   trip (sensor message, computation, effort message) acts like sensors that are that much late
   for both the PD law and the policy (``drive='node'``). With ``drive='joint'`` the PD law runs
   in the joint drive on fresh measurements and only the policy's joint targets are late (a
-  position-controlled drive, e.g. through ros2_control);
+  position-controlled drive, e.g. through ros2_control); the stand ramp before walking then
+  runs on fresh measurements too;
 * sensor noise: uniform noise on the gyro, the orientation (a random rotation of up to the
   stated angle about each body axis), joint positions and velocities, and the base velocity,
   drawn afresh for every measurement. The controller's PD law sees the same noisy joint states
@@ -208,14 +209,14 @@ class _Sensors:
         self.identity = (not self.noise.is_set() and loop.lin_vel_scale == 1.0
                          and not self.bias.any())
 
-    def measure(self, sim) -> Tuple[np.ndarray, ...]:
-        """Take a measurement now; return the one the controller sees now."""
+    def measure(self, sim, delayed: bool = True) -> Tuple[np.ndarray, ...]:
+        """Take a measurement now; return the one the controller sees now (``delayed``) or it."""
         sample = (sim.joint_pos_rad, sim.joint_vel_rad_s, sim.base_quat_wxyz,
                   sim.base_lin_vel_body_m_s, sim.base_ang_vel_body_rad_s)
         if not self.identity:
             sample = self._perturb(*sample)
         self.buffer.append(sample)
-        return self.buffer[0]
+        return self.buffer[0] if delayed else sample
 
     def _perturb(self, q, qd, quat, lin_vel, ang_vel) -> Tuple[np.ndarray, ...]:
         noise, u = self.noise, self.rng.uniform
@@ -247,7 +248,7 @@ def run_episode(runtime: PolicyRuntime, sim, spec: EpisodeSpec) -> Episode:
     controller = Controller(contract, runtime.act, ControllerConfig(stand_ramp_s=STAND_RAMP_S))
     kp = np.asarray(contract.kp_nm_per_rad, dtype=np.float64) * loop.pd_gain_scale
     kd = np.asarray(contract.kd_nms_per_rad, dtype=np.float64) * loop.pd_gain_scale
-    if loop.pd_gain_scale != 1.0 and loop.drive == 'node':
+    if loop.pd_gain_scale != 1.0:
         # the controller's PD law reads these gains every tick (core/controller.py: _pd)
         controller.kp_nm_per_rad = kp
         controller.kd_nms_per_rad = kd
@@ -261,7 +262,9 @@ def run_episode(runtime: PolicyRuntime, sim, spec: EpisodeSpec) -> Episode:
     cmd_walk = tuple(float(c) for c in spec.command)
 
     def feed(now_s: float) -> None:
-        q, qd, quat, lin_vel, ang_vel = sensors.measure(sim)
+        # with the PD law in the joint drive, the stand ramp runs there too, on fresh data
+        delayed = loop.drive == 'node' or controller.state is ControllerState.WALKING
+        q, qd, quat, lin_vel, ang_vel = sensors.measure(sim, delayed)
         controller.update_joint_state(names, q, qd, now_s)
         controller.update_odom(quat, lin_vel, ang_vel, now_s)
 
