@@ -1,4 +1,4 @@
-"""Tests of the simulator conventions (training.backends.conventions) with hand-computed numbers."""
+"""Tests of training.backends.conventions (simulator conventions) with hand-computed numbers."""
 
 import math
 
