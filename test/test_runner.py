@@ -135,3 +135,32 @@ def test_bad_arguments_are_named(tmp_path):
         runner.resume(tmp_path / 'missing.pt')
     with pytest.raises(ValueError, match='save_interval'):
         RunnerConfig(save_interval=0)
+
+
+def test_only_the_newest_checkpoints_are_kept_and_the_deletions_are_printed(tmp_path, capsys):
+    snapshot = tmp_path / 'snapshots' / 'run_it00002.onnx'
+    snapshot.parent.mkdir(parents=True)
+    snapshot.write_bytes(b'policy')
+    (tmp_path / 'model_0_interrupted.pt').write_bytes(b'checkpoint')
+    runner = _runner(tmp_path, save_interval=1, keep_checkpoints=3, tensorboard=False,
+                     plot=False)
+    runner.learn(num_iterations=5)
+    names = sorted(path.name for path in tmp_path.glob('model_*.pt'))
+    assert names == ['model_0_interrupted.pt', 'model_3.pt', 'model_4.pt', 'model_5.pt']
+    assert snapshot.read_bytes() == b'policy'  # snapshots and other files are never deleted
+    out = capsys.readouterr().out
+    assert 'saved model_4.pt; deleted model_1.pt (keeping the last 3 checkpoints)' in out
+    assert 'saved model_5.pt; deleted model_2.pt' in out
+    resumed = _runner(tmp_path / 'resumed')
+    resumed.resume(tmp_path / 'model_3.pt')
+    assert resumed.current_iteration == 3
+
+
+def test_keep_checkpoints_zero_keeps_every_checkpoint(tmp_path):
+    runner = _runner(tmp_path, save_interval=1, keep_checkpoints=0, tensorboard=False,
+                     plot=False)
+    runner.learn(num_iterations=4)
+    assert sorted(path.name for path in tmp_path.glob('model_*.pt')) == [
+        'model_1.pt', 'model_2.pt', 'model_3.pt', 'model_4.pt']
+    with pytest.raises(ValueError, match='keep_checkpoints'):
+        RunnerConfig(keep_checkpoints=-1)

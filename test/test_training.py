@@ -188,3 +188,24 @@ def test_a_run_stopped_by_an_error_keeps_a_checkpoint_to_resume_from(tmp_path, m
         train(cfg, command_line=['pytest'])
     assert (tmp_path / 'runs' / 'stopped' / 'model_0_interrupted.pt').is_file()
     assert not (tmp_path / 'models' / 'stopped.onnx').exists()
+
+
+def test_training_keeps_the_last_checkpoints_and_every_snapshot(tmp_path, capsys):
+    cfg = parse_config([
+        '--device', 'cpu', '--num-envs', '2', '--time-budget-min', '0.05',
+        '--snapshot-interval-min', '0.025', '--runner.save-interval', '1',
+        '--runner.keep-checkpoints', '1', '--runner.num-steps-per-env', '4',
+        '--runner.no-tensorboard', '--runner.no-plot',
+        '--runner.policy.actor-hidden-dims', '16', '--runner.policy.critic-hidden-dims', '16',
+        '--run-name', 'kept', '--log-root', str(tmp_path / 'runs'),
+        '--export-dir', str(tmp_path / 'models')])
+    result = train(cfg, command_line=['pytest'])
+    run_dir = tmp_path / 'runs' / 'kept'
+    iterations = result['provenance']['iterations']
+    assert [path.name for path in run_dir.glob('model_*.pt')] == [f'model_{iterations}.pt']
+    snapshots = sorted((run_dir / 'snapshots').glob('kept_it*.onnx'))
+    assert snapshots and snapshots[-1].name == f'kept_it{iterations:05d}.onnx'
+    out = capsys.readouterr().out
+    assert 'the last 1 kept (older ones are deleted); a snapshot policy every 0.025 min' in out
+    if iterations > 1:
+        assert f'saved model_{iterations}.pt; deleted model_{iterations - 1}.pt' in out

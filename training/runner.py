@@ -12,15 +12,14 @@ runs GAE and the PPO update, then logs:
   given return can be read off), saved at the end as ``history.csv`` / ``history.json`` together
   with ``learning_curves.png`` (metrics vs iteration and vs wall time).
 
-Checkpoints (``model_<iteration>.pt``) hold the model, optimizer, normalizers, iteration
-counters, history and the configs; :meth:`OnPolicyRunner.resume` continues from one.
+Checkpoints (``model_<iteration>.pt``, the newest ``keep_checkpoints`` kept) hold the model,
+optimizer, normalizers, iteration counters, history and the configs;
+:meth:`OnPolicyRunner.resume` continues from one.  The files are written by
+:mod:`training.run_files`.
 """
 
-import csv
 from dataclasses import asdict, dataclass, field
-import json
 import math
-import os
 from pathlib import Path
 import random
 import time
@@ -31,6 +30,8 @@ from torch import nn
 
 from .compiling import maybe_compile
 from .ppo import ActorCritic, EmpiricalNormalizer, PolicyConfig, PPO, PPOConfig
+from .run_files import (checkpoint_path, prune_checkpoints, write_checkpoint, write_history,
+                        write_scalars)
 from .vec_env import VecEnv
 
 
@@ -43,6 +44,10 @@ class RunnerConfig:
 
     save_interval: int = 50
     """Write a checkpoint every this many iterations (and always at the end)."""
+
+    keep_checkpoints: int = 3
+    """Keep the newest this many checkpoints (model_<iteration>.pt) in the run folder and
+    delete the older ones as training goes; 0 keeps all."""
 
     log_interval: int = 1
     """Print a progress line every this many iterations."""
@@ -83,6 +88,8 @@ class RunnerConfig:
         for name in ('num_steps_per_env', 'save_interval', 'log_interval'):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f'runner.{name} must be >= 1, got {getattr(self, name)}')
+        if int(self.keep_checkpoints) < 0:
+            raise ValueError(f'runner.keep_checkpoints must be >= 0, got {self.keep_checkpoints}')
 
 
 def set_seed(seed: int) -> None:
@@ -413,21 +420,8 @@ class OnPolicyRunner:
         return ' | '.join(parts)
 
     def _write_tensorboard(self, row: Dict[str, float]) -> None:
-        if self._writer is None:
-            return
-        it = self.current_iteration
-        loss_keys = ('surrogate_loss', 'value_loss', 'entropy', 'approx_kl', 'clip_fraction')
-        for key, value in row.items():
-            if key == 'iteration':
-                continue
-            if key in loss_keys:
-                tag = f'losses/{key}'
-            elif key.startswith('env/'):
-                tag = key
-            else:
-                tag = f'charts/{key}'
-            if math.isfinite(value):
-                self._writer.add_scalar(tag, value, it)
+        if self._writer is not None:
+            write_scalars(self._writer, row, self.current_iteration)
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> Dict[str, Any]:
@@ -448,18 +442,25 @@ class OnPolicyRunner:
         }
 
     def save(self, path: Optional[Union[str, Path]] = None) -> Path:
-        """Write a checkpoint (default ``<log_dir>/model_<iteration>.pt``); return its path."""
-        if path is None:
+        """
+        Write a checkpoint (default ``<log_dir>/model_<iteration>.pt``); return its path.
+
+        After a default-path checkpoint, only the newest ``keep_checkpoints`` of them stay in
+        ``log_dir``; the older ones are deleted, and a line says which.
+        """
+        periodic = path is None
+        if periodic:
             if self.log_dir is None:
                 raise ValueError('save: no path given and the runner has no log_dir')
-            path = self.log_dir / f'model_{self.current_iteration}.pt'
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + '.tmp')
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
-        self.last_checkpoint = path
-        return path
+            path = checkpoint_path(self.log_dir, self.current_iteration)
+        self.last_checkpoint = write_checkpoint(self.state_dict(), path)
+        if periodic:
+            deleted = prune_checkpoints(self.log_dir, self.cfg.keep_checkpoints)
+            if deleted:
+                print(f'[runner] saved {self.last_checkpoint.name}; deleted '
+                      f'{", ".join(p.name for p in deleted)} (keeping the last '
+                      f'{self.cfg.keep_checkpoints} checkpoints)', flush=True)
+        return self.last_checkpoint
 
     def resume(self, path: Union[str, Path], load_optimizer: bool = True) -> None:
         """Load a checkpoint written by :meth:`save`; training continues its iteration count."""
@@ -487,62 +488,12 @@ class OnPolicyRunner:
 
     def save_history(self) -> Optional[Path]:
         """Write history.csv, history.json and (if enabled) learning_curves.png to log_dir."""
-        if self.log_dir is None or not self.history:
+        if self.log_dir is None:
             return None
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        keys: List[str] = []
-        for row in self.history:
-            keys.extend(k for k in row if k not in keys)
-        with open(self.log_dir / 'history.csv', 'w', newline='') as f:
-            writer = csv.DictWriter(f, fieldnames=keys)
-            writer.writeheader()
-            for row in self.history:
-                writer.writerow(row)
-        with open(self.log_dir / 'history.json', 'w') as f:
-            json.dump(self.history, f, indent=1, allow_nan=True)
-        if self.cfg.plot:
-            return plot_history(self.history, self.log_dir / 'learning_curves.png')
-        return self.log_dir / 'history.csv'
+        return write_history(self.history, self.log_dir, plot=self.cfg.plot)
 
     def close(self) -> None:
         """Flush and close the TensorBoard writer."""
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-
-
-def plot_history(history: List[Dict[str, float]], path: Union[str, Path],
-                 extra_keys: Optional[List[str]] = None) -> Path:
-    """
-    Plot learning curves vs iteration (left) and vs wall time in minutes (right).
-
-    Rows: mean episode return, mean episode length, then ``extra_keys`` (default: env scalars
-    whose name contains 'err', at most 4).
-    """
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    if extra_keys is None:
-        names: List[str] = []
-        for row in history:
-            names.extend(k for k in row if k.startswith('env/') and 'err' in k and k not in names)
-        extra_keys = names[:4]
-    keys = ['mean_reward', 'mean_episode_length'] + list(extra_keys)
-    its = [row['iteration'] for row in history]
-    minutes = [row['wall_time_s'] / 60.0 for row in history]
-    fig, axes = plt.subplots(len(keys), 2, figsize=(11, 2.6 * len(keys)), squeeze=False)
-    for i, key in enumerate(keys):
-        ys = [row.get(key, float('nan')) for row in history]
-        axes[i][0].plot(its, ys)
-        axes[i][1].plot(minutes, ys)
-        axes[i][0].set_ylabel(key.replace('env/', ''))
-        for ax in axes[i]:
-            ax.grid(True, alpha=0.3)
-    axes[-1][0].set_xlabel('iteration')
-    axes[-1][1].set_xlabel('wall time [min]')
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path

@@ -179,6 +179,12 @@ def train(cfg: TrainConfig, command_line: Optional[Sequence[str]] = None) -> Dic
     dump_config(cfg, run_dir / 'config.yaml')
     print(f'[train] run folder {run_dir}; backend {cfg.backend} on {cfg.device}, '
           f'{cfg.env.num_envs} envs, robot {cfg.env.robot}', flush=True)
+    keep = cfg.runner.keep_checkpoints
+    print(f'[train] a checkpoint every {cfg.runner.save_interval} iterations, '
+          + (f'the last {keep} kept (older ones are deleted)' if keep > 0 else 'all kept')
+          + (f'; a snapshot policy every {cfg.snapshot_interval_min:g} min into '
+             f'{run_dir / "snapshots"}, all kept' if cfg.snapshot_interval_min > 0 else ''),
+          flush=True)
 
     start = time.perf_counter()
     env = LocomotionEnv(cfg.env, backend_name=cfg.backend, device=cfg.device)
