@@ -268,20 +268,29 @@ def test_armature_scale_changes_every_joint_and_nothing_else(scale):
 
 
 @pytest.mark.parametrize('deg', [5.0, -10.0])
-def test_slope_tilts_the_ground_against_gravity(deg):
+def test_slope_is_a_ramp_tilted_against_gravity_after_a_flat_start(deg):
     sim = build_sim(ROBOT, DT, ModelPerturbation(slope_deg=deg))
-    floor = sim.model.geom('floor').id
-    normal = sim.data.geom_xmat[floor].reshape(3, 3)[:, 2]
-    up = -sim.model.opt.gravity / np.linalg.norm(sim.model.opt.gravity)
-    assert math.degrees(math.acos(float(normal @ up))) == pytest.approx(abs(deg), abs=1e-6)
-    assert normal[0] * deg < 0  # rises along +x for a positive slope
     geom = np.zeros(1, np.int32)
-    for x in (-2.0, 3.0):
-        dist = mujoco.mj_ray(sim.model, sim.data, np.array([x, 0.0, 5.0]),
+
+    def ground(x: float, y: float = 0.3) -> float:
+        dist = mujoco.mj_ray(sim.model, sim.data, np.array([x, y, 5.0]),
                              np.array([0.0, 0.0, -1.0]), None, 1, -1, geom)
-        height = 5.0 - dist
-        assert height == pytest.approx(x * math.tan(math.radians(deg)), abs=1e-9)
-        assert sim.ground_height_m(x, 0.0) == pytest.approx(height, abs=1e-9)
+        return 5.0 - dist
+
+    for x in (-1.0, 0.0, 0.4):  # flat where the robot starts
+        assert ground(x) == pytest.approx(0.0, abs=1e-9)
+    up = -sim.model.opt.gravity / np.linalg.norm(sim.model.opt.gravity)
+    for x in (1.5, 4.0, 9.0):
+        # the surface's normal from two points 0.1 m apart, against gravity
+        tangent = np.array([0.1, 0.0, ground(x + 0.05) - ground(x - 0.05)])
+        normal = np.cross(tangent, [0.0, 1.0, 0.0])
+        normal /= np.linalg.norm(normal)
+        # MuJoCo stores heightfields in float32
+        assert math.degrees(math.acos(float(normal @ up))) == pytest.approx(abs(deg), abs=1e-4)
+        height = (x - 0.5) * math.tan(math.radians(deg))  # the ramp starts at x = 0.5 m
+        assert ground(x) == pytest.approx(height, abs=1e-5)
+        assert sim.ground_height_m(x, 0.3) == pytest.approx(height, abs=1e-9)
+    assert (ground(5.0) > 0) == (deg > 0)  # up along +x for a positive slope
 
 
 @pytest.mark.parametrize('amplitude_m', [0.02, 0.04])

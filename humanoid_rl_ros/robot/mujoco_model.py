@@ -5,13 +5,12 @@ The MuJoCo model of a robot: floating base, ground plane, one motor per joint in
 MuJoCo model with a free-floating base, a ground plane at z = 0 and one motor actuator per joint
 in policy order, so that ``data.ctrl`` holds joint efforts [N*m] in policy order. The address
 helpers map policy-order joints and named bodies to ``qpos``/``qvel`` indices. An optional
-:class:`Terrain` tilts the ground plane (a slope) or lays a random heightfield over it (rough
-ground).
+:class:`Terrain` adds a ramp (a slope) or rough ground, as a heightfield.
 """
 
 from dataclasses import dataclass
 import math
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 from humanoid_rl_ros.robot.description import (_finite, _load_spec, RobotConfig, RobotConfigError,
                                                validate_against_model)
@@ -47,20 +46,33 @@ FLOOR_FRICTION = (1.0, 0.005, 0.0001)  # sliding, torsional, rolling
 IMU_SITE_NAME = 'imu'
 IMU_ACC_SENSOR = 'imu_acc'
 IMU_GYRO_SENSOR = 'imu_gyro'
-HFIELD_GEOM_NAME = 'rough_ground'
+HFIELD_GEOM_NAME = 'terrain'
 
 
 @dataclass(frozen=True)
 class Terrain:
     """
-    Shape of the ground: a plane tilted about the world y axis, or a random heightfield.
+    Shape of the ground: a ramp (slope) or a random heightfield (rough ground), both heightfields.
 
-    Both keep the ground at z = 0 under the world origin, where the robot is reset, so a reset at
-    the origin with the nominal base height needs no change.
+    Both keep a flat patch at z = 0 around the world origin, where the robot is reset, so a reset
+    at the origin with the nominal base height needs no change. The ramp is flat for
+    x < ``slope_start_m`` and then rises (``slope_rad`` > 0) or falls (< 0) along +x with
+    constant slope over ``slope_length_m``; beyond its ends (and beyond ``slope_half_width_m``
+    in y) there is no ground but the plane far below. Rough ground: heights uniform random in
+    [0, ``rough_amplitude_m``] on a grid, flat within ``rough_flat_radius_m`` of the origin, the
+    plane at z = 0 beyond the grid.
     """
 
     slope_rad: float = 0.0
-    """Ground pitch [rad]: the plane rises along +x for > 0 (its normal is tilted towards -x)."""
+    """Ramp angle [rad]: > 0 rises along +x, < 0 falls; 0: no ramp."""
+    slope_start_m: float = 0.5
+    """x where the ramp starts [m] (flat before, so the robot starts on flat ground)."""
+    slope_length_m: float = 15.0
+    """Length of the ramp along x [m]."""
+    slope_half_width_m: float = 6.0
+    """Half width of the ramp along y [m]."""
+    slope_cell_m: float = 0.1
+    """Grid spacing of the ramp's heightfield along x [m]."""
     rough_amplitude_m: float = 0.0
     """Peak-to-peak height of the heightfield [m]; 0: no heightfield."""
     rough_cell_m: float = 0.2
@@ -74,11 +86,16 @@ class Terrain:
 
     def __post_init__(self) -> None:
         """Check the values (finite, ranges) and that at most one of slope/rough is set."""
-        for name in ('slope_rad', 'rough_amplitude_m', 'rough_cell_m', 'rough_size_m',
+        for name in ('slope_rad', 'slope_start_m', 'slope_length_m', 'slope_half_width_m',
+                     'slope_cell_m', 'rough_amplitude_m', 'rough_cell_m', 'rough_size_m',
                      'rough_flat_radius_m'):
             _finite(getattr(self, name), name)
         if abs(self.slope_rad) >= math.radians(45.0):
             raise RobotConfigError(f'slope_rad must be within +/-45 deg, got {self.slope_rad}')
+        if (self.slope_start_m < 0.0 or self.slope_length_m <= 0.0
+                or self.slope_half_width_m <= 0.0 or self.slope_cell_m <= 0.0):
+            raise RobotConfigError('slope_start_m must be >= 0; the ramp length, half width '
+                                   'and cell must be > 0')
         if self.rough_amplitude_m < 0.0 or self.rough_flat_radius_m < 0.0:
             raise RobotConfigError('rough_amplitude_m and rough_flat_radius_m must be >= 0')
         if self.rough_cell_m <= 0.0 or self.rough_size_m < 2.0 * self.rough_cell_m:
@@ -87,19 +104,29 @@ class Terrain:
             raise RobotConfigError('a Terrain is either a slope or rough ground, not both')
 
     @property
-    def floor_quat_wxyz(self) -> np.ndarray:
-        """Return the ground plane's orientation (a rotation about y by -slope_rad)."""
-        half = -0.5 * self.slope_rad
-        return np.array([math.cos(half), 0.0, math.sin(half), 0.0])
+    def has_heightfield(self) -> bool:
+        """Return whether the ground needs a heightfield (a ramp or rough ground)."""
+        return self.slope_rad != 0.0 or self.rough_amplitude_m > 0.0
+
+    def _ramp_x_m(self) -> Tuple[float, float]:
+        """Return the x extent of the ramp's heightfield [m] (a flat run-up, then the ramp)."""
+        return (-self.slope_start_m - 2.0, self.slope_start_m + self.slope_length_m)
 
     def heightfield_m(self) -> np.ndarray:
         """
         Return the heightfield's grid heights [m], shape [rows along y, columns along x].
 
-        Heights are uniform random in [0, rough_amplitude_m], scaled so that the highest point
-        is exactly ``rough_amplitude_m``; points within ``rough_flat_radius_m`` of the origin
-        are 0. Row 0 is at y = -rough_size_m / 2, column 0 at x = -rough_size_m / 2.
+        Ramp: 0 up to ``slope_start_m``, then ``(x - slope_start_m) * tan(slope_rad)``. Rough:
+        uniform random in [0, rough_amplitude_m], scaled so that the highest point is exactly
+        ``rough_amplitude_m``, 0 within ``rough_flat_radius_m`` of the origin. Row 0 is at the
+        lowest y, column 0 at the lowest x (see :meth:`heightfield_extent_m`).
         """
+        if self.slope_rad != 0.0:
+            x0, x1 = self._ramp_x_m()
+            n = int(round((x1 - x0) / self.slope_cell_m)) + 1
+            x = np.linspace(x0, x1, n)
+            heights = np.maximum(x - self.slope_start_m, 0.0) * math.tan(self.slope_rad)
+            return np.tile(heights, (3, 1))
         n = int(round(self.rough_size_m / self.rough_cell_m)) + 1
         rng = np.random.default_rng(self.seed)
         heights = rng.uniform(0.0, 1.0, (n, n))
@@ -108,24 +135,34 @@ class Terrain:
         heights[np.hypot(xx, yy) < self.rough_flat_radius_m] = 0.0
         return heights / heights.max() * self.rough_amplitude_m
 
+    def heightfield_extent_m(self) -> Tuple[float, float, float, float]:
+        """Return the heightfield's (x min, x max, y min, y max) [m]."""
+        if self.slope_rad != 0.0:
+            x0, x1 = self._ramp_x_m()
+            return (x0, x1, -self.slope_half_width_m, self.slope_half_width_m)
+        half = 0.5 * self.rough_size_m
+        return (-half, half, -half, half)
+
     def height_m(self, x_m: float, y_m: float) -> float:
         """
         Return the ground height [m] at a world point (x, y).
 
-        The slope is exact; the heightfield is interpolated bilinearly between its grid points
-        (MuJoCo uses two flat triangles per cell: the same at the grid points, within a few
-        millimetres between them for these amplitudes).
+        Interpolated bilinearly between the heightfield's grid points (MuJoCo uses two flat
+        triangles per cell: the same at the grid points and everywhere on the ramp, within a few
+        millimetres between the points of rough ground). Outside the heightfield: the plane's
+        height (0, or 1 m below the lowest point of a ramp down).
         """
-        if self.rough_amplitude_m <= 0.0:
-            return float(x_m * math.tan(self.slope_rad))
-        half = 0.5 * self.rough_size_m
-        if not (-half <= x_m <= half and -half <= y_m <= half):
+        if not self.has_heightfield:
             return 0.0
+        x0, x1, y0, y1 = self.heightfield_extent_m()
         heights = self._heights_cache()
-        n = heights.shape[0]
-        fx = (x_m + half) / self.rough_cell_m
-        fy = (y_m + half) / self.rough_cell_m
-        c0, r0 = min(int(fx), n - 2), min(int(fy), n - 2)
+        if not (x0 <= x_m <= x1 and y0 <= y_m <= y1):
+            low = float(heights.min())
+            return low - 1.0 if low < 0.0 else 0.0  # the plane (moved below a ramp down)
+        rows, cols = heights.shape
+        fx = (x_m - x0) / (x1 - x0) * (cols - 1)
+        fy = (y_m - y0) / (y1 - y0) * (rows - 1)
+        c0, r0 = min(int(fx), cols - 2), min(int(fy), rows - 2)
         tx, ty = fx - c0, fy - r0
         top = heights[r0, c0] * (1 - tx) + heights[r0, c0 + 1] * tx
         bottom = heights[r0 + 1, c0] * (1 - tx) + heights[r0 + 1, c0 + 1] * tx
@@ -162,9 +199,8 @@ def build_mujoco_model(robot: RobotConfig, timestep_s: float = 0.005, *,
     ``default`` with the base at the nominal height and the joints at the default pose.
     With ``add_imu`` an ``imu`` site on the base carries an accelerometer (``imu_acc``, with
     the gravity reaction a real accelerometer measures) and a gyro (``imu_gyro``). A
-    ``terrain`` tilts the plane (:attr:`Terrain.slope_rad`) or adds a heightfield geom
-    ``rough_ground`` on top of it (:attr:`Terrain.rough_amplitude_m`), with the floor's friction
-    and collision bits.
+    ``terrain`` adds a heightfield geom ``terrain`` (a ramp or rough ground, see
+    :class:`Terrain`) with the floor's friction and collision bits.
 
     Joint qpos/qvel addresses follow the description's tree order, which need not be the
     policy order: use :func:`joint_qpos_adr` and :func:`joint_dof_adr`.
@@ -206,24 +242,26 @@ def build_mujoco_model(robot: RobotConfig, timestep_s: float = 0.005, *,
     floor.friction = list(FLOOR_FRICTION)
     floor.rgba = [0.6, 0.65, 0.7, 1.0]
     ground = [floor]
-    if terrain is not None and terrain.slope_rad != 0.0:
-        floor.quat = list(terrain.floor_quat_wxyz)
-    if terrain is not None and terrain.rough_amplitude_m > 0.0:
+    if terrain is not None and terrain.has_heightfield:
         heights = terrain.heightfield_m()
+        low, high = float(heights.min()), float(heights.max())
+        x0, x1, y0, y1 = terrain.heightfield_extent_m()
         hfield = spec.add_hfield()
         hfield.name = HFIELD_GEOM_NAME
         hfield.nrow, hfield.ncol = heights.shape
-        half = 0.5 * terrain.rough_size_m
-        # size: x and y half-extents, top elevation, depth of the solid base below z = 0
-        hfield.size = [half, half, terrain.rough_amplitude_m, 0.1]
-        hfield.userdata = list((heights / terrain.rough_amplitude_m).reshape(-1))
-        rough = spec.worldbody.add_geom()
-        rough.name = HFIELD_GEOM_NAME
-        rough.type = mujoco.mjtGeom.mjGEOM_HFIELD
-        rough.hfieldname = HFIELD_GEOM_NAME
-        rough.friction = list(FLOOR_FRICTION)
-        rough.rgba = [0.55, 0.6, 0.55, 1.0]
-        ground.append(rough)
+        # size: x and y half-extents, elevation range, depth of the solid base below it
+        hfield.size = [0.5 * (x1 - x0), 0.5 * (y1 - y0), high - low, 0.1]
+        hfield.userdata = list(((heights - low) / (high - low)).reshape(-1))
+        geom = spec.worldbody.add_geom()
+        geom.name = HFIELD_GEOM_NAME
+        geom.type = mujoco.mjtGeom.mjGEOM_HFIELD
+        geom.hfieldname = HFIELD_GEOM_NAME
+        geom.pos = [0.5 * (x0 + x1), 0.5 * (y0 + y1), low]
+        geom.friction = list(FLOOR_FRICTION)
+        geom.rgba = [0.55, 0.6, 0.55, 1.0]
+        ground.append(geom)
+        if low < 0.0:  # a ramp down: the plane goes below its lowest point
+            floor.pos = [0.0, 0.0, low - 1.0]
     # Classify bodies by walking the tree (MjSpec hands out fresh Python wrappers, so
     # id() comparisons are meaningless); the base is a direct child of the world.
     tree = [(spec.worldbody, False)]

@@ -10,9 +10,9 @@ Changes to the simulated robot and its world: friction, payload, rotor inertia a
 * payload: a mass on the base, at the base's centre of mass, with the inertia of a solid cube
   of ``payload_size_m`` (a backpack-sized box);
 * rotor inertia: the armature of every joint times ``armature_scale``;
-* terrain: a slope (the ground plane pitched about the world y axis, rising along +x, so that
-  walking forward from the reset pose goes uphill for a positive angle) or rough ground (a
-  random heightfield); see :class:`humanoid_rl_ros.robot.mujoco_model.Terrain`.
+* terrain: a slope (a ramp starting 0.5 m ahead of the reset pose, so the robot starts on flat
+  ground and walks onto it: up along +x for a positive angle, down for a negative one) or rough
+  ground (a random heightfield); see :class:`humanoid_rl_ros.robot.mujoco_model.Terrain`.
 
 After a change of masses or armature the model's derived constants are recomputed
 (``mj_setConst``).
@@ -44,11 +44,20 @@ class ModelPerturbation:
     armature_scale: float = 1.0
     """Rotor inertia (armature) of every joint times this [-]."""
     slope_deg: float = 0.0
-    """Ground slope [deg]; > 0 rises along +x (uphill when walking forward)."""
+    """Slope of a ramp ahead of the robot [deg]; > 0 rises along +x (uphill walking forward)."""
+    slope_margin_m: float = 0.5
+    """The base counts as on the slope this far past the ramp's start [m] (both feet on it)."""
     rough_amplitude_m: float = 0.0
     """Peak-to-peak height of a random heightfield [m]; 0: flat."""
     rough_cell_m: float = 0.2
     """Spacing of the heightfield's points [m]."""
+
+    def on_slope_from_x_m(self) -> float:
+        """Return the base x from which the robot stands on the slope [m] (-inf: no slope)."""
+        terrain = self.terrain()
+        if terrain is None or terrain.slope_rad == 0.0:
+            return -math.inf
+        return terrain.slope_start_m + self.slope_margin_m
 
     def terrain(self, seed: int = 0) -> Optional[Terrain]:
         """Return the ground as a Terrain (None: flat); ``seed`` draws the heightfield."""

@@ -167,9 +167,10 @@ def plot_tracking(report: Mapping[str, Any], path: Path) -> Path:
         if speeds:
             ax2.plot([i] * len(speeds), speeds, 'o', color='#4a78b5', ms=4)
             ax2.plot([i - 0.3, i + 0.3], [np.mean(speeds)] * 2, 'k-', lw=1.5)
-        fell = sum(s is None for s in row['along_slope_speed_m_s'])
-        if fell:
-            ax2.text(i, command - 0.45, f'{fell} fell', ha='center', fontsize=7,
+        missing = sum(s is None for s in row['along_slope_speed_m_s'])
+        if missing:
+            ax2.text(i, command - 0.45, f'{missing} of {len(row["along_slope_speed_m_s"])} '
+                     'runs:\nfell or never\non the slope', ha='center', fontsize=7,
                      color=FAIL_COLOR)
         ax2.axhspan(command - tol, command + tol, xmin=(i + 0.1) / max(len(slopes), 1),
                     xmax=(i + 0.9) / max(len(slopes), 1), color=PASS_COLOR, alpha=0.2)

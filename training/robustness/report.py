@@ -61,9 +61,11 @@ METHODS = {
     'inertia': 'The armature (reflected rotor inertia) of every joint times the factor.',
     'pd_gains': ("kp and kd of the controller's PD law times the factor: the drive's real "
                  "gains differ from the contract's."),
-    'slope': ('The ground plane pitched about y (rising along +x); the robot walks forward '
-              '(+x: up for slope_up, down for slope_down). Speed along the slope = world '
-              "velocity projected on the slope's +x direction, mean over the measured time."),
+    'slope': ('A ramp (heightfield) starting 0.5 m ahead of the start pose: the robot starts '
+              'on flat ground and walks forward onto it (+x: up for slope_up, down for '
+              "slope_down). Speed along the slope = world velocity projected on the slope's "
+              'direction, mean over the measured samples with the base at least 0.5 m onto '
+              'the ramp (none: the robot never got onto it, counted as failed).'),
     'rough': ('A MuJoCo heightfield, heights uniform in [0, amplitude] on a 0.2 m grid '
               '(40 m square, flat within 0.5 m of the start), a new one per seed.'),
     'standstill': ('Zero command for the stated time after settling; steps = foot lift-offs '
