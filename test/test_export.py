@@ -7,6 +7,7 @@ from contract_fixtures import make_format_1_policy
 from humanoid_rl_ros.core.contract import (CommandRanges, ContractError, ObsTermSpec,
                                            ONNX_METADATA_KEY, plain_data, PolicyContract,
                                            read_contract, YAML_HEADER)
+from humanoid_rl_ros.core.provenance import COMMIT_ENV_VAR
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -200,7 +201,8 @@ def _graph_bytes(path) -> bytes:
     return onnx.load(str(path)).graph.SerializeToString()
 
 
-def test_upgrade_writes_format_2_and_leaves_the_graph_untouched(tmp_path):
+def test_upgrade_writes_format_2_and_leaves_the_graph_untouched(tmp_path, monkeypatch):
+    monkeypatch.setenv(COMMIT_ENV_VAR, 'feedbee')
     old_yaml = make_format_1_policy(tmp_path, 'old', provenance={
         'commit': 'abc1234', 'backend': 'mjwarp', 'config': {'env': _env_config()}})
     old_onnx = tmp_path / 'old.onnx'
@@ -227,6 +229,7 @@ def test_upgrade_writes_format_2_and_leaves_the_graph_untouched(tmp_path):
         assert getattr(upgraded, name) == getattr(before, name), name
     assert upgraded.provenance['commit'] == 'abc1234'
     assert upgraded.provenance['contract_upgrade']['from_format_version'] == 1
+    assert upgraded.provenance['contract_upgrade']['code_commit'] == 'feedbee'
     # facts derived from the robot, the code and the recorded config; the rest is unknown
     assert upgraded.base_link == 'pelvis' and upgraded.physics.integrator == 'implicitfast'
     assert upgraded.training.action_delay_policy_steps == 0
