@@ -465,7 +465,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
     args = tyro.extras.subcommand_cli_from_dict(
         {'upgrade': UpgradeArgs, 'extract': ExtractArgs}, args=argv,
-        config=(tyro.conf.PositionalRequiredArgs,))
+        prog='python -m training.export', config=(tyro.conf.PositionalRequiredArgs,))
     if isinstance(args, UpgradeArgs):
         contract = upgrade_policy(args.contract)
         unknown = contract.unknown_fields()
