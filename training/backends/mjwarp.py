@@ -7,19 +7,19 @@ decimation loop (torch PD law + ``mujoco_warp.step``) into one CUDA graph on its
 with a given decimation and replays it afterwards: torch and warp run on one non-default
 torch stream, captured with a plain ``wp.ScopedCapture``.  Torch temporaries of the captured
 region come from a private ``torch.cuda.MemPool`` so that eager torch code can never be handed
-memory the graph writes.
-On the CPU everything runs eagerly.
+memory the graph writes.  On the CPU everything runs eagerly.
 
 Contact/constraint buffers are per world in mujoco_warp 4.0 (``nconmax``/``njmax``;
 contacts live in one pool of ``nconmax * num_envs`` shared by all worlds, constraint rows are
 capped per world).  Defaults come from :func:`default_contact_sizes`.  Overflow is recorded
 by mujoco_warp in a sticky per-world bitmask (``Data.overflow``) and read by
-:meth:`MjWarpBackend.check_overflow`.
+:meth:`MjWarpBackend.check_overflow`.  What the backend reads from the MjModel (addresses,
+buffer sizes, the feet's contact-force kernel) is in :mod:`training.backends.mjwarp_model`.
 """
 
 import contextlib
 import math
-from typing import Any, Callable, Dict, Iterator, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, Optional
 import warnings
 
 import mujoco
@@ -28,23 +28,10 @@ import numpy as np
 import torch
 from training.backends.base import SimBackend
 from training.backends.conventions import check_mask, masked_column_write_, masked_copy_
+from training.backends.mjwarp_model import (default_contact_sizes, foot_normal_force_kernel,
+                                            index_model)
 from training.compiling import maybe_compile
 import warp as wp
-
-# Upper bound of contacts one robot geom can make with a plane (mujoco_warp 4.0
-# collision_primitive: plane-box returns up to 8 points, plane-cylinder and plane-convex 4,
-# plane-capsule 2, plane-sphere and plane-ellipsoid 1).
-_PLANE_CONTACTS = {
-    int(mujoco.mjtGeom.mjGEOM_SPHERE): 1,
-    int(mujoco.mjtGeom.mjGEOM_CAPSULE): 2,
-    int(mujoco.mjtGeom.mjGEOM_ELLIPSOID): 1,
-    int(mujoco.mjtGeom.mjGEOM_CYLINDER): 4,
-    int(mujoco.mjtGeom.mjGEOM_BOX): 8,
-    int(mujoco.mjtGeom.mjGEOM_MESH): 4,
-}
-_MAX_CONTACTS_PER_PAIR = 8
-# Budget for robot self-contacts (arms touching the torso...) when self collision is on.
-_SELF_CONTACT_BUDGET = 16
 
 # Solver iteration limits are reported but are not buffer overflows.
 _SOLVER_BITS = int(mjw.OverflowType.ITERATIONS | mjw.OverflowType.LS_ITERATIONS)
@@ -53,111 +40,6 @@ _BUFFER_BITS = int(mjw.OverflowType.ALL) & ~_SOLVER_BITS
 _INPUT_NAMES = ('base_pos', 'base_quat', 'base_lin_vel_world', 'base_ang_vel_body', 'joint_pos',
                 'joint_vel', 'friction', 'delta_kg')
 _INPUT_BITS = {name: 1 << i for i, name in enumerate(_INPUT_NAMES)}
-
-
-def _collides(mjm: mujoco.MjModel, g1: int, g2: int) -> bool:
-    """Return True when the contype/conaffinity bits of two geoms allow a contact."""
-    return bool((mjm.geom_contype[g1] & mjm.geom_conaffinity[g2])
-                or (mjm.geom_contype[g2] & mjm.geom_conaffinity[g1]))
-
-
-def default_contact_sizes(mjm: mujoco.MjModel) -> Tuple[int, int]:
-    """
-    Return ``(nconmax, njmax)`` per world sized for the worst case of one robot.
-
-    ``nconmax`` sums, over robot geoms that can touch a world geom, the most contacts that
-    geom type makes with a plane (boxes 8: a foot box flat on the floor gives up to 8), plus
-    a budget of ``4 * pairs`` (at most 16) for allowed self-collision pairs.  ``njmax`` is
-    ``nconmax`` times the constraint rows of one contact (pyramidal cone: ``2 (condim - 1)``,
-    elliptic: ``condim``) plus joint-limit, dof-friction, tendon-limit and equality rows.
-    """
-    world = [g for g in range(mjm.ngeom) if mjm.geom_bodyid[g] == 0]
-    robot = [g for g in range(mjm.ngeom) if mjm.geom_bodyid[g] != 0]
-    ncon = 0
-    for g in robot:
-        best = 0
-        for w in world:
-            if not _collides(mjm, g, w):
-                continue
-            if int(mjm.geom_type[w]) == int(mujoco.mjtGeom.mjGEOM_PLANE):
-                best = max(best, _PLANE_CONTACTS.get(int(mjm.geom_type[g]), 4))
-            else:
-                best = max(best, _MAX_CONTACTS_PER_PAIR)
-        ncon += best
-    filter_parent = not (int(mjm.opt.disableflags) & int(mujoco.mjtDisableBit.mjDSBL_FILTERPARENT))
-    excluded = {int(s) for s in mjm.exclude_signature}
-    self_pairs = 0
-    for i, g1 in enumerate(robot):
-        for g2 in robot[i + 1:]:
-            b1 = int(mjm.body_weldid[mjm.geom_bodyid[g1]])
-            b2 = int(mjm.body_weldid[mjm.geom_bodyid[g2]])
-            if b1 == b2 or not _collides(mjm, g1, g2):
-                continue
-            if filter_parent and (mjm.body_weldid[mjm.body_parentid[b1]] == b2
-                                  or mjm.body_weldid[mjm.body_parentid[b2]] == b1):
-                continue
-            lo, hi = min(b1, b2), max(b1, b2)
-            if (lo << 16) + hi in excluded:
-                continue
-            self_pairs += 1
-    ncon += min(4 * self_pairs, _SELF_CONTACT_BUDGET)
-    nconmax = max(4, int(math.ceil(ncon / 4.0) * 4))
-
-    condim = int(mjm.geom_condim.max()) if mjm.ngeom else 3
-    if int(mjm.opt.cone) == int(mujoco.mjtCone.mjCONE_PYRAMIDAL):
-        rows_per_contact = 1 if condim == 1 else 2 * (condim - 1)
-    else:
-        rows_per_contact = condim
-    eq_rows = 6 * int(mjm.neq)
-    other = (int(np.count_nonzero(mjm.jnt_limited)) + int(np.count_nonzero(mjm.dof_frictionloss))
-             + int(np.count_nonzero(mjm.tendon_limited)) + eq_rows)
-    njmax = int(math.ceil((nconmax * rows_per_contact + other) / 8.0) * 8)
-    return nconmax, njmax
-
-
-@wp.kernel
-def _foot_normal_force_kernel(
-    nacon: wp.array(dtype=int),
-    contact_worldid: wp.array(dtype=int),
-    contact_geom: wp.array(dtype=wp.vec2i),
-    contact_dim: wp.array(dtype=int),
-    contact_efc_address: wp.array2d(dtype=int),
-    efc_force: wp.array2d(dtype=float),
-    pyramidal: int,
-    geom_foot: wp.array(dtype=int),
-    out: wp.array2d(dtype=float),
-):
-    """Accumulate each contact's normal force [N] onto the foot owning one of its geoms."""
-    cid = wp.tid()
-    if cid >= nacon[0]:
-        return
-    adr = contact_efc_address[cid, 0]
-    if adr < 0:
-        return
-    geoms = contact_geom[cid]
-    f0 = int(-1)
-    f1 = int(-1)
-    if geoms[0] >= 0:
-        f0 = geom_foot[geoms[0]]
-    if geoms[1] >= 0:
-        f1 = geom_foot[geoms[1]]
-    if f0 < 0 and f1 < 0:
-        return
-    world = contact_worldid[cid]
-    nrow = efc_force.shape[1]
-    dim = contact_dim[cid]
-    normal = float(0.0)
-    if pyramidal != 0 and dim > 1:
-        # pyramidal cone: the normal force is the sum of the 2 (dim - 1) edge forces
-        for i in range(2 * (dim - 1)):
-            if adr + i < nrow:
-                normal += efc_force[world, adr + i]
-    elif adr < nrow:
-        normal = efc_force[world, adr]
-    if f0 >= 0:
-        wp.atomic_add(out, world, f0, normal)
-    if f1 >= 0 and f1 != f0:
-        wp.atomic_add(out, world, f1, normal)
 
 
 def _torch_device(device: Any) -> torch.device:
@@ -221,7 +103,7 @@ class MjWarpBackend(SimBackend):
         mjm = mj_model
         mjm.opt.timestep = self.physics_dt_s
         self.mj_model = mjm
-        self._index_model(mjm)
+        self._ix = index_model(mjm, robot)
 
         default_ncon, default_nj = default_contact_sizes(mjm)
         self.nconmax = int(default_ncon if nconmax is None else nconmax)
@@ -233,8 +115,8 @@ class MjWarpBackend(SimBackend):
         if mjm.nkey > 0:
             mujoco.mj_resetDataKeyframe(mjm, mjd, 0)
         else:
-            mjd.qpos[self._base_qadr + 2] = robot.nominal_base_height_m
-            mjd.qpos[self._jq_np] = robot.default_pos_rad
+            mjd.qpos[self._ix.base_qadr + 2] = robot.nominal_base_height_m
+            mjd.qpos[self._ix.joint_qadr] = robot.default_pos_rad
         mujoco.mj_forward(mjm, mjd)
         # Friction and body masses are batched per world for domain randomization.
         batch = {'geom_friction': self.num_envs, 'body_mass': self.num_envs,
@@ -251,7 +133,7 @@ class MjWarpBackend(SimBackend):
                 raise ValueError(
                     f'nconmax={self.nconmax}/njmax={self.njmax} cannot hold the initial state '
                     f'({mjd.ncon} contacts, {mjd.nefc} constraint rows): {exc}') from exc
-            self._geom_foot_wp = wp.array(self._geom_foot_np, dtype=int)
+            self._geom_foot_wp = wp.array(self._ix.geom_foot, dtype=int)
         wp.synchronize_device(self._wp_device)
         self._make_views()
         self._init_control_buffers()
@@ -273,60 +155,6 @@ class MjWarpBackend(SimBackend):
 
     # ---- construction helpers ----
 
-    def _index_model(self, mjm: mujoco.MjModel) -> None:
-        """Find base, joint, actuator and foot indices; raise ValueError on a mismatch."""
-        robot = self.robot
-        base = mujoco.mj_name2id(mjm, mujoco.mjtObj.mjOBJ_BODY, robot.base_link)
-        if base < 0:
-            raise ValueError(f'base link {robot.base_link!r} is not a body of the model')
-        jnt = int(mjm.body_jntadr[base])
-        if jnt < 0 or int(mjm.jnt_type[jnt]) != int(mujoco.mjtJoint.mjJNT_FREE):
-            raise ValueError(f'base link {robot.base_link!r} has no free joint')
-        self._base_body = int(base)
-        self._base_qadr = int(mjm.jnt_qposadr[jnt])
-        self._base_vadr = int(mjm.jnt_dofadr[jnt])
-        jq, jv = [], []
-        for i, name in enumerate(robot.joint_names):
-            j = mujoco.mj_name2id(mjm, mujoco.mjtObj.mjOBJ_JOINT, name)
-            if j < 0:
-                raise ValueError(f'joint {name!r} is not in the MuJoCo model')
-            if int(mjm.jnt_type[j]) not in (int(mujoco.mjtJoint.mjJNT_HINGE),
-                                            int(mujoco.mjtJoint.mjJNT_SLIDE)):
-                raise ValueError(f'joint {name!r} must be a hinge or slide joint')
-            jq.append(int(mjm.jnt_qposadr[j]))
-            jv.append(int(mjm.jnt_dofadr[j]))
-            if i >= mjm.nu or (int(mjm.actuator_trntype[i]) != int(mujoco.mjtTrn.mjTRN_JOINT)
-                               or mjm.actuator_trnid[i, 0] != j
-                               or mjm.actuator_gear[i, 0] != 1.0):
-                raise ValueError(
-                    f'actuator {i} must be a gear-1 joint motor on {name!r} (policy order), '
-                    'as built by humanoid_rl_ros.robot.mujoco_model.build_mujoco_model')
-        if mjm.nu != self.num_joints:
-            raise ValueError(f'model has {mjm.nu} actuators, robot has {self.num_joints} joints')
-        self._jq_np = np.asarray(jq, dtype=np.int64)
-        self._jv_np = np.asarray(jv, dtype=np.int64)
-        feet = []
-        for name in robot.foot_links:
-            b = mujoco.mj_name2id(mjm, mujoco.mjtObj.mjOBJ_BODY, name)
-            if b < 0:
-                raise ValueError(f'foot link {name!r} is not a body of the model (merged away '
-                                 'by fusestatic?)')
-            feet.append(int(b))
-        self._foot_bodies_np = np.asarray(feet, dtype=np.int64)
-        geom_foot = np.full(mjm.ngeom, -1, dtype=np.int32)
-        for f, b in enumerate(feet):
-            geom_foot[mjm.geom_bodyid == b] = f
-        self._geom_foot_np = geom_foot
-        self._pyramidal = int(int(mjm.opt.cone) == int(mujoco.mjtCone.mjCONE_PYRAMIDAL))
-        # base mass randomization: the base and its ancestors' subtree masses change
-        chain, b = [], self._base_body
-        while True:
-            chain.append(b)
-            if b == 0:
-                break
-            b = int(mjm.body_parentid[b])
-        self._mass_chain_np = np.asarray(chain, dtype=np.int64)
-
     def _make_views(self) -> None:
         """Create the zero-copy torch views and the derived-state buffers."""
         d, m, dev = self._d, self._m, self.device
@@ -341,26 +169,27 @@ class MjWarpBackend(SimBackend):
         self._body_mass = wp.to_torch(m.body_mass)
         self._body_subtreemass = wp.to_torch(m.body_subtreemass)
         self._nominal_mass = self._body_mass[0].clone()
-        b, v = self._base_qadr, self._base_vadr
+        b, v = self._ix.base_qadr, self._ix.base_vadr
         self.base_pos = self._qpos[:, b:b + 3]
         self.base_quat = self._qpos[:, b + 3:b + 7]
         self.base_lin_vel_world = self._qvel[:, v:v + 3]
         self.base_ang_vel_body = self._qvel[:, v + 3:v + 6]
-        self._jq = torch.as_tensor(self._jq_np, device=dev)
-        self._jv = torch.as_tensor(self._jv_np, device=dev)
+        self._jq = torch.as_tensor(self._ix.joint_qadr, device=dev)
+        self._jv = torch.as_tensor(self._ix.joint_vadr, device=dev)
         n, nj = self.num_envs, self.num_joints
-        contiguous = (np.array_equal(self._jq_np, self._jq_np[0] + np.arange(nj))
-                      and np.array_equal(self._jv_np, self._jv_np[0] + np.arange(nj)))
+        jq, jv = self._ix.joint_qadr, self._ix.joint_vadr
+        contiguous = (np.array_equal(jq, jq[0] + np.arange(nj))
+                      and np.array_equal(jv, jv[0] + np.arange(nj)))
         self._joint_views = contiguous
         if contiguous:
-            q0, v0 = int(self._jq_np[0]), int(self._jv_np[0])
+            q0, v0 = int(jq[0]), int(jv[0])
             self.joint_pos = self._qpos[:, q0:q0 + nj]
             self.joint_vel = self._qvel[:, v0:v0 + nj]
         else:  # tree order != policy order: gathered copies refreshed in place
             self.joint_pos = torch.zeros(n, nj, dtype=torch.float32, device=dev)
             self.joint_vel = torch.zeros(n, nj, dtype=torch.float32, device=dev)
         self.last_effort = self._ctrl
-        self._foot_bodies = torch.as_tensor(self._foot_bodies_np, device=dev)
+        self._foot_bodies = torch.as_tensor(self._ix.foot_bodies, device=dev)
         self.foot_pos = torch.zeros(n, self.num_feet, 3, dtype=torch.float32, device=dev)
         self._foot_force_wp = wp.zeros((n, self.num_feet), dtype=float, device=self._wp_device)
         self.foot_contact_force = wp.to_torch(self._foot_force_wp)
@@ -368,7 +197,7 @@ class MjWarpBackend(SimBackend):
         # cleared per world on reset; cached views so that masked resets are capture-safe
         self._reset_cleared = [wp.to_torch(arr) for arr in (
             d.qacc_warmstart, d.qacc, d.qfrc_applied, d.ctrl, d.time, d.act) if arr.size > 0]
-        self._mass_chain = torch.as_tensor(self._mass_chain_np, device=dev)
+        self._mass_chain = torch.as_tensor(self._ix.mass_chain, device=dev)
         self._nominal_chain_subtreemass = self._body_subtreemass[0, self._mass_chain].clone()
         self._nefc_peak = torch.zeros(n, dtype=torch.int32, device=dev)
         self._invalid_inputs = torch.zeros((), dtype=torch.int32, device=dev)
@@ -406,9 +235,9 @@ class MjWarpBackend(SimBackend):
         """Sum the normal contact forces of each foot from the last solver result."""
         d = self._d
         self._foot_force_wp.zero_()
-        wp.launch(_foot_normal_force_kernel, dim=d.naconmax,
+        wp.launch(foot_normal_force_kernel, dim=d.naconmax,
                   inputs=[d.nacon, d.contact.worldid, d.contact.geom, d.contact.dim,
-                          d.contact.efc_address, d.efc.force, self._pyramidal,
+                          d.contact.efc_address, d.efc.force, self._ix.pyramidal,
                           self._geom_foot_wp],
                   outputs=[self._foot_force_wp])
 
@@ -563,7 +392,7 @@ class MjWarpBackend(SimBackend):
             ('base_pos', pos), ('base_quat', quat), ('base_lin_vel_world', lin),
             ('base_ang_vel_body', ang), ('joint_pos', jp), ('joint_vel', jv))})
         quat = quat / quat.norm(dim=1, keepdim=True).clamp_min(1e-9)
-        b, v = self._base_qadr, self._base_vadr
+        b, v = self._ix.base_qadr, self._ix.base_vadr
         for view, value in ((self._qpos[:, b:b + 3], pos), (self._qpos[:, b + 3:b + 7], quat),
                             (self._qvel[:, v:v + 3], lin), (self._qvel[:, v + 3:v + 6], ang)):
             masked_copy_(view, m, value)
@@ -589,7 +418,7 @@ class MjWarpBackend(SimBackend):
         """Set the added base mass of the worlds where ``mask`` is True (no sync)."""
         m = self._mask(mask)
         delta = self._per_env('delta_kg', delta_kg, self.num_envs)
-        base = self._base_body
+        base = self._ix.base_body
         with self._sim_stream():
             nominal = self._nominal_mass[base]
             self._check_values({'delta_kg': ((torch.isfinite(delta) & (nominal + delta > 0))
