@@ -39,7 +39,7 @@ def _options(cls: type, prefix: str = '', flat: Tuple[str, ...] = ()
         option = prefix + f.name.replace('_', '-')
         if dataclasses.is_dataclass(hints[f.name]):
             yield from _options(hints[f.name], '' if f.name in flat else option + '.')
-        elif isinstance(f.default_factory, type(lambda: 0)) and isinstance(
+        elif f.default_factory is not dataclasses.MISSING and isinstance(
                 f.default_factory(), dict):  # one option per key, the field's doc above them
             yield from ((f'{option}.{key.replace("_", "-")}', docs[f.name])
                         for key in f.default_factory())
