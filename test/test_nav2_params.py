@@ -221,3 +221,14 @@ def test_policy_node_cmd_vel_type_follows_the_last_nav2_publisher(committed: dic
     assert nav2_params.stamped_cmd_vel(mixed) is False
     mixed['collision_monitor'] = {'ros__parameters': {'enable_stamped_cmd_vel': True}}
     assert nav2_params.stamped_cmd_vel(mixed) is True
+
+
+def test_base_frame_is_the_robots_and_the_contracts() -> None:
+    """The contract names pelvis as its base link; a contract naming another one is refused."""
+    contract, robot = read_contract(POLICY), load_robot('kestrel')
+    assert nav2_params.base_frame(contract, robot) == 'pelvis'
+    if getattr(contract, 'base_link', None) is None:
+        pytest.skip('this contract format names no base link')
+    other = dataclasses.replace(contract, base_link='torso_link')
+    with pytest.raises(ValueError, match="'torso_link'.*'pelvis'"):
+        nav2_params.base_frame(other, robot)

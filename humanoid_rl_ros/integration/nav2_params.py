@@ -57,6 +57,7 @@ __all__ = [
     'main',
     'Nav2KitConfig',
     'nav2_parameters',
+    'base_frame',
     'render_yaml',
     'stamped_cmd_vel',
 ]
@@ -203,12 +204,25 @@ def _critic(weight: float, **extra: Any) -> Dict[str, Any]:
     return {'enabled': True, 'cost_power': 1, 'cost_weight': weight, **extra}
 
 
+def base_frame(contract: PolicyContract, robot: RobotConfig) -> str:
+    """
+    Return the robot's base link: ``robot.yaml``'s, which the contract names too (format 2).
+
+    A contract that names another base link than its robot is refused (``ValueError``).
+    """
+    named = getattr(contract, 'base_link', None)
+    if named is not None and named != robot.base_link:
+        raise ValueError(f'the policy contract names base link {named!r} but robot '
+                         f'{robot.name!r} has {robot.base_link!r}')
+    return robot.base_link
+
+
 def nav2_parameters(contract: PolicyContract, robot: RobotConfig,
                     cfg: Nav2KitConfig) -> Dict[str, Any]:
     """Return the parameter tree of Nav2's navigation servers (``<node>: ros__parameters:``)."""
     limits = command_limits(contract.commands, cfg.rise_time_s)
     footprint = str(footprint_polygon(footprint_box_m(robot)))
-    base = robot.base_link
+    base = base_frame(contract, robot)
     stamped = bool(cfg.enable_stamped_cmd_vel)
     vx, vy, wz = limits.vx_m_s, limits.vy_m_s, limits.wz_rad_s
     ax, ay, az = limits.ax_m_s2, limits.ay_m_s2, limits.az_rad_s2

@@ -35,6 +35,7 @@ from humanoid_rl_ros.integration.nav2_params import render_yaml
 from humanoid_rl_ros.robot.description import load_robot, RobotConfig
 
 __all__ = [
+    'check_joint_order',
     'controllers_parameters',
     'EFFORT_CONTROLLER',
     'generate',
@@ -124,7 +125,8 @@ def controllers_parameters(robot: RobotConfig, update_rate_hz: int) -> Dict[str,
     }
 
 
-def _check_contract(robot: RobotConfig, contract: PolicyContract) -> None:
+def check_joint_order(robot: RobotConfig, contract: PolicyContract) -> None:
+    """Raise ``ValueError`` unless the contract's joints are the robot's, in policy order."""
     if tuple(contract.joint_names) != tuple(robot.joint_names):
         raise ValueError(f"the policy contract's joints {list(contract.joint_names)} are not "
                          f"the robot's joints in policy order {list(robot.joint_names)}")
@@ -148,7 +150,7 @@ def generate(cfg: Ros2ControlKitConfig) -> Tuple[Tuple[Path, str], Tuple[Path, s
     """Return ``((urdf_path, urdf_text), (controllers_path, controllers_text))`` for ``cfg``."""
     contract = read_contract(cfg.policy)
     robot = load_robot(contract.robot)
-    _check_contract(robot, contract)
+    check_joint_order(robot, contract)
     urdf = ros2_control_urdf(robot, robot.description_path.read_text(), cfg.hardware_plugin)
     rate_hz = round(1.0 / contract.physics_dt_s)
     header = [
