@@ -5,7 +5,7 @@ Examples::
 
     ros2 launch humanoid_rl_ros walk.launch.py preset:=isaac_sim use_sim_time:=true
     ros2 launch humanoid_rl_ros walk.launch.py preset:=ros2_control policy:=/path/my_policy.yaml
-    ros2 launch humanoid_rl_ros walk.launch.py cmd_vel_topic:=/nav/cmd_vel cmd_vel_stamped:=true
+    ros2 launch humanoid_rl_ros walk.launch.py cmd_vel_topic:=/nav/cmd_vel cmd_vel_type:=stamped
     ros2 launch humanoid_rl_ros walk.launch.py preset:=ros2_control realtime_priority:=50
 
 The node, its parameter file and its remappings come from

@@ -272,6 +272,7 @@ def test_sim_walk_launch_sim_and_policy_exchange_messages(exe, policy_path, ros,
     procs = [Process(exe, spec, tmp_path) for spec in specs]
     ros['procs'].extend(procs)
     _wait(lambda: _policy_state(probe) == 'active/walking', 'the policy node to walk', procs)
+    _wait(lambda: bool(probe.clock_s), '/clock at the probe', procs)
     count = len(probe.commands)
     clock = probe.clock_s[-1]
     _wait(lambda: len(probe.commands) > count + 50 and probe.clock_s[-1] > clock + 0.1,
@@ -413,7 +414,7 @@ def test_shared_launch_arguments_are_arguments_of_both_node_specs():
 def test_launch_argument_values_are_parsed_once_for_both_launch_files(tmp_path):
     defaults = {arg.name: arg.default for arg in launch_config.POLICY_ARGUMENTS}
     assert launch_config.policy_argument_values(defaults.__getitem__) == {
-        'policy': '', 'cmd_vel_topic': 'cmd_vel', 'cmd_vel_stamped': None,
+        'policy': '', 'cmd_vel_topic': 'cmd_vel', 'cmd_vel_type': '', 'cmd_vel_stamped': None,
         'realtime_priority': 0}
     given = dict(defaults, policy='p.yaml', cmd_vel_topic='/nav/cmd_vel',
                  cmd_vel_stamped='true', realtime_priority='50')

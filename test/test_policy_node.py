@@ -1,40 +1,31 @@
 """
 The policy node over real rclpy/DDS, in-process, with a randomly initialized exported policy.
 
-A test node (``RobotFeed``) plays the robot: it publishes ``joint_states`` and ``odom`` at about
-200 Hz from a state the test edits, and records ``joint_command`` and ``/diagnostics``. The
-policy node and the feed spin in their own executor threads; tests wait for a condition with a
-generous deadline (no timed assertions).
+A test node (``RobotFeed``, in ``policy_harness.py``) plays the robot: it publishes
+``joint_states`` and ``odom`` at about 200 Hz from a state the test edits, and records
+``joint_command`` and ``/diagnostics``. The policy node and the feed spin in their own executor
+threads; tests wait for a condition with a generous deadline (no timed assertions).
 """
 
 import gc
 import math
-import threading
-import time
-from typing import Callable, List, Optional
+from typing import List, Optional
 
 from builtin_interfaces.msg import Time
-from diagnostic_msgs.msg import DiagnosticArray
 from humanoid_rl_ros.core.policy_runtime import PolicyRuntime
-from humanoid_rl_ros.ros.policy_node import PolicyNode
 from humanoid_rl_ros.ros.ros_conversions import make_joint_state, make_odometry, make_twist
 import numpy as np
 from policy_fixtures import make_mismatched_policy, make_random_policy
+from policy_harness import harnesses, RobotFeed, wait_for
 import pytest
 import rclpy
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray
-from std_srvs.srv import Trigger
 
 pytestmark = pytest.mark.ros
-
-DEADLINE_S = 20.0
 
 
 @pytest.fixture(scope='module')
@@ -60,142 +51,11 @@ def ros_context():
     gc.collect()
 
 
-def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = DEADLINE_S) -> None:
-    """Poll ``condition`` until true; fail naming ``what`` after a generous deadline."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.005)
-    raise AssertionError(f'timed out waiting for {what}')
-
-
-class RobotFeed(Node):
-    """Publishes a robot state at ~200 Hz and records commands and diagnostics."""
-
-    def __init__(self, contract, name: str, *, output_array: bool = False,
-                 cmd_stamped: bool = False) -> None:
-        """Create publishers/subscribers for a robot with the contract's joints."""
-        # Each test gets its own namespace: one DDS participant per process keeps a topic's
-        # type, and cmd_vel is Twist in one test and TwistStamped in another.
-        super().__init__(f'{name}_feed', namespace=f'/{name}')
-        self.target = name
-        self.lock = threading.Lock()
-        self.names = list(contract.joint_names)
-        rng = np.random.default_rng(1)
-        self.q = np.asarray(contract.default_pos_rad) + 0.05 * rng.standard_normal(len(self.names))
-        self.qd = 0.2 * rng.standard_normal(len(self.names))
-        self.publish_joint_states = True
-        self.publish_odom = True
-        self.commands: List = []
-        self.status = None
-        self.js_pub = self.create_publisher(JointState, 'joint_states', qos_profile_sensor_data)
-        self.odom_pub = self.create_publisher(type(make_odometry([0, 0, 0], [1, 0, 0, 0],
-                                                                 [0, 0, 0], [0, 0, 0])),
-                                              'odom', qos_profile_sensor_data)
-        self.cmd_pub = self.create_publisher(type(make_twist(0, 0, 0, stamped=cmd_stamped)),
-                                             'cmd_vel', 10)
-        self.cmd_stamped = cmd_stamped
-        self.create_subscription(Float64MultiArray if output_array else JointState,
-                                 'joint_command', self._on_command, 10)
-        self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 10)
-        self.create_timer(0.005, self._publish)
-
-    def _publish(self) -> None:
-        with self.lock:
-            names, q, qd = list(self.names), self.q.copy(), self.qd.copy()
-            js, odom = self.publish_joint_states, self.publish_odom
-        if js:
-            self.js_pub.publish(make_joint_state(names, q, qd))
-        if odom:
-            self.odom_pub.publish(make_odometry([0.0, 0.0, 0.8], [1.0, 0.0, 0.0, 0.0],
-                                                [0.1, 0.0, 0.0], [0.0, 0.0, 0.0]))
-
-    def _on_command(self, msg) -> None:
-        with self.lock:
-            self.commands.append(msg)
-
-    def _on_diag(self, msg: DiagnosticArray) -> None:
-        for status in msg.status:
-            if status.name.startswith(f'{self.target}:'):
-                with self.lock:
-                    self.status = {kv.key: kv.value for kv in status.values}
-
-    def value(self, key: str) -> str:
-        """Return the newest diagnostic value for ``key`` ('' if none yet)."""
-        with self.lock:
-            return (self.status or {}).get(key, '')
-
-    def last_command(self):
-        """Return the newest command message (None if none)."""
-        with self.lock:
-            return self.commands[-1] if self.commands else None
-
-    def send_cmd_vel(self, vx: float, vy: float, wz: float) -> None:
-        """Publish one velocity command."""
-        self.cmd_pub.publish(make_twist(vx, vy, wz, stamped=self.cmd_stamped,
-                                        stamp=self.get_clock().now().to_msg()))
-
-    def call(self, service: str, timeout_s: float = DEADLINE_S) -> Trigger.Response:
-        """Call a Trigger service of the policy node and return the response."""
-        client = self.create_client(Trigger, f'/{self.target}/{self.target}/{service}')
-        assert client.wait_for_service(timeout_sec=timeout_s), f'no service {service}'
-        future = client.call_async(Trigger.Request())
-        wait_for(future.done, f'{service} response', timeout_s)
-        self.destroy_client(client)
-        return future.result()
-
-
-class Harness:
-    """A policy node and a robot feed, each spinning in its own thread."""
-
-    def __init__(self, contract, name: str, params: dict, feed_names=None,
-                 output_array: bool = False, cmd_stamped: bool = False) -> None:
-        """Start the feed first, then the policy node (with autostart)."""
-        self.feed = RobotFeed(contract, name, output_array=output_array,
-                              cmd_stamped=cmd_stamped)
-        if feed_names is not None:
-            feed_names(self.feed)
-        self.executors = []
-        self._spin(self.feed)
-        # Generous staleness timeouts (wall time here): a loaded 2-core CI box can stall the
-        # feed thread for tens of ms; the staleness tests set their own shorter timeouts.
-        values = {'autostart': True, 'joint_state_wait_s': 5.0, 'diagnostics_period_s': 0.05,
-                  'joint_state_timeout_s': 1.0, 'odom_timeout_s': 1.0}
-        values.update(params)
-        overrides = [Parameter(k, value=v) for k, v in values.items()]
-        self.node = PolicyNode(name, namespace=f'/{name}', parameter_overrides=overrides)
-        self._spin(self.node)
-
-    def _spin(self, node) -> None:
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        thread = threading.Thread(target=executor.spin, daemon=True)
-        thread.start()
-        self.executors.append((executor, thread, node))
-
-    def close(self) -> None:
-        """Stop the executors and destroy the nodes."""
-        for executor, thread, node in self.executors:
-            executor.shutdown()
-            thread.join(timeout=5.0)
-            node.destroy_node()
-
-
 @pytest.fixture
-def harness_factory(request):
-    """Build harnesses and close them at the end of the test."""
-    made: List[Harness] = []
-
-    def make(*args, **kwargs) -> Harness:
-        made.append(Harness(*args, **kwargs))
-        return made[-1]
-
-    yield make
-    for harness in made:
-        harness.close()
-    made.clear()
-    gc.collect()
+def harness_factory():
+    """Build harnesses (policy node + robot feed); close them after the test."""
+    with harnesses() as make:
+        yield make
 
 
 def _standing_expected(contract, feed: RobotFeed, names: Optional[List[str]] = None):
@@ -243,7 +103,7 @@ def test_joint_state_order_does_not_change_efforts(contract, policy_path, harnes
                                _standing_expected(contract, h.feed), rtol=1e-12, atol=1e-12)
     # the inputs were read from their serialized bytes and the command published as bytes
     assert h.node._output.writer is not None
-    assert h.node._joint_state_reader._names == tuple(h.feed.names)
+    assert h.node._inputs.joint_state_reader._names == tuple(h.feed.names)
 
 
 def _standing_pd(contract, q, qd) -> np.ndarray:

@@ -96,9 +96,14 @@ POLICY_ARGUMENTS: Tuple[LaunchArgument, ...] = (
         'cmd_vel_topic', 'cmd_vel',
         'Velocity command topic the policy node follows (e.g. the Nav2 controller output).'),
     LaunchArgument(
+        'cmd_vel_type', '',
+        'Message type of cmd_vel: auto (the type its publishers send: TwistStamped from Nav2 '
+        'Kilted+, Twist from Nav2 Jazzy/Humble and teleop), twist or stamped; empty keeps the '
+        'value in the parameter file (default auto).', ('', 'auto', 'twist', 'stamped')),
+    LaunchArgument(
         'cmd_vel_stamped', '',
-        'true: geometry_msgs/TwistStamped (Nav2 Kilted+); false: Twist (Nav2 Jazzy/Humble, '
-        'teleop); empty keeps the value in the parameter file.', ('', 'true', 'false'),
+        'Older form of cmd_vel_type: true is cmd_vel_type stamped; false leaves the choice to '
+        'cmd_vel_type; empty keeps the value in the parameter file.', ('', 'true', 'false'),
         parse_optional_bool),
     LaunchArgument(
         'realtime_priority', '0',
@@ -174,13 +179,15 @@ def preset_params_file(share_dir: Union[str, Path], preset: str) -> str:
 
 def policy_node_spec(share_dir: Union[str, Path], *, preset: str = 'isaac_sim',
                      params_file: str = '', policy: str = '', use_sim_time: bool = False,
-                     cmd_vel_topic: str = 'cmd_vel', cmd_vel_stamped: Optional[bool] = None,
+                     cmd_vel_topic: str = 'cmd_vel', cmd_vel_type: str = '',
+                     cmd_vel_stamped: Optional[bool] = None,
                      realtime_priority: Union[str, int] = 0) -> NodeSpec:
     """
     Return the policy node as the launch files start it.
 
     ``params_file`` (if given) replaces the preset's file; ``policy`` '' keeps the file's value;
-    ``cmd_vel_stamped`` None keeps the file's value; ``cmd_vel_topic`` remaps ``cmd_vel``;
+    ``cmd_vel_type`` '' and ``cmd_vel_stamped`` None keep the file's values; ``cmd_vel_topic``
+    remaps ``cmd_vel``;
     ``realtime_priority`` > 0 runs the process under ``chrt --fifo <priority>``.
     """
     priority = parse_priority(realtime_priority)
@@ -188,6 +195,8 @@ def policy_node_spec(share_dir: Union[str, Path], *, preset: str = 'isaac_sim',
     parameters: Dict[str, ParamValue] = {'use_sim_time': bool(use_sim_time)}
     if policy:
         parameters['policy'] = policy
+    if cmd_vel_type:
+        parameters['cmd_vel_type'] = cmd_vel_type
     if cmd_vel_stamped is not None:
         parameters['cmd_vel_stamped'] = bool(cmd_vel_stamped)
     remappings = list(PRESET_REMAPPINGS.get(preset, []))
@@ -205,7 +214,8 @@ def sim_node_spec(share_dir: Union[str, Path], *, sim_params_file: str = '') -> 
 
 
 def sim_walk_specs(share_dir: Union[str, Path], *, policy: str = '', params_file: str = '',
-                   cmd_vel_topic: str = 'cmd_vel', cmd_vel_stamped: Optional[bool] = None,
+                   cmd_vel_topic: str = 'cmd_vel', cmd_vel_type: str = '',
+                   cmd_vel_stamped: Optional[bool] = None,
                    realtime_priority: Union[str, int] = 0,
                    sim_params_file: str = '') -> List[NodeSpec]:
     """Return the sim node and the policy node (mujoco_sim preset, sim time) of sim_walk."""
@@ -213,7 +223,8 @@ def sim_walk_specs(share_dir: Union[str, Path], *, policy: str = '', params_file
         sim_node_spec(share_dir, sim_params_file=sim_params_file),
         policy_node_spec(share_dir, preset='mujoco_sim', params_file=params_file, policy=policy,
                          use_sim_time=True, cmd_vel_topic=cmd_vel_topic,
-                         cmd_vel_stamped=cmd_vel_stamped, realtime_priority=realtime_priority),
+                         cmd_vel_type=cmd_vel_type, cmd_vel_stamped=cmd_vel_stamped,
+                         realtime_priority=realtime_priority),
     ]
 
 

@@ -42,18 +42,24 @@ class PolicyRate:
 
 def status_values(*, lifecycle_state: str, controller, last_error: str, policy: str,
                   now_s: float, policy_rate_hz: float, control_thread: str,
-                  state_since_ns: Optional[int]) -> Dict[str, str]:
+                  state_since_ns: Optional[int], waiting_for: str = '',
+                  cmd_vel=None) -> Dict[str, str]:
     """
     Return the diagnostic key/values of the policy node.
 
     ``controller`` is the :class:`~humanoid_rl_ros.core.controller.Controller` (None while
-    unconfigured); ``state_since_ns`` the ROS time of the first tick in the current state.
+    unconfigured); ``state_since_ns`` the ROS time of the first tick in the current state;
+    ``waiting_for`` what bring-up or the control timer waits for ('' if nothing); ``cmd_vel``
+    the :class:`~humanoid_rl_ros.ros.cmd_vel_types.CmdVelChoice` of the subscription.
     """
     values = {'lifecycle_state': lifecycle_state,
               'state': controller.state.value if controller is not None else 'inactive',
               'fault_reason': controller.fault_reason if controller is not None else '',
               'last_error': last_error,
+              'waiting_for': waiting_for,
               'policy': policy}
+    if cmd_vel is not None:
+        values.update({'cmd_vel_type': cmd_vel.note, 'cmd_vel_warning': cmd_vel.warning})
     if controller is not None:
         command = controller.command(now_s)
         values.update({
@@ -78,18 +84,22 @@ def diagnostic_array(name: str, hardware_id: str, values: Dict[str, str],
     """
     Return one status: ERROR on damping, an error or a dead control loop; WARN while inactive.
 
-    The message is ``<lifecycle>/<state>`` and the most pressing reason (fault, error, dead
-    loop, controller note).
+    WARN too while active with a ``waiting_for`` or a ``cmd_vel_warning`` (publishers not
+    heard). The message is ``<lifecycle>/<state>`` and the most pressing reason (fault, error,
+    dead loop, cmd_vel warning, what it waits for, controller note).
     """
     lifecycle_state, state = values['lifecycle_state'], values['state']
     status = DiagnosticStatus(name=name, hardware_id=hardware_id)
     if state == 'damping' or values['last_error'] or loop_failure:
         status.level = DiagnosticStatus.ERROR
-    elif lifecycle_state != 'active':
+    elif (lifecycle_state != 'active' or values.get('waiting_for')
+          or values.get('cmd_vel_warning')):
         status.level = DiagnosticStatus.WARN
     else:
         status.level = DiagnosticStatus.OK
+    waiting = values.get('waiting_for')
     reason = (values['fault_reason'] or values['last_error'] or loop_failure
+              or values.get('cmd_vel_warning') or (f'waiting for {waiting}' if waiting else '')
               or values.get('note', ''))
     status.message = f'{lifecycle_state}/{state}' + (f': {reason}' if reason else '')
     status.values = [KeyValue(key=k, value=v) for k, v in values.items()]

@@ -6,7 +6,10 @@ It wires topics, timers, services and parameters; all computation lives in the p
 (onnxruntime) and :mod:`humanoid_rl_ros.core.policy_math` (observation/PD math). Its parts:
 :mod:`~humanoid_rl_ros.ros.policy_params` (the parameter table and its checks),
 :mod:`~humanoid_rl_ros.ros.control_loop` (the control path's thread, on serialized messages),
-:mod:`~humanoid_rl_ros.ros.effort_output` (the command publisher) and
+:mod:`~humanoid_rl_ros.ros.sensor_inputs` (the sensor subscriptions),
+:mod:`~humanoid_rl_ros.ros.cmd_vel_input` (``cmd_vel`` of the type its publishers send),
+:mod:`~humanoid_rl_ros.ros.effort_output` (the command publisher),
+:mod:`~humanoid_rl_ros.ros.bringup` (what configure and autostart wait for) and
 :mod:`~humanoid_rl_ros.ros.policy_diagnostics` (the ``/diagnostics`` status).
 
 Lifecycle (``rclpy.lifecycle``; managed with the standard ``~/change_state`` services):
@@ -18,7 +21,10 @@ Lifecycle (``rclpy.lifecycle``; managed with the standard ``~/change_state`` ser
 * ``activate``: the controller goes to *standing* (ramp to the default pose); with
   ``start_walking_on_activate`` it walks once the ramp completes.
 * ``deactivate``: one zero-effort command is sent, then nothing more is published.
-* ``autostart`` (parameter): configure + activate right after start-up.
+* ``autostart`` (parameter): configure + activate right after start-up, under any clock:
+  configure is retried while no ``joint_states`` arrive, and activation waits for a
+  ``joint_states`` received fresh on the node clock (``/clock`` at zero, held, running from any
+  value or jumping; or wall time). ``/diagnostics`` ``waiting_for`` says what it waits for.
 
 Controller states while active: standing, walking, damping (see the controller module). Services
 (``std_srvs/Trigger``, relative to the node name): ``~/walk``, ``~/stand``, ``~/recover``.
@@ -34,22 +40,21 @@ import gc
 import math
 import sys
 import threading
-from typing import Dict, List, Optional, Sequence
+import time
+from typing import Dict, Optional, Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import Twist, TwistStamped
 from humanoid_rl_ros.core.controller import (Controller, ControllerConfig, ControllerError,
                                              ControllerState, match_joint_indices)
 from humanoid_rl_ros.core.policy_runtime import PolicyLoadError, PolicyRuntime
-from humanoid_rl_ros.ros import cdr, policy_params
-from humanoid_rl_ros.ros.bringup import wait_for_joint_states
-from humanoid_rl_ros.ros.control_loop import ControlGroup, ControlLoop, raw_handler
+from humanoid_rl_ros.ros import bringup, policy_params
+from humanoid_rl_ros.ros.cmd_vel_input import CmdVelInput
+from humanoid_rl_ros.ros.control_loop import ControlGroup, ControlLoop
 from humanoid_rl_ros.ros.effort_output import EffortOutput, OutputConfigError
 from humanoid_rl_ros.ros.node_main import run_node
 from humanoid_rl_ros.ros.policy_diagnostics import diagnostic_array, PolicyRate, status_values
-from humanoid_rl_ros.ros.ros_conversions import (imu_to_arrays, joint_state_to_arrays,
-                                                 odometry_to_arrays, twist_to_command)
-from nav_msgs.msg import Odometry
+from humanoid_rl_ros.ros.ros_conversions import joint_state_to_arrays
+from humanoid_rl_ros.ros.sensor_inputs import SensorInputs
 import numpy as np
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
@@ -57,13 +62,9 @@ from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data, QoSProfile
-from sensor_msgs.msg import Imu, JointState
 from std_srvs.srv import Trigger
 
-# Topic names are relative, so a namespace or a remap (``-r joint_states:=/robot/js``) moves them.
-JOINT_STATES_TOPIC = 'joint_states'
-ODOM_TOPIC = 'odom'
-IMU_TOPIC = 'imu'
+# Topic names are relative, so a namespace or a remap (``-r cmd_vel:=/nav/cmd_vel``) moves them.
 CMD_VEL_TOPIC = 'cmd_vel'
 JOINT_COMMAND_TOPIC = 'joint_command'
 DIAGNOSTICS_TOPIC = '/diagnostics'
@@ -75,6 +76,8 @@ SENSOR_QOS = qos_profile_sensor_data
 # Commands in and out use the ROS default (reliable, keep last 10), which Nav2, teleop,
 # Isaac Sim's articulation controller and forward_command_controller all use.
 COMMAND_QOS = QoSProfile(depth=10)
+AUTOSTART_PERIOD_S = 0.05
+"""[s wall] How often autostart takes its next step (configure, or activate once fit)."""
 
 
 class PolicyNode(LifecycleNode):
@@ -91,13 +94,15 @@ class PolicyNode(LifecycleNode):
         self.controller: Optional[Controller] = None
         self.lifecycle_state = 'unconfigured'
         self.last_error = ''
-        self._subs: List = []
-        self._raw_handlers: Dict = {}  # control-loop subscription -> serialized-message handler
-        self._joint_state_reader = cdr.JointStateReader()
+        self._inputs: Optional[SensorInputs] = None
+        self._cmd_vel: Optional[CmdVelInput] = None
         self._output: Optional[EffortOutput] = None
         self._control_timer = None
         self._trigger = 'timer'
         self._last_tick_s = -math.inf
+        self._last_tick_wall_s = -math.inf  # [s] time.monotonic() of the newest control tick
+        self._waiting_for = ''  # what configure waits for ('' if nothing)
+        self._activated_wall_s = time.monotonic()
         self._policy_rate = PolicyRate()
         self._last_state = None
         self._state_since_ns: Optional[int] = None  # ROS time the control loop saw it enter
@@ -108,17 +113,17 @@ class PolicyNode(LifecycleNode):
         self._control_loop = (ControlLoop(self, self._control_group, self._lock)
                               if ControlLoop.available() else None)
 
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
+        # Wall time: the status also comes while /clock stands still (paused sim, no /clock).
         self._diag_timer = self.create_timer(
-            float(self.get_parameter('diagnostics_period_s').value), self._on_diag_timer)
+            float(self.get_parameter('diagnostics_period_s').value), self._on_diag_timer,
+            clock=steady)
         self.create_service(Trigger, '~/walk', self._on_walk)
         self.create_service(Trigger, '~/stand', self._on_stand)
         self.create_service(Trigger, '~/recover', self._on_recover)
-        if self.get_parameter('autostart').value:
-            # A one-shot steady-clock timer, so autostart also works before /clock runs and
-            # while the caller is still setting up (configure blocks waiting for joint_states).
-            self._autostart_timer = self.create_timer(
-                0.01, self._autostart, clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self._autostart = (bringup.Autostart(self, AUTOSTART_PERIOD_S, self._activation_problem)
+                           if self.get_parameter('autostart').value else None)
 
     # ------------------------------------------------------------------ parameters
     def _param(self, name: str):
@@ -158,22 +163,31 @@ class PolicyNode(LifecycleNode):
             # The diagnostics timer too: it then runs in this thread right after a control
             # tick's publish, instead of in the executor's thread, where its Python work held
             # the GIL (and the lock) while a control tick waited.
-            self._control_loop.start(self._subs, [self._control_timer, self._diag_timer],
-                                     self._raw_handlers)
+            self._control_loop.start(self._inputs.subscriptions,
+                                     [self._control_timer, self._diag_timer],
+                                     self._inputs.raw_handlers)
 
     # ------------------------------------------------------------------ lifecycle
-    def _autostart(self) -> None:
-        self._autostart_timer.cancel()
-        self.destroy_timer(self._autostart_timer)
-        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-            self.get_logger().error(f'autostart: configure failed: {self.last_error}')
-            return
-        if self.trigger_activate() != TransitionCallbackReturn.SUCCESS:
-            self.get_logger().error(f'autostart: activate failed: {self.last_error}')
+    def _activation_problem(self) -> str:
+        """Return why activating now would be refused ('' if it would not, or not inactive)."""
+        with self._lock:
+            if self.controller is None or self.lifecycle_state != 'inactive':
+                return ''
+            return self.controller.joint_state_problem(self._now_s())
 
-    def _refuse(self, message: str) -> TransitionCallbackReturn:
-        self.last_error = message
-        self.get_logger().error(message)
+    def _refuse(self, message: str, retry: bool = False) -> TransitionCallbackReturn:
+        """
+        Fail configure with ``message`` (logged, on /diagnostics); tear down.
+
+        ``retry``: a failure autostart retries (no joint_states yet): with autostart it is
+        what the node waits for, a warning, not an error.
+        """
+        self._waiting_for = ''
+        if self._autostart is not None and self._autostart.refused(message, retry):
+            self.get_logger().warning(f'{message}; autostart retries')
+        else:
+            self.last_error = message
+            self.get_logger().error(message)
         self._teardown()
         self.publish_diagnostics()
         return TransitionCallbackReturn.FAILURE
@@ -201,6 +215,10 @@ class PolicyNode(LifecycleNode):
             self.controller = Controller(contract, runtime.act, self._controller_config())
         except ControllerError as exc:
             return self._refuse(f'configure refused: {exc}')
+        try:
+            cmd_vel_mode = policy_params.cmd_vel_mode(self._param)
+        except ValueError as exc:
+            return self._refuse(f'configure refused: {exc}')
         self.runtime = runtime
 
         output_type = str(self._param('output_type'))
@@ -218,38 +236,34 @@ class PolicyNode(LifecycleNode):
         extra = ({'callback_group': self._control_group,
                   'event_callbacks': SubscriptionEventCallbacks(use_default_callbacks=False)}
                  if loop else {})
-        js_sub = self.create_subscription(JointState, JOINT_STATES_TOPIC, self._on_joint_states,
-                                          SENSOR_QOS, **extra)
-        odom_sub = self.create_subscription(Odometry, ODOM_TOPIC, self._on_odom, SENSOR_QOS,
-                                            **extra)
-        self._subs += [js_sub, odom_sub]
-        self._raw_handlers = {
-            js_sub: raw_handler(self._joint_state_reader.read, JointState,
-                                joint_state_to_arrays, self._joint_state_arrays),
-            odom_sub: raw_handler(cdr.read_odometry, Odometry, odometry_to_arrays,
-                                  self._odom_arrays)}
-        if self._param('orientation_source') == 'imu':
-            imu_sub = self.create_subscription(Imu, IMU_TOPIC, self._on_imu, SENSOR_QOS,
-                                               **extra)
-            self._subs.append(imu_sub)
-            self._raw_handlers[imu_sub] = raw_handler(cdr.read_imu, Imu, imu_to_arrays,
-                                                      self._imu_arrays)
-        cmd_type = TwistStamped if self._param('cmd_vel_stamped') else Twist
-        self._subs.append(self.create_subscription(cmd_type, CMD_VEL_TOPIC, self._on_cmd_vel,
-                                                   COMMAND_QOS, **extra))
+        self._inputs = SensorInputs(
+            self, SENSOR_QOS, use_imu=self._param('orientation_source') == 'imu',
+            on_joint_state=self._joint_state_arrays, on_odom=self._odom_arrays,
+            on_imu=self._imu_arrays, **extra)
+        self._cmd_vel = CmdVelInput(self, CMD_VEL_TOPIC, COMMAND_QOS, cmd_vel_mode,
+                                    self._on_cmd_vel)
 
-        topic = _resolved_topic(self, js_sub, JOINT_STATES_TOPIC)
-        first = wait_for_joint_states(self, topic, SENSOR_QOS,
-                                      float(self._param('joint_state_wait_s')))
+        topic = self._inputs.joint_states_topic
+        wait_s = float(self._param('joint_state_wait_s'))
+
+        def on_wait(elapsed_s: float) -> None:
+            self._waiting_for = (f'joint_states on {topic} (configure waited {elapsed_s:.0f} '
+                                 f'of joint_state_wait_s {wait_s:g} s)')
+            self.publish_diagnostics()
+
+        first = bringup.wait_for_joint_states(
+            self, topic, SENSOR_QOS, wait_s, on_wait,
+            float(self._param('diagnostics_period_s')))
         if first is None:
             return self._refuse(f'configure refused: no joint_states received on {topic} within '
-                                f'joint_state_wait_s = {self._param("joint_state_wait_s")} s')
+                                f'joint_state_wait_s = {wait_s} s', retry=True)
+        self._waiting_for = ''
         try:
             match_joint_indices(contract.joint_names, first.name)
         except ControllerError as exc:
             return self._refuse(f'configure refused: {exc} (on {topic}; policy '
                                 f'{self._param("policy")!r} needs {contract.num_joints} joints)')
-        self._on_joint_states(first)
+        self._joint_state_arrays(*joint_state_to_arrays(first))
         self._control_timer = self.create_timer(
             contract.physics_dt_s, self._on_timer,
             callback_group=self._control_group if loop else None)
@@ -265,7 +279,8 @@ class PolicyNode(LifecycleNode):
             f'configured: policy {runtime.contract_path} ({contract.num_joints} joints, obs '
             f'{contract.obs_dim}, PD {1.0 / contract.physics_dt_s:.0f} Hz, policy '
             f'{1.0 / contract.policy_dt_s:.0f} Hz), output {output_type} on '
-            f'{_resolved_topic(self, self._output.publisher, JOINT_COMMAND_TOPIC)}')
+            f'{self._output.topic_name}, cmd_vel on {self._cmd_vel.topic_name} as '
+            f'{self._cmd_vel.choice.note}')
         self.publish_diagnostics()
         return TransitionCallbackReturn.SUCCESS
 
@@ -288,6 +303,9 @@ class PolicyNode(LifecycleNode):
         self.last_error = ''
         self.lifecycle_state = 'active'
         self._last_state, self._state_since_ns = None, None  # set again by the first tick
+        self._waiting_for = ''
+        self._activated_wall_s = time.monotonic()
+        self._last_tick_wall_s = -math.inf
         result = super().on_activate(state)
         self.get_logger().info('activated: standing'
                                + (', walking requested' if self.controller.walk_requested
@@ -336,11 +354,12 @@ class PolicyNode(LifecycleNode):
     def _teardown(self) -> None:
         if self._control_loop is not None:
             self._control_loop.stop()  # before its entities go away; never under the lock
-        for sub in self._subs:
-            self.destroy_subscription(sub)
-        self._subs = []
-        self._raw_handlers = {}
-        self._joint_state_reader = cdr.JointStateReader()
+        if self._inputs is not None:
+            self._inputs.destroy()
+            self._inputs = None
+        if self._cmd_vel is not None:
+            self._cmd_vel.destroy()
+            self._cmd_vel = None
         if self._control_timer is not None:
             self.destroy_timer(self._control_timer)
             self._control_timer = None
@@ -358,9 +377,6 @@ class PolicyNode(LifecycleNode):
     def _now_s(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
-    def _on_joint_states(self, msg: JointState) -> None:
-        self._joint_state_arrays(*joint_state_to_arrays(msg))
-
     def _joint_state_arrays(self, names: Sequence[str], position: np.ndarray,
                             velocity: np.ndarray) -> None:
         if self.controller is None:
@@ -370,25 +386,19 @@ class PolicyNode(LifecycleNode):
         if self._trigger == 'joint_states':
             self._tick(now_ns)
 
-    def _on_odom(self, msg: Odometry) -> None:
-        self._odom_arrays(*odometry_to_arrays(msg))
-
     def _odom_arrays(self, quat_wxyz: np.ndarray, lin_vel_m_s: np.ndarray,
                      ang_vel_rad_s: np.ndarray) -> None:
         if self.controller is not None:
             self.controller.update_odom(quat_wxyz, lin_vel_m_s, ang_vel_rad_s, self._now_s())
 
-    def _on_imu(self, msg: Imu) -> None:
-        self._imu_arrays(*imu_to_arrays(msg))
-
     def _imu_arrays(self, quat_wxyz: np.ndarray, ang_vel_rad_s: np.ndarray) -> None:
         if self.controller is not None:
             self.controller.update_imu(quat_wxyz, ang_vel_rad_s, self._now_s())
 
-    def _on_cmd_vel(self, msg) -> None:
-        if self.controller is not None:
-            vx, vy, wz = twist_to_command(msg)
-            self.controller.update_cmd_vel(vx, vy, wz, self._now_s())
+    def _on_cmd_vel(self, vx_m_s: float, vy_m_s: float, wz_rad_s: float) -> None:
+        with self._lock:  # cmd_vel comes in the executor's thread, not the control loop's
+            if self.controller is not None:
+                self.controller.update_cmd_vel(vx_m_s, vy_m_s, wz_rad_s, self._now_s())
 
     def _on_timer(self) -> None:
         now_ns = self.get_clock().now().nanoseconds
@@ -405,6 +415,7 @@ class PolicyNode(LifecycleNode):
             return
         now = now_ns * 1e-9
         self._last_tick_s = now
+        self._last_tick_wall_s = time.monotonic()
         effort = controller.step(now)
         if effort is None:
             return
@@ -466,7 +477,20 @@ class PolicyNode(LifecycleNode):
             policy_rate_hz=self._policy_rate.hz,
             control_thread=(loop.failure or loop.priority_status) if loop is not None
             else 'executor',
-            state_since_ns=self._state_since_ns)
+            state_since_ns=self._state_since_ns, waiting_for=self._waiting_for_now(),
+            cmd_vel=self._cmd_vel.choice if self._cmd_vel is not None else None)
+
+    def _waiting_for_now(self) -> str:
+        """Return what bring-up, or the control timer of an active node, waits for."""
+        if self.lifecycle_state != 'active':
+            return self._waiting_for or (self._autostart.waiting_for
+                                         if self._autostart is not None else '')
+        since_s = self._last_tick_wall_s if self._last_tick_wall_s > -math.inf else None
+        if since_s is None:
+            since_s = self._activated_wall_s
+        return bringup.stalled_ticks(time.monotonic() - since_s,
+                                     self.get_clock().now().nanoseconds,
+                                     bool(self._param('use_sim_time')))
 
     def publish_diagnostics(self) -> None:
         """Publish one ``diagnostic_msgs/DiagnosticArray`` describing the node's state."""
@@ -484,15 +508,6 @@ class PolicyNode(LifecycleNode):
         if self._control_loop is not None:
             self._control_loop.stop()
         super().destroy_node()
-
-
-def _resolved_topic(node, entity, fallback: str) -> str:
-    """Return the fully resolved (remapped) topic name of a publisher or subscription."""
-    name = getattr(entity, 'topic_name', None)
-    if name:
-        return name
-    resolve = getattr(node, 'resolve_topic_name', None)
-    return resolve(fallback) if resolve is not None else fallback
 
 
 def main(args: Optional[Sequence[str]] = None) -> None:

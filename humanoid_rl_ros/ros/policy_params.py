@@ -19,11 +19,14 @@ OUTPUT_TYPES = ('joint_state', 'float64_array')
 """Accepted values of the ``output_type`` parameter."""
 CONTROL_TRIGGERS = ('timer', 'joint_states')
 """Accepted values of the ``control_trigger`` parameter."""
+CMD_VEL_TYPES = ('auto', 'twist', 'stamped')
+"""Accepted values of the ``cmd_vel_type`` parameter."""
 
 CHOICES: Dict[str, Tuple[str, ...]] = {
     'output_type': OUTPUT_TYPES,
     'orientation_source': ORIENTATION_SOURCES,
     'control_trigger': CONTROL_TRIGGERS,
+    'cmd_vel_type': CMD_VEL_TYPES,
 }
 """String parameters with a fixed set of values."""
 
@@ -33,8 +36,10 @@ PARAMS: Dict[str, Tuple[int, Any, str, bool, Optional[Tuple[float, float]]]] = {
                'Policy contract path (<policy>.yaml, its .onnx sibling) or a policy name '
                'looked up as models/<name>.yaml in the package share folder.', True, None),
     'autostart': (ParameterType.PARAMETER_BOOL, False,
-                  'Configure and activate right after start-up (no lifecycle manager needed).',
-                  True, None),
+                  'Configure and activate right after start-up (no lifecycle manager needed). '
+                  'Configure is retried while no joint_states arrive; activation waits for a '
+                  'joint_states received fresh on the node clock, whatever /clock does '
+                  '(/diagnostics waiting_for says what it waits for).', True, None),
     'start_walking_on_activate': (ParameterType.PARAMETER_BOOL, False,
                                   'Request walking on activation; it starts once the stand ramp '
                                   'completes and odometry is fresh.', False, None),
@@ -52,9 +57,15 @@ PARAMS: Dict[str, Tuple[int, Any, str, bool, Optional[Tuple[float, float]]]] = {
                            'Base orientation and angular velocity from odom (nav_msgs/Odometry) '
                            'or imu (sensor_msgs/Imu on imu). Linear velocity always comes from '
                            'odom.', True, None),
+    'cmd_vel_type': (ParameterType.PARAMETER_STRING, 'auto',
+                     'Message type of cmd_vel. auto: the type its publishers send, checked '
+                     'every 0.5 s (geometry_msgs/TwistStamped from Nav2 Kilted and newer, '
+                     'geometry_msgs/Twist from Nav2 Jazzy/Humble and teleop; TwistStamped '
+                     'while there is none); /diagnostics warns of publishers not heard (both '
+                     'types at once). twist or stamped: that type only.', True, None),
     'cmd_vel_stamped': (ParameterType.PARAMETER_BOOL, False,
-                        'cmd_vel is geometry_msgs/TwistStamped (Nav2 Kilted and newer) instead '
-                        'of geometry_msgs/Twist (Nav2 Jazzy/Humble, teleop).', True, None),
+                        'Older form of cmd_vel_type: true is cmd_vel_type stamped; false '
+                        'leaves the choice to cmd_vel_type.', True, None),
     'control_trigger': (ParameterType.PARAMETER_STRING, 'timer',
                         'timer: one control tick per physics_dt_s of ROS time (a timer on the '
                         'node clock, so use_sim_time works). joint_states: one tick per '
@@ -82,8 +93,8 @@ PARAMS: Dict[str, Tuple[int, Any, str, bool, Optional[Tuple[float, float]]]] = {
                            'How long configure waits for the first joint_states [s] '
                            '(wall time).', False, (0.1, 600.0)),
     'diagnostics_period_s': (ParameterType.PARAMETER_DOUBLE, 1.0,
-                             'Period of the /diagnostics status [s] (ROS time).', True,
-                             (0.01, 60.0)),
+                             'Period of the /diagnostics status [s] (wall time, so it comes '
+                             'also while /clock stands still).', True, (0.01, 60.0)),
     'control_thread_priority': (ParameterType.PARAMETER_INTEGER, 0,
                                 'SCHED_FIFO real-time priority of the control thread (1-99; 0: '
                                 'normal scheduling). Needs CAP_SYS_NICE or an rtprio limit '
@@ -145,3 +156,17 @@ def controller_config(get: Callable[[str], Any],
     config = ControllerConfig(**values)
     config.validate()
     return config
+
+
+def cmd_vel_mode(get: Callable[[str], Any]) -> str:
+    """
+    Return the ``cmd_vel`` type mode (one of :data:`CMD_VEL_TYPES`) the parameters ask for.
+
+    Raise ``ValueError`` when ``cmd_vel_stamped: true`` contradicts ``cmd_vel_type: twist``.
+    """
+    mode = str(get('cmd_vel_type'))
+    if not bool(get('cmd_vel_stamped')):
+        return mode
+    if mode == 'twist':
+        raise ValueError('cmd_vel_stamped is true but cmd_vel_type is twist; set one of them')
+    return 'stamped'
