@@ -442,3 +442,20 @@ def test_launch_files_declare_the_shared_arguments(launch_file):
     literal = {node.args[0].value for node in declares
                if node.args and isinstance(node.args[0], ast.Constant)}
     assert not literal & {arg.name for arg in launch_config.POLICY_ARGUMENTS}
+
+
+def test_robot_state_publisher_completes_the_tf_tree_below_the_odometry_child_frame():
+    """sim_walk starts robot_state_publisher on the URDF whose root is the sim's odom child."""
+    import ast
+    import xml.etree.ElementTree as ElementTree
+    from humanoid_rl_ros.robot.description import load_robot
+    urdf = ElementTree.parse(launch_config.robot_description_path(REPO_ROOT)).getroot()
+    children = {joint.find('child').get('link') for joint in urdf.iter('joint')}
+    roots = [link.get('name') for link in urdf.iter('link') if link.get('name') not in children]
+    # the sim node's odometry child frame (and TF child) is the robot's base link
+    assert roots == [load_robot('kestrel').base_link]
+    tree = ast.parse((REPO_ROOT / 'launch' / 'sim_walk.launch.py').read_text())
+    executables = {kw.value.value for node in ast.walk(tree) if isinstance(node, ast.Call)
+                   for kw in node.keywords
+                   if kw.arg == 'executable' and isinstance(kw.value, ast.Constant)}
+    assert 'robot_state_publisher' in executables

@@ -3,6 +3,8 @@
 import math
 import time
 
+from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticStatus
 from humanoid_rl_ros.robot.description import load_robot
 from humanoid_rl_ros.sim.sim_logic import CommandError
 from humanoid_rl_ros.sim.sim_logic import CommandHold
@@ -193,6 +195,47 @@ def test_publishes_bridge_topics_with_frames(ros):
         assert np.linalg.norm(_wxyz(imu.orientation)) == pytest.approx(1.0)
         acc = imu.linear_acceleration
         assert all(math.isfinite(v) for v in (acc.x, acc.y, acc.z))
+    finally:
+        rig.close()
+
+
+def _tf2_msgs_importable() -> bool:
+    try:
+        import tf2_msgs.msg  # noqa: F401 - only whether it imports
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.ros
+def test_tf_odom_to_base_link_is_published_or_its_absence_said(ros):
+    """TF odom -> base link where tf2_msgs imports; otherwise the log and /diagnostics say so."""
+    rig = Rig()
+    diags, tfs = [], []
+    rig.probe.create_subscription(DiagnosticArray, '/diagnostics', diags.append, 10)
+    if _tf2_msgs_importable():
+        from tf2_msgs.msg import TFMessage
+        rig.probe.create_subscription(TFMessage, '/tf', tfs.append, 100)
+    try:
+        rig.connect()
+        rig.spin_until(lambda: diags and (tfs or not _tf2_msgs_importable()),
+                       'diagnostics (and TF)')
+        status = diags[-1].status[0]
+        values = {kv.key: kv.value for kv in status.values}
+        assert values['base_frame_id'] == ROBOT.base_link
+        if _tf2_msgs_importable():
+            assert values['tf'] == f'odom -> {ROBOT.base_link} on /tf'
+            edge = tfs[-1].transforms[0]
+            assert (edge.header.frame_id, edge.child_frame_id) == ('odom', ROBOT.base_link)
+            odom = next(o for o in reversed(rig.odom)
+                        if _ns(o.header.stamp) == _ns(edge.header.stamp))
+            assert edge.transform.translation.z == odom.pose.pose.position.z
+            assert _wxyz(edge.transform.rotation).tolist() == _wxyz(
+                odom.pose.pose.orientation).tolist()
+        else:
+            assert values['tf'].startswith('not published: tf2_msgs is not importable')
+            assert status.level == DiagnosticStatus.WARN
+            assert 'TF not published: tf2_msgs is not importable' in status.message
     finally:
         rig.close()
 

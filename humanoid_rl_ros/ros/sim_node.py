@@ -9,8 +9,11 @@ topics of Isaac Sim's ROS 2 bridge:
   ``odom_frame_id``, child frame the base link; pose in ``odom``, twist in the child frame per
   REP-105 / ``nav_msgs/Odometry``), ``imu`` (``sensor_msgs/Imu`` in the base link frame:
   orientation, angular velocity, linear acceleration = specific force, 9.81 m/s^2 up at rest),
-  ``/clock`` (``rosgraph_msgs/Clock``, sim time) and, with ``publish_tf`` and ``tf2_msgs``
-  importable, TF ``odom -> base link``;
+  ``/clock`` (``rosgraph_msgs/Clock``, sim time) and TF ``odom -> base link`` on ``/tf``
+  (``publish_tf``, default true) where ``tf2_msgs`` is importable. ``tf2_msgs`` has no PyPI
+  wheel: without a ROS 2 install it is not, and the node says so once in its log and in its
+  ``/diagnostics`` status (``tf``, level WARN); ``robot_state_publisher`` adds the links below
+  the base link from ``joint_states`` (``sim_walk.launch.py`` starts it);
 * applies efforts from ``joint_command``: a ``sensor_msgs/JointState`` matched by name
   (``command_type: joint_state``, Isaac Sim's articulation controller) or a
   ``std_msgs/Float64MultiArray`` in ``command_joint_order`` (``command_type: float64_array``,
@@ -26,6 +29,9 @@ Modes (``mode``):
 * ``lockstep``: one physics tick per command; see :class:`~humanoid_rl_ros.sim.sim_logic.
   LockstepGate` for the handshake with a controller on ``/clock`` under ``use_sim_time``.
 
+``/diagnostics`` (every ``diagnostics_period_s`` of wall time): mode, sim time, ticks, rejected
+commands, frames and whether TF is published.
+
 Services: ``~/reset`` (``std_srvs/Trigger``: default pose at the origin, command cleared; the
 clock keeps running forward) and ``~/push`` (``std_srvs/Trigger``: add a horizontal base
 velocity of ``push_velocity_m_s`` in a random direction). With ``push_interval_s > 0`` the
@@ -37,6 +43,9 @@ Parameter defaults live in ``config/sim_node.yaml``.
 import math
 from typing import List, Optional
 
+from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticStatus
+from diagnostic_msgs.msg import KeyValue
 from humanoid_rl_ros.core.timebase import NSEC_PER_SEC
 from humanoid_rl_ros.core.timebase import stamp_to_ns
 from humanoid_rl_ros.robot.description import load_robot
@@ -67,6 +76,7 @@ from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import Imu
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
+from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
 MODES = ('realtime', 'lockstep')
@@ -122,14 +132,22 @@ class SimNode(Node):
         self.pub_imu = self.create_publisher(Imu, 'imu', 10)
         self.pub_clock = self.create_publisher(ClockMsg, '/clock', 10)
         self.pub_tf = None
+        self.tf_status = 'off (publish_tf is false)'
         if p['publish_tf']:
             try:
                 from tf2_msgs.msg import TFMessage
+            except ImportError as exc:
+                self.tf_status = (f'not published: tf2_msgs is not importable ({exc}); it has no '
+                                  'PyPI wheel: source a ROS 2 install (ros-<distro>-tf2-msgs) '
+                                  f'for TF {self.odom_frame_id} -> {self.base_frame_id}')
+                self.get_logger().warning(f'TF {self.tf_status}')
+            else:
                 self.pub_tf = self.create_publisher(TFMessage, '/tf', 10)
                 self._tf_type = TFMessage
-            except ImportError:
-                self.get_logger().warning(
-                    'publish_tf is true but tf2_msgs is not installed; not publishing TF')
+                self.tf_status = f'{self.odom_frame_id} -> {self.base_frame_id} on /tf'
+        self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_timer(p['diagnostics_period_s'], self._publish_diagnostics,
+                          clock=self._wall)
         if self.command_type == 'joint_state':
             self.sub_cmd = self.create_subscription(
                 JointState, 'joint_command', self._on_joint_state_command, 10)
@@ -198,8 +216,11 @@ class SimNode(Node):
         self.declare_parameter('odom_frame_id', 'odom', desc('Odometry / TF parent frame.'))
         self.declare_parameter('base_frame_id', '', desc(
             'Base link frame (odom child frame, IMU frame); empty: the robot base link.'))
-        self.declare_parameter('publish_tf', False, desc(
-            'Also publish TF odom -> base link (needs tf2_msgs).'))
+        self.declare_parameter('publish_tf', True, desc(
+            'Publish TF odom -> base link on /tf (where tf2_msgs is importable; the log and '
+            '/diagnostics say when it is not).'))
+        self.declare_parameter('diagnostics_period_s', 1.0, desc(
+            'Period of the /diagnostics status [s of wall time].', lo=0.01, hi=60.0))
         self.declare_parameter('push_interval_s', 0.0, desc(
             'Push the robot every this many seconds of sim time; 0: never.', read_only=False,
             lo=0.0, hi=3600.0))
@@ -213,7 +234,7 @@ class SimNode(Node):
         names = ('robot', 'mode', 'physics_dt_s', 'publish_rate_hz', 'max_catch_up_ticks',
                  'command_type', 'command_joint_order', 'command_timeout_s',
                  'lockstep_idle_timeout_s', 'lockstep_idle_advance', 'odom_frame_id',
-                 'base_frame_id', 'publish_tf',
+                 'base_frame_id', 'publish_tf', 'diagnostics_period_s',
                  'push_interval_s', 'push_velocity_m_s', 'seed')
         p = {n: self.get_parameter(n).value for n in names}
         p['command_joint_order'] = [n for n in (p['command_joint_order'] or []) if n]
@@ -368,6 +389,22 @@ class SimNode(Node):
         self.pub_clock.publish(ClockMsg(clock=stamp))
         if self.mode == 'lockstep':
             self.gate.published(t_ns, self._wall_ns())
+
+    def _publish_diagnostics(self) -> None:
+        status = DiagnosticStatus(
+            name=f'{self.get_name()}: sim', hardware_id=self.robot.name,
+            level=DiagnosticStatus.OK if self.pub_tf is not None or self.tf_status.startswith(
+                'off') else DiagnosticStatus.WARN)
+        status.message = f'{self.mode}, sim time {self.now_ns / NSEC_PER_SEC:.3f} s' + (
+            '' if status.level == DiagnosticStatus.OK else f'; TF {self.tf_status}')
+        values = {'mode': self.mode, 'sim_time_s': f'{self.now_ns / NSEC_PER_SEC:.9f}',
+                  'physics_ticks': str(self.physics_ticks),
+                  'rejected_commands': str(self.rejected_commands),
+                  'odom_frame_id': self.odom_frame_id, 'base_frame_id': self.base_frame_id,
+                  'tf': self.tf_status}
+        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+        self.pub_diag.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
+                                              status=[status]))
 
     # ---------------------------------------------------------------- services
     def _on_reset(self, request, response):
