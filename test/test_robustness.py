@@ -23,8 +23,9 @@ from training.robustness.metrics import (action_rate_rad_s, aggregate, cost_of_t
                                          count_liftoffs, episode_metrics, joint_groups,
                                          rise_time_s, torque_limit_share, tracking_errors)
 from training.robustness.perturbations import build_sim, ModelPerturbation
-from training.robustness.runner import Job, job_spec
-from training.robustness.scenarios import ci_suite, full_suite
+from training.robustness.report import scenario_summary
+from training.robustness.runner import Job, job_spec, RunRecord
+from training.robustness.scenarios import ci_suite, full_suite, Targets
 import tyro
 
 SHIPPED = models_dir() / 'humanoid_walk.yaml'
@@ -420,6 +421,34 @@ def test_aggregate_means_finite_values_and_keeps_the_worst_peaks():
     assert math.isnan(out['missing'])
 
 
+def _record(scenario: str, fell: bool, phases, lin: float = 0.05) -> RunRecord:
+    metrics = {'lin_vel_error_m_s': lin, 'yaw_rate_mae_rad_s': 0.01, 'steps_per_10s': 2.0,
+               'peak_joint_speed_ratio': 0.5, 'peak_joint_speed_joint': 'left_knee_joint'}
+    return RunRecord(scenario=scenario, command='forward_0.5', seed=0, fell=fell,
+                     fall_time_s=9.0 if fell else None, fault='', metrics=metrics, wall_s=1.0,
+                     push_times_s=[2.0 + 3.0 * i for i in range(len(phases))],
+                     push_phases=list(phases))
+
+
+def test_scenario_summary_counts_falls_per_push_event_and_judges_the_target():
+    scenario = {s.name: s for s in full_suite()}['push_walk_1.5']
+    records = [_record(scenario.name, False, [0.1, 0.3, 0.6, 0.8, 0.9]),
+               _record(scenario.name, False, [0.2, 0.4, 0.45, 0.7, 0.95]),
+               _record(scenario.name, True, [0.05, 0.55])]  # fell after its 2nd push
+    row = scenario_summary(scenario, records, Targets())
+    assert (row['runs'], row['falls'], row['push_events']) == (3, 1, 12)
+    assert row['falls_per_push_event'] == pytest.approx(1 / 12)
+    assert row['push_phase_quartile_counts'] == [3, 3, 3, 3]
+    assert row['fall_push_phase_quartile_counts'] == [0, 0, 1, 0]  # the last push: 0.55
+    check = row['checks'][0]
+    assert check['check'] == 'falls_per_push_event' and check['passed'] is False  # > 2 %
+    assert row['passed'] is False
+    # tracking: the mean over the runs without a fall
+    assert row['per_command']['forward_0.5']['lin_vel_error_m_s'] == pytest.approx(0.05)
+    passing = scenario_summary(scenario, records[:2] * 30, Targets())
+    assert passing['falls_per_push_event'] == 0.0 and passing['passed'] is True
+
+
 # ------------------------------------------------------------------ command line and ci suite
 def test_command_line_parses_suite_and_workers():
     args = tyro.cli(RobustnessCommand, args=['models/humanoid_walk.yaml', '--suite', 'ci',
@@ -450,5 +479,8 @@ def test_ci_suite_runs_on_the_shipped_policy_and_writes_the_report(tmp_path: Pat
     assert sum(push['push_phase_quartile_counts']) == push['push_events']
     assert all(row['checks'] for row in saved['scenarios'].values())
     assert saved['summary']['scenarios'] == len(names) == report['summary']['scenarios']
+    runs = saved['runs']
+    assert len(runs['rows']) == saved['summary']['episodes'] == sum(s.runs for s in ci_suite())
+    assert {'scenario', 'fell', 'push_phases', 'lin_vel_error_m_s'} <= set(runs['columns'])
     for figure in ('summary', 'falls', 'tracking', 'quality', 'speed_traces'):
         assert (tmp_path / f'{figure}.png').stat().st_size > 10_000

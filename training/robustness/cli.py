@@ -14,7 +14,6 @@ Writes ``robustness_report.json`` and the figures of :mod:`training.robustness.p
 from dataclasses import dataclass, field
 import datetime
 import importlib.metadata
-import json
 import os
 from pathlib import Path
 import platform
@@ -27,7 +26,7 @@ from humanoid_rl_ros.core.contract import read_contract
 from humanoid_rl_ros.core.policy_runtime import resolve_policy_path
 from humanoid_rl_ros.core.provenance import git_commit
 from training.robustness.plots import plot_report
-from training.robustness.report import build_report
+from training.robustness.report import build_report, dumps_report
 from training.robustness.runner import run_scenarios
 from training.robustness.scenarios import Scenario, suite, Targets
 import tyro
@@ -111,7 +110,7 @@ def run_robustness(contract_path: Path, out_dir: Optional[Path], suite_name: str
         out_dir.mkdir(parents=True, exist_ok=True)
         if plots:
             report['plots'] = plot_report(report, records, out_dir)
-        (out_dir / REPORT_NAME).write_text(json.dumps(report, indent=1))
+        (out_dir / REPORT_NAME).write_text(dumps_report(report))
     return report
 
 

@@ -199,7 +199,7 @@ def episode_metrics(trace: Mapping[str, np.ndarray], *, start_walk_s: float, ris
                     command: Tuple[float, float, float], sample_dt_s: float,
                     gait_period_s: Optional[float], joint_names: Sequence[str],
                     total_mass_kg: float = float('nan'), fell: bool = False,
-                    slope_rad: float = 0.0, slope_from_x_m: float = -math.inf
+                    slope_rad: float = 0.0, slope_start_x_m: float = -math.inf
                     ) -> Dict[str, Any]:
     """
     Return every metric of one episode's trace (``Episode.trace`` of the episode loop).
@@ -212,9 +212,9 @@ def episode_metrics(trace: Mapping[str, np.ndarray], *, start_walk_s: float, ris
     ``torque_limit_share_<group>``; ``action_rate_rad_s``; ``peak_joint_speed_ratio`` (largest
     |joint speed| / URDF velocity limit) and ``peak_joint_speed_joint``; ``steps_per_10s`` (foot
     lift-offs); ``mean_power_w``; ``cost_of_transport``; ``rise_time_s`` (:func:`rise_time_s`);
-    with a slope ``along_slope_speed_m_s``: the world velocity along the slope's +x direction,
-    mean over the measured samples with the base at x >= ``slope_from_x_m`` (on the slope; NaN
-    if there are none).
+    with a slope ``along_slope_speed_m_s``: the world velocity along the ground in the +x
+    direction (tilted by ``slope_rad`` where the base is at x >= ``slope_start_x_m``, flat
+    before), mean over the measured samples: the progress up or down the slope.
     """
     t = np.asarray(trace['t'])
     window = max(1, int(round((gait_period_s or 0.8) / sample_dt_s)))
@@ -257,11 +257,11 @@ def episode_metrics(trace: Mapping[str, np.ndarray], *, start_walk_s: float, ris
                                          moving_average(np.asarray(trace['vy']), window),
                                          (command[0], command[1]), start_walk_s)
     if slope_rad != 0.0:
-        along = (np.asarray(trace['vwx']) * math.cos(slope_rad)
-                 + np.asarray(trace['vwz']) * math.sin(slope_rad))
-        on_slope = mask & (np.asarray(trace['x']) >= slope_from_x_m)
-        out['along_slope_speed_m_s'] = (float(along[on_slope].mean())
-                                        if on_slope.any() and not fell else nan)
+        vwx, vwz = np.asarray(trace['vwx']), np.asarray(trace['vwz'])
+        on_slope = np.asarray(trace['x']) >= slope_start_x_m
+        along = np.where(on_slope, vwx * math.cos(slope_rad) + vwz * math.sin(slope_rad), vwx)
+        out['along_slope_speed_m_s'] = (float(along[mask].mean()) if mask.any() and not fell
+                                        else nan)
     return out
 
 

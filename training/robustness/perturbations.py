@@ -45,19 +45,17 @@ class ModelPerturbation:
     """Rotor inertia (armature) of every joint times this [-]."""
     slope_deg: float = 0.0
     """Slope of a ramp ahead of the robot [deg]; > 0 rises along +x (uphill walking forward)."""
-    slope_margin_m: float = 0.5
-    """The base counts as on the slope this far past the ramp's start [m] (both feet on it)."""
     rough_amplitude_m: float = 0.0
     """Peak-to-peak height of a random heightfield [m]; 0: flat."""
     rough_cell_m: float = 0.2
     """Spacing of the heightfield's points [m]."""
 
-    def on_slope_from_x_m(self) -> float:
-        """Return the base x from which the robot stands on the slope [m] (-inf: no slope)."""
+    def slope_start_x_m(self) -> float:
+        """Return the x where the slope starts [m] (-inf: no slope)."""
         terrain = self.terrain()
         if terrain is None or terrain.slope_rad == 0.0:
             return -math.inf
-        return terrain.slope_start_m + self.slope_margin_m
+        return terrain.slope_start_m
 
     def terrain(self, seed: int = 0) -> Optional[Terrain]:
         """Return the ground as a Terrain (None: flat); ``seed`` draws the heightfield."""

@@ -25,11 +25,11 @@ __all__ = ['plot_report']
 PASS_COLOR = '#3a9d4a'
 FAIL_COLOR = '#d0443c'
 NONE_COLOR = '#9a9a9a'
-SHORT = {'lin_vel_error_mean_m_s': 'vel err mean [m/s]', 'lin_vel_error_worst_m_s': 'worst',
-         'yaw_rate_error_worst_rad_s': 'yaw err worst [rad/s]', 'rise_time_s': 'rise [s]',
-         'peak_joint_speed_ratio': 'joint speed / limit', 'falls_per_push_event': 'falls/push',
-         'along_slope_speed_error_m_s': '|slope speed - cmd| [m/s]',
-         'steps_per_10s': 'steps per 10 s', 'drift_m_s': 'drift [m/s]'}
+SHORT = {'lin_vel_error_mean_m_s': 'vel err mean', 'lin_vel_error_worst_m_s': 'worst',
+         'yaw_rate_error_worst_rad_s': 'yaw err worst', 'rise_time_s': 'rise',
+         'peak_joint_speed_ratio': 'joint speed/limit', 'falls_per_push_event': 'falls/push',
+         'along_slope_speed_error_m_s': '|slope speed - cmd|',
+         'steps_per_10s': 'steps per 10 s', 'drift_m_s': 'drift'}
 """Short labels of the checks in the summary table."""
 
 
@@ -69,7 +69,7 @@ def plot_summary(report: Mapping[str, Any], path: Path) -> Path:
             figures = (f'(lin err {_fmt(tracking["lin_vel_error_mean_m_s"])} m/s, yaw err '
                        f'{_fmt(tracking["yaw_rate_error_mean_rad_s"])} rad/s)')
         result = 'PASS' if row['passed'] else 'FAIL'
-        cells.append([name, row['description'][:95], _falls_text(row), figures, result])
+        cells.append([name, row['description'][:85], _falls_text(row), figures, result])
         colors.append(['white'] * 4 + [PASS_COLOR if row['passed'] else FAIL_COLOR])
     for name, why in report['summary'].get('skipped', {}).items():
         cells.append([name, why[:95], '-', '-', 'skipped'])
@@ -77,9 +77,9 @@ def plot_summary(report: Mapping[str, Any], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(20, 0.22 * len(cells) + 0.8))
     ax.axis('off')
     table = ax.table(cellText=cells, cellColours=colors,
-                     colLabels=['scenario', 'what differs', 'falls', 'checked figures (target)',
-                                'result'],
-                     colWidths=[0.1, 0.38, 0.08, 0.39, 0.04], loc='upper center',
+                     colLabels=['scenario', 'what differs', 'falls',
+                                'checked figures (target) [m/s, rad/s, s]', 'result'],
+                     colWidths=[0.1, 0.33, 0.07, 0.46, 0.04], loc='upper center',
                      cellLoc='left')
     table.auto_set_font_size(False)
     table.set_fontsize(7)
@@ -167,11 +167,10 @@ def plot_tracking(report: Mapping[str, Any], path: Path) -> Path:
         if speeds:
             ax2.plot([i] * len(speeds), speeds, 'o', color='#4a78b5', ms=4)
             ax2.plot([i - 0.3, i + 0.3], [np.mean(speeds)] * 2, 'k-', lw=1.5)
-        missing = sum(s is None for s in row['along_slope_speed_m_s'])
-        if missing:
-            ax2.text(i, command - 0.45, f'{missing} of {len(row["along_slope_speed_m_s"])} '
-                     'runs:\nfell or never\non the slope', ha='center', fontsize=7,
-                     color=FAIL_COLOR)
+        fell = sum(s is None for s in row['along_slope_speed_m_s'])
+        if fell:
+            ax2.text(i, command, f'{fell} of {len(row["along_slope_speed_m_s"])}\nruns fell',
+                     ha='center', fontsize=7, color=FAIL_COLOR)
         ax2.axhspan(command - tol, command + tol, xmin=(i + 0.1) / max(len(slopes), 1),
                     xmax=(i + 0.9) / max(len(slopes), 1), color=PASS_COLOR, alpha=0.2)
     ax2.set_xticks(range(len(slopes)))
@@ -212,26 +211,28 @@ def plot_quality(report: Mapping[str, Any], path: Path) -> Path:
     ax.set_title('samples at the torque limit [%]', fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.05)
 
-    def bars(ax, key: str, title: str, line: Optional[float] = None,
-             source: str = 'quality') -> None:
-        values = [rows[n][source].get(key) for n in names][::-1]
+    def bars(ax, key: str, title: str, line: Optional[float] = None) -> None:
+        # row i of every panel is scenario i, top to bottom, as in the heatmap
+        values = [rows[n]['quality'].get(key) for n in names]
         shown = [v if v is not None else 0.0 for v in values]
         colors = [NONE_COLOR if v is None else
                   (FAIL_COLOR if line is not None and v > line else '#4a78b5') for v in values]
-        ax.barh(names[::-1], shown, color=colors)
+        ax.barh(np.arange(len(names)), shown, color=colors, height=0.7)
+        for i, v in enumerate(values):
+            if v is None:
+                ax.text(0.0, i, ' no data (fell)', va='center', fontsize=6, color=NONE_COLOR)
         if line is not None:
             ax.axvline(line, color='k', ls='--', lw=0.8)
+        ax.set_ylim(len(names) - 0.5, -0.5)
+        ax.set_yticks(np.arange(len(names)))
+        ax.set_yticklabels([])
         ax.set_title(title, fontsize=9)
-        ax.tick_params(axis='y', labelsize=7)
         ax.grid(axis='x', alpha=0.3)
 
     bars(axes[1], 'peak_joint_speed_ratio', 'peak |joint speed| / URDF limit', line=1.0)
     bars(axes[2], 'steps_per_10s_zero_command', 'steps per 10 s at zero command (target 0)',
          line=0.0)
-    bars(axes[3], 'cost_of_transport', 'cost of transport (walking commands) [-]')
-    for ax in axes[2:]:
-        ax.set_yticklabels([])
-    axes[1].set_yticklabels([])
+    bars(axes[3], 'cost_of_transport', 'cost of transport, walking commands [-]')
     fig.suptitle('Motion quality per scenario (runs without a fall; grey: no data)', fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -9,6 +9,7 @@ what was run and how each perturbation is modelled. NaN and infinite values beco
 """
 
 from dataclasses import asdict
+import json
 import math
 from typing import Any, Dict, List, Mapping, Sequence
 
@@ -17,7 +18,7 @@ from training.robustness.metrics import aggregate, JOINT_GROUP_KEYS
 from training.robustness.runner import RunRecord
 from training.robustness.scenarios import RISE_COMMAND, Scenario, Targets
 
-__all__ = ['build_report', 'jsonable', 'METHODS', 'scenario_summary']
+__all__ = ['build_report', 'dumps_report', 'jsonable', 'METHODS', 'scenario_summary']
 
 TRACKING_KEYS = ('lin_vel_error_m_s', 'vx_mae_m_s', 'vy_mae_m_s', 'yaw_rate_mae_rad_s',
                  'lin_vel_error_instant_m_s', 'yaw_rate_mae_instant_rad_s', 'planar_drift_m_s')
@@ -63,9 +64,9 @@ METHODS = {
                  "gains differ from the contract's."),
     'slope': ('A ramp (heightfield) starting 0.5 m ahead of the start pose: the robot starts '
               'on flat ground and walks forward onto it (+x: up for slope_up, down for '
-              "slope_down). Speed along the slope = world velocity projected on the slope's "
-              'direction, mean over the measured samples with the base at least 0.5 m onto '
-              'the ramp (none: the robot never got onto it, counted as failed).'),
+              'slope_down). Speed along the slope = world velocity projected on the ground '
+              'in +x (the ramp, or the flat start before it), mean over the measured samples: '
+              'the progress up or down the slope.'),
     'rough': ('A MuJoCo heightfield, heights uniform in [0, amplitude] on a 0.2 m grid '
               '(40 m square, flat within 0.5 m of the start), a new one per seed.'),
     'standstill': ('Zero command for the stated time after settling; steps = foot lift-offs '
@@ -119,6 +120,8 @@ def scenario_summary(scenario: Scenario, records: Sequence[RunRecord],
         'yaw_rate_error_worst_rad_s': float(np.max(yaw)),
     }
     quality = aggregate([r.metrics for r in ok], QUALITY_KEYS)
+    if all('torque_limit_share_other' not in r.metrics for r in records):
+        quality.pop('torque_limit_share_other')  # every joint is in a named group
     peak = max(ok, key=lambda r: r.metrics['peak_joint_speed_ratio'], default=None)
     quality['peak_joint_speed_joint'] = peak.metrics['peak_joint_speed_joint'] if peak else ''
     zero = [r.metrics for r in ok if r.command == 'stand']
@@ -138,6 +141,10 @@ def scenario_summary(scenario: Scenario, records: Sequence[RunRecord],
         out['falls_per_push_event'] = falls / pushes if pushes else math.nan
         out['push_phase_quartile_counts'] = np.histogram(phases, bins=4, range=(0.0, 1.0))[
             0].tolist()
+        # the episode ends at a fall: its last push is the one that felled the robot
+        felled = [r.push_phases[-1] for r in records if r.fell and r.push_phases]
+        out['fall_push_phase_quartile_counts'] = np.histogram(
+            felled, bins=4, range=(0.0, 1.0))[0].tolist()
     if scenario.model.slope_deg:
         speeds = [r.metrics.get('along_slope_speed_m_s', math.nan) for r in records]
         out['along_slope_speed_m_s'] = [None if r.fell else s for r, s in zip(records, speeds)]
@@ -201,6 +208,35 @@ def scenario_summary(scenario: Scenario, records: Sequence[RunRecord],
     return out
 
 
+def dumps_report(report: Mapping[str, Any]) -> str:
+    """Return the report as JSON text: indented, but the runs' table one line per run."""
+    head = {k: v for k, v in report.items() if k != 'runs'}
+    text = json.dumps(head, indent=1)
+    runs = report.get('runs', {'columns': [], 'rows': []})
+    rows = ',\n'.join('   ' + json.dumps(row) for row in runs['rows'])
+    return (text[:-2] + ',\n "runs": {\n  "columns": ' + json.dumps(runs['columns'])
+            + ',\n  "rows": [\n' + rows + '\n  ]\n }\n}\n')
+
+
+def _significant(value: Any, digits: int = 5) -> Any:
+    """Return floats (also inside lists) rounded to ``digits`` significant digits."""
+    if isinstance(value, float) and math.isfinite(value) and value != 0.0:
+        return round(value, digits - 1 - int(math.floor(math.log10(abs(value)))))
+    if isinstance(value, list):
+        return [_significant(v, digits) for v in value]
+    return value
+
+
+def runs_table(records: Sequence[RunRecord]) -> Dict[str, Any]:
+    """Return every run as a table: ``columns`` and one row per run (floats to 5 digits)."""
+    meta = ('scenario', 'command', 'seed', 'fell', 'fall_time_s', 'fault', 'push_times_s',
+            'push_phases', 'wall_s')
+    metric_keys = list(dict.fromkeys(k for r in records for k in r.metrics))
+    rows = [[_significant(getattr(r, k)) for k in meta]
+            + [_significant(r.metrics.get(k, math.nan)) for k in metric_keys] for r in records]
+    return {'columns': list(meta) + metric_keys, 'rows': rows}
+
+
 def jsonable(value: Any) -> Any:
     """Return ``value`` with NaN and infinities as None and tuples as lists (strict JSON)."""
     if isinstance(value, float):
@@ -236,6 +272,5 @@ def build_report(scenarios: Sequence[Scenario], records: Sequence[RunRecord], ta
         'episodes': len(records), 'falls': sum(r.fell for r in records),
         'simulated_s': float(sum(s.episode_s * s.runs for s in scenarios)),
     }
-    runs = [{k: v for k, v in asdict(r).items() if k != 'trace'} for r in records]
     return jsonable({**meta, 'methods': METHODS, 'targets': asdict(targets), 'summary': summary,
-                     'scenarios': per_scenario, 'runs': runs})
+                     'scenarios': per_scenario, 'runs': runs_table(records)})

@@ -120,7 +120,7 @@ class _Worker:
             gait_period_s=contract.gait_period_s, joint_names=contract.joint_names,
             total_mass_kg=episode.total_mass_kg, fell=episode.fell,
             slope_rad=math.radians(job.scenario.model.slope_deg),
-            slope_from_x_m=job.scenario.model.on_slope_from_x_m())
+            slope_start_x_m=job.scenario.model.slope_start_x_m())
         trace = ({k: episode.trace[k].tolist() for k in KEPT_TRACE} if job.seed == 0 else {})
         return RunRecord(
             scenario=job.scenario.name, command=job.command.name, seed=job.seed,
