@@ -60,6 +60,8 @@ class RobotFeed(Node):
         self.qd = 0.2 * rng.standard_normal(len(self.names))
         self.publish_joint_states = True
         self.publish_odom = True
+        self.js_stamp = None  # header stamp of joint_states (builtin_interfaces/Time; None: 0)
+        self.quat_wxyz = (1.0, 0.0, 0.0, 0.0)  # base orientation sent on odom
         self.commands: List = []
         self.status = None
         self.level = None  # diagnostic level and message of the newest status
@@ -80,10 +82,11 @@ class RobotFeed(Node):
         with self.lock:
             names, q, qd = list(self.names), self.q.copy(), self.qd.copy()
             js, odom = self.publish_joint_states, self.publish_odom
+            stamp, quat = self.js_stamp, list(self.quat_wxyz)
         if js:
-            self.js_pub.publish(make_joint_state(names, q, qd))
+            self.js_pub.publish(make_joint_state(names, q, qd, stamp=stamp))
         if odom:
-            self.odom_pub.publish(make_odometry([0.0, 0.0, 0.8], [1.0, 0.0, 0.0, 0.0],
+            self.odom_pub.publish(make_odometry([0.0, 0.0, 0.8], quat,
                                                 [0.1, 0.0, 0.0], [0.0, 0.0, 0.0]))
 
     def _on_command(self, msg) -> None:

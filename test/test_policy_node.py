@@ -294,13 +294,15 @@ def test_stale_input_damps_and_recover_returns_to_standing(contract, policy_path
     wait_for(lambda: h.feed.value('state') == 'walking', 'walking after recover')
 
 
-def test_stale_odom_ends_in_damping(contract, policy_path, harness_factory):
+def test_stale_odom_stands_the_robot(contract, policy_path, harness_factory):
+    # graded response: a sustained odometry fault stops the policy and stands (no damping)
     h = _walking(contract, policy_path, harness_factory, 'policy_stale_odom',
                  odom_timeout_s=0.2)
     with h.feed.lock:
         h.feed.publish_odom = False
-    wait_for(lambda: h.feed.value('state') == 'damping', 'damping')
-    assert 'odom' in h.feed.value('fault_reason')
+    wait_for(lambda: h.feed.value('state') == 'standing', 'standing')
+    assert 'odom' in h.feed.value('stand_reason')
+    assert h.feed.value('fault_reason') == ''
 
 
 @pytest.mark.parametrize('stamped', [False, True])
@@ -508,8 +510,10 @@ def test_serialized_input_not_read_by_cdr_goes_through_rclpy():
     got = []
     handle = raw_handler(lambda data: None, JointState, joint_state_to_arrays,
                          lambda *fields: got.append(fields))
-    handle(serialize_message(make_joint_state(['a', 'b'], [0.5, 1.5], [2.0, 3.0])))
-    names, position, velocity = got[0]
+    handle(serialize_message(make_joint_state(['a', 'b'], [0.5, 1.5], [2.0, 3.0],
+                                              stamp=Time(sec=3, nanosec=7))))
+    names, position, velocity, stamp_ns = got[0]
+    assert stamp_ns == 3_000_000_007
     assert names == ('a', 'b')
     np.testing.assert_array_equal(position, [0.5, 1.5])
     np.testing.assert_array_equal(velocity, [2.0, 3.0])

@@ -13,7 +13,7 @@ from typing import Callable
 
 from geometry_msgs.msg import Twist, TwistStamped
 from humanoid_rl_ros.ros.cmd_vel_types import choose_cmd_vel_type, CmdVelChoice, TWIST
-from humanoid_rl_ros.ros.ros_conversions import twist_to_command
+from humanoid_rl_ros.ros.ros_conversions import header_stamp_ns, twist_to_command
 from rclpy.clock import Clock, ClockType
 
 CHECK_PERIOD_S = 0.5
@@ -33,7 +33,8 @@ class CmdVelInput:
         """
         Subscribe on ``topic`` (``mode``: auto, twist or stamped); start checking the type.
 
-        ``on_command(vx [m/s], vy [m/s], wz [rad/s])`` gets every command.
+        ``on_command(vx [m/s], vy [m/s], wz [rad/s], stamp_ns)`` gets every command (the
+        header stamp [ns] of a TwistStamped, None for a Twist).
         """
         self._node = node
         self._topic = topic
@@ -78,7 +79,9 @@ class CmdVelInput:
         self.choice = choice
 
     def _on_message(self, msg) -> None:
-        self._on_command(*twist_to_command(msg))
+        header = getattr(msg, 'header', None)  # TwistStamped; a Twist has no stamp
+        self._on_command(*twist_to_command(msg),
+                         header_stamp_ns(msg) if header is not None else None)
 
     def destroy(self) -> None:
         """Stop checking and unsubscribe."""

@@ -14,6 +14,7 @@ import time
 from typing import Callable, Dict, List, Optional, Sequence
 
 from humanoid_rl_ros.ros import cdr
+from humanoid_rl_ros.ros.ros_conversions import header_stamp_ns
 from rclpy.callback_groups import CallbackGroup
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.guard_condition import GuardCondition
@@ -280,19 +281,20 @@ class ControlLoop:
 def raw_handler(read: Callable[[bytes], Optional[tuple]], msg_type,
                 to_arrays: Callable, use: Callable) -> Callable[[bytes], None]:
     """
-    Return a handler of serialized ``msg_type`` messages: ``use(*fields)``.
+    Return a handler of serialized ``msg_type`` messages: ``use(*fields, stamp_ns)``.
 
-    The fields come from ``read`` (a :mod:`humanoid_rl_ros.ros.cdr` reader, whose first field, the
-    stamp, is dropped) or, for data it does not read (not plain CDR), from rclpy's
-    deserialization and ``to_arrays`` (the :mod:`humanoid_rl_ros.ros.ros_conversions` function the
-    message callbacks use).
+    The fields come from ``read`` (a :mod:`humanoid_rl_ros.ros.cdr` reader, whose first field is
+    the header stamp [ns], passed last) or, for data it does not read (not plain CDR), from
+    rclpy's deserialization and ``to_arrays`` (the :mod:`humanoid_rl_ros.ros.ros_conversions`
+    function the message callbacks use) and the message's header stamp.
     """
     def handle(data: bytes) -> None:
         fields = read(data)
         if fields is None:
-            use(*to_arrays(deserialize_message(data, msg_type)))
+            msg = deserialize_message(data, msg_type)
+            use(*to_arrays(msg), header_stamp_ns(msg))
         else:
-            use(*fields[1:])
+            use(*fields[1:], fields[0])
     handle.__name__ = f'{msg_type.__name__}_bytes_handler'  # named in the loop's error log
     return handle
 

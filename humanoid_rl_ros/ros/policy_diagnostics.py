@@ -40,6 +40,10 @@ class PolicyRate:
         self._mark_s, self._mark_steps = now_s, policy_steps
 
 
+def _format_tilt(tilt_rad: Optional[float]) -> str:
+    return 'unknown (no fresh orientation)' if tilt_rad is None else f'{tilt_rad:.4f}'
+
+
 def status_values(*, lifecycle_state: str, controller, last_error: str, policy: str,
                   now_s: float, policy_rate_hz: float, control_thread: str,
                   state_since_ns: Optional[int], waiting_for: str = '',
@@ -69,6 +73,11 @@ def status_values(*, lifecycle_state: str, controller, last_error: str, policy: 
             'state_since_s': format_ns(state_since_ns),
             'walk_requested': str(controller.walk_requested),
             'note': controller.note,
+            'stand_reason': controller.stand_reason,
+            'hold_reason': controller.hold_reason,
+            'stamp_note': controller.stamp_note,
+            'clock_note': controller.clock_note,
+            'tilt_rad': _format_tilt(controller.tilt_rad(now_s)),
             'command_vx_m_s': f'{command[0]:.6g}',
             'command_vy_m_s': f'{command[1]:.6g}',
             'command_wz_rad_s': f'{command[2]:.6g}',
@@ -84,21 +93,25 @@ def diagnostic_array(name: str, hardware_id: str, values: Dict[str, str],
     """
     Return one status: ERROR on damping, an error or a dead control loop; WARN while inactive.
 
-    WARN too while active with a ``waiting_for`` or a ``cmd_vel_warning`` (publishers not
-    heard). The message is ``<lifecycle>/<state>`` and the most pressing reason (fault, error,
-    dead loop, cmd_vel warning, what it waits for, controller note).
+    WARN too while active and standing after a sustained fault (``stand_reason``), riding out a
+    transient one (``hold_reason``), with a ``cmd_vel_warning`` (publishers not heard) or a
+    ``waiting_for``. The message is ``<lifecycle>/<state>`` and the most pressing reason (fault,
+    error, dead loop, stand reason, hold reason, cmd_vel warning, what it waits for, controller
+    note).
     """
     lifecycle_state, state = values['lifecycle_state'], values['state']
     status = DiagnosticStatus(name=name, hardware_id=hardware_id)
     if state == 'damping' or values['last_error'] or loop_failure:
         status.level = DiagnosticStatus.ERROR
     elif (lifecycle_state != 'active' or values.get('waiting_for')
-          or values.get('cmd_vel_warning')):
+          or values.get('cmd_vel_warning') or values.get('stand_reason')
+          or values.get('hold_reason')):
         status.level = DiagnosticStatus.WARN
     else:
         status.level = DiagnosticStatus.OK
     waiting = values.get('waiting_for')
     reason = (values['fault_reason'] or values['last_error'] or loop_failure
+              or values.get('stand_reason') or values.get('hold_reason')
               or values.get('cmd_vel_warning') or (f'waiting for {waiting}' if waiting else '')
               or values.get('note', ''))
     status.message = f'{lifecycle_state}/{state}' + (f': {reason}' if reason else '')

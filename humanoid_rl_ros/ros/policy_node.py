@@ -26,8 +26,13 @@ Lifecycle (``rclpy.lifecycle``; managed with the standard ``~/change_state`` ser
   ``joint_states`` received fresh on the node clock (``/clock`` at zero, held, running from any
   value or jumping; or wall time). ``/diagnostics`` ``waiting_for`` says what it waits for.
 
-Controller states while active: standing, walking, damping (see the controller module). Services
-(``std_srvs/Trigger``, relative to the node name): ``~/walk``, ``~/stand``, ``~/recover``.
+Controller states while active: standing, walking, damping, with the controller's graded
+response to faults (docs/SAFETY.md): a transient fault is ridden out on the last good input
+(``hold_reason``), a sustained odometry/IMU fault stands the robot (``stand_reason``), damping
+only where standing is impossible (joint feedback lost, tilt past ``max_tilt_rad``, a policy
+failure) or on request. Every sensor message's header stamp goes to the controller (a driver
+re-sending frozen data goes stale, ``use_header_stamps``). Services (``std_srvs/Trigger``,
+relative to the node name): ``~/walk``, ``~/stand``, ``~/recover``, ``~/damp``.
 ``/diagnostics`` carries the state and ``state_since_s``, the ROS time of the control tick that
 first ran in it (exact decimal seconds), so a monitor that matches the node's publisher late
 (DDS discovery on a loaded machine can take seconds) still learns when walking began.
@@ -53,7 +58,7 @@ from humanoid_rl_ros.ros.control_loop import ControlGroup, ControlLoop
 from humanoid_rl_ros.ros.effort_output import EffortOutput, OutputConfigError
 from humanoid_rl_ros.ros.node_main import run_node
 from humanoid_rl_ros.ros.policy_diagnostics import diagnostic_array, PolicyRate, status_values
-from humanoid_rl_ros.ros.ros_conversions import joint_state_to_arrays
+from humanoid_rl_ros.ros.ros_conversions import header_stamp_ns, joint_state_to_arrays
 from humanoid_rl_ros.ros.sensor_inputs import SensorInputs
 import numpy as np
 from rcl_interfaces.msg import SetParametersResult
@@ -105,6 +110,7 @@ class PolicyNode(LifecycleNode):
         self._activated_wall_s = time.monotonic()
         self._policy_rate = PolicyRate()
         self._last_state = None
+        self._last_hold = ''
         self._state_since_ns: Optional[int] = None  # ROS time the control loop saw it enter
         # The control path runs in its own thread (see ControlLoop) when this rclpy allows it;
         # its callbacks and everything else touching the controller hold this lock.
@@ -122,6 +128,7 @@ class PolicyNode(LifecycleNode):
         self.create_service(Trigger, '~/walk', self._on_walk)
         self.create_service(Trigger, '~/stand', self._on_stand)
         self.create_service(Trigger, '~/recover', self._on_recover)
+        self.create_service(Trigger, '~/damp', self._on_damp)
         self._autostart = (bringup.Autostart(self, AUTOSTART_PERIOD_S, self._activation_problem)
                            if self.get_parameter('autostart').value else None)
 
@@ -141,6 +148,8 @@ class PolicyNode(LifecycleNode):
                 return SetParametersResult(successful=False, reason=problem)
             if param.name in policy_params.CONTROLLER_PARAMS:
                 overrides[param.name] = float(param.value)
+            elif param.name in policy_params.CONTROLLER_BOOL_PARAMS:
+                overrides[param.name] = bool(param.value)
         if overrides:
             try:
                 config = self._controller_config(overrides)
@@ -263,7 +272,7 @@ class PolicyNode(LifecycleNode):
         except ControllerError as exc:
             return self._refuse(f'configure refused: {exc} (on {topic}; policy '
                                 f'{self._param("policy")!r} needs {contract.num_joints} joints)')
-        self._joint_state_arrays(*joint_state_to_arrays(first))
+        self._joint_state_arrays(*joint_state_to_arrays(first), header_stamp_ns(first))
         self._control_timer = self.create_timer(
             contract.physics_dt_s, self._on_timer,
             callback_group=self._control_group if loop else None)
@@ -378,27 +387,31 @@ class PolicyNode(LifecycleNode):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _joint_state_arrays(self, names: Sequence[str], position: np.ndarray,
-                            velocity: np.ndarray) -> None:
+                            velocity: np.ndarray, stamp_ns: Optional[int] = None) -> None:
         if self.controller is None:
             return
         now_ns = self.get_clock().now().nanoseconds
-        self.controller.update_joint_state(names, position, velocity, now_ns * 1e-9)
+        self.controller.update_joint_state(names, position, velocity, now_ns * 1e-9, stamp_ns)
         if self._trigger == 'joint_states':
             self._tick(now_ns)
 
     def _odom_arrays(self, quat_wxyz: np.ndarray, lin_vel_m_s: np.ndarray,
-                     ang_vel_rad_s: np.ndarray) -> None:
+                     ang_vel_rad_s: np.ndarray, stamp_ns: Optional[int] = None) -> None:
         if self.controller is not None:
-            self.controller.update_odom(quat_wxyz, lin_vel_m_s, ang_vel_rad_s, self._now_s())
+            self.controller.update_odom(quat_wxyz, lin_vel_m_s, ang_vel_rad_s, self._now_s(),
+                                        stamp_ns)
 
-    def _imu_arrays(self, quat_wxyz: np.ndarray, ang_vel_rad_s: np.ndarray) -> None:
+    def _imu_arrays(self, quat_wxyz: np.ndarray, ang_vel_rad_s: np.ndarray,
+                    stamp_ns: Optional[int] = None) -> None:
         if self.controller is not None:
-            self.controller.update_imu(quat_wxyz, ang_vel_rad_s, self._now_s())
+            self.controller.update_imu(quat_wxyz, ang_vel_rad_s, self._now_s(), stamp_ns)
 
-    def _on_cmd_vel(self, vx_m_s: float, vy_m_s: float, wz_rad_s: float) -> None:
+    def _on_cmd_vel(self, vx_m_s: float, vy_m_s: float, wz_rad_s: float,
+                    stamp_ns: Optional[int] = None) -> None:
         with self._lock:  # cmd_vel comes in the executor's thread, not the control loop's
             if self.controller is not None:
-                self.controller.update_cmd_vel(vx_m_s, vy_m_s, wz_rad_s, self._now_s())
+                self.controller.update_cmd_vel(vx_m_s, vy_m_s, wz_rad_s, self._now_s(),
+                                               stamp_ns)
 
     def _on_timer(self) -> None:
         now_ns = self.get_clock().now().nanoseconds
@@ -420,11 +433,17 @@ class PolicyNode(LifecycleNode):
         if effort is None:
             return
         self._publish_effort(effort, now_ns)
+        if controller.hold_reason != self._last_hold:
+            self._last_hold = controller.hold_reason
+            if controller.hold_reason:
+                self.get_logger().warning(controller.hold_reason, throttle_duration_sec=1.0)
         if controller.state is not self._last_state:
             self._state_since_ns = now_ns
             if controller.state is ControllerState.DAMPING:
                 self.get_logger().error(f'damping: {controller.fault_reason}; call ~/recover '
-                                        'once the input is healthy')
+                                        'once the robot can stand')
+            elif controller.stand_reason:
+                self.get_logger().warning(f'standing: {controller.stand_reason}')
             else:
                 self.get_logger().info(f'state: {controller.state.value}')
             self._last_state = controller.state
@@ -444,6 +463,9 @@ class PolicyNode(LifecycleNode):
 
     def _on_recover(self, request, response):
         return self._service(response, 'recover')
+
+    def _on_damp(self, request, response):
+        return self._service(response, 'request_damping')
 
     def _service(self, response, method: str):
         with self._lock:

@@ -30,6 +30,9 @@ CHOICES: Dict[str, Tuple[str, ...]] = {
 }
 """String parameters with a fixed set of values."""
 
+_CONTROLLER = ControllerConfig()
+"""The controller's defaults: the node's controller parameters take them (one source)."""
+
 # name: (type, default, description, read_only, (from, to) range or None)
 PARAMS: Dict[str, Tuple[int, Any, str, bool, Optional[Tuple[float, float]]]] = {
     'policy': (ParameterType.PARAMETER_STRING, '',
@@ -72,23 +75,42 @@ PARAMS: Dict[str, Tuple[int, Any, str, bool, Optional[Tuple[float, float]]]] = {
                         'joint_states message (lowest latency; use only when joint_states '
                         'arrive once per physics step), with a timer watchdog for staleness.',
                         True, None),
-    'stand_ramp_s': (ParameterType.PARAMETER_DOUBLE, 2.0,
+    'stand_ramp_s': (ParameterType.PARAMETER_DOUBLE, _CONTROLLER.stand_ramp_s,
                      'Time to ramp from the measured pose to the default pose [s].', False,
                      (0.0, 60.0)),
-    'joint_state_timeout_s': (ParameterType.PARAMETER_DOUBLE, 0.1,
-                              'joint_states older than this while active -> damping [s].', False,
-                              (0.001, 10.0)),
-    'odom_timeout_s': (ParameterType.PARAMETER_DOUBLE, 0.1,
-                       'odom older than this while walking -> damping [s].', False,
+    'joint_state_timeout_s': (ParameterType.PARAMETER_DOUBLE, _CONTROLLER.joint_state_timeout_s,
+                              'joint_states older than this is unusable [s]: held for '
+                              'fault_hold_s, then damping.', False, (0.001, 10.0)),
+    'odom_timeout_s': (ParameterType.PARAMETER_DOUBLE, _CONTROLLER.odom_timeout_s,
+                       'odom older than this is unusable while walking [s]: held for '
+                       'fault_hold_s, then the robot stands (policy stopped).', False,
                        (0.001, 10.0)),
-    'imu_timeout_s': (ParameterType.PARAMETER_DOUBLE, 0.1,
-                      'imu older than this while walking -> damping [s] (orientation_source '
-                      'imu).', False, (0.001, 10.0)),
-    'cmd_vel_timeout_s': (ParameterType.PARAMETER_DOUBLE, 0.5,
+    'imu_timeout_s': (ParameterType.PARAMETER_DOUBLE, _CONTROLLER.imu_timeout_s,
+                      'imu older than this is unusable while walking [s] (orientation_source '
+                      'imu): held for fault_hold_s, then the robot stands.', False,
+                      (0.001, 10.0)),
+    'cmd_vel_timeout_s': (ParameterType.PARAMETER_DOUBLE, _CONTROLLER.cmd_vel_timeout_s,
                           'A cmd_vel older than this counts as zero [s].', False, (0.001, 60.0)),
-    'damping_kd_scale': (ParameterType.PARAMETER_DOUBLE, 1.0,
+    'damping_kd_scale': (ParameterType.PARAMETER_DOUBLE, _CONTROLLER.damping_kd_scale,
                          'Damping state gain as a multiple of the contract kd [-]: effort = '
                          '-scale * kd * qd.', False, (0.0, 10.0)),
+    'fault_hold_s': (ParameterType.PARAMETER_DOUBLE, _CONTROLLER.fault_hold_s,
+                     'How long an unusable input is ridden out on its last good value before '
+                     'the fault counts as sustained [s] (then: damping for joint_states, a '
+                     'supported stand for odom/imu); 0: every fault is sustained at once.',
+                     False, (0.0, 10.0)),
+    'max_tilt_rad': (ParameterType.PARAMETER_DOUBLE, _CONTROLLER.max_tilt_rad,
+                     'Damping when the base tilts further from upright than this [rad] '
+                     '(standing is impossible); pi turns the check off.', False,
+                     (0.01, math.pi)),
+    'auto_resume_walk': (ParameterType.PARAMETER_BOOL, _CONTROLLER.auto_resume_walk,
+                         'After a sustained odom/imu fault stood the robot up, walk again by '
+                         'itself once the inputs are healthy (false: wait for ~/walk).', False,
+                         None),
+    'use_header_stamps': (ParameterType.PARAMETER_BOOL, _CONTROLLER.use_header_stamps,
+                          'Count a sensor message as new only if its header stamp differs from '
+                          'the previous one (a driver re-sending frozen data goes stale); '
+                          'unstamped (zero) headers always count.', False, None),
     'joint_state_wait_s': (ParameterType.PARAMETER_DOUBLE, 10.0,
                            'How long configure waits for the first joint_states [s] '
                            '(wall time).', False, (0.1, 600.0)),
@@ -108,8 +130,10 @@ PARAMS: Dict[str, Tuple[int, Any, str, bool, Optional[Tuple[float, float]]]] = {
 """Every parameter of the policy node: name -> (type, default, description, read-only, range)."""
 
 CONTROLLER_PARAMS = ('stand_ramp_s', 'joint_state_timeout_s', 'odom_timeout_s', 'imu_timeout_s',
-                     'cmd_vel_timeout_s', 'damping_kd_scale')
-"""Parameters that are fields of :class:`ControllerConfig` (settable while running)."""
+                     'cmd_vel_timeout_s', 'damping_kd_scale', 'fault_hold_s', 'max_tilt_rad')
+"""Number parameters that are fields of :class:`ControllerConfig` (settable while running)."""
+CONTROLLER_BOOL_PARAMS = ('auto_resume_walk', 'use_header_stamps')
+"""Boolean parameters that are fields of :class:`ControllerConfig` (settable while running)."""
 
 
 def descriptor(name: str) -> ParameterDescriptor:
@@ -150,7 +174,8 @@ def controller_config(get: Callable[[str], Any],
 
     Raise :class:`~humanoid_rl_ros.core.controller.ControllerError` naming an invalid field.
     """
-    values = {name: float(get(name)) for name in CONTROLLER_PARAMS}
+    values: Dict[str, Any] = {name: float(get(name)) for name in CONTROLLER_PARAMS}
+    values.update({name: bool(get(name)) for name in CONTROLLER_BOOL_PARAMS})
     values['orientation_source'] = str(get('orientation_source'))
     values.update(overrides or {})
     config = ControllerConfig(**values)

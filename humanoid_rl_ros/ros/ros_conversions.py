@@ -15,7 +15,7 @@ from typing import Optional, Sequence, Tuple, Union
 
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import TransformStamped, Twist, TwistStamped
-from humanoid_rl_ros.core.timebase import ns_to_stamp
+from humanoid_rl_ros.core.timebase import ns_to_stamp, stamp_to_ns
 from nav_msgs.msg import Odometry
 import numpy as np
 from sensor_msgs.msg import Imu, JointState
@@ -48,6 +48,12 @@ def time_msg(time_ns: int) -> Time:
 def quat_msg_to_wxyz(q) -> np.ndarray:
     """Return a ``geometry_msgs/Quaternion`` as a ``(w, x, y, z)`` array."""
     return np.array([q.w, q.x, q.y, q.z], dtype=np.float64)
+
+
+def header_stamp_ns(msg) -> int:
+    """Return a stamped message's ``header.stamp`` as integer nanoseconds (0: unstamped)."""
+    stamp = msg.header.stamp
+    return stamp_to_ns(stamp.sec, stamp.nanosec)
 
 
 def joint_state_to_arrays(msg: JointState) -> Tuple[Tuple[str, ...], np.ndarray, np.ndarray]:

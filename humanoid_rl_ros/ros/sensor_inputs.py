@@ -4,15 +4,16 @@ The policy node's sensor subscriptions: ``joint_states``, ``odom`` and, if used,
 :class:`SensorInputs` creates them for the control path (in the control loop's callback group,
 with the serialized-message handlers the loop uses, see
 :mod:`humanoid_rl_ros.ros.control_loop`) and hands every message on as arrays: names, positions
-[rad] and velocities [rad/s]; orientation ``(w, x, y, z)`` and body-frame velocities.
+[rad] and velocities [rad/s]; orientation ``(w, x, y, z)`` and body-frame velocities; and,
+last, the header stamp [ns] (0: unstamped).
 """
 
 from typing import Callable, Dict, List
 
 from humanoid_rl_ros.ros import cdr
 from humanoid_rl_ros.ros.control_loop import raw_handler
-from humanoid_rl_ros.ros.ros_conversions import (imu_to_arrays, joint_state_to_arrays,
-                                                 odometry_to_arrays)
+from humanoid_rl_ros.ros.ros_conversions import (header_stamp_ns, imu_to_arrays,
+                                                 joint_state_to_arrays, odometry_to_arrays)
 from nav_msgs.msg import Odometry
 from sensor_msgs.msg import Imu, JointState
 
@@ -30,21 +31,22 @@ class SensorInputs:
         """
         Subscribe; each message goes to its ``on_*`` as arrays.
 
-        ``on_joint_state(names, position [rad], velocity [rad/s])``, ``on_odom(quat_wxyz,
-        lin_vel [m/s], ang_vel [rad/s])`` (body frame), ``on_imu(quat_wxyz, ang_vel [rad/s])``.
+        ``on_joint_state(names, position [rad], velocity [rad/s], stamp_ns)``,
+        ``on_odom(quat_wxyz, lin_vel [m/s], ang_vel [rad/s], stamp_ns)`` (body frame),
+        ``on_imu(quat_wxyz, ang_vel [rad/s], stamp_ns)``.
         ``subscription_kwargs`` go to every ``create_subscription`` (callback group, events).
         """
         self._node = node
         self.joint_state_reader = cdr.JointStateReader()
 
         def on_joint_state_msg(msg: JointState) -> None:
-            on_joint_state(*joint_state_to_arrays(msg))
+            on_joint_state(*joint_state_to_arrays(msg), header_stamp_ns(msg))
 
         def on_odom_msg(msg: Odometry) -> None:
-            on_odom(*odometry_to_arrays(msg))
+            on_odom(*odometry_to_arrays(msg), header_stamp_ns(msg))
 
         def on_imu_msg(msg: Imu) -> None:
-            on_imu(*imu_to_arrays(msg))
+            on_imu(*imu_to_arrays(msg), header_stamp_ns(msg))
 
         self.joint_states = node.create_subscription(
             JointState, JOINT_STATES_TOPIC, on_joint_state_msg, qos, **subscription_kwargs)
