@@ -7,10 +7,11 @@ import math
 from contract_fixtures import format_1_document
 from humanoid_rl_ros.core import policy_math
 from humanoid_rl_ros.core.contract import (
-    CODE_FACTS, CommandRanges, CommandSampling, contract_difference, contract_from_dict,
-    contract_text, contract_to_dict, ContractError, FORMAT_VERSION, GAIT_CLOCK_FACTS,
-    NOISE_FACTS, ObsTermSpec, PHYSICS_FACTS, PhysicsSpec, PolicyContract, Randomization,
-    RANDOMIZATION_FACTS, read_contract, TrainingConditions, write_contract, YAML_HEADER)
+    BaseLinVelError, CODE_FACTS, CommandRanges, CommandSampling, contract_difference,
+    contract_from_dict, contract_text, contract_to_dict, ContractError, FORMAT_VERSION,
+    GAIT_CLOCK_FACTS, HISTORY_FACTS, LIN_VEL_ERROR_FACTS, NOISE_FACTS, ObsTermSpec,
+    PHYSICS_FACTS, PhysicsSpec, PolicyContract, Randomization, RANDOMIZATION_FACTS,
+    read_contract, TrainingConditions, write_contract, YAML_HEADER)
 import numpy as np
 import pytest
 import yaml
@@ -195,7 +196,9 @@ def test_missing_field_is_named(path, named):
     (('commands', 'lin_vel_x_m_s'), [1.0, -1.0], r'commands\.lin_vel_x_m_s: range low'),
     (('joints',), [1, 2], r'joints: expected a mapping'),
     (('observation', 'history_length'), 3,
-     r'observation\.history_length: 3 stacked .*current observation only'),
+     r"observation\.history_layout: this code implements 'frames_oldest_first' for "
+     r"history_length 3, the contract says 'current_only'"),
+    (('observation', 'history_length'), 0, r'observation\.history_length: must be >= 1'),
     (('frames', 'odometry_child_frame'), 'base_link',
      r'frames\.odometry_child_frame: must equal frames\.base_link'),
     (('control', 'pd_rate_hz'), 100.0, r'control\.pd_rate_hz: 100\.0 is not 1 / timing'),
@@ -299,3 +302,86 @@ def test_copies_with_nan_metrics_are_equal():
     other = make_contract(provenance={'final_metrics': {'mean_reward': 1.0}})
     assert contract_difference(contract, other) == (
         'provenance.final_metrics.mean_reward: nan against 1.0')
+
+
+def test_a_stacked_observation_reads_back_with_its_layout_and_input_size(tmp_path):
+    contract = make_complete_contract(history_length=3)
+    path = write_contract(contract, tmp_path / 'walk.yaml')
+    assert read_contract(path) == contract
+    assert contract.frame_dim == 20 and contract.obs_dim == 60
+    document = contract_to_dict(contract)
+    observation = document['observation']
+    assert observation['history_length'] == 3
+    assert observation['history_layout'] == 'frames_oldest_first'
+    assert observation['history_start'] == 'first_frame_repeated'
+    assert document['onnx']['input']['shape'] == ['batch', 60]
+    assert contract_to_dict(make_complete_contract())['observation']['history_layout'] == (
+        'current_only')
+    assert 'history_start' not in contract_to_dict(make_complete_contract())['observation']
+
+
+@pytest.mark.parametrize('change, named', [
+    (lambda doc: doc['observation'].update(history_start='zeros'),
+     r"observation\.history_start: this code implements 'first_frame_repeated' only"),
+    (lambda doc: doc['observation'].pop('history_formula'),
+     r'observation\.history_formula: missing required field'),
+    (lambda doc: doc['observation'].update(history_layout='frames_newest_first'),
+     r"observation\.history_layout: this code implements 'frames_oldest_first'"),
+    (lambda doc: doc['onnx']['input'].update(shape=['batch', 20]),
+     r'onnx\.input\.shape\[1\]: ONNX shape says 20 but the contract implies 60'),
+])
+def test_a_stacked_observation_states_its_facts(change, named):
+    doc = contract_to_dict(make_complete_contract(history_length=3))
+    change(doc)
+    with pytest.raises(ContractError, match=named):
+        contract_from_dict(doc)
+
+
+def test_the_stated_history_layout_is_what_policy_math_builds():
+    """frames_oldest_first, first frame repeated: the policy_math history functions."""
+    assert dict(HISTORY_FACTS)['observation.history_start'] == 'first_frame_repeated'
+    frames = [np.full(2, float(k)) for k in range(4)]
+    history = policy_math.init_history(frames[0], 3)
+    np.testing.assert_array_equal(policy_math.flatten_history(history), [0, 0, 0, 0, 0, 0])
+    for frame in frames[1:]:
+        history = policy_math.push_history(history, frame)
+    np.testing.assert_array_equal(policy_math.flatten_history(history), [1, 1, 2, 2, 3, 3])
+
+
+def _with_base_lin_vel(**training):
+    terms = (ObsTermSpec('base_lin_vel', 3, (2.0,) * 3),) + make_contract().obs_terms
+    complete = make_complete_contract()
+    return dataclasses.replace(complete, obs_terms=terms,
+                               training=dataclasses.replace(complete.training, **training))
+
+
+def test_the_base_velocity_error_model_reads_back_and_states_its_facts(tmp_path):
+    error = BaseLinVelError(bias_m_s=0.1, scale_error=0.05, lag_policy_steps=(0, 2))
+    contract = _with_base_lin_vel(base_lin_vel_error=error)
+    assert read_contract(write_contract(contract, tmp_path / 'w.yaml')) == contract
+    document = contract_to_dict(contract)
+    stated = document['training']['base_lin_vel_error']
+    assert stated['bias_m_s'] == 0.1 and stated['lag_policy_steps'] == [0, 2]
+    for dotted, value in LIN_VEL_ERROR_FACTS:
+        assert stated[dotted.rsplit('.', 1)[1]] == value
+    assert contract.unknown_fields() == []
+    # unknown where the actor observes the velocity; irrelevant where it does not
+    assert _with_base_lin_vel().unknown_fields() == ['training.base_lin_vel_error']
+    assert make_complete_contract().unknown_fields() == []
+    # a file written before the field existed reads as unknown
+    del document['training']['base_lin_vel_error']
+    assert contract_from_dict(document).training.base_lin_vel_error is None
+
+
+@pytest.mark.parametrize('field, value, named', [
+    ('lag_policy_steps', [2, 1], r'base_lin_vel_error\.lag_policy_steps: range low 2'),
+    ('lag_policy_steps', [0.5, 1], r'lag_policy_steps\[0\]: expected an integer'),
+    ('bias_m_s', -0.1, r'base_lin_vel_error\.bias_m_s: must be >= 0'),
+    ('drawn', 'per_step', r'base_lin_vel_error\.drawn: this code implements'),
+])
+def test_a_malformed_base_velocity_error_is_named(field, value, named):
+    error = BaseLinVelError(bias_m_s=0.1, scale_error=0.05, lag_policy_steps=(0, 2))
+    doc = contract_to_dict(_with_base_lin_vel(base_lin_vel_error=error))
+    doc['training']['base_lin_vel_error'][field] = value
+    with pytest.raises(ContractError, match=named):
+        contract_from_dict(doc)

@@ -84,6 +84,7 @@ def _reference_step(env, actions):
     """Return the transition of the previous step algorithm (nonzero + indexed resets)."""
     cfg = env.cfg
     env._draw_randoms()
+    env._draw_observation_randoms()
     env.last_actions.copy_(env.actions)
     env.actions.copy_(actions.clamp(-cfg.action_clip, cfg.action_clip))
     env.backend.q_target.copy_(action_to_joint_targets(

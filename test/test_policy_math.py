@@ -7,9 +7,10 @@ import sys
 
 from humanoid_rl_ros.core.contract import ObsTermSpec
 from humanoid_rl_ros.core.policy_math import (
-    action_to_joint_targets, all_finite, build_observation, clamp, gait_phase_features,
-    observation_inputs, pd_effort, projected_gravity, quat_rotate, quat_rotate_inverse,
-    quat_xyzw_to_wxyz, world_to_body, yaw_from_quat)
+    action_to_joint_targets, all_finite, build_observation, clamp, flatten_history,
+    gait_phase_features, init_history, observation_inputs, pd_effort, projected_gravity,
+    push_history, quat_rotate, quat_rotate_inverse, quat_xyzw_to_wxyz, world_to_body,
+    yaw_from_quat)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -192,3 +193,39 @@ def test_clamp_equals_np_clip_nan_included_for_array_and_scalar_bounds(x, low, w
     torch_out = clamp(torch.as_tensor(x), low, high)
     assert isinstance(torch_out, torch.Tensor)
     np.testing.assert_array_equal(torch_out.numpy(), np.clip(x, low, high))
+
+
+def test_the_stacked_observation_is_oldest_first_and_starts_with_the_first_frame_repeated():
+    history = init_history(np.array([1.0, 10.0]), 3)
+    assert history.shape == (3, 2)
+    np.testing.assert_array_equal(flatten_history(history), [1, 10, 1, 10, 1, 10])
+    history = push_history(history, np.array([2.0, 20.0]))
+    history = push_history(history, np.array([3.0, 30.0]))
+    np.testing.assert_array_equal(flatten_history(history), [1, 10, 2, 20, 3, 30])
+    history = push_history(history, np.array([4.0, 40.0]))
+    np.testing.assert_array_equal(flatten_history(history), [2, 20, 3, 30, 4, 40])
+    restarted = push_history(history, np.array([5.0, 50.0]), restart=np.bool_(True))
+    np.testing.assert_array_equal(flatten_history(restarted), [5, 50, 5, 50, 5, 50])
+    single = push_history(init_history(np.array([1.0, 2.0]), 1), np.array([3.0, 4.0]))
+    np.testing.assert_array_equal(flatten_history(single), [3.0, 4.0])
+    with pytest.raises(ValueError, match='history_length must be >= 1'):
+        init_history(np.zeros(2), 0)
+
+
+def test_batched_torch_history_with_a_restart_mask_equals_per_row_numpy():
+    rng = np.random.default_rng(1)
+    frames = rng.normal(size=(5, 4, 3))  # steps, envs, frame
+    restarts = np.array([[False] * 4, [False, True, False, False], [False] * 4,
+                         [True, False, False, True], [False] * 4])
+    batch = init_history(torch.tensor(frames[0]), 2)
+    rows = [init_history(frames[0, i], 2) for i in range(4)]
+    for k in range(1, 5):
+        batch = push_history(batch, torch.tensor(frames[k]), torch.tensor(restarts[k]))
+        rows = [init_history(frames[k, i], 2) if restarts[k, i]
+                else push_history(rows[i], frames[k, i]) for i in range(4)]
+    assert batch.shape == (4, 2, 3)
+    np.testing.assert_allclose(flatten_history(batch).numpy(),
+                               np.stack([flatten_history(r) for r in rows]))
+    # env 3 restarted at step 3: its history holds steps 3 and 4
+    np.testing.assert_allclose(flatten_history(batch)[3].numpy(),
+                               np.concatenate([frames[3, 3], frames[4, 3]]))

@@ -33,14 +33,25 @@ class CommandConfig:
 
 @dataclass
 class ObservationConfig:
-    """Which terms the actor sees, their scales and the training-time noise."""
+    """
+    Which terms the actor sees, their scales and the training-time noise.
 
-    use_base_lin_vel: bool = True
-    """Give the actor the body-frame base velocity; drop it for robots without good odometry."""
+    By default the actor sees what a robot measures without an external velocity estimator
+    (gyro, gravity direction, joints, last action, command, gait clock), as the hardware-proven
+    humanoid recipes do (unitree_rl_gym G1, humanoid-gym, Booster Gym); the critic also gets
+    the base velocity and the other privileged state (``training.env_observations``).
+    """
+
+    use_base_lin_vel: bool = False
+    """Give the actor the body-frame base velocity (then trained with the estimator-like error
+    below); off by default: a robot without good odometry cannot supply it."""
     use_gait_phase: bool = True
     """Give the actor a gait clock (playground G1 joystick uses one)."""
     gait_period_s: float = 0.8
     """Gait cycle period [s] (playground samples 1.25-1.5 Hz)."""
+    history_length: int = 1
+    """Observation frames stacked into the actor's input, oldest first (humanoid-gym: 15;
+    unitree_rl_gym G1: 1). Above 1 the policy node must keep the history too."""
     lin_vel_scale: float = 2.0
     """Scale of base_lin_vel and of the planar command (legged_gym: 2.0)."""
     ang_vel_scale: float = 0.25
@@ -50,9 +61,19 @@ class ObservationConfig:
     clip: float = 100.0
     """Scaled observations are clipped to +/- this (legged_gym: 100)."""
     noise: Dict[str, float] = field(default_factory=lambda: {
-        'base_lin_vel': 0.1, 'base_ang_vel': 0.2, 'projected_gravity': 0.05,
+        'base_lin_vel': 0.5, 'base_ang_vel': 0.2, 'projected_gravity': 0.05,
         'joint_pos': 0.01, 'joint_vel': 1.5})
-    """Uniform noise half-width per raw term, in the term's units (mjlab; lin vel milder)."""
+    """Uniform noise half-width per raw term, in the term's units, drawn every policy step
+    (mjlab velocity task, base_lin_vel +/-0.5 m/s included); only the actor's terms get it."""
+    lin_vel_bias_m_s: float = 0.1
+    """Half-width of the per-episode bias on an observed base_lin_vel, per axis [m/s]: an
+    estimator's drift (no anchor publishes one; a fifth of mjlab's per-step noise)."""
+    lin_vel_scale_error: float = 0.1
+    """Half-width of the per-episode relative scale error on an observed base_lin_vel, per
+    axis: a leg-odometry estimate off by up to 10 % (no anchor publishes one)."""
+    lin_vel_lag_steps: Tuple[int, int] = (0, 2)
+    """Per-episode lag of an observed base_lin_vel, both ends included [policy steps]: 0-40 ms
+    at 50 Hz, an estimator's filter delay (no anchor publishes one)."""
 
 
 @dataclass
@@ -91,13 +112,33 @@ class RewardConfig:
     feet_slip: float = -0.25
     """Squared planar speed of feet in contact (playground: -0.25)."""
     feet_phase: float = 1.0
-    """Foot height following the gait clock's swing profile (playground: 1.0)."""
+    """Foot height following the gait clock's swing profile, while walking or disturbed; the
+    maximum (1) otherwise (playground: 1.0)."""
     feet_distance: float = -10.0
     """Feet closer laterally than the minimum width [m]."""
     stand_still: float = -0.2
-    """Joint deviation from the default pose when the command is zero."""
+    """Sum of |joint deviation from the default pose| while standing: zero command, not
+    disturbed (legged_gym's stand_still) [1/rad]."""
+    stand_pose: float = 1.0
+    """exp(-mean(((q - q_default) / stand_pose_std_rad)^2)) while standing (mjlab G1 pose
+    reward: weight 1.0, std 0.05 rad in its standing regime)."""
+    stand_feet_contact: float = 0.18
+    """Feet in contact, counted, while standing (unitree_rl_gym G1 contact: 0.18 per foot
+    whose contact matches the clock's stance; standing, every foot is stance)."""
+    stand_joint_vel: float = -0.01
+    """Sum of squared joint velocities while standing [s^2/rad^2] (unitree_rl_gym G1 dof_vel
+    is -1e-3 at all times; ten times that, standing only)."""
     termination: float = -200.0
     """Falling (not time-outs)."""
+    moving_command_threshold: float = 0.05
+    """A command whose norm |(vx, vy, wz)| exceeds this is a walking command; below, the
+    robot should stand (mjlab walking_threshold: 0.05)."""
+    disturbed_speed_m_s: float = 0.3
+    """At a zero command a planar base speed above this means pushed: the gait terms apply
+    (recovery steps follow the clock) and the stand terms do not [m/s]. Chosen at about half
+    the default push (0.6 m/s per axis); no anchor publishes one."""
+    stand_pose_std_rad: float = 0.05
+    """Per-joint std of the stand_pose kernel [rad] (mjlab G1 std_standing: 0.05)."""
     tracking_sigma: float = 0.5
     """Std of the tracking kernels [m/s, rad/s] (legged_gym: sigma^2 = 0.25)."""
     swing_height_m: float = 0.08

@@ -19,18 +19,19 @@ dozen; the backend compiles its own torch code (PD law, reset writes) with the s
 The only host reads are the overflow check every ``OVERFLOW_CHECK_INTERVAL`` steps and the
 finished-episode statistics every ``EPISODE_LOG_INTERVAL`` steps.
 
-This module holds the step, the rewards, terminations and observations; the episodes' part
-(random slab, masked resets and domain randomization, commands, pushes, statistics) is in
-:mod:`training.env_episodes`.
+This module holds the step, the rewards and terminations; the episodes' part (random slab,
+masked resets and domain randomization, commands, pushes, statistics) is in
+:mod:`training.env_episodes`, the observations' part (the actor's terms and history, the
+critic's privileged state and the ``privileged_params`` hook the randomization fills) in
+:mod:`training.env_observations`.
 """
 
 import math
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from humanoid_rl_ros.core.contract import CommandRanges, ObsTermSpec, PolicyContract
-from humanoid_rl_ros.core.policy_math import (action_to_joint_targets, build_observation,
-                                              gait_phase_features, observation_scale,
-                                              projected_gravity, world_to_body, yaw_from_quat)
+from humanoid_rl_ros.core.contract import CommandRanges, PolicyContract
+from humanoid_rl_ros.core.policy_math import (action_to_joint_targets, projected_gravity,
+                                              world_to_body, yaw_from_quat)
 from humanoid_rl_ros.robot.description import load_robot, RobotConfig
 from humanoid_rl_ros.robot.mujoco_model import (body_ids, build_mujoco_model, default_qpos,
                                                 joint_qpos_adr)
@@ -42,6 +43,7 @@ from training.backends.base import raise_if_overflow, SimBackend
 from training.compiling import maybe_compile
 from training.config import EnvConfig
 from training.env_episodes import EpisodeMixin
+from training.env_observations import ObservationMixin
 from training.rewards import REWARD_TERMS
 from training.vec_env import VecEnv
 
@@ -60,7 +62,7 @@ Policy steps between reports of the finished episodes' statistics (each report i
 """
 
 
-class LocomotionEnv(EpisodeMixin, VecEnv):
+class LocomotionEnv(EpisodeMixin, ObservationMixin, VecEnv):
     """Velocity tracking on flat ground for ``cfg.num_envs`` robots at once."""
 
     def __init__(self, cfg: EnvConfig, backend_name: str = 'mjwarp',
@@ -84,14 +86,7 @@ class LocomotionEnv(EpisodeMixin, VecEnv):
         self.backend_name = backend_name
         self._init_constants()
         self._init_buffers()
-        self.obs_terms = self._obs_terms(actor=True)
-        self.critic_terms = self._obs_terms(actor=False)
-        self.obs_scale = torch.as_tensor(observation_scale(self.obs_terms), dtype=torch.float32,
-                                         device=self.device)
-        self.critic_scale = torch.as_tensor(observation_scale(self.critic_terms),
-                                            dtype=torch.float32, device=self.device)
-        self.num_obs = int(self.obs_scale.numel())
-        self.num_critic_obs = int(self.critic_scale.numel()) + 2 * self.num_feet + 1
+        self._init_observations()
         self.reward_terms = [(name, fn, getattr(cfg.rewards, name))
                              for name, fn in REWARD_TERMS.items()
                              if getattr(cfg.rewards, name) != 0.0]
@@ -101,9 +96,6 @@ class LocomotionEnv(EpisodeMixin, VecEnv):
                              for i, (name, _, _) in enumerate(self.reward_terms)}
         """Per-term reward sums of the running episodes (rows of one [T, N] tensor)."""
         self._episode_log_acc = torch.zeros(len(self.reward_terms) + 3, device=self.device)
-        self._obs_buf = torch.zeros(self.num_envs, self.num_obs, device=self.device)
-        self._critic_obs_buf = torch.zeros(self.num_envs, self.num_critic_obs,
-                                           device=self.device)
         self._dr_unsupported: List[str] = []
         self.steps_taken = 0
         self.use_cuda_graph = self.device.type == 'cuda'
@@ -184,6 +176,11 @@ class LocomotionEnv(EpisodeMixin, VecEnv):
         self.feet_first_contact = zeros(n, f)
         self.feet_air_time_at_touchdown = zeros(n, f)
         self.moving_command = zeros(n)
+        """1 where the command is a walking command (training.rewards: the gates)."""
+        self.gait_active = zeros(n)
+        """1 where walking, or pushed at a zero command: the gait clock's terms apply."""
+        self.standing = zeros(n)
+        """1 where neither (1 - gait_active): the stand terms apply."""
         self.desired_feet_height = zeros(n, f)
         self.feet_lateral_distance = zeros(n)
         # step inputs/outputs with fixed addresses (read/written by the captured graph)
@@ -197,24 +194,6 @@ class LocomotionEnv(EpisodeMixin, VecEnv):
         self._action_clip = torch.tensor(float(self.cfg.action_clip), device=dev)
         self._init_random_layout()
 
-    def _obs_terms(self, actor: bool) -> Tuple[ObsTermSpec, ...]:
-        o, a = self.cfg.observations, self.num_actions
-        terms = []
-        if o.use_base_lin_vel or not actor:
-            terms.append(ObsTermSpec('base_lin_vel', 3, (o.lin_vel_scale,) * 3))
-        terms += [
-            ObsTermSpec('base_ang_vel', 3, (o.ang_vel_scale,) * 3),
-            ObsTermSpec('projected_gravity', 3, (1.0,) * 3),
-            ObsTermSpec('velocity_command', 3,
-                        (o.lin_vel_scale, o.lin_vel_scale, o.ang_vel_scale)),
-            ObsTermSpec('joint_pos', a, (1.0,) * a),
-            ObsTermSpec('joint_vel', a, (o.joint_vel_scale,) * a),
-            ObsTermSpec('last_action', a, (1.0,) * a),
-        ]
-        if o.use_gait_phase:
-            terms.append(ObsTermSpec('gait_phase', 2, (1.0, 1.0)))
-        return tuple(terms)
-
     def contract(self, provenance: Optional[Dict[str, Any]] = None,
                  onnx_file: str = 'policy.onnx') -> PolicyContract:
         """Return the policy contract describing this task's observation, action and timing."""
@@ -226,7 +205,7 @@ class LocomotionEnv(EpisodeMixin, VecEnv):
             kp_nm_per_rad=tuple(self.kp.tolist()), kd_nms_per_rad=tuple(self.kd.tolist()),
             effort_limit_nm=tuple(self.effort_limit.tolist()),
             physics_dt_s=self.cfg.physics_dt_s, decimation=self.cfg.decimation,
-            obs_terms=self.obs_terms,
+            obs_terms=self.obs_terms, history_length=self.history_length,
             commands=CommandRanges(tuple(cmd.lin_vel_x_m_s), tuple(cmd.lin_vel_y_m_s),
                                    tuple(cmd.ang_vel_z_rad_s)),
             obs_clip=self.cfg.observations.clip, action_clip=self.cfg.action_clip,
@@ -240,6 +219,7 @@ class LocomotionEnv(EpisodeMixin, VecEnv):
         """Reset every environment; return ``(obs, critic_obs)``."""
         with self.backend.sim_stream():
             self._draw_randoms()
+            self._draw_observation_randoms()
             self._reset_masked(self._all_envs)
             self._refresh_state()
             self._observations()
@@ -306,6 +286,7 @@ class LocomotionEnv(EpisodeMixin, VecEnv):
         """
         with self.backend.sim_stream():
             self._draw_randoms()
+            self._draw_observation_randoms()
             if self._graphs.get(key) is not None:
                 self._graphs[key]()
             elif self.use_cuda_graph and key not in self._graphs:
@@ -411,12 +392,17 @@ class LocomotionEnv(EpisodeMixin, VecEnv):
         self.feet_air_time += self.dt_s
         self.feet_air_time_at_touchdown.copy_(self.feet_air_time)
         self.feet_air_time *= ~contact_filt
-        self.moving_command.copy_((torch.norm(self.commands, dim=1) > 0.05).float())
+        rew = self.cfg.rewards
+        moving = torch.norm(self.commands, dim=1) > rew.moving_command_threshold
+        disturbed = torch.norm(self.base_lin_vel_b[:, :2], dim=1) > rew.disturbed_speed_m_s
+        self.moving_command.copy_(moving.float())
+        self.gait_active.copy_((moving | disturbed).float())
+        self.standing.copy_(1.0 - self.gait_active)
         phase = torch.remainder(self.gait_phase.unsqueeze(1) + self.foot_phase_offset, 1.0)
         swing = (phase >= 0.5).float()
         profile = torch.sin(math.pi * (phase - 0.5).clamp(min=0.0) / 0.5)
-        self.desired_feet_height.copy_(self.cfg.rewards.swing_height_m * profile * swing
-                                       * self.moving_command.unsqueeze(1))
+        self.desired_feet_height.copy_(rew.swing_height_m * profile * swing
+                                       * self.gait_active.unsqueeze(1))
         yaw = yaw_from_quat(self.base_quat)
         rel = feet_pos[:, 1, :2] - feet_pos[:, 0, :2] if self.num_feet >= 2 else \
             torch.zeros_like(feet_pos[:, 0, :2])
@@ -448,43 +434,6 @@ class LocomotionEnv(EpisodeMixin, VecEnv):
         lin_err = torch.norm(self.commands[:, :2] - self.base_lin_vel_b[:, :2], dim=1)
         yaw_err = torch.abs(self.commands[:, 2] - self.base_ang_vel_b[:, 2])
         self._step_log_buf.copy_(torch.stack([lin_err.mean(), yaw_err.mean()]))
-
-    # ----------------------------------------------------------------------------- observations
-    def _observation_inputs(self) -> Dict[str, torch.Tensor]:
-        """
-        Return the raw observation terms (policy_math.observation_inputs, capture-safe).
-
-        Same definitions as :func:`humanoid_rl_ros.core.policy_math.observation_inputs` (a test
-        checks equality), with projected gravity from :meth:`_refresh_state`.
-        """
-        inputs = {
-            'base_lin_vel': self.base_lin_vel_b,
-            'base_ang_vel': self.base_ang_vel_b,
-            'projected_gravity': self.projected_gravity,
-            'velocity_command': self.commands,
-            'joint_pos': self.joint_pos - self.default_joint_pos,
-            'joint_vel': self.joint_vel,
-            'last_action': self.actions,
-        }
-        if self.cfg.observations.use_gait_phase:
-            inputs['gait_phase'] = gait_phase_features(self.gait_phase)
-        return inputs
-
-    def _observations(self) -> None:
-        """Write the actor and critic observations into their persistent buffers."""
-        inputs = self._observation_inputs()
-        critic = build_observation(self.critic_terms, inputs, self._obs_clip, self.critic_scale)
-        if self.cfg.randomization.obs_noise:
-            noise = self.cfg.observations.noise
-            inputs = {name: value + self._u(f'noise_{name}', -noise[name], noise[name])
-                      if name in self._noise_terms else value
-                      for name, value in inputs.items()}
-        obs = build_observation(self.obs_terms, inputs, self._obs_clip, self.obs_scale)
-        privileged = torch.cat([self.feet_height, self.feet_contact,
-                                (self.base_height - self.robot.nominal_base_height_m
-                                 ).unsqueeze(1)], dim=1)
-        self._obs_buf.copy_(obs)
-        self._critic_obs_buf.copy_(torch.cat([critic, privileged], dim=1))
 
     def check_overflow(self) -> Dict[str, Any]:
         """Return the backend's overflow report; raise SimOverflowError if buffers overflowed."""

@@ -30,8 +30,9 @@ import sys
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 import warnings
 
-from humanoid_rl_ros.core.contract import (CommandSampling, contract_difference,
-                                           contract_from_dict, contract_text, contract_to_dict,
+from humanoid_rl_ros.core.contract import (BaseLinVelError, CommandSampling,
+                                           contract_difference, contract_from_dict,
+                                           contract_text, contract_to_dict,
                                            embedded_contract_document, ONNX_METADATA_KEY,
                                            PhysicsSpec, PolicyContract, Randomization,
                                            read_contract, TrainingConditions, write_contract,
@@ -324,8 +325,10 @@ def training_conditions(env_cfg: Mapping[str, Any], term_names: Sequence[str],
     What the env code does with each setting: ``randomization.action_latency`` applies the
     previous policy step's action (a delay of 1 policy step, else 0); ``obs_noise`` adds
     ``observations.noise[term]`` uniform noise to the raw terms (only the actor's terms count;
-    off: no noise); the domain randomization items are stated for the MuJoCo backends only (the
-    friction rule is theirs).  A group whose settings the config lacks stays unknown.
+    off: no noise) and, where the actor observes ``base_lin_vel``, the estimator-like error of
+    ``observations.lin_vel_*`` (off: none); the domain randomization items are stated for the
+    MuJoCo backends only (the friction rule is theirs).  A group whose settings the config
+    lacks stays unknown.
     """
     def group(build: Any) -> Any:
         try:
@@ -355,8 +358,17 @@ def training_conditions(env_cfg: Mapping[str, Any], term_names: Sequence[str],
                              float(cmd['resample_interval_s'][1])),
         standing_fraction=float(cmd['standing_fraction']),
         small_command_m_s=float(cmd['small_command_m_s'])))
+    lin_vel_error = None
+    if 'base_lin_vel' in term_names:
+        lin_vel_error = group(lambda: BaseLinVelError(
+            bias_m_s=float(obs['lin_vel_bias_m_s']),
+            scale_error=float(obs['lin_vel_scale_error']),
+            lag_policy_steps=(int(obs['lin_vel_lag_steps'][0]),
+                              int(obs['lin_vel_lag_steps'][1])))
+            if r['obs_noise'] else BaseLinVelError(0.0, 0.0, (0, 0)))
     return TrainingConditions(action_delay_policy_steps=delay, observation_noise=noise,
-                              randomization=randomization, command_sampling=sampling)
+                              randomization=randomization, command_sampling=sampling,
+                              base_lin_vel_error=lin_vel_error)
 
 
 def complete_contract(contract: PolicyContract) -> PolicyContract:

@@ -5,6 +5,15 @@ Each function takes the environment after its physics step and returns one value
 environment, shape [N]. A term is used when its scale in :class:`training.config.RewardConfig`
 is non-zero; each is logged on its own as ``reward/<name>``. Sources of the shapes and default
 scales are cited in the config.
+
+Three gates, per environment, computed once per policy step by the env (floats 0/1):
+
+* ``env.moving_command``: the command is a walking command (|command| above
+  ``moving_command_threshold``);
+* ``env.gait_active``: walking, or disturbed at a zero command (planar base speed above
+  ``disturbed_speed_m_s``): the gait clock's terms apply, so a pushed robot steps;
+* ``env.standing``: neither (``1 - gait_active``): the stand terms apply, so the robot stands
+  with its feet planted instead of marching in place.
 """
 
 from typing import Callable, Dict, TYPE_CHECKING
@@ -90,12 +99,13 @@ def feet_slip(env: 'LocomotionEnv') -> torch.Tensor:
 
 def feet_phase(env: 'LocomotionEnv') -> torch.Tensor:
     """
-    Reward foot heights that follow the gait clock's swing profile while walking.
+    Reward foot heights that follow the gait clock's swing profile while the gait is active.
 
-    With a zero command the term is constant, so recovery steps after a push cost nothing.
+    Where it is not (standing), the term is constant at its maximum: the clock asks nothing of
+    a standing robot, and standing is never paid less than stepping.
     """
     err = torch.sum(torch.square(env.feet_height - env.desired_feet_height), dim=1)
-    return torch.where(env.moving_command > 0.5, torch.exp(-err / 0.03 ** 2),
+    return torch.where(env.gait_active > 0.5, torch.exp(-err / 0.03 ** 2),
                        torch.ones_like(err))
 
 
@@ -105,9 +115,25 @@ def feet_distance(env: 'LocomotionEnv') -> torch.Tensor:
 
 
 def stand_still(env: 'LocomotionEnv') -> torch.Tensor:
-    """Penalize joint motion away from the default pose when the command is zero [rad]."""
+    """Penalize joint deviation from the default pose while standing [rad]."""
     dev = torch.sum(torch.abs(env.joint_pos - env.default_joint_pos), dim=1)
-    return dev * (1.0 - env.moving_command)
+    return dev * env.standing
+
+
+def stand_pose(env: 'LocomotionEnv') -> torch.Tensor:
+    """Reward a pose close to the default while standing: exp(-mean((dev / std)^2))."""
+    dev = (env.joint_pos - env.default_joint_pos) / env.cfg.rewards.stand_pose_std_rad
+    return torch.exp(-torch.mean(torch.square(dev), dim=1)) * env.standing
+
+
+def stand_feet_contact(env: 'LocomotionEnv') -> torch.Tensor:
+    """Reward feet planted while standing: the number of feet in contact."""
+    return torch.sum(env.feet_contact, dim=1) * env.standing
+
+
+def stand_joint_vel(env: 'LocomotionEnv') -> torch.Tensor:
+    """Penalize joint velocities while standing [rad^2/s^2]."""
+    return torch.sum(torch.square(env.joint_vel), dim=1) * env.standing
 
 
 def termination(env: 'LocomotionEnv') -> torch.Tensor:
@@ -119,6 +145,7 @@ REWARD_TERMS: Dict[str, Callable[['LocomotionEnv'], torch.Tensor]] = {
     fn.__name__: fn for fn in (
         track_lin_vel, track_ang_vel, lin_vel_z, ang_vel_xy, orientation, base_height, torques,
         dof_acc, action_rate, dof_pos_limits, posture, feet_air_time, feet_slip, feet_phase,
-        feet_distance, stand_still, termination)
+        feet_distance, stand_still, stand_pose, stand_feet_contact, stand_joint_vel,
+        termination)
 }
 """Every reward term by name; the config field of the same name holds its scale."""

@@ -19,13 +19,15 @@ robot files (``docs/DEPLOYING.md`` explains each field):
 * timing: physics (PD) period, decimation, policy period, the target held between policy steps;
 * control: the PD law at the physics rate (the trained mode), and what drives that run their
   own PD (position mode) must do;
-* the observation: terms in order with size and scale, clip, history layout, the gait clock
-  (sin before cos, period, start, runs at zero command), the last action (clipped, initially
-  zero, the newest policy output);
+* the observation: terms in order with size and scale, clip, history (``history_length``
+  frames, oldest first, started by repeating the first frame), the gait clock (sin before
+  cos, period, start, runs at zero command), the last action (clipped, initially zero, the
+  newest policy output);
 * the action: clip and the joint-target formula;
 * the command ranges;
-* the training conditions: action delay, observation noise (uniform, half-widths),
-  randomization, command sampling, and the delay the policy is known to tolerate;
+* the training conditions: action delay, observation noise (uniform, half-widths), the
+  estimator-like error on an observed base velocity (bias, scale error, lag), randomization,
+  command sampling, and the delay the policy is known to tolerate;
 * the physics the policy was trained in: simulator, integrator, solver, timestep, gravity,
   self collision, friction (MuJoCo combines a pair with max);
 * the ONNX input and output names and shapes;
@@ -91,7 +93,14 @@ PHASE_FORMULA = ('phase = (start_phase + k * policy_dt_s / period_s) mod 1 at po
 """The gait clock (policy_math.gait_phase_features; the clock advances every physics tick)."""
 
 HISTORY_LAYOUT_NONE = 'current_only'
-"""The only observation history layout this code builds: the current observation alone."""
+"""Observation history layout of ``history_length`` 1: the current observation alone."""
+
+HISTORY_LAYOUT_STACKED = 'frames_oldest_first'
+"""Observation history layout of ``history_length`` > 1 (policy_math.flatten_history)."""
+
+HISTORY_FORMULA = ('policy_input = concat([frame(k - history_length + 1), ..., frame(k)]) at '
+                   'policy step k, oldest first; each frame is observation.formula')
+"""How the stacked policy input is built from the frames (policy_math.push_history)."""
 
 CODE_FACTS: Tuple[Tuple[str, Any], ...] = (
     # policy_math.observation_inputs takes body-frame velocities; training feeds the free
@@ -108,7 +117,6 @@ CODE_FACTS: Tuple[Tuple[str, Any], ...] = (
     ('control.pd_law', PD_LAW),
     ('control.position_mode', POSITION_MODE),
     ('observation.formula', OBSERVATION_FORMULA),
-    ('observation.history_layout', HISTORY_LAYOUT_NONE),
     # training's last_action term is the clamped action of the previous policy step, zero
     # after a reset, and the newest output even when action latency delays the applied one
     ('observation.last_action.value', 'clipped_action'),
@@ -129,6 +137,14 @@ GAIT_CLOCK_FACTS: Tuple[Tuple[str, Any], ...] = (
 )
 """Code facts of the gait clock, present when the ``gait_phase`` term is used."""
 
+HISTORY_FACTS: Tuple[Tuple[str, Any], ...] = (
+    ('observation.history_formula', HISTORY_FORMULA),
+    # policy_math.init_history: at the first policy step of an episode (training) or of a walk
+    # (the node) every slot holds the first frame; the newest frame comes last
+    ('observation.history_start', 'first_frame_repeated'),
+)
+"""Code facts of a stacked observation, present when ``history_length`` > 1."""
+
 NOISE_FACTS: Tuple[Tuple[str, Any], ...] = (
     ('training.observation_noise.distribution', 'uniform'),
     ('training.observation_noise.applied_to', 'raw_term_before_scale_and_clip'),
@@ -148,6 +164,16 @@ RANDOMIZATION_FACTS: Tuple[Tuple[str, Any], ...] = (
 )
 """Code facts of the domain randomization, present when the randomization is known."""
 
+LIN_VEL_ERROR_FORMULA = ('observed = v(k - lag) * (1 + scale_error) + bias + noise, with lag, '
+                         'scale_error (per axis) and bias (per axis) drawn per episode')
+"""How training corrupted the actor's base velocity (training.base_lin_vel_error)."""
+
+LIN_VEL_ERROR_FACTS: Tuple[Tuple[str, Any], ...] = (
+    ('training.base_lin_vel_error.drawn', 'uniform_per_episode'),
+    ('training.base_lin_vel_error.formula', LIN_VEL_ERROR_FORMULA),
+)
+"""Code facts of the base velocity error model, present when the model is known."""
+
 PHYSICS_FACTS: Tuple[Tuple[str, Any], ...] = (
     ('physics.friction_combination', 'max'),
 )
@@ -164,6 +190,11 @@ class ContractError(ValueError):
         """Build the error for ``field_path`` (dotted path) with a human-readable problem."""
         super().__init__(f'{field_path}: {problem}')
         self.field_path = field_path
+
+
+def history_layout(history_length: int) -> str:
+    """Return the ``observation.history_layout`` of a policy input of ``history_length`` frames."""
+    return HISTORY_LAYOUT_NONE if history_length == 1 else HISTORY_LAYOUT_STACKED
 
 
 def expected_term_size(name: str, num_joints: int) -> int:
@@ -251,6 +282,24 @@ class CommandSampling:
 
 
 @dataclass(frozen=True)
+class BaseLinVelError:
+    """
+    The estimator-like error training put on the actor's ``base_lin_vel`` input.
+
+    Drawn uniformly once per episode: ``observed = lagged(v) * (1 + scale_error) + bias``, where
+    ``lagged(v)`` is the true body-frame velocity ``lag`` policy steps earlier; the per-step
+    uniform noise of ``observation_noise`` comes on top. The critic and the rewards see ``v``.
+    """
+
+    bias_m_s: float
+    """Half-width of the per-episode bias, per axis [m/s]."""
+    scale_error: float
+    """Half-width of the per-episode relative scale error, per axis [-]."""
+    lag_policy_steps: Tuple[int, int]
+    """Range of the per-episode lag, both ends included [policy steps]."""
+
+
+@dataclass(frozen=True)
 class TrainingConditions:
     """The conditions a policy was trained under; ``None`` means not recorded (unknown)."""
 
@@ -269,6 +318,8 @@ class TrainingConditions:
     """Domain randomization."""
     command_sampling: Optional[CommandSampling] = None
     """Command sampling."""
+    base_lin_vel_error: Optional[BaseLinVelError] = None
+    """Estimator-like error on the actor's base velocity; ``None``: unknown or not observed."""
 
 
 @dataclass(frozen=True)
@@ -369,9 +420,19 @@ class PolicyContract:
         return len(self.joint_names)
 
     @property
-    def obs_dim(self) -> int:
-        """Return the observation vector size (sum of the term sizes)."""
+    def frame_dim(self) -> int:
+        """Return the size of one observation frame (sum of the term sizes)."""
         return sum(t.size for t in self.obs_terms)
+
+    @property
+    def obs_dim(self) -> int:
+        """Return the policy input size: ``history_length`` frames."""
+        return self.history_length * self.frame_dim
+
+    @property
+    def history_layout(self) -> str:
+        """Return the layout of the policy input (``observation.history_layout``)."""
+        return history_layout(self.history_length)
 
     @property
     def policy_dt_s(self) -> float:
@@ -394,7 +455,10 @@ class PolicyContract:
     def unknown_fields(self) -> List[str]:
         """Return the dotted paths of the facts this contract leaves unknown (``null``)."""
         document = contract_to_dict(self)
-        return [path for path in _UNKNOWN_ALLOWED if _get(document, path) is None]
+        unknown = [path for path in _UNKNOWN_ALLOWED if _get(document, path) is None]
+        if 'base_lin_vel' not in self.term_names():
+            unknown = [path for path in unknown if path != 'training.base_lin_vel_error']
+        return unknown
 
 
 def placeholder_contract(robot: Any, onnx_file: str = 'policy.onnx') -> PolicyContract:
@@ -435,6 +499,7 @@ _UNKNOWN_ALLOWED = (
     'training.observation_noise',
     'training.randomization',
     'training.command_sampling',
+    'training.base_lin_vel_error',
     'physics',
 )
 """Dotted paths of the format-2 fields that may be ``null`` (unknown)."""
@@ -633,9 +698,32 @@ def _parse_training(data: Mapping[str, Any]) -> TrainingConditions:
                                       f'{path}.standing_fraction', nonneg=True),
             small_command_m_s=_number(_require(sampling, 'small_command_m_s', path),
                                       f'{path}.small_command_m_s', nonneg=True))
+    # absent in files written before the field existed: unknown
+    lin_vel_error = training.get('base_lin_vel_error')
+    if lin_vel_error is not None:
+        lin_vel_error = _parse_lin_vel_error(_mapping(lin_vel_error,
+                                                      'training.base_lin_vel_error'), data)
     return TrainingConditions(action_delay_policy_steps=delay,
                               tolerated_action_delay_s=tolerated, observation_noise=noise,
-                              randomization=randomization, command_sampling=sampling)
+                              randomization=randomization, command_sampling=sampling,
+                              base_lin_vel_error=lin_vel_error)
+
+
+def _parse_lin_vel_error(raw: Mapping[str, Any], data: Mapping[str, Any]) -> BaseLinVelError:
+    path = 'training.base_lin_vel_error'
+    _check_facts(data, LIN_VEL_ERROR_FACTS)
+    lag = _require(raw, 'lag_policy_steps', path)
+    if not isinstance(lag, Sequence) or isinstance(lag, str) or len(lag) != 2:
+        raise ContractError(f'{path}.lag_policy_steps', f'expected [low, high], got {lag!r}')
+    low = _int(lag[0], f'{path}.lag_policy_steps[0]', minimum=0)
+    high = _int(lag[1], f'{path}.lag_policy_steps[1]', minimum=0)
+    if low > high:
+        raise ContractError(f'{path}.lag_policy_steps', f'range low {low} is above high {high}')
+    return BaseLinVelError(
+        bias_m_s=_number(_require(raw, 'bias_m_s', path), f'{path}.bias_m_s', nonneg=True),
+        scale_error=_number(_require(raw, 'scale_error', path), f'{path}.scale_error',
+                            nonneg=True),
+        lag_policy_steps=(low, high))
 
 
 def _parse_randomization(raw: Mapping[str, Any], data: Mapping[str, Any]) -> Randomization:
@@ -767,9 +855,13 @@ def contract_from_dict(data: Mapping[str, Any]) -> PolicyContract:
                                 f'({1.0 / dt})')
         history = _int(_require(obs, 'history_length', 'observation'),
                        'observation.history_length')
-        if history != 1:
-            raise ContractError('observation.history_length', f'{history} stacked observations; '
-                                'this code builds the current observation only (1)')
+        layout = _require(obs, 'history_layout', 'observation')
+        if layout != history_layout(history):
+            raise ContractError('observation.history_layout', f'this code implements '
+                                f'{history_layout(history)!r} for history_length {history}, the '
+                                f'contract says {layout!r}')
+        if history > 1:
+            _check_facts(data, HISTORY_FACTS)
         extra['history_length'] = history
         extra['training'] = _parse_training(data)
         extra['physics'] = _parse_physics(data, dt)
@@ -800,7 +892,7 @@ def contract_from_dict(data: Mapping[str, Any]) -> PolicyContract:
     onnx_out = _require(onnx, 'output', 'onnx')
     in_name = _string(_require(onnx_in, 'name', 'onnx.input'), 'onnx.input.name')
     out_name = _string(_require(onnx_out, 'name', 'onnx.output'), 'onnx.output.name')
-    obs_dim = sum(t.size for t in terms)
+    obs_dim = extra.get('history_length', 1) * sum(t.size for t in terms)
     _shape(_require(onnx_in, 'shape', 'onnx.input'), 'onnx.input.shape', obs_dim)
     _shape(_require(onnx_out, 'shape', 'onnx.output'), 'onnx.output.shape', n)
 
@@ -853,6 +945,12 @@ def _training_to_dict(training: TrainingConditions) -> Dict[str, Any]:
         sampling = {'resample_interval_s': [float(v) for v in s.resample_interval_s],
                     'standing_fraction': float(s.standing_fraction),
                     'small_command_m_s': float(s.small_command_m_s)}
+    lin_vel_error = None
+    e = training.base_lin_vel_error
+    if e is not None:
+        lin_vel_error = {'bias_m_s': float(e.bias_m_s), 'scale_error': float(e.scale_error),
+                         'lag_policy_steps': [int(v) for v in e.lag_policy_steps],
+                         'drawn': None, 'formula': None}
     delay = training.action_delay_policy_steps
     tolerated = training.tolerated_action_delay_s
     return {
@@ -861,6 +959,7 @@ def _training_to_dict(training: TrainingConditions) -> Dict[str, Any]:
         'observation_noise': noise,
         'randomization': randomization,
         'command_sampling': sampling,
+        'base_lin_vel_error': lin_vel_error,
     }
 
 
@@ -895,8 +994,11 @@ def contract_to_dict(contract: PolicyContract) -> Dict[str, Any]:
         'clip': float(contract.obs_clip),
         'formula': None,
         'history_length': int(contract.history_length),
-        'history_layout': None,
+        'history_layout': contract.history_layout,
     }
+    if contract.history_length > 1:
+        observation['history_formula'] = None
+        observation['history_start'] = None
     if contract.gait_period_s is not None:
         period = float(contract.gait_period_s)
         observation['gait_clock'] = {
@@ -957,12 +1059,16 @@ def contract_to_dict(contract: PolicyContract) -> Dict[str, Any]:
         'provenance': plain_data(dict(contract.provenance)),
     }
     facts = list(CODE_FACTS)
+    if contract.history_length > 1:
+        facts += HISTORY_FACTS
     if contract.gait_period_s is not None:
         facts += GAIT_CLOCK_FACTS
     if document['training']['observation_noise'] is not None:
         facts += NOISE_FACTS
     if document['training']['randomization'] is not None:
         facts += RANDOMIZATION_FACTS
+    if document['training']['base_lin_vel_error'] is not None:
+        facts += LIN_VEL_ERROR_FACTS
     if document['physics'] is not None:
         facts += PHYSICS_FACTS
     for dotted, value in facts:

@@ -239,6 +239,55 @@ def build_observation(
     return clamp(obs * _like(scale, obs), -clip, clip)
 
 
+def init_history(frame: Array, history_length: int) -> Array:
+    """
+    Return a history ``[..., history_length, F]`` whose every slot is ``frame`` ``[..., F]``.
+
+    The start of the stacked observation (``observation.history_start: first_frame_repeated``):
+    at the first policy step of an episode (training) or of a walk (the node) the history
+    holds the first frame ``history_length`` times.
+    """
+    if history_length < 1:
+        raise ValueError(f'history_length must be >= 1, got {history_length}')
+    newest = frame[..., None, :]
+    shape = tuple(frame.shape[:-1]) + (int(history_length), frame.shape[-1])
+    if _is_torch(frame):
+        return newest.expand(shape).clone()
+    return np.array(np.broadcast_to(newest, shape))
+
+
+def push_history(history: Array, frame: Array, restart: Optional[Array] = None) -> Array:
+    """
+    Return ``history`` ``[..., H, F]`` with ``frame`` ``[..., F]`` appended as the newest slot.
+
+    The oldest slot is dropped (slots are oldest first). Where ``restart`` (bool ``[...]``) is
+    true, every slot becomes ``frame`` instead (:func:`init_history`): a new episode or walk.
+    Fixed shapes and no host reads, so a captured CUDA graph can run it.
+    """
+    frame = _like(frame, history)
+    newest = frame[..., None, :]
+    if _is_torch(history):
+        shifted = torch.cat([history[..., 1:, :], newest], dim=-2)
+        if restart is None:
+            return shifted
+        return torch.where(restart[..., None, None], newest.expand_as(history), shifted)
+    shifted = np.concatenate([history[..., 1:, :], newest], axis=-2)
+    if restart is None:
+        return shifted
+    return np.where(np.asarray(restart)[..., None, None], newest, shifted)
+
+
+def flatten_history(history: Array) -> Array:
+    """
+    Return the policy input ``[..., H * F]`` of a history ``[..., H, F]``: frames oldest first.
+
+    ``observation.history_layout`` ``frames_oldest_first`` (``current_only`` when H is 1):
+    ``concat([frame(k - H + 1), ..., frame(k)])``, each frame the observation formula.
+    """
+    shape = tuple(history.shape[:-2]) + (history.shape[-2] * history.shape[-1],)
+    return history.reshape(shape)
+
+
 def action_to_joint_targets(
     action: Array,
     default_pos_rad: Array,
