@@ -7,6 +7,12 @@ time). Every method takes the current time ``now_s`` [s] from the caller; nothin
 wall clock, so the same code runs under ``use_sim_time``. ``docs/SAFETY.md`` draws the state
 diagram and lists every fault with its response and parameters.
 
+This file is longer than 500 lines: the state machine, the inputs it checks and the control law
+it switches (stand ramp, policy steps, PD, damping) work on one set of state (the newest
+samples, the ramp, the policy target), documented here once. What stands alone is elsewhere:
+the fault rules in :mod:`humanoid_rl_ros.core.safety`, the settings in
+:mod:`humanoid_rl_ros.core.controller_config`.
+
 API (what the node calls)
 -------------------------
 Inputs. ``now_s`` is the ROS time [s] at which the message was received; ``stamp_ns`` is its
@@ -63,36 +69,15 @@ States (:class:`ControllerState`)
 
 Graded response to faults (while standing or walking)
 -----------------------------------------------------
-An input is *unusable* while its newest message was refused (non-finite, wrong size, a required
-joint missing or named twice, an orientation that is not a rotation) or its newest usable
-message is older than its timeout (``joint_state_timeout_s``, ``odom_timeout_s``,
-``imu_timeout_s``). Age counts from arrival (``now_s``) and, with ``use_header_stamps``, only a
-message whose header stamp differs from the previous one's counts as arrived: a driver
-re-sending frozen data (same stamp) goes stale after the timeout although it keeps arriving.
-
-1. Transient (unusable for less than ``fault_hold_s``, counted from the first tick that found
-   it unusable): hold the last good input and carry on in the same state (:attr:`hold_reason`).
-   Walking: the policy keeps running on the newest usable odometry/IMU sample (freezing the
-   targets instead would stop the gait mid-stride, with a foot in the air); while the joint
-   state is older than its timeout the policy is paused, its last target held, and the PD's
-   velocity term dropped (``qd = 0``): both would otherwise run open loop on frozen feedback.
-2. Sustained odometry/IMU fault while walking (``fault_hold_s`` or longer): ``STANDING``, the
-   policy stopped, PD ramping from the measured pose to the default pose
-   (:attr:`stand_reason`). Walking resumes only on :meth:`Controller.request_walk`, or by itself
-   once the inputs are healthy again when ``auto_resume_walk`` is set.
-3. ``DAMPING`` only where standing is impossible: a joint state unusable for ``fault_hold_s``
-   or longer (a lost or duplicated joint, stale, non-finite: standing needs joint feedback),
-   the base tilted past ``max_tilt_rad``, a policy failure (exception, non-finite or wrongly
-   sized action), a non-finite computed effort, :meth:`Controller.request_damping` or
-   :meth:`Controller.fault`.
-
-Clocks: header stamps are compared only with the same topic's previous stamp, never with the
-node's clock (their clocks may differ), so a stamp far in the future faults nothing; a stamp
-earlier than the previous one (the publisher's clock was reset, or a reordered message) is
-accepted and becomes the new reference (:attr:`stamp_note`). When the node's ROS time jumps
-backwards (a sim reset, a bag loop), every stored time is shifted by the jump, so each input
-keeps its age and the stand ramp its progress (:attr:`clock_note`); a forward jump makes the
-inputs look old for one tick, which the hold rides out until the next messages arrive.
+:mod:`humanoid_rl_ros.core.safety` classifies faults and grades the response (its docstring
+gives the rules): a transient fault is held on the last good input (:attr:`hold_reason`);
+odometry/IMU unusable for ``fault_hold_s`` while walking stands the robot (:attr:`stand_reason`;
+walking again on :meth:`Controller.request_walk`, or by itself with ``auto_resume_walk``);
+``DAMPING`` only where standing is impossible: a joint state unusable for ``fault_hold_s``, a
+tilt past ``max_tilt_rad``, a policy failure (exception, non-finite or wrongly sized action), a
+non-finite computed effort, :meth:`Controller.request_damping` or :meth:`Controller.fault`. A
+header stamp that goes back is accepted (:attr:`stamp_note`); a backwards jump of ROS time keeps
+input ages and the stand ramp's progress (:attr:`clock_note`).
 
 Recovery from damping is explicit: :meth:`Controller.recover` returns to ``STANDING`` (ramping
 from the measured pose) once a healthy joint state is present and the base is not tilted past
@@ -105,17 +90,19 @@ as zero (the robot keeps balancing instead of collapsing).
 Every effort returned is finite and within ``±effort_limit_nm``; this is checked before return.
 """
 
-from dataclasses import dataclass
 import enum
 import math
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
-from humanoid_rl_ros.core import policy_math
+from humanoid_rl_ros.core import policy_math, safety
 from humanoid_rl_ros.core.contract import PolicyContract
+from humanoid_rl_ros.core.controller_config import (ControllerConfig, ControllerError,
+                                                    ORIENTATION_SOURCES)
+from humanoid_rl_ros.core.safety import age_s, InputTrack, match_joint_indices
 import numpy as np
 
-ORIENTATION_SOURCES = ('odom', 'imu')
-"""Accepted values of :attr:`ControllerConfig.orientation_source`."""
+__all__ = ['clamp_command', 'Controller', 'ControllerConfig', 'ControllerError',
+           'ControllerState', 'match_joint_indices', 'ORIENTATION_SOURCES']
 
 
 class ControllerState(enum.Enum):
@@ -127,110 +114,10 @@ class ControllerState(enum.Enum):
     DAMPING = 'damping'
 
 
-class ControllerError(ValueError):
-    """A controller input or configuration is unusable; the message names the problem."""
-
-
-@dataclass(frozen=True)
-class ControllerConfig:
-    """Tunable controller settings (the node maps its parameters onto these)."""
-
-    stand_ramp_s: float = 2.0
-    """Time to ramp from the measured pose to the default pose when standing [s]."""
-    joint_state_timeout_s: float = 0.1
-    """A joint state older than this is unusable (held, then damping) [s]."""
-    odom_timeout_s: float = 0.1
-    """Odometry older than this is unusable while walking (held, then stand) [s]."""
-    imu_timeout_s: float = 0.1
-    """IMU data older than this is unusable while walking (``orientation_source='imu'``) [s]."""
-    cmd_vel_timeout_s: float = 0.5
-    """A velocity command older than this counts as zero [s]."""
-    damping_kd_scale: float = 1.0
-    """Damping gain in the damping state, as a multiple of the contract's kd [-]."""
-    orientation_source: str = 'odom'
-    """Where base orientation and angular velocity come from: ``'odom'`` or ``'imu'``."""
-    fault_hold_s: float = 0.25
-    """How long an unusable input is held before the fault counts as sustained [s] (0: not at
-    all, every fault is sustained at once)."""
-    max_tilt_rad: float = math.radians(70.0)
-    """Damping when the base tilts further from upright than this [rad] (training ends its
-    episodes at 70 deg: the policy never acted beyond); pi turns the check off."""
-    auto_resume_walk: bool = False
-    """After a sustained odometry/IMU fault stood the robot up: walk again by itself once the
-    inputs are healthy (after the stand ramp) instead of waiting for a walk request."""
-    use_header_stamps: bool = True
-    """Count a message as arrived only if its header stamp differs from the previous one's."""
-
-    def validate(self) -> None:
-        """Raise :class:`ControllerError` naming the first invalid field."""
-        for name in ('stand_ramp_s', 'damping_kd_scale', 'fault_hold_s'):
-            value = getattr(self, name)
-            if not math.isfinite(value) or value < 0.0:
-                raise ControllerError(f'{name} must be finite and >= 0, got {value}')
-        for name in ('joint_state_timeout_s', 'odom_timeout_s', 'imu_timeout_s',
-                     'cmd_vel_timeout_s'):
-            value = getattr(self, name)
-            if not math.isfinite(value) or value <= 0.0:
-                raise ControllerError(f'{name} must be finite and > 0, got {value}')
-        if not (math.isfinite(self.max_tilt_rad) and 0.0 < self.max_tilt_rad <= math.pi):
-            raise ControllerError(f'max_tilt_rad must be in (0, pi], got {self.max_tilt_rad}')
-        if self.orientation_source not in ORIENTATION_SOURCES:
-            raise ControllerError(f'orientation_source must be one of {ORIENTATION_SOURCES}, '
-                                  f'got {self.orientation_source!r}')
-
-
-def match_joint_indices(required: Sequence[str], available: Sequence[str]) -> np.ndarray:
-    """
-    Return, for each required joint, its index in ``available``.
-
-    Extra names in ``available`` are ignored, also when repeated. Raise
-    :class:`ControllerError` naming every missing joint and every required joint that
-    ``available`` names more than once (which of its values would be the joint's?).
-    """
-    lookup: Dict[str, int] = {}
-    repeated: Dict[str, None] = {}  # insertion-ordered set
-    for i, name in enumerate(available):
-        if name in lookup:
-            repeated[name] = None
-        else:
-            lookup[name] = i
-    missing = [name for name in required if name not in lookup]
-    duplicated = [name for name in required if name in repeated]
-    problems = []
-    if missing:
-        problems.append(f'joint_states lacks required joint(s): {", ".join(missing)}')
-    if duplicated:
-        problems.append(f'joint_states names required joint(s) more than once: '
-                        f'{", ".join(duplicated)}')
-    if problems:
-        raise ControllerError('; '.join(problems))
-    return np.array([lookup[name] for name in required], dtype=np.int64)
-
-
 def clamp_command(command: Sequence[float], contract: PolicyContract) -> np.ndarray:
     """Clamp ``(vx [m/s], vy [m/s], wz [rad/s])`` to the contract's trained ranges."""
     low, high = contract.commands.as_bounds()
     return policy_math.clamp(np.asarray(command, dtype=np.float64), low, high)
-
-
-class _Input:
-    """One input topic: its newest usable sample, when it arrived, and its header stamps."""
-
-    __slots__ = ('name', 'value', 'time_s', 'tilt_rad', 'problem', 'stamp_ns', 'frozen_since_s')
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.value: Optional[Tuple[np.ndarray, ...]] = None  # the newest usable sample
-        self.time_s = -math.inf  # its arrival [s]
-        self.tilt_rad = 0.0  # its base tilt from upright [rad] (orientation inputs)
-        self.problem = ''  # why the newest arrived message was refused ('' if it was used)
-        self.stamp_ns: Optional[int] = None  # header stamp of the newest arrived message [ns]
-        self.frozen_since_s: Optional[float] = None  # first re-send of that stamp [s]
-
-    def shift(self, delta_s: float) -> None:
-        self.time_s += delta_s
-        if self.frozen_since_s is not None:
-            self.frozen_since_s += delta_s
 
 
 class Controller:
@@ -288,56 +175,38 @@ class Controller:
         self._ramp_start_pos = self.default_pos_rad.copy()
         self._ramp_start_s: Optional[float] = None  # None: starts at the next valid step
         self._latest_s = -math.inf  # the latest ROS time seen by any method [s]
-        self._joint_fault_since_s: Optional[float] = None  # first tick, unusable joint state
-        self._walk_fault_since_s: Optional[float] = None  # first walking tick, bad odometry/IMU
-        self._joints = _Input('joint_states')  # value: (q [rad], qd [rad/s])
+        self._joint_hold = safety.FaultHold()  # since the first tick, unusable joint state
+        self._walk_hold = safety.FaultHold()  # since the first walking tick, bad odometry/IMU
+        self._joints = InputTrack('joint_states')  # value: (q [rad], qd [rad/s])
+        self._joint_reader = safety.JointStateReader(self.joint_names)
         self._damping_qd = np.zeros(n)  # finite joint velocity from the newest message
         self._damping_qd_time_s = -math.inf
-        self._odom = _Input('odom')  # value: (quat wxyz, lin vel body, ang vel body)
-        self._imu = _Input('imu')  # value: (quat wxyz, ang vel body)
-        self._cmd = _Input('cmd_vel')  # value: ((vx, vy, wz) clamped,); None if non-finite
-        # joint names of the newest message -> (indices of the policy joints, or None, problem)
-        self._index_cache: Tuple[Tuple[str, ...], Optional[np.ndarray], str] = ((), None, '')
+        self._odom = InputTrack('odom')  # value: (quat wxyz, lin vel body, ang vel body)
+        self._imu = InputTrack('imu')  # value: (quat wxyz, ang vel body)
+        self._cmd = InputTrack('cmd_vel')  # value: ((vx, vy, wz) clamped,); None if non-finite
 
     # ----------------------------------------------------------------------------- time
     def _observe_clock(self, now_s: float) -> None:
         """Follow ROS time; on a backwards jump shift every stored time so ages are kept."""
-        latest = self._latest_s
-        if now_s >= latest:
-            self._latest_s = now_s
-            return
-        shift = now_s - latest
-        for track in (self._joints, self._odom, self._imu, self._cmd):
-            track.shift(shift)
-        self._damping_qd_time_s += shift
-        if self._ramp_start_s is not None:
-            self._ramp_start_s += shift
-        if self._joint_fault_since_s is not None:
-            self._joint_fault_since_s += shift
-        if self._walk_fault_since_s is not None:
-            self._walk_fault_since_s += shift
+        shift, note = safety.backwards_jump(self._latest_s, now_s, self.dt_s)
         self._latest_s = now_s
-        if -shift > self.dt_s:  # smaller ones are callers reading the clock out of order
-            self.clock_note = (f'ROS time jumped back {-shift:.3f} s to {now_s:.3f} s; input '
-                               'ages and the stand ramp were kept')
+        if shift:
+            for track in (self._joints, self._odom, self._imu, self._cmd):
+                track.shift(shift)
+            self._joint_hold.shift(shift)
+            self._walk_hold.shift(shift)
+            self._damping_qd_time_s += shift
+            if self._ramp_start_s is not None:
+                self._ramp_start_s += shift
+        if note:
+            self.clock_note = note
 
-    def _arrived(self, track: _Input, stamp_ns: Optional[int], now_s: float) -> bool:
+    def _arrived(self, track: InputTrack, stamp_ns: Optional[int], now_s: float) -> bool:
         """Return whether a message with ``stamp_ns`` is new (not a re-send of the last one)."""
-        if not stamp_ns or not self.config.use_header_stamps:
-            track.frozen_since_s = None
-            return True
-        previous = track.stamp_ns
-        if stamp_ns == previous:
-            if track.frozen_since_s is None:
-                track.frozen_since_s = now_s
-            return False
-        if previous is not None and stamp_ns < previous:
-            self.stamp_note = (f'{track.name} header stamp went back '
-                               f'{(previous - stamp_ns) * 1e-9:.3f} s at ROS time {now_s:.3f} s '
-                               '(publisher clock reset or reordered message); accepted')
-        track.stamp_ns = stamp_ns
-        track.frozen_since_s = None
-        return True
+        arrived, note = track.arrive(stamp_ns, now_s, self.config.use_header_stamps)
+        if note:
+            self.stamp_note = note
+        return arrived
 
     # ----------------------------------------------------------------------------- inputs
     def update_joint_state(self, names: Sequence[str], position: Sequence[float],
@@ -355,52 +224,14 @@ class Controller:
         track = self._joints
         if not self._arrived(track, stamp_ns, now_s):
             return
-        names = tuple(names)
-        if len(position) != len(names):
-            track.problem = f'joint_states has {len(names)} names but {len(position)} positions'
-            return
-        if len(velocity) != len(names):
-            track.problem = (f'joint_states has {len(names)} names but {len(velocity)} '
-                             'velocities (the policy needs joint velocities)')
-            return
-        cached_names, index, problem = self._index_cache
-        if cached_names != names:
-            try:
-                index, problem = match_joint_indices(self.joint_names, names), ''
-            except ControllerError as exc:
-                index, problem = None, str(exc)
-            self._index_cache = (names, index, problem)
-        if index is None:
-            track.problem = problem
-            self._update_damping_qd_partial(names, velocity, now_s)
-            return
-        q = np.asarray(position, dtype=np.float64)[index]
-        qd = np.asarray(velocity, dtype=np.float64)[index]
-        self._damping_qd_time_s = now_s
-        if not (policy_math.all_finite(q) and policy_math.all_finite(qd)):
-            self._damping_qd = np.where(np.isfinite(qd), qd, 0.0)
-            bad = [self.joint_names[i]
-                   for i in np.flatnonzero(~(np.isfinite(q) & np.isfinite(qd)))]
-            track.problem = f'non-finite joint_states value for joint(s): {", ".join(bad)}'
-            return
-        self._damping_qd = qd
-        track.problem = ''
-        track.value = (q, qd)
-        track.time_s = now_s
-
-    def _update_damping_qd_partial(self, names: Sequence[str], velocity: Sequence[float],
-                                   now_s: float) -> None:
-        """Keep damping the joints named exactly once when the message is otherwise unusable."""
-        lookup: Dict[str, int] = {}
-        for i, name in enumerate(names):
-            lookup[name] = -1 if name in lookup else i
-        qd = np.zeros(len(self.joint_names))
-        for j, name in enumerate(self.joint_names):
-            i = lookup.get(name, -1)
-            if i >= 0 and math.isfinite(velocity[i]):
-                qd[j] = velocity[i]
-        self._damping_qd = qd
-        self._damping_qd_time_s = now_s
+        reading = self._joint_reader.read(names, position, velocity)
+        if reading.damping_qd_rad_s is not None:
+            self._damping_qd = reading.damping_qd_rad_s
+            self._damping_qd_time_s = now_s
+        if reading.problem:
+            track.problem = reading.problem
+        else:
+            track.store(reading.value, now_s)
 
     def update_odom(self, quat_wxyz: Sequence[float], lin_vel_body_m_s: Sequence[float],
                     ang_vel_body_rad_s: Sequence[float], now_s: float,
@@ -420,25 +251,15 @@ class Controller:
             value = (np.asarray(ang_vel_body_rad_s, dtype=np.float64),)
             self._store_base(self._imu, np.asarray(quat_wxyz, dtype=np.float64), value, now_s)
 
-    def _store_base(self, track: _Input, quat: np.ndarray, vectors: Tuple[np.ndarray, ...],
-                    now_s: float) -> None:
+    def _store_base(self, track: InputTrack, quat: np.ndarray,
+                    vectors: Tuple[np.ndarray, ...], now_s: float) -> None:
         """Store an orientation + vectors sample, or say in ``track.problem`` why not."""
-        if not (policy_math.all_finite(quat) and all(policy_math.all_finite(v) for v in vectors)):
-            track.problem = f'non-finite {track.name} value'
+        problem, unit = safety.check_orientation_sample(track.name, quat, vectors)
+        if problem:
+            track.problem = problem
             return
-        norm = math.sqrt(float(np.dot(quat, quat)))
-        if not 0.5 < norm < 1.5:
-            track.problem = (f'{track.name} orientation quaternion has norm {norm:.3f} '
-                             '(not a rotation)')
-            return
-        unit = quat / norm
-        track.problem = ''
-        track.value = (unit,) + vectors
-        track.time_s = now_s
-        # the angle between the body z axis and world up: acos of the rotation matrix's zz,
-        # 1 - 2 (x^2 + y^2), which is -projected_gravity(q)[2] in scalars (0.4 against 22 us)
-        _, x, y, _ = unit.tolist()
-        track.tilt_rad = math.acos(max(-1.0, min(1.0, 1.0 - 2.0 * (x * x + y * y))))
+        track.store((unit,) + vectors, now_s)
+        track.tilt_rad = safety.tilt_from_upright_rad(unit)
 
     def update_cmd_vel(self, vx_m_s: float, vy_m_s: float, wz_rad_s: float,
                        now_s: float, stamp_ns: Optional[int] = None) -> None:
@@ -456,21 +277,20 @@ class Controller:
         clamped = clamp_command(raw, self.contract)
         self.cmd_note = ('' if np.array_equal(clamped, raw) else
                          f'cmd_vel {raw.tolist()} clamped to trained range {clamped.tolist()}')
-        self._cmd.value = (clamped,)
-        self._cmd.time_s = now_s
+        self._cmd.store((clamped,), now_s)
 
     def command(self, now_s: float) -> np.ndarray:
         """Return the effective ``(vx, vy, wz)`` command at ``now_s`` (zero if timed out)."""
         cmd = self._cmd
-        if cmd.value is None or _age(cmd.time_s, now_s) > self.config.cmd_vel_timeout_s:
+        if cmd.value is None or age_s(cmd.time_s, now_s) > self.config.cmd_vel_timeout_s:
             return np.zeros(3)
         return cmd.value[0].copy()
 
     # ----------------------------------------------------------------------------- health
     def joint_state_problem(self, now_s: float) -> str:
         """Return why the joint state is unusable at ``now_s`` ('' if healthy)."""
-        return _input_problem(self._joints, now_s, self.config.joint_state_timeout_s,
-                              'joint_state_timeout_s')
+        return self._joints.problem_at(now_s, self.config.joint_state_timeout_s,
+                                       'joint_state_timeout_s')
 
     def walking_input_problem(self, now_s: float) -> str:
         """Return why odometry/IMU are unusable for the policy at ``now_s`` ('' if healthy)."""
@@ -478,12 +298,11 @@ class Controller:
             return ''
         needs_odom = self.needs_lin_vel or self.config.orientation_source == 'odom'
         if needs_odom:
-            problem = _input_problem(self._odom, now_s, self.config.odom_timeout_s,
-                                     'odom_timeout_s')
+            problem = self._odom.problem_at(now_s, self.config.odom_timeout_s, 'odom_timeout_s')
             if problem:
                 return problem
         if self.config.orientation_source == 'imu':
-            return _input_problem(self._imu, now_s, self.config.imu_timeout_s, 'imu_timeout_s')
+            return self._imu.problem_at(now_s, self.config.imu_timeout_s, 'imu_timeout_s')
         return ''
 
     def tilt_rad(self, now_s: float) -> Optional[float]:
@@ -492,17 +311,12 @@ class Controller:
             track, timeout_s = self._imu, self.config.imu_timeout_s
         else:
             track, timeout_s = self._odom, self.config.odom_timeout_s
-        if track.value is None or _age(track.time_s, now_s) > timeout_s:
-            return None
-        return track.tilt_rad
+        return track.tilt_rad if track.fresh(now_s, timeout_s) else None
 
     def tilt_problem(self, now_s: float) -> str:
         """Return why the base is too tilted to stand at ``now_s`` ('' if not, or unknown)."""
-        tilt = self.tilt_rad(now_s)
-        if tilt is None or tilt <= self.config.max_tilt_rad:
-            return ''
-        return (f'base tilted {tilt:.3f} rad from upright > max_tilt_rad '
-                f'{self.config.max_tilt_rad:.3f} rad ({self.config.orientation_source})')
+        return safety.tilt_problem(self.tilt_rad(now_s), self.config.max_tilt_rad,
+                                   self.config.orientation_source)
 
     # ----------------------------------------------------------------------------- transitions
     def activate(self, now_s: float) -> None:
@@ -602,8 +416,8 @@ class Controller:
         self._ramp_start_pos = (self._joints.value[0].copy() if self._joints.value is not None
                                 else self.default_pos_rad.copy())
         self._ramp_start_s = None
-        self._joint_fault_since_s = None
-        self._walk_fault_since_s = None
+        self._joint_hold.clear()
+        self._walk_hold.clear()
         self.note = ''
 
     def _start_ramp_if_pending(self, now_s: float) -> None:
@@ -622,7 +436,7 @@ class Controller:
         self._gait_phase = 0.0
         self._last_action = np.zeros(self.contract.action_dim)
         self._q_target = self.default_pos_rad.copy()
-        self._walk_fault_since_s = None
+        self._walk_hold.clear()
         self.note = ''
 
     def _stand_after_fault(self, problem: str) -> None:
@@ -635,38 +449,17 @@ class Controller:
 
     def _check_inputs(self, now_s: float) -> None:
         """Apply the graded response to the inputs at ``now_s`` (standing or walking)."""
-        hold_s = self.config.fault_hold_s
-        held: List[str] = []
-        problem = self.joint_state_problem(now_s)
-        if problem:
-            if self._joint_fault_since_s is None:
-                self._joint_fault_since_s = now_s
-            unusable_s = now_s - self._joint_fault_since_s
-            if unusable_s >= hold_s:
-                self.fault(f'{problem} (unusable for {unusable_s:.3f} s >= fault_hold_s '
-                           f'{hold_s} s; standing needs joint feedback)')
-                return
-            held.append(problem)
-        else:
-            self._joint_fault_since_s = None
-        problem = self.tilt_problem(now_s)
-        if problem:
-            self.fault(problem)
+        walking = self.state is ControllerState.WALKING
+        response = safety.grade_response(
+            now_s, self.config.fault_hold_s, self._joint_hold, self.joint_state_problem(now_s),
+            self.tilt_problem(now_s), self._walk_hold,
+            self.walking_input_problem(now_s) if walking else None)
+        if response.damp:
+            self.fault(response.damp)
             return
-        if self.state is ControllerState.WALKING:
-            problem = self.walking_input_problem(now_s)
-            if problem:
-                if self._walk_fault_since_s is None:
-                    self._walk_fault_since_s = now_s
-                unusable_s = now_s - self._walk_fault_since_s
-                if unusable_s >= hold_s:
-                    self._stand_after_fault(f'{problem} (unusable for {unusable_s:.3f} s >= '
-                                            f'fault_hold_s {hold_s} s)')
-                else:
-                    held.append(problem)
-            else:
-                self._walk_fault_since_s = None
-        self.hold_reason = (f'holding the last good input: {"; ".join(held)}' if held else '')
+        if response.stand:
+            self._stand_after_fault(response.stand)
+        self.hold_reason = response.hold
 
     # ----------------------------------------------------------------------------- step
     def stand_ramp_fraction(self, now_s: float) -> float:
@@ -725,7 +518,7 @@ class Controller:
 
     def _joint_state_fresh(self, now_s: float) -> bool:
         """Return whether the newest usable joint state is within its timeout."""
-        return _age(self._joints.time_s, now_s) <= self.config.joint_state_timeout_s
+        return age_s(self._joints.time_s, now_s) <= self.config.joint_state_timeout_s
 
     def _pd(self, target: np.ndarray, now_s: float) -> np.ndarray:
         q, qd = self._joints.value
@@ -736,7 +529,7 @@ class Controller:
                           dtype=np.float64)
 
     def _damping_effort(self, now_s: float) -> np.ndarray:
-        fresh = _age(self._damping_qd_time_s, now_s) <= self.config.joint_state_timeout_s
+        fresh = age_s(self._damping_qd_time_s, now_s) <= self.config.joint_state_timeout_s
         qd = self._damping_qd if fresh else self._zero_qd
         effort = -self.config.damping_kd_scale * self.kd_nms_per_rad * qd
         effort = np.where(np.isfinite(effort), effort, 0.0)
@@ -791,24 +584,3 @@ class Controller:
     def q_target_rad(self) -> np.ndarray:
         """Return the newest policy joint target [rad] in policy order."""
         return self._q_target.copy()
-
-
-def _age(time_s: float, now_s: float) -> float:
-    """Return ``now_s - time_s`` [s] (never negative: stored times follow clock jumps)."""
-    return max(0.0, now_s - time_s)
-
-
-def _input_problem(track: _Input, now_s: float, timeout_s: float, param: str) -> str:
-    """Return why ``track`` is unusable at ``now_s`` ('' if its newest sample is usable)."""
-    if track.problem:
-        return track.problem
-    if track.value is None:
-        return f'no {track.name} received'
-    age = _age(track.time_s, now_s)
-    if age <= timeout_s:
-        return ''
-    text = f'{track.name} stale: {age:.3f} s old > {param} {timeout_s} s'
-    if track.frozen_since_s is not None:
-        text += (f' (header stamp frozen at {track.stamp_ns * 1e-9:.9f} s: re-sent for '
-                 f'{_age(track.frozen_since_s, now_s):.3f} s without advancing)')
-    return text
