@@ -23,20 +23,14 @@ The model, built from the robot's URDF:
 * torque control at the contract's physics step: PyBullet's default velocity motors (which
   would hold every joint still) are switched off, and each step applies the clamped efforts
   with ``TORQUE_CONTROL``, held over ``config.substeps`` Bullet steps;
-* rotor inertia (``armature_kg_m2``): Bullet's multibodies have no joint armature, and without
-  it the explicit PD loop at the contract's physics step is unstable (the light distal links
-  oscillate and the robot falls within a second). With ``armature='rotor'`` (the default) each
-  actuated joint gets a rotor: a link on the joint's parent, on the joint's axis, with inertia
-  J / N^2 about that axis, geared to the joint by a Bullet gear constraint (rotor speed = N x
-  joint speed). Its kinetic energy is J qd^2 / 2 plus a coupling term J / N times the parent's
-  rotation about the axis, so the joint-space inertia matches MuJoCo's (rigid bodies plus J on
-  each joint's diagonal) up to O(1/N) (``rotor_gear_ratio`` N, 20 by default; see
-  :meth:`PyBulletRobotSim.joint_inertia_kg_m2`). The gear constraints are solved by the same
-  iterative solver as the contacts, so they hold only as well as it converges
-  (``solver_iterations``). ``armature='link_inertia'`` instead adds J to the child link's
+* rotor inertia (``armature_kg_m2``), which Bullet's multibodies lack and without which the
+  explicit PD loop at the contract's physics step is unstable: with ``armature='rotor'`` (the
+  default) each actuated joint gets a rotor link geared to it; how, and how closely that
+  matches MuJoCo's armature, is in :mod:`training.sim2sim.pybullet_rotors` (gear ratio
+  ``rotor_gear_ratio``, 20 by default; the gear constraints hold only as well as the solver
+  converges, ``solver_iterations``). ``armature='link_inertia'`` instead adds J to the child link's
   inertia about the joint axis (no constraints, but J then also loads every parallel joint
   above and the base, and the inertia tensors stop being physical); ``'none'`` leaves it out.
-  Each rotor adds 0.1 g at its joint's origin to the parent link.
 
 Conventions (as MujocoRobotSim): joint arrays are in policy order; quaternions are wxyz
 (PyBullet's xyzw is converted); "world" vectors are in the world frame; "body" vectors in the
@@ -47,8 +41,7 @@ from dataclasses import dataclass
 import math
 from pathlib import Path
 import tempfile
-from typing import Dict, Literal, Mapping, Optional, Sequence, Tuple
-import xml.etree.ElementTree as ElementTree
+from typing import Dict, Literal, Optional, Sequence, Tuple
 
 from humanoid_rl_ros.core.policy_math import quat_xyzw_to_wxyz, world_to_body
 from humanoid_rl_ros.robot.description import RobotConfig
@@ -57,6 +50,7 @@ from humanoid_rl_ros.sim.mujoco_sim import DEFAULT_MAX_TILT_RAD
 import numpy as np
 import pybullet
 from pybullet_utils import bullet_client
+from training.sim2sim.pybullet_rotors import gear_rotors, urdf_with_rotors
 
 __all__ = ['GRAVITY_M_S2', 'PyBulletConfig', 'PyBulletRobotSim', 'rotation_matrix_wxyz',
            'urdf_with_rotors']
@@ -65,8 +59,6 @@ GRAVITY_M_S2 = 9.81
 """Gravity [m/s^2] along -z, as MuJoCo's default."""
 MAX_JOINT_SPEED_RAD_S = 1e4
 """Bullet's joint speed clamp, raised from its 100 rad/s default so it never acts [rad/s]."""
-ROTOR_MAX_TORQUE_NM = 1e5
-"""Force limit of the rotor gear constraints [N*m]: high enough never to bind."""
 _AXIS_ALIGNED_TOL = 1e-6
 
 
@@ -117,68 +109,6 @@ def _quat_wxyz_multiply(a: Sequence[float], b: Sequence[float]) -> np.ndarray:
 
 def _quat_wxyz_conjugate(q: Sequence[float]) -> np.ndarray:
     return np.array([q[0], -q[1], -q[2], -q[3]], dtype=np.float64)
-
-
-ROTOR_MASS_KG = 1e-4
-"""Mass of each rotor link [kg] (at its joint's origin; Bullet's links need a mass)."""
-ROTOR_SUFFIX = '__rotor'
-"""Suffix of the rotor links and joints added by :func:`urdf_with_rotors`."""
-
-
-def _fmt(value: float) -> str:
-    return '%.12g' % float(value)
-
-
-def urdf_with_rotors(urdf_path: Path, armature_kg_m2: Mapping[str, float],
-                     gear_ratio: float) -> Tuple[str, Dict[str, str]]:
-    """
-    Return the URDF text with a rotor for each joint of ``armature_kg_m2``, and the rotors.
-
-    Joint ``j`` with rotor inertia J > 0 gets link and joint ``j + ROTOR_SUFFIX``: a continuous
-    joint on ``j``'s parent, at ``j``'s origin and axis, whose link has mass
-    :data:`ROTOR_MASS_KG` at that origin and inertia J / N^2 about the axis (0.6 of that about
-    the other axes, so the tensor is physical). The caller gears it to ``j`` (rotor speed = N x
-    joint speed), which reflects J onto the joint. Relative mesh file names are made absolute
-    so the text can be loaded from another folder. The second value maps joint to rotor name.
-    """
-    root = ElementTree.parse(urdf_path).getroot()
-    for mesh in root.iter('mesh'):
-        name = mesh.get('filename', '')
-        if name and '://' not in name and not Path(name).is_absolute():
-            mesh.set('filename', str((urdf_path.parent / name).resolve()))
-    joints = {j.get('name'): j for j in root.findall('joint')}
-    rotors = {}
-    for name, armature in armature_kg_m2.items():
-        if armature <= 0.0:
-            continue
-        if name not in joints:
-            raise ValueError(f'joint {name!r} is not in {urdf_path.name}')
-        joint = joints[name]
-        axis_el, origin = joint.find('axis'), joint.find('origin')
-        axis = np.array([float(v) for v in (axis_el.get('xyz') if axis_el is not None
-                                            else '1 0 0').split()])
-        axis = axis / np.linalg.norm(axis)
-        rotor_j = armature / gear_ratio ** 2
-        inertia = 0.6 * rotor_j * np.eye(3) + 0.4 * rotor_j * np.outer(axis, axis)
-        rotor = name + ROTOR_SUFFIX
-        link = ElementTree.SubElement(root, 'link', name=rotor)
-        inertial = ElementTree.SubElement(link, 'inertial')
-        ElementTree.SubElement(inertial, 'origin', xyz='0 0 0', rpy='0 0 0')
-        ElementTree.SubElement(inertial, 'mass', value=_fmt(ROTOR_MASS_KG))
-        ElementTree.SubElement(inertial, 'inertia', **{
-            key: _fmt(inertia[i, k]) for key, i, k in (
-                ('ixx', 0, 0), ('ixy', 0, 1), ('ixz', 0, 2), ('iyy', 1, 1), ('iyz', 1, 2),
-                ('izz', 2, 2))})
-        rotor_joint = ElementTree.SubElement(root, 'joint', name=rotor, type='continuous')
-        ElementTree.SubElement(rotor_joint, 'parent', link=joint.find('parent').get('link'))
-        ElementTree.SubElement(rotor_joint, 'child', link=rotor)
-        ElementTree.SubElement(rotor_joint, 'origin',
-                               xyz=origin.get('xyz', '0 0 0') if origin is not None else '0 0 0',
-                               rpy=origin.get('rpy', '0 0 0') if origin is not None else '0 0 0')
-        ElementTree.SubElement(rotor_joint, 'axis', xyz=' '.join(_fmt(v) for v in axis))
-        rotors[name] = rotor
-    ElementTree.indent(root)  # Bullet's XML parser rejects some very long lines
-    return ElementTree.tostring(root, encoding='unicode'), rotors
 
 
 class PyBulletRobotSim:
@@ -269,18 +199,8 @@ class PyBulletRobotSim:
                               spinningFriction=torsional, rollingFriction=rolling,
                               restitution=0.0, linearDamping=0.0, angularDamping=0.0,
                               jointDamping=0.0, maxJointVelocity=MAX_JOINT_SPEED_RAD_S)
-        ratio = float(self.config.rotor_gear_ratio)
-        self._rotor_index = {}
-        for name, rotor in self._rotors.items():
-            rotor_index, joint_index = joints[rotor][0], joints[name][0]
-            # Bullet's gear constraint: qd_rotor + gearRatio * qd_joint = 0; erp 0: the rotor's
-            # angle is irrelevant, only its speed is held
-            constraint = bc.createConstraint(self._body, rotor_index, self._body, joint_index,
-                                             pybullet.JOINT_GEAR, [1.0, 0.0, 0.0],
-                                             [0.0, 0.0, 0.0], [0.0, 0.0, 0.0])
-            bc.changeConstraint(constraint, gearRatio=-ratio, maxForce=ROTOR_MAX_TORQUE_NM,
-                                erp=0.0)
-            self._rotor_index[name] = rotor_index
+        self._rotor_index = gear_rotors(bc, self._body, {n: v[0] for n, v in joints.items()},
+                                        self._rotors, self.config.rotor_gear_ratio)
         # rotor inertia added to each joint's child link [kg*m^2] ('link_inertia' only)
         self.armature_added_kg_m2: Dict[str, float] = {}
         if self.config.armature == 'link_inertia':
