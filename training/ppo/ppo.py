@@ -5,6 +5,14 @@ Defaults are the rsl_rl / legged_gym numbers (legged_gym ``LeggedRobotCfgPPO``; 
 ``rl_cfg.py``): clip 0.2, value loss coef 1.0 (clipped value loss), entropy coef 0.01,
 5 epochs x 4 minibatches, lr 1e-3 adapted from the KL towards 0.01, gamma 0.99, lambda 0.95,
 max grad norm 1.0.
+
+Data-parallel (``world_size > 1``, see :mod:`training.distributed`): each process computes the
+loss and gradients of its own minibatch; one all-reduce per minibatch step averages the
+gradients and the minibatch statistics over the processes, the learning rate is adapted from the
+averaged KL, then every process clips and steps Adam identically.  Advantages are normalized
+over all processes' rollouts.  With ``graph_update`` on CUDA the update cannot be one CUDA graph
+(the all-reduce runs between graphs, not inside one): each minibatch step replays two graphs,
+the loss and backward before the all-reduce, the rate, clip and Adam step after it.
 """
 
 from dataclasses import dataclass
@@ -13,6 +21,7 @@ import warnings
 
 import torch
 from torch import nn
+import torch.distributed as dist
 
 from .actor_critic import ActorCritic
 from .storage import Batch, gather_batch, RolloutStorage
@@ -164,7 +173,7 @@ class PPO:
 
     def __init__(self, actor_critic: ActorCritic, cfg: PPOConfig,
                  device: torch.device = 'cpu', compile_setting: str = 'off',
-                 graph_update: bool = False) -> None:
+                 graph_update: bool = False, world_size: int = 1) -> None:
         """
         Wrap ``actor_critic`` (moved to ``device``) with an Adam optimizer.
 
@@ -175,6 +184,9 @@ class PPO:
         captured at the second update (the first runs eagerly, as its warm-up); if the capture
         fails, updates run eagerly, with a warning.  The graph holds ``cfg``'s values as they
         were at capture: change the config before training, not during it.
+
+        ``world_size > 1``: data-parallel over the initialized default process group (module
+        doc); the parameters are overwritten with rank 0's here.
         """
         self.cfg = cfg
         self.device = torch.device(device)
@@ -198,6 +210,86 @@ class PPO:
         self._eager_updates = 0
         self._loss_fn = maybe_compile(self._minibatch_loss, compile_setting, self.device,
                                       cuda_graphs=not self._graph_update)
+        self.world_size = int(world_size)
+        self._sync_buf: Optional[torch.Tensor] = None
+        """Data-parallel: every parameter's gradient (the ``.grad`` are views of it) followed
+        by the minibatch statistics; what the all-reduce sums."""
+        if self.world_size > 1:
+            self._init_data_parallel()
+
+    # ------------------------------------------------------------------ data parallel
+    def _init_data_parallel(self) -> None:
+        """Check the process group, take rank 0's parameters, point the grads into one buffer."""
+        if not (dist.is_available() and dist.is_initialized()):
+            raise RuntimeError(f'PPO: world_size {self.world_size} needs an initialized '
+                               'process group (training.distributed.init_distributed)')
+        if dist.get_world_size() != self.world_size:
+            raise RuntimeError(f'PPO: world_size {self.world_size} but the process group has '
+                               f'{dist.get_world_size()} processes')
+        params = list(self.actor_critic.parameters())
+        with torch.no_grad():
+            for tensor in [*params, *self.actor_critic.buffers()]:
+                dist.broadcast(tensor.data, src=0)
+        total = sum(p.numel() for p in params)
+        self._sync_buf = torch.zeros(total + self._stats.numel(), dtype=torch.float32,
+                                     device=self.device)
+        self._grad_views = []
+        start = 0
+        for p in params:
+            if p.dtype != torch.float32:
+                raise TypeError(f'PPO data-parallel: parameters must be float32, got {p.dtype}')
+            self._grad_views.append(self._sync_buf[start:start + p.numel()].view_as(p))
+            start += p.numel()
+        self._attach_grad_views()
+
+    def _attach_grad_views(self) -> None:
+        """Make every parameter's ``.grad`` its view of the sync buffer (host-side only)."""
+        for p, view in zip(self.actor_critic.parameters(), self._grad_views):
+            if p.grad is not view:
+                p.grad = view
+
+    def _local_gradients(self) -> None:
+        """
+        Write this process's gradient and statistics of minibatch ``_mb_idx`` into the buffer.
+
+        The first half of a data-parallel minibatch step (a CUDA graph of its own).
+        """
+        loss, stats = self._loss_fn(self._mb_idx)
+        self._sync_buf.zero_()
+        loss.backward()  # accumulates into the zeroed grad views
+        self._sync_buf[-stats.numel():].copy_(stats)
+
+    def _all_reduce_gradients(self) -> None:
+        """Sum the gradient and statistics buffer over the processes (in place)."""
+        dist.all_reduce(self._sync_buf, op=dist.ReduceOp.SUM)
+
+    def _apply_averaged_gradients(self) -> None:
+        """
+        Average the summed buffer, adapt the rate from the mean KL, clip, step Adam.
+
+        The second half of a data-parallel minibatch step (a CUDA graph of its own).
+        """
+        cfg = self.cfg
+        self._sync_buf.mul_(1.0 / self.world_size)
+        stats = self._sync_buf[-self._stats.numel():]
+        if cfg.schedule == 'adaptive':
+            with torch.no_grad():
+                new_lr = adapt_learning_rate_tensor(self._lr, stats[3], cfg)
+                self._lr.copy_(new_lr)
+                self._lr_opt.copy_(new_lr)
+        nn.utils.clip_grad_norm_(self.actor_critic.parameters(), cfg.max_grad_norm,
+                                 foreach=True)
+        self.optimizer.step()
+        self._stats += stats
+
+    def _data_parallel_step(self) -> None:
+        """Run one data-parallel minibatch step eagerly (no host reads)."""
+        if not self._graph_update:
+            torch.compiler.cudagraph_mark_step_begin()
+        self._attach_grad_views()
+        self._local_gradients()
+        self._all_reduce_gradients()
+        self._apply_averaged_gradients()
 
     # ------------------------------------------------------------------ learning rate
     @property
@@ -292,7 +384,22 @@ class PPO:
         self.storage.compute_returns(last_values, self.cfg.gamma, self.cfg.lam)
         if self.cfg.normalize_advantage:
             adv = self.storage.advantages
-            adv.copy_((adv - adv.mean()) / (adv.std() + 1e-8))
+            if self.world_size > 1:
+                mean, std = self._global_mean_std(adv)
+                adv.copy_((adv - mean) / (std + 1e-8))
+            else:
+                adv.copy_((adv - adv.mean()) / (adv.std() + 1e-8))
+
+    def _global_mean_std(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Return the mean and (unbiased) std of ``x`` over all processes (two all-reduces)."""
+        x64 = x.double().reshape(-1)
+        sums = torch.stack([torch.full_like(x64[0], x64.numel()), x64.sum()])
+        dist.all_reduce(sums, op=dist.ReduceOp.SUM)
+        count, mean = sums[0], sums[1] / sums[0]
+        m2 = (x64 - mean).square().sum()
+        dist.all_reduce(m2, op=dist.ReduceOp.SUM)
+        std = (m2 / (count - 1.0).clamp(min=1.0)).sqrt()
+        return mean.to(x.dtype), std.to(x.dtype)
 
     # ------------------------------------------------------------------ update
     def _minibatch_loss(self, idx: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -349,9 +456,10 @@ class PPO:
 
     def _minibatch_steps(self) -> None:
         """Run the minibatch steps of ``self._mb_indices`` in order (what a graph captures)."""
+        step = self._data_parallel_step if self.world_size > 1 else self._minibatch_step
         for idx in self._mb_indices:
             self._mb_idx.copy_(idx)
-            self._minibatch_step()
+            step()
 
     def _drop_update_graph(self) -> None:
         """Forget the captured update (its tensors were replaced); warm up and capture anew."""
@@ -377,18 +485,43 @@ class PPO:
             self._eager_updates += 1
             return True
         if self._update_graph is None:
-            graph = torch.cuda.CUDAGraph()
             try:
-                with torch.cuda.graph(graph):
-                    self._minibatch_steps()
+                self._update_graph = self._capture_update()
             except RuntimeError as exc:
                 warnings.warn(f'CUDA graph capture of the PPO update failed ({exc}); updates '
                               'run eagerly', RuntimeWarning)
                 self._graph_update = False
                 return False
-            self._update_graph = graph
-        self._update_graph.replay()
+        if self.world_size > 1:
+            local, apply = self._update_graph
+            for idx in self._mb_indices:
+                self._mb_idx.copy_(idx)
+                local.replay()
+                self._all_reduce_gradients()  # between the graphs, on the host's order
+                apply.replay()
+        else:
+            self._update_graph.replay()
         return True
+
+    def _capture_update(self) -> Any:
+        """
+        Capture the update: one graph of all minibatch steps, or, data-parallel, two graphs.
+
+        Data-parallel: ``(local, apply)``, the graphs of :meth:`_local_gradients` and
+        :meth:`_apply_averaged_gradients`; the caller replays them around the all-reduce.
+        """
+        if self.world_size <= 1:
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                self._minibatch_steps()
+            return graph
+        self._attach_grad_views()
+        local, apply = torch.cuda.CUDAGraph(), torch.cuda.CUDAGraph()
+        with torch.cuda.graph(local):
+            self._local_gradients()
+        with torch.cuda.graph(apply):
+            self._apply_averaged_gradients()
+        return local, apply
 
     def update(self) -> Dict[str, float]:
         """Run ``num_learning_epochs x num_mini_batches`` gradient steps; return mean stats."""
