@@ -16,6 +16,14 @@ Checkpoints (``model_<iteration>.pt``, the newest ``keep_checkpoints`` kept) hol
 optimizer, normalizers, iteration counters, history and the configs;
 :meth:`OnPolicyRunner.resume` continues from one.  The files are written by
 :mod:`training.run_files`.
+
+Data-parallel training (a :class:`~training.distributed.DistContext` with several processes,
+see :mod:`training.distributed`): every process collects from its own envs; after each rollout
+the observation normalizers are merged over the processes, the PPO update averages gradients
+every minibatch, and the episode statistics and env-steps/s count all processes.  Only rank 0
+prints, writes files (its ``log_dir``; the other ranks' is ignored) and decides when a time
+budget is used up (its wall time is every rank's).  The ``env/...`` scalars are rank 0's own
+envs.
 """
 
 from dataclasses import asdict, dataclass, field
@@ -29,6 +37,8 @@ import torch
 from torch import nn
 
 from .compiling import maybe_compile
+from .distributed import (all_reduce_sum_, broadcast_values, DistContext, require_process_group,
+                          sync_normalizers_)
 from .ppo import ActorCritic, EmpiricalNormalizer, PolicyConfig, PPO, PPOConfig
 from .run_files import (checkpoint_path, prune_checkpoints, write_checkpoint, write_history,
                         write_scalars)
@@ -78,7 +88,8 @@ class RunnerConfig:
     """torch.compile the collection step and the PPO loss: 'auto' (inductor on CUDA), 'off'."""
 
     graph_update: bool = True
-    """On CUDA, replay each PPO update (all its minibatch steps) as one CUDA graph."""
+    """On CUDA, replay each PPO update (all its minibatch steps) as one CUDA graph; with
+    several processes (torchrun), two graphs per minibatch step around the all-reduce."""
 
     tf32_matmul: bool = True
     """On CUDA, let float32 matmuls use TF32 tensor cores (torch precision 'high')."""
@@ -121,17 +132,24 @@ class OnPolicyRunner:
 
     def __init__(self, env: VecEnv, ppo_cfg: PPOConfig, runner_cfg: RunnerConfig,
                  log_dir: Optional[Union[str, Path]] = None,
-                 device: Union[str, torch.device] = 'cpu') -> None:
+                 device: Union[str, torch.device] = 'cpu',
+                 distributed: Optional[DistContext] = None) -> None:
         """
         Build the actor-critic, normalizers and PPO learner for ``env``'s dimensions.
 
         ``log_dir`` receives checkpoints, TensorBoard files, history and plots; ``None`` keeps
-        everything in memory (no files).
+        everything in memory (no files).  ``distributed``: this process's place in a
+        data-parallel group whose process group is initialized (module doc); None: alone.
         """
         self.env = env
         self.ppo_cfg = ppo_cfg
         self.cfg = runner_cfg
         self.device = torch.device(device)
+        self.dist = distributed if distributed is not None else DistContext()
+        """This process's rank and the number of processes training together."""
+        require_process_group(self.dist, 'OnPolicyRunner')
+        if not self.dist.is_main:
+            log_dir = None  # rank 0 alone writes files
         self.log_dir = Path(log_dir) if log_dir is not None else None
         self.actor_critic = ActorCritic(env.num_obs, env.num_critic_obs, env.num_actions,
                                         runner_cfg.policy).to(self.device)
@@ -139,7 +157,8 @@ class OnPolicyRunner:
             torch.set_float32_matmul_precision('high' if runner_cfg.tf32_matmul else 'highest')
         self.alg = PPO(self.actor_critic, ppo_cfg, self.device,
                        compile_setting=runner_cfg.torch_compile,
-                       graph_update=runner_cfg.graph_update)
+                       graph_update=runner_cfg.graph_update,
+                       world_size=self.dist.world_size)
         self.alg.init_storage(env.num_envs, runner_cfg.num_steps_per_env)
         if runner_cfg.empirical_normalization:
             clip = runner_cfg.normalizer_clip if runner_cfg.normalizer_clip > 0 else None
@@ -151,13 +170,17 @@ class OnPolicyRunner:
             self.critic_obs_normalizer = nn.Identity()
         self.obs_normalizer.to(self.device)
         self.critic_obs_normalizer.to(self.device)
+        self._sync_normalizers = self.dist.enabled and runner_cfg.empirical_normalization
+        if self._sync_normalizers:
+            self.obs_normalizer.enable_sync()
+            self.critic_obs_normalizer.enable_sync()
 
         self.current_iteration = 0
         """Number of completed iterations (continues across :meth:`resume`)."""
         self.total_env_steps = 0
-        """Env steps collected so far (continues across :meth:`resume`)."""
+        """Env steps collected so far by all processes (continues across :meth:`resume`)."""
         self.wall_time_s = 0.0
-        """Training wall time so far [s] (continues across :meth:`resume`)."""
+        """Training wall time so far [s] (rank 0's; continues across :meth:`resume`)."""
         self.history: List[Dict[str, float]] = []
         """One row of scalars per iteration."""
         self.last_checkpoint: Optional[Path] = None
@@ -298,8 +321,11 @@ class OnPolicyRunner:
             elapsed = time.perf_counter() - start_wall
             if target is not None and self.current_iteration >= target:
                 break
-            if (time_budget_s is not None and self.current_iteration > start_iteration
-                    and elapsed + last_iter_s > time_budget_s):
+            over_budget = (time_budget_s is not None and self.current_iteration > start_iteration
+                           and elapsed + last_iter_s > time_budget_s)
+            if time_budget_s is not None and self.dist.enabled:  # rank 0's clock decides
+                over_budget = broadcast_values([float(over_budget)], self.device)[0] > 0.5
+            if over_budget:
                 break
             t0 = time.perf_counter()
             self._ep_stats.zero_()
@@ -328,6 +354,8 @@ class OnPolicyRunner:
                                              else value)
                         log_counts[key] = log_counts.get(key, 0) + 1
                 self._check_rollout_finite()
+                if self._sync_normalizers:
+                    sync_normalizers_(self.obs_normalizer, self.critic_obs_normalizer)
                 t1 = time.perf_counter()
                 self._returns_step()
             losses = alg.update()
@@ -339,11 +367,17 @@ class OnPolicyRunner:
             t2 = time.perf_counter()
 
             self.current_iteration += 1
-            steps = n_env * self.cfg.num_steps_per_env
+            steps = n_env * self.cfg.num_steps_per_env * self.dist.world_size
             self.total_env_steps += steps
             last_iter_s = t2 - t0
-            self.wall_time_s = wall_offset + (t2 - start_wall)
-            ep_sum, len_sum, count = self._ep_stats.tolist()
+            elapsed = t2 - start_wall
+            ep_sum, len_sum, count, step_reward_sum = torch.cat(
+                [self._ep_stats, self._step_reward_sum.reshape(1)]).tolist()
+            if self.dist.enabled:  # all ranks' episodes; rank 0's clock
+                ep_sum, len_sum, count, step_reward_sum, elapsed, last_iter_s = \
+                    self._summed_over_ranks(ep_sum, len_sum, count, step_reward_sum, elapsed,
+                                            last_iter_s)
+            self.wall_time_s = wall_offset + elapsed
             if count > 0:
                 self._last_mean_return = ep_sum / count
                 self._last_mean_length = len_sum / count
@@ -356,7 +390,7 @@ class OnPolicyRunner:
                 'learn_time_s': t2 - t1,
                 'mean_reward': self._last_mean_return,
                 'mean_episode_length': self._last_mean_length,
-                'mean_step_reward': (float(self._step_reward_sum)
+                'mean_step_reward': (step_reward_sum / self.dist.world_size
                                      / self.cfg.num_steps_per_env),
                 'episodes_completed': count,
             }
@@ -373,8 +407,8 @@ class OnPolicyRunner:
                 eta = (target - self.current_iteration) * mean_iter_s
             if time_budget_s is not None:
                 eta = min(eta, max(time_budget_s - (t2 - start_wall), 0.0))
-            if done_iters % self.cfg.log_interval == 0 or (
-                    target is not None and self.current_iteration >= target):
+            if self.dist.is_main and (done_iters % self.cfg.log_interval == 0 or (
+                    target is not None and self.current_iteration >= target)):
                 print(self._progress_line(row, target, eta), flush=True)
             if self.log_dir is not None and self.current_iteration % self.cfg.save_interval == 0:
                 self.save()
@@ -388,6 +422,19 @@ class OnPolicyRunner:
         if self._writer is not None:
             self._writer.flush()
         return self.history
+
+    def _summed_over_ranks(self, ep_sum: float, len_sum: float, count: float,
+                           step_reward_sum: float, elapsed_s: float, iteration_s: float
+                           ) -> Tuple[float, ...]:
+        """
+        Return the episode sums over all ranks and rank 0's clock readings (one all-reduce).
+
+        Ranks other than 0 add zero clock readings, so the sums are rank 0's.
+        """
+        main = 1.0 if self.dist.is_main else 0.0
+        values = torch.tensor([ep_sum, len_sum, count, step_reward_sum, main * elapsed_s,
+                               main * iteration_s], dtype=torch.float64, device=self.device)
+        return tuple(all_reduce_sum_(values).tolist())
 
     def _check_rollout_finite(self) -> None:
         st = self.alg.storage

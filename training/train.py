@@ -11,11 +11,18 @@ Examples::
     python -m training.train --env.rewards.feet-phase 2.0 --ppo.learning-rate 5e-4
     # start from a YAML file (e.g. a run's config.yaml); options given too override it
     python -m training.train --config runs/smoke/config.yaml --iterations 10
+    # 4 GPUs of one machine, data-parallel: 4 processes, each with its own 4096 envs
+    torchrun --nproc-per-node 4 -m training.train --num-envs 4096 --run-name humanoid_walk
 
 The run folder ``<log-root>/<run-name>/`` gets the resolved ``config.yaml``, TensorBoard logs,
 the last ``runner.keep-checkpoints`` checkpoints, the history and the learning curves; the
 policy is exported to ``<export-dir>/<run-name>.onnx`` with its contract
 ``<export-dir>/<run-name>.yaml``.
+
+Started by ``torchrun`` (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` set), each process trains on
+its own GPU ``cuda:LOCAL_RANK`` with its own ``--num-envs`` environments and seed ``seed +
+rank``, data-parallel (:mod:`training.distributed`); rank 0 alone writes the run folder and the
+exported policy.
 """
 
 import dataclasses
@@ -30,6 +37,8 @@ from humanoid_rl_ros.core.contract import plain_data, PolicyContract
 from humanoid_rl_ros.core.provenance import git_commit
 import torch
 from training.config import EnvConfig
+from training.distributed import (DistContext, init_distributed, rank_seed,
+                                  shutdown_distributed)
 from training.env import LocomotionEnv
 from training.export import export_policy
 from training.ppo import PPOConfig
@@ -58,9 +67,11 @@ class TrainConfig:
     backend: Literal['mjwarp', 'isaacgym'] = 'mjwarp'
     """Simulator backend: mjwarp (MuJoCo Warp) or isaacgym (Isaac Gym, where installed)."""
     device: str = 'cuda:0'
-    """Torch/simulator device: cuda:0 for thousands of envs, cpu for small tests."""
+    """Torch/simulator device: cuda:0 for thousands of envs, cpu for small tests; under torchrun
+    each process takes cuda:LOCAL_RANK (or the cpu)."""
     seed: int = 1
-    """Seed of python, numpy, torch and the environment's sampling."""
+    """Seed of python, numpy, torch and the environment's sampling (under torchrun: seed +
+    rank)."""
     iterations: int = 1500
     """PPO iterations (each collects num_envs x num_steps_per_env transitions)."""
     time_budget_min: float = 0.0
@@ -151,7 +162,11 @@ def dump_config(cfg: Any, path: Union[str, Path]) -> Path:
 
 def _learn(cfg: TrainConfig, runner: OnPolicyRunner, contract: PolicyContract,
            run_dir: Path) -> List[Dict[str, float]]:
-    """Run the iterations or the time budget, exporting snapshots if asked; return history."""
+    """
+    Run the iterations or the time budget, exporting snapshots if asked; return history.
+
+    Every process runs the same chunks (the runner's wall time is rank 0's); rank 0 exports.
+    """
     if cfg.time_budget_min <= 0:
         return runner.learn(num_iterations=cfg.iterations)
     budget_s = cfg.time_budget_min * 60.0
@@ -161,7 +176,7 @@ def _learn(cfg: TrainConfig, runner: OnPolicyRunner, contract: PolicyContract,
     while runner.wall_time_s - start_wall < budget_s - 1.0:
         left_s = budget_s - (runner.wall_time_s - start_wall)
         history = runner.learn(time_budget_s=min(chunk_s, left_s))
-        if cfg.snapshot_interval_min > 0:
+        if cfg.snapshot_interval_min > 0 and runner.dist.is_main:
             name = f'{cfg.run_name}_it{runner.current_iteration:05d}'
             export_policy(runner.actor, runner.obs_normalizer,
                           dataclasses.replace(contract, onnx_file=f'{name}.onnx'),
@@ -172,39 +187,65 @@ def _learn(cfg: TrainConfig, runner: OnPolicyRunner, contract: PolicyContract,
 
 
 def train(cfg: TrainConfig, command_line: Optional[Sequence[str]] = None) -> Dict[str, Any]:
-    """Run training as configured, export the policy, and return a summary of the run."""
-    set_seed(cfg.seed)
+    """
+    Run training as configured, export the policy, and return a summary of the run.
+
+    Under torchrun every process calls this (module doc); the summary's ``onnx`` and
+    ``contract`` are None on ranks other than 0, which write nothing.
+    """
+    ctx, device, joined = init_distributed(cfg.device)
+    try:
+        return _train(cfg, command_line, ctx, device)
+    finally:
+        if joined:
+            shutdown_distributed()
+
+
+def _train(cfg: TrainConfig, command_line: Optional[Sequence[str]], ctx: DistContext,
+           device: torch.device) -> Dict[str, Any]:
+    """Run :func:`train` in this process (rank ``ctx.rank`` on ``device``)."""
+    set_seed(rank_seed(cfg.seed, ctx))
+    main_rank = ctx.is_main
+
+    def say(text: str) -> None:
+        if main_rank:
+            print(text, flush=True)
+
     run_dir = Path(cfg.log_root) / cfg.run_name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    dump_config(cfg, run_dir / 'config.yaml')
-    print(f'[train] run folder {run_dir}; backend {cfg.backend} on {cfg.device}, '
-          f'{cfg.env.num_envs} envs, robot {cfg.env.robot}', flush=True)
+    if main_rank:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        dump_config(cfg, run_dir / 'config.yaml')
+    processes = (f'{ctx.world_size} processes ({device.type}), ' if ctx.enabled else '')
+    say(f'[train] run folder {run_dir}; backend {cfg.backend} on {cfg.device}, '
+        f'{processes}{cfg.env.num_envs} envs{" each" if ctx.enabled else ""}, '
+        f'robot {cfg.env.robot}')
     keep = cfg.runner.keep_checkpoints
-    print(f'[train] a checkpoint every {cfg.runner.save_interval} iterations, '
-          + (f'the last {keep} kept (older ones are deleted)' if keep > 0 else 'all kept')
-          + (f'; a snapshot policy every {cfg.snapshot_interval_min:g} min into '
-             f'{run_dir / "snapshots"}, all kept' if cfg.snapshot_interval_min > 0 else ''),
-          flush=True)
+    say(f'[train] a checkpoint every {cfg.runner.save_interval} iterations, '
+        + (f'the last {keep} kept (older ones are deleted)' if keep > 0 else 'all kept')
+        + (f'; a snapshot policy every {cfg.snapshot_interval_min:g} min into '
+           f'{run_dir / "snapshots"}, all kept' if cfg.snapshot_interval_min > 0 else ''))
 
     start = time.perf_counter()
-    env = LocomotionEnv(cfg.env, backend_name=cfg.backend, device=cfg.device)
-    print(f'[train] env ready in {time.perf_counter() - start:.1f} s: obs {env.num_obs}, '
-          f'critic obs {env.num_critic_obs}, actions {env.num_actions}, reward terms '
-          f'{[name for name, _, _ in env.reward_terms]}', flush=True)
-    runner = OnPolicyRunner(env, cfg.ppo, cfg.runner, log_dir=run_dir, device=cfg.device)
+    env = LocomotionEnv(cfg.env, backend_name=cfg.backend, device=str(device))
+    say(f'[train] env ready in {time.perf_counter() - start:.1f} s: obs {env.num_obs}, '
+        f'critic obs {env.num_critic_obs}, actions {env.num_actions}, reward terms '
+        f'{[name for name, _, _ in env.reward_terms]}')
+    runner = OnPolicyRunner(env, cfg.ppo, cfg.runner, log_dir=run_dir, device=device,
+                            distributed=ctx)
     if cfg.resume is not None:
-        runner.resume(cfg.resume)
-        print(f'[train] resumed from {cfg.resume} at iteration {runner.current_iteration}')
+        runner.resume(cfg.resume)  # on every process
+        say(f'[train] resumed from {cfg.resume} at iteration {runner.current_iteration}')
     contract = env.contract(onnx_file=f'{cfg.run_name}.onnx')
     try:
         history = _learn(cfg, runner, contract, run_dir)
     except BaseException:  # an error or Ctrl-C: keep the work done so far
-        saved = runner.save(run_dir / f'model_{runner.current_iteration}_interrupted.pt')
-        runner.save_history()
-        print(f'[train] stopped early; saved {saved} (continue with --resume {saved})',
-              flush=True)
+        if main_rank:
+            saved = runner.save(run_dir / f'model_{runner.current_iteration}_interrupted.pt')
+            runner.save_history()
+            say(f'[train] stopped early; saved {saved} (continue with --resume {saved})')
         raise
-    runner.save()
+    if main_rank:
+        runner.save()
     overflow = env.check_overflow()
     final = history[-1] if history else {}
 
@@ -216,18 +257,21 @@ def train(cfg: TrainConfig, command_line: Optional[Sequence[str]] = None) -> Dic
         'env_steps': runner.total_env_steps,
         'train_wall_time_s': round(runner.wall_time_s, 1),
         'backend': cfg.backend,
-        'device': (torch.cuda.get_device_name(0) if cfg.device.startswith('cuda')
-                   else 'cpu'),
+        'device': (torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'),
         'num_envs': cfg.env.num_envs,
         'command_line': ' '.join(command_line or sys.argv),
         'final_metrics': {k: float(v) for k, v in final.items()},
         'overflow': overflow,
         'config': plain_data(cfg),
     }
-    onnx_path, contract_path = export_policy(
-        runner.actor, runner.obs_normalizer, contract, Path(cfg.export_dir), cfg.run_name,
-        provenance=provenance)
-    print(f'[train] exported {onnx_path} and {contract_path}', flush=True)
+    if ctx.enabled:
+        provenance['world_size'] = ctx.world_size  # processes, each with num_envs envs
+    onnx_path = contract_path = None
+    if main_rank:
+        onnx_path, contract_path = export_policy(
+            runner.actor, runner.obs_normalizer, contract, Path(cfg.export_dir), cfg.run_name,
+            provenance=provenance)
+        say(f'[train] exported {onnx_path} and {contract_path}')
     env.close()
     return {'run_dir': run_dir, 'onnx': onnx_path, 'contract': contract_path,
             'history': history, 'provenance': provenance}
