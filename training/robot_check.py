@@ -1,0 +1,168 @@
+"""
+Does a robot stand on its gains? Hold the default pose under PD on flat ground and report.
+
+:func:`stand_check` runs the robot's config (as training and the nodes load it) in CPU MuJoCo:
+the default pose held for 10 s under the PD gains. The :class:`StandReport` gives the fall time
+if any, the height error, the share of samples at an effort limit per joint and the joints that
+fought hardest; :func:`format_report` prints it with what to fix. ``python -m
+training.robot_init validate`` runs it, and ``draft`` at its end (:mod:`training.robot_init`).
+"""
+
+from dataclasses import dataclass
+import math
+from typing import Dict, List, Optional, Sequence
+
+from humanoid_rl_ros.core.policy_math import pd_effort
+from humanoid_rl_ros.robot.description import RobotConfig
+from humanoid_rl_ros.robot.mujoco_model import (build_mujoco_model, default_qpos,
+                                                joint_dof_adr, joint_qpos_adr)
+import mujoco
+import numpy as np
+
+STAND_DURATION_S = 10.0
+"""How long the check holds the default pose [s]."""
+
+
+@dataclass
+class StandReport:
+    """What happened when the robot held its default pose under its PD gains."""
+
+    duration_s: float
+    """Time simulated [s]."""
+    fell: bool
+    """Whether the base tilted past 45 degrees or dropped below half its nominal height."""
+    fall_time_s: Optional[float]
+    """When it fell [s], if it did."""
+    final_base_height_m: float
+    """Base height at the end (or at the fall) [m]."""
+    max_height_error_m: float
+    """Largest deviation of the base height from the nominal one after 1 s of settling [m]."""
+    min_uprightness: float
+    """Smallest cosine between the base z axis and the world z axis."""
+    drift_m: float
+    """Horizontal distance the base moved [m]."""
+    saturated_share: Dict[str, float]
+    """Share of samples at the effort limit, per joint (only joints that reached it)."""
+    worst_tracking_rad: Dict[str, float]
+    """The five joints farthest from their default position at the end [rad]."""
+    all_finite: bool
+    """Whether every effort was finite."""
+
+    @property
+    def ok(self) -> bool:
+        """Return whether the robot stood: no fall, height within 5 cm, efforts finite."""
+        return (not self.fell and self.max_height_error_m < 0.05 and self.all_finite
+                and max(self.saturated_share.values(), default=0.0) < 0.05)
+
+    def advice(self, robot: RobotConfig) -> List[str]:
+        """Return what to fix, one line each (empty when the robot stands)."""
+        out = []
+        no_armature = [j.name for j in robot.joints if j.armature_kg_m2 == 0.0]
+        if (self.fell or self.saturated_share) and no_armature:
+            out.append(f'{len(no_armature)} joints have no rotor inertia '
+                       f'(armature_kg_m2 = 0, e.g. {no_armature[0]}): put the reflected inertia '
+                       'of each actuator (rotor inertia x gear ratio^2) there and redraft '
+                       '(--armature-kg-m2); explicit PD at 200 Hz needs it to stay stable and '
+                       'stiff')
+        if not self.all_finite:
+            out.append('efforts became non-finite: check the gains and the description '
+                       '(masses, inertias) for zero or huge values')
+        if self.fell:
+            weak = ', '.join(list(self.worst_tracking_rad)[:3])
+            no_armature = [j.name for j in robot.joints if j.armature_kg_m2 == 0.0]
+            out.append(f'the robot fell after {self.fall_time_s:.2f} s: raise kp (and kd with '
+                       f'it) on the joints that sagged most ({weak}), or move the default pose '
+                       'so the centre of mass is over the feet')
+        elif self.max_height_error_m >= 0.05:
+            out.append(f'the base settled {self.max_height_error_m:.3f} m away from '
+                       f'nominal_base_height_m ({robot.nominal_base_height_m} m): set it to '
+                       f'{self.final_base_height_m:.3f}')
+        busiest = sorted(self.saturated_share.items(), key=lambda kv: -kv[1])[:3]
+        for name, share in busiest:
+            if share >= 0.05:
+                out.append(f'{name} is at its effort limit {100 * share:.0f} % of the time: '
+                           'the default pose needs more torque there than the limit gives; '
+                           'change the pose or check effort_limit_nm')
+        return out
+
+
+def stand_check(robot: RobotConfig, duration_s: float = STAND_DURATION_S,
+                drop_m: float = 0.0,
+                push_m_s: Sequence[float] = (0.0, 0.0, 0.0)) -> StandReport:
+    """
+    Hold the default pose under the robot's PD gains on flat ground and report what happened.
+
+    The base starts upright at the nominal height plus ``drop_m``; after 1 s of settling, an
+    optional base velocity change ``push_m_s`` (world frame [m/s]) is applied once.
+    """
+    model = build_mujoco_model(robot)
+    data = mujoco.MjData(model)
+    data.qpos[:] = default_qpos(model, robot,
+                                base_pos_m=(0.0, 0.0, robot.nominal_base_height_m + drop_m))
+    mujoco.mj_forward(model, data)
+    qadr, dadr = joint_qpos_adr(model, robot), joint_dof_adr(model, robot)
+    limit = robot.effort_limit_nm
+    dt = model.opt.timestep
+    settle = int(round(1.0 / dt))
+    steps = int(round(duration_s / dt))
+    saturated = np.zeros(robot.num_joints)
+    max_err, min_up, fall_time, finite = 0.0, 1.0, None, True
+    for step in range(steps):
+        effort = pd_effort(robot.default_pos_rad, data.qpos[qadr], data.qvel[dadr],
+                           robot.kp_nm_per_rad, robot.kd_nms_per_rad, limit)
+        if not np.all(np.isfinite(effort)):
+            finite = False
+            fall_time = step * dt
+            break
+        saturated += np.abs(effort) >= limit * (1.0 - 1e-6)
+        data.ctrl[:] = effort
+        if step == settle and any(push_m_s):
+            data.qvel[0:3] += np.asarray(push_m_s, dtype=np.float64)
+        mujoco.mj_step(model, data)
+        w, x, y, z = data.qpos[3:7]
+        up = 1.0 - 2.0 * (x * x + y * y)
+        min_up = min(min_up, up)
+        if step >= settle and not any(push_m_s):
+            max_err = max(max_err, abs(float(data.qpos[2]) - robot.nominal_base_height_m))
+        if up < math.cos(math.radians(45.0)) or data.qpos[2] < 0.5 * robot.nominal_base_height_m:
+            fall_time = (step + 1) * dt
+            break
+    done = step + 1
+    err = np.abs(data.qpos[qadr] - robot.default_pos_rad)
+    worst = np.argsort(-err)[:5]
+    share = saturated / max(done, 1)
+    return StandReport(
+        duration_s=done * dt, fell=fall_time is not None, fall_time_s=fall_time,
+        final_base_height_m=float(data.qpos[2]), max_height_error_m=max_err,
+        min_uprightness=min_up, drift_m=float(np.linalg.norm(data.qpos[0:2])),
+        saturated_share={robot.joint_names[i]: float(share[i])
+                         for i in np.flatnonzero(share > 0)},
+        worst_tracking_rad={robot.joint_names[i]: float(err[i]) for i in worst},
+        all_finite=finite)
+
+
+def measure_base_height(robot: RobotConfig, settle_s: float = 2.0) -> Optional[float]:
+    """Return the base height [m] after standing ``settle_s`` under PD, or None if it fell."""
+    report = stand_check(robot, duration_s=settle_s)
+    return None if report.fell else report.final_base_height_m
+
+
+def format_report(robot: RobotConfig, report: StandReport) -> str:
+    """Return a human-readable summary of a stand check with what to fix."""
+    lines = [
+        f'robot {robot.name}: {robot.num_joints} joints, base {robot.base_link}, '
+        f'feet {list(robot.foot_links)}',
+        f'stand {report.duration_s:.1f} s under PD at the default pose: '
+        + (f'FELL at {report.fall_time_s:.2f} s' if report.fell else 'stood')
+        + f'; base height {report.final_base_height_m:.3f} m (nominal '
+        f'{robot.nominal_base_height_m:.3f}, max error {report.max_height_error_m:.3f}); '
+        f'drift {report.drift_m:.3f} m; min uprightness {report.min_uprightness:.3f}',
+        'joints farthest from the default pose [rad]: ' + ', '.join(
+            f'{n} {v:.3f}' for n, v in report.worst_tracking_rad.items()),
+    ]
+    if report.saturated_share:
+        lines.append('at the effort limit: ' + ', '.join(
+            f'{n} {100 * s:.1f} %' for n, s in report.saturated_share.items()))
+    advice = report.advice(robot)
+    lines += [f'FIX: {a}' for a in advice] if advice else ['OK: the robot stands on its gains']
+    return '\n'.join(lines)
