@@ -2,6 +2,11 @@
 """
 Latency of the policy node vs a bare echo node, and whether it holds 200 Hz / 500 Hz.
 
+This is one file of about 600 lines on purpose: it is one measurement. The simulator stand-in
+(:class:`Bench`), the reference nodes it starts (this same file, run with ``--role echo`` or
+``--role lean_echo``), the statistics and the report serve nothing else, and every figure in
+``benchmarks/RESULTS.md`` is reproduced by running this one file.
+
 One run measures, on the same machine and the same transport (rclpy, the default RMW):
 
 * a bare **echo node** (a separate process): subscribes ``joint_states``, publishes a
