@@ -16,7 +16,7 @@ from typing import Dict, Iterator, Tuple
 
 import pytest
 from training import evaluate, train
-from training.config import RewardConfig
+from training.config import ObservationConfig, RewardConfig
 from training.train import dump_config, parse_config, TrainConfig
 
 
@@ -100,7 +100,8 @@ def test_a_dotted_option_is_typed_and_applied():
     assert cfg.runner.policy.critic_hidden_dims == (64, 32)
     assert cfg.env.commands.lin_vel_x_m_s == (-0.5, 1.5)
     assert cfg.env.observations.noise['joint_vel'] == 0.5
-    assert cfg.env.observations.noise['base_lin_vel'] == 0.1  # the other keys keep defaults
+    # the other keys keep their defaults
+    assert cfg.env.observations.noise['base_lin_vel'] == ObservationConfig().noise['base_lin_vel']
     assert cfg.runner.tensorboard is False and cfg.backend == 'isaacgym'
     assert cfg.env.num_envs == 8 and str(cfg.resume) == 'runs/x/model_50.pt'
     assert cfg.env.rewards.track_lin_vel == RewardConfig().track_lin_vel

@@ -14,7 +14,7 @@ from humanoid_rl_ros.core.policy_math import (
     action_to_joint_targets, observation_inputs, projected_gravity)
 import pytest
 import torch
-from training.config import EnvConfig
+from training.config import EnvConfig, ObservationConfig
 from training.env import EPISODE_LOG_INTERVAL, LocomotionEnv
 
 NUM_ENVS = 6
@@ -63,8 +63,15 @@ def _reference_reset(env, ids):
     b.kp[ids] = env.kp * env.gain_scale[ids]
     b.kd[ids] = env.kd * env.gain_scale[ids]
     b.effort_limit[ids] = env.effort_limit * env.strength_scale[ids]
-    b.set_friction_masked(mask, wide(env._u('reset_friction', *r.friction_range)[ids]))
-    b.set_base_mass_offset_masked(mask, wide(env._u('reset_mass', *r.added_base_mass_kg)[ids]))
+    friction = env._u('reset_friction', *r.friction_range)[ids]
+    added_kg = env._u('reset_mass', *r.added_base_mass_kg)[ids]
+    b.set_friction_masked(mask, wide(friction))
+    b.set_base_mass_offset_masked(mask, wide(added_kg))
+    # the critic's randomized parameters, each mapped from its range to [-1, 1]
+    assert env.privileged_param_names == ('friction', 'added_base_mass_kg')
+    for col, (value, (low, high)) in enumerate(((friction, r.friction_range),
+                                                (added_kg, r.added_base_mass_kg))):
+        env.privileged_params[ids, col] = (value - (low + high) / 2) / ((high - low) / 2)
     for buf in (env.actions, env.last_actions, env.applied_actions, env.last_joint_vel,
                 env.feet_air_time):
         buf[ids] = 0.0
@@ -330,6 +337,19 @@ def test_step_body_has_no_host_syncs_or_host_copies(env, monkeypatch):
     ``bool``/``item``/``tolist``/``nonzero``/``float``/``int`` of a tensor (host syncs) and
     building tensors from host data (host-to-device copies) raise inside the body.
     """
+    _assert_step_body_has_no_host_syncs(env, monkeypatch)
+
+
+def test_history_and_base_velocity_error_add_no_host_syncs(monkeypatch):
+    """The stacked observation and the base velocity error model are capture-safe too."""
+    cfg = _cfg(observations=ObservationConfig(use_base_lin_vel=True, history_length=3))
+    torch.manual_seed(9)
+    env = LocomotionEnv(cfg, 'mjwarp', 'cpu')
+    assert env._lin_vel_error_on and env.num_obs == 3 * env.frame_dim
+    _assert_step_body_has_no_host_syncs(env, monkeypatch)
+
+
+def _assert_step_body_has_no_host_syncs(env, monkeypatch):
     env.reset()
     env.backend.validate_inputs = False  # as on CUDA: bad inputs are flagged on the device
     calls = []
@@ -356,6 +376,7 @@ def test_step_body_has_no_host_syncs_or_host_copies(env, monkeypatch):
             m.setattr(torch, 'as_tensor', as_tensor)
             m.setattr(torch, 'tensor', lambda *a, **k: forbid('torch.tensor')())
             env._draw_randoms()
+            env._draw_observation_randoms()
             env._step_body(captured=True)
     finally:
         env.backend.validate_inputs = True

@@ -4,16 +4,19 @@ import dataclasses
 from typing import Any, Dict
 
 from contract_fixtures import make_format_1_policy
-from humanoid_rl_ros.core.contract import (CommandRanges, ContractError, ObsTermSpec,
-                                           ONNX_METADATA_KEY, plain_data, PolicyContract,
-                                           read_contract, YAML_HEADER)
+from humanoid_rl_ros.core.contract import (BaseLinVelError, CommandRanges, ContractError,
+                                           ObsTermSpec, ONNX_METADATA_KEY, plain_data,
+                                           PolicyContract, read_contract, YAML_HEADER)
+from humanoid_rl_ros.core.policy_runtime import PolicyRuntime
 from humanoid_rl_ros.core.provenance import COMMIT_ENV_VAR
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from training.config import EnvConfig
+from training.config import EnvConfig, ObservationConfig
+from training.env import LocomotionEnv
+from training.env_observations import actor_obs_terms
 from training.export import (complete_contract, export_policy, export_random_policy,
                              extract_contract, main, normalized_contract, training_conditions,
                              upgrade_policy)
@@ -268,3 +271,35 @@ def test_command_line_upgrade_and_extract(tmp_path, capsys):
     assert read_contract(tmp_path / 'old.onnx').format_version == 2
     main(['extract', str(tmp_path / 'old.onnx'), '--out', str(tmp_path / 'copy.yaml')])
     assert (tmp_path / 'copy.yaml').read_text() == old_yaml.read_text()
+
+
+def test_the_base_velocity_error_is_recorded_where_the_actor_observes_the_velocity():
+    cfg = _env_config()
+    o = cfg['observations']
+    with_vel = ('base_lin_vel', 'base_ang_vel', 'joint_pos')
+    assert training_conditions(cfg, with_vel, 'mjwarp').base_lin_vel_error == BaseLinVelError(
+        o['lin_vel_bias_m_s'], o['lin_vel_scale_error'], tuple(o['lin_vel_lag_steps']))
+    assert training_conditions(cfg, with_vel, 'mjwarp').observation_noise['base_lin_vel'] == 0.5
+    # not observed: nothing to state
+    assert training_conditions(cfg, ('base_ang_vel',), 'mjwarp').base_lin_vel_error is None
+    cfg['randomization']['obs_noise'] = False  # known: no error at all
+    assert training_conditions(cfg, with_vel, 'mjwarp').base_lin_vel_error == BaseLinVelError(
+        0.0, 0.0, (0, 0))
+    cfg['randomization']['obs_noise'] = True
+    del o['lin_vel_lag_steps']  # a config recorded before the model existed: unknown
+    assert training_conditions(cfg, with_vel, 'mjwarp').base_lin_vel_error is None
+
+
+def test_the_exported_contract_takes_its_terms_and_history_from_the_config(tmp_path):
+    observations = ObservationConfig(history_length=3)
+    env = LocomotionEnv(EnvConfig(num_envs=1, observations=observations), 'mjwarp', 'cpu')
+    onnx_path, yaml_path = export_random_policy(env.contract(), tmp_path, 'stacked')
+    contract = read_contract(yaml_path)
+    assert contract.obs_terms == actor_obs_terms(observations, env.num_actions)
+    assert contract.history_length == 3 and contract.history_layout == 'frames_oldest_first'
+    frame = sum(t.size for t in contract.obs_terms)
+    runtime = PolicyRuntime.load(onnx_path)
+    assert runtime.contract.obs_dim == 3 * frame == env.num_obs
+    assert ort.InferenceSession(str(onnx_path)).get_inputs()[0].shape[1] == 3 * frame
+    action = runtime.act(np.zeros(3 * frame, dtype=np.float32))
+    assert action.shape == (env.num_actions,) and np.all(np.isfinite(action))

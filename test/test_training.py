@@ -12,6 +12,8 @@ import dataclasses
 from humanoid_rl_ros.core.contract import read_contract, write_contract
 from humanoid_rl_ros.core.controller import Controller, ControllerConfig, ControllerState
 from humanoid_rl_ros.core.policy_math import world_to_body
+from humanoid_rl_ros.core.policy_runtime import PolicyRuntime
+from humanoid_rl_ros.robot.description import models_dir
 from humanoid_rl_ros.ros.ros_conversions import (
     joint_state_to_arrays, make_joint_state, make_odometry, make_twist, odometry_to_arrays,
     twist_to_command)
@@ -20,19 +22,20 @@ import onnxruntime as ort
 import pytest
 from robot_fixtures import CLASSIC_HUMANOID_JOINTS, write_classic_humanoid_robot
 import torch
-from training.config import DomainRandConfig, EnvConfig
+from training.config import DomainRandConfig, EnvConfig, ObservationConfig
 from training.env import LocomotionEnv
 from training.evaluate import EvalConfig, evaluate, SUITE
 from training.runner import OnPolicyRunner
 from training.train import parse_config, train
 
 
-def _quiet_cfg(num_envs: int) -> EnvConfig:
+def _quiet_cfg(num_envs: int, **observations) -> EnvConfig:
     """Return a small env config with every randomization switched off."""
     off = DomainRandConfig(friction=False, added_base_mass=False, motor_strength=False,
                            pd_gain_scale=False, pushes=False, obs_noise=False,
                            action_latency=False)
-    return dataclasses.replace(EnvConfig(), num_envs=num_envs, randomization=off)
+    return dataclasses.replace(EnvConfig(), num_envs=num_envs, randomization=off,
+                               observations=ObservationConfig(**observations))
 
 
 @pytest.fixture(scope='module')
@@ -62,8 +65,21 @@ def test_env_obs_match_the_contract_and_stay_finite_for_200_random_steps(env, tm
     assert dones_seen > 0, 'random actions should make at least one robot fall in 4 s'
 
 
-def test_env_observation_and_pd_effort_equal_the_nodes(env, tmp_path):
+@pytest.fixture(scope='module', params=[False, True],
+                ids=['measured_terms_only', 'with_base_lin_vel'])
+def parity_env(request):
+    """Return a 3-world CPU env of the default observation set, or of the one with base_lin_vel."""
+    torch.manual_seed(0)
+    environment = LocomotionEnv(_quiet_cfg(3, use_base_lin_vel=request.param), device='cpu')
+    yield environment
+    environment.close()
+
+
+def test_env_observation_and_pd_effort_equal_the_nodes(parity_env, tmp_path):
+    env = parity_env
     contract = read_contract(write_contract(env.contract(), tmp_path / 'c.yaml'))
+    assert ('base_lin_vel' in contract.term_names()) == env.cfg.observations.use_base_lin_vel
+    assert contract.history_length == 1 and contract.obs_dim == env.num_obs
     period_s = contract.gait_period_s
     phase_at_second_policy_tick = contract.decimation * contract.physics_dt_s / period_s
     env.reset()
@@ -136,6 +152,48 @@ def test_short_cpu_training_run_exports_a_policy_that_onnxruntime_agrees_with(tm
     onnx_actions = session.run([contract.onnx_output_name], {contract.onnx_input_name: obs})[0]
     assert onnx_actions.shape == (16, contract.action_dim)
     assert np.all(np.isfinite(onnx_actions))
+    # the default observation: what a robot measures, no base velocity, one frame
+    n = contract.num_joints
+    assert [(t.name, t.size) for t in contract.obs_terms] == [
+        ('base_ang_vel', 3), ('projected_gravity', 3), ('velocity_command', 3),
+        ('joint_pos', n), ('joint_vel', n), ('last_action', n), ('gait_phase', 2)]
+    assert contract.history_length == 1 and contract.history_layout == 'current_only'
+    assert 'base_lin_vel' not in contract.training.observation_noise
+    assert contract.training.base_lin_vel_error is None
+    # the node's runtime loads it; a controller fed only joints and an IMU (no odometry) walks
+    runtime = PolicyRuntime.load(result['contract'])
+    assert runtime.contract.obs_dim == contract.obs_dim == 11 + 3 * n
+    _walk_a_few_ticks_on_imu_only(runtime)
+
+
+def _walk_a_few_ticks_on_imu_only(runtime):
+    """Run a controller on ``runtime`` for two policy steps from joint states and an IMU."""
+    contract = runtime.contract
+    controller = Controller(contract, runtime.act,
+                            ControllerConfig(stand_ramp_s=0.0, orientation_source='imu'))
+    q = np.asarray(contract.default_pos_rad)
+    for tick in range(2 * contract.decimation):
+        now = tick * contract.physics_dt_s
+        controller.update_joint_state(contract.joint_names, q, np.zeros_like(q), now)
+        controller.update_imu([1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.1], now)
+        controller.update_cmd_vel(0.4, 0.0, 0.0, now)
+        if tick == 0:
+            controller.activate(now)
+            assert controller.request_walk(now)[0]
+        effort = controller.step(now)
+        assert controller.state is ControllerState.WALKING
+        assert np.all(np.isfinite(effort))
+        assert np.all(np.abs(effort) <= np.asarray(contract.effort_limit_nm))
+    assert controller.policy_steps == 2
+
+
+def test_the_shipped_policy_with_base_velocity_still_loads_and_runs():
+    runtime = PolicyRuntime.load(models_dir() / 'humanoid_walk.yaml')
+    contract = runtime.contract
+    assert contract.term_names()[0] == 'base_lin_vel' and contract.history_length == 1
+    assert contract.obs_dim == contract.frame_dim == 14 + 3 * contract.num_joints
+    action = runtime.act(np.zeros(contract.obs_dim, dtype=np.float32))
+    assert action.shape == (contract.action_dim,) and np.all(np.isfinite(action))
 
 
 def test_pipeline_takes_another_robot_described_in_mjcf(tmp_path):

@@ -23,8 +23,10 @@ the contract the exporter writes takes the same term list and history length.
 With ``ObservationConfig.use_base_lin_vel`` the frame starts with ``base_lin_vel`` (3, scale
 2); that input is then trained through an estimator-like error: a per-episode bias and scale
 error and a per-episode lag of whole policy steps, with mjlab's +/-0.5 m/s uniform noise on
-top.  All corruption of the actor's input (noise and this error) is switched by
-``DomainRandConfig.obs_noise``.
+top.  The actor's inputs pass, in order, through the randomization's sensor model
+(``_sensor_model`` of the episodes' code: latency, IMU and encoder biases, each with its own
+switch), this velocity error and the per-step uniform noise; the last two are switched by
+``DomainRandConfig.obs_noise``.  The critic sees none of it.
 
 **The critic** sees the uncorrupted current frame with ``base_lin_vel`` always, then the
 privileged state, in this order (:attr:`ObservationMixin.critic_layout`)::
@@ -38,11 +40,12 @@ privileged state, in this order (:attr:`ObservationMixin.critic_layout`)::
     privileged_params  k   further randomized parameters (below)
 
 **privileged_params** ``[num_envs, k]`` (zeros at start) is the hook for the randomization
-code: it declares the parameter names as ``PRIVILEGED_PARAM_NAMES`` (a tuple attribute of the
-env class or a base class other than this mixin; none: ``k = 0``) and writes column ``i`` of
-``env.privileged_params`` in place with the value drawn for parameter ``i`` (friction, added
-mass, centre-of-mass offset, ...) wherever it randomizes an environment.  The width is fixed when
-the env is built; the critic reads the buffer every step.
+code: it declares the parameter names as ``PRIVILEGED_PARAM_NAMES`` (a tuple attribute or
+property of the env class or of a base class other than this mixin; none: ``k = 0``) and
+writes column ``i`` of ``env.privileged_params`` in place with the value drawn for parameter
+``i`` (friction, added mass, centre-of-mass offset, ...) wherever it randomizes an
+environment.  The width is fixed when the env is built; the critic reads the buffer every
+step.
 """
 
 from typing import Dict, Tuple
@@ -165,12 +168,14 @@ class ObservationMixin:
             inputs['gait_phase'] = gait_phase_features(self.gait_phase)
         return inputs
 
-    def _estimated_lin_vel(self, restart: torch.Tensor) -> torch.Tensor:
+    def _estimated_lin_vel(self, measured: torch.Tensor, restart: torch.Tensor
+                           ) -> torch.Tensor:
         """
         Return the base velocity an estimator would report [N, 3] (see the module docstring).
 
-        Where ``restart`` (a new episode), the bias, scale error and lag are drawn afresh and
-        the delay line is filled with the current velocity.
+        ``measured`` is the body-frame velocity the sensor model passes on (the true one unless
+        the randomization delays the sensors).  Where ``restart`` (a new episode), the bias,
+        scale error and lag are drawn afresh and the delay line is filled with ``measured``.
         """
         o, n = self.cfg.observations, self.num_envs
         r = self._obs_rand
@@ -182,8 +187,7 @@ class ObservationMixin:
         self._lin_vel_bias.copy_(torch.where(m1, bias, self._lin_vel_bias))
         self._lin_vel_scale.copy_(torch.where(m1, scale, self._lin_vel_scale))
         self._lin_vel_lag.copy_(torch.where(restart, lag, self._lin_vel_lag))
-        self._lin_vel_delay.copy_(push_history(self._lin_vel_delay, self.base_lin_vel_b,
-                                               restart))
+        self._lin_vel_delay.copy_(push_history(self._lin_vel_delay, measured, restart))
         slot = (high - self._lin_vel_lag).view(n, 1, 1).expand(n, 1, 3)
         lagged = torch.gather(self._lin_vel_delay, 1, slot).squeeze(1)
         return lagged * self._lin_vel_scale + self._lin_vel_bias
@@ -202,7 +206,8 @@ class ObservationMixin:
         if self.cfg.randomization.obs_noise:
             inputs = dict(inputs)
             if self._lin_vel_error_on:
-                inputs['base_lin_vel'] = self._estimated_lin_vel(restart)
+                inputs['base_lin_vel'] = self._estimated_lin_vel(inputs['base_lin_vel'],
+                                                                 restart)
             noise = self.cfg.observations.noise
             for name in self._noise_terms:
                 if name in inputs:
