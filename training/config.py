@@ -155,34 +155,154 @@ class RewardConfig:
 
 @dataclass
 class DomainRandConfig:
-    """Domain randomization; every item can be switched off."""
+    """
+    Domain randomization; every item can be switched off.
+
+    Every quantity is drawn per environment when its episode starts (uniformly over the given
+    range), except the pushes (at random times within the episode).  Ranges that come from a
+    published sim-to-real setup name it.  Every term works on the MuJoCo Warp backend, where
+    mujoco_warp 4.0 holds the randomized model fields once per world (``put_model``'s
+    ``batch_sizes``: geom_friction, body_mass, body_inertia, body_subtreemass, body_ipos,
+    dof_armature, dof_frictionloss, dof_damping).  Not randomized per world there: the
+    constraint solver's regularization scale (``body_invweight0``/``dof_invweight0``) keeps its
+    nominal value, so contact softness does not follow the randomized masses.  A backend that
+    lacks a term switches it off with a message at the first reset (the Isaac Gym backend has
+    friction, base mass, gains and motor strength only).
+    """
 
     friction: bool = True
-    """Randomize floor-foot friction per environment."""
-    friction_range: Tuple[float, float] = (0.4, 1.2)
-    """Sliding friction coefficient range (mjlab: 0.3-1.2)."""
+    """Randomize the ground-robot sliding friction per environment."""
+    friction_range: Tuple[float, float] = (0.2, 1.5)
+    """
+    Sliding friction coefficient range (unitree_rl_gym G1: 0.1-1.25; mjlab: 0.3-1.2).
+
+    It is written into every geom, floor and robot alike: MuJoCo uses the larger of a
+    contact pair's two coefficients, so setting the floor alone could not go below the
+    robot's own value.
+    """
     added_base_mass: bool = True
-    """Add a random mass to the base."""
+    """Add a random payload to the base (at the base's centre of mass)."""
     added_base_mass_kg: Tuple[float, float] = (-1.0, 3.0)
-    """Added base mass range [kg]."""
+    """Added base mass range [kg] (unitree_rl_gym G1: -1..+3 kg)."""
+    link_mass: bool = False
+    """Scale every robot body's mass (and inertia with it) by its own factor."""
+    link_mass_scale_range: Tuple[float, float] = (0.9, 1.1)
+    """Mass scale range of each body (mujoco_playground G1: x0.9-1.1)."""
+    base_com: bool = False
+    """Offset the base's centre of mass."""
+    base_com_offset_m: Tuple[float, float, float] = (0.025, 0.025, 0.03)
+    """Half-range of the offset along the base's x, y, z [m] (mjlab: +/-0.025, 0.025, 0.03)."""
     motor_strength: bool = True
     """Scale the effort limits (peak torque) per joint: weaker motors."""
     motor_strength_range: Tuple[float, float] = (0.8, 1.0)
     """Effort limit scale range; the actuators' range caps it at 1 (the motor's rating)."""
     pd_gain_scale: bool = True
-    """Scale kp and kd per joint."""
+    """Scale kp and kd per joint (one factor per joint for both)."""
     pd_gain_scale_range: Tuple[float, float] = (0.9, 1.1)
     """Scale range of kp and kd."""
-    pushes: bool = True
-    """Add random planar velocity impulses to the base at intervals."""
-    push_interval_s: Tuple[float, float] = (3.0, 6.0)
-    """Time between pushes [s]."""
-    push_lin_vel_m_s: float = 0.6
-    """Planar push velocity half-range [m/s] (mjlab: 0.5)."""
-    obs_noise: bool = True
-    """Add the observation config's uniform noise."""
+    kd_scale: bool = False
+    """Scale kd per joint by a second, independent factor (on top of ``pd_gain_scale``)."""
+    kd_scale_range: Tuple[float, float] = (0.95, 1.05)
+    """Extra kd scale range (Booster Gym T1: kp and kd x0.95-1.05 each)."""
+    armature: bool = False
+    """Scale each joint's rotor inertia (armature)."""
+    armature_scale_range: Tuple[float, float] = (0.9, 1.1)
+    """Armature scale range (mujoco_playground G1: x1.0-1.05; wider here, both ways)."""
+    joint_friction: bool = False
+    """Give each joint a random dry friction (MuJoCo frictionloss; one constraint row each)."""
+    joint_friction_nm: Tuple[float, float] = (0.0, 1.0)
+    """Dry friction range [N*m] (Booster Gym T1 draws joint friction over 0-2)."""
+    joint_damping: bool = False
+    """Give each joint a random viscous damping (on top of the PD law's kd)."""
+    joint_damping_nms_per_rad: Tuple[float, float] = (0.0, 0.3)
+    """Viscous damping range [N*m*s/rad] (no published anchor; small against kd of 1.5-16)."""
+    latency: bool = False
+    """
+    Delay each environment's actions and observations by its own number of physics steps.
+
+    Action delay: the PD targets reach the PD law late, inside the decimation loop (Booster
+    Gym T1 delays actions by 0-9 substeps of 2 ms).  Observation delay: the actor sees the
+    base orientation, velocities and joint state as they were that many physics steps before
+    (the critic sees the present).  Delays are drawn in whole physics steps.
+    """
+    action_delay_ms: Tuple[float, float] = (0.0, 40.0)
+    """Action delay range [ms], rounded down to physics steps (0-40 ms: 0-8 steps at 5 ms)."""
+    obs_delay_ms: Tuple[float, float] = (0.0, 40.0)
+    """Observation delay range [ms], rounded down to physics steps."""
     action_latency: bool = False
-    """Apply the previous policy step's action (one step of latency)."""
+    """Apply the previous policy step's action (a fixed one policy step delay; older option)."""
+    imu_bias: bool = False
+    """Add a per-episode bias to the actor's gyro and projected-gravity observations."""
+    gyro_bias_rad_s: float = 0.05
+    """Gyro bias half-range per axis [rad/s]."""
+    gravity_bias: float = 0.03
+    """Projected-gravity bias half-range per axis (unit vector; 0.03 is about 1.7 deg)."""
+    encoder_bias: bool = False
+    """Add a per-episode bias to each joint position the actor sees."""
+    encoder_bias_rad: float = 0.015
+    """Joint encoder bias half-range [rad] (mjlab: +/-0.015)."""
+    obs_noise: bool = True
+    """Add the observation config's uniform per-step noise (gyro and gravity included)."""
+    pushes: bool = True
+    """Add random velocity impulses to the base at random intervals per environment."""
+    push_interval_s: Tuple[float, float] = (3.0, 6.0)
+    """Time between pushes, drawn per push and environment [s] (mjlab: 1-3 s)."""
+    push_lin_vel_m_s: float = 0.6
+    """Planar push velocity half-range per axis [m/s] (mjlab: 0.5)."""
+    push_lin_vel_z_m_s: float = 0.0
+    """Vertical push velocity half-range [m/s] (mjlab: 0.4; 0: none)."""
+    push_ang_vel_rad_s: Tuple[float, float, float] = (0.0, 0.0, 0.0)
+    """Roll, pitch, yaw push rate half-ranges, body frame [rad/s] (mjlab: 0.52, 0.52, 0.78)."""
+
+
+@dataclass
+class TerrainConfig:
+    """
+    Rough and sloped ground: one heightfield of square tiles, a difficulty curriculum per env.
+
+    The tiles form a grid: one row per difficulty level along x, one column per terrain kind
+    along y (mjlab's and legged_gym's layout; one heightfield shared by every world).  Level 0
+    is flat for every kind; level ``l`` has slopes of ``l / (num_levels - 1) * max_slope_deg``
+    and bumps of ``l / (num_levels - 1) * max_rough_m``.  Each environment is assigned a kind
+    (env index modulo the kinds) and starts on a level in ``[0, max_init_level]``; at each
+    reset it spawns on the flat platform at the centre of its tile.  The curriculum (mjlab's
+    ``terrain_levels_vel`` rule) moves an environment one level up when its last episode took
+    it farther than half a tile from its spawn point, and one level down when it fell or
+    covered less than half the distance its command asked for; beyond the last level it goes
+    to a random level.  Heights are measured from the ground under the robot (base height
+    reward, fall test, foot heights).
+    """
+
+    enabled: bool = False
+    """Train on the terrain grid (False: the flat floor, faster)."""
+    kinds: Tuple[str, ...] = ('slope_up', 'slope_down', 'rough', 'rough_slope')
+    """Kind of each column: flat, slope_up (pyramid), slope_down (pit), rough, rough_slope."""
+    num_levels: int = 10
+    """Difficulty levels (rows) (mjlab: 10)."""
+    tile_size_m: float = 8.0
+    """Side of a square tile [m] (mjlab, legged_gym: 8)."""
+    max_slope_deg: float = 15.0
+    """Slope of the hardest level [deg]."""
+    max_rough_m: float = 0.04
+    """Bump half-height of the hardest level: heights uniform in +/- this [m]."""
+    platform_m: float = 2.0
+    """Side of the flat square at each tile's centre where robots spawn [m] (mjlab: 2)."""
+    cell_m: float = 0.1
+    """Heightfield grid spacing [m] (legged_gym: 0.1)."""
+    border_m: float = 20.0
+    """Flat ground around the grid [m] (mjlab: 20)."""
+    spawn_half_range_m: float = 0.5
+    """Spawn points are uniform within +/- this of the tile centre along x and y [m]."""
+    max_init_level: int = 0
+    """Levels drawn at the first reset: 0..this (0: start on flat ground)."""
+    curriculum: bool = True
+    """Move levels by the curriculum rule; False: a random level at every reset."""
+    height_scan_x_m: Tuple[float, ...] = (-0.3, 0.0, 0.3, 0.6)
+    """Forward offsets of the critic's height samples, heading frame [m]."""
+    height_scan_y_m: Tuple[float, ...] = (-0.2, 0.0, 0.2)
+    """Sideways offsets of the critic's height samples, heading frame [m]."""
+    seed: int = 0
+    """Seed of the bumps."""
 
 
 @dataclass
@@ -225,3 +345,5 @@ class EnvConfig:
     """Reward terms."""
     randomization: DomainRandConfig = field(default_factory=DomainRandConfig)
     """Domain randomization."""
+    terrain: TerrainConfig = field(default_factory=TerrainConfig)
+    """Ground shape and its curriculum."""

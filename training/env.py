@@ -75,7 +75,8 @@ class LocomotionEnv(EpisodeMixin, ObservationMixin, VecEnv):
         self.num_actions = len(self.robot.joints)
         self.dt_s = cfg.physics_dt_s * cfg.decimation
         self.max_episode_length = int(math.ceil(cfg.episode_length_s / self.dt_s))
-        self.mj_model = build_mujoco_model(self.robot, cfg.physics_dt_s)
+        self.mj_model = build_mujoco_model(self.robot, cfg.physics_dt_s,
+                                           terrain=self._model_terrain())
         """The robot's MuJoCo model: the env reads joint ranges and foot heights from it, and
         the mjwarp backend simulates it (built once, shared)."""
         sim_options = ({'nconmax': cfg.nconmax_per_world, 'njmax': cfg.njmax_per_world,
@@ -376,6 +377,7 @@ class LocomotionEnv(EpisodeMixin, ObservationMixin, VecEnv):
         self.feet_height.copy_(b.foot_pos[:, :, 2] - self.foot_stand_height_m)
         self.feet_contact.copy_((b.foot_contact_force > self.cfg.rewards.contact_force_n
                                  ).float())
+        self._refresh_terrain_heights()
 
     def _update_step_state(self) -> None:
         """Update finite differences, air times and the gait targets: once per policy step."""

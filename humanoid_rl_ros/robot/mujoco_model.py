@@ -8,7 +8,7 @@ helpers map policy-order joints and named bodies to ``qpos``/``qvel`` indices. A
 :class:`Terrain` adds a ramp (a slope) or rough ground, as a heightfield.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import math
 from typing import Optional, Sequence, Tuple
 
@@ -60,7 +60,8 @@ class Terrain:
     constant slope over ``slope_length_m``; beyond its ends (and beyond ``slope_half_width_m``
     in y) there is no ground but the plane far below. Rough ground: heights uniform random in
     [0, ``rough_amplitude_m``] on a grid, flat within ``rough_flat_radius_m`` of the origin, the
-    plane at z = 0 beyond the grid.
+    plane at z = 0 beyond the grid. A given grid (``grid_heights_m`` over ``grid_extent_m``, e.g.
+    the training terrain's tiles) is used as it is; it is neither a slope nor rough ground.
     """
 
     slope_rad: float = 0.0
@@ -83,9 +84,13 @@ class Terrain:
     """Grid points closer than this to the origin are at 0 (a flat pad to reset on) [m]."""
     seed: int = 0
     """Seed of the heightfield's random heights."""
+    grid_heights_m: Optional[np.ndarray] = field(default=None, compare=False, repr=False)
+    """A given heightfield [m], shape [rows along y, columns along x] (at least 2 x 2), or None."""
+    grid_extent_m: Optional[Tuple[float, float, float, float]] = None
+    """(x min, x max, y min, y max) of ``grid_heights_m`` [m]: its corner points lie there."""
 
     def __post_init__(self) -> None:
-        """Check the values (finite, ranges) and that at most one of slope/rough is set."""
+        """Check the values (finite, ranges) and that at most one of slope/rough/grid is set."""
         for name in ('slope_rad', 'slope_start_m', 'slope_length_m', 'slope_half_width_m',
                      'slope_cell_m', 'rough_amplitude_m', 'rough_cell_m', 'rough_size_m',
                      'rough_flat_radius_m'):
@@ -102,11 +107,27 @@ class Terrain:
             raise RobotConfigError('rough_cell_m must be > 0 and rough_size_m >= 2 cells')
         if self.slope_rad != 0.0 and self.rough_amplitude_m > 0.0:
             raise RobotConfigError('a Terrain is either a slope or rough ground, not both')
+        if (self.grid_heights_m is None) != (self.grid_extent_m is None):
+            raise RobotConfigError('grid_heights_m and grid_extent_m go together')
+        if self.grid_heights_m is not None:
+            self._check_grid()
+
+    def _check_grid(self) -> None:
+        """Check a given grid: 2-D, at least 2 x 2, finite, over a non-empty extent."""
+        if self.slope_rad != 0.0 or self.rough_amplitude_m > 0.0:
+            raise RobotConfigError('a Terrain with a given grid is neither a slope nor rough')
+        heights = np.asarray(self.grid_heights_m, dtype=np.float64)
+        if heights.ndim != 2 or min(heights.shape) < 2 or not np.isfinite(heights).all():
+            raise RobotConfigError('grid_heights_m must be a finite 2-D array of at least 2 x 2')
+        x0, x1, y0, y1 = (_finite(v, 'grid_extent_m') for v in self.grid_extent_m)
+        if not (x1 > x0 and y1 > y0):
+            raise RobotConfigError(f'grid_extent_m must be increasing, got {self.grid_extent_m}')
 
     @property
     def has_heightfield(self) -> bool:
-        """Return whether the ground needs a heightfield (a ramp or rough ground)."""
-        return self.slope_rad != 0.0 or self.rough_amplitude_m > 0.0
+        """Return whether the ground needs a heightfield (a ramp, rough ground or a grid)."""
+        return (self.slope_rad != 0.0 or self.rough_amplitude_m > 0.0
+                or self.grid_heights_m is not None)
 
     def _ramp_x_m(self) -> Tuple[float, float]:
         """Return the x extent of the ramp's heightfield [m] (a flat run-up, then the ramp)."""
@@ -119,8 +140,11 @@ class Terrain:
         Ramp: 0 up to ``slope_start_m``, then ``(x - slope_start_m) * tan(slope_rad)``. Rough:
         uniform random in [0, rough_amplitude_m], scaled so that the highest point is exactly
         ``rough_amplitude_m``, 0 within ``rough_flat_radius_m`` of the origin. Row 0 is at the
-        lowest y, column 0 at the lowest x (see :meth:`heightfield_extent_m`).
+        lowest y, column 0 at the lowest x (see :meth:`heightfield_extent_m`). A given grid is
+        returned as a float64 copy.
         """
+        if self.grid_heights_m is not None:
+            return np.array(self.grid_heights_m, dtype=np.float64)
         if self.slope_rad != 0.0:
             x0, x1 = self._ramp_x_m()
             n = int(round((x1 - x0) / self.slope_cell_m)) + 1
@@ -137,6 +161,8 @@ class Terrain:
 
     def heightfield_extent_m(self) -> Tuple[float, float, float, float]:
         """Return the heightfield's (x min, x max, y min, y max) [m]."""
+        if self.grid_extent_m is not None:
+            return tuple(float(v) for v in self.grid_extent_m)
         if self.slope_rad != 0.0:
             x0, x1 = self._ramp_x_m()
             return (x0, x1, -self.slope_half_width_m, self.slope_half_width_m)
@@ -250,8 +276,9 @@ def build_mujoco_model(robot: RobotConfig, timestep_s: float = 0.005, *,
         hfield.name = HFIELD_GEOM_NAME
         hfield.nrow, hfield.ncol = heights.shape
         # size: x and y half-extents, elevation range, depth of the solid base below it
-        hfield.size = [0.5 * (x1 - x0), 0.5 * (y1 - y0), high - low, 0.1]
-        hfield.userdata = list(((heights - low) / (high - low)).reshape(-1))
+        span = max(high - low, 1e-6)  # a flat grid: any positive elevation range
+        hfield.size = [0.5 * (x1 - x0), 0.5 * (y1 - y0), span, 0.1]
+        hfield.userdata = list(((heights - low) / span).reshape(-1))
         geom = spec.worldbody.add_geom()
         geom.name = HFIELD_GEOM_NAME
         geom.type = mujoco.mjtGeom.mjGEOM_HFIELD

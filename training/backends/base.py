@@ -131,13 +131,15 @@ class SimBackend(ABC):
         """Return the effort limit buffer [N, J] [N*m] (write in place)."""
         return self._effort_limit
 
-    def compute_effort(self) -> torch.Tensor:
+    def compute_effort(self, q_target: Optional[torch.Tensor] = None) -> torch.Tensor:
         """
         Return the PD effort [N, J] for the current state and control buffers.
 
-        Uses the shared ``humanoid_rl_ros.core.policy_math.pd_effort`` (the node's definition).
+        ``q_target`` replaces the ``q_target`` buffer (e.g. a delayed target).  Uses the shared
+        ``humanoid_rl_ros.core.policy_math.pd_effort`` (the node's definition).
         """
-        return pd_effort(self._q_target, self.joint_pos, self.joint_vel,
+        target = self._q_target if q_target is None else q_target
+        return pd_effort(target, self.joint_pos, self.joint_vel,
                          self._kp, self._kd, self._effort_limit)
 
     # ---- the interface ----
@@ -184,6 +186,57 @@ class SimBackend(ABC):
     def set_base_mass_offset_masked(self, mask: torch.Tensor, delta_kg: torch.Tensor) -> None:
         """Set the added base mass of the worlds where ``mask`` is True to ``delta_kg`` [N]."""
         raise NotImplementedError(f'{type(self).__name__} does not randomize base mass')
+
+    # ---- optional randomization (default: NotImplementedError; the env switches it off) ----
+
+    num_links: int = 0
+    """Number of robot bodies whose masses :meth:`set_link_mass_scale_masked` scales."""
+
+    def set_link_mass_scale_masked(self, mask: torch.Tensor, scale: torch.Tensor) -> None:
+        """Scale the mass and inertia of every robot body by ``scale`` [N, num_links]."""
+        raise NotImplementedError(f'{type(self).__name__} does not randomize link masses')
+
+    def set_base_com_offset_masked(self, mask: torch.Tensor, offset_m: torch.Tensor) -> None:
+        """Move the base's centre of mass by ``offset_m`` [N, 3] in the base frame [m]."""
+        raise NotImplementedError(f'{type(self).__name__} does not randomize the base CoM')
+
+    def set_joint_dynamics_masked(self, mask: torch.Tensor,
+                                  armature_scale: Optional[torch.Tensor] = None,
+                                  frictionloss_nm: Optional[torch.Tensor] = None,
+                                  damping_nms_per_rad: Optional[torch.Tensor] = None) -> None:
+        """
+        Set per-joint rotor inertia, dry friction and viscous damping of the masked worlds.
+
+        Each argument is [N, J] in policy order, or None to leave it: ``armature_scale``
+        multiplies the nominal armature [kg m^2]; ``frictionloss_nm`` [N*m] and
+        ``damping_nms_per_rad`` [N*m*s/rad] replace the joints' values.
+        """
+        raise NotImplementedError(f'{type(self).__name__} does not randomize joint dynamics')
+
+    def enable_latency(self, max_action_delay_steps: int, max_obs_delay_steps: int) -> None:
+        """
+        Allocate per-world action and observation delays, counted in physics steps.
+
+        Afterwards the PD law of each world uses its target ``action_delay_steps`` physics
+        steps late and :meth:`delayed_state` returns its state ``obs_delay_steps`` physics
+        steps old (see :mod:`training.backends.latency`).  Delays start at 0.
+        """
+        raise NotImplementedError(f'{type(self).__name__} does not simulate latency')
+
+    def set_latency_masked(self, mask: torch.Tensor, action_delay_steps: torch.Tensor,
+                           obs_delay_steps: torch.Tensor) -> None:
+        """Set the delays [N] (integers, physics steps) of the masked worlds."""
+        raise NotImplementedError(f'{type(self).__name__} does not simulate latency')
+
+    def delayed_state(self) -> Dict[str, torch.Tensor]:
+        """
+        Return the measured state ``obs_delay_steps`` physics steps ago, per world.
+
+        Keys: ``base_quat`` [N, 4] wxyz, ``base_lin_vel_world`` [N, 3],
+        ``base_ang_vel_body`` [N, 3], ``joint_pos`` [N, J], ``joint_vel`` [N, J]; the tensors
+        are persistent buffers overwritten by the next call.
+        """
+        raise NotImplementedError(f'{type(self).__name__} does not simulate latency')
 
     def close(self) -> None:
         """Release simulator resources (default: nothing to do)."""

@@ -15,6 +15,15 @@ capped per world).  Defaults come from :func:`default_contact_sizes`.  Overflow 
 by mujoco_warp in a sticky per-world bitmask (``Data.overflow``) and read by
 :meth:`MjWarpBackend.check_overflow`.  What the backend reads from the MjModel (addresses,
 buffer sizes, the feet's contact-force kernel) is in :mod:`training.backends.mjwarp_model`.
+
+Domain randomization writes per-world Model fields, batched at ``put_model`` (mujoco_warp 4.0
+``batch_sizes``): ``geom_friction`` (friction), ``body_mass``, ``body_inertia`` and
+``body_subtreemass`` (payload, link masses), ``body_ipos`` (base centre of mass),
+``dof_armature``, ``dof_frictionloss`` and ``dof_damping`` (joint dynamics).  The derived
+``body_invweight0``/``dof_invweight0`` (the constraint solver's regularization scale) keep their
+nominal values: ``mujoco_warp.set_const`` would recompute them for every world with some 150
+kernel launches, too slow for resets inside the step.  Action and observation latency run in
+torch ring buffers (:mod:`training.backends.latency`) inside the decimation loop.
 """
 
 import contextlib
@@ -28,8 +37,9 @@ import numpy as np
 import torch
 from training.backends.base import SimBackend
 from training.backends.conventions import check_mask, masked_column_write_, masked_copy_
+from training.backends.latency import LatencyBuffers
 from training.backends.mjwarp_model import (default_contact_sizes, foot_normal_force_kernel,
-                                            index_model)
+                                            index_model, subtree_matrix)
 from training.compiling import maybe_compile
 import warp as wp
 
@@ -38,7 +48,11 @@ _SOLVER_BITS = int(mjw.OverflowType.ITERATIONS | mjw.OverflowType.LS_ITERATIONS)
 _BUFFER_BITS = int(mjw.OverflowType.ALL) & ~_SOLVER_BITS
 # Bits of the deferred input-validation flag (validate_inputs=False).
 _INPUT_NAMES = ('base_pos', 'base_quat', 'base_lin_vel_world', 'base_ang_vel_body', 'joint_pos',
-                'joint_vel', 'friction', 'delta_kg')
+                'joint_vel', 'friction', 'delta_kg', 'link_mass_scale', 'com_offset_m',
+                'armature_scale', 'frictionloss_nm', 'damping_nms_per_rad', 'delay_steps')
+# Model fields batched per world (domain randomization).
+_BATCHED_FIELDS = ('geom_friction', 'body_mass', 'body_subtreemass', 'body_inertia', 'body_ipos',
+                   'dof_armature', 'dof_frictionloss', 'dof_damping')
 _INPUT_BITS = {name: 1 << i for i, name in enumerate(_INPUT_NAMES)}
 
 
@@ -118,9 +132,8 @@ class MjWarpBackend(SimBackend):
             mjd.qpos[self._ix.base_qadr + 2] = robot.nominal_base_height_m
             mjd.qpos[self._ix.joint_qadr] = robot.default_pos_rad
         mujoco.mj_forward(mjm, mjd)
-        # Friction and body masses are batched per world for domain randomization.
-        batch = {'geom_friction': self.num_envs, 'body_mass': self.num_envs,
-                 'body_subtreemass': self.num_envs}
+        # the fields that domain randomization writes are batched per world
+        batch = {name: self.num_envs for name in _BATCHED_FIELDS}
         with wp.ScopedDevice(self._wp_device):
             self._m = mjw.put_model(mjm, batch_sizes=batch)
             # keep device-side printing for buffer overflows only (solver iteration limits
@@ -168,7 +181,22 @@ class MjWarpBackend(SimBackend):
         self._geom_friction = wp.to_torch(m.geom_friction)
         self._body_mass = wp.to_torch(m.body_mass)
         self._body_subtreemass = wp.to_torch(m.body_subtreemass)
+        self._body_inertia = wp.to_torch(m.body_inertia)
+        self._body_ipos = wp.to_torch(m.body_ipos)
+        self._dof_armature = wp.to_torch(m.dof_armature)
+        self._dof_frictionloss = wp.to_torch(m.dof_frictionloss)
+        self._dof_damping = wp.to_torch(m.dof_damping)
         self._nominal_mass = self._body_mass[0].clone()
+        self._nominal_inertia = self._body_inertia[0].clone()
+        self._nominal_ipos = self._body_ipos[0].clone()
+        self._nominal_armature = self._dof_armature[0].clone()
+        self.num_links = int(self.mj_model.nbody) - 1
+        self._link_mass_scale = torch.ones(self.num_envs, self.num_links + 1, device=dev)
+        self._base_added_kg = torch.zeros(self.num_envs, device=dev)
+        self._subtree = torch.as_tensor(subtree_matrix(self.mj_model), device=dev)
+        self._base_onehot = torch.zeros(self.num_links + 1, device=dev)
+        self._base_onehot[self._ix.base_body] = 1.0
+        self._latency: Optional[LatencyBuffers] = None
         b, v = self._ix.base_qadr, self._ix.base_vadr
         self.base_pos = self._qpos[:, b:b + 3]
         self.base_quat = self._qpos[:, b + 3:b + 7]
@@ -197,8 +225,6 @@ class MjWarpBackend(SimBackend):
         # cleared per world on reset; cached views so that masked resets are capture-safe
         self._reset_cleared = [wp.to_torch(arr) for arr in (
             d.qacc_warmstart, d.qacc, d.qfrc_applied, d.ctrl, d.time, d.act) if arr.size > 0]
-        self._mass_chain = torch.as_tensor(self._ix.mass_chain, device=dev)
-        self._nominal_chain_subtreemass = self._body_subtreemass[0, self._mass_chain].clone()
         self._nefc_peak = torch.zeros(n, dtype=torch.int32, device=dev)
         self._invalid_inputs = torch.zeros((), dtype=torch.int32, device=dev)
 
@@ -243,9 +269,14 @@ class MjWarpBackend(SimBackend):
 
     def _substeps(self, decimation: int) -> None:
         """Run the decimation loop (what the CUDA graph captures)."""
-        for _ in range(decimation):
-            self._pd_fn()
+        lat = self._latency
+        if lat is not None:
+            lat.push_target(self._q_target)
+        for k in range(decimation):
+            self._pd_fn(self._q_target if lat is None else lat.target(k, decimation))
             mjw.step(self._m, self._d)
+            if lat is not None:
+                lat.record_state(self._state_row())
             torch.maximum(self._nacon_peak, self._nacon, out=self._nacon_peak)
             torch.maximum(self._nefc_peak, self._nefc, out=self._nefc_peak)
         self._foot_forces()
@@ -254,10 +285,10 @@ class MjWarpBackend(SimBackend):
         mjw.kinematics(self._m, self._d)
         self._refresh_derived()
 
-    def _pd_control(self) -> None:
-        """Write the PD effort of the current state into ``ctrl`` (never a NaN effort)."""
+    def _pd_control(self, q_target: torch.Tensor) -> None:
+        """Write the PD effort towards ``q_target`` into ``ctrl`` (never a NaN effort)."""
         self._gather_joints()
-        self._ctrl.copy_(self.compute_effort())
+        self._ctrl.copy_(self.compute_effort(q_target))
         torch.nan_to_num(self._ctrl, nan=0.0, out=self._ctrl)
 
     def sim_stream(self) -> Any:
@@ -381,6 +412,8 @@ class MjWarpBackend(SimBackend):
             self._reset_write_fn(m, pos, quat, lin, ang, jp, jv)
             mjw.kinematics(self._m, self._d)
             self._refresh_derived()
+            if self._latency is not None:
+                self._latency.reset_masked(m, self._state_row())
 
     def _reset_write(self, m: torch.Tensor, pos: torch.Tensor, quat: torch.Tensor,
                      lin: torch.Tensor, ang: torch.Tensor, jp: torch.Tensor,
@@ -415,17 +448,127 @@ class MjWarpBackend(SimBackend):
             masked_copy_(self._geom_friction[:, :, 0], m, fr[:, None])
 
     def set_base_mass_offset_masked(self, mask: torch.Tensor, delta_kg: torch.Tensor) -> None:
-        """Set the added base mass of the worlds where ``mask`` is True (no sync)."""
+        """
+        Set the added base mass (payload at the base's centre of mass) of the masked worlds.
+
+        The base's mass is its nominal mass times its link-mass scale plus ``delta_kg``; the
+        inertia is unchanged (a point mass at the centre of mass).  No sync.
+        """
         m = self._mask(mask)
         delta = self._per_env('delta_kg', delta_kg, self.num_envs)
+        with self._sim_stream():
+            base_kg = self._nominal_mass[self._ix.base_body] * \
+                self._link_mass_scale[:, self._ix.base_body]
+            self._check_values({'delta_kg': ((torch.isfinite(delta) & (base_kg + delta > 0))
+                                             | ~m).all()})
+            masked_copy_(self._base_added_kg, m, delta)
+            self._write_masses(m)
+
+    def set_link_mass_scale_masked(self, mask: torch.Tensor, scale: torch.Tensor) -> None:
+        """
+        Scale each robot body's mass and inertia (columns: bodies 1..nbody-1 of the model).
+
+        Inertia scales with the mass (same shape, denser); subtree masses follow.  No sync.
+        """
+        m = self._mask(mask)
+        sc = self._rows('link_mass_scale', scale, self.num_envs, self.num_links)
+        with self._sim_stream():
+            self._check_values({'link_mass_scale': (((sc > 0) & torch.isfinite(sc)).all(dim=1)
+                                                    | ~m).all()})
+            masked_copy_(self._link_mass_scale[:, 1:], m, sc)
+            self._write_masses(m)
+            masked_copy_(self._body_inertia, m,
+                         self._nominal_inertia[None] * self._link_mass_scale[:, :, None])
+
+    def _write_masses(self, m: torch.Tensor) -> None:
+        """Write body and subtree masses of the masked worlds from scales and the payload."""
+        mass = (self._nominal_mass[None] * self._link_mass_scale
+                + self._base_added_kg[:, None] * self._base_onehot[None])
+        masked_copy_(self._body_mass, m, mass)
+        masked_copy_(self._body_subtreemass, m, mass @ self._subtree.T)
+
+    def set_base_com_offset_masked(self, mask: torch.Tensor, offset_m: torch.Tensor) -> None:
+        """Move the base's centre of mass by ``offset_m`` [N, 3] (base frame) [m]; no sync."""
+        m = self._mask(mask)
+        off = self._rows('com_offset_m', offset_m, self.num_envs, 3)
         base = self._ix.base_body
         with self._sim_stream():
-            nominal = self._nominal_mass[base]
-            self._check_values({'delta_kg': ((torch.isfinite(delta) & (nominal + delta > 0))
-                                             | ~m).all()})
-            masked_copy_(self._body_mass[:, base], m, nominal + delta)
-            masked_column_write_(self._body_subtreemass, self._mass_chain, m,
-                                 self._nominal_chain_subtreemass[None, :] + delta[:, None])
+            self._check_values({'com_offset_m': (torch.isfinite(off).all(dim=1) | ~m).all()})
+            masked_copy_(self._body_ipos[:, base], m, self._nominal_ipos[base][None] + off)
+
+    def set_joint_dynamics_masked(self, mask: torch.Tensor,
+                                  armature_scale: Optional[torch.Tensor] = None,
+                                  frictionloss_nm: Optional[torch.Tensor] = None,
+                                  damping_nms_per_rad: Optional[torch.Tensor] = None) -> None:
+        """
+        Set armature (scaled), frictionloss and damping of the joints (see the base class).
+
+        Every world's constraint rows must hold one dry-friction row per joint with a
+        positive frictionloss (``njmax``); an overflow is reported by :meth:`check_overflow`.
+        """
+        m = self._mask(mask)
+        n, nj = self.num_envs, self.num_joints
+        with self._sim_stream():
+            for name, value, dest, nominal in (
+                    ('armature_scale', armature_scale, self._dof_armature,
+                     self._nominal_armature[self._jv]),
+                    ('frictionloss_nm', frictionloss_nm, self._dof_frictionloss, None),
+                    ('damping_nms_per_rad', damping_nms_per_rad, self._dof_damping, None)):
+                if value is None:
+                    continue
+                v = self._rows(name, value, n, nj)
+                self._check_values({name: (((v >= 0) & torch.isfinite(v)).all(dim=1)
+                                           | ~m).all()})
+                masked_column_write_(dest, self._jv, m, v if nominal is None else
+                                     nominal[None] * v)
+
+    # ---- latency ----
+
+    def _state_row(self) -> torch.Tensor:
+        """Return the measured state [N, 10 + 2J] in :meth:`delayed_state`'s layout."""
+        b, v = self._ix.base_qadr, self._ix.base_vadr
+        return torch.cat([self._qpos[:, b + 3:b + 7], self._qvel[:, v:v + 6],
+                          torch.index_select(self._qpos, 1, self._jq),
+                          torch.index_select(self._qvel, 1, self._jv)], dim=1)
+
+    def enable_latency(self, max_action_delay_steps: int, max_obs_delay_steps: int) -> None:
+        """Allocate the latency ring buffers (see the base class); delays start at 0."""
+        nj = self.num_joints
+        layout = [('base_quat', 4), ('base_lin_vel_world', 3), ('base_ang_vel_body', 3),
+                  ('joint_pos', nj), ('joint_vel', nj)]
+        with self._sim_stream():
+            self._latency = LatencyBuffers(self.num_envs, nj, max_action_delay_steps,
+                                           max_obs_delay_steps, layout, self.device)
+            self._latency.reset_masked(torch.ones(self.num_envs, dtype=torch.bool,
+                                                  device=self.device), self._state_row())
+        self._graphs.clear()  # the decimation loop changed
+
+    def set_latency_masked(self, mask: torch.Tensor, action_delay_steps: torch.Tensor,
+                           obs_delay_steps: torch.Tensor) -> None:
+        """Set the delays [N] [physics steps] of the masked worlds (no sync)."""
+        lat = self._latency
+        if lat is None:
+            raise RuntimeError('call enable_latency before set_latency_masked')
+        m = self._mask(mask)
+        with self._sim_stream():
+            for value, dest, most in ((action_delay_steps, lat.action_delay_steps,
+                                       lat.max_action_delay_steps),
+                                      (obs_delay_steps, lat.obs_delay_steps,
+                                       lat.max_obs_delay_steps)):
+                steps = torch.as_tensor(value, device=self.device)
+                if steps.shape != (self.num_envs,):
+                    raise ValueError(f'delay_steps must have shape ({self.num_envs},), got '
+                                     f'{tuple(steps.shape)}')
+                steps = steps.to(torch.long)
+                self._check_values({'delay_steps': (((steps >= 0) & (steps <= most))
+                                                    | ~m).all()})
+                masked_copy_(dest, m, steps.clamp(0, most))
+
+    def delayed_state(self) -> Dict[str, torch.Tensor]:
+        """Return the state ``obs_delay_steps`` physics steps old (see the base class)."""
+        if self._latency is None:
+            raise RuntimeError('call enable_latency before delayed_state')
+        return self._latency.delayed_state()
 
     # ---- diagnostics ----
 

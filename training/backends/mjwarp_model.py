@@ -8,7 +8,8 @@ What the MuJoCo Warp backend reads from the robot's ``mujoco.MjModel``.
   of one robot (mujoco_warp 4.0 holds contacts in one pool of ``nconmax * num_envs`` shared by
   all worlds and caps constraint rows per world, ``njmax``);
 - :func:`foot_normal_force_kernel`: sums, per world, the normal force of every contact onto
-  the foot that owns one of its geoms.
+  the foot that owns one of its geoms;
+- :func:`subtree_matrix`: which bodies each body's subtree mass sums (for mass randomization).
 """
 
 from dataclasses import dataclass
@@ -215,3 +216,22 @@ def index_model(mjm: mujoco.MjModel, robot: Any) -> ModelIndex:
         geom_foot=geom_foot,
         pyramidal=int(int(mjm.opt.cone) == int(mujoco.mjtCone.mjCONE_PYRAMIDAL)),
         mass_chain=np.asarray(chain, dtype=np.int64))
+
+
+def subtree_matrix(mjm: mujoco.MjModel) -> np.ndarray:
+    """
+    Return S [nbody, nbody] (float32) with S[b, j] = 1 when body j is in the subtree of b.
+
+    ``body_subtreemass = body_mass @ S.T`` (MuJoCo's ``body_subtreemass``; row 0, the world,
+    sums every body).
+    """
+    n = int(mjm.nbody)
+    s = np.zeros((n, n), dtype=np.float32)
+    for j in range(n):
+        b = j
+        while True:
+            s[b, j] = 1.0
+            if b == 0:
+                break
+            b = int(mjm.body_parentid[b])
+    return s
