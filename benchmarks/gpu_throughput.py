@@ -24,6 +24,15 @@ benchmark.  Worlds are reset to the standing pose every
 ``--reset-every`` policy steps outside the timed regions in 1 and 2, so the robots stay
 upright-ish and contact counts are realistic.  Every timed region ends with a device
 synchronize.  Overflow reports of the backend are stored with each figure.
+
+``--scaling`` measures multi-GPU data-parallel training instead (:mod:`training.distributed`):
+for each ``--num-envs`` (environments per GPU) and each GPU count N of ``--gpus`` (default 1,
+2, 4 and 8, as far as the machine has GPUs), one ``torchrun --nproc-per-node N`` runs
+``--train-iterations`` timed iterations of ``OnPolicyRunner.learn`` after two untimed ones
+(compilation, graph captures); env-steps/s = N x envs x steps per env x iterations / the
+slowest process's seconds.  Scaling efficiency = steps/s at N / (N x steps/s at 1); the target
+is 90 % at 2 and 4 GPUs.  Asking for more GPUs than the machine has is an error before anything
+runs.
 """
 
 from dataclasses import dataclass
@@ -31,9 +40,11 @@ import gc
 import json
 from pathlib import Path
 import platform
+import subprocess
 import sys
+import tempfile
 import time
-from typing import Annotated, Any, Callable, Dict, List, Literal, Optional, Tuple
+from typing import Annotated, Any, Callable, Dict, List, Literal, Mapping, Optional, Tuple
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
@@ -78,6 +89,23 @@ class BenchConfig:
     """Measurements to skip."""
     compile_setting: Annotated[str, tyro.conf.arg(name='compile')] = 'auto'
     """torch.compile setting of the env and the runner: 'auto' or 'off'."""
+    scaling: bool = False
+    """Measure multi-GPU scaling instead (module doc): end-to-end training env-steps/s on
+    each GPU count of --gpus, --num-envs environments per GPU, and the scaling efficiency."""
+    gpus: Tuple[int, ...] = ()
+    """GPU counts of --scaling (1 is always measured, as the reference); default 1, 2, 4 and 8
+    as far as the machine has GPUs; a count above the GPUs present is an error."""
+    scaling_worker: bool = False
+    """Internal: run as one process of a --scaling measurement (started by torchrun); rank 0
+    writes the figures to --out."""
+
+
+SCALING_TARGET = 0.9
+"""Scaling efficiency aimed at with 2 and 4 GPUs (steps/s at N / (N x steps/s at 1))."""
+DEFAULT_GPU_COUNTS = (1, 2, 4, 8)
+"""GPU counts measured by --scaling without --gpus (those the machine has)."""
+WARMUP_ITERATIONS = 2
+"""Untimed iterations before a scaling measurement: compilation, env and update graphs."""
 
 
 def _sync(device: torch.device) -> None:
@@ -172,16 +200,19 @@ def measure_backend_step(backend: MjWarpBackend, decimation: int, policy_steps: 
             'cuda_graph': bool(backend.use_cuda_graph), 'overflow': backend.check_overflow()}
 
 
-def _env_and_runner(args: BenchConfig, num_envs: int) -> Tuple[Any, Any]:
+def _env_and_runner(args: BenchConfig, num_envs: int, device: Optional[Any] = None,
+                    distributed: Optional[Any] = None) -> Tuple[Any, Any]:
     from training.env import LocomotionEnv
     from training.ppo import PPOConfig
     from training.runner import OnPolicyRunner, RunnerConfig
+    device = args.device if device is None else device
     cfg = EnvConfig(robot=args.robot, num_envs=num_envs, decimation=args.decimation,
                     compile_step=args.compile_setting, nconmax_per_world=args.nconmax,
                     njmax_per_world=args.njmax)
-    env = LocomotionEnv(cfg, 'mjwarp', args.device)
+    env = LocomotionEnv(cfg, 'mjwarp', str(device))
     rcfg = RunnerConfig(tensorboard=False, plot=False, torch_compile=args.compile_setting)
-    runner = OnPolicyRunner(env, PPOConfig(), rcfg, log_dir=None, device=args.device)
+    runner = OnPolicyRunner(env, PPOConfig(), rcfg, log_dir=None, device=device,
+                            distributed=distributed)
     return env, runner
 
 
@@ -347,10 +378,169 @@ def _print_row(row: Dict[str, Any]) -> None:
           f'{rep["njmax"]})')
 
 
+# ---------------------------------------------------------------------- multi-GPU scaling
+def scaling_gpu_counts(requested: Tuple[int, ...], available: int) -> Tuple[int, ...]:
+    """
+    Return the GPU counts to measure: ``requested`` (or the defaults that fit), with 1.
+
+    Raises SystemExit with a message naming the counts when the machine has no GPU or fewer
+    GPUs than the largest requested count.
+    """
+    if available < 1:
+        raise SystemExit('--scaling needs CUDA GPUs; torch sees none on this machine')
+    if any(int(n) < 1 for n in requested):
+        raise SystemExit(f'--gpus: every GPU count must be >= 1, got {requested}')
+    if not requested:
+        return tuple(n for n in DEFAULT_GPU_COUNTS if n <= available)
+    if max(requested) > available:
+        raise SystemExit(
+            f'--scaling asks for {max(requested)} GPUs (--gpus {" ".join(map(str, requested))}) '
+            f'but this machine has {available} (torch.cuda.device_count()); give --gpus counts '
+            f'of at most {available}')
+    return tuple(sorted({1, *(int(n) for n in requested)}))
+
+
+def scaling_efficiency(rates: Mapping[int, float]) -> Dict[int, float]:
+    """
+    Return ``{gpus: steps/s at gpus / (gpus x steps/s at 1 GPU)}`` for each measured count.
+
+    ``rates`` maps a GPU count to its env-steps/s (all GPUs together); it must hold 1.
+    """
+    if 1 not in rates:
+        raise ValueError('scaling efficiency needs the 1-GPU rate as its reference')
+    return {n: rate / (n * rates[1]) for n, rate in sorted(rates.items())}
+
+
+def torchrun_command(gpus: int, args: BenchConfig, num_envs: int, out: Path) -> List[str]:
+    """Return the command line of one scaling measurement: ``gpus`` processes under torchrun."""
+    return [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nnodes', '1',
+            '--nproc-per-node', str(gpus), str(Path(__file__).resolve()), '--scaling-worker',
+            '--out', str(out), '--robot', args.robot, '--device', 'cuda:0',
+            '--num-envs', str(num_envs), '--decimation', str(args.decimation),
+            '--physics-dt-s', str(args.physics_dt_s), '--train-iterations',
+            str(args.train_iterations), '--nconmax', str(args.nconmax), '--njmax',
+            str(args.njmax), '--compile', args.compile_setting]
+
+
+def measure_scaling_worker(args: BenchConfig) -> Optional[Dict[str, Any]]:
+    """
+    Run one process of a scaling measurement; return the figures on rank 0 (else None).
+
+    Started by torchrun (or alone, as one process): every process trains ``num_envs[0]`` envs
+    on its own GPU, data-parallel; the clock runs from a common start to the end of the
+    slowest process's ``train_iterations`` iterations.
+    """
+    import torch.distributed as dist
+    from training.distributed import init_distributed, rank_seed, shutdown_distributed
+    from training.runner import set_seed
+    ctx, device, joined = init_distributed(args.device)
+    try:
+        set_seed(rank_seed(1, ctx))
+        num_envs = args.num_envs[0]
+        env, runner = _env_and_runner(args, num_envs, device, ctx)
+        runner.learn(num_iterations=WARMUP_ITERATIONS)
+
+        def slowest(seconds: float) -> float:  # also a barrier: every process gets here
+            value = torch.tensor([seconds], dtype=torch.float64, device=device)
+            if ctx.enabled:
+                dist.all_reduce(value, op=dist.ReduceOp.MAX)
+            return float(value)
+
+        _sync(device)
+        slowest(0.0)
+        t0 = time.perf_counter()
+        rows = runner.learn(num_iterations=args.train_iterations)[-args.train_iterations:]
+        _sync(device)
+        seconds = slowest(time.perf_counter() - t0)
+        report = env.check_overflow()
+        env.close()
+        steps = ctx.world_size * num_envs * runner.cfg.num_steps_per_env * args.train_iterations
+        result = {
+            'gpus': ctx.world_size, 'num_envs_per_gpu': num_envs,
+            'iterations': args.train_iterations, 'seconds': seconds,
+            'env_steps_per_s': steps / seconds,
+            'rank0_collect_seconds_per_iteration': sum(
+                r['collection_time_s'] for r in rows) / len(rows),
+            'rank0_learn_seconds_per_iteration': sum(
+                r['learn_time_s'] for r in rows) / len(rows),
+            'rank0_overflow': report,
+            'gpu': torch.cuda.get_device_name(device) if device.type == 'cuda' else None}
+        if ctx.is_main:
+            _write(result, args.out)
+            return result
+        return None
+    finally:
+        if joined:
+            shutdown_distributed()
+
+
+def launch(cmd: List[str]) -> int:
+    """Run ``cmd`` (a torchrun of the worker mode) to its end; return its exit status."""
+    return subprocess.run(cmd, check=False).returncode
+
+
+def run_scaling(args: BenchConfig) -> Dict[str, Any]:
+    """Measure every GPU count of ``--gpus`` at every ``--num-envs``; write and return results."""
+    available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    counts = scaling_gpu_counts(tuple(args.gpus), available)
+    out: Dict[str, Any] = {
+        'mode': 'scaling', 'robot': args.robot, 'decimation': args.decimation,
+        'train_iterations': args.train_iterations, 'warmup_iterations': WARMUP_ITERATIONS,
+        'compile': args.compile_setting, 'gpus_present': available,
+        'target_efficiency': SCALING_TARGET, 'git_commit': git_commit(REPO_ROOT),
+        'machine': {'platform': platform.platform(), 'python': platform.python_version(),
+                    'torch': torch.__version__, 'warp': wp.__version__,
+                    'gpu': torch.cuda.get_device_name(0)},
+        'results': []}
+    with tempfile.TemporaryDirectory(prefix='gpu_scaling_') as tmp:
+        for num_envs in args.num_envs:
+            rows: List[Dict[str, Any]] = []
+            for gpus in counts:
+                part = Path(tmp) / f'{num_envs}envs_{gpus}gpus.json'
+                cmd = torchrun_command(gpus, args, num_envs, part)
+                print(f'[scaling] {gpus} GPU(s) x {num_envs} envs: {" ".join(cmd)}', flush=True)
+                status = launch(cmd)
+                if status != 0 or not part.is_file():
+                    rows.append({'gpus': gpus, 'num_envs_per_gpu': num_envs,
+                                 'error': f'torchrun exited with status {status}'})
+                    continue
+                rows.append(json.loads(part.read_text()))
+            rates = {row['gpus']: row['env_steps_per_s'] for row in rows if 'error' not in row}
+            efficiency = scaling_efficiency(rates) if 1 in rates else {}
+            for row in rows:
+                if row['gpus'] in efficiency:
+                    row['efficiency'] = efficiency[row['gpus']]
+                    row['meets_target'] = (row['gpus'] == 1
+                                           or efficiency[row['gpus']] >= SCALING_TARGET)
+            out['results'].append({'num_envs_per_gpu': num_envs, 'by_gpus': rows})
+            _print_scaling(num_envs, rows)
+            _write(out, args.out)
+    return out
+
+
+def _print_scaling(num_envs: int, rows: List[Dict[str, Any]]) -> None:
+    print(f'--- scaling, {num_envs} envs per GPU (target efficiency '
+          f'{100 * SCALING_TARGET:.0f} %) ---')
+    for row in rows:
+        if 'error' in row:
+            print(f'{row["gpus"]} GPU(s): ERROR {row["error"]}')
+            continue
+        eff = row.get('efficiency')
+        eff_text = '' if eff is None else f', efficiency {100 * eff:5.1f} %'
+        print(f'{row["gpus"]} GPU(s): {row["env_steps_per_s"] / 1e3:9.1f} k env-steps/s'
+              f'{eff_text}')
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Parse the options, run the benchmark, print figures and write the JSON."""
-    run(tyro.cli(BenchConfig, args=argv, prog='python benchmarks/gpu_throughput.py',
-                 description=__doc__.split('\n\n')[0].strip()))
+    args = tyro.cli(BenchConfig, args=argv, prog='python benchmarks/gpu_throughput.py',
+                    description=__doc__.split('\n\n')[0].strip())
+    if args.scaling_worker:
+        measure_scaling_worker(args)
+    elif args.scaling:
+        run_scaling(args)
+    else:
+        run(args)
     return 0
 
 

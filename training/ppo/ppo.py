@@ -516,6 +516,7 @@ class PPO:
                 self._minibatch_steps()
             return graph
         self._attach_grad_views()
+        torch.cuda.synchronize(self.device)  # no collective in flight while capturing
         local, apply = torch.cuda.CUDAGraph(), torch.cuda.CUDAGraph()
         with torch.cuda.graph(local):
             self._local_gradients()
