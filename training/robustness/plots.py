@@ -69,10 +69,10 @@ def plot_summary(report: Mapping[str, Any], path: Path) -> Path:
             figures = (f'(lin err {_fmt(tracking["lin_vel_error_mean_m_s"])} m/s, yaw err '
                        f'{_fmt(tracking["yaw_rate_error_mean_rad_s"])} rad/s)')
         result = 'PASS' if row['passed'] else 'FAIL'
-        cells.append([name, row['description'][:85], _falls_text(row), figures, result])
+        cells.append([name, row['description'][:78], _falls_text(row), figures, result])
         colors.append(['white'] * 4 + [PASS_COLOR if row['passed'] else FAIL_COLOR])
     for name, why in report['summary'].get('skipped', {}).items():
-        cells.append([name, why[:95], '-', '-', 'skipped'])
+        cells.append([name, why[:78], '-', '-', 'skipped'])
         colors.append(['white'] * 4 + [NONE_COLOR])
     fig, ax = plt.subplots(figsize=(20, 0.22 * len(cells) + 0.8))
     ax.axis('off')
@@ -220,7 +220,7 @@ def plot_quality(report: Mapping[str, Any], path: Path) -> Path:
         ax.barh(np.arange(len(names)), shown, color=colors, height=0.7)
         for i, v in enumerate(values):
             if v is None:
-                ax.text(0.0, i, ' no data (fell)', va='center', fontsize=6, color=NONE_COLOR)
+                ax.text(0.0, i, ' n/a', va='center', fontsize=6, color=NONE_COLOR)
         if line is not None:
             ax.axvline(line, color='k', ls='--', lw=0.8)
         ax.set_ylim(len(names) - 0.5, -0.5)
@@ -233,7 +233,8 @@ def plot_quality(report: Mapping[str, Any], path: Path) -> Path:
     bars(axes[2], 'steps_per_10s_zero_command', 'steps per 10 s at zero command (target 0)',
          line=0.0)
     bars(axes[3], 'cost_of_transport', 'cost of transport, walking commands [-]')
-    fig.suptitle('Motion quality per scenario (runs without a fall; grey: no data)', fontsize=10)
+    fig.suptitle('Motion quality per scenario (runs without a fall; n/a: every run fell, or no '
+                 'zero-command / walking run)', fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
