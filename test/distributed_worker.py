@@ -8,12 +8,15 @@ gloo process group and writes what it ends with to ``OUT_DIR/rank<RANK>.pt``:
 - ``fixed``: two rounds of normalizer samples of different sizes per rank, merged over the
   ranks; then one PPO update (3 epochs of 1 minibatch) on this rank's columns of a fixed
   rollout (:func:`fixed_data_update`, which the test also runs on one process with all columns);
+  then a runner with a time budget that rank 1 starts 1 s late (so rank 0's clock, which
+  decides for all, reads 1 s more than rank 1's);
 - ``runner``: :class:`OnPolicyRunner` on the point-mass env of test_runner.py, each rank with its
   own env seed, 4 iterations (checkpoints every 2 into LOG_DIR), or 1 more after resuming RESUME.
 """
 
 from pathlib import Path
 import sys
+import time
 from typing import Any, Dict, List, Tuple
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -119,7 +122,22 @@ def run_fixed(ctx: Any) -> Dict[str, Any]:
         local = _normalizer_stats(norm)  # this rank's own view before the merge
         sync_normalizers_(norm)
         rounds.append({'local': local, 'synced': _normalizer_stats(norm)})
-    return {'normalizer': rounds, 'update': fixed_data_update(ctx.rank, ctx.world_size)}
+    return {'normalizer': rounds, 'update': fixed_data_update(ctx.rank, ctx.world_size),
+            'budget': run_budget(ctx)}
+
+
+def run_budget(ctx: Any) -> Dict[str, Any]:
+    """Train with a 1.5 s time budget, rank 1 starting 1 s after rank 0; return the counts."""
+    from test_runner import PointMassEnv
+    set_seed(rank_seed(0, ctx))
+    cfg = RunnerConfig(policy=PolicyConfig(actor_hidden_dims=(8,), critic_hidden_dims=(8,)),
+                       num_steps_per_env=RUNNER_STEPS, tensorboard=False, plot=False)
+    runner = OnPolicyRunner(PointMassEnv(num_envs=RUNNER_ENVS, seed=ctx.rank), PPOConfig(),
+                            cfg, log_dir=None, device='cpu', distributed=ctx)
+    if ctx.rank == 1:
+        time.sleep(1.0)
+    runner.learn(time_budget_s=1.5)
+    return {'iteration': runner.current_iteration, 'wall_time_s': runner.wall_time_s}
 
 
 def run_runner(ctx: Any, device: torch.device, log_dir: str, resume: str) -> Dict[str, Any]:

@@ -18,10 +18,12 @@ from distributed_worker import (fixed_data_update, normalizer_samples, RUNNER_EN
                                 RUNNER_ITERATIONS, RUNNER_STEPS)
 import numpy as np
 import pytest
+from test_runner import PointMassEnv
 import torch
 from training.distributed import context_from_env, DistContext, rank_device, rank_seed
-from training.ppo import EmpiricalNormalizer
+from training.ppo import ActorCritic, EmpiricalNormalizer, PolicyConfig, PPO, PPOConfig
 from training.ppo.normalizer import merge_moments
+from training.runner import OnPolicyRunner, RunnerConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).resolve().parent / 'distributed_worker.py'
@@ -145,6 +147,15 @@ def test_a_normalizer_merges_the_other_processes_samples_it_is_handed():
     assert set(norm.state_dict()) == {'mean', 'var', 'std', 'count'}  # checkpoints unchanged
 
 
+def test_a_group_without_a_process_group_is_a_clear_error():
+    ac = ActorCritic(3, 4, 2, PolicyConfig(actor_hidden_dims=(8,), critic_hidden_dims=(8,)))
+    with pytest.raises(RuntimeError, match='world_size 2 needs an initialized process group'):
+        PPO(ac, PPOConfig(), world_size=2)
+    with pytest.raises(RuntimeError, match='world_size 2 needs an initialized process group'):
+        OnPolicyRunner(PointMassEnv(), PPOConfig(), RunnerConfig(),
+                       distributed=DistContext(rank=0, world_size=2))
+
+
 # ---------------------------------------------------------------------- two processes
 @pytest.mark.slow
 def test_two_ranks_hold_the_normalizer_statistics_of_all_samples(fixed_results):
@@ -182,6 +193,15 @@ def test_two_ranks_with_half_the_batch_each_update_like_one_process_with_all(fix
     # each rank normalized its advantages with the mean and std over both ranks
     both = torch.cat([ranks[0]['advantages'], ranks[1]['advantages']], dim=1)
     torch.testing.assert_close(both, single['advantages'], rtol=0, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_rank_zero_decides_when_a_time_budget_is_used_up(fixed_results):
+    """Rank 0's clock, 1 s ahead of rank 1's, stops both ranks at the same iteration."""
+    budget = [res['budget'] for res in fixed_results]
+    assert budget[0]['iteration'] == budget[1]['iteration'] >= 1
+    assert budget[0]['wall_time_s'] == budget[1]['wall_time_s']
+    assert budget[0]['wall_time_s'] > 1.0  # rank 0 waited for rank 1's late start
 
 
 @pytest.fixture(scope='module')
