@@ -157,6 +157,20 @@ def test_joint_state_writer_is_read_back_by_rclpy(names, stamp, frame_id, data):
     np.testing.assert_array_equal(msg.effort, effort)
 
 
+@settings(max_examples=40, deadline=None)
+@given(names=st.lists(text, max_size=12), stamp=stamps, frame_id=frame, data=st.data())
+def test_joint_state_position_writer_is_read_back_by_rclpy(names, stamp, frame_id, data):
+    position = np.array(data.draw(st.lists(finite, min_size=len(names), max_size=len(names))))
+    writer = cdr.Float64ArrayWriter.joint_state_positions(names, frame_id)
+    msg = deserialize_message(writer.write(position, stamp_to_ns(*stamp)), JointState)
+    assert (msg.header.stamp.sec, msg.header.stamp.nanosec) == stamp
+    assert msg.header.frame_id == frame_id
+    assert list(msg.name) == names
+    np.testing.assert_array_equal(msg.position, position)
+    np.testing.assert_array_equal(msg.velocity, np.zeros(len(names)))
+    assert len(msg.effort) == 0
+
+
 @settings(max_examples=20, deadline=None)
 @given(values=st.lists(finite, max_size=30), label=text)
 def test_float64_multi_array_writer_is_read_back_by_rclpy(values, label):

@@ -30,14 +30,15 @@ TICK_STALL_S = 0.5
 
 
 def wait_for_joint_states(node, topic: str, qos, timeout_s: float,
-                          on_wait: Optional[Callable[[float], None]] = None,
+                          on_wait: Optional[Callable[[str], None]] = None,
                           on_wait_period_s: float = 1.0) -> Optional[JointState]:
     """
     Wait (wall time) up to ``timeout_s`` for one JointState on ``topic``; return it or None.
 
     A private helper node in ``node``'s context and namespace subscribes, so the wait neither
-    needs nor disturbs ``node``'s executor. ``on_wait(elapsed_s)`` is called every
-    ``on_wait_period_s`` of waiting (e.g. to publish diagnostics from the blocked thread).
+    needs nor disturbs ``node``'s executor. ``on_wait(waiting_for)`` is called every
+    ``on_wait_period_s`` of waiting with what is waited for (e.g. to publish diagnostics from
+    the blocked thread).
     """
     received: List[JointState] = []
     probe = rclpy.create_node(
@@ -55,7 +56,8 @@ def wait_for_joint_states(node, topic: str, qos, timeout_s: float,
             executor.spin_once(timeout_sec=0.05)
             if on_wait is not None and not received and time.monotonic() >= next_report:
                 next_report += on_wait_period_s
-                on_wait(time.monotonic() - start)
+                on_wait(f'joint_states on {topic} (configure waited '
+                        f'{time.monotonic() - start:.0f} of joint_state_wait_s {timeout_s:g} s)')
     finally:
         executor.remove_node(probe)
         executor.shutdown()

@@ -211,13 +211,17 @@ class _Encoder:
 
 class Float64ArrayWriter:
     """
-    Write the effort command as a serialized message: only its stamp and values change.
+    Write the command as a serialized message: only its stamp and values change.
 
-    The part before the values (header frame, names or layout) is encoded once; :meth:`write`
-    joins it with the stamp and the values. Two messages are written:
+    The parts before and after the values (header frame, names or layout; zero velocities) are
+    encoded once; :meth:`write` joins them with the stamp and the values. Three messages are
+    written:
 
     * ``sensor_msgs/JointState`` with names and efforts only (Isaac Sim's articulation
       controller), stamped (:meth:`joint_state`);
+    * ``sensor_msgs/JointState`` with names, positions (the values) and zero velocities (joint
+      position targets for drives that run their own PD), stamped
+      (:meth:`joint_state_positions`);
     * ``std_msgs/Float64MultiArray`` with a one-dimensional layout, as
       :func:`humanoid_rl_ros.ros.ros_conversions.make_float64_array` builds it
       (:meth:`float64_multi_array`).
@@ -225,11 +229,13 @@ class Float64ArrayWriter:
     The policy node checks the bytes by deserializing them with rclpy before it uses a writer.
     """
 
-    def __init__(self, head: bytes, middle: bytes, stamped: bool, num_values: int) -> None:
-        """Use :meth:`joint_state` or :meth:`float64_multi_array`."""
+    def __init__(self, head: bytes, middle: bytes, stamped: bool, num_values: int,
+                 tail: bytes = b'') -> None:
+        """Use :meth:`joint_state`, :meth:`joint_state_positions`, :meth:`float64_multi_array`."""
         self._head = head
         self._middle = middle
         self._stamped = stamped
+        self._tail = tail
         self.num_values = num_values
 
     @classmethod
@@ -246,6 +252,27 @@ class Float64ArrayWriter:
         enc.u32(0)  # velocity[]
         cls._values_prefix(enc, len(names))
         return cls(head, bytes(enc.buf[len(head) + 8:]), True, len(names))
+
+    @classmethod
+    def joint_state_positions(cls, names: Sequence[str],
+                              frame_id: str = '') -> 'Float64ArrayWriter':
+        """Return a writer of ``sensor_msgs/JointState`` position targets, zero velocities."""
+        count = len(names)
+        enc = _Encoder()
+        head = bytes(enc.buf)
+        enc.buf += bytes(8)  # header.stamp, written per message
+        enc.string(frame_id)
+        enc.u32(count)
+        for name in names:
+            enc.string(name)
+        cls._values_prefix(enc, count)  # position[]: the values
+        middle = bytes(enc.buf[len(head) + 8:])
+        values_end = len(enc.buf) + 8 * count
+        enc.buf += bytes(8 * count)  # stands for the values: the alignment after them is fixed
+        cls._values_prefix(enc, count)  # velocity[]: zeros (the PD law's velocity target)
+        enc.buf += bytes(8 * count)
+        enc.u32(0)  # effort[]
+        return cls(head, middle, True, count, bytes(enc.buf[values_end:]))
 
     @classmethod
     def float64_multi_array(cls, num_values: int,
@@ -272,6 +299,6 @@ class Float64ArrayWriter:
         if values.shape != (self.num_values,):
             raise CdrError(f'expected {self.num_values} values, got shape {values.shape}')
         if not self._stamped:
-            return self._head + values.tobytes()
+            return self._head + values.tobytes() + self._tail
         return b''.join((self._head, _STAMP.pack(*ns_to_stamp(stamp_ns)), self._middle,
-                         values.tobytes()))
+                         values.tobytes(), self._tail))

@@ -8,7 +8,7 @@ It wires topics, timers, services and parameters; all computation lives in the p
 :mod:`~humanoid_rl_ros.ros.control_loop` (the control path's thread, on serialized messages),
 :mod:`~humanoid_rl_ros.ros.sensor_inputs` (the sensor subscriptions),
 :mod:`~humanoid_rl_ros.ros.cmd_vel_input` (``cmd_vel`` of the type its publishers send),
-:mod:`~humanoid_rl_ros.ros.effort_output` (the command publisher),
+:mod:`~humanoid_rl_ros.ros.command_output` (efforts, or position targets, out),
 :mod:`~humanoid_rl_ros.ros.bringup` (what configure and autostart wait for) and
 :mod:`~humanoid_rl_ros.ros.policy_diagnostics` (the ``/diagnostics`` status).
 
@@ -49,13 +49,13 @@ import time
 from typing import Dict, Optional, Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray
-from humanoid_rl_ros.core.controller import (Controller, ControllerConfig, ControllerError,
+from humanoid_rl_ros.core.controller import (Controller, ControllerError,
                                              ControllerState, match_joint_indices)
 from humanoid_rl_ros.core.policy_runtime import PolicyLoadError, PolicyRuntime
 from humanoid_rl_ros.ros import bringup, policy_params
 from humanoid_rl_ros.ros.cmd_vel_input import CmdVelInput
+from humanoid_rl_ros.ros.command_output import CommandOutput, OutputConfigError
 from humanoid_rl_ros.ros.control_loop import ControlGroup, ControlLoop
-from humanoid_rl_ros.ros.effort_output import EffortOutput, OutputConfigError
 from humanoid_rl_ros.ros.node_main import run_node
 from humanoid_rl_ros.ros.policy_diagnostics import diagnostic_array, PolicyRate, status_values
 from humanoid_rl_ros.ros.ros_conversions import header_stamp_ns, joint_state_to_arrays
@@ -81,6 +81,9 @@ SENSOR_QOS = qos_profile_sensor_data
 # Commands in and out use the ROS default (reliable, keep last 10), which Nav2, teleop,
 # Isaac Sim's articulation controller and forward_command_controller all use.
 COMMAND_QOS = QoSProfile(depth=10)
+SERVICES = {'walk': 'request_walk', 'stand': 'request_stand', 'recover': 'recover',
+            'damp': 'request_damping'}
+"""``std_srvs/Trigger`` services (``~/<name>``) -> the controller request they make."""
 AUTOSTART_PERIOD_S = 0.05
 """[s wall] How often autostart takes its next step (configure, or activate once fit)."""
 
@@ -101,13 +104,12 @@ class PolicyNode(LifecycleNode):
         self.last_error = ''
         self._inputs: Optional[SensorInputs] = None
         self._cmd_vel: Optional[CmdVelInput] = None
-        self._output: Optional[EffortOutput] = None
+        self._output: Optional[CommandOutput] = None
         self._control_timer = None
         self._trigger = 'timer'
         self._last_tick_s = -math.inf
-        self._last_tick_wall_s = -math.inf  # [s] time.monotonic() of the newest control tick
+        self._last_tick_wall_s = 0.0  # [s] time.monotonic() of the newest tick (or activation)
         self._waiting_for = ''  # what configure waits for ('' if nothing)
-        self._activated_wall_s = time.monotonic()
         self._policy_rate = PolicyRate()
         self._last_state = None
         self._last_hold = ''
@@ -125,10 +127,8 @@ class PolicyNode(LifecycleNode):
         self._diag_timer = self.create_timer(
             float(self.get_parameter('diagnostics_period_s').value), self._on_diag_timer,
             clock=steady)
-        self.create_service(Trigger, '~/walk', self._on_walk)
-        self.create_service(Trigger, '~/stand', self._on_stand)
-        self.create_service(Trigger, '~/recover', self._on_recover)
-        self.create_service(Trigger, '~/damp', self._on_damp)
+        for name, method in SERVICES.items():
+            self.create_service(Trigger, f'~/{name}', self._service_for(method))
         self._autostart = (bringup.Autostart(self, AUTOSTART_PERIOD_S, self._activation_problem)
                            if self.get_parameter('autostart').value else None)
 
@@ -136,28 +136,17 @@ class PolicyNode(LifecycleNode):
     def _param(self, name: str):
         return self.get_parameter(name).value
 
-    def _controller_config(self, overrides: Optional[Dict[str, object]] = None
-                           ) -> ControllerConfig:
-        return policy_params.controller_config(self._param, overrides)
-
     def _on_set_parameters(self, params) -> SetParametersResult:
-        overrides: Dict[str, object] = {}
-        for param in params:
-            problem = policy_params.parameter_problem(param.name, param.value)
-            if problem:
-                return SetParametersResult(successful=False, reason=problem)
-            if param.name in policy_params.CONTROLLER_PARAMS:
-                overrides[param.name] = float(param.value)
-            elif param.name in policy_params.CONTROLLER_BOOL_PARAMS:
-                overrides[param.name] = bool(param.value)
-        if overrides:
+        overrides, problem = policy_params.controller_overrides(params)
+        if overrides and not problem:
             try:
-                config = self._controller_config(overrides)
+                config = policy_params.controller_config(self._param, overrides)
             except ControllerError as exc:
-                return SetParametersResult(successful=False, reason=str(exc))
-            if self.controller is not None:
-                self.controller.config = config
-        return SetParametersResult(successful=True)
+                problem = str(exc)
+            else:
+                if self.controller is not None:
+                    self.controller.config = config
+        return SetParametersResult(successful=not problem, reason=problem)
 
     def _on_parameters_set(self, params) -> None:
         # use_sim_time creates or destroys the time source's /clock subscription; let the
@@ -220,23 +209,18 @@ class PolicyNode(LifecycleNode):
             return self._refuse(f'configure refused: cannot load policy '
                                 f'{self._param("policy")!r}: {exc}')
         contract = runtime.contract
-        try:
-            self.controller = Controller(contract, runtime.act, self._controller_config())
-        except ControllerError as exc:
-            return self._refuse(f'configure refused: {exc}')
-        try:
-            cmd_vel_mode = policy_params.cmd_vel_mode(self._param)
-        except ValueError as exc:
-            return self._refuse(f'configure refused: {exc}')
-        self.runtime = runtime
-
         output_type = str(self._param('output_type'))
         try:
-            self._output = EffortOutput(self, output_type, contract.joint_names,
-                                        self._param('output_joint_order'), JOINT_COMMAND_TOPIC,
-                                        COMMAND_QOS)
-        except OutputConfigError as exc:
+            self.controller = Controller(contract, runtime.act,
+                                         policy_params.controller_config(self._param))
+            cmd_vel_mode = policy_params.cmd_vel_mode(self._param)
+            self._output = CommandOutput(
+                self, output_type, contract.joint_names, self._param('output_joint_order'),
+                JOINT_COMMAND_TOPIC, COMMAND_QOS, str(self._param('output_mode')),
+                contract.policy_dt_s, contract.physics_dt_s)
+        except (ControllerError, OutputConfigError, ValueError) as exc:
             return self._refuse(f'configure refused: {exc}')
+        self.runtime = runtime
 
         self._trigger = str(self._param('control_trigger'))
         # With the control loop, the control subscriptions are its alone, QoS event handlers
@@ -255,14 +239,12 @@ class PolicyNode(LifecycleNode):
         topic = self._inputs.joint_states_topic
         wait_s = float(self._param('joint_state_wait_s'))
 
-        def on_wait(elapsed_s: float) -> None:
-            self._waiting_for = (f'joint_states on {topic} (configure waited {elapsed_s:.0f} '
-                                 f'of joint_state_wait_s {wait_s:g} s)')
+        def on_wait(waiting_for: str) -> None:
+            self._waiting_for = waiting_for
             self.publish_diagnostics()
 
-        first = bringup.wait_for_joint_states(
-            self, topic, SENSOR_QOS, wait_s, on_wait,
-            float(self._param('diagnostics_period_s')))
+        first = bringup.wait_for_joint_states(self, topic, SENSOR_QOS, wait_s, on_wait,
+                                              float(self._param('diagnostics_period_s')))
         if first is None:
             return self._refuse(f'configure refused: no joint_states received on {topic} within '
                                 f'joint_state_wait_s = {wait_s} s', retry=True)
@@ -287,7 +269,8 @@ class PolicyNode(LifecycleNode):
         self.get_logger().info(
             f'configured: policy {runtime.contract_path} ({contract.num_joints} joints, obs '
             f'{contract.obs_dim}, PD {1.0 / contract.physics_dt_s:.0f} Hz, policy '
-            f'{1.0 / contract.policy_dt_s:.0f} Hz), output {output_type} on '
+            f'{1.0 / contract.policy_dt_s:.0f} Hz), output {output_type} '
+            f'({self._output.mode}) on '
             f'{self._output.topic_name}, cmd_vel on {self._cmd_vel.topic_name} as '
             f'{self._cmd_vel.choice.note}')
         self.publish_diagnostics()
@@ -313,8 +296,7 @@ class PolicyNode(LifecycleNode):
         self.lifecycle_state = 'active'
         self._last_state, self._state_since_ns = None, None  # set again by the first tick
         self._waiting_for = ''
-        self._activated_wall_s = time.monotonic()
-        self._last_tick_wall_s = -math.inf
+        self._last_tick_wall_s = time.monotonic()  # no tick yet: counts from activation
         result = super().on_activate(state)
         self.get_logger().info('activated: standing'
                                + (', walking requested' if self.controller.walk_requested
@@ -432,7 +414,7 @@ class PolicyNode(LifecycleNode):
         effort = controller.step(now)
         if effort is None:
             return
-        self._publish_effort(effort, now_ns)
+        self._output.control_tick(controller, effort, now_ns)
         if controller.hold_reason != self._last_hold:
             self._last_hold = controller.hold_reason
             if controller.hold_reason:
@@ -450,26 +432,17 @@ class PolicyNode(LifecycleNode):
             self.publish_diagnostics()
 
     def _publish_effort(self, effort: np.ndarray, now_ns: Optional[int] = None) -> None:
-        """Publish efforts [N*m] (policy order) stamped ``now_ns`` (default: the clock's now)."""
-        if self._output is not None:
+        """Publish efforts [N*m] (effort mode; position drives hold their last target)."""
+        if self._output is not None and self._output.mode == 'effort':
             self._output.publish(effort, now_ns)
 
     # ------------------------------------------------------------------ services
-    def _on_walk(self, request, response):
-        return self._service(response, 'request_walk')
-
-    def _on_stand(self, request, response):
-        return self._service(response, 'request_stand')
-
-    def _on_recover(self, request, response):
-        return self._service(response, 'recover')
-
-    def _on_damp(self, request, response):
-        return self._service(response, 'request_damping')
-
-    def _service(self, response, method: str):
-        with self._lock:
-            return self._service_locked(response, method)
+    def _service_for(self, method: str):
+        """Return the callback of the Trigger service that makes controller request ``method``."""
+        def call(request, response):
+            with self._lock:
+                return self._service_locked(response, method)
+        return call
 
     def _service_locked(self, response, method: str):
         if self.controller is None or self.lifecycle_state != 'active':
@@ -507,10 +480,7 @@ class PolicyNode(LifecycleNode):
         if self.lifecycle_state != 'active':
             return self._waiting_for or (self._autostart.waiting_for
                                          if self._autostart is not None else '')
-        since_s = self._last_tick_wall_s if self._last_tick_wall_s > -math.inf else None
-        if since_s is None:
-            since_s = self._activated_wall_s
-        return bringup.stalled_ticks(time.monotonic() - since_s,
+        return bringup.stalled_ticks(time.monotonic() - self._last_tick_wall_s,
                                      self.get_clock().now().nanoseconds,
                                      bool(self._param('use_sim_time')))
 

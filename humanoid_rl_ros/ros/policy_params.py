@@ -17,6 +17,8 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
 
 OUTPUT_TYPES = ('joint_state', 'float64_array')
 """Accepted values of the ``output_type`` parameter."""
+OUTPUT_MODES = ('effort', 'position')
+"""Accepted values of the ``output_mode`` parameter."""
 CONTROL_TRIGGERS = ('timer', 'joint_states')
 """Accepted values of the ``control_trigger`` parameter."""
 CMD_VEL_TYPES = ('auto', 'twist', 'stamped')
@@ -24,6 +26,7 @@ CMD_VEL_TYPES = ('auto', 'twist', 'stamped')
 
 CHOICES: Dict[str, Tuple[str, ...]] = {
     'output_type': OUTPUT_TYPES,
+    'output_mode': OUTPUT_MODES,
     'orientation_source': ORIENTATION_SOURCES,
     'control_trigger': CONTROL_TRIGGERS,
     'cmd_vel_type': CMD_VEL_TYPES,
@@ -51,6 +54,14 @@ PARAMS: Dict[str, Tuple[int, Any, str, bool, Optional[Tuple[float, float]]]] = {
                     'joint_command, Isaac Sim articulation controller) or float64_array '
                     '(std_msgs/Float64MultiArray in output_joint_order, ros2_control '
                     'forward_command_controller with interface_name effort).', True, None),
+    'output_mode': (ParameterType.PARAMETER_STRING, 'effort',
+                    'effort: efforts every control tick (the PD law runs in the node, as '
+                    'trained). position: joint position targets every decimation ticks (the '
+                    'policy rate), with zero velocities, for drives that run the contract PD '
+                    'law themselves (its kp, kd and effort limits; a ros2_control '
+                    'forward_command_controller with interface_name position for '
+                    'float64_array). Deactivating sends nothing in position mode (the drives '
+                    'hold their last target).', True, None),
     'output_joint_order': (ParameterType.PARAMETER_STRING_ARRAY, [''],
                            'Joint order of the float64_array output (the joints list of the '
                            'ros2_control forward_command_controller). Empty: policy order. '
@@ -165,6 +176,25 @@ def parameter_problem(name: str, value: Any) -> str:
     elif name in CHOICES and value not in CHOICES[name]:
         return f'{name} must be one of {CHOICES[name]}, got {value!r}'
     return ''
+
+
+def controller_overrides(params) -> Tuple[Dict[str, Any], str]:
+    """
+    Return ``(controller fields, '')`` set by a parameter change, or ``({}, the problem)``.
+
+    ``params`` are ``rclpy.parameter.Parameter`` (name, value); each is checked with
+    :func:`parameter_problem`.
+    """
+    overrides: Dict[str, Any] = {}
+    for param in params:
+        problem = parameter_problem(param.name, param.value)
+        if problem:
+            return {}, problem
+        if param.name in CONTROLLER_PARAMS:
+            overrides[param.name] = float(param.value)
+        elif param.name in CONTROLLER_BOOL_PARAMS:
+            overrides[param.name] = bool(param.value)
+    return overrides, ''
 
 
 def controller_config(get: Callable[[str], Any],

@@ -20,14 +20,22 @@ topics of Isaac Sim's ROS 2 bridge:
   ros2_control's ``forward_command_controller``). Bad commands (non-finite, wrong length,
   unknown or missing joints) are rejected with a throttled warning naming the problem and are
   never applied. Accepted commands hold for ``command_timeout_s`` of sim time, then zero.
+  With ``drive_mode: position`` the commands are joint position targets instead (the
+  ``JointState``'s ``position``, or the array): every physics tick the sim's drives apply the
+  PD law ``clip(kp * (target - q) - kd * qd)`` with the robot's gains and effort limits (those
+  of ``robot.yaml``, which a policy contract trained on the robot carries), as a drive that runs
+  its own PD does; without a fresh target they go limp (zero effort).
 
 Modes (``mode``):
 
 * ``realtime``: a wall-clock timer steps physics at ``1 / physics_dt_s`` (catching up after a
   late callback, at most ``max_catch_up_ticks`` per call) and publishes the state every
   ``1 / publish_rate_hz``.
-* ``lockstep``: one physics tick per command; see :class:`~humanoid_rl_ros.sim.sim_logic.
-  LockstepGate` for the handshake with a controller on ``/clock`` under ``use_sim_time``.
+* ``lockstep``: one physics tick per command; with ``lockstep_ticks_per_command`` N > 1 (the
+  policy's decimation, for position targets sent at the policy rate) up to N ticks after the
+  command's stamp, so the next command, due then, comes for a published state; see
+  :class:`~humanoid_rl_ros.sim.sim_logic.LockstepGate` for the handshake with a controller on
+  ``/clock`` under ``use_sim_time``.
 
 ``/diagnostics`` (every ``diagnostics_period_s`` of wall time): mode, sim time, ticks, rejected
 commands, frames and whether TF is published.
@@ -46,6 +54,7 @@ from typing import List, Optional
 from diagnostic_msgs.msg import DiagnosticArray
 from diagnostic_msgs.msg import DiagnosticStatus
 from diagnostic_msgs.msg import KeyValue
+from humanoid_rl_ros.core.policy_math import pd_effort
 from humanoid_rl_ros.core.timebase import NSEC_PER_SEC
 from humanoid_rl_ros.core.timebase import stamp_to_ns
 from humanoid_rl_ros.robot.description import load_robot
@@ -81,6 +90,7 @@ from std_srvs.srv import Trigger
 
 MODES = ('realtime', 'lockstep')
 COMMAND_TYPES = ('joint_state', 'float64_array')
+DRIVE_MODES = ('effort', 'position')
 WARN_THROTTLE_S = 2.0
 RUNTIME_PARAMS = ('command_timeout_s', 'push_interval_s', 'push_velocity_m_s')
 """Parameters that may change while the node runs (checked in ``_on_set_parameters``)."""
@@ -117,6 +127,8 @@ class SimNode(Node):
         self._rng = np.random.default_rng(p['seed'])
         self.publish_every = max(1, int(round(1.0 / (p['publish_rate_hz'] * p['physics_dt_s']))))
         self.max_catch_up_ticks: int = p['max_catch_up_ticks']
+        self.drive_mode: str = p['drive_mode']
+        self.ticks_per_command: int = max(1, int(p['lockstep_ticks_per_command']))
 
         self.tick = 0
         """Sim time is ``tick * dt``; it only moves forward (also across resets)."""
@@ -171,7 +183,8 @@ class SimNode(Node):
             self.timer = self.create_timer(poll_s, self._on_lockstep_poll, clock=self._wall)
         self.get_logger().info(
             f'sim_node: robot {self.robot.name!r} ({len(self.joint_names)} joints), mode '
-            f'{self.mode}, dt {p["physics_dt_s"]} s, commands: {self.command_type} on '
+            f'{self.mode}, dt {p["physics_dt_s"]} s, commands: {self.command_type} '
+            f'({self.drive_mode}) on '
             f'{self.sub_cmd.topic_name}')
 
     # ---------------------------------------------------------------- parameters
@@ -195,6 +208,14 @@ class SimNode(Node):
             lo=1.0, hi=10000.0))
         self.declare_parameter('max_catch_up_ticks', 5, ParameterDescriptor(
             description='Realtime mode: most physics ticks one late timer callback catches up.',
+            read_only=True))
+        self.declare_parameter('drive_mode', 'effort', desc(
+            'effort: commands are efforts [N*m]; position: commands are joint position '
+            'targets [rad] and the drives run the PD law with the robot kp, kd and effort '
+            'limits every physics tick.'))
+        self.declare_parameter('lockstep_ticks_per_command', 1, ParameterDescriptor(
+            description='Lockstep: a command is held for this many physics ticks from its stamp '
+            '(the policy decimation for position targets sent at the policy rate).',
             read_only=True))
         self.declare_parameter('command_type', 'joint_state', desc(
             'joint_state: sensor_msgs/JointState by name (Isaac Sim); float64_array: '
@@ -235,11 +256,14 @@ class SimNode(Node):
                  'command_type', 'command_joint_order', 'command_timeout_s',
                  'lockstep_idle_timeout_s', 'lockstep_idle_advance', 'odom_frame_id',
                  'base_frame_id', 'publish_tf', 'diagnostics_period_s',
-                 'push_interval_s', 'push_velocity_m_s', 'seed')
+                 'push_interval_s', 'push_velocity_m_s', 'seed', 'drive_mode',
+                 'lockstep_ticks_per_command')
         p = {n: self.get_parameter(n).value for n in names}
         p['command_joint_order'] = [n for n in (p['command_joint_order'] or []) if n]
         if p['mode'] not in MODES:
             raise ValueError(f'mode must be one of {MODES}, got {p["mode"]!r}')
+        if p['drive_mode'] not in DRIVE_MODES:
+            raise ValueError(f'drive_mode must be one of {DRIVE_MODES}, got {p["drive_mode"]!r}')
         if p['command_type'] not in COMMAND_TYPES:
             raise ValueError(
                 f'command_type must be one of {COMMAND_TYPES}, got {p["command_type"]!r}')
@@ -294,12 +318,14 @@ class SimNode(Node):
     # ---------------------------------------------------------------- commands
     def _reject(self, problem: str) -> None:
         self.rejected_commands += 1
-        self.get_logger().warning(f'rejected joint_command: {problem}',
+        what = 'position targets' if self.drive_mode == 'position' else 'efforts'
+        self.get_logger().warning(f'rejected joint_command ({what}): {problem}',
                                   throttle_duration_sec=WARN_THROTTLE_S)
 
     def _on_joint_state_command(self, msg: JointState) -> None:
+        values = msg.position if self.drive_mode == 'position' else msg.effort
         try:
-            effort = efforts_from_joint_state(msg.name, msg.effort, self.joint_names)
+            effort = efforts_from_joint_state(msg.name, values, self.joint_names)
         except CommandError as exc:
             self._reject(str(exc))
             return
@@ -313,10 +339,17 @@ class SimNode(Node):
             return
         self._accept(reorder(values, self.command_joint_order, self.joint_names), 0)
 
-    def _accept(self, effort: np.ndarray, stamp_ns: int) -> None:
-        self.hold.update(effort, self.now_ns)
+    def _accept(self, command: np.ndarray, stamp_ns: int) -> None:
+        """Hold a command (efforts [N*m] or position targets [rad], robot joint order)."""
+        self.hold.update(command, self.now_ns)
         if self.mode == 'lockstep' and self.gate.command(stamp_ns):
+            # A command holds for ticks_per_command ticks from its stamp (its control tick):
+            # step to there, at least one tick, so the next one (due then) lands on a state.
+            span_ns = self.ticks_per_command * self.dt_ns
+            until_ns = min((stamp_ns or self.now_ns) + span_ns, self.now_ns + span_ns)
             self._advance(step_physics=True)
+            while self.now_ns < until_ns:
+                self._advance(step_physics=True)
 
     # ---------------------------------------------------------------- stepping
     def _on_realtime_timer(self) -> None:
@@ -356,7 +389,13 @@ class SimNode(Node):
         self._publish_state()
 
     def _step_physics(self) -> None:
-        effort, _ = self.hold.effort_at(self.now_ns)
+        command, fresh = self.hold.effort_at(self.now_ns)
+        effort = command
+        if self.drive_mode == 'position':  # the drives run the PD law on their targets
+            robot = self.robot
+            effort = (pd_effort(command, self.sim.joint_pos_rad, self.sim.joint_vel_rad_s,
+                                robot.kp_nm_per_rad, robot.kd_nms_per_rad, robot.effort_limit_nm)
+                      if fresh else np.zeros(len(self.joint_names)))
         if self.push_interval_ns > 0 and self.now_ns - self._last_push_ns >= self.push_interval_ns:
             self._last_push_ns = self.now_ns
             self._push()
