@@ -14,7 +14,11 @@ process group.  In a group of N processes:
   gradients are averaged over the processes with one all-reduce, which also averages the
   minibatch statistics: the KL that the adaptive learning rate reads is the mean over all
   processes, so every process takes the same learning rate and the same Adam step, and the
-  parameters stay identical without further communication (:class:`training.ppo.PPO`);
+  parameters stay identical without further communication (:class:`training.ppo.PPO`).  The
+  all-reduce is never inside a CUDA graph: with ``runner.graph_update`` each minibatch step
+  replays two graphs (loss and backward; rate, clip and Adam) with the all-reduce between them,
+  where one process replays the whole update as one graph; the env step graph, the fused
+  collection step and ``torch.compile`` work per process as with one GPU;
 - advantages are normalized with the mean and std over all processes' rollouts;
 - the empirical observation normalizers are merged once per iteration, after the rollout
   (:func:`sync_normalizers_`): during its rollout each process adds its own samples, then
