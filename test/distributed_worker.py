@@ -1,7 +1,7 @@
 """
 One process of the CPU data-parallel tests (test_distributed.py), started like torchrun does.
 
-``python test/distributed_worker.py SCENARIO OUT_DIR [LOG_DIR [RESUME]]`` with ``RANK``,
+``python test/distributed_worker.py SCENARIO OUT_DIR [LOG_DIR]`` with ``RANK``,
 ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` in the environment joins a
 gloo process group and writes what it ends with to ``OUT_DIR/rank<RANK>.pt``:
 
@@ -11,7 +11,9 @@ gloo process group and writes what it ends with to ``OUT_DIR/rank<RANK>.pt``:
   then a runner with a time budget that rank 1 starts 1 s late (so rank 0's clock, which
   decides for all, reads 1 s more than rank 1's);
 - ``runner``: :class:`OnPolicyRunner` on the point-mass env of test_runner.py, each rank with its
-  own env seed, 4 iterations (checkpoints every 2 into LOG_DIR), or 1 more after resuming RESUME.
+  own env seed, 4 iterations (checkpoints every 2 into LOG_DIR); then, on every rank, a new
+  runner (new seed) resumes rank 0's last checkpoint and trains 1 more iteration into
+  LOG_DIR/resumed.
 """
 
 from pathlib import Path
@@ -140,10 +142,21 @@ def run_budget(ctx: Any) -> Dict[str, Any]:
     return {'iteration': runner.current_iteration, 'wall_time_s': runner.wall_time_s}
 
 
-def run_runner(ctx: Any, device: torch.device, log_dir: str, resume: str) -> Dict[str, Any]:
+def run_runner(ctx: Any, device: torch.device, log_dir: str) -> Dict[str, Any]:
     """Run the ``runner`` scenario (module doc)."""
-    set_seed(rank_seed(0, ctx))
-    env = RecordingPointMassEnv(seed=100 + ctx.rank)
+    import torch.distributed as dist
+    first = _train_point_mass(ctx, device, log_dir, '', seed=0)
+    dist.barrier()  # rank 0 has written its checkpoints
+    resumed = _train_point_mass(ctx, device, str(Path(log_dir) / 'resumed'),
+                                str(Path(log_dir) / f'model_{RUNNER_ITERATIONS}.pt'), seed=50)
+    return {'first': first, 'resumed': resumed}
+
+
+def _train_point_mass(ctx: Any, device: torch.device, log_dir: str, resume: str,
+                      seed: int) -> Dict[str, Any]:
+    """Train the point mass (resuming ``resume`` if given); return what the tests check."""
+    set_seed(rank_seed(seed, ctx))
+    env = RecordingPointMassEnv(seed=100 + seed + ctx.rank)
     cfg = RunnerConfig(policy=PolicyConfig(actor_hidden_dims=(32, 32),
                                            critic_hidden_dims=(32, 32)),
                        num_steps_per_env=RUNNER_STEPS, save_interval=2, tensorboard=False,
@@ -177,7 +190,7 @@ def main(argv: List[str]) -> int:
         if scenario == 'fixed':
             result = run_fixed(ctx)
         elif scenario == 'runner':
-            result = run_runner(ctx, device, argv[2], argv[3] if len(argv) > 3 else '')
+            result = run_runner(ctx, device, argv[2])
         else:
             raise SystemExit(f'unknown scenario {scenario!r}')
         result['world_size'] = ctx.world_size

@@ -206,16 +206,14 @@ def test_rank_zero_decides_when_a_time_budget_is_used_up(fixed_results):
 
 @pytest.fixture(scope='module')
 def runner_results(tmp_path_factory) -> Dict[str, Any]:
-    """Run the ``runner`` scenario, then its resumption from the last checkpoint."""
+    """Run the ``runner`` scenario: training, then resuming from the last checkpoint."""
     root = tmp_path_factory.mktemp('runner')
-    (root / 'first').mkdir()
-    (root / 'resumed').mkdir()
     log_dir = root / 'logs'
-    first = _run_ranks('runner', root / 'first', str(log_dir))
-    resumed = _run_ranks('runner', root / 'resumed', str(root / 'logs_resumed'),
-                         str(log_dir / f'model_{RUNNER_ITERATIONS}.pt'))
-    return {'first': first, 'resumed': resumed, 'log_dir': log_dir,
-            'resumed_log_dir': root / 'logs_resumed'}
+    ranks = _run_ranks('runner', root, str(log_dir))
+    return {'first': [res['first'] for res in ranks],
+            'resumed': [res['resumed'] for res in ranks],
+            'stdout': [res['stdout'] for res in ranks],
+            'log_dir': log_dir, 'resumed_log_dir': log_dir / 'resumed'}
 
 
 @pytest.mark.slow
@@ -258,8 +256,9 @@ def test_two_runner_ranks_stay_identical_and_count_both_ranks(runner_results):
 @pytest.mark.slow
 def test_rank_zero_alone_prints_and_writes_and_every_rank_resumes(runner_results):
     ranks = runner_results['first']
-    assert f'it {RUNNER_ITERATIONS}/{RUNNER_ITERATIONS}' in ranks[0]['stdout']
-    assert 'steps/s' not in ranks[1]['stdout']
+    stdout = runner_results['stdout']
+    assert f'it {RUNNER_ITERATIONS}/{RUNNER_ITERATIONS}' in stdout[0]
+    assert 'steps/s' not in stdout[1]
     names = sorted(path.name for path in runner_results['log_dir'].glob('model_*.pt'))
     assert names == ['model_2.pt', 'model_4.pt']
     ckpt = torch.load(runner_results['log_dir'] / 'model_4.pt', weights_only=False)
@@ -293,7 +292,7 @@ def _torchrun(args: List[str], port: Optional[int] = None) -> str:
 
 
 @pytest.mark.slow
-def test_torchrun_trains_on_two_cpu_processes_and_resumes(tmp_path):
+def test_torchrun_trains_on_two_cpu_processes(tmp_path):
     from humanoid_rl_ros.core.contract import read_contract
     common = ['--device', 'cpu', '--num-envs', '2', '--runner.num-steps-per-env', '4',
               '--runner.no-tensorboard', '--runner.no-plot',
@@ -307,9 +306,4 @@ def test_torchrun_trains_on_two_cpu_processes_and_resumes(tmp_path):
     assert contract.provenance['env_steps'] == 2 * 2 * 4 * 2  # ranks x envs x steps x iterations
     run_dir = tmp_path / 'runs' / 'ddp'
     assert sorted(path.name for path in run_dir.glob('model_*.pt')) == ['model_2.pt']
-    out = _torchrun([*common, '--iterations', '1', '--run-name', 'ddp_resumed',
-                     '--resume', str(run_dir / 'model_2.pt')])
-    assert 'resumed from' in out and 'at iteration 2' in out
-    contract = read_contract(tmp_path / 'models' / 'ddp_resumed.yaml')
-    assert contract.provenance['iterations'] == 3
-    assert contract.provenance['env_steps'] == 3 * 2 * 2 * 4
+    assert [path.name for path in tmp_path.glob('runs/*/config.yaml')] == ['config.yaml']
