@@ -286,7 +286,7 @@ def test_the_base_velocity_error_is_recorded_where_the_actor_observes_the_veloci
     assert training_conditions(cfg, with_vel, 'mjwarp').base_lin_vel_error == BaseLinVelError(
         0.0, 0.0, (0, 0))
     cfg['randomization']['obs_noise'] = True
-    del o['lin_vel_lag_steps']  # a config recorded before the model existed: unknown
+    del o['lin_vel_lag_steps']  # a config recorded before the model existed: none applied
     assert training_conditions(cfg, with_vel, 'mjwarp').base_lin_vel_error is None
 
 

@@ -319,7 +319,13 @@ class TrainingConditions:
     command_sampling: Optional[CommandSampling] = None
     """Command sampling."""
     base_lin_vel_error: Optional[BaseLinVelError] = None
-    """Estimator-like error on the actor's base velocity; ``None``: unknown or not observed."""
+    """
+    Estimator-like error on the actor's base velocity; ``None``: none was applied.
+
+    An optional section (``training.base_lin_vel_error``), written only when stated: the code
+    before it existed fed the policy the true velocity plus the uniform noise, so its files
+    (the shipped policy's among them) lack the section and read as ``None``.
+    """
 
 
 @dataclass(frozen=True)
@@ -455,10 +461,7 @@ class PolicyContract:
     def unknown_fields(self) -> List[str]:
         """Return the dotted paths of the facts this contract leaves unknown (``null``)."""
         document = contract_to_dict(self)
-        unknown = [path for path in _UNKNOWN_ALLOWED if _get(document, path) is None]
-        if 'base_lin_vel' not in self.term_names():
-            unknown = [path for path in unknown if path != 'training.base_lin_vel_error']
-        return unknown
+        return [path for path in _UNKNOWN_ALLOWED if _get(document, path) is None]
 
 
 def placeholder_contract(robot: Any, onnx_file: str = 'policy.onnx') -> PolicyContract:
@@ -499,7 +502,6 @@ _UNKNOWN_ALLOWED = (
     'training.observation_noise',
     'training.randomization',
     'training.command_sampling',
-    'training.base_lin_vel_error',
     'physics',
 )
 """Dotted paths of the format-2 fields that may be ``null`` (unknown)."""
@@ -698,7 +700,7 @@ def _parse_training(data: Mapping[str, Any]) -> TrainingConditions:
                                       f'{path}.standing_fraction', nonneg=True),
             small_command_m_s=_number(_require(sampling, 'small_command_m_s', path),
                                       f'{path}.small_command_m_s', nonneg=True))
-    # absent in files written before the field existed: unknown
+    # optional: absent where no error model was applied (and in files older than the field)
     lin_vel_error = training.get('base_lin_vel_error')
     if lin_vel_error is not None:
         lin_vel_error = _parse_lin_vel_error(_mapping(lin_vel_error,
@@ -945,22 +947,22 @@ def _training_to_dict(training: TrainingConditions) -> Dict[str, Any]:
         sampling = {'resample_interval_s': [float(v) for v in s.resample_interval_s],
                     'standing_fraction': float(s.standing_fraction),
                     'small_command_m_s': float(s.small_command_m_s)}
-    lin_vel_error = None
-    e = training.base_lin_vel_error
-    if e is not None:
-        lin_vel_error = {'bias_m_s': float(e.bias_m_s), 'scale_error': float(e.scale_error),
-                         'lag_policy_steps': [int(v) for v in e.lag_policy_steps],
-                         'drawn': None, 'formula': None}
     delay = training.action_delay_policy_steps
     tolerated = training.tolerated_action_delay_s
-    return {
+    document = {
         'action_delay_policy_steps': None if delay is None else int(delay),
         'tolerated_action_delay_s': None if tolerated is None else float(tolerated),
         'observation_noise': noise,
         'randomization': randomization,
         'command_sampling': sampling,
-        'base_lin_vel_error': lin_vel_error,
     }
+    e = training.base_lin_vel_error
+    if e is not None:  # written only where stated: files older than the field stay as they were
+        document['base_lin_vel_error'] = {
+            'bias_m_s': float(e.bias_m_s), 'scale_error': float(e.scale_error),
+            'lag_policy_steps': [int(v) for v in e.lag_policy_steps], 'drawn': None,
+            'formula': None}
+    return document
 
 
 def _physics_to_dict(physics: Optional[PhysicsSpec]) -> Optional[Dict[str, Any]]:
@@ -1067,7 +1069,7 @@ def contract_to_dict(contract: PolicyContract) -> Dict[str, Any]:
         facts += NOISE_FACTS
     if document['training']['randomization'] is not None:
         facts += RANDOMIZATION_FACTS
-    if document['training']['base_lin_vel_error'] is not None:
+    if 'base_lin_vel_error' in document['training']:
         facts += LIN_VEL_ERROR_FACTS
     if document['physics'] is not None:
         facts += PHYSICS_FACTS
