@@ -55,6 +55,17 @@ def test_the_isaacgym_training_entry_point_exits_with_that_one_message():
     _says_what_to_do(result.stderr.strip())
 
 
+@without_isaacgym
+def test_train_with_backend_isaacgym_exits_with_that_message_and_no_traceback(tmp_path):
+    result = subprocess.run([sys.executable, '-m', 'training.train', '--backend', 'isaacgym',
+                             '--device', 'cpu', '--num-envs', '2', '--iterations', '1',
+                             '--log-root', str(tmp_path), '--export-dir', str(tmp_path)],
+                            capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 1
+    assert 'Traceback' not in result.stderr
+    _says_what_to_do(result.stderr.strip())
+
+
 # ---- wiring, on the stand-in ----
 
 C45 = float(np.cos(np.pi / 4))

@@ -36,6 +36,7 @@ from typing import Any, Dict, List, Literal, Optional, Sequence, Union
 from humanoid_rl_ros.core.contract import plain_data, PolicyContract
 from humanoid_rl_ros.core.provenance import git_commit
 import torch
+from training.backends import BackendUnavailableError
 from training.config import EnvConfig
 from training.distributed import (DistContext, init_distributed, rank_seed,
                                   shutdown_distributed)
@@ -181,8 +182,14 @@ def _learn(cfg: TrainConfig, runner: OnPolicyRunner, contract: PolicyContract,
             export_policy(runner.actor, runner.obs_normalizer,
                           dataclasses.replace(contract, onnx_file=f'{name}.onnx'),
                           run_dir / 'snapshots', name, provenance={
+                              'commit': git_commit(REPO_ROOT),
+                              'seed': cfg.seed,
                               'iterations': runner.current_iteration,
-                              'train_wall_time_s': round(runner.wall_time_s, 1)})
+                              'env_steps': runner.total_env_steps,
+                              'train_wall_time_s': round(runner.wall_time_s, 1),
+                              'backend': cfg.backend,
+                              'num_envs': cfg.env.num_envs,
+                              'config': plain_data(cfg)})
     return history
 
 
@@ -280,7 +287,10 @@ def _train(cfg: TrainConfig, command_line: Optional[Sequence[str]], ctx: DistCon
 def main(argv: Optional[Sequence[str]] = None) -> None:
     """Command-line entry point."""
     args = list(sys.argv[1:] if argv is None else argv)
-    train(parse_config(args), command_line=[*PROG.split(), *args])
+    try:
+        train(parse_config(args), command_line=[*PROG.split(), *args])
+    except BackendUnavailableError as exc:  # one clear message, no traceback
+        raise SystemExit(str(exc)) from None
 
 
 if __name__ == '__main__':
