@@ -269,3 +269,54 @@ def test_model_mismatch_is_reported(robot):
     bad = dataclasses.replace(robot, foot_links=('no_such_foot',))
     with pytest.raises(ValueError, match='no_such_foot'):
         MjWarpBackend(bad, 1, device='cpu', mj_model=model)
+
+
+def test_latency_is_refused_before_it_is_enabled_and_checks_its_delays(robot):
+    small = MjWarpBackend(robot, 2, device='cpu')
+    mask = _mask(small, [0, 1])
+    steps = torch.zeros(2, dtype=torch.long)
+    with pytest.raises(RuntimeError, match='enable_latency'):
+        small.set_latency_masked(mask, steps, steps)
+    with pytest.raises(RuntimeError, match='enable_latency'):
+        small.delayed_state()
+    small.enable_latency(2, 1)
+    with pytest.raises(ValueError, match='delay_steps'):
+        small.set_latency_masked(mask, torch.tensor([0, 3]), steps)  # above the maximum 2
+    with pytest.raises(ValueError, match='delay_steps'):
+        small.set_latency_masked(mask, steps, torch.tensor([-1, 0]))
+    small.set_latency_masked(_mask(small, [1]), torch.tensor([9, 2]), torch.tensor([9, 1]))
+    assert small._latency.action_delay_steps.tolist() == [0, 2]  # world 0 untouched
+    state = small.delayed_state()
+    assert set(state) == {'base_quat', 'base_lin_vel_world', 'base_ang_vel_body', 'joint_pos',
+                          'joint_vel'}
+    torch.testing.assert_close(state['joint_pos'], small.joint_pos)  # no step yet
+
+
+def test_optional_randomization_of_the_base_class_raises_not_implemented():
+    """A backend without a term says so; the env then switches the term off."""
+    from training.backends.base import SimBackend
+
+    class Minimal(SimBackend):
+
+        def step(self, decimation):
+            pass
+
+        def reset_masked(self, *args, **kwargs):
+            pass
+
+        def check_overflow(self, clear=True):
+            return {'overflow': False}
+
+    b = Minimal()
+    mask = torch.ones(1, dtype=torch.bool)
+    for call in (lambda: b.set_friction_masked(mask, 1.0),
+                 lambda: b.set_base_mass_offset_masked(mask, 1.0),
+                 lambda: b.set_link_mass_scale_masked(mask, torch.ones(1, 1)),
+                 lambda: b.set_base_com_offset_masked(mask, torch.zeros(1, 3)),
+                 lambda: b.set_joint_dynamics_masked(mask, torch.ones(1, 1)),
+                 lambda: b.enable_latency(1, 1),
+                 lambda: b.set_latency_masked(mask, torch.zeros(1), torch.zeros(1)),
+                 b.delayed_state):
+        with pytest.raises(NotImplementedError, match='Minimal'):
+            call()
+    assert b.num_links == 0

@@ -427,3 +427,73 @@ def test_everything_on_steps_without_nan_or_overflow(env_all_on):
     report = env.check_overflow()
     assert report['nonfinite_worlds'] == 0 and not report['overflow']
     assert math.isfinite(float(env.backend.base_pos.abs().max()))
+
+
+def test_step_body_with_every_term_and_terrain_has_no_host_syncs(monkeypatch):
+    """
+    Proxy of CUDA-graph safety on the CPU (as test_env_graph does for the defaults).
+
+    With every randomization term, latency and the terrain on, the captured step body never
+    reads a tensor on the host nor builds a tensor from host data.
+    """
+    from training.config import TerrainConfig
+    terrain = TerrainConfig(enabled=True, kinds=('slope_up', 'rough'), num_levels=2,
+                            tile_size_m=4.0, platform_m=1.6, cell_m=0.2, border_m=1.0,
+                            spawn_half_range_m=0.3)
+    cfg = EnvConfig(num_envs=4, episode_length_s=0.04, randomization=DomainRandConfig(**ALL_ON),
+                    terrain=terrain)
+    torch.manual_seed(8)
+    env = LocomotionEnv(cfg, 'mjwarp', 'cpu')
+    env.reset()
+    env.step(torch.zeros(4, env.num_actions))  # episodes of 2 steps: the next step resets
+    env.backend.validate_inputs = False  # as on CUDA: bad inputs are flagged on the device
+    calls = []
+
+    def forbid(name):
+        def hook(*args, **kwargs):
+            calls.append(name)
+            raise AssertionError(f'{name} inside the captured step body')
+        return hook
+
+    real_as_tensor = torch.as_tensor
+
+    def as_tensor(data, *args, **kwargs):
+        if not isinstance(data, torch.Tensor):
+            forbid('torch.as_tensor(host data)')()
+        return real_as_tensor(data, *args, **kwargs)
+
+    try:
+        with monkeypatch.context() as m:
+            for name in ('__bool__', 'item', 'tolist', 'nonzero', '__float__', '__int__',
+                         '__index__', 'numpy', 'cpu'):
+                m.setattr(torch.Tensor, name, forbid(name))
+            m.setattr(torch, 'nonzero', forbid('torch.nonzero'))
+            m.setattr(torch, 'as_tensor', as_tensor)
+            m.setattr(torch, 'tensor', lambda *a, **k: forbid('torch.tensor')())
+            env._draw_randoms()
+            env._draw_observation_randoms()
+            env._step_body(captured=True)
+    finally:
+        env.backend.validate_inputs = True
+    assert calls == []
+    assert bool(env._dones_buf.all())  # the body ran the resets too
+    assert torch.isfinite(env._obs_buf).all() and torch.isfinite(env._critic_obs_buf).all()
+
+
+def test_a_term_the_backend_lacks_is_switched_off_with_a_message(monkeypatch, capsys):
+    def lacks(*args, **kwargs):
+        raise NotImplementedError('this backend lacks it')
+
+    monkeypatch.setattr(MjWarpBackend, 'enable_latency', lacks)
+    monkeypatch.setattr(MjWarpBackend, 'set_joint_dynamics_masked', lacks)
+    torch.manual_seed(9)
+    env = _env(num_envs=2, latency=True, armature=True)
+    assert not env._latency_on
+    env.reset()
+    env.reset()
+    assert env._dr_unsupported == ['joint_dynamics']  # tried once
+    out = capsys.readouterr().out
+    assert "'latency' is off: this backend lacks it" in out
+    assert "'joint_dynamics' is off: this backend lacks it" in out
+    inputs = env._observation_inputs()
+    assert env._sensor_model(inputs) is inputs  # no latency, no bias terms on
