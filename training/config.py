@@ -166,8 +166,9 @@ class DomainRandConfig:
     dof_armature, dof_frictionloss, dof_damping).  Not randomized per world there: the
     constraint solver's regularization scale (``body_invweight0``/``dof_invweight0``) keeps its
     nominal value, so contact softness does not follow the randomized masses.  A backend that
-    lacks a term switches it off with a message at the first reset (the Isaac Gym backend has
-    friction, base mass, gains and motor strength only).
+    lacks a term switches it off with a message (latency when the env is built, the others at
+    the first reset); the Isaac Gym backend has friction, base mass, gains, motor strength and
+    the observation-side terms only.
     """
 
     friction: bool = True
