@@ -6,6 +6,7 @@ response to faults (hold, stand, damping), header stamps and clock jumps are tes
 test_controller_faults.py; the fault rules themselves in test_safety.py.
 """
 
+import dataclasses
 import math
 
 from controller_fixtures import assert_bounded, DT, Feeder, tilted_about_x, UPRIGHT, walking
@@ -331,3 +332,38 @@ def test_efforts_stay_finite_and_bounded_under_random_faults(runs, hold_s, ramp_
         assert effort.shape == (n,)
         assert np.all(np.isfinite(effort)) and np.all(np.abs(effort) <= limit)
         assert (c.state is ControllerState.DAMPING) == bool(c.fault_reason)
+
+
+def test_observation_history_is_stacked_oldest_first_and_restarts_with_a_walk(runtime):
+    """A contract with history_length 3: the policy sees [f0, f0, f0], then [f0, f0, f1], ..."""
+    contract = dataclasses.replace(runtime.contract, history_length=3)
+    frame_dim = runtime.contract.obs_dim
+    seen = []
+
+    def policy(obs):
+        seen.append(np.array(obs, dtype=np.float64))
+        return np.zeros(contract.action_dim)
+
+    c = Controller(contract, policy, ControllerConfig(stand_ramp_s=0.0))
+    f = Feeder(c)
+    f.feed()
+    c.activate(f.t)
+    assert c.request_walk(f.t)[0]
+    for _ in range(3 * contract.decimation):
+        f.qd = f.qd + 0.01  # every frame differs
+        f.tick()
+    assert len(seen) >= 3 and all(o.shape == (3 * frame_dim,) for o in seen)
+    frames = [o.reshape(3, frame_dim) for o in seen]
+    f0, f1, f2 = frames[0][2], frames[1][2], frames[2][2]
+    assert not np.allclose(f0, f1) and not np.allclose(f1, f2)
+    np.testing.assert_allclose(frames[0], np.stack([f0, f0, f0]))
+    np.testing.assert_allclose(frames[1], np.stack([f0, f0, f1]))
+    np.testing.assert_allclose(frames[2], np.stack([f0, f1, f2]))
+    c.request_stand(f.t)
+    f.tick()
+    assert c.request_walk(f.t)[0]
+    seen.clear()
+    for _ in range(contract.decimation):
+        f.tick()
+    first = seen[0].reshape(3, frame_dim)
+    np.testing.assert_allclose(first, np.stack([first[2]] * 3))  # a new walk starts afresh

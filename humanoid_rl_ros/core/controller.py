@@ -170,6 +170,7 @@ class Controller:
         self._tick = 0
         self._gait_phase = 0.0
         self._last_action = np.zeros(n)  # the clipped policy output (float64)
+        self._history: Optional[np.ndarray] = None  # [H, frame] stacked observations
         self._q_target = self.default_pos_rad.copy()
         self._zero_qd = np.zeros(n)
         self._ramp_start_pos = self.default_pos_rad.copy()
@@ -435,6 +436,7 @@ class Controller:
         self._tick = 0
         self._gait_phase = 0.0
         self._last_action = np.zeros(self.contract.action_dim)
+        self._history = None  # a walk starts with its first frame repeated, as an episode does
         self._q_target = self.default_pos_rad.copy()
         self._walk_hold.clear()
         self.note = ''
@@ -559,9 +561,14 @@ class Controller:
 
     def _run_policy(self, now_s: float) -> None:
         inputs = self.observation_inputs(now_s)
-        obs = policy_math.build_observation(self.contract.obs_terms, inputs,
-                                            clip=self.contract.obs_clip, scale=self._obs_scale)
-        obs = np.asarray(obs, dtype=np.float32).reshape(-1)
+        frame = policy_math.build_observation(self.contract.obs_terms, inputs,
+                                              clip=self.contract.obs_clip, scale=self._obs_scale)
+        length = int(self.contract.history_length or 1)
+        if length > 1:
+            self._history = (policy_math.init_history(frame, length) if self._history is None
+                             else policy_math.push_history(self._history, frame))
+            frame = policy_math.flatten_history(self._history)
+        obs = np.asarray(frame, dtype=np.float32).reshape(-1)
         if obs.shape != (self.contract.obs_dim,):
             raise ControllerError(f'observation has shape {obs.shape}, contract says '
                                   f'({self.contract.obs_dim},)')
