@@ -5,18 +5,26 @@ A policy node and a test node that plays the robot, each spinning in its own thr
 edits, and records ``joint_command`` and the node's ``/diagnostics``. ``Harness`` starts a feed,
 then a :class:`~humanoid_rl_ros.ros.policy_node.PolicyNode` (autostart). ``wait_for`` polls a
 condition with a generous deadline (tests make no timed assertions).
+
+The fixtures a node test module needs (``policy_path``, ``contract``, ``ros_context``
+(autouse), ``harness_factory``) are defined here once; a module takes them with
+``policy_path, contract, ros_context, harness_factory = node_fixtures()``.
 """
 
 from contextlib import contextmanager
 import gc
 import threading
 import time
-from typing import Callable, Iterator, List, Optional
+from typing import Callable, Iterator, List, Optional, Tuple
 
 from diagnostic_msgs.msg import DiagnosticArray
+from humanoid_rl_ros.core.policy_runtime import PolicyRuntime
 from humanoid_rl_ros.ros.policy_node import PolicyNode
 from humanoid_rl_ros.ros.ros_conversions import make_joint_state, make_odometry, make_twist
 import numpy as np
+from policy_fixtures import make_random_policy
+import pytest
+import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -185,3 +193,43 @@ def harnesses() -> Iterator[Callable[..., Harness]]:
             harness.close()
         made.clear()
         gc.collect()
+
+
+@pytest.fixture(scope='module')
+def policy_path(tmp_path_factory):
+    """Return the contract path of a random Kestrel policy."""
+    return make_random_policy(tmp_path_factory.mktemp('policy'))
+
+
+@pytest.fixture(scope='module')
+def contract(policy_path):
+    """Return the policy contract."""
+    return PolicyRuntime.load(policy_path).contract
+
+
+@pytest.fixture(scope='module', autouse=True)
+def ros_context():
+    """Initialize rclpy once for the module."""
+    rclpy.init()
+    yield
+    rclpy.shutdown()
+    # Collect rclpy garbage now: collected later inside a forked child (flake8's worker pool
+    # in the same pytest process) it would call into rcl there and crash the child.
+    gc.collect()
+
+
+@pytest.fixture
+def harness_factory():
+    """Build harnesses (policy node + robot feed); close them after the test."""
+    with harnesses() as make:
+        yield make
+
+
+def node_fixtures() -> Tuple:
+    """
+    Return the fixtures ``policy_path, contract, ros_context, harness_factory``.
+
+    A test module assigns them to those names at module level, where pytest finds them
+    (an import of the names would shadow them in the tests' arguments).
+    """
+    return policy_path, contract, ros_context, harness_factory

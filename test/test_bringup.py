@@ -9,18 +9,14 @@ publishes ``joint_states`` and ``odom``.
 """
 
 from contextlib import contextmanager, ExitStack
-import gc
 import threading
 from typing import Callable, Iterator, List
 
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticStatus
-from humanoid_rl_ros.core.policy_runtime import PolicyRuntime
 from humanoid_rl_ros.ros import bringup
-from policy_fixtures import make_random_policy
-from policy_harness import harnesses, wait_for
+from policy_harness import node_fixtures, wait_for
 import pytest
-import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
@@ -60,32 +56,7 @@ def test_stalled_ticks_names_the_clock_and_the_time():
 # ------------------------------------------------------------------ the node
 
 
-@pytest.fixture(scope='module')
-def policy_path(tmp_path_factory):
-    """Return the contract path of a random Kestrel policy."""
-    return make_random_policy(tmp_path_factory.mktemp('policy'))
-
-
-@pytest.fixture(scope='module')
-def contract(policy_path):
-    """Return the policy contract."""
-    return PolicyRuntime.load(policy_path).contract
-
-
-@pytest.fixture(scope='module', autouse=True)
-def ros_context():
-    """Initialize rclpy once for this module."""
-    rclpy.init()
-    yield
-    rclpy.shutdown()
-    gc.collect()  # see test_policy_node.py: no rclpy garbage left for a forked child
-
-
-@pytest.fixture
-def harness_factory():
-    """Build harnesses (policy node + robot feed); close them after the test."""
-    with harnesses() as make:
-        yield make
+policy_path, contract, ros_context, harness_factory = node_fixtures()
 
 
 NS_PER_TICK = 5_000_000  # the clock feed publishes every 5 ms of wall time

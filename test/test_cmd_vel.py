@@ -7,20 +7,17 @@ drive the robot, and publishers of both types at once are reported at WARN. Each
 ``cmd_vel`` runs in an rclpy context of its own (a DDS participant holds one type per topic).
 """
 
-import gc
 from pathlib import Path
 
 from diagnostic_msgs.msg import DiagnosticStatus
 from geometry_msgs.msg import Twist, TwistStamped
-from humanoid_rl_ros.core.policy_runtime import PolicyRuntime
 from humanoid_rl_ros.ros import launch_config
 from humanoid_rl_ros.ros.cmd_vel_types import (choose_cmd_vel_type, DEFAULT_TYPE, TWIST,
                                                TWIST_STAMPED)
 from humanoid_rl_ros.ros.policy_params import cmd_vel_mode
 from humanoid_rl_ros.ros.ros_conversions import make_twist
 import numpy as np
-from policy_fixtures import make_random_policy
-from policy_harness import harnesses, wait_for
+from policy_harness import node_fixtures, wait_for
 import pytest
 import rclpy
 from rclpy.context import Context
@@ -80,32 +77,7 @@ def test_cmd_vel_stamped_maps_onto_cmd_vel_type():
 # ------------------------------------------------------------------ the node
 
 
-@pytest.fixture(scope='module')
-def policy_path(tmp_path_factory):
-    """Return the contract path of a random Kestrel policy."""
-    return make_random_policy(tmp_path_factory.mktemp('policy'))
-
-
-@pytest.fixture(scope='module')
-def contract(policy_path):
-    """Return the policy contract."""
-    return PolicyRuntime.load(policy_path).contract
-
-
-@pytest.fixture(scope='module', autouse=True)
-def ros_context():
-    """Initialize rclpy once for this module."""
-    rclpy.init()
-    yield
-    rclpy.shutdown()
-    gc.collect()  # see test_policy_node.py: no rclpy garbage left for a forked child
-
-
-@pytest.fixture
-def harness_factory():
-    """Build harnesses (policy node + robot feed); close them after the test."""
-    with harnesses() as make:
-        yield make
+policy_path, contract, ros_context, harness_factory = node_fixtures()
 
 
 class CmdVelSender:

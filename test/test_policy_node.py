@@ -7,18 +7,15 @@ A test node (``RobotFeed``, in ``policy_harness.py``) plays the robot: it publis
 threads; tests wait for a condition with a generous deadline (no timed assertions).
 """
 
-import gc
 import math
 from typing import List, Optional
 
 from builtin_interfaces.msg import Time
-from humanoid_rl_ros.core.policy_runtime import PolicyRuntime
 from humanoid_rl_ros.ros.ros_conversions import make_joint_state, make_odometry, make_twist
 import numpy as np
-from policy_fixtures import make_mismatched_policy, make_random_policy
-from policy_harness import harnesses, RobotFeed, wait_for
+from policy_fixtures import make_mismatched_policy
+from policy_harness import node_fixtures, RobotFeed, wait_for
 import pytest
-import rclpy
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -28,34 +25,7 @@ from sensor_msgs.msg import JointState
 pytestmark = pytest.mark.ros
 
 
-@pytest.fixture(scope='module')
-def policy_path(tmp_path_factory):
-    """Return the contract path of a random Kestrel policy."""
-    return make_random_policy(tmp_path_factory.mktemp('policy'))
-
-
-@pytest.fixture(scope='module')
-def contract(policy_path):
-    """Return the policy contract."""
-    return PolicyRuntime.load(policy_path).contract
-
-
-@pytest.fixture(scope='module', autouse=True)
-def ros_context():
-    """Initialize rclpy once for this module."""
-    rclpy.init()
-    yield
-    rclpy.shutdown()
-    # Collect rclpy garbage now: collected later inside a forked child (flake8's worker pool
-    # in the same pytest process) it would call into rcl there and crash the child.
-    gc.collect()
-
-
-@pytest.fixture
-def harness_factory():
-    """Build harnesses (policy node + robot feed); close them after the test."""
-    with harnesses() as make:
-        yield make
+policy_path, contract, ros_context, harness_factory = node_fixtures()
 
 
 def _standing_expected(contract, feed: RobotFeed, names: Optional[List[str]] = None):

@@ -9,47 +9,18 @@ walking, a base tilted past ``max_tilt_rad`` damps. The inputs go through the no
 serialized-message path, header stamps included.
 """
 
-import gc
 import math
 
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticStatus
-from humanoid_rl_ros.core.policy_runtime import PolicyRuntime
 import numpy as np
-from policy_fixtures import make_random_policy
-from policy_harness import harnesses, wait_for
+from policy_harness import node_fixtures, wait_for
 import pytest
-import rclpy
 
 pytestmark = pytest.mark.ros
 
 
-@pytest.fixture(scope='module')
-def policy_path(tmp_path_factory):
-    """Return the contract path of a random Kestrel policy."""
-    return make_random_policy(tmp_path_factory.mktemp('policy'))
-
-
-@pytest.fixture(scope='module')
-def contract(policy_path):
-    """Return the policy contract."""
-    return PolicyRuntime.load(policy_path).contract
-
-
-@pytest.fixture(scope='module', autouse=True)
-def ros_context():
-    """Initialize rclpy once for this module."""
-    rclpy.init()
-    yield
-    rclpy.shutdown()
-    gc.collect()  # see test_policy_node.py: no rclpy garbage left for a forked child
-
-
-@pytest.fixture
-def harness_factory():
-    """Build harnesses (policy node + robot feed); close them after the test."""
-    with harnesses() as make:
-        yield make
+policy_path, contract, ros_context, harness_factory = node_fixtures()
 
 
 def _walking(contract, policy_path, harness_factory, name, feed_names=None, **params):
