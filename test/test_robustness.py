@@ -406,6 +406,21 @@ def test_episode_metrics_on_a_synthetic_trace():
     assert m['torque_limit_share_legs'] == 0.0
     assert m['rise_time_s'] == 0.0  # already faster than 0.25 m/s at the start
     assert m['along_slope_speed_m_s'] == pytest.approx(0.45 * math.cos(math.radians(5.0)))
+    # a curved walk: the distance is the path through positions one gait period (5 samples)
+    # apart, here on a circle of radius 0.3 m at pi / 1.5 rad/s (75 samples, t = 0.5..1.98 s)
+    curved = dict(trace)
+    angle = np.clip((trace['t'] - 0.5) / 1.5, 0.0, 1.0) * math.pi
+    curved['x'], curved['y'] = 0.3 * np.sin(angle), 0.3 * (1.0 - np.cos(angle))
+    m = episode_metrics(curved, start_walk_s=0.0, rise_s=0.5, command=(0.5, 0.0, 0.5),
+                        sample_dt_s=0.02, gait_period_s=0.1, joint_names=names,
+                        total_mass_kg=30.0)
+    # samples 0, 5, .., 70 and the last, 74: 14 chords of pi/15 rad and one of 4 samples
+    chords = 14 * 0.6 * math.sin(math.pi / 30) + 0.6 * math.sin(2 * math.pi / 75)
+    assert m['cost_of_transport'] == pytest.approx(150.0 / (30.0 * 9.81 * chords / 1.48))
+    turn = episode_metrics(trace, start_walk_s=0.0, rise_s=0.5, command=(0.0, 0.0, 0.8),
+                           sample_dt_s=0.02, gait_period_s=0.1, joint_names=names,
+                           total_mass_kg=30.0)
+    assert math.isnan(turn['cost_of_transport'])  # turning in place transports nothing
     fell = episode_metrics(trace, start_walk_s=0.0, rise_s=0.5, command=(0.5, 0.0, 0.0),
                            sample_dt_s=0.02, gait_period_s=0.1, joint_names=names, fell=True)
     assert math.isnan(fell['lin_vel_error_m_s']) and math.isnan(fell['steps_per_10s'])

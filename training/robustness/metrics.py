@@ -37,6 +37,9 @@ MIN_AIR_S = 0.04
 resting foot lasts a tick or two)."""
 MIN_COT_SPEED_M_S = 0.1
 """Below this mean planar speed the cost of transport is not defined (NaN)."""
+MIN_COT_COMMAND_M_S = 0.2
+"""Only commands at least this fast (planar) get a cost of transport [m/s] (not standing or
+turning in place)."""
 RISE_SHARE = 0.5
 """:func:`rise_time_s` measures the time to this share of the commanded speed."""
 MIN_RISE_COMMAND_M_S = 0.2
@@ -211,7 +214,9 @@ def episode_metrics(trace: Mapping[str, np.ndarray], *, start_walk_s: float, ris
     its mean and largest sample); ``foot_slip_m_s`` (mean horizontal speed of feet in contact);
     ``torque_limit_share_<group>``; ``action_rate_rad_s``; ``peak_joint_speed_ratio`` (largest
     |joint speed| / URDF velocity limit) and ``peak_joint_speed_joint``; ``steps_per_10s`` (foot
-    lift-offs); ``mean_power_w``; ``cost_of_transport``; ``rise_time_s`` (:func:`rise_time_s`);
+    lift-offs); ``mean_power_w``; ``cost_of_transport`` (for planar commands of at least
+    :data:`MIN_COT_COMMAND_M_S`; distance = the path through base positions one gait period
+    apart); ``rise_time_s`` (:func:`rise_time_s`);
     with a slope ``along_slope_speed_m_s``: the world velocity along the ground in the +x
     direction (tilted by ``slope_rad`` where the base is at x >= ``slope_start_x_m``, flat
     before), mean over the measured samples: the progress up or down the slope.
@@ -248,10 +253,15 @@ def episode_metrics(trace: Mapping[str, np.ndarray], *, start_walk_s: float, ris
         out['steps_per_10s'] = count_liftoffs(np.asarray(trace['contact'])[mask],
                                               min_air) * 10.0 / duration
         power = _finite_mean(np.asarray(trace['power_w'])[mask])
-        x, y = np.asarray(trace['x'])[mask], np.asarray(trace['y'])[mask]
-        planar_speed = math.hypot(x[-1] - x[0], y[-1] - y[0]) / max(tw[-1] - tw[0], 1e-9)
         out['mean_power_w'] = power
-        out['cost_of_transport'] = cost_of_transport(power, total_mass_kg, planar_speed)
+        if math.hypot(command[0], command[1]) >= MIN_COT_COMMAND_M_S:
+            # distance: the path through the base positions one gait period apart (the
+            # sway within a stride left out, a curved walk counted in full)
+            x, y = np.asarray(trace['x'])[mask], np.asarray(trace['y'])[mask]
+            idx = np.unique(np.append(np.arange(0, len(x), window), len(x) - 1))
+            distance = float(np.hypot(np.diff(x[idx]), np.diff(y[idx])).sum())
+            speed = distance / max(tw[-1] - tw[0], 1e-9)
+            out['cost_of_transport'] = cost_of_transport(power, total_mass_kg, speed)
     if not fell:
         out['rise_time_s'] = rise_time_s(t, moving_average(np.asarray(trace['vx']), window),
                                          moving_average(np.asarray(trace['vy']), window),

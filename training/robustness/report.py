@@ -78,8 +78,9 @@ METHODS = {
                 '|effort| >= 99 % of its limit; action_rate: mean |change| of the joint targets '
                 'per second; peak_joint_speed_ratio: largest |joint speed| / URDF velocity '
                 'limit; foot_slip: mean horizontal speed of feet in contact; cost_of_transport: '
-                'mean sum |effort x joint speed| / (mass g planar speed), for speeds >= 0.1 '
-                'm/s; steps_per_10s: foot lift-offs per 10 s.'),
+                'mean sum |effort x joint speed| / (mass g speed), speed = path through the '
+                'base positions one gait period apart / time, for planar commands >= 0.2 m/s; '
+                'steps_per_10s: foot lift-offs per 10 s.'),
 }
 """How each perturbation and metric is modelled (copied into the report)."""
 
