@@ -29,6 +29,7 @@ from humanoid_rl_ros.integration.pure_pursuit import (fit_into_ranges, lookahead
                                                       PurePursuit, PursuitConfig, rate_limit,
                                                       Waypoint, world_to_body, wrap_angle)
 from humanoid_rl_ros.robot.description import load_robot, models_dir
+from humanoid_rl_ros.ros.ros_conversions import make_twist
 from nav_msgs.msg import Odometry
 import pytest
 
@@ -228,16 +229,8 @@ class _Client:
         self._publish(command, msg.header.stamp)
 
     def _publish(self, command, stamp) -> None:
-        twist = Twist()
-        twist.linear.x, twist.linear.y, twist.angular.z = (float(c) for c in command)
-        if self.stamped:
-            msg = TwistStamped()
-            msg.header.stamp = stamp
-            msg.header.frame_id = 'pelvis'
-            msg.twist = twist
-            self.pub.publish(msg)
-        else:
-            self.pub.publish(twist)
+        self.pub.publish(make_twist(*command, stamped=self.stamped, stamp=stamp,
+                                    frame_id='pelvis'))
 
     def sim_s(self) -> float:
         if self.walk_start_ns is None or self.last_ns is None:

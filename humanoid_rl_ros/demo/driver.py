@@ -20,6 +20,7 @@ from humanoid_rl_ros.demo.scenario import command_at
 from humanoid_rl_ros.demo.scenario import DemoLog
 from humanoid_rl_ros.demo.scenario import parse_time_ns
 from humanoid_rl_ros.demo.scenario import Segment
+from humanoid_rl_ros.ros.ros_conversions import make_twist
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState
 from nav_msgs.msg import Odometry
@@ -124,16 +125,7 @@ class ScenarioDriver:
         self.samples.append((t_ns, p.x, p.y, p.z, q.w, q.x, q.y, q.z, v.x, v.y, w.z))
 
     def _publish_cmd(self, command: Tuple[float, float, float], stamp) -> None:
-        twist = Twist()
-        twist.linear.x, twist.linear.y, twist.angular.z = (float(c) for c in command)
-        if self.cmd_vel_stamped:
-            msg = TwistStamped()
-            msg.header.stamp = stamp
-            msg.header.frame_id = 'base_link'
-            msg.twist = twist
-            self.cmd_pub.publish(msg)
-        else:
-            self.cmd_pub.publish(twist)
+        self.cmd_pub.publish(make_twist(*command, stamped=self.cmd_vel_stamped, stamp=stamp))
 
     def matched(self, node_name: str, subs: Sequence) -> bool:
         """Return whether the subscriptions ``subs`` match ``node_name``'s publishers."""
