@@ -20,7 +20,7 @@ Conventions (the same as ``humanoid_rl_ros.robot.mujoco_model.build_mujoco_model
 
 from abc import ABC, abstractmethod
 import contextlib
-from typing import Any, Callable, Dict, Iterator, Optional
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 from humanoid_rl_ros.core.policy_math import pd_effort
 import torch
@@ -282,6 +282,23 @@ class SimBackend(ABC):
         if t.shape != (count, width):
             raise ValueError(f'{name} must have shape ({count}, {width}), got {tuple(t.shape)}')
         return t
+
+    def _reset_rows(self, base_pos: Any, base_quat: Any, base_lin_vel_world: Any,
+                    base_ang_vel_body: Any, joint_pos: Any,
+                    joint_vel: Any) -> Tuple[torch.Tensor, ...]:
+        """
+        Return the state arguments of :meth:`reset_masked` checked by :meth:`_rows`.
+
+        In order: pos [n, 3] [m], quat_wxyz [n, 4], lin_vel_world [n, 3] [m/s],
+        ang_vel_body [n, 3] [rad/s], joint_pos [n, nj] [rad], joint_vel [n, nj] [rad/s].
+        """
+        n, nj = self.num_envs, self.num_joints
+        return (self._rows('base_pos', base_pos, n, 3),
+                self._rows('base_quat', base_quat, n, 4),
+                self._rows('base_lin_vel_world', base_lin_vel_world, n, 3),
+                self._rows('base_ang_vel_body', base_ang_vel_body, n, 3),
+                self._rows('joint_pos', joint_pos, n, nj),
+                self._rows('joint_vel', joint_vel, n, nj))
 
     def _per_env(self, name: str, value: Any, count: int) -> torch.Tensor:
         """Return a scalar or [count] ``value`` as float32 [count] on ``device``."""

@@ -258,13 +258,8 @@ class IsaacGymBackend(SimBackend):
         the next simulate; reading it back before then would return the old state).
         """
         m = check_mask(mask, self.num_envs, self.device)
-        n, nj = self.num_envs, self.num_joints
-        pos = self._rows('base_pos', base_pos, n, 3)
-        quat = self._rows('base_quat', base_quat, n, 4)
-        lin = self._rows('base_lin_vel_world', base_lin_vel_world, n, 3)
-        ang = self._rows('base_ang_vel_body', base_ang_vel_body, n, 3)
-        jp = self._rows('joint_pos', joint_pos, n, nj)
-        jv = self._rows('joint_vel', joint_vel, n, nj)
+        pos, quat, lin, ang, jp, jv = self._reset_rows(
+            base_pos, base_quat, base_lin_vel_world, base_ang_vel_body, joint_pos, joint_vel)
         actor_ids = mask_to_actor_indices(m)
         count = int(actor_ids.numel())
         if count == 0:

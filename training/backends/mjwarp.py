@@ -401,13 +401,8 @@ class MjWarpBackend(SimBackend):
         the inputs are validated.
         """
         m = self._mask(mask)
-        n, nj = self.num_envs, self.num_joints
-        pos = self._rows('base_pos', base_pos, n, 3)
-        quat = self._rows('base_quat', base_quat, n, 4)
-        lin = self._rows('base_lin_vel_world', base_lin_vel_world, n, 3)
-        ang = self._rows('base_ang_vel_body', base_ang_vel_body, n, 3)
-        jp = self._rows('joint_pos', joint_pos, n, nj)
-        jv = self._rows('joint_vel', joint_vel, n, nj)
+        pos, quat, lin, ang, jp, jv = self._reset_rows(
+            base_pos, base_quat, base_lin_vel_world, base_ang_vel_body, joint_pos, joint_vel)
         with self._sim_stream():
             self._reset_write_fn(m, pos, quat, lin, ang, jp, jv)
             mjw.kinematics(self._m, self._d)
