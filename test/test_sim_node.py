@@ -6,6 +6,7 @@ import time
 from diagnostic_msgs.msg import DiagnosticArray
 from diagnostic_msgs.msg import DiagnosticStatus
 from humanoid_rl_ros.robot.description import load_robot
+from humanoid_rl_ros.sim.robot_sim import quat_wxyz_conjugate, quat_wxyz_multiply
 from humanoid_rl_ros.sim.sim_logic import CommandError
 from humanoid_rl_ros.sim.sim_logic import CommandHold
 from humanoid_rl_ros.sim.sim_logic import efforts_from_array
@@ -160,19 +161,9 @@ def _ns(stamp):
     return stamp.sec * 1_000_000_000 + stamp.nanosec
 
 
-def _quat_mul(a, b):
-    w1, x1, y1, z1 = a
-    w2, x2, y2, z2 = b
-    return np.array([w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
-                     w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
-                     w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
-                     w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2])
-
-
 def _rotate(q, v):
     qv = np.concatenate([[0.0], v])
-    conj = q * np.array([1, -1, -1, -1])
-    return _quat_mul(_quat_mul(q, qv), conj)[1:]
+    return quat_wxyz_multiply(quat_wxyz_multiply(q, qv), quat_wxyz_conjugate(q))[1:]
 
 
 def _wxyz(o):

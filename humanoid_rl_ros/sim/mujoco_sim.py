@@ -13,21 +13,18 @@ consistent with the current state (``mj_forward`` is run).
 """
 
 from dataclasses import dataclass
-import math
 from typing import Optional, Sequence
 
 from humanoid_rl_ros.robot.description import RobotConfig
 from humanoid_rl_ros.robot.mujoco_model import (base_qpos_adr, body_ids, build_mujoco_model,
                                                 default_qpos, IMU_ACC_SENSOR, IMU_GYRO_SENSOR,
                                                 joint_dof_adr, joint_qpos_adr, Terrain)
+from humanoid_rl_ros.sim.robot_sim import DEFAULT_MAX_TILT_RAD, RobotSimBase
 import mujoco
 import numpy as np
 
 
-__all__ = ['MujocoRobotSim', 'SimState']
-
-DEFAULT_MAX_TILT_RAD = math.radians(70.0)
-"""Tilt (angle between base z axis and world z) beyond which the robot counts as fallen."""
+__all__ = ['DEFAULT_MAX_TILT_RAD', 'MujocoRobotSim', 'SimState']
 
 
 @dataclass(frozen=True)
@@ -60,7 +57,7 @@ class SimState:
     """Whether each foot touches the ground, shape [F]."""
 
 
-class MujocoRobotSim:
+class MujocoRobotSim(RobotSimBase):
     """One robot in MuJoCo on the CPU; efforts in, states out, all in policy order."""
 
     def __init__(self, robot: RobotConfig, timestep_s: float = 0.005,
@@ -103,19 +100,9 @@ class MujocoRobotSim:
         The base is placed at ``base_xy_m`` and ``base_height_m`` (default: the robot's
         nominal base height), with zero velocity; time restarts at 0.
         """
-        xy = np.asarray(base_xy_m, dtype=np.float64)
-        if xy.shape != (2,) or not np.all(np.isfinite(xy)):
-            raise ValueError(f'base_xy_m must be 2 finite numbers, got {base_xy_m!r}')
-        if not math.isfinite(float(yaw_rad)):
-            raise ValueError(f'yaw_rad must be finite, got {yaw_rad!r}')
-        height = self.robot.nominal_base_height_m if base_height_m is None else base_height_m
-        if not math.isfinite(float(height)):
-            raise ValueError(f'base_height_m must be finite, got {base_height_m!r}')
-        half = 0.5 * float(yaw_rad)
-        quat = (math.cos(half), 0.0, 0.0, math.sin(half))
+        pos, quat = self._reset_base_pose(base_xy_m, yaw_rad, base_height_m)
         mujoco.mj_resetData(self.model, self.data)
-        qpos = default_qpos(self.model, self.robot, base_pos_m=(xy[0], xy[1], float(height)),
-                            base_quat_wxyz=quat)
+        qpos = default_qpos(self.model, self.robot, base_pos_m=pos, base_quat_wxyz=quat)
         if joint_pos_rad is not None:
             qpos[self._qadr] = self._check_joint_vector(joint_pos_rad, 'joint_pos_rad')
         self.data.qpos[:] = qpos
@@ -135,29 +122,10 @@ class MujocoRobotSim:
         mujoco.mj_step(self.model, self.data)
         mujoco.mj_forward(self.model, self.data)
 
-    def push(self, delta_vel_world_m_s: Sequence[float]) -> None:
-        """Add ``delta_vel_world_m_s`` [m/s, world frame] to the base's linear velocity."""
-        delta = np.asarray(delta_vel_world_m_s, dtype=np.float64)
-        if delta.shape != (3,) or not np.all(np.isfinite(delta)):
-            raise ValueError(
-                f'delta_vel_world_m_s must be 3 finite numbers, got {delta_vel_world_m_s!r}')
-        self.data.qvel[self._base_d:self._base_d + 3] += delta
+    def _add_base_lin_vel_world(self, delta_m_s: np.ndarray) -> None:
+        """Add to the base's linear velocity [m/s, world frame]; see :meth:`push`."""
+        self.data.qvel[self._base_d:self._base_d + 3] += delta_m_s
         mujoco.mj_forward(self.model, self.data)
-
-    def add_base_velocity(self, delta_vel_world_m_s: Sequence[float]) -> None:
-        """Add to the base's linear velocity [m/s, world frame] (alias of :meth:`push`)."""
-        self.push(delta_vel_world_m_s)
-
-    def _check_joint_vector(self, values: Sequence[float], what: str) -> np.ndarray:
-        arr = np.asarray(values, dtype=np.float64)
-        n = self.robot.num_joints
-        if arr.shape != (n,):
-            raise ValueError(f'{what} must have shape ({n},) in policy order, got {arr.shape}')
-        bad = ~np.isfinite(arr)
-        if np.any(bad):
-            names = [self.robot.joint_names[i] for i in np.flatnonzero(bad)]
-            raise ValueError(f'{what} is not finite for joints {names}')
-        return arr
 
     # ---------------------------------------------------------------- state
     @property
@@ -270,21 +238,9 @@ class MujocoRobotSim:
         """Return the ground's height [m] at world point (x, y) (0 on flat ground)."""
         return self.terrain.height_m(x_m, y_m)
 
-    def tilt_rad(self) -> float:
-        """Return the angle between the base's z axis and the world's z axis [rad]."""
-        zz = float(self.data.xmat[self._base_body][8])
-        return math.acos(max(-1.0, min(1.0, zz)))
-
-    def fallen(self, min_height_m: Optional[float] = None,
-               max_tilt_rad: float = DEFAULT_MAX_TILT_RAD) -> bool:
-        """
-        Return True if the base is below ``min_height_m`` or tilted beyond ``max_tilt_rad``.
-
-        ``min_height_m`` defaults to half the nominal base height.
-        """
-        if min_height_m is None:
-            min_height_m = 0.5 * self.robot.nominal_base_height_m
-        return bool(self.base_pos_m[2] < min_height_m or self.tilt_rad() > max_tilt_rad)
+    def _base_z_axis_world_z(self) -> float:
+        """Return R[2, 2] of the base (world from body); see :meth:`tilt_rad`."""
+        return float(self.data.xmat[self._base_body][8])
 
     def state(self) -> SimState:
         """Return a snapshot of the current state."""

@@ -46,7 +46,7 @@ from typing import Dict, Literal, Optional, Sequence, Tuple
 from humanoid_rl_ros.core.policy_math import quat_xyzw_to_wxyz, world_to_body
 from humanoid_rl_ros.robot.description import RobotConfig
 from humanoid_rl_ros.robot.mujoco_model import FLOOR_FRICTION
-from humanoid_rl_ros.sim.mujoco_sim import DEFAULT_MAX_TILT_RAD
+from humanoid_rl_ros.sim.robot_sim import quat_wxyz_conjugate, quat_wxyz_multiply, RobotSimBase
 import numpy as np
 import pybullet
 from pybullet_utils import bullet_client
@@ -98,20 +98,7 @@ def rotation_matrix_wxyz(q_wxyz: Sequence[float]) -> np.ndarray:
         [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
 
 
-def _quat_wxyz_multiply(a: Sequence[float], b: Sequence[float]) -> np.ndarray:
-    aw, ax, ay, az = a
-    bw, bx, by, bz = b
-    return np.array([aw * bw - ax * bx - ay * by - az * bz,
-                     aw * bx + ax * bw + ay * bz - az * by,
-                     aw * by - ax * bz + ay * bw + az * bx,
-                     aw * bz + ax * by - ay * bx + az * bw])
-
-
-def _quat_wxyz_conjugate(q: Sequence[float]) -> np.ndarray:
-    return np.array([q[0], -q[1], -q[2], -q[3]], dtype=np.float64)
-
-
-class PyBulletRobotSim:
+class PyBulletRobotSim(RobotSimBase):
     """One robot in PyBullet on the CPU; efforts in, states out, all in policy order."""
 
     def __init__(self, robot: RobotConfig, timestep_s: float = 0.005,
@@ -286,20 +273,11 @@ class PyBulletRobotSim:
         nominal base height), with zero velocity; time restarts at 0. The world is rebuilt,
         so no contact or solver state carries over from the previous run.
         """
-        xy = np.asarray(base_xy_m, dtype=np.float64)
-        if xy.shape != (2,) or not np.all(np.isfinite(xy)):
-            raise ValueError(f'base_xy_m must be 2 finite numbers, got {base_xy_m!r}')
-        if not math.isfinite(float(yaw_rad)):
-            raise ValueError(f'yaw_rad must be finite, got {yaw_rad!r}')
-        height = self.robot.nominal_base_height_m if base_height_m is None else base_height_m
-        if not math.isfinite(float(height)):
-            raise ValueError(f'base_height_m must be finite, got {base_height_m!r}')
+        pos, quat = self._reset_base_pose(base_xy_m, yaw_rad, base_height_m)
         joints = (self.robot.default_pos_rad if joint_pos_rad is None
                   else self._check_joint_vector(joint_pos_rad, 'joint_pos_rad'))
         self._build()
-        half = 0.5 * float(yaw_rad)
-        self._set_base_pose(np.array([xy[0], xy[1], float(height)]),
-                            np.array([math.cos(half), 0.0, 0.0, math.sin(half)]))
+        self._set_base_pose(pos, quat)
         for index, q in zip(self._joints, joints):
             self._client.resetJointState(self._body, index, float(q), 0.0)
         self._time_s = 0.0
@@ -310,7 +288,7 @@ class PyBulletRobotSim:
 
     def _set_base_pose(self, pos_m: np.ndarray, quat_wxyz: np.ndarray) -> None:
         """Place the base link frame at ``pos_m``/``quat_wxyz`` (PyBullet poses the COM)."""
-        com_quat = _quat_wxyz_multiply(quat_wxyz, self._base_com_quat_local)
+        com_quat = quat_wxyz_multiply(quat_wxyz, self._base_com_quat_local)
         com_pos = pos_m + rotation_matrix_wxyz(quat_wxyz) @ self._base_com_pos_local
         xyzw = [com_quat[1], com_quat[2], com_quat[3], com_quat[0]]
         self._client.resetBasePositionAndOrientation(self._body, com_pos.tolist(), xyzw)
@@ -336,30 +314,11 @@ class PyBulletRobotSim:
         if self._rotor_index:
             self.max_gear_slip_rad_s = max(self.max_gear_slip_rad_s, self.gear_slip_rad_s())
 
-    def push(self, delta_vel_world_m_s: Sequence[float]) -> None:
-        """Add ``delta_vel_world_m_s`` [m/s, world frame] to the base's linear velocity."""
-        delta = np.asarray(delta_vel_world_m_s, dtype=np.float64)
-        if delta.shape != (3,) or not np.all(np.isfinite(delta)):
-            raise ValueError(
-                f'delta_vel_world_m_s must be 3 finite numbers, got {delta_vel_world_m_s!r}')
+    def _add_base_lin_vel_world(self, delta_m_s: np.ndarray) -> None:
+        """Add to the base's linear velocity [m/s, world frame]; see :meth:`push`."""
         lin, ang = self._client.getBaseVelocity(self._body)
-        self._client.resetBaseVelocity(self._body, (np.asarray(lin) + delta).tolist(), ang)
+        self._client.resetBaseVelocity(self._body, (np.asarray(lin) + delta_m_s).tolist(), ang)
         self._cache = {}
-
-    def add_base_velocity(self, delta_vel_world_m_s: Sequence[float]) -> None:
-        """Add to the base's linear velocity [m/s, world frame] (alias of :meth:`push`)."""
-        self.push(delta_vel_world_m_s)
-
-    def _check_joint_vector(self, values: Sequence[float], what: str) -> np.ndarray:
-        arr = np.asarray(values, dtype=np.float64)
-        n = self.robot.num_joints
-        if arr.shape != (n,):
-            raise ValueError(f'{what} must have shape ({n},) in policy order, got {arr.shape}')
-        bad = ~np.isfinite(arr)
-        if np.any(bad):
-            names = [self.robot.joint_names[i] for i in np.flatnonzero(bad)]
-            raise ValueError(f'{what} is not finite for joints {names}')
-        return arr
 
     # ---------------------------------------------------------------- state
     @property
@@ -390,7 +349,7 @@ class PyBulletRobotSim:
         com_pos, com_xyzw = bc.getBasePositionAndOrientation(self._body)
         com_lin, ang = bc.getBaseVelocity(self._body)
         com_quat = quat_xyzw_to_wxyz(np.asarray(com_xyzw, dtype=np.float64))
-        quat = _quat_wxyz_multiply(com_quat, _quat_wxyz_conjugate(self._base_com_quat_local))
+        quat = quat_wxyz_multiply(com_quat, quat_wxyz_conjugate(self._base_com_quat_local))
         quat = quat / np.linalg.norm(quat)
         rot = rotation_matrix_wxyz(quat)
         offset = rot @ self._base_com_pos_local  # link origin -> COM, world frame
@@ -487,21 +446,9 @@ class PyBulletRobotSim:
             out[i] = any(point[8] <= 0.0 for point in points)  # contact distance [m]
         return out
 
-    def tilt_rad(self) -> float:
-        """Return the angle between the base's z axis and the world's z axis [rad]."""
-        zz = float(self._state()['rot'][2, 2])
-        return math.acos(max(-1.0, min(1.0, zz)))
-
-    def fallen(self, min_height_m: Optional[float] = None,
-               max_tilt_rad: float = DEFAULT_MAX_TILT_RAD) -> bool:
-        """
-        Return True if the base is below ``min_height_m`` or tilted beyond ``max_tilt_rad``.
-
-        ``min_height_m`` defaults to half the nominal base height.
-        """
-        if min_height_m is None:
-            min_height_m = 0.5 * self.robot.nominal_base_height_m
-        return bool(self.base_pos_m[2] < min_height_m or self.tilt_rad() > max_tilt_rad)
+    def _base_z_axis_world_z(self) -> float:
+        """Return R[2, 2] of the base link (world from body); see :meth:`tilt_rad`."""
+        return float(self._state()['rot'][2, 2])
 
     def close(self) -> None:
         """Disconnect from PyBullet and remove the generated URDF (the sim is unusable after)."""
