@@ -9,9 +9,9 @@ from humanoid_rl_ros.core import policy_math
 from humanoid_rl_ros.core.contract import (
     BaseLinVelError, CODE_FACTS, CommandRanges, CommandSampling, contract_difference,
     contract_from_dict, contract_text, contract_to_dict, ContractError, FORMAT_VERSION,
-    GAIT_CLOCK_FACTS, HISTORY_FACTS, LIN_VEL_ERROR_FACTS, NOISE_FACTS, ObsTermSpec,
+    GAIT_CLOCK_FACTS, HISTORY_FACTS, Latency, LIN_VEL_ERROR_FACTS, NOISE_FACTS, ObsTermSpec,
     PHYSICS_FACTS, PhysicsSpec, PolicyContract, Randomization, RANDOMIZATION_FACTS,
-    read_contract, TrainingConditions, write_contract, YAML_HEADER)
+    read_contract, TerrainSpec, TrainingConditions, write_contract, YAML_HEADER)
 import numpy as np
 import pytest
 import yaml
@@ -99,6 +99,9 @@ def test_code_facts_are_stated_in_every_file():
         for key in dotted.split('.'):
             holder = holder[key]
         assert holder == value, dotted
+    # planar pushes only (no vertical or angular push terms)
+    assert document['training']['randomization']['push'] == (
+        'planar_world_velocity_change_uniform_per_axis')
     assert document['frames']['base_link'] == document['frames']['odometry_child_frame']
     assert document['control']['pd_rate_hz'] == pytest.approx(200.0)
     assert document['observation']['gait_clock'] == {
@@ -384,4 +387,83 @@ def test_a_malformed_base_velocity_error_is_named(field, value, named):
     doc = contract_to_dict(_with_base_lin_vel(base_lin_vel_error=error))
     doc['training']['base_lin_vel_error'][field] = value
     with pytest.raises(ContractError, match=named):
+        contract_from_dict(doc)
+
+
+# ----------------------------------------------------------------------------- later randomization
+
+LATER_ITEMS = dict(
+    link_mass_scale_range=(0.9, 1.1), base_com_offset_m=(0.025, 0.025, 0.03),
+    kd_scale_range=(0.95, 1.05), armature_scale_range=(0.9, 1.1), joint_friction_nm=(0.0, 1.0),
+    joint_damping_nms_per_rad=(0.0, 0.3),
+    latency=Latency(action_delay_ms=(5.0, 12.0), action_delay_physics_steps=(1, 2),
+                    obs_delay_ms=(0.0, 20.0), obs_delay_physics_steps=(0, 4)),
+    gyro_bias_rad_s=0.05, gravity_bias=0.03, encoder_bias_rad=0.015, push_lin_vel_z_m_s=0.4,
+    push_ang_vel_rad_s=(0.52, 0.52, 0.78))
+"""Every randomization item added after the first format-2 files, switched on."""
+
+TERRAIN = TerrainSpec(kinds=('slope_up', 'rough'), num_levels=10, max_slope_deg=15.0,
+                      max_rough_m=0.04, tile_size_m=8.0, curriculum=True)
+
+
+def _with_later_items(terrain=None, **items):
+    complete = make_complete_contract()
+    randomization = dataclasses.replace(complete.training.randomization, **items)
+    return dataclasses.replace(complete, training=dataclasses.replace(
+        complete.training, randomization=randomization, terrain=terrain))
+
+
+def test_later_randomization_items_and_the_terrain_read_back_where_they_were_on(tmp_path):
+    contract = _with_later_items(terrain=TERRAIN, **LATER_ITEMS)
+    assert read_contract(write_contract(contract, tmp_path / 'w.yaml')) == contract
+    document = contract_to_dict(contract)
+    stated = document['training']['randomization']
+    assert stated['latency'] == {'action_delay_ms': [5.0, 12.0],
+                                 'action_delay_physics_steps': [1, 2],
+                                 'obs_delay_ms': [0.0, 20.0], 'obs_delay_physics_steps': [0, 4]}
+    assert stated['base_com_offset_m'] == [0.025, 0.025, 0.03]
+    assert stated['push_lin_vel_z_m_s'] == 0.4
+    # the pushes are stated as what they changed: world x, y, z and the body rates
+    assert stated['push'] == ('world_velocity_change_uniform_per_axis'
+                              '_and_body_angular_velocity_change_uniform_per_axis')
+    assert document['training']['terrain']['kinds'] == ['slope_up', 'rough']
+    assert contract.unknown_fields() == []
+
+
+def test_switched_off_later_items_and_flat_ground_leave_the_file_as_before():
+    plain = make_complete_contract()
+    document = contract_to_dict(plain)
+    assert set(LATER_ITEMS).isdisjoint(document['training']['randomization'])
+    assert 'terrain' not in document['training']
+    assert contract_to_dict(_with_later_items()) == document
+    # an angular push alone keeps the planar linear change
+    angular = contract_to_dict(_with_later_items(push_ang_vel_rad_s=(0.0, 0.0, 0.5)))
+    assert angular['training']['randomization']['push'] == (
+        'planar_world_velocity_change_uniform_per_axis'
+        '_and_body_angular_velocity_change_uniform_per_axis')
+
+
+@pytest.mark.parametrize('change, named', [
+    ({'push': 'planar_world_velocity_change_uniform_per_axis'},
+     r'randomization\.push: the stated push terms mean .world_velocity_change'),
+    ({'push_lin_vel_m_s': 'off', 'push_interval_s': 'off'},
+     r'push_lin_vel_m_s: push_lin_vel_z_m_s and push_ang_vel_rad_s need the pushes on'),
+    ({'push_lin_vel_z_m_s': 0.0}, r'push_lin_vel_z_m_s: must be > 0'),
+    ({'gravity_bias': None}, r'gyro_bias_rad_s: the IMU bias gives gyro_bias_rad_s and '),
+    ({'latency': {'action_delay_ms': [5.0, 12.0], 'action_delay_physics_steps': [2, 1],
+                  'obs_delay_ms': [0.0, 20.0], 'obs_delay_physics_steps': [0, 4]}},
+     r'latency\.action_delay_physics_steps: range low 2 is above high 1'),
+    ({'joint_friction_nm': [-0.1, 1.0]}, r'joint_friction_nm\[0\]: must be >= 0'),
+])
+def test_a_malformed_later_randomization_item_is_named(change, named):
+    doc = contract_to_dict(_with_later_items(**LATER_ITEMS))
+    doc['training']['randomization'].update(change)
+    with pytest.raises(ContractError, match=named):
+        contract_from_dict(doc)
+
+
+def test_a_malformed_terrain_is_named():
+    doc = contract_to_dict(_with_later_items(terrain=TERRAIN))
+    doc['training']['terrain']['curriculum'] = 'yes'
+    with pytest.raises(ContractError, match=r'training\.terrain\.curriculum: expected true'):
         contract_from_dict(doc)

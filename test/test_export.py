@@ -5,8 +5,9 @@ from typing import Any, Dict
 
 from contract_fixtures import make_format_1_policy
 from humanoid_rl_ros.core.contract import (BaseLinVelError, CommandRanges, ContractError,
-                                           ObsTermSpec, ONNX_METADATA_KEY, plain_data,
-                                           PolicyContract, read_contract, YAML_HEADER)
+                                           Latency, ObsTermSpec, ONNX_METADATA_KEY, plain_data,
+                                           PolicyContract, read_contract, TerrainSpec,
+                                           YAML_HEADER)
 from humanoid_rl_ros.core.policy_runtime import PolicyRuntime
 from humanoid_rl_ros.core.provenance import COMMIT_ENV_VAR
 import numpy as np
@@ -17,10 +18,11 @@ import torch
 from training.config import EnvConfig, ObservationConfig
 from training.env import LocomotionEnv
 from training.env_observations import actor_obs_terms
-from training.export import (complete_contract, export_policy, export_random_policy,
-                             extract_contract, main, normalized_contract, training_conditions,
-                             upgrade_policy)
+from training.export import (export_policy, export_random_policy, extract_contract, main,
+                             normalized_contract, upgrade_policy)
+from training.export_facts import complete_contract, training_conditions
 from training.ppo import ActorCritic, EmpiricalNormalizer, PolicyConfig
+import yaml
 
 JOINTS = ('hip_joint', 'knee_joint', 'ankle_joint')
 
@@ -303,3 +305,55 @@ def test_the_exported_contract_takes_its_terms_and_history_from_the_config(tmp_p
     assert ort.InferenceSession(str(onnx_path)).get_inputs()[0].shape[1] == 3 * frame
     action = runtime.act(np.zeros(3 * frame, dtype=np.float32))
     assert action.shape == (env.num_actions,) and np.all(np.isfinite(action))
+
+
+def test_an_exported_policy_states_the_randomization_and_terrain_it_was_trained_under(tmp_path):
+    cfg = _env_config()
+    cfg['randomization'].update(
+        link_mass=True, base_com=True, latency=True, imu_bias=True, encoder_bias=True,
+        action_delay_ms=(5.0, 12.0), obs_delay_ms=(0.0, 20.0), push_lin_vel_z_m_s=0.4,
+        push_ang_vel_rad_s=(0.52, 0.52, 0.78))
+    cfg['terrain'].update(enabled=True, kinds=('rough',), max_rough_m=0.03)
+    provenance = {'backend': 'mjwarp', 'config': {'env': cfg}}
+    _, path = export_random_policy(_kestrel(provenance=provenance), tmp_path / 'on', 'walk',
+                                   hidden_dims=(8,))
+    r = read_contract(path).training.randomization
+    assert r.link_mass_scale_range == (0.9, 1.1)
+    assert r.base_com_offset_m == (0.025, 0.025, 0.03)
+    # at 5 ms per physics step: 5 ms is 1 step, 12 ms is 2 (rounded down), 20 ms is 4
+    assert r.latency == Latency(action_delay_ms=(5.0, 12.0), action_delay_physics_steps=(1, 2),
+                                obs_delay_ms=(0.0, 20.0), obs_delay_physics_steps=(0, 4))
+    assert (r.gyro_bias_rad_s, r.gravity_bias, r.encoder_bias_rad) == (0.05, 0.03, 0.015)
+    assert r.push_lin_vel_z_m_s == 0.4 and r.push_ang_vel_rad_s == (0.52, 0.52, 0.78)
+    assert r.kd_scale_range is None and r.joint_friction_nm is None  # left off in the config
+    assert read_contract(path).training.terrain == TerrainSpec(
+        kinds=('rough',), num_levels=10, max_slope_deg=15.0, max_rough_m=0.03,
+        tile_size_m=8.0, curriculum=True)
+    stated = yaml.safe_load(path.read_text())['training']
+    assert stated['randomization']['push'] == (
+        'world_velocity_change_uniform_per_axis'
+        '_and_body_angular_velocity_change_uniform_per_axis')
+
+    # the defaults: every later item off, flat ground, planar pushes; nothing of it is written
+    provenance = {'backend': 'mjwarp', 'config': {'env': _env_config()}}
+    _, path = export_random_policy(_kestrel(provenance=provenance), tmp_path / 'off', 'walk',
+                                   hidden_dims=(8,))
+    stated = yaml.safe_load(path.read_text())['training']
+    assert 'terrain' not in stated
+    assert not {'link_mass_scale_range', 'base_com_offset_m', 'kd_scale_range', 'latency',
+                'gyro_bias_rad_s', 'encoder_bias_rad', 'push_lin_vel_z_m_s',
+                'push_ang_vel_rad_s'} & set(stated['randomization'])
+    assert stated['randomization']['push'] == 'planar_world_velocity_change_uniform_per_axis'
+    r = read_contract(path).training.randomization
+    assert r.latency is None and r.push_ang_vel_rad_s is None
+
+
+def test_a_config_recorded_before_the_later_items_existed_states_them_off():
+    cfg = _env_config()
+    for key in ('link_mass', 'latency', 'imu_bias', 'push_lin_vel_z_m_s', 'push_ang_vel_rad_s',
+                'action_delay_ms'):
+        del cfg['randomization'][key]
+    del cfg['terrain']
+    known = training_conditions(cfg, ('base_ang_vel',), 'mjwarp')
+    assert known.randomization.friction_range == tuple(cfg['randomization']['friction_range'])
+    assert known.randomization.latency is None and known.terrain is None

@@ -26,8 +26,9 @@ robot files (``docs/DEPLOYING.md`` explains each field):
 * the action: clip and the joint-target formula;
 * the command ranges;
 * the training conditions: action delay, observation noise (uniform, half-widths), the
-  estimator-like error on an observed base velocity (bias, scale error, lag), randomization,
-  command sampling, and the delay the policy is known to tolerate;
+  estimator-like error on an observed base velocity (bias, scale error, lag), randomization
+  (friction, masses, gains, joint dynamics, latency, sensor biases, pushes), command sampling,
+  the terrain, and the delay the policy is known to tolerate;
 * the physics the policy was trained in: simulator, integrator, solver, timestep, gravity,
   self collision, friction (MuJoCo combines a pair with max);
 * the ONNX input and output names and shapes;
@@ -49,7 +50,9 @@ with the dotted path of the offending field, e.g. ``joints.kp_nm_per_rad: expect
 The code is split by concept; this module is the public API and re-exports the rest:
 :mod:`~humanoid_rl_ros.core.contract_facts` (format vocabulary and code facts),
 :mod:`~humanoid_rl_ros.core.contract_types` (the dataclasses),
+:mod:`~humanoid_rl_ros.core.contract_fields` (typed field readers),
 :mod:`~humanoid_rl_ros.core.contract_parse` (document to contract, validation),
+:mod:`~humanoid_rl_ros.core.contract_training` (the training section, both ways),
 :mod:`~humanoid_rl_ros.core.contract_document` (contract to document),
 :mod:`~humanoid_rl_ros.core.contract_onnx` (the ONNX copy, comparing copies).
 """
@@ -67,15 +70,18 @@ from humanoid_rl_ros.core.contract_facts import (ACTION_FORMULA, CODE_FACTS, Con
                                                  LIN_VEL_ERROR_FORMULA, NOISE_FACTS,
                                                  OBSERVATION_FORMULA, OFF, ONNX_METADATA_KEY,
                                                  PD_LAW, PHASE_FORMULA, PHYSICS_FACTS,
-                                                 POSITION_MODE, RANDOMIZATION_FACTS)
+                                                 POSITION_MODE, PUSH_ANGULAR, push_kind,
+                                                 PUSH_PLANAR, PUSH_SPATIAL,
+                                                 RANDOMIZATION_FACTS)
 from humanoid_rl_ros.core.contract_onnx import (contract_difference,
                                                 embedded_contract_document, mismatch_error,
                                                 onnx_metadata, parse_yaml)
 from humanoid_rl_ros.core.contract_parse import contract_from_dict
 from humanoid_rl_ros.core.contract_types import (BaseLinVelError, CommandRanges,
-                                                 CommandSampling, ObsTermSpec, PhysicsSpec,
-                                                 placeholder_contract, PolicyContract,
-                                                 Randomization, TrainingConditions)
+                                                 CommandSampling, Latency, ObsTermSpec,
+                                                 PhysicsSpec, placeholder_contract,
+                                                 PolicyContract, Randomization, TerrainSpec,
+                                                 TrainingConditions)
 import yaml
 
 __all__ = [
@@ -83,12 +89,13 @@ __all__ = [
     'contract_difference', 'contract_from_dict', 'contract_text', 'contract_to_dict',
     'ContractError', 'embedded_contract_document', 'expected_term_size', 'FORMAT_VERSION',
     'GAIT_CLOCK_FACTS', 'HISTORY_FACTS', 'HISTORY_FORMULA', 'HISTORY_LAYOUT_NONE',
-    'HISTORY_LAYOUT_STACKED', 'history_layout', 'KNOWN_OBS_TERMS', 'LIN_VEL_ERROR_FACTS',
-    'LIN_VEL_ERROR_FORMULA', 'NOISE_FACTS', 'OBSERVATION_FORMULA', 'ObsTermSpec', 'OFF',
-    'ONNX_METADATA_KEY', 'onnx_metadata', 'PD_LAW', 'PHASE_FORMULA', 'PHYSICS_FACTS',
-    'PhysicsSpec', 'placeholder_contract', 'plain_data', 'PolicyContract', 'POSITION_MODE',
-    'Randomization', 'RANDOMIZATION_FACTS', 'read_contract', 'TrainingConditions',
-    'write_contract', 'YAML_HEADER',
+    'HISTORY_LAYOUT_STACKED', 'history_layout', 'KNOWN_OBS_TERMS', 'Latency',
+    'LIN_VEL_ERROR_FACTS', 'LIN_VEL_ERROR_FORMULA', 'NOISE_FACTS', 'OBSERVATION_FORMULA',
+    'ObsTermSpec', 'OFF', 'ONNX_METADATA_KEY', 'onnx_metadata', 'PD_LAW', 'PHASE_FORMULA',
+    'PHYSICS_FACTS', 'PhysicsSpec', 'placeholder_contract', 'plain_data', 'PolicyContract',
+    'POSITION_MODE', 'PUSH_ANGULAR', 'push_kind', 'PUSH_PLANAR', 'PUSH_SPATIAL',
+    'Randomization', 'RANDOMIZATION_FACTS', 'read_contract', 'TerrainSpec',
+    'TrainingConditions', 'write_contract', 'YAML_HEADER',
 ]
 
 

@@ -12,63 +12,14 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from humanoid_rl_ros.core.contract_facts import (CODE_FACTS, FORMAT_VERSION, GAIT_CLOCK_FACTS,
                                                  HISTORY_FACTS, LIN_VEL_ERROR_FACTS,
-                                                 NOISE_FACTS, OFF, PHYSICS_FACTS, put_dotted,
+                                                 NOISE_FACTS, PHYSICS_FACTS, put_dotted,
                                                  RANDOMIZATION_FACTS)
-from humanoid_rl_ros.core.contract_types import PhysicsSpec, PolicyContract, TrainingConditions
+from humanoid_rl_ros.core.contract_training import training_to_dict
+from humanoid_rl_ros.core.contract_types import PhysicsSpec, PolicyContract
 
 
 def _floats(values: Optional[Sequence[float]]) -> Optional[List[float]]:
     return None if values is None else [float(v) for v in values]
-
-
-def _range_or_off(values: Optional[Sequence[float]]) -> Any:
-    return OFF if values is None else [float(v) for v in values]
-
-
-def _training_to_dict(training: TrainingConditions) -> Dict[str, Any]:
-    noise = None
-    if training.observation_noise is not None:
-        noise = {'distribution': None, 'applied_to': None,
-                 'half_width': {str(k): float(v) for k, v in training.observation_noise.items()}}
-    randomization = None
-    r = training.randomization
-    if r is not None:
-        randomization = {
-            'friction_range': _range_or_off(r.friction_range),
-            'friction_applied_to': None,
-            'added_base_mass_kg': _range_or_off(r.added_base_mass_kg),
-            'motor_strength_range': _range_or_off(r.motor_strength_range),
-            'motor_strength_applies_to': None,
-            'pd_gain_scale_range': _range_or_off(r.pd_gain_scale_range),
-            'gain_scale_applies_to': None,
-            'push_interval_s': _range_or_off(r.push_interval_s),
-            'push_lin_vel_m_s': OFF if r.push_lin_vel_m_s is None else float(r.push_lin_vel_m_s),
-            'push': None,
-            'init_joint_noise_rad': float(r.init_joint_noise_rad),
-            'init_base_lin_vel_m_s': float(r.init_base_lin_vel_m_s),
-        }
-    sampling = None
-    s = training.command_sampling
-    if s is not None:
-        sampling = {'resample_interval_s': [float(v) for v in s.resample_interval_s],
-                    'standing_fraction': float(s.standing_fraction),
-                    'small_command_m_s': float(s.small_command_m_s)}
-    delay = training.action_delay_policy_steps
-    tolerated = training.tolerated_action_delay_s
-    document = {
-        'action_delay_policy_steps': None if delay is None else int(delay),
-        'tolerated_action_delay_s': None if tolerated is None else float(tolerated),
-        'observation_noise': noise,
-        'randomization': randomization,
-        'command_sampling': sampling,
-    }
-    e = training.base_lin_vel_error
-    if e is not None:  # written only where stated: files older than the field stay as they were
-        document['base_lin_vel_error'] = {
-            'bias_m_s': float(e.bias_m_s), 'scale_error': float(e.scale_error),
-            'lag_policy_steps': [int(v) for v in e.lag_policy_steps], 'drawn': None,
-            'formula': None}
-    return document
 
 
 def _physics_to_dict(physics: Optional[PhysicsSpec]) -> Optional[Dict[str, Any]]:
@@ -156,7 +107,7 @@ def contract_to_dict(contract: PolicyContract) -> Dict[str, Any]:
             'lin_vel_y_m_s': [float(v) for v in contract.commands.lin_vel_y_m_s],
             'ang_vel_z_rad_s': [float(v) for v in contract.commands.ang_vel_z_rad_s],
         },
-        'training': _training_to_dict(contract.training),
+        'training': training_to_dict(contract.training),
         'physics': _physics_to_dict(contract.physics),
         'onnx': {
             'file': contract.onnx_file,

@@ -116,9 +116,34 @@ RANDOMIZATION_FACTS: Tuple[Tuple[str, Any], ...] = (
     # then caps it, so scales above 1 act as 1
     ('training.randomization.motor_strength_applies_to',
      'effort_limit_in_pd_clamp_capped_at_nominal'),
-    ('training.randomization.push', 'planar_world_velocity_change_uniform_per_axis'),
 )
-"""Code facts of the domain randomization, present when the randomization is known."""
+"""
+Code facts of the domain randomization, present when the randomization is known.
+
+``training.randomization.push`` is stated too, but it depends on the push terms a run had
+switched on: :func:`push_kind`.
+"""
+
+PUSH_PLANAR = 'planar_world_velocity_change_uniform_per_axis'
+"""``training.randomization.push`` of pushes that change the base's world x and y velocity."""
+
+PUSH_SPATIAL = 'world_velocity_change_uniform_per_axis'
+"""``training.randomization.push`` of pushes that also change the world z velocity."""
+
+PUSH_ANGULAR = '_and_body_angular_velocity_change_uniform_per_axis'
+"""Appended to the push kind where pushes also change the base's body-frame angular velocity."""
+
+
+def push_kind(vertical: bool, angular: bool) -> str:
+    """
+    Return ``training.randomization.push``: what a push changed (training.env_episodes).
+
+    Every push adds a uniform change to the base's world x and y velocity; ``vertical`` runs
+    (``push_lin_vel_z_m_s`` stated) also to its world z velocity, ``angular`` runs
+    (``push_ang_vel_rad_s`` stated) also to its body-frame roll, pitch and yaw rates.
+    """
+    return (PUSH_SPATIAL if vertical else PUSH_PLANAR) + (PUSH_ANGULAR if angular else '')
+
 
 LIN_VEL_ERROR_FORMULA = ('observed = v(k - lag) * (1 + scale_error) + bias + noise, with lag, '
                          'scale_error (per axis) and bias (per axis) drawn per episode')

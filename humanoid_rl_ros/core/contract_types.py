@@ -45,11 +45,36 @@ class CommandRanges:
 
 
 @dataclass(frozen=True)
+class Latency:
+    """
+    The sensing and actuation delays a policy was trained under, drawn once per episode.
+
+    Each delay is a whole number of physics steps, drawn uniformly from its range (both ends
+    included). The action delay: joint targets computed at physics step ``s`` reach the PD law
+    at step ``s + d`` (the older targets act meanwhile). The observation delay: the actor sees
+    its base and joint terms (velocities, gravity direction, joint positions and velocities) as
+    they were ``d`` physics steps before. The ranges in milliseconds are the configured ones;
+    the ranges in physics steps (each end rounded down) are what was drawn.
+    """
+
+    action_delay_ms: Tuple[float, float]
+    """Configured action delay range [ms]."""
+    action_delay_physics_steps: Tuple[int, int]
+    """Action delay range drawn [physics steps]."""
+    obs_delay_ms: Tuple[float, float]
+    """Configured observation delay range [ms]."""
+    obs_delay_physics_steps: Tuple[int, int]
+    """Observation delay range drawn [physics steps]."""
+
+
+@dataclass(frozen=True)
 class Randomization:
     """
     Domain randomization a policy was trained under; ``None`` marks an item that was off.
 
-    Every draw is uniform in its range, once per episode (pushes: at random intervals).
+    Every draw is uniform in its range, once per episode (pushes: at random intervals). The
+    items from ``link_mass_scale_range`` on are optional in the file: written only where they
+    were on (the code before them had none of them).
     """
 
     friction_range: Optional[Tuple[float, float]]
@@ -68,6 +93,55 @@ class Randomization:
     """Half-range of the uniform noise on the initial joint positions [rad]."""
     init_base_lin_vel_m_s: float
     """Half-range of the uniform initial planar base velocity [m/s]."""
+    link_mass_scale_range: Optional[Tuple[float, float]] = None
+    """Scale of each robot body's mass and inertia, one factor per body [-]."""
+    base_com_offset_m: Optional[Tuple[float, float, float]] = None
+    """Half-range of the base's centre-of-mass offset along its x, y, z [m]."""
+    kd_scale_range: Optional[Tuple[float, float]] = None
+    """Second scale of each joint's kd, on top of ``pd_gain_scale_range`` [-]."""
+    armature_scale_range: Optional[Tuple[float, float]] = None
+    """Scale of each joint's rotor inertia (``joints.armature_kg_m2``) [-]."""
+    joint_friction_nm: Optional[Tuple[float, float]] = None
+    """Dry friction of each joint (MuJoCo frictionloss) [N*m]."""
+    joint_damping_nms_per_rad: Optional[Tuple[float, float]] = None
+    """Viscous damping of each joint, on top of the PD law's kd [N*m*s/rad]."""
+    latency: Optional[Latency] = None
+    """Per-episode action and observation delays."""
+    gyro_bias_rad_s: Optional[float] = None
+    """Half-range of the per-episode bias on each gyro axis the actor sees [rad/s]."""
+    gravity_bias: Optional[float] = None
+    """Half-range of the per-episode bias on each projected-gravity entry the actor sees [-]."""
+    encoder_bias_rad: Optional[float] = None
+    """Half-range of the per-episode bias on each joint position the actor sees [rad]."""
+    push_lin_vel_z_m_s: Optional[float] = None
+    """Half-range of each push's vertical base velocity change, world z [m/s]."""
+    push_ang_vel_rad_s: Optional[Tuple[float, float, float]] = None
+    """Half-ranges of each push's roll, pitch, yaw rate change, body frame [rad/s]."""
+
+
+@dataclass(frozen=True)
+class TerrainSpec:
+    """
+    The ground a policy was trained on: a grid of tiles, one difficulty level per row.
+
+    Level 0 is flat; level ``l`` of ``num_levels`` has slopes of
+    ``l / (num_levels - 1) * max_slope_deg`` and bumps of ``l / (num_levels - 1) *
+    max_rough_m``. With ``curriculum`` an environment moved up a level after walking far
+    enough and down after falling short; otherwise each episode drew a random level.
+    """
+
+    kinds: Tuple[str, ...]
+    """Terrain kinds, one per column (flat, slope_up, slope_down, rough, rough_slope)."""
+    num_levels: int
+    """Difficulty levels."""
+    max_slope_deg: float
+    """Slope of the hardest level [deg]."""
+    max_rough_m: float
+    """Bump half-height of the hardest level [m]."""
+    tile_size_m: float
+    """Side of one square tile [m]."""
+    curriculum: bool
+    """Whether levels followed the curriculum (False: a random level per episode)."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +200,13 @@ class TrainingConditions:
     An optional section (``training.base_lin_vel_error``), written only when stated: the code
     before it existed fed the policy the true velocity plus the uniform noise, so its files
     (the shipped policy's among them) lack the section and read as ``None``.
+    """
+    terrain: Optional[TerrainSpec] = None
+    """
+    The terrain grid; ``None``: the flat floor.
+
+    An optional section (``training.terrain``), written only for runs on terrain; files
+    older than the field come from flat-floor training.
     """
 
 
