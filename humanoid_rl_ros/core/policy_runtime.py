@@ -205,11 +205,8 @@ class PolicyRuntime:
         Raise ``ValueError`` for a wrongly sized or non-finite observation or action.
         """
         obs = np.asarray(obs, dtype=np.float32).reshape(-1)
-        if obs.shape[0] != self.contract.obs_dim:
-            raise ValueError(f'observation has {obs.shape[0]} values, the contract expects '
-                             f'{self.contract.obs_dim}')
-        if not all_finite(obs):
-            raise ValueError('observation contains non-finite values')
+        _check_vector(obs, self.contract.obs_dim, 'observation has',
+                      'observation contains non-finite values')
         self._obs_buffer[0] = obs
         if self._binding is not None:
             self.session.run_with_iobinding(self._binding)
@@ -218,11 +215,8 @@ class PolicyRuntime:
             action = self.session.run([self._output_name],
                                       {self._input_name: self._obs_buffer})[0]
             action = np.asarray(action, dtype=np.float32).reshape(-1)
-        if action.shape[0] != self.contract.action_dim:
-            raise ValueError(f'policy returned {action.shape[0]} values, the contract expects '
-                             f'{self.contract.action_dim}')
-        if not all_finite(action):
-            raise ValueError('policy returned a non-finite action')
+        _check_vector(action, self.contract.action_dim, 'policy returned',
+                      'policy returned a non-finite action')
         return action.copy()
 
     def act_batch(self, obs: np.ndarray) -> np.ndarray:
@@ -233,3 +227,17 @@ class PolicyRuntime:
                              f'[batch, {self.contract.obs_dim}]')
         action = self.session.run([self._output_name], {self._input_name: obs})[0]
         return np.asarray(action, dtype=np.float32)
+
+
+def _check_vector(values: np.ndarray, expected: int, count_prefix: str,
+                  non_finite_message: str) -> None:
+    """
+    Raise ValueError unless the flat ``values`` has ``expected`` finite entries.
+
+    The size error reads ``<count_prefix> N values, the contract expects M``.
+    """
+    if values.shape[0] != expected:
+        raise ValueError(f'{count_prefix} {values.shape[0]} values, the contract expects '
+                         f'{expected}')
+    if not all_finite(values):
+        raise ValueError(non_finite_message)

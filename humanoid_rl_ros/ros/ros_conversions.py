@@ -39,6 +39,13 @@ def _set_quat(quat, wxyz: Sequence[float]) -> None:
     quat.w, quat.x, quat.y, quat.z = (float(v) for v in wxyz)
 
 
+def _set_header(header, stamp: Optional[Time], frame_id: str) -> None:
+    """Set a std_msgs/Header's frame_id and (when given) its stamp."""
+    header.frame_id = frame_id
+    if stamp is not None:
+        header.stamp = stamp
+
+
 def time_msg(time_ns: int) -> Time:
     """Return a ``builtin_interfaces/Time`` for a time [ns] (e.g. a sim time)."""
     sec, nanosec = ns_to_stamp(time_ns)
@@ -95,9 +102,7 @@ def make_twist(vx_m_s: float, vy_m_s: float, wz_rad_s: float, stamped: bool = Fa
     if not stamped:
         return twist
     msg = TwistStamped()
-    msg.header.frame_id = frame_id
-    if stamp is not None:
-        msg.header.stamp = stamp
+    _set_header(msg.header, stamp, frame_id)
     msg.twist = twist
     return msg
 
@@ -134,9 +139,7 @@ def make_odometry(position_m: Sequence[float], quat_wxyz: Sequence[float],
                   child_frame_id: str = 'base_link') -> Odometry:
     """Build an Odometry with pose in ``frame_id`` and twist in ``child_frame_id`` (body)."""
     msg = Odometry()
-    if stamp is not None:
-        msg.header.stamp = stamp
-    msg.header.frame_id = frame_id
+    _set_header(msg.header, stamp, frame_id)
     msg.child_frame_id = child_frame_id
     _set_xyz(msg.pose.pose.position, position_m)
     _set_quat(msg.pose.pose.orientation, quat_wxyz)
@@ -150,9 +153,7 @@ def make_imu(quat_wxyz: Sequence[float], ang_vel_body_rad_s: Sequence[float],
              stamp: Optional[Time] = None, frame_id: str = 'base_link') -> Imu:
     """Build an Imu message (orientation, angular velocity, linear acceleration)."""
     msg = Imu()
-    if stamp is not None:
-        msg.header.stamp = stamp
-    msg.header.frame_id = frame_id
+    _set_header(msg.header, stamp, frame_id)
     _set_quat(msg.orientation, quat_wxyz)
     _set_xyz(msg.angular_velocity, ang_vel_body_rad_s)
     _set_xyz(msg.linear_acceleration, lin_acc_body_m_s2)
@@ -164,9 +165,7 @@ def make_transform(translation_m: Sequence[float], quat_wxyz: Sequence[float],
                    child_frame_id: str = 'base_link') -> TransformStamped:
     """Build a TransformStamped: the pose of ``child_frame_id`` in ``frame_id`` (a TF edge)."""
     msg = TransformStamped()
-    if stamp is not None:
-        msg.header.stamp = stamp
-    msg.header.frame_id = frame_id
+    _set_header(msg.header, stamp, frame_id)
     msg.child_frame_id = child_frame_id
     _set_xyz(msg.transform.translation, translation_m)
     _set_quat(msg.transform.rotation, quat_wxyz)
