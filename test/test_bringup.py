@@ -58,6 +58,8 @@ def test_stalled_ticks_names_the_clock_and_the_time():
 
 policy_path, contract, ros_context, harness_factory = node_fixtures()
 
+pytestmark = pytest.mark.ros
+
 
 NS_PER_TICK = 5_000_000  # the clock feed publishes every 5 ms of wall time
 CLOCKS = {

@@ -16,6 +16,9 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Float64MultiArray
 
+
+pytestmark = pytest.mark.ros  # against rclpy's serialization, on every distro
+
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 # Characters a ROS string can hold: a NUL ends a string on the wire (rclpy's serialization
 # truncates there) and a lone surrogate is not UTF-8.

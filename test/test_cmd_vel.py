@@ -79,6 +79,8 @@ def test_cmd_vel_stamped_maps_onto_cmd_vel_type():
 
 policy_path, contract, ros_context, harness_factory = node_fixtures()
 
+pytestmark = pytest.mark.ros
+
 
 class CmdVelSender:
     """A cmd_vel publisher in an rclpy context (a DDS participant) of its own."""
