@@ -54,6 +54,13 @@ POSTURE_EXCLUDED = ('hip_yaw', 'hip_pitch', 'knee', 'ankle_pitch')
 OVERFLOW_CHECK_INTERVAL = 100
 """Policy steps between reads of the simulator's overflow counters (each read is a sync)."""
 
+OUT_OF_BOUNDS_MARGIN_M = 1.0
+"""
+With the terrain on, an episode ends (as a time-out) when the base comes this close to the
+heightfield's edge [m]: beyond it the robot would drop to the plane, and its feet and the
+critic's height scan (up to 0.6 m ahead) would leave the terrain first.
+"""
+
 EPISODE_LOG_INTERVAL = 24
 """
 Policy steps between reports of the finished episodes' statistics (each report is a sync).
@@ -63,7 +70,7 @@ Policy steps between reports of the finished episodes' statistics (each report i
 
 
 class LocomotionEnv(EpisodeMixin, ObservationMixin, VecEnv):
-    """Velocity tracking on flat ground for ``cfg.num_envs`` robots at once."""
+    """Velocity tracking on flat ground or terrain for ``cfg.num_envs`` robots at once."""
 
     def __init__(self, cfg: EnvConfig, backend_name: str = 'mjwarp',
                  device: str = 'cuda:0') -> None:
@@ -88,6 +95,7 @@ class LocomotionEnv(EpisodeMixin, ObservationMixin, VecEnv):
         self._init_constants()
         self._init_buffers()
         self._init_observations()
+        self._init_bounds()
         self.reward_terms = [(name, fn, getattr(cfg.rewards, name))
                              for name, fn in REWARD_TERMS.items()
                              if getattr(cfg.rewards, name) != 0.0]
@@ -194,6 +202,18 @@ class LocomotionEnv(EpisodeMixin, ObservationMixin, VecEnv):
         self._obs_clip = torch.tensor(float(self.cfg.observations.clip), device=dev)
         self._action_clip = torch.tensor(float(self.cfg.action_clip), device=dev)
         self._init_random_layout()
+
+    def _init_bounds(self) -> None:
+        """Set the base's allowed x and y ranges on the terrain (None on flat ground)."""
+        self._bounds_xy: Optional[torch.Tensor] = None
+        """(x min, x max, y min, y max) the base stays within [m] (terrain only)."""
+        grid = getattr(self, 'terrain_grid', None)
+        if grid is None:
+            return
+        x0, x1, y0, y1 = grid.extent_m
+        m = OUT_OF_BOUNDS_MARGIN_M
+        self._bounds_xy = torch.tensor([x0 + m, x1 - m, y0 + m, y1 - m], dtype=torch.float32,
+                                       device=self.device)
 
     def contract(self, provenance: Optional[Dict[str, Any]] = None,
                  onnx_file: str = 'policy.onnx') -> PolicyContract:
@@ -353,8 +373,10 @@ class LocomotionEnv(EpisodeMixin, ObservationMixin, VecEnv):
         self._refresh_state()
         self._update_step_state()
         self.terminated.copy_(self._fallen())
-        # a fall on the last step is a termination, not a time-out (no bootstrap)
-        time_outs = (self.episode_length >= self.max_episode_length) & ~self.terminated
+        # a fall on the last step is a termination, not a time-out (no bootstrap); leaving the
+        # terrain is a time-out: the episode is cut, not failed
+        time_outs = ((self.episode_length >= self.max_episode_length) | self._out_of_bounds()) \
+            & ~self.terminated
         self._time_outs_buf.copy_(time_outs)
         self._rewards()
         dones = self.terminated | time_outs
@@ -422,6 +444,14 @@ class LocomotionEnv(EpisodeMixin, ObservationMixin, VecEnv):
                        & torch.isfinite(b.joint_pos).all(dim=1)
                        & torch.isfinite(b.joint_vel).all(dim=1))
         return too_low | too_tilted | non_finite
+
+    def _out_of_bounds(self) -> torch.Tensor:
+        """Return the envs whose base left the terrain's bounds (all False on flat ground)."""
+        if self._bounds_xy is None:
+            return torch.zeros_like(self.terminated)
+        xy, lim = self.backend.base_pos[:, :2], self._bounds_xy
+        return ((xy[:, 0] < lim[0]) | (xy[:, 0] > lim[1]) | (xy[:, 1] < lim[2])
+                | (xy[:, 1] > lim[3]))
 
     def _rewards(self) -> None:
         """Write the step reward into ``_rewards_buf``; add each term to its episode sum."""

@@ -35,6 +35,10 @@ privileged state, in this order (:attr:`ObservationMixin.critic_layout`)::
     feet_contact       f   1 where the foot's normal force exceeds contact_force_n
     feet_air_time      f   time since the foot last touched down [s]
     base_height_error  1   base height - nominal [m]
+    terrain_heights    t   with the terrain on: each foot's height above the ground under it,
+                           then the base's height above the ground at each scan point minus
+                           its nominal height [m] (``EpisodeMixin.terrain_heights``; absent
+                           on flat ground)
     kp_kd_scale        n   the episode's PD gain scale per joint
     motor_strength     n   the episode's effort-limit scale per joint
     privileged_params  k   further randomized parameters (below)
@@ -94,6 +98,7 @@ class ObservationMixin:
     num_envs: int
     num_actions: int
     num_feet: int
+    terrain_heights: torch.Tensor
 
     def _init_observations(self) -> None:
         """Set the term lists, the sizes and every observation buffer (after the env's)."""
@@ -118,10 +123,13 @@ class ObservationMixin:
         self.privileged_params = torch.zeros(n, len(self.privileged_param_names), device=dev)
         """Randomized parameters per env [N, k] for the critic; see the module docstring."""
         f = self.num_feet
+        terrain = int(self.terrain_heights.shape[1])  # 0 on flat ground
         self.critic_layout: Tuple[Tuple[str, int], ...] = (
-            ('terms', int(self.critic_scale.numel())), ('feet_height', f), ('feet_contact', f),
-            ('feet_air_time', f), ('base_height_error', 1), ('kp_kd_scale', a),
-            ('motor_strength', a), ('privileged_params', len(self.privileged_param_names)))
+            (('terms', int(self.critic_scale.numel())), ('feet_height', f),
+             ('feet_contact', f), ('feet_air_time', f), ('base_height_error', 1))
+            + ((('terrain_heights', terrain),) if terrain else ())
+            + (('kp_kd_scale', a), ('motor_strength', a),
+               ('privileged_params', len(self.privileged_param_names))))
         """The critic observation's parts in order, (name, width)."""
         self.num_critic_obs = sum(width for _, width in self.critic_layout)
         self._obs_history = torch.zeros(n, self.history_length, self.frame_dim, device=dev)
@@ -218,7 +226,12 @@ class ObservationMixin:
             self._obs_history[:, 0].copy_(frame)
         else:
             self._obs_history.copy_(push_history(self._obs_history, frame, restart))
-        self._critic_obs_buf.copy_(torch.cat([
-            critic, self.feet_height, self.feet_contact, self.feet_air_time,
-            (self.base_height - self.robot.nominal_base_height_m).unsqueeze(1),
-            self.gain_scale, self.strength_scale, self.privileged_params], dim=1))
+        parts = {
+            'terms': critic, 'feet_height': self.feet_height, 'feet_contact': self.feet_contact,
+            'feet_air_time': self.feet_air_time,
+            'base_height_error': (self.base_height
+                                  - self.robot.nominal_base_height_m).unsqueeze(1),
+            'terrain_heights': self.terrain_heights, 'kp_kd_scale': self.gain_scale,
+            'motor_strength': self.strength_scale, 'privileged_params': self.privileged_params}
+        self._critic_obs_buf.copy_(torch.cat([parts[name] for name, _ in self.critic_layout],
+                                             dim=1))
