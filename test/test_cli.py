@@ -89,23 +89,37 @@ def test_evaluate_help_lists_the_suite_fields_with_their_docstrings(capsys, monk
 
 
 def test_a_dotted_option_is_typed_and_applied():
+    defaults = TrainConfig()
+    # values that differ from whatever the defaults are, so that each option shows
+    feet_phase = defaults.env.rewards.feet_phase + 1.0
+    learning_rate = defaults.ppo.learning_rate / 2.0
+    seed = defaults.seed + 6
+    joint_vel_noise = defaults.env.observations.noise['joint_vel'] + 0.25
+    num_envs = defaults.env.num_envs // 2
+    lin_vel_x = (defaults.env.commands.lin_vel_x_m_s[0] - 0.5,
+                 defaults.env.commands.lin_vel_x_m_s[1] + 0.5)
+    backend = 'isaacgym' if defaults.backend != 'isaacgym' else 'mjwarp'
     cfg = parse_config([
-        '--env.rewards.feet-phase', '2', '--ppo.learning-rate', '3e-4', '--seed', '7',
+        '--env.rewards.feet-phase', f'{feet_phase:g}', '--ppo.learning-rate',
+        f'{learning_rate!r}', '--seed', str(seed),
         '--runner.policy.critic-hidden-dims', '64', '32',
-        '--env.commands.lin-vel-x-m-s', '-0.5', '1.5', '--env.observations.noise.joint-vel', '0.5',
-        '--runner.no-tensorboard', '--backend', 'isaacgym', '--num-envs', '8',
+        '--env.commands.lin-vel-x-m-s', repr(lin_vel_x[0]), repr(lin_vel_x[1]),
+        '--env.observations.noise.joint-vel', repr(joint_vel_noise),
+        '--runner.no-tensorboard', '--backend', backend, '--num-envs', str(num_envs),
         '--resume', 'runs/x/model_50.pt'])
-    assert cfg.env.rewards.feet_phase == 2.0 and isinstance(cfg.env.rewards.feet_phase, float)
-    assert cfg.ppo.learning_rate == 3e-4 and cfg.seed == 7
+    assert cfg.env.rewards.feet_phase == feet_phase
+    assert isinstance(cfg.env.rewards.feet_phase, float)  # typed, even when written as '2'
+    assert cfg.ppo.learning_rate == learning_rate and cfg.seed == seed
     assert cfg.runner.policy.critic_hidden_dims == (64, 32)
-    assert cfg.env.commands.lin_vel_x_m_s == (-0.5, 1.5)
-    assert cfg.env.observations.noise['joint_vel'] == 0.5
+    assert cfg.env.commands.lin_vel_x_m_s == lin_vel_x
+    assert cfg.env.observations.noise['joint_vel'] == joint_vel_noise
     # the other keys keep their defaults
     assert cfg.env.observations.noise['base_lin_vel'] == ObservationConfig().noise['base_lin_vel']
-    assert cfg.runner.tensorboard is False and cfg.backend == 'isaacgym'
-    assert cfg.env.num_envs == 8 and str(cfg.resume) == 'runs/x/model_50.pt'
+    assert cfg.runner.tensorboard is False and cfg.backend == backend
+    assert cfg.env.num_envs == num_envs and str(cfg.resume) == 'runs/x/model_50.pt'
     assert cfg.env.rewards.track_lin_vel == RewardConfig().track_lin_vel
-    assert TrainConfig().env.rewards.feet_phase == 1.0  # the defaults are not mutated
+    # the defaults are not mutated
+    assert TrainConfig().env.rewards.feet_phase == RewardConfig().feet_phase != feet_phase
 
 
 def test_a_yaml_config_gives_the_defaults_and_options_override_it(tmp_path):
