@@ -392,14 +392,14 @@ def test_a_malformed_base_velocity_error_is_named(field, value, named):
 
 # ----------------------------------------------------------------------------- later randomization
 
-LATER_ITEMS = dict(
-    link_mass_scale_range=(0.9, 1.1), base_com_offset_m=(0.025, 0.025, 0.03),
-    kd_scale_range=(0.95, 1.05), armature_scale_range=(0.9, 1.1), joint_friction_nm=(0.0, 1.0),
-    joint_damping_nms_per_rad=(0.0, 0.3),
-    latency=Latency(action_delay_ms=(5.0, 12.0), action_delay_physics_steps=(1, 2),
-                    obs_delay_ms=(0.0, 20.0), obs_delay_physics_steps=(0, 4)),
-    gyro_bias_rad_s=0.05, gravity_bias=0.03, encoder_bias_rad=0.015, push_lin_vel_z_m_s=0.4,
-    push_ang_vel_rad_s=(0.52, 0.52, 0.78))
+LATER_ITEMS = {
+    'link_mass_scale_range': (0.9, 1.1), 'base_com_offset_m': (0.025, 0.025, 0.03),
+    'kd_scale_range': (0.95, 1.05), 'armature_scale_range': (0.9, 1.1),
+    'joint_friction_nm': (0.0, 1.0), 'joint_damping_nms_per_rad': (0.0, 0.3),
+    'latency': Latency(action_delay_ms=(5.0, 12.0), action_delay_physics_steps=(1, 2),
+                       obs_delay_ms=(0.0, 20.0), obs_delay_physics_steps=(0, 4)),
+    'gyro_bias_rad_s': 0.05, 'gravity_bias': 0.03, 'encoder_bias_rad': 0.015,
+    'push_lin_vel_z_m_s': 0.4, 'push_ang_vel_rad_s': (0.52, 0.52, 0.78)}
 """Every randomization item added after the first format-2 files, switched on."""
 
 TERRAIN = TerrainSpec(kinds=('slope_up', 'rough'), num_levels=10, max_slope_deg=15.0,
