@@ -8,7 +8,7 @@ converted, or raises :class:`ContractError` (``<path>: <problem>``).
 import math
 from typing import Any, Mapping, Optional, Sequence, Tuple
 
-from humanoid_rl_ros.core.contract_facts import ContractError, OFF
+from humanoid_rl_ros.core.contract.facts import ContractError, OFF
 
 
 def require(mapping: Mapping[str, Any], key: str, path: str) -> Any:

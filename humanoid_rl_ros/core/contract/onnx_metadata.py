@@ -12,10 +12,10 @@ import math
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
-from humanoid_rl_ros.core.contract_document import contract_to_dict
-from humanoid_rl_ros.core.contract_facts import ContractError, ONNX_METADATA_KEY
-from humanoid_rl_ros.core.contract_parse import contract_from_dict
-from humanoid_rl_ros.core.contract_types import PolicyContract
+from humanoid_rl_ros.core.contract.document import contract_to_dict
+from humanoid_rl_ros.core.contract.facts import ContractError, ONNX_METADATA_KEY
+from humanoid_rl_ros.core.contract.parse import contract_from_dict
+from humanoid_rl_ros.core.contract.schema import PolicyContract
 import yaml
 
 

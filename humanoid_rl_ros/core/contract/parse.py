@@ -3,23 +3,22 @@ Reading a contract document: validate every field, build a :class:`PolicyContrac
 
 :func:`contract_from_dict` takes a parsed document (format 1 or 2).  A problem raises
 :class:`ContractError` whose message starts with the field's dotted path.  Format 2 must state
-every code fact of the sections it gives (:mod:`humanoid_rl_ros.core.contract_facts`) and
+every code fact of the sections it gives (:mod:`humanoid_rl_ros.core.contract.facts`) and
 every field, ``null`` where unknown; a format-1 document is upgraded in memory: the facts the
 format-1 code fixed are implied, the rest is unknown.
 """
 
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
-from humanoid_rl_ros.core.contract_facts import (check_facts, CODE_FACTS, ContractError,
+from humanoid_rl_ros.core.contract.facts import (check_facts, CODE_FACTS, ContractError,
                                                  expected_term_size, FORMAT_VERSION,
-                                                 GAIT_CLOCK_FACTS, HISTORY_FACTS,
-                                                 history_layout, KNOWN_OBS_TERMS,
-                                                 PHYSICS_FACTS)
-from humanoid_rl_ros.core.contract_fields import (integer, mapping, number, optional_vector,
+                                                 GAIT_CLOCK_FACTS, HISTORY_FACTS, history_layout,
+                                                 KNOWN_OBS_TERMS, PHYSICS_FACTS)
+from humanoid_rl_ros.core.contract.fields import (integer, mapping, number, optional_vector,
                                                   require, string, value_range, vector)
-from humanoid_rl_ros.core.contract_training import parse_training
-from humanoid_rl_ros.core.contract_types import (CommandRanges, ObsTermSpec, PhysicsSpec,
-                                                 PolicyContract)
+from humanoid_rl_ros.core.contract.schema import (CommandRanges, ObsTermSpec, PhysicsSpec,
+                                                  PolicyContract)
+from humanoid_rl_ros.core.contract.training_section import parse_training
 
 
 def _shape(value: Any, path: str, size: int) -> None:

@@ -10,12 +10,11 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from humanoid_rl_ros.core.contract_facts import (CODE_FACTS, FORMAT_VERSION, GAIT_CLOCK_FACTS,
-                                                 HISTORY_FACTS, LIN_VEL_ERROR_FACTS,
-                                                 NOISE_FACTS, PHYSICS_FACTS, put_dotted,
-                                                 RANDOMIZATION_FACTS)
-from humanoid_rl_ros.core.contract_training import training_to_dict
-from humanoid_rl_ros.core.contract_types import PhysicsSpec, PolicyContract
+from humanoid_rl_ros.core.contract.facts import (CODE_FACTS, FORMAT_VERSION, GAIT_CLOCK_FACTS,
+                                                 HISTORY_FACTS, LIN_VEL_ERROR_FACTS, NOISE_FACTS,
+                                                 PHYSICS_FACTS, put_dotted, RANDOMIZATION_FACTS)
+from humanoid_rl_ros.core.contract.schema import PhysicsSpec, PolicyContract
+from humanoid_rl_ros.core.contract.training_section import training_to_dict
 
 
 def _floats(values: Optional[Sequence[float]]) -> Optional[List[float]]:

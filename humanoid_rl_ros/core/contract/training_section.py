@@ -13,15 +13,14 @@ absence means what the older code did (none).
 
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from humanoid_rl_ros.core.contract_facts import (check_facts, ContractError, KNOWN_OBS_TERMS,
-                                                 LIN_VEL_ERROR_FACTS, NOISE_FACTS, OFF,
-                                                 push_kind, RANDOMIZATION_FACTS)
-from humanoid_rl_ros.core.contract_fields import (int_range, integer, mapping, number,
+from humanoid_rl_ros.core.contract.facts import (check_facts, ContractError, KNOWN_OBS_TERMS,
+                                                 LIN_VEL_ERROR_FACTS, NOISE_FACTS, OFF, push_kind,
+                                                 RANDOMIZATION_FACTS)
+from humanoid_rl_ros.core.contract.fields import (int_range, integer, mapping, number,
                                                   off_or_range, require, string, value_range,
                                                   vector)
-from humanoid_rl_ros.core.contract_types import (BaseLinVelError, CommandSampling, Latency,
-                                                 Randomization, TerrainSpec,
-                                                 TrainingConditions)
+from humanoid_rl_ros.core.contract.schema import (BaseLinVelError, CommandSampling, Latency,
+                                                  Randomization, TerrainSpec, TrainingConditions)
 
 RANDOMIZATION_PATH = 'training.randomization'
 """Dotted path of the randomization section."""

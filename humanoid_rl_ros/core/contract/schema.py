@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, List, Mapping, Optional, Tuple, Union
 
-from humanoid_rl_ros.core.contract_facts import (expected_term_size, FORMAT_VERSION,
-                                                 get_dotted, history_layout, KNOWN_OBS_TERMS,
-                                                 UNKNOWN_ALLOWED)
+from humanoid_rl_ros.core.contract.facts import (expected_term_size, FORMAT_VERSION, get_dotted,
+                                                 history_layout, KNOWN_OBS_TERMS, UNKNOWN_ALLOWED)
 
 
 @dataclass(frozen=True)
@@ -342,7 +341,7 @@ class PolicyContract:
 
     def unknown_fields(self) -> List[str]:
         """Return the dotted paths of the facts this contract leaves unknown (``null``)."""
-        from humanoid_rl_ros.core.contract_document import contract_to_dict  # it imports these
+        from humanoid_rl_ros.core.contract.document import contract_to_dict  # it imports these
         document = contract_to_dict(self)
         return [path for path in UNKNOWN_ALLOWED if get_dotted(document, path) is None]
 

@@ -48,40 +48,39 @@ Reading validates every field. A problem raises :class:`ContractError` whose mes
 with the dotted path of the offending field, e.g. ``joints.kp_nm_per_rad: expected 21 values``.
 
 The code is split by concept; this module is the public API and re-exports the rest:
-:mod:`~humanoid_rl_ros.core.contract_facts` (format vocabulary and code facts),
-:mod:`~humanoid_rl_ros.core.contract_types` (the dataclasses),
-:mod:`~humanoid_rl_ros.core.contract_fields` (typed field readers),
-:mod:`~humanoid_rl_ros.core.contract_parse` (document to contract, validation),
-:mod:`~humanoid_rl_ros.core.contract_training` (the training section, both ways),
-:mod:`~humanoid_rl_ros.core.contract_document` (contract to document),
-:mod:`~humanoid_rl_ros.core.contract_onnx` (the ONNX copy, comparing copies).
+:mod:`~humanoid_rl_ros.core.contract.facts` (format vocabulary and code facts),
+:mod:`~humanoid_rl_ros.core.contract.schema` (the dataclasses),
+:mod:`~humanoid_rl_ros.core.contract.fields` (typed field readers),
+:mod:`~humanoid_rl_ros.core.contract.parse` (document to contract, validation),
+:mod:`~humanoid_rl_ros.core.contract.training_section` (the training section, both ways),
+:mod:`~humanoid_rl_ros.core.contract.document` (contract to document),
+:mod:`~humanoid_rl_ros.core.contract.onnx_metadata` (the ONNX copy, comparing copies).
 """
 
 from pathlib import Path
 from typing import Union
 
-from humanoid_rl_ros.core.contract_document import contract_to_dict, plain_data
-from humanoid_rl_ros.core.contract_facts import (ACTION_FORMULA, CODE_FACTS, ContractError,
+from humanoid_rl_ros.core.contract.document import contract_to_dict, plain_data
+from humanoid_rl_ros.core.contract.facts import (ACTION_FORMULA, CODE_FACTS, ContractError,
                                                  expected_term_size, FORMAT_VERSION,
-                                                 GAIT_CLOCK_FACTS, HISTORY_FACTS,
-                                                 HISTORY_FORMULA, history_layout,
-                                                 HISTORY_LAYOUT_NONE, HISTORY_LAYOUT_STACKED,
-                                                 KNOWN_OBS_TERMS, LIN_VEL_ERROR_FACTS,
-                                                 LIN_VEL_ERROR_FORMULA, NOISE_FACTS,
-                                                 OBSERVATION_FORMULA, OFF, ONNX_METADATA_KEY,
-                                                 PD_LAW, PHASE_FORMULA, PHYSICS_FACTS,
-                                                 POSITION_MODE, PUSH_ANGULAR, push_kind,
-                                                 PUSH_PLANAR, PUSH_SPATIAL,
+                                                 GAIT_CLOCK_FACTS, HISTORY_FACTS, HISTORY_FORMULA,
+                                                 history_layout, HISTORY_LAYOUT_NONE,
+                                                 HISTORY_LAYOUT_STACKED, KNOWN_OBS_TERMS,
+                                                 LIN_VEL_ERROR_FACTS, LIN_VEL_ERROR_FORMULA,
+                                                 NOISE_FACTS, OBSERVATION_FORMULA, OFF,
+                                                 ONNX_METADATA_KEY, PD_LAW, PHASE_FORMULA,
+                                                 PHYSICS_FACTS, POSITION_MODE, PUSH_ANGULAR,
+                                                 push_kind, PUSH_PLANAR, PUSH_SPATIAL,
                                                  RANDOMIZATION_FACTS)
-from humanoid_rl_ros.core.contract_onnx import (contract_difference,
-                                                embedded_contract_document, mismatch_error,
-                                                onnx_metadata, parse_yaml)
-from humanoid_rl_ros.core.contract_parse import contract_from_dict
-from humanoid_rl_ros.core.contract_types import (BaseLinVelError, CommandRanges,
-                                                 CommandSampling, Latency, ObsTermSpec,
-                                                 PhysicsSpec, placeholder_contract,
-                                                 PolicyContract, Randomization, TerrainSpec,
-                                                 TrainingConditions)
+from humanoid_rl_ros.core.contract.onnx_metadata import (contract_difference,
+                                                         embedded_contract_document,
+                                                         mismatch_error, onnx_metadata,
+                                                         parse_yaml)
+from humanoid_rl_ros.core.contract.parse import contract_from_dict
+from humanoid_rl_ros.core.contract.schema import (BaseLinVelError, CommandRanges, CommandSampling,
+                                                  Latency, ObsTermSpec, PhysicsSpec,
+                                                  placeholder_contract, PolicyContract,
+                                                  Randomization, TerrainSpec, TrainingConditions)
 import yaml
 
 __all__ = [
