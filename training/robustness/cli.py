@@ -102,7 +102,8 @@ def run_robustness(contract_path: Path, out_dir: Optional[Path], suite_name: str
         'commit': git_commit(REPO_ROOT),
         'machine': {'platform': platform.platform(), 'processor': platform.processor(),
                     'cpus': os.cpu_count(), **_versions()},
-        'command_line': ' '.join(shlex.quote(a) for a in sys.argv),
+        'command_line': ' '.join(['python -m training.robustness']
+                                 + [shlex.quote(a) for a in sys.argv[1:]]),
         'workers': workers, 'wall_time_s': round(time.perf_counter() - start, 1),
     }
     report = build_report(scenarios, records, targets, skipped, meta)
