@@ -4,8 +4,8 @@ import dataclasses
 from typing import Any, Dict
 
 from contract_fixtures import make_format_1_policy
-from humanoid_rl_ros.core.contract import (BaseLinVelError, CommandRanges, ContractError,
-                                           Latency, ObsTermSpec, ONNX_METADATA_KEY, plain_data,
+from humanoid_rl_ros.core.contract import (BaseLinVelError, CommandRanges, ContractError, Latency,
+                                           ObsTermSpec, ONNX_METADATA_KEY, plain_data,
                                            PolicyContract, read_contract, TerrainSpec,
                                            YAML_HEADER)
 from humanoid_rl_ros.core.policy_runtime import PolicyRuntime
@@ -17,7 +17,7 @@ import pytest
 import torch
 from training.config import EnvConfig, ObservationConfig
 from training.env import LocomotionEnv
-from training.env_observations import actor_obs_terms
+from training.env.observations import actor_obs_terms
 from training.export import (export_policy, export_random_policy, extract_contract, main,
                              normalized_contract, upgrade_policy)
 from training.export_facts import complete_contract, training_conditions

@@ -19,7 +19,7 @@ from training.backends.latency import LatencyBuffers
 from training.backends.mjwarp import MjWarpBackend
 from training.config import DomainRandConfig, EnvConfig
 from training.env import LocomotionEnv
-from training.env_episodes import delay_steps_range, privileged_param_specs
+from training.env.episodes import delay_steps_range, privileged_param_specs
 
 ALL_ON = {'link_mass': True, 'base_com': True, 'kd_scale': True, 'armature': True,
           'joint_friction': True, 'joint_damping': True, 'latency': True, 'imu_bias': True,

@@ -12,9 +12,8 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from training import rewards
 from training.config import DomainRandConfig, EnvConfig, RewardConfig
-from training.env import LocomotionEnv
+from training.env import LocomotionEnv, rewards
 
 
 def _state(standing, joint_dev=None, joint_vel=None, contact=None, feet_height=None,

@@ -11,8 +11,8 @@ import pytest
 import torch
 from training.config import DomainRandConfig, EnvConfig, TerrainConfig
 from training.env import LocomotionEnv
-from training.terrain import (check_config, difficulty, generate_terrain, HeightMap,
-                              tile_heights, update_levels)
+from training.env.terrain import (check_config, difficulty, generate_terrain, HeightMap,
+                                  tile_heights, update_levels)
 
 SMALL = TerrainConfig(enabled=True, kinds=('slope_up', 'slope_down', 'rough', 'rough_slope'),
                       num_levels=3, tile_size_m=4.0, platform_m=1.6, cell_m=0.2, border_m=1.0,

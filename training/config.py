@@ -39,7 +39,7 @@ class ObservationConfig:
     By default the actor sees what a robot measures without an external velocity estimator
     (gyro, gravity direction, joints, last action, command, gait clock), as the hardware-proven
     humanoid recipes do (unitree_rl_gym G1, humanoid-gym, Booster Gym); the critic also gets
-    the base velocity and the other privileged state (``training.env_observations``).
+    the base velocity and the other privileged state (``training.env.observations``).
     """
 
     use_base_lin_vel: bool = False

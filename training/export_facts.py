@@ -13,9 +13,9 @@ import dataclasses
 import math
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
-from humanoid_rl_ros.core.contract import (BaseLinVelError, CommandSampling, Latency,
-                                           PhysicsSpec, PolicyContract, Randomization,
-                                           TerrainSpec, TrainingConditions)
+from humanoid_rl_ros.core.contract import (BaseLinVelError, CommandSampling, Latency, PhysicsSpec,
+                                           PolicyContract, Randomization, TerrainSpec,
+                                           TrainingConditions)
 
 MUJOCO_BACKENDS = ('mjwarp',)
 """Training backends that simulate the MuJoCo model of ``build_mujoco_model`` (its physics)."""
@@ -178,9 +178,9 @@ def _later_randomization(r: Mapping[str, Any], env_cfg: Mapping[str, Any]) -> Di
     A config recorded before a switch existed lacks it: that item was off (the older code had
     none of them), so it stays ``None`` and the contract omits it.  The latency's delays are
     stated in milliseconds as configured and in whole physics steps as the env draws them
-    (:func:`training.env_episodes.delay_steps_range`).
+    (:func:`training.env.episodes.delay_steps_range`).
     """
-    from training.env_episodes import delay_steps_range
+    from training.env.episodes import delay_steps_range
 
     items: Dict[str, Any] = {}
     for switch, key, item in (

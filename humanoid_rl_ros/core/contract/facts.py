@@ -136,7 +136,7 @@ PUSH_ANGULAR = '_and_body_angular_velocity_change_uniform_per_axis'
 
 def push_kind(vertical: bool, angular: bool) -> str:
     """
-    Return ``training.randomization.push``: what a push changed (training.env_episodes).
+    Return ``training.randomization.push``: what a push changed (training.env.episodes).
 
     Every push adds a uniform change to the base's world x and y velocity; ``vertical`` runs
     (``push_lin_vel_z_m_s`` stated) also to its world z velocity, ``angular`` runs

@@ -5,7 +5,7 @@ Episodes of the locomotion task: random numbers, masked resets, commands, pushes
 episodes inside the captured step: the per-step random slab (every random number of a step,
 drawn by one ``uniform_`` outside the graph), masked resets with the domain randomization
 (:class:`training.config.DomainRandConfig`), the terrain's spawn points and curriculum
-(:class:`training.config.TerrainConfig`, :mod:`training.terrain`), velocity-command sampling
+(:class:`training.config.TerrainConfig`, :mod:`training.env.terrain`), velocity-command sampling
 and resampling, pushes, and the finished episodes' statistics.  Like the rest of the step it
 uses fixed shapes, masked full-width writes and no host syncs.
 
@@ -31,7 +31,7 @@ from humanoid_rl_ros.robot.mujoco_model import Terrain
 import torch
 from training.backends.base import SimBackend
 from training.config import DomainRandConfig, EnvConfig
-from training.terrain import generate_terrain, HeightMap, TerrainGrid, update_levels
+from training.env.terrain import generate_terrain, HeightMap, TerrainGrid, update_levels
 
 
 def delay_steps_range(delay_ms: Tuple[float, float], physics_dt_s: float) -> Tuple[int, int]:

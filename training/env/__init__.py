@@ -21,9 +21,9 @@ finished-episode statistics every ``EPISODE_LOG_INTERVAL`` steps.
 
 This module holds the step, the rewards and terminations; the episodes' part (random slab,
 masked resets and domain randomization, commands, pushes, statistics) is in
-:mod:`training.env_episodes`, the observations' part (the actor's terms and history, the
+:mod:`training.env.episodes`, the observations' part (the actor's terms and history, the
 critic's privileged state and the ``privileged_params`` hook the randomization fills) in
-:mod:`training.env_observations`.
+:mod:`training.env.observations`.
 """
 
 import math
@@ -42,9 +42,9 @@ from training.backends import make_backend
 from training.backends.base import raise_if_overflow, SimBackend
 from training.compiling import maybe_compile
 from training.config import EnvConfig
-from training.env_episodes import EpisodeMixin
-from training.env_observations import ObservationMixin
-from training.rewards import REWARD_TERMS
+from training.env.episodes import EpisodeMixin
+from training.env.observations import ObservationMixin
+from training.env.rewards import REWARD_TERMS
 from training.vec_env import VecEnv
 
 POSTURE_EXCLUDED = ('hip_yaw', 'hip_pitch', 'knee', 'ankle_pitch')
@@ -185,7 +185,7 @@ class LocomotionEnv(EpisodeMixin, ObservationMixin, VecEnv):
         self.feet_first_contact = zeros(n, f)
         self.feet_air_time_at_touchdown = zeros(n, f)
         self.moving_command = zeros(n)
-        """1 where the command is a walking command (training.rewards: the gates)."""
+        """1 where the command is a walking command (training.env.rewards: the gates)."""
         self.gait_active = zeros(n)
         """1 where walking, or pushed at a zero command: the gait clock's terms apply."""
         self.standing = zeros(n)
