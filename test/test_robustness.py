@@ -462,6 +462,10 @@ def test_scenario_summary_counts_falls_per_push_event_and_judges_the_target():
     assert row['per_command']['forward_0.5']['lin_vel_error_m_s'] == pytest.approx(0.05)
     passing = scenario_summary(scenario, records[:2] * 30, Targets())
     assert passing['falls_per_push_event'] == 0.0 and passing['passed'] is True
+    # the targets decide: 1/12 passes at a 10 % limit, and 1.5 m/s is no hard push above 2 m/s
+    assert scenario_summary(scenario, records, Targets(hard_push_fall_rate=0.1))['passed']
+    assert not scenario_summary(scenario, records, Targets(hard_push_above_m_s=2.0,
+                                                           push_fall_rate=0.05))['passed']
 
 
 # ------------------------------------------------------------------ command line and ci suite

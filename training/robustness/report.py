@@ -156,7 +156,7 @@ def scenario_summary(scenario: Scenario, records: Sequence[RunRecord],
             checks.append(_check('falls', falls, '== 0', falls == 0, f'of {runs} episodes'))
         elif name == 'push_falls':
             rate = falls / pushes if pushes else math.nan
-            limit = scenario.pushes.max_fall_rate
+            limit = targets.push_fall_rate_for(scenario.pushes.speed_m_s)
             checks.append(_check('falls_per_push_event', rate, f'<= {limit:g}', rate <= limit,
                                  f'{falls} falls in {pushes} push events'))
         elif name == 'tracking':
