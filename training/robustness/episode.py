@@ -40,6 +40,7 @@ from typing import Deque, Dict, List, Optional, Tuple
 from humanoid_rl_ros.core.controller import Controller, ControllerConfig, ControllerState
 from humanoid_rl_ros.core.policy_math import pd_effort
 from humanoid_rl_ros.core.policy_runtime import PolicyRuntime
+from humanoid_rl_ros.sim.robot_sim import quat_wxyz_multiply
 import numpy as np
 
 __all__ = ['Episode', 'EpisodeSpec', 'LoopPerturbation', 'periodic_pushes', 'PushEvent',
@@ -176,16 +177,6 @@ class Episode:
         return self.fall_time_s is not None
 
 
-def _quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Return the Hamilton product a * b of wxyz quaternions."""
-    w1, x1, y1, z1 = a
-    w2, x2, y2, z2 = b
-    return np.array([w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
-                     w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
-                     w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
-                     w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2])
-
-
 def rotate_small(quat_wxyz: np.ndarray, rotvec_body_rad: np.ndarray) -> np.ndarray:
     """Return ``quat_wxyz`` turned by the rotation vector ``rotvec_body_rad`` about body axes."""
     angle = float(np.linalg.norm(rotvec_body_rad))
@@ -193,7 +184,7 @@ def rotate_small(quat_wxyz: np.ndarray, rotvec_body_rad: np.ndarray) -> np.ndarr
         return np.asarray(quat_wxyz, dtype=np.float64).copy()
     axis = np.asarray(rotvec_body_rad, dtype=np.float64) / angle
     delta = np.concatenate(([math.cos(0.5 * angle)], math.sin(0.5 * angle) * axis))
-    out = _quat_mul(np.asarray(quat_wxyz, dtype=np.float64), delta)
+    out = quat_wxyz_multiply(np.asarray(quat_wxyz, dtype=np.float64), delta)
     return out / np.linalg.norm(out)
 
 
