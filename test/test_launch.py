@@ -2,7 +2,7 @@
 launch_testing test of ``launch/sim_walk.launch.py``: sim node, policy node, robot_state_publisher.
 
 It runs only where ``launch_ros`` and ``launch_testing`` import (a ROS 2 install); on our
-PyPI-only machines they are not installable (ENVIRONMENT.md) and the module is skipped with that
+PyPI-only machines they are not installable (no PyPI wheel) and the module is skipped with that
 reason. ``test/test_launch_executables.py`` covers the same nodes, parameter files and remappings
 by starting the executables directly.
 
@@ -25,10 +25,10 @@ from sensor_msgs.msg import JointState
 
 launch_ros = pytest.importorskip(
     'launch_ros', reason='launch_ros is not installable from PyPI on this machine '
-    '(ENVIRONMENT.md); test_launch_executables.py runs the same nodes without it')
+    '(no wheel exists); test_launch_executables.py runs the same nodes without it')
 launch_testing = pytest.importorskip(
     'launch_testing', reason='launch_testing is not installable from PyPI on this machine '
-    '(ENVIRONMENT.md); test_launch_executables.py runs the same nodes without it')
+    '(no wheel exists); test_launch_executables.py runs the same nodes without it')
 
 from launch import LaunchDescription  # noqa: E402, I100
 from launch.actions import IncludeLaunchDescription  # noqa: E402, I100

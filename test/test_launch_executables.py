@@ -1,7 +1,7 @@
 """
 Start the node executables exactly as the launch files do, without launch_ros.
 
-``launch_ros`` is not installable on our machines (ENVIRONMENT.md), so this test takes the node
+``launch_ros`` is not installable from PyPI (no wheel exists), so this test takes the node
 specs the launch files use (:mod:`humanoid_rl_ros.ros.launch_config`: executable, node name,
 parameter files, overrides, remappings), turns them into ``--ros-args`` command lines and runs
 them as subprocesses. A test node then checks that they come up and exchange messages.
