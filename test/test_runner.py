@@ -156,6 +156,17 @@ def test_only_the_newest_checkpoints_are_kept_and_the_deletions_are_printed(tmp_
     assert resumed.current_iteration == 3
 
 
+def test_a_reused_run_folder_keeps_the_new_runs_checkpoints(tmp_path):
+    """Checkpoints of a higher iteration, left by an earlier run, never push out the new ones."""
+    for old in (1000, 1450, 1500):
+        (tmp_path / f'model_{old}.pt').write_bytes(b'earlier run')
+    runner = _runner(tmp_path, save_interval=1, keep_checkpoints=3, tensorboard=False,
+                     plot=False)
+    runner.learn(num_iterations=5)
+    names = sorted(int(p.stem.split('_')[1]) for p in tmp_path.glob('model_*.pt'))
+    assert names == [3, 4, 5, 1000, 1450, 1500]
+
+
 def test_keep_checkpoints_zero_keeps_every_checkpoint(tmp_path):
     runner = _runner(tmp_path, save_interval=1, keep_checkpoints=0, tensorboard=False,
                      plot=False)

@@ -43,12 +43,15 @@ def write_checkpoint(state: Dict[str, Any], path: Union[str, Path]) -> Path:
     return path
 
 
-def prune_checkpoints(log_dir: Union[str, Path], keep: int) -> List[Path]:
+def prune_checkpoints(log_dir: Union[str, Path], keep: int,
+                      newest_iteration: Optional[int] = None) -> List[Path]:
     """
     Delete all but the ``keep`` newest periodic checkpoints of ``log_dir``; return the deleted.
 
     Newest means the highest iteration in the name (``model_<iteration>.pt``); ``keep <= 0``
-    keeps every checkpoint.  Only files directly in ``log_dir`` named like that are touched.
+    keeps every checkpoint.  Only files directly in ``log_dir`` named like that are touched,
+    and with ``newest_iteration`` (the checkpoint just written) only those at or below it: a
+    checkpoint of a higher iteration was left by an earlier run in a reused folder and stays.
     """
     if keep <= 0:
         return []
@@ -56,7 +59,9 @@ def prune_checkpoints(log_dir: Union[str, Path], keep: int) -> List[Path]:
     for path in Path(log_dir).iterdir():
         match = CHECKPOINT_NAME.fullmatch(path.name)
         if match and path.is_file():
-            found.append((int(match.group(1)), path))
+            iteration = int(match.group(1))
+            if newest_iteration is None or iteration <= newest_iteration:
+                found.append((iteration, path))
     found.sort()
     deleted = [path for _, path in found[:-keep]]
     for path in deleted:

@@ -502,7 +502,8 @@ class OnPolicyRunner:
             path = checkpoint_path(self.log_dir, self.current_iteration)
         self.last_checkpoint = write_checkpoint(self.state_dict(), path)
         if periodic:
-            deleted = prune_checkpoints(self.log_dir, self.cfg.keep_checkpoints)
+            deleted = prune_checkpoints(self.log_dir, self.cfg.keep_checkpoints,
+                                        newest_iteration=self.current_iteration)
             if deleted:
                 print(f'[runner] saved {self.last_checkpoint.name}; deleted '
                       f'{", ".join(p.name for p in deleted)} (keeping the last '
