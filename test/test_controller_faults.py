@@ -9,7 +9,7 @@ import math
 
 from controller_fixtures import (assert_bounded, DT, Feeder, pd_effort, ticks_until_not_walking,
                                  tilted_about_x, UPRIGHT, walking)
-from humanoid_rl_ros.core import policy_math
+from humanoid_rl_ros.core import policy_math, safety
 from humanoid_rl_ros.core.controller import (Controller, ControllerConfig, ControllerError,
                                              ControllerState)
 from humanoid_rl_ros.core.policy_runtime import PolicyRuntime
@@ -252,7 +252,12 @@ def test_tilt_past_the_limit_ends_in_damping(runtime):
         f.tick()
     assert f.c.state is ControllerState.WALKING
     f.quat = tilted_about_x(-0.55)
-    effort = f.tick()
+    f.tick()  # one sample past the limit is held, not damped (it may be a glitch)
+    assert f.c.state is ControllerState.WALKING and 'max_tilt_rad' in f.c.hold_reason
+    for _ in range(int(round(safety.TILT_HOLD_S / DT)) - 1):
+        f.tick()
+    assert f.c.state is ControllerState.WALKING
+    effort = f.tick()  # the tilt has lasted TILT_HOLD_S: a fall, not a glitch
     assert f.c.state is ControllerState.DAMPING
     assert 'max_tilt_rad' in f.c.fault_reason and '0.550' in f.c.fault_reason
     limit = np.asarray(runtime.contract.effort_limit_nm)
@@ -278,8 +283,27 @@ def test_tilt_past_the_limit_damps_a_standing_robot_and_refuses_activation(runti
     f.tick()
     assert c.state is ControllerState.STANDING
     f.quat = tilted_about_x(1.2)
-    f.tick()
+    for _ in range(int(round(safety.TILT_HOLD_S / DT)) + 1):
+        f.tick()
     assert c.state is ControllerState.DAMPING and 'max_tilt_rad' in c.fault_reason
+
+
+def test_one_upside_down_orientation_sample_does_not_drop_a_standing_robot(runtime):
+    """A single wrong unit quaternion (e.g. an estimator re-initialising) is ridden out."""
+    c = Controller(runtime.contract, runtime.act, ControllerConfig(stand_ramp_s=0.0))
+    f = Feeder(c)
+    f.feed()
+    c.activate(f.t)
+    f.tick()
+    assert c.state is ControllerState.STANDING
+    f.quat = (0.0, 1.0, 0.0, 0.0)  # upside down, for one odometry sample
+    effort = f.tick()
+    assert c.state is ControllerState.STANDING and 'max_tilt_rad' in c.hold_reason
+    assert np.all(np.isfinite(effort))
+    f.quat = UPRIGHT
+    for _ in range(20):
+        f.tick()
+    assert c.state is ControllerState.STANDING and c.hold_reason == ''
 
 
 @settings(max_examples=50, deadline=None)

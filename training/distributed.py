@@ -189,6 +189,12 @@ def all_reduce_sum_(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
+def all_reduce_min_(tensor: torch.Tensor) -> torch.Tensor:
+    """Replace ``tensor`` in place by its element-wise minimum over all processes; return it."""
+    dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
+    return tensor
+
+
 def all_gather_rows(tensor: torch.Tensor) -> torch.Tensor:
     """Return ``[world_size, *tensor.shape]``: every process's ``tensor`` in rank order."""
     parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]

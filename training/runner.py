@@ -37,8 +37,8 @@ import torch
 from torch import nn
 
 from .compiling import maybe_compile
-from .distributed import (all_reduce_sum_, broadcast_values, DistContext, require_process_group,
-                          sync_normalizers_)
+from .distributed import (all_reduce_min_, all_reduce_sum_, broadcast_values, DistContext,
+                          require_process_group, sync_normalizers_)
 from .ppo import ActorCritic, EmpiricalNormalizer, PolicyConfig, PPO, PPOConfig
 from .run_files import (checkpoint_path, prune_checkpoints, write_checkpoint, write_history,
                         write_scalars)
@@ -438,14 +438,17 @@ class OnPolicyRunner:
 
     def _check_rollout_finite(self) -> None:
         st = self.alg.storage
-        finite = torch.stack([torch.isfinite(st.obs).all(), torch.isfinite(st.critic_obs).all(),
-                              torch.isfinite(st.rewards).all()]).tolist()
+        flags = torch.stack([torch.isfinite(st.obs).all(), torch.isfinite(st.critic_obs).all(),
+                             torch.isfinite(st.rewards).all()]).float()
+        if self.dist.enabled:  # every rank raises together instead of the others waiting
+            flags = all_reduce_min_(flags)
         names = ('observations', 'critic observations', 'rewards')
-        bad = [n for n, ok in zip(names, finite) if not ok]
+        bad = [n for n, ok in zip(names, flags.tolist()) if ok < 1.0]
         if bad:
             raise FloatingPointError(
                 f'env returned non-finite {", ".join(bad)} during iteration '
-                f'{self.current_iteration + 1}')
+                f'{self.current_iteration + 1}'
+                + (' (on at least one process)' if self.dist.enabled else ''))
 
     def _progress_line(self, row: Dict[str, float], target: Optional[int], eta: float) -> str:
         total = f'/{target}' if target is not None else ''

@@ -178,6 +178,7 @@ class Controller:
         self._latest_s = -math.inf  # the latest ROS time seen by any method [s]
         self._joint_hold = safety.FaultHold()  # since the first tick, unusable joint state
         self._walk_hold = safety.FaultHold()  # since the first walking tick, bad odometry/IMU
+        self._tilt_hold = safety.FaultHold()  # since the first tick past max_tilt_rad
         self._joints = InputTrack('joint_states')  # value: (q [rad], qd [rad/s])
         self._joint_reader = safety.JointStateReader(self.joint_names)
         self._damping_qd = np.zeros(n)  # finite joint velocity from the newest message
@@ -196,6 +197,7 @@ class Controller:
                 track.shift(shift)
             self._joint_hold.shift(shift)
             self._walk_hold.shift(shift)
+            self._tilt_hold.shift(shift)
             self._damping_qd_time_s += shift
             if self._ramp_start_s is not None:
                 self._ramp_start_s += shift
@@ -419,6 +421,7 @@ class Controller:
         self._ramp_start_s = None
         self._joint_hold.clear()
         self._walk_hold.clear()
+        self._tilt_hold.clear()
         self.note = ''
 
     def _start_ramp_if_pending(self, now_s: float) -> None:
@@ -455,7 +458,7 @@ class Controller:
         response = safety.grade_response(
             now_s, self.config.fault_hold_s, self._joint_hold, self.joint_state_problem(now_s),
             self.tilt_problem(now_s), self._walk_hold,
-            self.walking_input_problem(now_s) if walking else None)
+            self.walking_input_problem(now_s) if walking else None, self._tilt_hold)
         if response.damp:
             self.fault(response.damp)
             return

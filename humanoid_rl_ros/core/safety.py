@@ -319,17 +319,24 @@ class Response(NamedTuple):
     """The transient faults ridden out on the last good input ('' if none)."""
 
 
+TILT_HOLD_S = 0.05
+"""How long a tilt past the limit must last before it damps [s]: one wrong orientation sample
+(an estimator re-initialising, a corrupted message) is ridden out, a real fall is not."""
+
+
 def grade_response(now_s: float, hold_s: float, joint_hold: FaultHold, joint_problem: str,
                    tilt: str, walk_hold: FaultHold,
-                   walking_problem: Optional[str]) -> Response:
+                   walking_problem: Optional[str],
+                   tilt_hold: Optional[FaultHold] = None) -> Response:
     """
     Grade the response to the inputs at ``now_s`` for a standing or walking robot.
 
     ``joint_problem``, ``tilt`` and ``walking_problem`` are why the joint state, the base tilt
     and the odometry/IMU are unusable ('' if not; ``walking_problem`` None when not walking:
     its hold is then left as it is). ``hold_s`` is ``fault_hold_s`` [s]; the holds count how
-    long each fault has lasted. A sustained joint fault or a tilt damps at once (the walking
-    inputs are then not looked at).
+    long each fault has lasted. A sustained joint fault damps; so does a tilt that lasts
+    :data:`TILT_HOLD_S` (at once without ``tilt_hold``); the walking inputs are then not looked
+    at.
     """
     held: List[str] = []
     unusable_s = joint_hold.unusable_s(joint_problem, now_s)
@@ -338,8 +345,11 @@ def grade_response(now_s: float, hold_s: float, joint_hold: FaultHold, joint_pro
             return Response(damp=f'{joint_problem} (unusable for {unusable_s:.3f} s >= '
                                  f'fault_hold_s {hold_s} s; standing needs joint feedback)')
         held.append(joint_problem)
+    tilted_s = tilt_hold.unusable_s(tilt, now_s) if tilt_hold is not None else 0.0
     if tilt:
-        return Response(damp=tilt)
+        if tilt_hold is None or tilted_s >= TILT_HOLD_S - 1e-9:  # float sums of ticks
+            return Response(damp=tilt)
+        held.append(tilt)
     stand = ''
     if walking_problem is not None:
         unusable_s = walk_hold.unusable_s(walking_problem, now_s)
