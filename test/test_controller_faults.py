@@ -457,3 +457,23 @@ def test_frozen_cmd_vel_stamp_times_out_to_zero(runtime):
     assert 're-sent' in f.c.cmd_note
     f.c.update_cmd_vel(0.4, 0.0, 0.1, f.t, stamp_ns=124)
     np.testing.assert_allclose(f.c.command(f.t), [0.4, 0.0, 0.1])
+
+
+@pytest.mark.parametrize('gripper_first', [True, False])
+def test_another_drivers_joint_states_on_the_topic_are_ignored(runtime, gripper_first):
+    """A gripper publishing on joint_states (same stamp, either order) never faults walking."""
+    f = walking(runtime)
+    stamp = 1_000_000_000
+    for _ in range(200):  # 1 s, longer than fault_hold_s
+        f.t += DT
+        stamp += 5_000_000
+        gripper = (['gripper_finger_joint'], [0.01], [0.0])
+        if gripper_first:
+            f.c.update_joint_state(*gripper, f.t, stamp_ns=stamp)
+        f.c.update_joint_state(f.names, f.q, f.qd, f.t, stamp_ns=stamp)
+        if not gripper_first:
+            f.c.update_joint_state(*gripper, f.t, stamp_ns=stamp)
+        f.c.update_odom(f.quat, f.lin_vel, [0.0, 0.0, 0.2], f.t)
+        f.c.step(f.t)
+        assert f.c.state is ControllerState.WALKING, f.c.fault_reason
+        assert f.c.hold_reason == ''

@@ -179,6 +179,7 @@ class Controller:
         self._joint_hold = safety.FaultHold()  # since the first tick, unusable joint state
         self._walk_hold = safety.FaultHold()  # since the first walking tick, bad odometry/IMU
         self._tilt_hold = safety.FaultHold()  # since the first tick past max_tilt_rad
+        self._required_joints = frozenset(self.joint_names)
         self._joints = InputTrack('joint_states')  # value: (q [rad], qd [rad/s])
         self._joint_reader = safety.JointStateReader(self.joint_names)
         self._damping_qd = np.zeros(n)  # finite joint velocity from the newest message
@@ -221,9 +222,12 @@ class Controller:
         ``position`` [rad] and ``velocity`` [rad/s] are in the order of ``names``; ``stamp_ns``
         is the header stamp [ns] (None or 0: unstamped). A missing or repeated required joint, a
         missing velocity field or a non-finite value makes the message unusable (see the
-        module's graded response).
+        module's graded response). A message that names none of the required joints (another
+        driver on the same topic, e.g. a gripper's) is ignored, stamp included.
         """
         self._observe_clock(now_s)
+        if not any(name in self._required_joints for name in names):
+            return  # another driver's message on the topic (e.g. a gripper's): not ours
         track = self._joints
         if not self._arrived(track, stamp_ns, now_s):
             return

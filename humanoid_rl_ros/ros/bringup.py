@@ -13,7 +13,7 @@ Bring-up of the policy node: what configure and autostart wait for.
 """
 
 import time
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from humanoid_rl_ros.core.timebase import ns_to_stamp
 import rclpy
@@ -31,9 +31,13 @@ TICK_STALL_S = 0.5
 
 def wait_for_joint_states(node, topic: str, qos, timeout_s: float,
                           on_wait: Optional[Callable[[str], None]] = None,
-                          on_wait_period_s: float = 1.0) -> Optional[JointState]:
+                          on_wait_period_s: float = 1.0,
+                          joint_names: Sequence[str] = ()) -> Optional[JointState]:
     """
     Wait (wall time) up to ``timeout_s`` for one JointState on ``topic``; return it or None.
+
+    With ``joint_names``, messages that name none of them (another driver on the same topic,
+    e.g. a gripper's) are passed over: the first message that names one of them is returned.
 
     A private helper node in ``node``'s context and namespace subscribes, so the wait neither
     needs nor disturbs ``node``'s executor. ``on_wait(waiting_for)`` is called every
@@ -41,13 +45,19 @@ def wait_for_joint_states(node, topic: str, qos, timeout_s: float,
     the blocked thread).
     """
     received: List[JointState] = []
+    wanted = frozenset(joint_names)
+
+    def receive(msg: JointState) -> None:
+        if not wanted or any(name in wanted for name in msg.name):
+            received.append(msg)
+
     probe = rclpy.create_node(
         f'{node.get_name()}_joint_states_probe', namespace=node.get_namespace(),
         context=node.context, use_global_arguments=False, start_parameter_services=False,
         enable_rosout=False)
     executor = SingleThreadedExecutor(context=node.context)
     try:
-        probe.create_subscription(JointState, topic, received.append, qos)
+        probe.create_subscription(JointState, topic, receive, qos)
         executor.add_node(probe)
         start = time.monotonic()
         deadline = start + timeout_s

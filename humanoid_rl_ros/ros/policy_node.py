@@ -244,7 +244,8 @@ class PolicyNode(LifecycleNode):
             self.publish_diagnostics()
 
         first = bringup.wait_for_joint_states(self, topic, SENSOR_QOS, wait_s, on_wait,
-                                              float(self._param('diagnostics_period_s')))
+                                              float(self._param('diagnostics_period_s')),
+                                              joint_names=contract.joint_names)
         if first is None:
             return self._refuse(f'configure refused: no joint_states received on {topic} within '
                                 f'joint_state_wait_s = {wait_s} s', retry=True)
