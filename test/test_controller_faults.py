@@ -477,3 +477,20 @@ def test_another_drivers_joint_states_on_the_topic_are_ignored(runtime, gripper_
         f.c.step(f.t)
         assert f.c.state is ControllerState.WALKING, f.c.fault_reason
         assert f.c.hold_reason == ''
+
+
+def test_a_forward_clock_jump_advances_the_stand_ramp_by_one_tick(runtime):
+    """An NTP step or a /clock skip mid-ramp must not snap the PD target to the default pose."""
+    c = Controller(runtime.contract, runtime.act, ControllerConfig(stand_ramp_s=2.0))
+    f = Feeder(c)
+    f.feed()
+    c.activate(f.t)
+    for _ in range(10):
+        f.tick()
+    before = c.stand_ramp_fraction(f.t)
+    f.t += 30.0  # the clock steps forward by 30 s
+    f.feed()
+    effort = c.step(f.t)
+    after = c.stand_ramp_fraction(f.t)
+    assert after - before == pytest.approx(DT / 2.0, abs=1e-9)
+    assert np.all(np.abs(effort) < np.asarray(runtime.contract.effort_limit_nm))

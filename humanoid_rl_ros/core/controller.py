@@ -105,6 +105,10 @@ __all__ = ['clamp_command', 'Controller', 'ControllerConfig', 'ControllerError',
            'ControllerState', 'match_joint_indices', 'ORIENTATION_SOURCES']
 
 
+FORWARD_JUMP_TICKS = 10
+"""A step of ROS time longer than this many physics ticks counts as a forward clock jump."""
+
+
 class ControllerState(enum.Enum):
     """The controller's operating state."""
 
@@ -192,6 +196,11 @@ class Controller:
     def _observe_clock(self, now_s: float) -> None:
         """Follow ROS time; on a backwards jump shift every stored time so ages are kept."""
         shift, note = safety.backwards_jump(self._latest_s, now_s, self.dt_s)
+        if (self._ramp_start_s is not None and math.isfinite(self._latest_s)
+                and now_s - self._latest_s > FORWARD_JUMP_TICKS * self.dt_s):
+            # a forward jump (a clock step, a sim /clock skip) advances the stand ramp by one
+            # tick, not by the jump: the PD target never leaps to the default pose
+            self._ramp_start_s += now_s - self._latest_s - self.dt_s
         self._latest_s = now_s
         if shift:
             for track in (self._joints, self._odom, self._imu, self._cmd):
