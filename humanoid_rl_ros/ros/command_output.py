@@ -106,6 +106,8 @@ class CommandOutput:
             return
         if controller.state is not self._state:
             self._state, self._next_ns = controller.state, None
+        if self._next_ns is not None and now_ns < self._next_ns - self._period_ns:
+            self._next_ns = None  # ROS time went back (a sim reset, a clock step): restart
         if self._next_ns is None or now_ns >= self._next_ns - self._half_tick_ns:
             self.publish(self._target(controller, effort, now_ns * 1e-9), now_ns)
             self._next_ns = now_ns + self._period_ns
