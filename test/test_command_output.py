@@ -5,6 +5,8 @@ from types import SimpleNamespace
 from humanoid_rl_ros.core.controller import ControllerState
 from humanoid_rl_ros.ros.command_output import CommandOutput
 import numpy as np
+from rclpy.serialization import deserialize_message
+from std_msgs.msg import Float64MultiArray
 
 NS = 1_000_000_000
 
@@ -45,3 +47,29 @@ def test_position_targets_resume_at_once_after_ros_time_goes_back() -> None:
     assert len(node.publisher.sent) == 2
     out.control_tick(controller, np.zeros(2), 0)  # ROS time back to 0 (a sim reset)
     assert len(node.publisher.sent) == 3
+
+
+def _stale_controller(state):
+    """Return a controller stand-in whose joint state has gone stale at 8 rad/s."""
+    return SimpleNamespace(
+        state=state, default_pos_rad=np.zeros(2), kp_nm_per_rad=np.array([100.0, 100.0]),
+        kd_nms_per_rad=np.array([5.0, 5.0]),
+        joint_state_problem=lambda now_s: 'joint_states stale',
+        observation_inputs=lambda now_s: {'joint_pos': np.array([0.3, -0.1]),
+                                          'joint_vel': np.array([8.0, -8.0])})
+
+
+def test_position_targets_never_carry_a_stale_velocity() -> None:
+    """Standing on a stale joint state: the target holds the pose; damping: nothing is sent."""
+    node = _Node()
+    out = CommandOutput(node, 'float64_array', ['a', 'b'], [], 'cmd', None, mode='position',
+                        period_s=0.02, tick_s=0.005)
+    out.control_tick(_stale_controller(ControllerState.STANDING), np.zeros(2), NS)
+    assert len(node.publisher.sent) == 1
+    sent = node.publisher.sent[0]
+    if isinstance(sent, (bytes, bytearray)):
+        sent = deserialize_message(bytes(sent), Float64MultiArray)
+    target = np.asarray(sent.data)
+    np.testing.assert_allclose(target, [0.3, -0.1])  # zero effort at zero velocity: the pose
+    out.control_tick(_stale_controller(ControllerState.DAMPING), np.zeros(2), 2 * NS)
+    assert len(node.publisher.sent) == 1
