@@ -1,6 +1,10 @@
 """
 GPU throughput benchmark: raw MuJoCo Warp physics, backend steps, rollouts, training.
 
+This file is longer than 500 lines: it is one benchmark script whose stages (and the
+multi-GPU scaling launcher) share one set of options and one results file; running this one
+file reproduces every throughput figure in benchmarks/RESULTS.md.
+
 Run on the GPU machine (``python benchmarks/gpu_throughput.py --out results.json``); it
 measures, for each ``--num-envs`` (default 4096 and 8192):
 

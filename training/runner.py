@@ -1,6 +1,10 @@
 """
 On-policy runner: collect rollouts from a :class:`~training.vec_env.VecEnv`, update with PPO, log.
 
+This file is longer than 500 lines: the collection loop, its fused CUDA-graph step and the
+per-iteration bookkeeping across processes work on one set of buffers and counters; files,
+checkpoints and logs are already in :mod:`training.run_files`.
+
 The runner is simulator-agnostic.  Per iteration it collects ``num_steps_per_env`` steps from
 every env (observations normalized by running statistics that update during collection only),
 runs GAE and the PPO update, then logs:

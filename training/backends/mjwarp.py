@@ -1,6 +1,10 @@
 """
 MuJoCo Warp backend: thousands of worlds of one robot on one GPU (or a few on the CPU).
 
+This file is longer than 500 lines: the backend keeps every per-world write (resets,
+randomization, latency buffers) beside the captured step that reads them; model indexing and
+kernels are already in :mod:`training.backends.mjwarp_model`.
+
 State tensors are zero-copy torch views of ``mujoco_warp`` Data arrays (``wp.to_torch``), so
 the env reads them without any copy.  On CUDA, ``step(decimation)`` captures the whole
 decimation loop (torch PD law + ``mujoco_warp.step``) into one CUDA graph on its first call

@@ -1,6 +1,10 @@
 """
 Episodes of the locomotion task: random numbers, masked resets, commands, pushes, statistics.
 
+This file is longer than 500 lines: every term it draws is written into the same per-step
+random slab and the same masked reset inside one captured CUDA graph, so splitting the terms
+apart would split one fixed-shape graph body across modules.
+
 :class:`EpisodeMixin` is the part of :class:`training.env.LocomotionEnv` that starts and ends
 episodes inside the captured step: the per-step random slab (every random number of a step,
 drawn by one ``uniform_`` outside the graph), masked resets with the domain randomization

@@ -1,6 +1,10 @@
 """
 Proximal Policy Optimization (clipped surrogate) with an adaptive learning rate.
 
+This file is longer than 500 lines: the eager update, its CUDA-graph replay and the
+multi-process split of that replay (the all-reduce between two graphs) must compute the same
+step, so they live beside the one loss they share.
+
 Defaults are the rsl_rl / legged_gym numbers (legged_gym ``LeggedRobotCfgPPO``; also mjlab's G1
 ``rl_cfg.py``): clip 0.2, value loss coef 1.0 (clipped value loss), entropy coef 0.01,
 5 epochs x 4 minibatches, lr 1e-3 adapted from the KL towards 0.01, gamma 0.99, lambda 0.95,
