@@ -69,7 +69,6 @@ class StandReport:
                        '(masses, inertias) for zero or huge values')
         if self.fell:
             weak = ', '.join(list(self.worst_tracking_rad)[:3])
-            no_armature = [j.name for j in robot.joints if j.armature_kg_m2 == 0.0]
             out.append(f'the robot fell after {self.fall_time_s:.2f} s: raise kp (and kd with '
                        f'it) on the joints that sagged most ({weak}), or move the default pose '
                        'so the centre of mass is over the feet')
