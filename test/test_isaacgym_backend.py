@@ -181,6 +181,28 @@ def test_steps_apply_the_pd_effort_at_the_asset_dofs_and_send_pushes(fake):
     assert float(backend.base_pos[0, 0]) == pytest.approx(0.015, abs=1e-6)
 
 
+def test_an_angular_push_reaches_the_simulator_in_the_world_frame(fake):
+    backend, gym = fake
+    sim = gym.sim
+    sim.root[1, 3:7] = torch.tensor([0.0, 0.0, C45, C45])  # turned +90 deg about z, xyzw
+    sim.root[:, 10:13] = 0.0
+    gym.refresh_actor_root_state_tensor(sim)
+    backend.kp.zero_()
+    backend.kd.zero_()
+    backend.step(1)  # read the turned orientation into the env's copies
+    # an angular push written like the env does: in place, body frame
+    backend.base_ang_vel_body[1, 0] += 2.0  # roll rate about the body x axis
+    backend.base_ang_vel_body[0, 2] += 0.5  # yaw rate of the upright robot
+    backend.step(1)
+    # body x of a robot turned +90 deg about z is world y
+    torch.testing.assert_close(sim.root[1, 10:13], torch.tensor([0.0, 2.0, 0.0]),
+                               atol=1e-6, rtol=0)
+    torch.testing.assert_close(sim.root[0, 10:13], torch.tensor([0.0, 0.0, 0.5]),
+                               atol=1e-6, rtol=0)
+    torch.testing.assert_close(backend.base_ang_vel_body[1], torch.tensor([2.0, 0.0, 0.0]),
+                               atol=1e-6, rtol=0)
+
+
 def test_randomization_writes_the_masked_envs_only(fake):
     backend, gym = fake
     envs = gym.sim.envs

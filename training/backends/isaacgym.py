@@ -18,8 +18,10 @@ The robot's URDF is loaded with ``DOF_MODE_EFFORT`` and the same PD law as the M
 - Isaac Gym stores quaternions xyzw, both root velocities in the world frame, positions in the
   sim frame (env grid origin added) and orders DOFs depth-first; every state tensor here is
   therefore a copy refreshed in place after every step and reset, except
-  ``base_lin_vel_world``, a view of the root state tensor.  Writes into it (the env's pushes)
-  reach PhysX: :meth:`IsaacGymBackend.step` writes the root state tensor back first.
+  ``base_lin_vel_world``, a view of the root state tensor.  Writes into it and into
+  ``base_ang_vel_body`` (the env's linear and angular pushes) reach PhysX:
+  :meth:`IsaacGymBackend.step` rotates the body-frame angular velocity back into the world
+  frame and writes the root state tensor back first.
 - After a reset, ``foot_pos`` and ``foot_contact_force`` of the reset worlds keep their
   pre-reset values until the next step (rigid body states are only known after PhysX runs).
 - ``foot_contact_force`` is the z component of the net contact force on the foot body (a
@@ -39,11 +41,11 @@ from typing import Any, Dict, List, TYPE_CHECKING
 
 import torch
 from training.backends.base import BackendUnavailableError, SimBackend
-from training.backends.conventions import (base_mass_kg, base_state_from_root, check_mask,
-                                           dof_state_views, mask_to_actor_indices,
+from training.backends.conventions import (base_mass_kg, base_state_from_root, body_to_world,
+                                           check_mask, dof_state_views, mask_to_actor_indices,
                                            masked_column_write_, masked_copy_, masked_updates,
-                                           name_order, root_from_base_state, ROOT_LIN_VEL_WORLD,
-                                           ROOT_POS, ROOT_STATE_WIDTH)
+                                           name_order, root_from_base_state, ROOT_ANG_VEL_WORLD,
+                                           ROOT_LIN_VEL_WORLD, ROOT_POS, ROOT_STATE_WIDTH)
 
 if TYPE_CHECKING:  # types only: importing isaacgym at runtime must wait for the constructor
     from isaacgym.gymapi import Env as IsaacGymEnv  # noqa: F401 - used in an annotation
@@ -189,6 +191,7 @@ class IsaacGymBackend(SimBackend):
         self.base_quat = torch.zeros(n, 4, device=dev)
         self.base_lin_vel_world = self._root[:, ROOT_LIN_VEL_WORLD]
         self.base_ang_vel_body = torch.zeros(n, 3, device=dev)
+        self._ang_vel_body_read = torch.zeros(n, 3, device=dev)  # as last read from the roots
         self.joint_pos = torch.zeros(n, self.num_joints, device=dev)
         self.joint_vel = torch.zeros(n, self.num_joints, device=dev)
         self.foot_pos = torch.zeros(n, self.num_feet, 3, device=dev)
@@ -210,6 +213,7 @@ class IsaacGymBackend(SimBackend):
         self.base_pos.copy_(base.pos)
         self.base_quat.copy_(base.quat_wxyz)
         self.base_ang_vel_body.copy_(base.ang_vel_body)
+        self._ang_vel_body_read.copy_(base.ang_vel_body)
 
     def _refresh_all(self) -> None:
         """Read every state tensor from PhysX and update the env-convention copies."""
@@ -231,7 +235,11 @@ class IsaacGymBackend(SimBackend):
         if int(decimation) != decimation or decimation < 1:
             raise ValueError(f'decimation must be a positive integer, got {decimation!r}')
         gym, sim, unwrap = self._gym, self._sim, self._unwrap
-        # in-place writes into base_lin_vel_world (pushes) reach PhysX only through this
+        # In-place writes into base_lin_vel_world (a view) and base_ang_vel_body (a body-frame
+        # copy) are the env's pushes: they reach PhysX only through this write.  The angular
+        # one is sent as the change since the last read, rotated into the world frame.
+        kick_body = self.base_ang_vel_body - self._ang_vel_body_read
+        self._root[:, ROOT_ANG_VEL_WORLD] += body_to_world(self.base_quat, kick_body)
         gym.set_actor_root_state_tensor(sim, unwrap(self._root))
         for _ in range(int(decimation)):
             effort = torch.nan_to_num(self.compute_effort(), nan=0.0)
