@@ -44,7 +44,7 @@ from training.backends.base import BackendUnavailableError, SimBackend
 from training.backends.conventions import (base_mass_kg, base_state_from_root, body_to_world,
                                            check_mask, dof_state_views, mask_to_actor_indices,
                                            masked_column_write_, masked_copy_, masked_updates,
-                                           name_order, root_from_base_state, ROOT_ANG_VEL_WORLD,
+                                           name_order, ROOT_ANG_VEL_WORLD, root_from_base_state,
                                            ROOT_LIN_VEL_WORLD, ROOT_POS, ROOT_STATE_WIDTH)
 
 if TYPE_CHECKING:  # types only: importing isaacgym at runtime must wait for the constructor
