@@ -5,6 +5,7 @@ import math
 from humanoid_rl_ros.core.policy_math import pd_effort
 from humanoid_rl_ros.robot.description import load_robot, RobotConfig
 from humanoid_rl_ros.sim.mujoco_sim import MujocoRobotSim, SimState
+import mujoco
 import numpy as np
 import pytest
 
@@ -123,6 +124,41 @@ def test_step_validates_and_clamps(sim: MujocoRobotSim, robot: RobotConfig) -> N
     np.testing.assert_allclose(sim.joint_effort_nm, robot.effort_limit_nm)
     np.testing.assert_allclose(sim.data.actuator_force, robot.effort_limit_nm)
     assert sim.time_s == pytest.approx(sim.timestep_s)
+
+
+def test_pd_effort_to_default_pose_and_effort_at_limit(robot: RobotConfig) -> None:
+    """pd_effort_nm: kp (q* - q) - kd qd with the robot's gains, clamped; limits flagged."""
+    sim = MujocoRobotSim(robot)
+    np.testing.assert_allclose(sim.pd_effort_nm(), 0.0, atol=1e-12)  # at rest at the target
+    knee = robot.joint_names.index('left_knee_joint')
+    pose = robot.default_pos_rad.copy()
+    pose[knee] += 0.01
+    sim.reset(joint_pos_rad=pose)
+    effort = sim.pd_effort_nm()
+    expected = np.zeros(robot.num_joints)
+    expected[knee] = -robot.kp_nm_per_rad[knee] * 0.01  # zero velocity: the P term only
+    np.testing.assert_allclose(effort, expected, atol=1e-9)
+    assert not sim.effort_at_limit(effort).any()
+    # A target 10 rad away asks more than any joint can give: every entry at its limit.
+    far = sim.pd_effort_nm(robot.default_pos_rad + 10.0)
+    np.testing.assert_allclose(np.abs(far), robot.effort_limit_nm)
+    assert sim.effort_at_limit(far).all()
+    assert not sim.effort_at_limit().any()  # nothing applied yet since the reset
+    half = 0.5 * robot.effort_limit_nm
+    half[knee] = robot.effort_limit_nm[knee] * (1.0 - 1e-7)  # within the tolerance
+    sim.step(half)
+    assert sim.effort_at_limit().tolist() == [i == knee for i in range(robot.num_joints)]
+
+
+def test_uprightness_is_the_cosine_of_the_tilt(sim: MujocoRobotSim) -> None:
+    """Upright: 1; the base rolled by 60 degrees: 0.5 and tilt_rad 60 degrees."""
+    assert sim.uprightness() == pytest.approx(1.0)
+    half = 0.5 * math.radians(60.0)
+    sim.data.qpos[3:7] = [math.cos(half), math.sin(half), 0.0, 0.0]
+    mujoco.mj_forward(sim.model, sim.data)
+    assert sim.uprightness() == pytest.approx(0.5)
+    assert sim.tilt_rad() == pytest.approx(math.radians(60.0))
+    assert sim.fallen(max_tilt_rad=math.radians(45.0)) and not sim.fallen()
 
 
 def test_deterministic(robot: RobotConfig) -> None:

@@ -3,8 +3,8 @@ CPU MuJoCo simulation of one robot, driven by joint efforts in policy order.
 
 :class:`MujocoRobotSim` wraps the model of
 :func:`humanoid_rl_ros.robot.mujoco_model.build_mujoco_model` (plus an IMU site) and is shared by
-the ROS sim node, the sim-to-sim evaluator and the stand
-test. It has no ROS imports.
+the ROS sim node, the sim-to-sim evaluator, the robustness suite and the stand check of
+:mod:`training.robot_check`. It has no ROS imports.
 
 Conventions: joint arrays are in policy order; quaternions are wxyz; "world" vectors are in
 the world frame; "body" vectors are in the base link's frame. After :meth:`step`,
@@ -15,6 +15,7 @@ consistent with the current state (``mj_forward`` is run).
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
+from humanoid_rl_ros.core.policy_math import pd_effort
 from humanoid_rl_ros.robot.description import RobotConfig
 from humanoid_rl_ros.robot.mujoco_model import (base_qpos_adr, body_ids, build_mujoco_model,
                                                 default_qpos, IMU_ACC_SENSOR, IMU_GYRO_SENSOR,
@@ -24,7 +25,10 @@ import mujoco
 import numpy as np
 
 
-__all__ = ['DEFAULT_MAX_TILT_RAD', 'MujocoRobotSim', 'SimState']
+__all__ = ['DEFAULT_MAX_TILT_RAD', 'EFFORT_LIMIT_TOLERANCE', 'MujocoRobotSim', 'SimState']
+
+EFFORT_LIMIT_TOLERANCE = 1e-6
+"""An effort within this fraction of its limit counts as at the limit (saturated)."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,31 @@ class MujocoRobotSim(RobotSimBase):
         self.data.ctrl[:] = self._applied
         mujoco.mj_step(self.model, self.data)
         mujoco.mj_forward(self.model, self.data)
+
+    def pd_effort_nm(self, q_target_rad: Optional[Sequence[float]] = None) -> np.ndarray:
+        """
+        Return the robot's PD effort toward ``q_target_rad`` [N*m], policy order.
+
+        ``kp (q* - q) - kd qd`` with the robot's gains, clamped to +/- its effort limits
+        (:func:`humanoid_rl_ros.core.policy_math.pd_effort`, the node's law); the target
+        defaults to the robot's default pose. Nothing is applied; an entry is non-finite
+        when the state or the gains are, which :meth:`step` refuses.
+        """
+        robot = self.robot
+        target = robot.default_pos_rad if q_target_rad is None else q_target_rad
+        return np.asarray(pd_effort(np.asarray(target, dtype=np.float64), self.joint_pos_rad,
+                                    self.joint_vel_rad_s, robot.kp_nm_per_rad,
+                                    robot.kd_nms_per_rad, self._effort_limit))
+
+    def effort_at_limit(self, effort_nm: Optional[Sequence[float]] = None) -> np.ndarray:
+        """
+        Return which joints' effort is at the effort limit (saturated), bool [num_joints].
+
+        ``effort_nm`` defaults to the efforts applied in the last step; an effort within
+        :data:`EFFORT_LIMIT_TOLERANCE` of its limit counts.
+        """
+        effort = self._applied if effort_nm is None else np.asarray(effort_nm)
+        return np.abs(effort) >= self._effort_limit * (1.0 - EFFORT_LIMIT_TOLERANCE)
 
     def _add_base_lin_vel_world(self, delta_m_s: np.ndarray) -> None:
         """Add to the base's linear velocity [m/s, world frame]; see :meth:`push`."""
@@ -241,6 +270,10 @@ class MujocoRobotSim(RobotSimBase):
     def _base_z_axis_world_z(self) -> float:
         """Return R[2, 2] of the base (world from body); see :meth:`tilt_rad`."""
         return float(self.data.xmat[self._base_body][8])
+
+    def uprightness(self) -> float:
+        """Return the cosine of the base's tilt: 1 upright, 0 on its side, -1 upside down."""
+        return self._base_z_axis_world_z()
 
     def state(self) -> SimState:
         """Return a snapshot of the current state."""
