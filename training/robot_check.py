@@ -12,15 +12,18 @@ from dataclasses import dataclass
 import math
 from typing import Dict, List, Optional, Sequence
 
-from humanoid_rl_ros.core.policy_math import pd_effort
 from humanoid_rl_ros.robot.description import RobotConfig
-from humanoid_rl_ros.robot.mujoco_model import (build_mujoco_model, default_qpos,
-                                                joint_dof_adr, joint_qpos_adr)
-import mujoco
+from humanoid_rl_ros.sim.mujoco_sim import MujocoRobotSim
 import numpy as np
 
 STAND_DURATION_S = 10.0
 """How long the check holds the default pose [s]."""
+
+SETTLE_S = 1.0
+"""Settling time before the push and the height error count [s]."""
+
+FALL_TILT_RAD = math.radians(45.0)
+"""Tilt of the base from upright past which the robot counts as fallen [rad]."""
 
 
 @dataclass
@@ -92,48 +95,43 @@ def stand_check(robot: RobotConfig, duration_s: float = STAND_DURATION_S,
     Hold the default pose under the robot's PD gains on flat ground and report what happened.
 
     The base starts upright at the nominal height plus ``drop_m``; after 1 s of settling, an
-    optional base velocity change ``push_m_s`` (world frame [m/s]) is applied once.
+    optional base velocity change ``push_m_s`` (world frame [m/s]) is applied once. The robot
+    runs in :class:`humanoid_rl_ros.sim.mujoco_sim.MujocoRobotSim`, PD to the default pose
+    every physics step.
     """
-    model = build_mujoco_model(robot)
-    data = mujoco.MjData(model)
-    data.qpos[:] = default_qpos(model, robot,
-                                base_pos_m=(0.0, 0.0, robot.nominal_base_height_m + drop_m))
-    mujoco.mj_forward(model, data)
-    qadr, dadr = joint_qpos_adr(model, robot), joint_dof_adr(model, robot)
-    limit = robot.effort_limit_nm
-    dt = model.opt.timestep
-    settle = int(round(1.0 / dt))
+    sim = MujocoRobotSim(robot)
+    sim.reset(base_height_m=robot.nominal_base_height_m + drop_m)
+    dt = sim.timestep_s
+    settle = int(round(SETTLE_S / dt))
     steps = int(round(duration_s / dt))
+    pushed = any(push_m_s)
     saturated = np.zeros(robot.num_joints)
     max_err, min_up, fall_time, finite = 0.0, 1.0, None, True
     for step in range(steps):
-        effort = pd_effort(robot.default_pos_rad, data.qpos[qadr], data.qvel[dadr],
-                           robot.kp_nm_per_rad, robot.kd_nms_per_rad, limit)
+        effort = sim.pd_effort_nm()
         if not np.all(np.isfinite(effort)):
             finite = False
             fall_time = step * dt
             break
-        saturated += np.abs(effort) >= limit * (1.0 - 1e-6)
-        data.ctrl[:] = effort
-        if step == settle and any(push_m_s):
-            data.qvel[0:3] += np.asarray(push_m_s, dtype=np.float64)
-        mujoco.mj_step(model, data)
-        w, x, y, z = data.qpos[3:7]
-        up = 1.0 - 2.0 * (x * x + y * y)
-        min_up = min(min_up, up)
-        if step >= settle and not any(push_m_s):
-            max_err = max(max_err, abs(float(data.qpos[2]) - robot.nominal_base_height_m))
-        if up < math.cos(math.radians(45.0)) or data.qpos[2] < 0.5 * robot.nominal_base_height_m:
+        saturated += sim.effort_at_limit(effort)
+        if step == settle and pushed:
+            sim.push(push_m_s)
+        sim.step(effort)
+        min_up = min(min_up, sim.uprightness())
+        if step >= settle and not pushed:
+            max_err = max(max_err, abs(float(sim.base_pos_m[2]) - robot.nominal_base_height_m))
+        if sim.fallen(max_tilt_rad=FALL_TILT_RAD):
             fall_time = (step + 1) * dt
             break
     done = step + 1
-    err = np.abs(data.qpos[qadr] - robot.default_pos_rad)
+    err = np.abs(sim.joint_pos_rad - robot.default_pos_rad)
     worst = np.argsort(-err)[:5]
     share = saturated / max(done, 1)
+    base = sim.base_pos_m
     return StandReport(
         duration_s=done * dt, fell=fall_time is not None, fall_time_s=fall_time,
-        final_base_height_m=float(data.qpos[2]), max_height_error_m=max_err,
-        min_uprightness=min_up, drift_m=float(np.linalg.norm(data.qpos[0:2])),
+        final_base_height_m=float(base[2]), max_height_error_m=max_err,
+        min_uprightness=min_up, drift_m=float(np.linalg.norm(base[0:2])),
         saturated_share={robot.joint_names[i]: float(share[i])
                          for i in np.flatnonzero(share > 0)},
         worst_tracking_rad={robot.joint_names[i]: float(err[i]) for i in worst},
