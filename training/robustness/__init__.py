@@ -17,7 +17,9 @@ estimate. Modules:
   ``full`` and ``ci`` suites;
 * :mod:`training.robustness.runner`: runs a suite over worker processes;
 * :mod:`training.robustness.report` and :mod:`training.robustness.plots`: JSON and figures;
-* :mod:`training.robustness.cli`: ``python -m training.robustness``.
+* :mod:`training.robustness.cli`: ``python -m training.robustness``;
+* :mod:`training.robustness.time_to_policy`: every snapshot of a training run through a suite,
+  and the earliest that meets every target.
 
 This file imports nothing, so that :mod:`training.evaluate` can use the episode loop without
 loading the suite.

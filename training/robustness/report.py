@@ -18,7 +18,8 @@ from training.robustness.metrics import aggregate, JOINT_GROUP_KEYS
 from training.robustness.runner import RunRecord
 from training.robustness.scenarios import RISE_COMMAND, Scenario, Targets
 
-__all__ = ['build_report', 'dumps_report', 'jsonable', 'METHODS', 'scenario_summary']
+__all__ = ['build_report', 'dumps_report', 'jsonable', 'METHODS', 'scenario_summary',
+           'targets_met']
 
 TRACKING_KEYS = ('lin_vel_error_m_s', 'vx_mae_m_s', 'vy_mae_m_s', 'yaw_rate_mae_rad_s',
                  'lin_vel_error_instant_m_s', 'yaw_rate_mae_instant_rad_s', 'planar_drift_m_s')
@@ -275,3 +276,28 @@ def build_report(scenarios: Sequence[Scenario], records: Sequence[RunRecord], ta
     }
     return jsonable({**meta, 'methods': METHODS, 'targets': asdict(targets), 'summary': summary,
                      'scenarios': per_scenario, 'runs': runs_table(records)})
+
+
+def _reason(check: Mapping[str, Any]) -> str:
+    value = check['value']
+    shown = 'n/a' if value is None else (f'{value:.3g}' if isinstance(value, float)
+                                         else str(value))
+    note = f', {check["note"]}' if check.get('note') else ''
+    return f'{check["check"]} {shown} (target {check["target"]}{note})'
+
+
+def targets_met(report: Mapping[str, Any]) -> Dict[str, Any]:
+    """
+    Return whether a report (:func:`build_report`) meets every target, and why not.
+
+    Keys: ``all_met`` (every scenario run passed its checks; a report without scenarios meets
+    nothing), ``passed`` and ``scenarios`` (counts), ``failed`` (scenario -> the checks it
+    missed, each as ``'<check> <value> (target <bound>, <note>)'``) and ``skipped`` (scenarios
+    that do not apply to the policy, with why; they count neither way).
+    """
+    rows = report['scenarios']
+    failed = {name: [_reason(c) for c in row['checks'] if not c['passed']]
+              for name, row in rows.items() if not row['passed']}
+    return {'all_met': bool(rows) and not failed, 'passed': len(rows) - len(failed),
+            'scenarios': len(rows), 'failed': failed,
+            'skipped': dict(report['summary'].get('skipped', {}))}
