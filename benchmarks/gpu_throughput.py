@@ -24,7 +24,16 @@ measures, for each ``--num-envs`` (default 4096 and 8192):
 
 3 and 4 use the env and PPO code of the repository (``--compile`` sets their torch.compile
 setting); a failure there is recorded in the JSON (``error``) instead of stopping the
-benchmark.  Worlds are reset to the standing pose every
+benchmark.  ``--config FILE.yaml`` (a training config, as ``python -m training.train
+--config``) sets the task, PPO and runner settings of 3 and 4, e.g. the real-world training
+(terrain, every randomization term, latency)::
+
+    python benchmarks/gpu_throughput.py --config training/configs/real_world.yaml \
+        --out real_world_throughput.json --train-iterations 30
+
+``--robot``, ``--num-envs``, ``--decimation``, ``--physics-dt-s``, ``--nconmax``, ``--njmax``
+and ``--compile`` override the file's values; 1 and 2 measure the robot on flat ground, without
+randomization, whatever the file says, so the percentages of 3 and 4 are of that raw rate.  Worlds are reset to the standing pose every
 ``--reset-every`` policy steps outside the timed regions in 1 and 2, so the robots stay
 upright-ish and contact counts are realistic.  Every timed region ends with a device
 synchronize.  Overflow reports of the backend are stored with each figure.
@@ -39,6 +48,7 @@ is 90 % at 2 and 4 GPUs.  Asking for more GPUs than the machine has is an error 
 runs.
 """
 
+import dataclasses
 from dataclasses import dataclass
 import gc
 import json
@@ -54,6 +64,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from humanoid_rl_ros.core.contract import plain_data  # noqa: E402
 from humanoid_rl_ros.core.provenance import git_commit  # noqa: E402
 from humanoid_rl_ros.robot.description import load_robot  # noqa: E402
 import torch  # noqa: E402
@@ -93,6 +104,10 @@ class BenchConfig:
     """Measurements to skip."""
     compile_setting: Annotated[str, tyro.conf.arg(name='compile')] = 'auto'
     """torch.compile setting of the env and the runner: 'auto' or 'off'."""
+    config: Optional[str] = None
+    """Training config file (YAML, as python -m training.train --config) whose task, PPO and
+    runner settings env_step and training use (e.g. training/configs/real_world.yaml); the
+    options above override its robot, sizes, buffers and compile setting. None: the defaults."""
     scaling: bool = False
     """Measure multi-GPU scaling instead (module doc): end-to-end training env-steps/s on
     each GPU count of --gpus, --num-envs environments per GPU, and the scaling efficiency."""
@@ -204,18 +219,32 @@ def measure_backend_step(backend: MjWarpBackend, decimation: int, policy_steps: 
             'cuda_graph': bool(backend.use_cuda_graph), 'overflow': backend.check_overflow()}
 
 
+def training_config(args: BenchConfig, num_envs: int) -> Any:
+    """
+    Return the TrainConfig that env_step and training measure at ``num_envs``.
+
+    ``--config``'s file (or the defaults) with the benchmark's robot, sizes, buffers and
+    compile setting; no TensorBoard, no plots.
+    """
+    from training.train import parse_config
+    cfg = parse_config(['--config', args.config] if args.config else [])
+    env = dataclasses.replace(cfg.env, robot=args.robot, num_envs=num_envs,
+                              decimation=args.decimation, physics_dt_s=args.physics_dt_s,
+                              compile_step=args.compile_setting, nconmax_per_world=args.nconmax,
+                              njmax_per_world=args.njmax)
+    runner = dataclasses.replace(cfg.runner, tensorboard=False, plot=False,
+                                 torch_compile=args.compile_setting)
+    return dataclasses.replace(cfg, env=env, runner=runner)
+
+
 def _env_and_runner(args: BenchConfig, num_envs: int, device: Optional[Any] = None,
                     distributed: Optional[Any] = None) -> Tuple[Any, Any]:
     from training.env import LocomotionEnv
-    from training.ppo import PPOConfig
-    from training.runner import OnPolicyRunner, RunnerConfig
+    from training.runner import OnPolicyRunner
     device = args.device if device is None else device
-    cfg = EnvConfig(robot=args.robot, num_envs=num_envs, decimation=args.decimation,
-                    compile_step=args.compile_setting, nconmax_per_world=args.nconmax,
-                    njmax_per_world=args.njmax)
-    env = LocomotionEnv(cfg, 'mjwarp', str(device))
-    rcfg = RunnerConfig(tensorboard=False, plot=False, torch_compile=args.compile_setting)
-    runner = OnPolicyRunner(env, PPOConfig(), rcfg, log_dir=None, device=device,
+    cfg = training_config(args, num_envs)
+    env = LocomotionEnv(cfg.env, 'mjwarp', str(device))
+    runner = OnPolicyRunner(env, cfg.ppo, cfg.runner, log_dir=None, device=device,
                             distributed=distributed)
     return env, runner
 
@@ -307,6 +336,7 @@ def run(args: BenchConfig) -> Dict[str, Any]:
         'machine': {'platform': platform.platform(), 'python': platform.python_version(),
                     'torch': torch.__version__, 'warp': wp.__version__,
                     'gpu': torch.cuda.get_device_name(dev) if dev.type == 'cuda' else None},
+        **_config_record(args),
         'results': [],
     }
     try:
@@ -314,6 +344,7 @@ def run(args: BenchConfig) -> Dict[str, Any]:
         out['machine']['mujoco_warp'] = mujoco_warp.__version__
     except (ImportError, AttributeError):
         pass
+    print(f'env_step and training: the task config of {args.config or "the defaults"}', flush=True)
     for n in args.num_envs:
         row: Dict[str, Any] = {'num_envs': n}
         backend = MjWarpBackend(robot, n, device=args.device, physics_dt_s=args.physics_dt_s,
@@ -348,6 +379,14 @@ def run(args: BenchConfig) -> Dict[str, Any]:
         _print_row(row)
         _write(out, args.out)
     return out
+
+
+def _config_record(args: BenchConfig) -> Dict[str, Any]:
+    """Return the config file and the task config that env_step and training measure."""
+    cfg = training_config(args, args.num_envs[0])
+    env = plain_data(cfg.env)
+    env.pop('num_envs')
+    return {'config_file': args.config, 'env_config': env}
 
 
 def _write(results: Dict[str, Any], path: str) -> None:
@@ -423,7 +462,8 @@ def torchrun_command(gpus: int, args: BenchConfig, num_envs: int, out: Path) -> 
             '--num-envs', str(num_envs), '--decimation', str(args.decimation),
             '--physics-dt-s', str(args.physics_dt_s), '--train-iterations',
             str(args.train_iterations), '--nconmax', str(args.nconmax), '--njmax',
-            str(args.njmax), '--compile', args.compile_setting]
+            str(args.njmax), '--compile', args.compile_setting,
+            *(['--config', str(Path(args.config).resolve())] if args.config else [])]
 
 
 def measure_scaling_worker(args: BenchConfig) -> Optional[Dict[str, Any]]:
@@ -491,6 +531,7 @@ def run_scaling(args: BenchConfig) -> Dict[str, Any]:
         'mode': 'scaling', 'robot': args.robot, 'decimation': args.decimation,
         'train_iterations': args.train_iterations, 'warmup_iterations': WARMUP_ITERATIONS,
         'compile': args.compile_setting, 'gpus_present': available,
+        **_config_record(args),
         'target_efficiency': SCALING_TARGET, 'git_commit': git_commit(REPO_ROOT),
         'machine': {'platform': platform.platform(), 'python': platform.python_version(),
                     'torch': torch.__version__, 'warp': wp.__version__,

@@ -1,0 +1,59 @@
+"""The GPU throughput benchmark with a training config file (the real-world one), on the CPU."""
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+import tyro
+
+pytest.importorskip('mujoco_warp')
+REPO = Path(__file__).resolve().parents[1]
+REAL_WORLD = REPO / 'training' / 'configs' / 'real_world.yaml'
+_spec = importlib.util.spec_from_file_location('gpu_throughput_real_world',
+                                               REPO / 'benchmarks' / 'gpu_throughput.py')
+gpu_throughput = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(gpu_throughput)
+
+
+def test_the_benchmark_options_override_the_file_and_the_rest_comes_from_it():
+    args = gpu_throughput.BenchConfig(out='x.json', config=str(REAL_WORLD), compile_setting='off',
+                                      nconmax=32)
+    cfg = gpu_throughput.training_config(args, 8192)
+    assert cfg.env.num_envs == 8192 and cfg.env.nconmax_per_world == 32
+    assert cfg.env.compile_step == 'off' and cfg.runner.torch_compile == 'off'
+    assert not cfg.runner.tensorboard and not cfg.runner.plot
+    r = cfg.env.randomization
+    assert cfg.env.terrain.enabled and r.latency and r.joint_friction and r.link_mass
+    assert r.push_lin_vel_m_s == 1.0
+    # without a file: the defaults (flat ground, the new terms off)
+    plain = gpu_throughput.training_config(gpu_throughput.BenchConfig(out='x.json'), 4096)
+    assert not plain.env.terrain.enabled and not plain.env.randomization.latency
+    # each process of a multi-GPU measurement reads the same file
+    cmd = gpu_throughput.torchrun_command(2, args, 4096, Path('part.json'))
+    assert cmd[cmd.index('--config') + 1] == str(REAL_WORLD)
+    script = cmd.index(str(REPO / 'benchmarks' / 'gpu_throughput.py'))
+    parsed = tyro.cli(gpu_throughput.BenchConfig, args=cmd[script + 1:])
+    assert parsed.config == str(REAL_WORLD) and parsed.scaling_worker
+
+
+def test_end_to_end_training_throughput_with_every_real_world_term(tmp_path):
+    out = tmp_path / 'bench.json'
+    assert gpu_throughput.main(['--device', 'cpu', '--num-envs', '4', '--policy-steps', '2',
+                                '--train-iterations', '1', '--reset-every', '1',
+                                '--compile', 'off', '--config', str(REAL_WORLD),
+                                '--out', str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert results['config_file'] == str(REAL_WORLD)
+    env = results['env_config']
+    assert env['terrain']['enabled'] and env['randomization']['latency']
+    assert env['randomization']['action_delay_ms'] == [0.0, 40.0]
+    (row,) = results['results']
+    for name in ('env_step', 'rollout_collection', 'end_to_end_training',
+                 'backend_step_on_training_states'):
+        assert 'error' not in row[name], row[name]
+        rate = row[name]['env_steps_per_s']
+        assert rate > 0 and math.isfinite(rate)
+    assert row['end_to_end_training']['iterations'] == 1
+    assert row['training_overflow']['overflow'] is False
