@@ -28,7 +28,9 @@ robot files (``docs/DEPLOYING.md`` explains each field):
 * the training conditions: action delay, observation noise (uniform, half-widths), the
   estimator-like error on an observed base velocity (bias, scale error, lag), randomization
   (friction, masses, gains, joint dynamics, latency, sensor biases, pushes), command sampling,
-  the terrain, and the delay the policy is known to tolerate;
+  the terrain, and the action delay the policy was measured to tolerate with the PD law in
+  the node and in the drive (the delays tried, falls, and the robustness report, suite, date,
+  commit and graph the figures come from);
 * the physics the policy was trained in: simulator, integrator, solver, timestep, gravity,
   self collision, friction (MuJoCo combines a pair with max);
 * the ONNX input and output names and shapes;
@@ -53,6 +55,8 @@ The code is split by concept; this module is the public API and re-exports the r
 :mod:`~humanoid_rl_ros.core.contract.fields` (typed field readers),
 :mod:`~humanoid_rl_ros.core.contract.parse` (document to contract, validation),
 :mod:`~humanoid_rl_ros.core.contract.training_section` (the training section, both ways),
+:mod:`~humanoid_rl_ros.core.contract.delay_section` (its measured delay tolerance: types,
+reading, writing),
 :mod:`~humanoid_rl_ros.core.contract.document` (contract to document),
 :mod:`~humanoid_rl_ros.core.contract.onnx_metadata` (the ONNX copy, comparing copies).
 """
@@ -60,15 +64,20 @@ The code is split by concept; this module is the public API and re-exports the r
 from pathlib import Path
 from typing import Union
 
+from humanoid_rl_ros.core.contract.delay_section import (ActionDelayTolerance, DelaySource,
+                                                         DelayTolerance, DelayTrial)
 from humanoid_rl_ros.core.contract.document import contract_to_dict, plain_data
 from humanoid_rl_ros.core.contract.facts import (ACTION_FORMULA, CODE_FACTS, ContractError,
+                                                 DELAY_CRITERION, DELAY_PD_IN_DRIVE,
+                                                 DELAY_PD_IN_NODE, DELAY_TOLERANCE_FACTS,
                                                  expected_term_size, FORMAT_VERSION,
                                                  GAIT_CLOCK_FACTS, HISTORY_FACTS, HISTORY_FORMULA,
                                                  history_layout, HISTORY_LAYOUT_NONE,
                                                  HISTORY_LAYOUT_STACKED, KNOWN_OBS_TERMS,
                                                  LIN_VEL_ERROR_FACTS, LIN_VEL_ERROR_FORMULA,
                                                  NOISE_FACTS, OBSERVATION_FORMULA, OFF,
-                                                 ONNX_METADATA_KEY, PD_LAW, PHASE_FORMULA,
+                                                 ONNX_METADATA_KEY, PD_IN_DRIVE, PD_IN_NODE,
+                                                 PD_LAW, PD_LOCATIONS, PHASE_FORMULA,
                                                  PHYSICS_FACTS, POSITION_MODE, PUSH_ANGULAR,
                                                  push_kind, PUSH_PLANAR, PUSH_SPATIAL,
                                                  RANDOMIZATION_FACTS)
@@ -84,13 +93,16 @@ from humanoid_rl_ros.core.contract.schema import (BaseLinVelError, CommandRanges
 import yaml
 
 __all__ = [
-    'ACTION_FORMULA', 'BaseLinVelError', 'CODE_FACTS', 'CommandRanges', 'CommandSampling',
-    'contract_difference', 'contract_from_dict', 'contract_text', 'contract_to_dict',
-    'ContractError', 'embedded_contract_document', 'expected_term_size', 'FORMAT_VERSION',
+    'ACTION_FORMULA', 'ActionDelayTolerance', 'BaseLinVelError', 'CODE_FACTS', 'CommandRanges',
+    'CommandSampling', 'contract_difference', 'contract_from_dict', 'contract_text',
+    'contract_to_dict', 'ContractError', 'DELAY_CRITERION', 'DELAY_PD_IN_DRIVE',
+    'DELAY_PD_IN_NODE', 'DELAY_TOLERANCE_FACTS', 'DelaySource', 'DelayTolerance', 'DelayTrial',
+    'embedded_contract_document', 'expected_term_size', 'FORMAT_VERSION',
     'GAIT_CLOCK_FACTS', 'HISTORY_FACTS', 'HISTORY_FORMULA', 'HISTORY_LAYOUT_NONE',
     'HISTORY_LAYOUT_STACKED', 'history_layout', 'KNOWN_OBS_TERMS', 'Latency',
     'LIN_VEL_ERROR_FACTS', 'LIN_VEL_ERROR_FORMULA', 'NOISE_FACTS', 'OBSERVATION_FORMULA',
-    'ObsTermSpec', 'OFF', 'ONNX_METADATA_KEY', 'onnx_metadata', 'PD_LAW', 'PHASE_FORMULA',
+    'ObsTermSpec', 'OFF', 'ONNX_METADATA_KEY', 'onnx_metadata', 'PD_IN_DRIVE', 'PD_IN_NODE',
+    'PD_LAW', 'PD_LOCATIONS', 'PHASE_FORMULA',
     'PHYSICS_FACTS', 'PhysicsSpec', 'placeholder_contract', 'plain_data', 'PolicyContract',
     'POSITION_MODE', 'PUSH_ANGULAR', 'push_kind', 'PUSH_PLANAR', 'PUSH_SPATIAL',
     'Randomization', 'RANDOMIZATION_FACTS', 'read_contract', 'TerrainSpec',

@@ -10,9 +10,10 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from humanoid_rl_ros.core.contract.facts import (CODE_FACTS, FORMAT_VERSION, GAIT_CLOCK_FACTS,
-                                                 HISTORY_FACTS, LIN_VEL_ERROR_FACTS, NOISE_FACTS,
-                                                 PHYSICS_FACTS, put_dotted, RANDOMIZATION_FACTS)
+from humanoid_rl_ros.core.contract.facts import (CODE_FACTS, DELAY_TOLERANCE_FACTS,
+                                                 FORMAT_VERSION, GAIT_CLOCK_FACTS, HISTORY_FACTS,
+                                                 LIN_VEL_ERROR_FACTS, NOISE_FACTS, PHYSICS_FACTS,
+                                                 put_dotted, RANDOMIZATION_FACTS)
 from humanoid_rl_ros.core.contract.schema import PhysicsSpec, PolicyContract
 from humanoid_rl_ros.core.contract.training_section import training_to_dict
 
@@ -127,6 +128,8 @@ def contract_to_dict(contract: PolicyContract) -> Dict[str, Any]:
         facts += RANDOMIZATION_FACTS
     if 'base_lin_vel_error' in document['training']:
         facts += LIN_VEL_ERROR_FACTS
+    if 'action_delay_tolerance' in document['training']:
+        facts += DELAY_TOLERANCE_FACTS
     if document['physics'] is not None:
         facts += PHYSICS_FACTS
     for dotted, value in facts:

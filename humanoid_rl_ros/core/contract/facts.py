@@ -155,6 +155,35 @@ LIN_VEL_ERROR_FACTS: Tuple[Tuple[str, Any], ...] = (
 )
 """Code facts of the base velocity error model, present when the model is known."""
 
+PD_IN_NODE = 'pd_in_node'
+"""The PD law runs in the policy node, which sends efforts (``control.trained_mode``)."""
+
+PD_IN_DRIVE = 'pd_in_drive'
+"""The PD law runs in the joint drive, which receives position targets (``position_mode``)."""
+
+PD_LOCATIONS = (PD_IN_NODE, PD_IN_DRIVE)
+"""Where the PD law can run; ``training.action_delay_tolerance`` has a figure for each."""
+
+DELAY_PD_IN_NODE = ('every sensor value the node reads is delay_s old and its efforts apply at '
+                    'once: the round trip of sensing, policy and PD law')
+"""What the delay of ``pd_in_node`` is (the robustness suite's ``latency_<ms>ms`` scenarios)."""
+
+DELAY_PD_IN_DRIVE = ('the drive runs control.pd_law on fresh joint states; the joint targets '
+                     'of the policy reach it delay_s late')
+"""What the delay of ``pd_in_drive`` is (the suite's ``latency_joint_pd_<ms>ms`` scenarios)."""
+
+DELAY_CRITERION = ('tolerated_s: the largest tried delay_s with no fall in any episode at it or '
+                   'at any smaller tried delay; first_failed_s: the smallest tried delay_s with '
+                   'a fall (null: none fell)')
+"""How the tolerated delay follows from the delays tried."""
+
+DELAY_TOLERANCE_FACTS: Tuple[Tuple[str, Any], ...] = (
+    ('training.action_delay_tolerance.pd_in_node_delay', DELAY_PD_IN_NODE),
+    ('training.action_delay_tolerance.pd_in_drive_delay', DELAY_PD_IN_DRIVE),
+    ('training.action_delay_tolerance.criterion', DELAY_CRITERION),
+)
+"""Code facts of the measured delay tolerance, present when it was measured."""
+
 PHYSICS_FACTS: Tuple[Tuple[str, Any], ...] = (
     ('physics.friction_combination', 'max'),
 )

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, List, Mapping, Optional, Tuple, Union
 
+from humanoid_rl_ros.core.contract.delay_section import ActionDelayTolerance
 from humanoid_rl_ros.core.contract.facts import (expected_term_size, FORMAT_VERSION, get_dotted,
                                                  history_layout, KNOWN_OBS_TERMS, UNKNOWN_ALLOWED)
 
@@ -185,7 +186,13 @@ class TrainingConditions:
     tick t on; 1: the previous policy step's action is applied (one policy period late).
     """
     tolerated_action_delay_s: Optional[float] = None
-    """Extra observation-to-action delay the policy was measured to tolerate [s]."""
+    """
+    Extra observation-to-action delay the policy was measured to tolerate [s].
+
+    With ``action_delay_tolerance`` stated, the figure that holds wherever the PD law runs: its
+    :attr:`ActionDelayTolerance.bound_s` (``None`` where a place is unknown). Files without
+    that section may state a figure without saying where the PD law ran.
+    """
     observation_noise: Optional[Mapping[str, float]] = None
     """Uniform noise half-width per raw term, in the term's units; ``{}``: no noise."""
     randomization: Optional[Randomization] = None
@@ -207,6 +214,35 @@ class TrainingConditions:
     An optional section (``training.terrain``), written only for runs on terrain; files
     older than the field come from flat-floor training.
     """
+    action_delay_tolerance: Optional[ActionDelayTolerance] = None
+    """
+    The measured delay tolerance per place of the PD law; ``None``: not measured.
+
+    An optional section (``training.action_delay_tolerance``), written by ``python -m
+    training.export record-tolerance`` from a robustness report of this very policy.
+    """
+
+    def tolerated_delay_s(self, pd_in_drive: bool) -> Optional[float]:
+        """
+        Return the action delay [s] tolerated with the PD law in the drive or in the node.
+
+        From ``action_delay_tolerance`` where measured; else the location-free
+        ``tolerated_action_delay_s`` (``None``: unknown).
+        """
+        if self.action_delay_tolerance is None:
+            return self.tolerated_action_delay_s
+        figures = self.action_delay_tolerance.at(pd_in_drive)
+        return None if figures is None else figures.tolerated_s
+
+    def delay_tolerance_note(self, pd_in_drive: bool) -> str:
+        """Return one line on the tolerated action delay for where the PD law runs (for logs)."""
+        if self.action_delay_tolerance is not None:
+            return self.action_delay_tolerance.note(pd_in_drive)
+        head = f'tolerated action delay, PD law in the {"drive" if pd_in_drive else "node"}: '
+        flat = self.tolerated_action_delay_s
+        if flat is None:
+            return head + 'not measured'
+        return head + f'{1e3 * flat:g} ms (the contract does not say where the PD law ran)'
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,16 @@ run did not record (unknown); ``'off'`` a randomization item that was switched o
 and items added after the first format-2 files are optional and written only where stated:
 ``base_lin_vel_error``, ``terrain`` and the randomization items from ``link_mass_scale_range``
 on (see :class:`Randomization`), so files written before them keep their text, and their
-absence means what the older code did (none).
+absence means what the older code did (none); ``action_delay_tolerance``, the measured delay
+tolerance (:mod:`~humanoid_rl_ros.core.contract.delay_section`), whose absence means not
+measured.
 """
 
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from humanoid_rl_ros.core.contract.delay_section import (check_flat_figure,
+                                                         delay_tolerance_to_dict,
+                                                         parse_delay_tolerance)
 from humanoid_rl_ros.core.contract.facts import (check_facts, ContractError, KNOWN_OBS_TERMS,
                                                  LIN_VEL_ERROR_FACTS, NOISE_FACTS, OFF, push_kind,
                                                  RANDOMIZATION_FACTS)
@@ -82,10 +87,16 @@ def parse_training(data: Mapping[str, Any]) -> TrainingConditions:
     terrain = training.get('terrain')
     if terrain is not None:
         terrain = _parse_terrain(mapping(terrain, 'training.terrain'))
+    # optional: absent where the tolerance was not measured (and in files older than the field)
+    measured = training.get('action_delay_tolerance')
+    if measured is not None:
+        measured = parse_delay_tolerance(measured, data)
+        check_flat_figure(tolerated, measured)
     return TrainingConditions(action_delay_policy_steps=delay,
                               tolerated_action_delay_s=tolerated, observation_noise=noise,
                               randomization=randomization, command_sampling=sampling,
-                              base_lin_vel_error=lin_vel_error, terrain=terrain)
+                              base_lin_vel_error=lin_vel_error, terrain=terrain,
+                              action_delay_tolerance=measured)
 
 
 def _parse_lin_vel_error(raw: Mapping[str, Any], data: Mapping[str, Any]) -> BaseLinVelError:
@@ -243,13 +254,15 @@ def training_to_dict(training: TrainingConditions) -> Dict[str, Any]:
                     'small_command_m_s': float(s.small_command_m_s)}
     delay = training.action_delay_policy_steps
     tolerated = training.tolerated_action_delay_s
-    document = {
+    document: Dict[str, Any] = {
         'action_delay_policy_steps': None if delay is None else int(delay),
         'tolerated_action_delay_s': None if tolerated is None else float(tolerated),
-        'observation_noise': noise,
-        'randomization': randomization,
-        'command_sampling': sampling,
     }
+    if training.action_delay_tolerance is not None:  # written only where measured
+        document['action_delay_tolerance'] = delay_tolerance_to_dict(
+            training.action_delay_tolerance)
+    document.update(observation_noise=noise, randomization=randomization,
+                    command_sampling=sampling)
     e = training.base_lin_vel_error
     if e is not None:  # written only where stated: files older than the field stay as they were
         document['base_lin_vel_error'] = {
