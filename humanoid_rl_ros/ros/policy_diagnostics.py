@@ -3,12 +3,15 @@ The policy node's ``/diagnostics`` status: its key/values, level and message.
 
 :func:`status_values` lists what a monitor needs (lifecycle and controller state, the fault,
 the effective command, input health, rates); :func:`diagnostic_array` turns them into the
-``diagnostic_msgs/DiagnosticArray`` the node publishes. No rclpy here (messages only).
+``diagnostic_msgs/DiagnosticArray`` the node publishes; :class:`StateChanges` follows the
+controller's state tick by tick (since when, and its log lines). No rclpy here (messages only;
+the logger is passed in).
 """
 
 from typing import Dict, Optional
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from humanoid_rl_ros.core.controller import ControllerState
 from humanoid_rl_ros.core.timebase import ns_to_stamp
 
 
@@ -38,6 +41,45 @@ class PolicyRate:
         if self._mark_s is not None and now_s > self._mark_s:
             self.hz = (policy_steps - self._mark_steps) / (now_s - self._mark_s)
         self._mark_s, self._mark_steps = now_s, policy_steps
+
+
+class StateChanges:
+    """
+    The controller's state as the control ticks see it: since when, and a log line per change.
+
+    The state's entry time is the ROS time of the first tick that ran in it (``state_since_s``
+    on ``/diagnostics``); a new hold reason is logged (throttled) as a warning, a new state as
+    an error (damping), a warning (a fault stand) or information.
+    """
+
+    def __init__(self) -> None:
+        """Start with no state seen and no hold reason."""
+        self.hold = ''
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the state (the next tick counts as a change); the hold reason is kept."""
+        self.state = None
+        self.since_ns: Optional[int] = None
+
+    def tick(self, controller, now_ns: int, logger) -> bool:
+        """Log what changed at the tick at ROS time ``now_ns``; return whether the state did."""
+        if controller.hold_reason != self.hold:
+            self.hold = controller.hold_reason
+            if self.hold:
+                logger.warning(self.hold, throttle_duration_sec=1.0)
+        if controller.state is self.state:
+            return False
+        self.since_ns = now_ns
+        if controller.state is ControllerState.DAMPING:
+            logger.error(f'damping: {controller.fault_reason}; call ~/recover once the robot '
+                         'can stand')
+        elif controller.stand_reason:
+            logger.warning(f'standing: {controller.stand_reason}')
+        else:
+            logger.info(f'state: {controller.state.value}')
+        self.state = controller.state
+        return True
 
 
 def _format_tilt(tilt_rad: Optional[float]) -> str:

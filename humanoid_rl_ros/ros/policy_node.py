@@ -9,7 +9,8 @@ It wires topics, timers, services and parameters; all computation lives in the p
 :mod:`~humanoid_rl_ros.ros.sensor_inputs` (the sensor subscriptions),
 :mod:`~humanoid_rl_ros.ros.cmd_vel_input` (``cmd_vel`` of the type its publishers send),
 :mod:`~humanoid_rl_ros.ros.command_output` (efforts, or position targets, out),
-:mod:`~humanoid_rl_ros.ros.bringup` (what configure and autostart wait for) and
+:mod:`~humanoid_rl_ros.ros.bringup` (what configure and autostart wait for),
+:mod:`~humanoid_rl_ros.ros.policy_services` (the ``Trigger`` services) and
 :mod:`~humanoid_rl_ros.ros.policy_diagnostics` (the ``/diagnostics`` status).
 
 Lifecycle (``rclpy.lifecycle``; managed with the standard ``~/change_state`` services):
@@ -49,15 +50,15 @@ import time
 from typing import Dict, Optional, Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray
-from humanoid_rl_ros.core.controller import (Controller, ControllerError,
-                                             ControllerState, match_joint_indices)
+from humanoid_rl_ros.core.controller import Controller, ControllerError, match_joint_indices
 from humanoid_rl_ros.core.policy_runtime import PolicyLoadError, PolicyRuntime
-from humanoid_rl_ros.ros import bringup, policy_params
+from humanoid_rl_ros.ros import bringup, policy_params, policy_services
 from humanoid_rl_ros.ros.cmd_vel_input import CmdVelInput
 from humanoid_rl_ros.ros.command_output import CommandOutput, OutputConfigError
 from humanoid_rl_ros.ros.control_loop import ControlGroup, ControlLoop
 from humanoid_rl_ros.ros.node_main import run_node
-from humanoid_rl_ros.ros.policy_diagnostics import diagnostic_array, PolicyRate, status_values
+from humanoid_rl_ros.ros.policy_diagnostics import (diagnostic_array, PolicyRate,
+                                                    StateChanges, status_values)
 from humanoid_rl_ros.ros.ros_conversions import header_stamp_ns, joint_state_to_arrays
 from humanoid_rl_ros.ros.sensor_inputs import SensorInputs
 import numpy as np
@@ -67,7 +68,6 @@ from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data, QoSProfile
-from std_srvs.srv import Trigger
 
 # Topic names are relative, so a namespace or a remap (``-r cmd_vel:=/nav/cmd_vel``) moves them.
 CMD_VEL_TOPIC = 'cmd_vel'
@@ -81,9 +81,6 @@ SENSOR_QOS = qos_profile_sensor_data
 # Commands in and out use the ROS default (reliable, keep last 10), which Nav2, teleop,
 # Isaac Sim's articulation controller and forward_command_controller all use.
 COMMAND_QOS = QoSProfile(depth=10)
-SERVICES = {'walk': 'request_walk', 'stand': 'request_stand', 'recover': 'recover',
-            'damp': 'request_damping'}
-"""``std_srvs/Trigger`` services (``~/<name>``) -> the controller request they make."""
 AUTOSTART_PERIOD_S = 0.05
 """[s wall] How often autostart takes its next step (configure, or activate once fit)."""
 
@@ -111,9 +108,7 @@ class PolicyNode(LifecycleNode):
         self._last_tick_wall_s = 0.0  # [s] time.monotonic() of the newest tick (or activation)
         self._waiting_for = ''  # what configure waits for ('' if nothing)
         self._policy_rate = PolicyRate()
-        self._last_state = None
-        self._last_hold = ''
-        self._state_since_ns: Optional[int] = None  # ROS time the control loop saw it enter
+        self._states = StateChanges()  # the controller state the control ticks saw, since when
         # The control path runs in its own thread (see ControlLoop) when this rclpy allows it;
         # its callbacks and everything else touching the controller hold this lock.
         self._lock = threading.RLock()
@@ -127,8 +122,7 @@ class PolicyNode(LifecycleNode):
         self._diag_timer = self.create_timer(
             float(self.get_parameter('diagnostics_period_s').value), self._on_diag_timer,
             clock=steady)
-        for name, method in SERVICES.items():
-            self.create_service(Trigger, f'~/{name}', self._service_for(method))
+        policy_services.create_services(self, self._lock, self._now_s)
         self._autostart = (bringup.Autostart(self, AUTOSTART_PERIOD_S, self._activation_problem)
                            if self.get_parameter('autostart').value else None)
 
@@ -295,7 +289,7 @@ class PolicyNode(LifecycleNode):
             self.controller.request_walk(now)
         self.last_error = ''
         self.lifecycle_state = 'active'
-        self._last_state, self._state_since_ns = None, None  # set again by the first tick
+        self._states.reset()  # set again by the first tick
         self._waiting_for = ''
         self._last_tick_wall_s = time.monotonic()  # no tick yet: counts from activation
         result = super().on_activate(state)
@@ -315,7 +309,7 @@ class PolicyNode(LifecycleNode):
             self._publish_effort(np.zeros(self.controller.contract.num_joints))
             self.controller.deactivate()
         self.lifecycle_state = 'inactive'
-        self._last_state, self._state_since_ns = None, None
+        self._states.reset()
         result = super().on_deactivate(state)
         self.publish_diagnostics()
         return result
@@ -362,8 +356,7 @@ class PolicyNode(LifecycleNode):
         self.runtime = None
         self.lifecycle_state = 'unconfigured'
         self._policy_rate.reset()
-        self._last_state = None
-        self._state_since_ns = None
+        self._states.reset()
 
     # ------------------------------------------------------------------ callbacks
     def _now_s(self) -> float:
@@ -416,46 +409,13 @@ class PolicyNode(LifecycleNode):
         if effort is None:
             return
         self._output.control_tick(controller, effort, now_ns)
-        if controller.hold_reason != self._last_hold:
-            self._last_hold = controller.hold_reason
-            if controller.hold_reason:
-                self.get_logger().warning(controller.hold_reason, throttle_duration_sec=1.0)
-        if controller.state is not self._last_state:
-            self._state_since_ns = now_ns
-            if controller.state is ControllerState.DAMPING:
-                self.get_logger().error(f'damping: {controller.fault_reason}; call ~/recover '
-                                        'once the robot can stand')
-            elif controller.stand_reason:
-                self.get_logger().warning(f'standing: {controller.stand_reason}')
-            else:
-                self.get_logger().info(f'state: {controller.state.value}')
-            self._last_state = controller.state
+        if self._states.tick(controller, now_ns, self.get_logger()):
             self.publish_diagnostics()
 
     def _publish_effort(self, effort: np.ndarray, now_ns: Optional[int] = None) -> None:
         """Publish efforts [N*m] (effort mode; position drives hold their last target)."""
         if self._output is not None and self._output.mode == 'effort':
             self._output.publish(effort, now_ns)
-
-    # ------------------------------------------------------------------ services
-    def _service_for(self, method: str):
-        """Return the callback of the Trigger service that makes controller request ``method``."""
-        def call(request, response):
-            with self._lock:
-                return self._service_locked(response, method)
-        return call
-
-    def _service_locked(self, response, method: str):
-        if self.controller is None or self.lifecycle_state != 'active':
-            response.success = False
-            detail = f': {self.last_error}' if self.last_error else ''
-            response.message = (f'node is {self.lifecycle_state}; configure and activate it '
-                                f'first{detail}')
-            return response
-        response.success, response.message = getattr(self.controller, method)(self._now_s())
-        self.get_logger().info(f'{method}: {response.message}')
-        self.publish_diagnostics()
-        return response
 
     # ------------------------------------------------------------------ diagnostics
     def _on_diag_timer(self) -> None:
@@ -473,7 +433,7 @@ class PolicyNode(LifecycleNode):
             policy_rate_hz=self._policy_rate.hz,
             control_thread=(loop.failure or loop.priority_status) if loop is not None
             else 'executor',
-            state_since_ns=self._state_since_ns, waiting_for=self._waiting_for_now(),
+            state_since_ns=self._states.since_ns, waiting_for=self._waiting_for_now(),
             cmd_vel=self._cmd_vel.choice if self._cmd_vel is not None else None)
 
     def _waiting_for_now(self) -> str:
