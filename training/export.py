@@ -18,11 +18,15 @@ Command line (tyro)::
 
     python -m training.export upgrade models/humanoid_walk.yaml   # format 1 -> 2, graph untouched
     python -m training.export extract models/humanoid_walk.onnx   # YAML copy from the ONNX
+    # the action delay measured by the robustness suite, into the contract (graph untouched)
+    python -m training.export record-tolerance models/humanoid_walk.yaml \
+        benchmarks/robustness/robustness_report.json
 """
 
 import copy
 import dataclasses
 import datetime
+import json
 import os
 from pathlib import Path
 import sys
@@ -40,6 +44,8 @@ import torch
 from torch import nn
 
 from .export_facts import complete_contract
+from .export_tolerance import (delay_tolerance_from_report, graph_sha256,
+                               report_policy_graph_sha256, ReportMismatch)
 from .ppo.actor_critic import build_mlp
 from .ppo.normalizer import EmpiricalNormalizer
 
@@ -254,6 +260,51 @@ def upgrade_policy(contract_path: Union[str, Path]) -> PolicyContract:
     return read_contract(contract_path)
 
 
+def record_delay_tolerance(contract_path: Union[str, Path], report_path: Union[str, Path],
+                           repo_root: Union[str, Path] = REPO_ROOT) -> PolicyContract:
+    """
+    Write the action delay a robustness report measured into a policy's contract; return it.
+
+    ``report_path`` is a ``python -m training.robustness`` report (JSON) of this very policy:
+    refused (:class:`training.export_tolerance.ReportMismatch`) where the graph of the policy
+    it names at its commit (read from the git history of ``repo_root``) is not this ONNX's
+    graph, or where its robot differs. The contract gains ``training.action_delay_tolerance``
+    (per place of the PD law) and ``training.tolerated_action_delay_s`` (the delay tolerated
+    wherever the PD law runs); both copies are rewritten, the graph and weights are not.
+    """
+    contract_path = Path(contract_path)
+    contract = read_contract(contract_path)
+    onnx_path = contract.onnx_path(contract_path)
+    yaml_path = (contract_path.with_suffix('.yaml') if contract_path.suffix == '.onnx'
+                 else contract_path)
+    if contract.format_version < 2 or embedded_contract_document(onnx_path) is None:
+        raise ValueError(f'{contract_path} is contract format {contract.format_version} without '
+                         'one in its ONNX: run "python -m training.export upgrade" on it first')
+    report_path = Path(report_path)
+    report = json.loads(report_path.read_text())
+    mine = graph_sha256(onnx_path)
+    measured = report_policy_graph_sha256(report, repo_root)
+    if measured != mine:
+        raise ReportMismatch(
+            f'{report_path} measured {report.get("policy")} at commit {report.get("commit")}, '
+            f'graph sha256 {measured}; {onnx_path} has graph sha256 {mine}: another policy. '
+            'Run "python -m training.robustness" on this policy')
+    if report.get('robot') != contract.robot:
+        raise ReportMismatch(f'{report_path} ran robot {report.get("robot")!r}, the contract '
+                             f'is for {contract.robot!r}')
+    root = Path(repo_root).resolve()
+    absolute = report_path.resolve()
+    name = (absolute.relative_to(root) if absolute.is_relative_to(root) else absolute)
+    tolerance = delay_tolerance_from_report(report, mine, name.as_posix())
+    training = dataclasses.replace(contract.training, action_delay_tolerance=tolerance,
+                                   tolerated_action_delay_s=tolerance.bound_s)
+    write_policy_contract(dataclasses.replace(contract, training=training), onnx_path,
+                          yaml_path)
+    if graph_sha256(onnx_path) != mine:  # embed_contract rewrites the metadata only
+        raise RuntimeError(f'the graph of {onnx_path} changed while writing its contract')
+    return read_contract(yaml_path)
+
+
 def extract_contract(onnx_path: Union[str, Path],
                      yaml_path: Optional[Union[str, Path]] = None) -> Path:
     """
@@ -281,6 +332,16 @@ class UpgradeArgs:
 
 
 @dataclasses.dataclass
+class RecordToleranceArgs:
+    """Write the action delay a robustness report measured into the policy's contract."""
+
+    contract: Path
+    """The policy's contract YAML (its ONNX file is the one the contract names)."""
+    report: Path
+    """The robustness report of this policy (``robustness_report.json``)."""
+
+
+@dataclasses.dataclass
 class ExtractArgs:
     """Write the contract embedded in an ONNX file as its YAML copy."""
 
@@ -291,13 +352,20 @@ class ExtractArgs:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    """Command-line entry point: ``upgrade`` or ``extract`` (see the module docstring)."""
+    """Command-line entry point: ``upgrade``, ``extract`` or ``record-tolerance``."""
     import tyro
 
     args = tyro.extras.subcommand_cli_from_dict(
-        {'upgrade': UpgradeArgs, 'extract': ExtractArgs}, args=argv,
+        {'upgrade': UpgradeArgs, 'extract': ExtractArgs,
+         'record-tolerance': RecordToleranceArgs}, args=argv,
         prog='python -m training.export', config=(tyro.conf.PositionalRequiredArgs,))
-    if isinstance(args, UpgradeArgs):
+    if isinstance(args, RecordToleranceArgs):
+        training = record_delay_tolerance(args.contract, args.report).training
+        print(f'{args.contract}: training.tolerated_action_delay_s = '
+              f'{training.tolerated_action_delay_s} (wherever the PD law runs)')
+        for pd_in_drive in (False, True):
+            print(f'  {training.delay_tolerance_note(pd_in_drive)}')
+    elif isinstance(args, UpgradeArgs):
         contract = upgrade_policy(args.contract)
         unknown = contract.unknown_fields()
         print(f'{args.contract}: contract format {contract.format_version}, embedded in '

@@ -1,0 +1,136 @@
+"""
+``python -m training.export record-tolerance``: a robustness report's delays into the contract.
+
+The policies live in a throw-away git repository, because a report names its policy by path
+and commit only: the writer reads that policy from git and compares graphs.
+"""
+
+import json
+from pathlib import Path
+import shutil
+import subprocess
+
+from humanoid_rl_ros.core.contract import ONNX_METADATA_KEY, read_contract, YAML_HEADER
+import numpy as np
+import onnx
+import onnxruntime as ort
+from policy_fixtures import make_random_policy
+import pytest
+from training.export import record_delay_tolerance
+from training.export_tolerance import graph_sha256, ReportMismatch
+
+pytestmark = pytest.mark.skipif(shutil.which('git') is None, reason='needs git')
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(['git', '-C', str(repo), '-c', 'user.name=test', '-c',
+                           'user.email=test@example.invalid', '-c', 'commit.gpgsign=false',
+                           *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def _scenario(family: str, latency_s: float, drive: str, runs: int, falls: int) -> dict:
+    return {'family': family, 'runs': runs, 'falls': falls,
+            'config': {'loop': {'latency_s': latency_s, 'drive': drive}}}
+
+
+def _report(policy: str, commit: str, robot: str = 'kestrel') -> dict:
+    """Return a report in the suite's layout: node 5 ms passes, 10 ms has a fall, drive 20 ms."""
+    return {
+        'policy': policy, 'robot': robot, 'suite': 'quick', 'commit': commit,
+        'created_utc': '2026-01-02T03:04:05+00:00',
+        'command_line': f'python -m training.robustness {policy} --suite quick',
+        'scenarios': {
+            'nominal': _scenario('nominal', 0.0, 'node', 2, 0),  # not a latency scenario
+            'latency_10ms': _scenario('latency', 0.01, 'node', 2, 1),
+            'latency_5ms': _scenario('latency', 0.005, 'node', 2, 0),
+            'latency_joint_pd_20ms': _scenario('latency', 0.02, 'joint', 2, 0),
+        }}
+
+
+@pytest.fixture()
+def repo(tmp_path: Path) -> Path:
+    """Return a git repository with two committed random policies, walk (seed 0) and other."""
+    root = tmp_path / 'repo'
+    make_random_policy(root / 'models', name='walk', seed=0)
+    make_random_policy(root / 'models', name='other', seed=1)
+    _git(root.parent, 'init', '-q', str(root))
+    _git(root, 'add', 'models')
+    _git(root, 'commit', '-q', '-m', 'policies')
+    return root
+
+
+def _write_report(repo: Path, report: dict) -> Path:
+    path = repo / 'benchmarks' / 'robustness_report.json'
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report))
+    return path
+
+
+def test_the_measured_delays_go_into_both_copies_and_the_graph_stays(repo: Path):
+    yaml_path, onnx_path = repo / 'models' / 'walk.yaml', repo / 'models' / 'walk.onnx'
+    commit = _git(repo, 'rev-parse', 'HEAD')
+    report = _write_report(repo, _report('models/walk.yaml', commit))
+    graph_before = onnx.load(str(onnx_path)).graph.SerializeToString()
+    obs = np.random.default_rng(0).normal(0.0, 2.0, (8, read_contract(yaml_path).obs_dim))
+    actions_before = ort.InferenceSession(str(onnx_path)).run(
+        None, {'obs': obs.astype(np.float32)})[0]
+    assert 'training.tolerated_action_delay_s' in read_contract(yaml_path).unknown_fields()
+
+    contract = record_delay_tolerance(yaml_path, report, repo_root=repo)
+
+    assert onnx.load(str(onnx_path)).graph.SerializeToString() == graph_before
+    np.testing.assert_array_equal(ort.InferenceSession(str(onnx_path)).run(
+        None, {'obs': obs.astype(np.float32)})[0], actions_before)
+    metadata = {p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props}
+    assert yaml_path.read_text() == YAML_HEADER + metadata[ONNX_METADATA_KEY]
+    assert contract == read_contract(onnx_path) == read_contract(yaml_path)
+    measured = contract.training.action_delay_tolerance
+    node, drive = measured.pd_in_node, measured.pd_in_drive
+    tried = [(t.delay_s, t.episodes, t.falls) for t in node.tried]
+    assert tried == [(0.005, 2, 0), (0.01, 2, 1)]  # sorted; the nominal scenario left out
+    assert (node.tolerated_s, node.first_failed_s) == (0.005, 0.01)
+    assert (drive.tolerated_s, drive.first_failed_s) == (0.02, None)
+    assert contract.training.tolerated_action_delay_s == 0.005  # min(5 ms, 20 ms)
+    assert 'training.tolerated_action_delay_s' not in contract.unknown_fields()
+    source = measured.source
+    assert (source.suite, source.commit, source.created_utc) == (
+        'quick', commit, '2026-01-02T03:04:05+00:00')
+    assert source.report == 'benchmarks/robustness_report.json'  # relative to the repository
+    assert source.policy_graph_sha256 == graph_sha256(onnx_path)
+    # the same report again changes nothing
+    text = yaml_path.read_text()
+    assert record_delay_tolerance(yaml_path, report, repo_root=repo) == contract
+    assert yaml_path.read_text() == text
+
+
+@pytest.mark.parametrize('make_report, match', [
+    (lambda commit: _report('models/other.yaml', commit),
+     r'measured models/other\.yaml at commit .*: another policy'),
+    (lambda commit: _report('models/walk.yaml', commit + '-dirty'),
+     r'uncommitted changes, so the policy it measured cannot be identified'),
+    (lambda commit: _report('models/walk.yaml', 'unknown'), r'outside git'),
+    (lambda commit: _report('models/walk.yaml', '0' * 40), r'cannot read models/walk\.yaml'),
+    (lambda commit: _report('models/walk.yaml', commit, robot='g1'),
+     r"ran robot 'g1', the contract is for 'kestrel'"),
+    (lambda commit: {**_report('models/walk.yaml', commit), 'scenarios': {}},
+     r'no scenario of family .latency.'),
+])
+def test_a_report_of_another_policy_is_refused_and_nothing_written(repo: Path, make_report,
+                                                                   match):
+    yaml_path, onnx_path = repo / 'models' / 'walk.yaml', repo / 'models' / 'walk.onnx'
+    report = _write_report(repo, make_report(_git(repo, 'rev-parse', 'HEAD')))
+    text, data = yaml_path.read_text(), onnx_path.read_bytes()
+    with pytest.raises(ReportMismatch, match=match):
+        record_delay_tolerance(yaml_path, report, repo_root=repo)
+    assert yaml_path.read_text() == text and onnx_path.read_bytes() == data
+
+
+def test_the_report_may_name_the_onnx_and_a_later_commit_of_the_same_graph(repo: Path):
+    """The graph decides: a later commit with the same graph (say, a new contract) matches."""
+    first = _git(repo, 'rev-parse', 'HEAD')
+    (repo / 'notes.txt').write_text('a later commit\n')
+    _git(repo, 'add', 'notes.txt')
+    _git(repo, 'commit', '-q', '-m', 'later')
+    report = _write_report(repo, _report('models/walk.onnx', first))
+    contract = record_delay_tolerance(repo / 'models' / 'walk.yaml', report, repo_root=repo)
+    assert contract.training.action_delay_tolerance.source.commit == first
