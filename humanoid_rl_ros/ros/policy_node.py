@@ -267,7 +267,8 @@ class PolicyNode(LifecycleNode):
             f'{1.0 / contract.policy_dt_s:.0f} Hz), output {output_type} '
             f'({self._output.mode}) on '
             f'{self._output.topic_name}, cmd_vel on {self._cmd_vel.topic_name} as '
-            f'{self._cmd_vel.choice.note}')
+            f'{self._cmd_vel.choice.note}; ' + contract.training.delay_tolerance_note(
+                pd_in_drive=self._output.mode == 'position'))
         self.publish_diagnostics()
         return TransitionCallbackReturn.SUCCESS
 
