@@ -16,6 +16,7 @@ import time
 from typing import Callable, List, Optional, Sequence, Tuple
 
 from humanoid_rl_ros.core.timebase import ns_to_stamp
+from humanoid_rl_ros.ros.node_main import stop_requested
 import rclpy
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import SingleThreadedExecutor
@@ -42,7 +43,8 @@ def wait_for_joint_states(node, topic: str, qos, timeout_s: float,
     A private helper node in ``node``'s context and namespace subscribes, so the wait neither
     needs nor disturbs ``node``'s executor. ``on_wait(waiting_for)`` is called every
     ``on_wait_period_s`` of waiting with what is waited for (e.g. to publish diagnostics from
-    the blocked thread).
+    the blocked thread). The wait ends early (None) when the process is asked to stop
+    (:func:`humanoid_rl_ros.ros.node_main.stop_requested`) or the context shuts down.
     """
     received: List[JointState] = []
     wanted = frozenset(joint_names)
@@ -62,7 +64,8 @@ def wait_for_joint_states(node, topic: str, qos, timeout_s: float,
         start = time.monotonic()
         deadline = start + timeout_s
         next_report = start + on_wait_period_s
-        while not received and time.monotonic() < deadline and node.context.ok():
+        while (not received and time.monotonic() < deadline and node.context.ok()
+               and not stop_requested()):
             executor.spin_once(timeout_sec=0.05)
             if on_wait is not None and not received and time.monotonic() >= next_report:
                 next_report += on_wait_period_s

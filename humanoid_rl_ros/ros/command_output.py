@@ -34,6 +34,7 @@ from humanoid_rl_ros.ros import cdr, control_loop
 from humanoid_rl_ros.ros.position_targets import pd_equivalent_target
 from humanoid_rl_ros.ros.ros_conversions import make_float64_array
 import numpy as np
+from rclpy.duration import Duration
 from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
@@ -98,6 +99,15 @@ class CommandOutput:
     def destroy(self) -> None:
         """Destroy the publisher."""
         self._node.destroy_lifecycle_publisher(self.publisher)
+
+    def wait_delivered(self, timeout_s: float) -> bool:
+        """
+        Wait up to ``timeout_s`` [s wall] until every reliable subscriber has what was published.
+
+        Return whether all acknowledged (True at once for none, or only best-effort ones). Call
+        it before :meth:`destroy` after a final command: a deleted writer resends nothing.
+        """
+        return self.publisher.wait_for_all_acked(Duration(nanoseconds=int(timeout_s * 1e9)))
 
     def control_tick(self, controller, effort: np.ndarray, now_ns: int) -> None:
         """Publish a control tick's command: the effort, or (position mode) maybe a target."""

@@ -22,6 +22,8 @@ Lifecycle (``rclpy.lifecycle``; managed with the standard ``~/change_state`` ser
 * ``activate``: the controller goes to *standing* (ramp to the default pose); with
   ``start_walking_on_activate`` it walks once the ramp completes.
 * ``deactivate``: one zero-effort command is sent, then nothing more is published.
+* ``shutdown``: from active, the same final command first (waited for until subscribers have
+  it); also when the process is stopped with SIGINT or SIGTERM (``node_main``).
 * ``autostart`` (parameter): configure + activate right after start-up, under any clock:
   configure is retried while no ``joint_states`` arrive, and activation waits for a
   ``joint_states`` received fresh on the node clock (``/clock`` at zero, held, running from any
@@ -56,7 +58,7 @@ from humanoid_rl_ros.ros import bringup, policy_params, policy_services
 from humanoid_rl_ros.ros.cmd_vel_input import CmdVelInput
 from humanoid_rl_ros.ros.command_output import CommandOutput, OutputConfigError
 from humanoid_rl_ros.ros.control_loop import ControlGroup, ControlLoop
-from humanoid_rl_ros.ros.node_main import run_node
+from humanoid_rl_ros.ros.node_main import run_node, stop_requested
 from humanoid_rl_ros.ros.policy_diagnostics import (diagnostic_array, PolicyRate,
                                                     StateChanges, status_values)
 from humanoid_rl_ros.ros.ros_conversions import header_stamp_ns, joint_state_to_arrays
@@ -83,6 +85,10 @@ SENSOR_QOS = qos_profile_sensor_data
 COMMAND_QOS = QoSProfile(depth=10)
 AUTOSTART_PERIOD_S = 0.05
 """[s wall] How often autostart takes its next step (configure, or activate once fit)."""
+FINAL_COMMAND_WAIT_S = 3.5
+"""[s wall] The longest shutdown waits for subscribers to acknowledge the final command (Fast
+DDS acknowledges at its writer's heartbeat, every 3 s by default; ``ros2 launch`` sends SIGTERM
+5 s after SIGINT)."""
 
 
 class PolicyNode(LifecycleNode):
@@ -240,6 +246,10 @@ class PolicyNode(LifecycleNode):
         first = bringup.wait_for_joint_states(self, topic, SENSOR_QOS, wait_s, on_wait,
                                               float(self._param('diagnostics_period_s')),
                                               joint_names=contract.joint_names)
+        if first is None and stop_requested():  # the process is stopping: not a failure
+            self._teardown()
+            self.get_logger().info('configure stopped: the process is stopping')
+            return TransitionCallbackReturn.FAILURE
         if first is None:
             return self._refuse(f'configure refused: no joint_states received on {topic} within '
                                 f'joint_state_wait_s = {wait_s} s', retry=True)
@@ -307,7 +317,7 @@ class PolicyNode(LifecycleNode):
 
     def _deactivate(self, state: State) -> TransitionCallbackReturn:
         if self.controller is not None and self._output is not None:
-            self._publish_effort(np.zeros(self.controller.contract.num_joints))
+            self._final_command()
             self.controller.deactivate()
         self.lifecycle_state = 'inactive'
         self._states.reset()
@@ -323,11 +333,20 @@ class PolicyNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
-        """Release everything on shutdown."""
+        """
+        Send deactivate's final command if active, wait for it to arrive; release everything.
+
+        Also on SIGINT and SIGTERM (:mod:`~humanoid_rl_ros.ros.node_main`).
+        """
         with self._lock:
-            if self.controller is not None and self.lifecycle_state == 'active':
-                self._publish_effort(np.zeros(self.controller.contract.num_joints))
-                self.lifecycle_state = 'inactive'
+            sent = (self.controller is not None and self.lifecycle_state == 'active'
+                    and self._final_command())
+            self.lifecycle_state = 'inactive'  # no control tick publishes after it
+        if sent:
+            delivered = self._output.wait_delivered(FINAL_COMMAND_WAIT_S)
+            self.get_logger().info('final command sent: zero effort' + (
+                ', acknowledged' if delivered else
+                f', not acknowledged by every subscriber within {FINAL_COMMAND_WAIT_S} s'))
         self._teardown()
         self.lifecycle_state = 'finalized'
         return TransitionCallbackReturn.SUCCESS
@@ -413,10 +432,16 @@ class PolicyNode(LifecycleNode):
         if self._states.tick(controller, now_ns, self.get_logger()):
             self.publish_diagnostics()
 
-    def _publish_effort(self, effort: np.ndarray, now_ns: Optional[int] = None) -> None:
-        """Publish efforts [N*m] (effort mode; position drives hold their last target)."""
-        if self._output is not None and self._output.mode == 'effort':
-            self._output.publish(effort, now_ns)
+    def _final_command(self) -> bool:
+        """
+        Publish one zero-effort command; return whether one went out.
+
+        Effort mode only: position drives hold their last target (nothing is sent).
+        """
+        if self._output is None or self._output.mode != 'effort':
+            return False
+        self._output.publish(np.zeros(self.controller.contract.num_joints))
+        return True
 
     # ------------------------------------------------------------------ diagnostics
     def _on_diag_timer(self) -> None:
@@ -458,9 +483,10 @@ class PolicyNode(LifecycleNode):
                 self.get_clock().now().to_msg()))
 
     def destroy_node(self) -> None:
-        """Stop the control loop, then destroy the node."""
-        if self._control_loop is not None:
-            self._control_loop.stop()
+        """Stop the control loop, then destroy the node (also one whose __init__ failed)."""
+        loop = getattr(self, '_control_loop', None)
+        if loop is not None:
+            loop.stop()
         super().destroy_node()
 
 
