@@ -465,11 +465,11 @@ class Controller:
                                 if self.config.auto_resume_walk else 'call walk to resume'))
         self.walk_requested = self.config.auto_resume_walk
 
-    def _check_inputs(self, now_s: float) -> None:
+    def _check_inputs(self, now_s: float, joint_problem: str) -> None:
         """Apply the graded response to the inputs at ``now_s`` (standing or walking)."""
         walking = self.state is ControllerState.WALKING
         response = safety.grade_response(
-            now_s, self.config.fault_hold_s, self._joint_hold, self.joint_state_problem(now_s),
+            now_s, self.config.fault_hold_s, self._joint_hold, joint_problem,
             self.tilt_problem(now_s), self._walk_hold,
             self.walking_input_problem(now_s) if walking else None, self._tilt_hold)
         if response.damp:
@@ -497,18 +497,21 @@ class Controller:
         self._observe_clock(now_s)
         if self.state is ControllerState.INACTIVE:
             return None
+        joint_problem = ''  # why the joint state is unusable now (not looked at while damping)
         if self.state is not ControllerState.DAMPING:
-            self._check_inputs(now_s)
+            joint_problem = self.joint_state_problem(now_s)
+            self._check_inputs(now_s, joint_problem)
+        fraction = 0.0  # the stand ramp's progress (standing only)
         if self.state is ControllerState.STANDING:
             self._start_ramp_if_pending(now_s)
-            if self.walk_requested and self.stand_ramp_fraction(now_s) >= 1.0:
-                problem = self.joint_state_problem(now_s) or self.walking_input_problem(now_s)
+            fraction = self.stand_ramp_fraction(now_s)
+            if self.walk_requested and fraction >= 1.0:
+                problem = joint_problem or self.walking_input_problem(now_s)
                 self.note = f'walk pending: {problem}' if problem else ''
                 if not problem:
                     self._enter_walking()
         effort = self._zero_qd
         if self.state is ControllerState.STANDING:
-            fraction = self.stand_ramp_fraction(now_s)
             start = self._ramp_start_pos
             effort = self._pd(start + (self.default_pos_rad - start) * fraction, now_s)
         elif self.state is ControllerState.WALKING:
