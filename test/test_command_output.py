@@ -2,7 +2,7 @@
 
 from types import SimpleNamespace
 
-from humanoid_rl_ros.core.controller import ControllerState
+from humanoid_rl_ros.core.controller import ControllerState, JointSample
 from humanoid_rl_ros.ros.command_output import CommandOutput
 import numpy as np
 from rclpy.serialization import deserialize_message
@@ -52,11 +52,9 @@ def test_position_targets_resume_at_once_after_ros_time_goes_back() -> None:
 def _stale_controller(state):
     """Return a controller stand-in whose joint state has gone stale at 8 rad/s."""
     return SimpleNamespace(
-        state=state, default_pos_rad=np.zeros(2), kp_nm_per_rad=np.array([100.0, 100.0]),
-        kd_nms_per_rad=np.array([5.0, 5.0]),
-        joint_state_problem=lambda now_s: 'joint_states stale',
-        observation_inputs=lambda now_s: {'joint_pos': np.array([0.3, -0.1]),
-                                          'joint_vel': np.array([8.0, -8.0])})
+        state=state, kp_nm_per_rad=np.array([100.0, 100.0]), kd_nms_per_rad=np.array([5.0, 5.0]),
+        joint_state=lambda now_s: JointSample(np.array([0.3, -0.1]), np.array([8.0, -8.0]),
+                                              'joint_states stale'))
 
 
 def test_position_targets_never_carry_a_stale_velocity() -> None:

@@ -367,3 +367,29 @@ def test_observation_history_is_stacked_oldest_first_and_restarts_with_a_walk(ru
         f.tick()
     first = seen[0].reshape(3, frame_dim)
     np.testing.assert_allclose(first, np.stack([first[2]] * 3))  # a new walk starts afresh
+
+
+def test_joint_state_is_the_newest_usable_message_and_says_when_it_is_not_usable(runtime):
+    c = Controller(runtime.contract, runtime.act, ControllerConfig(joint_state_timeout_s=0.1))
+    q, qd, problem = c.joint_state(0.0)
+    assert np.all(np.isnan(q)) and np.all(np.isnan(qd))
+    assert problem == 'no joint_states received'
+    f = Feeder(c)
+    f.t = 1.0
+    f.feed()
+    q, qd, problem = c.joint_state(1.05)
+    np.testing.assert_array_equal(q, f.q)
+    np.testing.assert_array_equal(qd, f.qd)
+    assert problem == ''
+    # a refused message keeps the last usable state, and says why it is not used
+    bad = f.q.copy()
+    bad[0] = math.nan
+    c.update_joint_state(f.names, bad, f.qd, 1.06)
+    q, _, problem = c.joint_state(1.07)
+    np.testing.assert_array_equal(q, f.q)
+    assert 'non-finite' in problem and f.names[0] in problem
+    # older than joint_state_timeout_s: stale
+    f.t = 2.0
+    f.feed()
+    assert c.joint_state(2.09)[2] == ''
+    assert 'stale: 0.150 s old > joint_state_timeout_s 0.1 s' in c.joint_state(2.15)[2]

@@ -42,9 +42,10 @@ damping); :attr:`Controller.stand_reason` (why standing after a sustained fault)
 :attr:`Controller.hold_reason` (the transient fault being ridden out); :attr:`Controller.note`
 (why a walk request waits); :attr:`Controller.cmd_note`, :attr:`Controller.stamp_note`,
 :attr:`Controller.clock_note` (information only); :attr:`Controller.walk_requested`,
-:attr:`Controller.policy_steps`; :meth:`Controller.command`,
-:meth:`Controller.joint_state_problem`, :meth:`Controller.walking_input_problem`,
-:meth:`Controller.tilt_problem` and :meth:`Controller.tilt_rad`, all ``(now_s)``.
+:attr:`Controller.policy_steps`; :meth:`Controller.command`, :meth:`Controller.joint_state`
+(the newest joint state and its problem), :meth:`Controller.joint_state_problem`,
+:meth:`Controller.walking_input_problem`, :meth:`Controller.tilt_problem` and
+:meth:`Controller.tilt_rad`, all ``(now_s)``.
 
 Configuration: :class:`ControllerConfig`; the node may replace ``Controller.config`` at any
 time (nothing derived from it is cached).
@@ -92,7 +93,7 @@ Every effort returned is finite and within ``±effort_limit_nm``; this is checke
 
 import enum
 import math
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, NamedTuple, Optional, Sequence, Tuple
 
 from humanoid_rl_ros.core import policy_math, safety
 from humanoid_rl_ros.core.contract import PolicyContract
@@ -102,11 +103,19 @@ from humanoid_rl_ros.core.safety import age_s, InputTrack, match_joint_indices
 import numpy as np
 
 __all__ = ['clamp_command', 'Controller', 'ControllerConfig', 'ControllerError',
-           'ControllerState', 'match_joint_indices', 'ORIENTATION_SOURCES']
+           'ControllerState', 'JointSample', 'match_joint_indices', 'ORIENTATION_SOURCES']
 
 
 FORWARD_JUMP_TICKS = 10
 """A step of ROS time longer than this many physics ticks counts as a forward clock jump."""
+
+
+class JointSample(NamedTuple):
+    """A joint state in policy order, and why it is unusable ('' if it is usable)."""
+
+    q_rad: np.ndarray
+    qd_rad_s: np.ndarray
+    problem: str
 
 
 class ControllerState(enum.Enum):
@@ -307,6 +316,19 @@ class Controller:
         """Return why the joint state is unusable at ``now_s`` ('' if healthy)."""
         return self._joints.problem_at(now_s, self.config.joint_state_timeout_s,
                                        'joint_state_timeout_s')
+
+    def joint_state(self, now_s: float) -> JointSample:
+        """
+        Return the newest usable joint state and whether it is usable at ``now_s``.
+
+        ``q_rad`` and ``qd_rad_s`` are in policy order (NaN before the first usable message;
+        do not modify them); ``problem`` is :meth:`joint_state_problem` (stale, the newest
+        message refused, none yet; '' if healthy).
+        """
+        value = self._joints.value
+        if value is None:
+            value = (np.full(len(self.joint_names), np.nan),) * 2
+        return JointSample(value[0], value[1], self.joint_state_problem(now_s))
 
     def walking_input_problem(self, now_s: float) -> str:
         """Return why odometry/IMU are unusable for the policy at ``now_s`` ('' if healthy)."""

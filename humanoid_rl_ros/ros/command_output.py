@@ -126,14 +126,13 @@ class CommandOutput:
     def _target(controller, effort: np.ndarray, now_s: float) -> np.ndarray:
         if controller.state is ControllerState.WALKING:
             return controller.q_target_rad
-        inputs = controller.observation_inputs(now_s)  # the newest usable joint state
-        qd = inputs['joint_vel']
-        if controller.joint_state_problem(now_s):
+        q, qd, problem = controller.joint_state(now_s)  # the newest usable joint state
+        if problem:
             if controller.state is ControllerState.DAMPING:
                 return np.full_like(qd, np.nan)  # no feedback: send nothing (publish skips it)
             qd = np.zeros_like(qd)  # the controller's PD drops a stale velocity too
-        return pd_equivalent_target(effort, inputs['joint_pos'] + controller.default_pos_rad,
-                                    qd, controller.kp_nm_per_rad, controller.kd_nms_per_rad)
+        return pd_equivalent_target(effort, q, qd, controller.kp_nm_per_rad,
+                                    controller.kd_nms_per_rad)
 
     def publish(self, values: np.ndarray, now_ns: Optional[int] = None) -> None:
         """Publish efforts [N*m] or targets [rad] (policy order) stamped ``now_ns`` (or now)."""
