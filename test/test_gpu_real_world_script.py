@@ -1,0 +1,107 @@
+"""
+scripts/gpu_real_world.sh: its plan and checks, and a dry run of train then resume on the CPU.
+
+The dry run is the GPU command at a tiny size (4 CPU worlds, small nets, seconds of training, the
+ci suite on one scenario): training and the snapshot watcher run side by side, and what comes
+back is a handful of files, a checkpoint among them that the resume mode continues from.
+"""
+
+import json
+import os
+from pathlib import Path
+import subprocess
+import tarfile
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / 'scripts' / 'gpu_real_world.sh'
+TINY = {
+    'DEVICE': 'cpu', 'NUM_ENVS': '4', 'STARTUP_S': '20', 'EVAL_S': '30', 'WORKERS': '2',
+    'SUITE': 'ci', 'WATCH_ARGS': '--only nominal', 'SNAPSHOT_MIN': '0.1',
+    'TRAIN_ARGS': ('--runner.num-steps-per-env 8 --runner.policy.actor-hidden-dims 32 32 '
+                   '--runner.policy.critic-hidden-dims 32 32 --runner.save-interval 5 '
+                   '--runner.no-tensorboard')}
+
+
+def _run(args, **env):
+    full = {k: v for k, v in os.environ.items() if k != 'OUT'}
+    full.update(env)
+    return subprocess.run(['bash', str(SCRIPT), *args], cwd=REPO, env=full, text=True,
+                          capture_output=True, timeout=900)
+
+
+def test_the_plan_fits_the_training_budget_into_the_command_limit(tmp_path):
+    done = _run(['train'], PLAN_ONLY='1', OUT=str(tmp_path / 'out'))
+    assert done.returncode == 0, done.stderr
+    # (560 s - 150 s start-up - 60 s last evaluation - 20 s packing) / 60
+    assert 'training: 5.50 min budget, snapshot every 1 min' in done.stdout
+    assert '--config training/configs/real_world.yaml --device cuda:0 --num-envs 4096' \
+        in done.stdout
+    assert '--runner.keep-checkpoints 1' in done.stdout
+    assert '--watch --stop-file' in done.stdout and '--suite full --workers 12' in done.stdout
+    assert not (tmp_path / 'out').exists()
+    done = _run(['train'], PLAN_ONLY='1', TOTAL_S='300', STARTUP_S='100', EVAL_S='20')
+    assert 'training: 2.67 min budget' in done.stdout
+    bench = _run(['throughput'], PLAN_ONLY='1')
+    assert 'benchmarks/gpu_throughput.py --config training/configs/real_world.yaml' in bench.stdout
+    assert '--num-envs 4096 8192' in bench.stdout
+
+
+def test_wrong_use_says_what_is_missing(tmp_path):
+    done = _run([])
+    assert done.returncode == 2 and 'scripts/gpu_real_world.sh resume CHECKPOINT.pt' in done.stderr
+    done = _run(['resume', str(tmp_path / 'model_9.pt')])
+    assert done.returncode == 2 and 'no checkpoint file at' in done.stderr
+    (tmp_path / 'model_9.pt').write_bytes(b'')
+    done = _run(['resume', str(tmp_path / 'model_9.pt'), str(tmp_path / 'nope.json')])
+    assert done.returncode == 2 and 'no time_to_policy.json at' in done.stderr
+
+
+def _snapshot_iterations(result):
+    return [row['iteration'] for row in result['snapshots']]
+
+
+@pytest.mark.slow
+def test_a_dry_run_trains_watches_packs_and_resumes(tmp_path):
+    out1 = tmp_path / 'out1'
+    done = _run(['train'], **TINY, TOTAL_S='400', TRAIN_MIN='0.3', OUT=str(out1),
+                WORK=str(tmp_path / 'work1'))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    files = sorted(p.name for p in out1.iterdir())
+    (checkpoint,) = [name for name in files if name.endswith('.pt')]
+    assert sorted(set(files) - {checkpoint}) == [
+        'results.tar.gz', 'summary.txt', 'time_to_policy.json', 'time_to_policy.md',
+        'time_to_policy.png', 'train.log']
+    first = json.loads((out1 / 'time_to_policy.json').read_text())
+    assert first['stopped_by'] == 'stop_file' and first['pending'] == 0
+    assert first['evaluated'] >= 2 and first['suite'] == 'ci' and first['only'] == ['nominal']
+    with tarfile.open(out1 / 'results.tar.gz') as tar:
+        names = tar.getnames()
+    assert not [n for n in names if n.endswith('.pt')]
+    for row in first['snapshots']:
+        assert f'./runs/real_world/snapshots/{row["name"]}.onnx' in names
+        assert f'./time_to_policy/reports/{row["name"]}.json' in names
+    assert './models/real_world.yaml' in names and './runs/real_world/config.yaml' in names
+    assert 'training exit status 0' in (out1 / 'summary.txt').read_text()
+
+    # the next command: the checkpoint and the report carried back into the checkout
+    carried = tmp_path / 'carry'
+    carried.mkdir()
+    for name in (checkpoint, 'time_to_policy.json'):
+        (carried / name).write_bytes((out1 / name).read_bytes())
+    out2 = tmp_path / 'out2'
+    done = _run(['resume', str(carried / checkpoint), str(carried / 'time_to_policy.json')],
+                **TINY, TOTAL_S='400', TRAIN_MIN='0.2', OUT=str(out2),
+                WORK=str(tmp_path / 'work2'))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    second = json.loads((out2 / 'time_to_policy.json').read_text())
+    old = _snapshot_iterations(first)
+    new = [i for i in _snapshot_iterations(second) if i not in old]
+    assert _snapshot_iterations(second)[:len(old)] == old  # the earlier command's, counted
+    assert new and min(new) > max(old)  # training went on from the checkpoint
+    times = [row['train_wall_time_s'] for row in second['snapshots']]
+    assert times == sorted(times)  # and so did its training clock
+    train_log = (out2 / 'train.log').read_text()
+    assert f'resumed from {carried / checkpoint}' in train_log
+    assert [p.name for p in out2.iterdir() if p.suffix == '.pt']
