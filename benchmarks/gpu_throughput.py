@@ -33,10 +33,12 @@ benchmark.  ``--config FILE.yaml`` (a training config, as ``python -m training.t
 
 ``--robot``, ``--num-envs``, ``--decimation``, ``--physics-dt-s``, ``--nconmax``, ``--njmax``
 and ``--compile`` override the file's values; 1 and 2 measure the robot on flat ground, without
-randomization, whatever the file says, so the percentages of 3 and 4 are of that raw rate.  Worlds are reset to the standing pose every
-``--reset-every`` policy steps outside the timed regions in 1 and 2, so the robots stay
-upright-ish and contact counts are realistic.  Every timed region ends with a device
-synchronize.  Overflow reports of the backend are stored with each figure.
+randomization, whatever the file says, so the percentages of 3 and 4 are of that raw rate.
+
+Worlds are reset to the standing pose every ``--reset-every`` policy steps outside the timed
+regions in 1 and 2, so the robots stay upright-ish and contact counts are realistic.  Every
+timed region ends with a device synchronize.  Overflow reports of the backend are stored with
+each figure.
 
 ``--scaling`` measures multi-GPU data-parallel training instead (:mod:`training.distributed`):
 for each ``--num-envs`` (environments per GPU) and each GPU count N of ``--gpus`` (default 1,
@@ -344,7 +346,8 @@ def run(args: BenchConfig) -> Dict[str, Any]:
         out['machine']['mujoco_warp'] = mujoco_warp.__version__
     except (ImportError, AttributeError):
         pass
-    print(f'env_step and training: the task config of {args.config or "the defaults"}', flush=True)
+    print(f'env_step and training: the task config of {args.config or "the defaults"}',
+          flush=True)
     for n in args.num_envs:
         row: Dict[str, Any] = {'num_envs': n}
         backend = MjWarpBackend(robot, n, device=args.device, physics_dt_s=args.physics_dt_s,
