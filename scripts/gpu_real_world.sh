@@ -163,8 +163,10 @@ fi
 # training, stopped by SIGINT at its deadline (it then saves model_<it>_interrupted.pt)
 train_limit_s=$(left $((EVAL_S + PACK_S)))
 (
+  began=$(date +%s)
   timeout -s INT -k 30 "$train_limit_s" "${train_cmd[@]}" > "$WORK/train.log" 2>&1
   echo $? > "$WORK/train.status"
+  echo $(( $(date +%s) - began )) > "$WORK/train.seconds"
   touch "$WORK/train.done"
 ) &
 train_pid=$!
@@ -203,6 +205,8 @@ fi
   echo "mode $mode, device $DEVICE, $NUM_ENVS envs, training budget $TRAIN_MIN min," \
        "snapshots every $SNAPSHOT_MIN min, suite $SUITE on $WORKERS workers"
   echo "training exit status $train_status, watcher exit status $watch_status, $(elapsed) s"
+  echo "the training process ran $(cat "$WORK/train.seconds") s; the training clock (time in" \
+       "the progress lines below, summed over resumed commands) leaves out its start-up"
   echo "checkpoint for resume: $(basename "${checkpoint_out:-none}")"
   grep -E '^it [0-9]+' "$WORK/train.log" | tail -3
   grep '^\[train\]' "$WORK/train.log" | tail -2
