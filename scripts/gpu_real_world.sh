@@ -3,6 +3,7 @@
 #
 #   scripts/gpu_real_world.sh train                  # a fresh run
 #   scripts/gpu_real_world.sh resume CHECKPOINT.pt [PREVIOUS/time_to_policy.json]
+#   scripts/gpu_real_world.sh resume last            # the same machine, still up: its newest run
 #   scripts/gpu_real_world.sh throughput             # end-to-end training env-steps/s
 #
 # train / resume: trains with training/configs/real_world.yaml (terrain and its curriculum,
@@ -11,7 +12,8 @@
 # snapshot on WORKERS CPU processes as it appears. Training runs under a deadline (SIGINT: it
 # saves a checkpoint to resume from), so the whole command ends within TOTAL_S seconds.
 # resume continues from a checkpoint of an earlier command (iterations and training time go
-# on); give that command's time_to_policy.json too and its evaluated snapshots count.
+# on); give that command's time_to_policy.json too and its evaluated snapshots count ('last'
+# finds both in this machine's newest scratch folder).
 # throughput: benchmarks/gpu_throughput.py with the same config at BENCH_NUM_ENVS envs.
 #
 # OUT receives at most 7 files: results.tar.gz (run folder without checkpoints, snapshot
@@ -49,12 +51,30 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 start_s=$(date +%s)
 
+newest_checkpoint() {  # the model_<iteration>[_interrupted].pt of folder $1 with the most iterations
+  ls "$1"/model_*.pt 2>/dev/null \
+    | awk -F'model_' '{ split($NF, a, /[_.]/); print a[1] "\t" $0 }' | sort -n | tail -1 | cut -f2
+}
+
 mode=${1:-}
+RUN_NAME=${RUN_NAME:-real_world}
 case "$mode" in
   train | throughput) ;;
   resume)
     checkpoint=${2:-}
     previous=${3:-}
+    if [ "$checkpoint" = last ]; then  # the newest scratch folder of this machine
+      for folder in $(ls -dt /tmp/gpu_real_world.*/ 2>/dev/null); do
+        checkpoint=$(newest_checkpoint "${folder}runs/$RUN_NAME")
+        if [ -n "$checkpoint" ]; then
+          [ -f "${folder}time_to_policy/time_to_policy.json" ] \
+            && previous=${folder}time_to_policy/time_to_policy.json
+          break
+        fi
+      done
+      [ -n "$checkpoint" ] || checkpoint="last (no checkpoint under /tmp/gpu_real_world.*:" \
+" a fresh machine; carry the one a previous command returned)"
+    fi
     if [ -z "$checkpoint" ] || [ ! -f "$checkpoint" ]; then
       echo "resume: no checkpoint file at '${checkpoint}' (give the model_<iteration>.pt a" \
            "previous command wrote)" >&2
@@ -65,7 +85,7 @@ case "$mode" in
       exit 2
     fi ;;
   *)
-    sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2 ;;
 esac
 
@@ -81,7 +101,6 @@ TRAIN_MIN=${TRAIN_MIN:-$(awk -v t="$TOTAL_S" -v s="$STARTUP_S" -v e="$EVAL_S" -v
 SNAPSHOT_MIN=${SNAPSHOT_MIN:-1}
 WORKERS=${WORKERS:-12}
 SUITE=${SUITE:-full}
-RUN_NAME=${RUN_NAME:-real_world}
 CONFIG=${CONFIG:-training/configs/real_world.yaml}
 TRAIN_ARGS=${TRAIN_ARGS:-}
 WATCH_ARGS=${WATCH_ARGS:-}
@@ -186,8 +205,7 @@ echo "[gpu_real_world] watcher exited with status $watch_status after $(elapsed)
      "(0: a snapshot meets every target; 1: none does)"
 
 # pack: a few files only
-checkpoint_out=$(ls "$run_dir"/model_*.pt 2>/dev/null \
-  | awk -F'model_' '{ split($NF, a, /[_.]/); print a[1] "\t" $0 }' | sort -n | tail -1 | cut -f2)
+checkpoint_out=$(newest_checkpoint "$run_dir")
 [ -n "$checkpoint_out" ] && cp "$checkpoint_out" "$OUT/"
 for name in time_to_policy.json time_to_policy.md time_to_policy.png; do
   [ -f "$WORK/time_to_policy/$name" ] && cp "$WORK/time_to_policy/$name" "$OUT/"

@@ -9,8 +9,10 @@ back is a handful of files, a checkpoint among them that the resume mode continu
 import json
 import os
 from pathlib import Path
+import shutil
 import subprocess
 import tarfile
+import tempfile
 
 import pytest
 
@@ -53,9 +55,28 @@ def test_wrong_use_says_what_is_missing(tmp_path):
     assert done.returncode == 2 and 'scripts/gpu_real_world.sh resume CHECKPOINT.pt' in done.stderr
     done = _run(['resume', str(tmp_path / 'model_9.pt')])
     assert done.returncode == 2 and 'no checkpoint file at' in done.stderr
+    done = _run(['resume', 'last'], RUN_NAME='no_such_run')
+    assert done.returncode == 2 and 'carry the one a previous command returned' in done.stderr
     (tmp_path / 'model_9.pt').write_bytes(b'')
     done = _run(['resume', str(tmp_path / 'model_9.pt'), str(tmp_path / 'nope.json')])
     assert done.returncode == 2 and 'no time_to_policy.json at' in done.stderr
+
+
+def test_resume_last_takes_the_newest_checkpoint_of_this_machines_newest_run(tmp_path):
+    scratch = Path(tempfile.mkdtemp(prefix='gpu_real_world.', dir='/tmp'))
+    try:
+        run = scratch / 'runs' / 'real_world'
+        run.mkdir(parents=True)
+        for name in ('model_50.pt', 'model_120_interrupted.pt', 'model_99.pt'):
+            (run / name).write_bytes(b'')
+        (scratch / 'time_to_policy').mkdir()
+        (scratch / 'time_to_policy' / 'time_to_policy.json').write_text('{}')
+        done = _run(['resume', 'last'], PLAN_ONLY='1')
+        assert done.returncode == 0, done.stderr
+        assert f'--resume {run}/model_120_interrupted.pt' in done.stdout
+        assert f'--previous {scratch}/time_to_policy/time_to_policy.json' in done.stdout
+    finally:
+        shutil.rmtree(scratch)
 
 
 def _snapshot_iterations(result):
