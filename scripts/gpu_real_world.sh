@@ -64,6 +64,7 @@ case "$mode" in
     checkpoint=${2:-}
     previous=${3:-}
     if [ "$checkpoint" = last ]; then  # the newest scratch folder of this machine
+      checkpoint=
       for folder in $(ls -dt /tmp/gpu_real_world.*/ 2>/dev/null); do
         checkpoint=$(newest_checkpoint "${folder}runs/$RUN_NAME")
         if [ -n "$checkpoint" ]; then
