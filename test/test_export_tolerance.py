@@ -134,3 +134,23 @@ def test_the_report_may_name_the_onnx_and_a_later_commit_of_the_same_graph(repo:
     report = _write_report(repo, _report('models/walk.onnx', first))
     contract = record_delay_tolerance(repo / 'models' / 'walk.yaml', report, repo_root=repo)
     assert contract.training.action_delay_tolerance.source.commit == first
+
+
+def test_a_report_that_records_its_graph_needs_no_git_history(repo: Path, tmp_path: Path):
+    """A run made outside git (a fresh training run) is matched by the graph it records."""
+    report = _report('/elsewhere/runs/walk.yaml', 'unknown')
+    report['policy_graph_sha256'] = graph_sha256(repo / 'models' / 'walk.onnx')
+    contract = record_delay_tolerance(repo / 'models' / 'walk.yaml', _write_report(repo, report),
+                                      repo_root=tmp_path)
+    assert contract.training.action_delay_tolerance.source.policy_graph_sha256 == \
+        report['policy_graph_sha256']
+    assert contract.training.tolerated_action_delay_s == pytest.approx(0.005)
+    other = _report('/elsewhere/runs/walk.yaml', 'unknown')
+    other['policy_graph_sha256'] = graph_sha256(repo / 'models' / 'other.onnx')
+    with pytest.raises(ReportMismatch, match='another policy'):
+        record_delay_tolerance(repo / 'models' / 'walk.yaml', _write_report(repo, other),
+                               repo_root=tmp_path)
+    other['policy_graph_sha256'] = 'not-a-hash'
+    with pytest.raises(ReportMismatch, match='not a SHA-256'):
+        record_delay_tolerance(repo / 'models' / 'walk.yaml', _write_report(repo, other),
+                               repo_root=tmp_path)

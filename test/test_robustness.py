@@ -16,6 +16,7 @@ from humanoid_rl_ros.robot.mujoco_model import HFIELD_GEOM_NAME, Terrain
 import mujoco
 import numpy as np
 import pytest
+from training.export_tolerance import graph_sha256
 from training.robustness.cli import RobustnessCommand, run_robustness
 from training.robustness.episode import (EpisodeSpec, LoopPerturbation, PushEvent,
                                          random_pushes, run_episode, SensorNoise)
@@ -498,6 +499,9 @@ def test_ci_suite_runs_on_the_shipped_policy_and_writes_the_report(tmp_path: Pat
     assert sum(push['push_phase_quartile_counts']) == push['push_events']
     assert all(row['checks'] for row in saved['scenarios'].values())
     assert saved['summary']['scenarios'] == len(names) == report['summary']['scenarios']
+    # the report names the graph it measured, so a fresh run's report matches its model
+    assert saved['policy_graph_sha256'] == graph_sha256(
+        read_contract(SHIPPED).onnx_path(SHIPPED))
     runs = saved['runs']
     assert len(runs['rows']) == saved['summary']['episodes'] == sum(s.runs for s in ci_suite())
     assert {'scenario', 'fell', 'push_phases', 'lin_vel_error_m_s'} <= set(runs['columns'])

@@ -5,15 +5,17 @@ The action delay a policy tolerates, read from a robustness report of that very 
 training.robustness`` report into the contract's ``training.action_delay_tolerance``: the
 delays tried with the PD law in the node (``latency_<ms>ms``, ``drive`` ``node``) and in the
 joint drive (``latency_joint_pd_<ms>ms``, ``drive`` ``joint``), with the episodes and falls at
-each, and where the figures came from. A report names its policy by path and code commit only,
-so :func:`report_policy_graph_sha256` reads that policy's ONNX at that commit from git and
-hashes its graph (weights included; the metadata, where the contract lives, left out): a
-report of another policy, or one made from a modified checkout, cannot be matched to a model.
+each, and where the figures came from. The suite records the SHA-256 of the measured policy's
+graph (weights included; the metadata, where the contract lives, left out) in its report; for
+an older report that names its policy by path and code commit only,
+:func:`report_policy_graph_sha256` reads that policy's ONNX at that commit from git and hashes
+its graph. A report of another policy cannot be matched to a model.
 Used by ``python -m training.export record-tolerance`` (:mod:`training.export`).
 """
 
 import hashlib
 from pathlib import Path
+import re
 import subprocess
 from typing import Any, Dict, List, Mapping, Union
 
@@ -52,12 +54,20 @@ def _git_show(repo_root: Path, commit: str, path: str) -> bytes:
 
 def report_policy_graph_sha256(report: Mapping[str, Any], repo_root: Union[str, Path]) -> str:
     """
-    Return the graph SHA-256 of the policy a report measured, read from git at its commit.
+    Return the graph SHA-256 of the policy a report measured.
 
-    The report's ``policy`` (its contract YAML or ONNX, relative to the checkout) at its
+    A report that records it (``policy_graph_sha256``, written by the suite) gives it; an
+    older report names only its policy and commit, so the graph is read from git: the
+    report's ``policy`` (its contract YAML or ONNX, relative to the checkout) at its
     ``commit``; refused (:class:`ReportMismatch`) for a report made outside git or from a
     checkout with changes (``-dirty``), where the file measured is not in the history.
     """
+    recorded = report.get('policy_graph_sha256')
+    if recorded is not None:
+        if not (isinstance(recorded, str) and re.fullmatch('[0-9a-f]{64}', recorded)):
+            raise ReportMismatch(f'the report\'s policy_graph_sha256 {recorded!r} is not a '
+                                 'SHA-256 in hex')
+        return recorded
     repo_root = Path(repo_root).resolve()
     commit, policy = str(report.get('commit', '')), str(report.get('policy', ''))
     if not commit or commit == 'unknown' or commit.endswith('-dirty'):

@@ -28,6 +28,7 @@ from humanoid_rl_ros.core.provenance import git_commit
 from training.robustness.plots import plot_report
 from training.robustness.report import build_report, dumps_report
 from training.robustness.runner import run_scenarios
+from training.export_tolerance import graph_sha256
 from training.robustness.scenarios import Scenario, suite, Targets
 import tyro
 
@@ -96,6 +97,7 @@ def run_robustness(contract_path: Path, out_dir: Optional[Path], suite_name: str
     meta = {
         'policy': os.path.relpath(contract_path, REPO_ROOT)
         if contract_path.is_relative_to(REPO_ROOT) else str(contract_path),
+        'policy_graph_sha256': graph_sha256(contract.onnx_path(contract_path)),
         'robot': contract.robot, 'suite': suite_name,
         'created_utc': datetime.datetime.now(datetime.timezone.utc).isoformat(
             timespec='seconds'),
