@@ -65,7 +65,7 @@ def report_policy_graph_sha256(report: Mapping[str, Any], repo_root: Union[str, 
     recorded = report.get('policy_graph_sha256')
     if recorded is not None:
         if not (isinstance(recorded, str) and re.fullmatch('[0-9a-f]{64}', recorded)):
-            raise ReportMismatch(f'the report\'s policy_graph_sha256 {recorded!r} is not a '
+            raise ReportMismatch(f'policy_graph_sha256 {recorded!r} of the report is not a '
                                  'SHA-256 in hex')
         return recorded
     repo_root = Path(repo_root).resolve()

@@ -25,10 +25,10 @@ from typing import Any, Dict, Literal, Optional, Sequence, Tuple
 from humanoid_rl_ros.core.contract import read_contract
 from humanoid_rl_ros.core.policy_runtime import resolve_policy_path
 from humanoid_rl_ros.core.provenance import git_commit
+from training.export_tolerance import graph_sha256
 from training.robustness.plots import plot_report
 from training.robustness.report import build_report, dumps_report
 from training.robustness.runner import run_scenarios
-from training.export_tolerance import graph_sha256
 from training.robustness.scenarios import Scenario, suite, Targets
 import tyro
 
