@@ -203,6 +203,23 @@ def test_an_angular_push_reaches_the_simulator_in_the_world_frame(fake):
                                atol=1e-6, rtol=0)
 
 
+def test_an_angular_push_survives_a_reset_of_another_world(fake):
+    backend, gym = fake
+    sim, j = gym.sim, backend.robot.num_joints
+    sim.root[:, 10:13] = 0.0
+    gym.refresh_actor_root_state_tensor(sim)
+    backend.kp.zero_()
+    backend.kd.zero_()
+    backend.step(1)
+    backend.base_ang_vel_body[0, 2] += 0.5  # the env pushes world 0 ...
+    backend.reset_masked(torch.tensor([False, True]), *(torch.zeros(2, w) for w in (
+        3, 4, 3, 3, j, j)))  # ... and resets world 1 in the same env step
+    torch.testing.assert_close(backend.base_ang_vel_body[0], torch.tensor([0.0, 0.0, 0.5]))
+    backend.step(1)
+    torch.testing.assert_close(sim.root[0, 10:13], torch.tensor([0.0, 0.0, 0.5]),
+                               atol=1e-6, rtol=0)
+
+
 def test_randomization_writes_the_masked_envs_only(fake):
     backend, gym = fake
     envs = gym.sim.envs

@@ -230,16 +230,20 @@ class IsaacGymBackend(SimBackend):
 
     # ---- the interface ----
 
+    def _apply_ang_vel_writes(self) -> None:
+        """Add the env's writes into ``base_ang_vel_body`` since the last read to the roots."""
+        kick_body = self.base_ang_vel_body - self._ang_vel_body_read
+        self._root[:, ROOT_ANG_VEL_WORLD] += body_to_world(self.base_quat, kick_body)
+        self._ang_vel_body_read.copy_(self.base_ang_vel_body)
+
     def step(self, decimation: int) -> None:
         """Run ``decimation`` physics steps with PD recomputed before each (see base class)."""
         if int(decimation) != decimation or decimation < 1:
             raise ValueError(f'decimation must be a positive integer, got {decimation!r}')
         gym, sim, unwrap = self._gym, self._sim, self._unwrap
         # In-place writes into base_lin_vel_world (a view) and base_ang_vel_body (a body-frame
-        # copy) are the env's pushes: they reach PhysX only through this write.  The angular
-        # one is sent as the change since the last read, rotated into the world frame.
-        kick_body = self.base_ang_vel_body - self._ang_vel_body_read
-        self._root[:, ROOT_ANG_VEL_WORLD] += body_to_world(self.base_quat, kick_body)
+        # copy) are the env's pushes: they reach PhysX only through this write.
+        self._apply_ang_vel_writes()
         gym.set_actor_root_state_tensor(sim, unwrap(self._root))
         for _ in range(int(decimation)):
             effort = torch.nan_to_num(self.compute_effort(), nan=0.0)
@@ -272,6 +276,9 @@ class IsaacGymBackend(SimBackend):
         count = int(actor_ids.numel())
         if count == 0:
             return
+        # the other worlds' pending angular pushes go into the roots first (the state copies
+        # are re-read from them below; the next step sends them)
+        self._apply_ang_vel_writes()
         masked_copy_(self._root, m, root_from_base_state(pos, quat, lin, ang, self._origins))
         masked_column_write_(self._dof_pos, self._policy_to_dof, m, jp)
         masked_column_write_(self._dof_vel, self._policy_to_dof, m, jv)
