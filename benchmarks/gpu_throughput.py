@@ -31,9 +31,11 @@ benchmark.  ``--config FILE.yaml`` (a training config, as ``python -m training.t
     python benchmarks/gpu_throughput.py --config training/configs/real_world.yaml \
         --out real_world_throughput.json --train-iterations 30
 
-``--robot``, ``--num-envs``, ``--decimation``, ``--physics-dt-s``, ``--nconmax``, ``--njmax``
-and ``--compile`` override the file's values; 1 and 2 measure the robot on flat ground, without
-randomization, whatever the file says, so the percentages of 3 and 4 are of that raw rate.
+``--num-envs`` and ``--compile`` override the file's values; so do ``--robot``,
+``--decimation``, ``--physics-dt-s``, ``--nconmax`` and ``--njmax`` when given (left out, the
+file's values hold, in every measurement; without ``--config``, the training defaults).  1 and
+2 measure that robot on flat ground, without randomization, whatever the file says, so the
+percentages of 3 and 4 are of that raw rate.
 
 Worlds are reset to the standing pose every ``--reset-every`` policy steps outside the timed
 regions in 1 and 2, so the robots stay upright-ish and contact counts are realistic.  Every
@@ -71,7 +73,6 @@ from humanoid_rl_ros.core.provenance import git_commit  # noqa: E402
 from humanoid_rl_ros.robot.description import load_robot  # noqa: E402
 import torch  # noqa: E402
 from training.backends.mjwarp import MjWarpBackend  # noqa: E402
-from training.config import EnvConfig  # noqa: E402
 import tyro  # noqa: E402
 import warp as wp  # noqa: E402
 
@@ -82,34 +83,38 @@ class BenchConfig:
 
     out: str
     """Path of the JSON results file (written after each size)."""
-    robot: str = 'kestrel'
-    """Robot name under models/robots/, or a robot folder / robot.yaml path."""
+    robot: Optional[str] = None
+    """Robot name under models/robots/, or a robot folder / robot.yaml path; None: the
+    --config file's robot (kestrel without one)."""
     device: str = 'cuda:0'
     """Torch/warp device: cuda:0, or cpu for a tiny functional run."""
     num_envs: Tuple[int, ...] = (4096, 8192)
     """Worlds per measurement; each size is measured in turn."""
-    decimation: int = 4
-    """Physics steps per policy step."""
-    physics_dt_s: float = 0.005
-    """Physics time step [s]."""
+    decimation: Optional[int] = None
+    """Physics steps per policy step; None: the --config file's (4 without one)."""
+    physics_dt_s: Optional[float] = None
+    """Physics time step [s]; None: the --config file's (0.005 without one)."""
     policy_steps: int = 200
     """Timed policy steps per measurement."""
     reset_every: int = 50
     """Reset to standing every this many policy steps of raw_physics and backend_step (untimed)."""
     train_iterations: int = 5
     """Timed PPO iterations of rollout_collection and end_to_end_training."""
-    nconmax: int = EnvConfig.nconmax_per_world
-    """Contacts per world, in every measurement (default: the env config's)."""
-    njmax: int = EnvConfig.njmax_per_world
-    """Constraint rows per world, in every measurement (default: the env config's)."""
+    nconmax: Optional[int] = None
+    """Contacts per world, in every measurement; None: the --config file's (the env config's
+    default without one)."""
+    njmax: Optional[int] = None
+    """Constraint rows per world, in every measurement; None: the --config file's (the env
+    config's default without one)."""
     skip: Tuple[Literal['env_step', 'training'], ...] = ()
     """Measurements to skip."""
     compile_setting: Annotated[str, tyro.conf.arg(name='compile')] = 'auto'
     """torch.compile setting of the env and the runner: 'auto' or 'off'."""
     config: Optional[str] = None
     """Training config file (YAML, as python -m training.train --config) whose task, PPO and
-    runner settings env_step and training use (e.g. training/configs/real_world.yaml); the
-    options above override its robot, sizes, buffers and compile setting. None: the defaults."""
+    runner settings env_step and training use (e.g. training/configs/real_world.yaml); --num-envs
+    and --compile override it, and so do --robot, --decimation, --physics-dt-s, --nconmax and
+    --njmax when given. None: the training defaults."""
     scaling: bool = False
     """Measure multi-GPU scaling instead (module doc): end-to-end training env-steps/s on
     each GPU count of --gpus, --num-envs environments per GPU, and the scaling efficiency."""
@@ -221,19 +226,43 @@ def measure_backend_step(backend: MjWarpBackend, decimation: int, policy_steps: 
             'cuda_graph': bool(backend.use_cuda_graph), 'overflow': backend.check_overflow()}
 
 
+def _file_config(args: BenchConfig) -> Any:
+    """Return the TrainConfig of ``--config``'s file (the training defaults without one)."""
+    from training.train import parse_config
+    return parse_config(['--config', args.config] if args.config else [])
+
+
+def resolve_options(args: BenchConfig) -> BenchConfig:
+    """
+    Return ``args`` with every option left out (None) taken from the ``--config`` file.
+
+    Those are the robot, decimation, physics time step and buffers; without a file they are the
+    training defaults (:class:`training.config.EnvConfig`).
+    """
+    missing = {name: key for name, key in (('robot', 'robot'), ('decimation', 'decimation'),
+                                           ('physics_dt_s', 'physics_dt_s'),
+                                           ('nconmax', 'nconmax_per_world'),
+                                           ('njmax', 'njmax_per_world'))
+               if getattr(args, name) is None}
+    if not missing:
+        return args
+    env = _file_config(args).env
+    return dataclasses.replace(args, **{name: getattr(env, key) for name, key in missing.items()})
+
+
 def training_config(args: BenchConfig, num_envs: int) -> Any:
     """
     Return the TrainConfig that env_step and training measure at ``num_envs``.
 
-    ``--config``'s file (or the defaults) with the benchmark's robot, sizes, buffers and
-    compile setting; no TensorBoard, no plots.
+    ``--config``'s file (or the defaults) with the benchmark's sizes and compile setting, and
+    its robot, decimation, time step and buffers where given; no TensorBoard, no plots.
     """
-    from training.train import parse_config
-    cfg = parse_config(['--config', args.config] if args.config else [])
-    env = dataclasses.replace(cfg.env, robot=args.robot, num_envs=num_envs,
-                              decimation=args.decimation, physics_dt_s=args.physics_dt_s,
-                              compile_step=args.compile_setting, nconmax_per_world=args.nconmax,
-                              njmax_per_world=args.njmax)
+    cfg = _file_config(args)
+    given = resolve_options(args)
+    env = dataclasses.replace(cfg.env, robot=given.robot, num_envs=num_envs,
+                              decimation=given.decimation, physics_dt_s=given.physics_dt_s,
+                              compile_step=args.compile_setting, nconmax_per_world=given.nconmax,
+                              njmax_per_world=given.njmax)
     runner = dataclasses.replace(cfg.runner, tensorboard=False, plot=False,
                                  torch_compile=args.compile_setting)
     return dataclasses.replace(cfg, env=env, runner=runner)
@@ -300,9 +329,10 @@ def measure_training(args: BenchConfig, num_envs: int) -> Dict[str, Any]:
     snapshot = tuple(t.clone() for t in (
         backend.base_pos, backend.base_quat, backend.base_lin_vel_world,
         backend.base_ang_vel_body, backend.joint_pos, backend.joint_vel))
-    backend.step(args.decimation)  # capture (if not yet) outside the timed region
+    decimation = env.cfg.decimation
+    backend.step(decimation)  # capture (if not yet) outside the timed region
     physics_s = _time_in_chunks(lambda: backend.reset_masked(all_worlds, *snapshot),
-                                lambda: backend.step(args.decimation), args.policy_steps,
+                                lambda: backend.step(decimation), args.policy_steps,
                                 runner.cfg.num_steps_per_env, dev)
     report = env.check_overflow()  # training and the physics-only chunks
     env.close()
@@ -328,6 +358,7 @@ def _release_gpu_memory() -> None:
 
 def run(args: BenchConfig) -> Dict[str, Any]:
     """Run every measurement and return the results dict (also written after each size)."""
+    args = resolve_options(args)
     dev = torch.device(args.device)
     robot = load_robot(args.robot)
     out: Dict[str, Any] = {
@@ -459,13 +490,15 @@ def scaling_efficiency(rates: Mapping[int, float]) -> Dict[int, float]:
 
 def torchrun_command(gpus: int, args: BenchConfig, num_envs: int, out: Path) -> List[str]:
     """Return the command line of one scaling measurement: ``gpus`` processes under torchrun."""
+    given = [(option, value) for option, value in (
+        ('--robot', args.robot), ('--decimation', args.decimation),
+        ('--physics-dt-s', args.physics_dt_s), ('--nconmax', args.nconmax),
+        ('--njmax', args.njmax)) if value is not None]  # left out: each process reads the file
     return [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nnodes', '1',
             '--nproc-per-node', str(gpus), str(Path(__file__).resolve()), '--scaling-worker',
-            '--out', str(out), '--robot', args.robot, '--device', 'cuda:0',
-            '--num-envs', str(num_envs), '--decimation', str(args.decimation),
-            '--physics-dt-s', str(args.physics_dt_s), '--train-iterations',
-            str(args.train_iterations), '--nconmax', str(args.nconmax), '--njmax',
-            str(args.njmax), '--compile', args.compile_setting,
+            '--out', str(out), '--device', 'cuda:0', '--num-envs', str(num_envs),
+            *(text for pair in given for text in (pair[0], str(pair[1]))),
+            '--train-iterations', str(args.train_iterations), '--compile', args.compile_setting,
             *(['--config', str(Path(args.config).resolve())] if args.config else [])]
 
 
@@ -530,6 +563,7 @@ def run_scaling(args: BenchConfig) -> Dict[str, Any]:
     """Measure every GPU count of ``--gpus`` at every ``--num-envs``; write and return results."""
     available = torch.cuda.device_count() if torch.cuda.is_available() else 0
     counts = scaling_gpu_counts(tuple(args.gpus), available)
+    args = resolve_options(args)
     out: Dict[str, Any] = {
         'mode': 'scaling', 'robot': args.robot, 'decimation': args.decimation,
         'train_iterations': args.train_iterations, 'warmup_iterations': WARMUP_ITERATIONS,
