@@ -95,7 +95,7 @@ import enum
 import math
 from typing import Callable, Dict, NamedTuple, Optional, Sequence, Tuple
 
-from humanoid_rl_ros.core import policy_math, safety
+from humanoid_rl_ros.core import idle_stand, policy_math, safety
 from humanoid_rl_ros.core.contract import PolicyContract
 from humanoid_rl_ros.core.controller_config import (ControllerConfig, ControllerError,
                                                     ORIENTATION_SOURCES)
@@ -180,6 +180,13 @@ class Controller:
         """What happened to the newest velocity command (clamped or ignored; '' if used)."""
         self.walk_requested = False
         self.policy_steps = 0
+        self.idle_standing = False
+        """Walking, with the policy paused: PD holds the default pose (idle stand)."""
+        self.idle_note = ''
+        """Why the newest idle stand started or ended ('' before the first)."""
+        self._idle_since_s: Optional[float] = None  # zero command and quiet base since [s]
+        self._idle_ramp_start_s = 0.0
+        self._idle_ramp_start_pos = self.default_pos_rad.copy()
         self._tick = 0
         self._gait_phase = 0.0
         self._last_action = np.zeros(n)  # the clipped policy output (float64)
@@ -210,6 +217,9 @@ class Controller:
             # a forward jump (a clock step, a sim /clock skip) advances the stand ramp by one
             # tick, not by the jump: the PD target never leaps to the default pose
             self._ramp_start_s += now_s - self._latest_s - self.dt_s
+        if (self.idle_standing and math.isfinite(self._latest_s)
+                and now_s - self._latest_s > FORWARD_JUMP_TICKS * self.dt_s):
+            self._idle_ramp_start_s += now_s - self._latest_s - self.dt_s
         self._latest_s = now_s
         if shift:
             for track in (self._joints, self._odom, self._imu, self._cmd):
@@ -220,6 +230,9 @@ class Controller:
             self._damping_qd_time_s += shift
             if self._ramp_start_s is not None:
                 self._ramp_start_s += shift
+            if self._idle_since_s is not None:
+                self._idle_since_s += shift
+            self._idle_ramp_start_s += shift
         if note:
             self.clock_note = note
 
@@ -376,6 +389,7 @@ class Controller:
         self.hold_reason = ''
         self.walk_requested = False
         self.note = ''
+        self.idle_standing = False
 
     def request_walk(self, now_s: float) -> Tuple[bool, str]:
         """
@@ -437,6 +451,7 @@ class Controller:
         if self.state in (ControllerState.INACTIVE, ControllerState.DAMPING):
             return
         self.state = ControllerState.DAMPING
+        self.idle_standing = False
         self.fault_reason = reason
         self.stand_reason = ''
         self.hold_reason = ''
@@ -449,6 +464,7 @@ class Controller:
         # ROS time (0 before /clock) or long before the first control tick.
         self.state = ControllerState.STANDING
         self.walk_requested = False
+        self.idle_standing = False
         self.stand_reason = ''
         self.hold_reason = ''
         self._ramp_start_pos = (self._joints.value[0].copy() if self._joints.value is not None
@@ -471,13 +487,19 @@ class Controller:
         self.walk_requested = False
         self.stand_reason = ''
         self.hold_reason = ''
+        self._restart_policy()
+        self._walk_hold.clear()
+        self.note = ''
+
+    def _restart_policy(self) -> None:
+        """Start the policy as at the start of a walk (also when an idle stand ends)."""
+        self.idle_standing = False
+        self._idle_since_s = None
         self._tick = 0
         self._gait_phase = 0.0
         self._last_action = np.zeros(self.contract.action_dim)
         self._history = None  # a walk starts with its first frame repeated, as an episode does
         self._q_target = self.default_pos_rad.copy()
-        self._walk_hold.clear()
-        self.note = ''
 
     def _stand_after_fault(self, problem: str) -> None:
         """Stop the policy and stand (PD ramp to the default pose) after a sustained fault."""
@@ -536,6 +558,9 @@ class Controller:
         if self.state is ControllerState.STANDING:
             start = self._ramp_start_pos
             effort = self._pd(start + (self.default_pos_rad - start) * fraction, now_s)
+        elif self.state is ControllerState.WALKING and self.config.idle_stand_after_s > 0.0 \
+                and self._update_idle_stand(now_s):
+            effort = self._pd(self._q_target, now_s)
         elif self.state is ControllerState.WALKING:
             # the policy needs current joint feedback; on an older joint state its last target
             # is held (see the module docstring)
@@ -559,6 +584,58 @@ class Controller:
             effort = np.where(np.isfinite(effort), effort, 0.0)
         return policy_math.clamp(effort, -self.effort_limit_nm, self.effort_limit_nm)
 
+    def base_motion(self, now_s: float) -> idle_stand.BaseMotion:
+        """Return the base's angular speed, tilt and (with fresh odometry) planar speed."""
+        inputs = self._base_inputs(now_s)
+        odom_fresh = self._odom.fresh(now_s, self.config.odom_timeout_s)
+        return idle_stand.BaseMotion(
+            ang_vel_rad_s=float(np.linalg.norm(inputs[1])), tilt_rad=self.tilt_rad(now_s),
+            planar_speed_m_s=(float(np.linalg.norm(self._odom.value[1][:2])) if odom_fresh
+                              else None))
+
+    def _update_idle_stand(self, now_s: float) -> bool:
+        """
+        Start or end the idle stand at ``now_s`` (walking, idle stand on); return whether it holds.
+
+        While it holds, ``_q_target`` is the PD target: the ramp from the measured pose to the
+        default pose (:mod:`humanoid_rl_ros.core.idle_stand` gives the rules).
+        """
+        cfg = self.config
+        zero = idle_stand.is_zero_command(self.command(now_s), cfg.idle_command_threshold)
+        motion = self.base_motion(now_s)
+        if self.idle_standing:
+            reason = ('a non-zero command' if not zero
+                      else idle_stand.within(motion, cfg.idle_exit_limits()))
+            if reason:
+                self._restart_policy()
+                if self.uses_gait_phase:
+                    self._gait_phase = cfg.idle_restart_phase
+                self.idle_note = f'idle stand ended at t={now_s:.3f} s: {reason}'
+                return False
+        elif not zero or idle_stand.within(motion, cfg.idle_enter_limits()):
+            self._idle_since_s = None
+            return False
+        elif self._idle_since_s is None:
+            self._idle_since_s = now_s
+            return False
+        elif (now_s - self._idle_since_s < cfg.idle_stand_after_s
+              or self._tick % self.decimation != 0 or not self._joint_state_fresh(now_s)
+              or (self.uses_gait_phase and not idle_stand.near_touchdown(
+                  self._gait_phase, cfg.idle_touchdown_phases, cfg.idle_phase_window))):
+            return False  # not yet; or not at a policy step near a touchdown; or no fresh joints
+        else:
+            self.idle_standing = True
+            self._idle_ramp_start_s = now_s
+            self._idle_ramp_start_pos = self._joints.value[0].copy()
+            self.idle_note = (f'idle stand from t={now_s:.3f} s: zero command and a calm base '
+                              f'for {cfg.idle_stand_after_s:g} s; policy paused')
+        ramp_s = cfg.idle_stand_ramp_s
+        fraction = 1.0 if ramp_s <= 0.0 else min(1.0, max(
+            0.0, (now_s - self._idle_ramp_start_s) / ramp_s))
+        start = self._idle_ramp_start_pos
+        self._q_target = start + (self.default_pos_rad - start) * fraction
+        return True
+
     def _joint_state_fresh(self, now_s: float) -> bool:
         """Return whether the newest usable joint state is within its timeout."""
         return age_s(self._joints.time_s, now_s) <= self.config.joint_state_timeout_s
@@ -581,14 +658,7 @@ class Controller:
     def observation_inputs(self, now_s: float) -> Dict[str, np.ndarray]:
         """Return the raw (unscaled) observation inputs keyed by term name at ``now_s``."""
         q, qd = self._joints.value
-        odom, imu = self._odom.value, self._imu.value
-        if self.config.orientation_source == 'imu' and imu is not None:
-            quat, ang_vel = imu
-        elif odom is not None:
-            quat, ang_vel = odom[0], odom[2]
-        else:
-            quat, ang_vel = np.array([1.0, 0.0, 0.0, 0.0]), np.zeros(3)
-        lin_vel = odom[1] if odom is not None else np.zeros(3)
+        quat, ang_vel, lin_vel = self._base_inputs(now_s)
         return policy_math.observation_inputs(
             base_quat_wxyz=np.asarray(quat, dtype=np.float64),
             base_lin_vel_body_m_s=np.asarray(lin_vel, dtype=np.float64),
@@ -599,6 +669,18 @@ class Controller:
             joint_vel_rad_s=qd,
             last_action=self._last_action,
             gait_phase=np.float64(self._gait_phase) if self.uses_gait_phase else None)
+
+    def _base_inputs(self, now_s: float) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return the newest base quaternion (wxyz), angular and linear velocity (body frame)."""
+        odom, imu = self._odom.value, self._imu.value
+        if self.config.orientation_source == 'imu' and imu is not None:
+            quat, ang_vel = imu
+        elif odom is not None:
+            quat, ang_vel = odom[0], odom[2]
+        else:
+            quat, ang_vel = np.array([1.0, 0.0, 0.0, 0.0]), np.zeros(3)
+        lin_vel = odom[1] if odom is not None else np.zeros(3)
+        return quat, ang_vel, lin_vel
 
     def _run_policy(self, now_s: float) -> None:
         inputs = self.observation_inputs(now_s)

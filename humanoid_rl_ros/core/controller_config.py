@@ -8,6 +8,9 @@ which re-exports them.
 
 from dataclasses import dataclass
 import math
+from typing import Tuple
+
+from humanoid_rl_ros.core.idle_stand import MotionLimits
 
 ORIENTATION_SOURCES = ('odom', 'imu')
 """Accepted values of :attr:`ControllerConfig.orientation_source`."""
@@ -46,10 +49,51 @@ class ControllerConfig:
     inputs are healthy (after the stand ramp) instead of waiting for a walk request."""
     use_header_stamps: bool = True
     """Count a message as arrived only if its header stamp differs from the previous one's."""
+    idle_stand_after_s: float = 0.0
+    """While walking, after a zero command and a calm base for this long, hold the default pose
+    on PD instead of running the policy, until commanded or disturbed
+    (:mod:`humanoid_rl_ros.core.idle_stand`) [s]; 0 turns the idle stand off."""
+    idle_stand_ramp_s: float = 0.5
+    """Ramp from the measured pose to the default pose when the idle stand starts [s]."""
+    idle_command_threshold: float = 0.05
+    """A command whose norm |(vx, vy, wz)| is at most this is a standing command (training's
+    ``moving_command_threshold``)."""
+    idle_touchdown_phases: Tuple[float, ...] = (0.0, 0.5)
+    """Gait phases at which a foot lands (the training clock's: 0 and 0.5); the idle stand
+    starts only within ``idle_phase_window`` before one (policies with a gait clock)."""
+    idle_phase_window: float = 0.05
+    """Width of the entry window before a touchdown [gait periods]."""
+    idle_restart_phase: float = 0.25
+    """Gait phase at which the policy restarts when the idle stand ends: a foot in mid-swing,
+    so that a pushed robot steps at once (restarting at a touchdown, phase 0, fell about twice
+    as often under 1.5 m/s pushes in the idle_stand robustness suite)."""
+    idle_enter_ang_vel_rad_s: float = 1.0
+    """Enter limit: base angular velocity norm [rad/s] (stepping in place stays below)."""
+    idle_enter_tilt_rad: float = 0.1
+    """Enter limit: base tilt [rad]."""
+    idle_enter_speed_m_s: float = 0.15
+    """Enter limit: planar base speed, where fresh odometry gives it [m/s]."""
+    idle_exit_ang_vel_rad_s: float = 1.0
+    """Exit limit: base angular velocity norm [rad/s]."""
+    idle_exit_tilt_rad: float = 0.15
+    """Exit limit: base tilt [rad]."""
+    idle_exit_speed_m_s: float = 0.25
+    """Exit limit: planar base speed, where fresh odometry gives it [m/s]."""
+
+    def idle_enter_limits(self) -> MotionLimits:
+        """Return the idle stand's enter limits."""
+        return MotionLimits(self.idle_enter_ang_vel_rad_s, self.idle_enter_tilt_rad,
+                            self.idle_enter_speed_m_s)
+
+    def idle_exit_limits(self) -> MotionLimits:
+        """Return the idle stand's exit limits."""
+        return MotionLimits(self.idle_exit_ang_vel_rad_s, self.idle_exit_tilt_rad,
+                            self.idle_exit_speed_m_s)
 
     def validate(self) -> None:
         """Raise :class:`ControllerError` naming the first invalid field."""
-        for name in ('stand_ramp_s', 'damping_kd_scale', 'fault_hold_s'):
+        for name in ('stand_ramp_s', 'damping_kd_scale', 'fault_hold_s', 'idle_stand_after_s',
+                     'idle_stand_ramp_s', 'idle_command_threshold'):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0.0:
                 raise ControllerError(f'{name} must be finite and >= 0, got {value}')
@@ -58,6 +102,19 @@ class ControllerConfig:
             value = getattr(self, name)
             if not math.isfinite(value) or value <= 0.0:
                 raise ControllerError(f'{name} must be finite and > 0, got {value}')
+        for name in ('idle_enter_ang_vel_rad_s', 'idle_enter_tilt_rad', 'idle_enter_speed_m_s',
+                     'idle_exit_ang_vel_rad_s', 'idle_exit_tilt_rad', 'idle_exit_speed_m_s'):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value <= 0.0:
+                raise ControllerError(f'{name} must be finite and > 0, got {value}')
+        if not (0.0 <= self.idle_restart_phase < 1.0):
+            raise ControllerError(f'idle_restart_phase must be in [0, 1), got '
+                                  f'{self.idle_restart_phase}')
+        if not (0.0 <= self.idle_phase_window < 1.0) or not all(
+                math.isfinite(p) and 0.0 <= p < 1.0 for p in self.idle_touchdown_phases):
+            raise ControllerError('idle_phase_window and idle_touchdown_phases must be in [0, 1), '
+                                  f'got {self.idle_phase_window} and '
+                                  f'{list(self.idle_touchdown_phases)}')
         if not (math.isfinite(self.max_tilt_rad) and 0.0 < self.max_tilt_rad <= math.pi):
             raise ControllerError(f'max_tilt_rad must be in (0, pi], got {self.max_tilt_rad}')
         if self.orientation_source not in ORIENTATION_SOURCES:

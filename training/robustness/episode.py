@@ -111,12 +111,14 @@ class LoopPerturbation:
     """Base velocity estimate = true body-frame velocity times this, plus the bias [-]."""
     lin_vel_bias_m_s: Tuple[float, float, float] = (0.0, 0.0, 0.0)
     """Bias of the base velocity estimate [m/s, body frame]."""
+    idle_stand_after_s: float = 0.0
+    """The controller's idle stand (``ControllerConfig.idle_stand_after_s``) [s]; 0: off."""
 
     def __post_init__(self) -> None:
         """Check the values."""
         if self.drive not in DRIVES:
             raise ValueError(f'drive must be one of {DRIVES}, got {self.drive!r}')
-        for name in ('latency_s', 'motor_strength', 'pd_gain_scale'):
+        for name in ('latency_s', 'motor_strength', 'pd_gain_scale', 'idle_stand_after_s'):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0.0:
                 raise ValueError(f'{name} must be finite and >= 0, got {value}')
@@ -236,7 +238,8 @@ def run_episode(runtime: PolicyRuntime, sim, spec: EpisodeSpec) -> Episode:
     contract = runtime.contract
     loop = spec.loop
     sim.reset(joint_pos_rad=spec.init_joint_pos_rad)
-    controller = Controller(contract, runtime.act, ControllerConfig(stand_ramp_s=STAND_RAMP_S))
+    controller = Controller(contract, runtime.act, ControllerConfig(
+        stand_ramp_s=STAND_RAMP_S, idle_stand_after_s=loop.idle_stand_after_s))
     kp = np.asarray(contract.kp_nm_per_rad, dtype=np.float64) * loop.pd_gain_scale
     kd = np.asarray(contract.kd_nms_per_rad, dtype=np.float64) * loop.pd_gain_scale
     if loop.pd_gain_scale != 1.0:

@@ -298,12 +298,47 @@ def ci_suite() -> Tuple[Scenario, ...]:
     return tuple(by_name[n] for n in CI_NAMES)
 
 
-SUITES = {'full': full_suite, 'ci': ci_suite}
+IDLE_STAND_AFTER_S = 1.0
+"""``idle_stand_after_s`` of the controller in the idle_stand suite [s]."""
+
+
+def idle_stand_suite() -> Tuple[Scenario, ...]:
+    """
+    Return the idle_stand suite: the controller's idle stand on (policy paused at zero command).
+
+    The standstill, pushes while standing and a start from standing of the full suite, run with
+    ``ControllerConfig.idle_stand_after_s`` = :data:`IDLE_STAND_AFTER_S`; the full suite runs
+    without it. It measures the controller option, not the policy alone.
+    """
+    size = FULL_SIZE
+    loop = LoopPerturbation(idle_stand_after_s=IDLE_STAND_AFTER_S)
+    what = f'idle stand after {IDLE_STAND_AFTER_S:g} s'
+    out = [Scenario('standstill_idle_stand', 'standstill',
+                    f'zero command for {size.standstill_s:.0f} s after 2 s of settling, {what}',
+                    commands=STAND, seeds=size.standstill_seeds, duration_s=size.standstill_s,
+                    settle_s=2.0, rise_s=0.0, loop=loop, checks=('no_falls', 'standstill')),
+           Scenario('start_from_idle_stand', 'nominal',
+                    f'0.5 m/s forward after 3 s at zero command, {what}', commands=WALK,
+                    seeds=size.nominal_seeds, duration_s=size.duration_s, settle_s=3.0,
+                    rise_s=size.rise_s, loop=loop, checks=('no_falls', 'tracking', 'rise'))]
+    for speed in (0.5, 1.0, 1.5):
+        schedule = PushSchedule(speed, size.push.per_episode, size.push.first_s,
+                                size.push.gap_s, size.push.recover_s)
+        out.append(Scenario(
+            f'push_stand_{speed:.1f}_idle_stand', 'push',
+            f'{speed:.1f} m/s base pushes at zero command, {what}, random times (gaps '
+            f'{schedule.gap_s[0]}-{schedule.gap_s[1]} s) and directions, '
+            f'{schedule.per_episode} per episode', commands=STAND, seeds=size.push_episodes,
+            rise_s=size.rise_s, pushes=schedule, loop=loop, checks=('push_falls',)))
+    return tuple(out)
+
+
+SUITES = {'full': full_suite, 'ci': ci_suite, 'idle_stand': idle_stand_suite}
 """The suites by name."""
 
 
 def suite(name: str) -> Tuple[Scenario, ...]:
-    """Return the suite called ``name`` (``full`` or ``ci``)."""
+    """Return the suite called ``name`` (``full``, ``ci`` or ``idle_stand``)."""
     if name not in SUITES:
         raise ValueError(f'unknown suite {name!r}; known: {sorted(SUITES)}')
     return SUITES[name]()

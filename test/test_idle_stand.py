@@ -1,0 +1,135 @@
+"""
+Tests for the idle stand: its pure decisions and the controller applying them (no ROS).
+
+The controller is driven tick by tick with synthetic time (controller_fixtures.Feeder: a calm,
+upright base with 0.1 m/s forward speed and 0.2 rad/s yaw rate).
+"""
+
+import math
+
+from controller_fixtures import DT, Feeder, pd_effort, walking
+from humanoid_rl_ros.core.controller import ControllerConfig, ControllerError, ControllerState
+from humanoid_rl_ros.core.idle_stand import (BaseMotion, is_zero_command, MotionLimits,
+                                             near_touchdown, within)
+from humanoid_rl_ros.core.policy_runtime import PolicyRuntime
+import numpy as np
+from policy_fixtures import make_random_policy
+import pytest
+
+LIMITS = MotionLimits(ang_vel_rad_s=1.0, tilt_rad=0.1, speed_m_s=0.15)
+
+
+@pytest.fixture(scope='module')
+def runtime(tmp_path_factory):
+    """Return a runtime for a randomly initialized Kestrel policy (it takes the gait clock)."""
+    runtime = PolicyRuntime.load(make_random_policy(tmp_path_factory.mktemp('policy')))
+    assert 'gait_phase' in runtime.contract.term_names()
+    return runtime
+
+
+def test_a_zero_command_is_one_whose_norm_is_at_most_the_threshold():
+    assert is_zero_command((0.0, 0.0, 0.0), 0.05)
+    assert is_zero_command((0.03, 0.0, 0.04), 0.05)  # norm 0.05
+    assert not is_zero_command((0.03, 0.0, 0.041), 0.05)
+    assert not is_zero_command((0.0, 0.0, -0.3), 0.05)
+
+
+@pytest.mark.parametrize('motion, reason', [
+    (BaseMotion(0.5, 0.05, 0.1), ''),
+    (BaseMotion(0.5, 0.05, None), ''),  # no velocity estimate: judged by gyro and tilt
+    (BaseMotion(1.2, 0.05, 0.1), 'base angular velocity 1.20 rad/s > 1'),
+    (BaseMotion(0.5, 0.12, 0.1), 'base tilt 0.120 rad > 0.1'),
+    (BaseMotion(0.5, 0.05, 0.2), 'base speed 0.20 m/s > 0.15'),
+    (BaseMotion(0.5, None, 0.0), 'base orientation or angular velocity unknown'),
+    (BaseMotion(math.nan, 0.0, 0.0), 'base orientation or angular velocity unknown'),
+])
+def test_within_names_the_first_limit_exceeded(motion, reason):
+    assert within(motion, LIMITS) == reason
+
+
+@pytest.mark.parametrize('phase, expected', [
+    (0.96, True), (0.999, True), (0.0, True),  # up to 0.05 before the touchdown at 0 (wraps)
+    (0.46, True), (0.5, True),
+    (0.94, False), (0.02, False), (0.25, False), (0.52, False),
+])
+def test_near_touchdown_is_a_window_before_each_touchdown(phase, expected):
+    assert near_touchdown(phase, (0.0, 0.5), 0.05) is expected
+
+
+@pytest.mark.parametrize('field, value', [
+    ('idle_stand_after_s', -1.0), ('idle_exit_tilt_rad', 0.0),
+    ('idle_enter_ang_vel_rad_s', math.inf), ('idle_restart_phase', 1.0),
+    ('idle_touchdown_phases', (0.0, 1.5)), ('idle_phase_window', -0.1),
+])
+def test_bad_idle_settings_are_refused_by_name(runtime, field, value):
+    with pytest.raises(ControllerError, match=field):
+        ControllerConfig(**{field: value}).validate()
+
+
+def _run(f: Feeder, seconds: float) -> list:
+    return [f.tick() for _ in range(int(round(seconds / DT)))]
+
+
+def test_the_idle_stand_is_off_by_default(runtime):
+    f = walking(runtime)
+    steps = f.c.policy_steps
+    _run(f, 3.0)
+    assert not f.c.idle_standing and f.c.policy_steps > steps + 100
+
+
+def test_a_calm_robot_at_zero_command_stands_on_pd_until_commanded(runtime):
+    f = walking(runtime, idle_stand_after_s=0.5, idle_stand_ramp_s=0.2)
+    c = f.c
+    decimation = c.decimation
+    for _ in range(int(round(0.5 / DT)) - 2):
+        f.tick()
+        assert not c.idle_standing  # not before 0.5 s of calm at zero command
+    for _ in range(int(round(c.contract.gait_period_s / DT)) + 2 * decimation):
+        f.tick()
+        if c.idle_standing:
+            break
+    assert c.idle_standing and 'policy paused' in c.idle_note
+    assert near_touchdown(c.gait_phase, (0.0, 0.5), 0.05)  # both feet down
+    assert c.state is ControllerState.WALKING  # a walking sub-mode: no fault, no transition
+    start = c.joint_state(f.t).q_rad.copy()
+    steps = c.policy_steps
+    effort = None
+    for _ in range(int(round(0.2 / DT)) + 5):  # the ramp, then holding
+        effort = f.tick()
+    assert c.policy_steps == steps  # the policy is paused
+    default = np.asarray(c.contract.default_pos_rad)
+    np.testing.assert_allclose(c.q_target_rad, default)
+    np.testing.assert_allclose(effort, pd_effort(c, default, f.q, f.qd), rtol=1e-9, atol=1e-9)
+    assert not np.allclose(start, default)  # there was a ramp to make
+    c.update_cmd_vel(0.5, 0.0, 0.0, f.t)
+    f.tick()
+    assert not c.idle_standing and 'a non-zero command' in c.idle_note
+    assert c.policy_steps == steps + 1  # restarted at once
+    assert c.gait_phase == pytest.approx(0.25 + DT / c.contract.gait_period_s)
+
+
+def test_a_push_hands_the_idle_stand_back_to_the_policy(runtime):
+    f = walking(runtime, idle_stand_after_s=0.2)
+    c = f.c
+    _run(f, 0.2 + c.contract.gait_period_s)
+    assert c.idle_standing
+    f.lin_vel = (0.4, 0.0, 0.0)  # pushed: faster than idle_exit_speed_m_s (0.25)
+    steps = c.policy_steps
+    f.tick()
+    assert not c.idle_standing and 'base speed 0.40 m/s > 0.25' in c.idle_note
+    assert c.policy_steps == steps + 1
+    _run(f, 1.0)
+    assert not c.idle_standing  # not calm (0.4 m/s): the policy keeps control
+    f.lin_vel = (0.1, 0.0, 0.0)
+    _run(f, 0.2 + c.contract.gait_period_s)
+    assert c.idle_standing  # calm again for idle_stand_after_s: standing again
+
+
+def test_a_fault_stand_leaves_the_idle_stand(runtime):
+    f = walking(runtime, idle_stand_after_s=0.2, fault_hold_s=0.0)
+    c = f.c
+    _run(f, 0.2 + c.contract.gait_period_s)
+    assert c.idle_standing
+    for _ in range(int(round(0.2 / DT))):  # odometry stops: a sustained walking-input fault
+        f.tick(odom=False)
+    assert c.state is ControllerState.STANDING and not c.idle_standing
