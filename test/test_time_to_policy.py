@@ -219,3 +219,122 @@ def test_watching_a_run_evaluates_snapshots_as_they_come_until_the_final_export(
     assert json.loads(report.read_text())['earliest_all_met']['iteration'] == 100
     assert '**Earliest snapshot meeting every target:** `fake_it00100` (iteration 100) after ' \
            '**1.0 min** of training.' in (run / 'time_to_policy' / 'time_to_policy.md').read_text()
+
+
+def test_a_stop_file_counts_when_it_appears_changes_or_was_written_after_the_process_began(
+        tmp_path):
+    stop = tmp_path / 'train.done'
+    assert ttp.file_state(stop) is None
+    assert not ttp.stop_file_written(stop, None, since_wall_s=0.0)  # not there
+    stop.write_text('')
+    hour_ago = time.time() - 3600.0
+    os.utime(stop, (hour_ago, hour_ago))
+    at_start = ttp.file_state(stop)
+    started = time.time() - 10.0  # the process began 10 s ago; the file is an hour old
+    assert ttp.stop_file_written(stop, None, started)  # appeared during the watch
+    assert not ttp.stop_file_written(stop, at_start, started)  # stale, unchanged
+    two_hours_ago = hour_ago - 3600.0
+    os.utime(stop, (two_hours_ago, two_hours_ago))  # e.g. a copy keeping an older time
+    assert ttp.stop_file_written(stop, at_start, started)
+    # there when the watch began, written after the process started: the training it waits
+    # for ended while the watcher was still starting up
+    os.utime(stop, (started + 5.0, started + 5.0))
+    assert ttp.stop_file_written(stop, ttp.file_state(stop), started)
+    assert ttp.stop_file_written(stop, ttp.file_state(stop), started + 5.5)  # 1 s resolution
+    assert not ttp.stop_file_written(stop, ttp.file_state(stop), started + 7.0)
+    start = ttp.process_start_wall_s()
+    assert start is None or time.time() - 86400.0 * 365 < start <= time.time()
+
+
+def test_a_training_that_ended_while_the_watcher_started_up_stops_the_watch(
+        tmp_path, monkeypatch):
+    stop = tmp_path / 'train.done'
+    began = time.time() - 20.0
+    monkeypatch.setattr(ttp, 'process_start_wall_s', lambda: began)
+    stop.write_text('')
+    os.utime(stop, (began + 2.0, began + 2.0))  # while the heavy imports ran
+    cmd = ttp.TimeToPolicyCommand(path=tmp_path / 'runs' / 'fake', suite='ci', watch=True,
+                                  stop_file=stop, poll_s=0.05, timeout_min=0.05)
+    result = ttp.time_to_policy(cmd, progress=lambda text: None)
+    assert result['stopped_by'] == 'stop_file' and result['snapshots'] == []
+    # a stop file older than the process is of an earlier run: the watch goes on (here, to
+    # its timeout)
+    os.utime(stop, (began - 60.0, began - 60.0))
+    result = ttp.time_to_policy(dataclasses.replace(cmd, timeout_min=0.01),
+                                progress=lambda text: None)
+    assert result['stopped_by'] == 'timeout'
+
+
+def _entry(name, iteration, status='evaluated', all_met=False, skipped=None, **extra):
+    entry = {'name': name, 'iteration': iteration, 'train_wall_time_s': 60.0 * iteration,
+             'train_wall_time_min': float(iteration), 'env_steps': None, 'status': status,
+             **extra}
+    if status == 'evaluated':
+        entry.update(all_met=all_met, passed=3 if all_met else 2, scenarios=3,
+                     failed={} if all_met else {'standstill': ['steps_per_10s 2 (target <= 0)']},
+                     skipped=skipped or {}, falls=0, episodes=3)
+    return entry
+
+
+def test_the_summary_names_skipped_scenarios_and_earlier_snapshots_that_did_not_run():
+    no_vel = {'velocity_estimate_x0.7': 'the policy does not observe the base velocity',
+              'velocity_estimate_missing': 'the policy does not observe the base velocity'}
+    entries = [_entry('r_it3', 3, all_met=True, skipped=no_vel),
+               _entry('r_it1', 1, skipped=no_vel),
+               _entry('r_it2', 2, status='error', error='RuntimeError: boom'),
+               _entry('r_it4', 4, status='pending')]
+    summary = ttp.summarize(entries)
+    assert summary['earliest_all_met']['name'] == 'r_it3'
+    assert summary['earlier_not_evaluated'] == [
+        {'name': 'r_it2', 'iteration': 2, 'status': 'error'}]  # it4 comes after: no matter
+    assert summary['skipped'] == dict(sorted(no_vel.items()))
+    assert (summary['evaluated'], summary['pending'], summary['errors']) == (2, 1, 1)
+    result = {'source': 'runs/r/snapshots', 'suite': 'full', 'only': [], 'commit': 'abc',
+              'snapshots': sorted(entries, key=lambda e: e['iteration']), **summary}
+    text = ttp.markdown(result)
+    assert 'Not proven the earliest: 1 earlier snapshot(s) not evaluated (`r_it2`: error).' \
+        in text
+    assert ('2 scenario(s) skipped (do not apply): `velocity_estimate_missing` (the policy does '
+            'not observe the base velocity); `velocity_estimate_x0.7` (the policy') in text
+    # every snapshot before the earliest evaluated, nothing skipped: neither line
+    plain = ttp.summarize([_entry('r_it1', 1), _entry('r_it3', 3, all_met=True)])
+    assert plain['earlier_not_evaluated'] == [] and plain['skipped'] == {}
+    text = ttp.markdown({**result, 'snapshots': [], **plain})
+    assert 'Not proven' not in text and 'skipped' not in text
+
+
+def test_a_resume_from_an_older_checkpoint_gets_its_same_named_snapshots_evaluated(
+        ci_run, tmp_path, monkeypatch):
+    run, _ = ci_run
+    previous = run / 'time_to_policy' / 'time_to_policy.json'
+    saved = json.loads((run / 'time_to_policy' / 'reports' / 'fake_it00200.json').read_text())
+    ran = []
+
+    def fake_suite(contract_path, *args, **kwargs):  # the saved report stands in for a run
+        ran.append(Path(contract_path).stem)
+        return json.loads(json.dumps(saved))
+
+    monkeypatch.setattr(ttp, 'run_robustness', fake_suite)
+    resumed = tmp_path / 'runs' / 'fake'
+    make_snapshot(resumed / 'snapshots', 100, 60.0)  # the same policy as before: counted
+    make_snapshot(resumed / 'snapshots', 200, 90.0)  # the same name, another policy
+    lines = []
+    result = ttp.time_to_policy(ttp.TimeToPolicyCommand(path=resumed, suite='ci',
+                                                        previous=(previous,)),
+                                progress=lines.append)
+    assert ran == ['fake_it00200']
+    rows = [(r['name'], r['train_wall_time_min'], 'from' in r) for r in result['snapshots']]
+    assert rows == [('fake_it00100', 1.0, True), ('fake_it00200', 2.0, True),
+                    ('fake_it00200', 1.5, False)]
+    old, new = result['snapshots'][1:]
+    assert old['onnx_sha256'] != new['onnx_sha256'] and new['status'] == 'evaluated'
+    assert new['report'] == f'reports/fake_it00200_{new["onnx_sha256"][:12]}.json'
+    assert (resumed / 'time_to_policy' / new['report']).is_file()
+    assert any('another ONNX file' in line for line in lines)
+    table = [line for line in (resumed / 'time_to_policy' / 'time_to_policy.md').read_text()
+             .splitlines() if line.startswith('| `fake_it00200`')]
+    assert table == [
+        f'| `fake_it00200` (ONNX {old["onnx_sha256"][:8]}, earlier command) | 200 | 2.0 |'
+        + table[0].split(' | 2.0 |', 1)[1],
+        f'| `fake_it00200` (ONNX {new["onnx_sha256"][:8]}) | 200 | 1.5 |'
+        + table[1].split(' | 1.5 |', 1)[1]]

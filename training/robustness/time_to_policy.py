@@ -18,7 +18,9 @@ into ``--out`` (default ``<run folder>/time_to_policy``) after each snapshot:
 * ``reports/<snapshot>.json``: the snapshot's robustness report (reused when the tool runs
   again on the same snapshot with the same suite and targets);
 * ``time_to_policy.json``: every snapshot with its training time, scenarios passed, the checks
-  it missed, and the earliest snapshot that meets every target;
+  it missed, the scenarios skipped as not applying to the policy, and the earliest snapshot that
+  meets every target (with the earlier snapshots that could not be evaluated, if any: then it
+  is not proven the earliest);
 * ``time_to_policy.png``: scenarios passed against training minutes;
 * ``time_to_policy.md``: the same as a table for ``benchmarks/RESULTS.md``.
 
@@ -76,8 +78,9 @@ class TimeToPolicyCommand:
     """Keep polling for new snapshots while training writes them, until the stop file is
     written or --timeout-min has passed; the snapshots present then are evaluated too."""
     stop_file: Optional[Path] = None
-    """With --watch: stop once this file is written (created or rewritten after the watch
-    began); None: the run's final export, <export_dir>/<run_name>.yaml of its config.yaml."""
+    """With --watch: stop once this file is written: created or changed after the watch began,
+    or already there then but written after this process started; None: the run's final
+    export, <export_dir>/<run_name>.yaml of its config.yaml."""
     timeout_min: float = 0.0
     """Start no evaluation after this many minutes [min]; the snapshots left are listed as
     pending. 0: no limit."""
@@ -87,7 +90,9 @@ class TimeToPolicyCommand:
     """With --watch: a snapshot is read once its contract is this old [s] (being written)."""
     previous: Tuple[Path, ...] = ()
     """time_to_policy.json files of earlier commands of the same run (training resumed from a
-    checkpoint): their evaluated snapshots are included without running them again."""
+    checkpoint): their evaluated snapshots are included without running them again. A snapshot
+    of the same name with another ONNX file (a resume from an older checkpoint) is evaluated,
+    and both are listed."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,8 @@ class Snapshot:
     """Training wall time when it was exported [s] (from the provenance)."""
     env_steps: Optional[int]
     """Environment steps trained when it was exported."""
+    onnx_sha256: Optional[str] = None
+    """SHA-256 of its ONNX file (hex)."""
 
 
 def snapshot_folder(path: Path) -> Path:
@@ -131,7 +138,8 @@ def read_snapshot(contract_path: Path) -> Snapshot:
     wall = prov.get('train_wall_time_s')
     steps = prov.get('env_steps')
     return Snapshot(contract_path.stem, contract_path.resolve(), int(iteration),
-                    None if wall is None else float(wall), None if steps is None else int(steps))
+                    None if wall is None else float(wall), None if steps is None else int(steps),
+                    _sha256(contract.onnx_path(contract_path)))
 
 
 def find_snapshots(folder: Path, settle_s: float = 0.0,
@@ -161,6 +169,46 @@ def find_snapshots(folder: Path, settle_s: float = 0.0,
                 continue
         found.append(known[key])
     return sorted(found, key=lambda s: (s.iteration, s.name))
+
+
+FileState = Tuple[int, int, int]
+"""A file's modification time [ns], size [bytes] and inode."""
+
+
+def file_state(path: Path) -> Optional[FileState]:
+    """Return the state of the file at ``path``; None when there is none."""
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return None
+    return (stat.st_mtime_ns, stat.st_size, stat.st_ino) if Path(path).is_file() else None
+
+
+def process_start_wall_s() -> Optional[float]:
+    """Return when this process started (Unix time [s], from Linux's /proc); None if unknown."""
+    try:
+        fields = Path('/proc/self/stat').read_text().rsplit(')', 1)[1].split()
+        boot_s = next(int(line.split()[1]) for line in Path('/proc/stat').read_text().splitlines()
+                      if line.startswith('btime '))
+        return boot_s + int(fields[19]) / os.sysconf('SC_CLK_TCK')  # field 22: starttime
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def stop_file_written(path: Path, at_start: Optional[FileState], since_wall_s: float) -> bool:
+    """
+    Return whether the stop file ``path`` was written for this watch.
+
+    It was when it is there now and was not at the start of the watch (``at_start`` None), or
+    has changed since (modification time, size or inode: also a copy keeping an older time),
+    or it was already there then but written at or after ``since_wall_s`` (when this process
+    started, less 1 s of clock resolution): a training that stopped while the watcher was
+    still starting up.
+    """
+    now = file_state(path)
+    if now is None:
+        return False
+    return at_start is None or now != at_start or now[0] >= (since_wall_s - 1.0) * 1e9
 
 
 def final_export_of(run_folder: Path) -> Optional[Path]:
@@ -196,17 +244,35 @@ def _base_entry(snap: Snapshot) -> Dict[str, Any]:
     return {'name': snap.name, 'iteration': snap.iteration,
             'train_wall_time_s': snap.train_wall_time_s,
             'train_wall_time_min': _minutes(snap.train_wall_time_s),
-            'env_steps': snap.env_steps, 'contract': str(snap.contract_path)}
+            'env_steps': snap.env_steps, 'contract': str(snap.contract_path),
+            'onnx_sha256': snap.onnx_sha256}
+
+
+def _key(entry: Dict[str, Any]) -> Tuple[str, Optional[str]]:
+    """Return what tells snapshots apart: the name and the ONNX file's SHA-256."""
+    return entry['name'], entry.get('onnx_sha256')
+
+
+def _order(entry: Dict[str, Any]) -> Tuple[int, str, int]:
+    """Sort by iteration, then name; of two of one name, the earlier command's first."""
+    return entry['iteration'], entry['name'], 0 if 'from' in entry else 1
 
 
 def evaluate_snapshot(snap: Snapshot, cmd: TimeToPolicyCommand, out: Path,
-                      progress: Callable[[str], None] = print) -> Dict[str, Any]:
-    """Run (or reuse) the suite on one snapshot; return its entry of the time-to-policy report."""
+                      progress: Callable[[str], None] = print,
+                      report_name: Optional[str] = None) -> Dict[str, Any]:
+    """
+    Run (or reuse) the suite on one snapshot; return its entry of the time-to-policy report.
+
+    The robustness report is ``<out>/reports/<report_name or snapshot name>.json``.
+    """
     entry = _base_entry(snap)
-    report_path = out / 'reports' / f'{snap.name}.json'
+    report_path = out / 'reports' / f'{report_name or snap.name}.json'
     entry['report'] = os.path.relpath(report_path, out)
     try:
-        sha256 = _sha256(read_contract(snap.contract_path).onnx_path(snap.contract_path))
+        sha256 = snap.onnx_sha256 or _sha256(
+            read_contract(snap.contract_path).onnx_path(snap.contract_path))
+        entry['onnx_sha256'] = sha256
         report = None
         if report_path.is_file():
             saved = json.loads(report_path.read_text())
@@ -241,18 +307,33 @@ def _previous_entries(paths: Sequence[Path], cmd: TimeToPolicyCommand) -> List[D
 
 
 def summarize(entries: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
-    """Return the earliest entry meeting every target and the best one (most scenarios passed)."""
-    done = sorted((e for e in entries if e['status'] == 'evaluated'),
-                  key=lambda e: (e['iteration'], e['name']))
+    """
+    Return the earliest entry meeting every target and the best one (most scenarios passed).
+
+    Also the counts, the scenarios skipped as not applying to the policy (name -> why, over
+    every evaluated snapshot), and ``earlier_not_evaluated``: the snapshots before the earliest
+    that failed to run or are pending (while there are any, it is not proven the earliest).
+    """
+    ordered = sorted(entries, key=_order)
+    done = [e for e in ordered if e['status'] == 'evaluated']
     earliest = next((e for e in done if e['all_met']), None)
     best = max(done, key=lambda e: (e['passed'], -e['iteration']), default=None)
     keys = ('name', 'iteration', 'train_wall_time_s', 'train_wall_time_min', 'env_steps',
-            'passed', 'scenarios', 'failed')
-    return {'earliest_all_met': None if earliest is None else {k: earliest[k] for k in keys},
-            'best': None if best is None else {k: best[k] for k in keys},
+            'passed', 'scenarios', 'failed', 'onnx_sha256')
+    skipped: Dict[str, str] = {}
+    for e in done:
+        skipped.update(e.get('skipped', {}))
+    earlier = [] if earliest is None else [
+        {'name': e['name'], 'iteration': e['iteration'], 'status': e['status']}
+        for e in ordered[:next(i for i, e in enumerate(ordered) if e is earliest)]
+        if e['status'] != 'evaluated']
+    return {'earliest_all_met': None if earliest is None else {k: earliest.get(k) for k in keys},
+            'earlier_not_evaluated': earlier,
+            'best': None if best is None else {k: best.get(k) for k in keys},
             'evaluated': len(done),
             'pending': sum(e['status'] == 'pending' for e in entries),
-            'errors': sum(e['status'] == 'error' for e in entries)}
+            'errors': sum(e['status'] == 'error' for e in entries),
+            'skipped': dict(sorted(skipped.items()))}
 
 
 def _fmt(value: Any, spec: str = '.1f') -> str:
@@ -272,6 +353,11 @@ def markdown(result: Dict[str, Any]) -> str:
         lines.append(f'**Earliest snapshot meeting every target:** `{first["name"]}` (iteration '
                      f'{first["iteration"]}) after **{_fmt(first["train_wall_time_min"])} min** '
                      'of training.')
+        unknown = result.get('earlier_not_evaluated', [])
+        if unknown:
+            why = ', '.join(f'`{e["name"]}`: {e["status"]}' for e in unknown)
+            lines.append(f'Not proven the earliest: {len(unknown)} earlier snapshot(s) not '
+                         f'evaluated ({why}).')
     else:
         lines.append(f'**No snapshot meets every target** ({result["evaluated"]} evaluated, '
                      f'{result["pending"]} pending, {result["errors"]} failed to run).')
@@ -279,12 +365,22 @@ def markdown(result: Dict[str, Any]) -> str:
             lines.append(f'The best, `{best["name"]}` at {_fmt(best["train_wall_time_min"])} min, '
                          f'passes {best["passed"]} of {best["scenarios"]} scenarios; it misses:')
             lines += [f'- `{name}`: {"; ".join(why)}' for name, why in best['failed'].items()]
+    skipped = result.get('skipped', {})
+    if skipped:
+        lines += ['', f'{len(skipped)} scenario(s) skipped (do not apply): '
+                  + '; '.join(f'`{name}` ({why})' for name, why in skipped.items())
+                  + '. "Every target" is of the scenarios run.']
+    names = [e['name'] for e in result['snapshots']]
     lines += ['', '| snapshot | iteration | training [min] | env steps [M] | scenarios passed '
               '| falls / episodes | failing scenarios | every target met |',
               '|---|---|---|---|---|---|---|---|']
     for e in result['snapshots']:
         steps = None if e.get('env_steps') is None else e['env_steps'] / 1e6
-        head = (f'| `{e["name"]}` | {e["iteration"]} | {_fmt(e["train_wall_time_min"])} | '
+        label = f'`{e["name"]}`'
+        if names.count(e['name']) > 1:  # one name, two policies: tell them apart
+            label += (f' (ONNX {(e.get("onnx_sha256") or "unknown")[:8]}'
+                      + (', earlier command)' if 'from' in e else ')'))
+        head = (f'| {label} | {e["iteration"]} | {_fmt(e["train_wall_time_min"])} | '
                 f'{_fmt(steps)} | ')
         if e['status'] != 'evaluated':
             lines.append(head + f'- | - | {e["status"]} | - |')
@@ -358,28 +454,47 @@ def time_to_policy(cmd: TimeToPolicyCommand,
         'command_line': ' '.join(['python -m training.robustness.time_to_policy']
                                  + sys.argv[1:]),
         'out': str(out), 'stopped_by': None, 'snapshots': []}
-    done: Dict[str, Dict[str, Any]] = {e['name']: e for e in previous}
+    done: Dict[Tuple[str, Optional[str]], Dict[str, Any]] = {_key(e): e for e in previous}
     known: Dict[Tuple[str, float], Snapshot] = {}
     stop_file = cmd.stop_file
+    stop_at_start = None if stop_file is None else file_state(stop_file)
+    since_wall = process_start_wall_s() or start_wall  # a stop file written after this counts
     stopping = not cmd.watch
+    clashes: Dict[Tuple[str, Optional[str]], str] = {}  # snapshot -> its report's name
 
     def entries(snapshots: Sequence[Snapshot]) -> List[Dict[str, Any]]:
         rows = dict(done)
         for snap in snapshots:
-            rows.setdefault(snap.name, {**_base_entry(snap), 'status': 'pending'})
-        return sorted(rows.values(), key=lambda e: (e['iteration'], e['name']))
+            rows.setdefault((snap.name, snap.onnx_sha256),
+                            {**_base_entry(snap), 'status': 'pending'})
+        return sorted(rows.values(), key=_order)
+
+    def clash(snap: Snapshot) -> Optional[str]:
+        """Return a report name of its own for a snapshot whose name an earlier one had."""
+        key = (snap.name, snap.onnx_sha256)
+        if key not in clashes:
+            other = [e for k, e in done.items() if k[0] == snap.name and k != key]
+            if not other:
+                return None
+            clashes[key] = f'{snap.name}_{(snap.onnx_sha256 or "unknown")[:12]}'
+            progress(f'[time_to_policy] {snap.name}: {other[0].get("from", "an earlier look")} '
+                     f'has a snapshot of this name with another ONNX file (training resumed '
+                     f'from an older checkpoint?); this one is evaluated too, and both listed')
+        return clashes[key]
 
     try:
         while True:
             if not stopping:
-                stop_file = stop_file or final_export_of(run_folder)
-                if stop_file is not None and Path(stop_file).is_file() and \
-                        Path(stop_file).stat().st_mtime >= start_wall - 1.0:
+                if stop_file is None:
+                    stop_file = final_export_of(run_folder)
+                    stop_at_start = None if stop_file is None else file_state(stop_file)
+                if stop_file is not None and stop_file_written(stop_file, stop_at_start,
+                                                               since_wall):
                     stopping, result['stopped_by'] = True, 'stop_file'
                     progress(f'[time_to_policy] {stop_file} written: evaluating what is left')
             # once training has stopped, every snapshot is complete: no settle time
             snapshots = find_snapshots(folder, 0.0 if stopping else cmd.settle_s, known)
-            todo = [s for s in snapshots if s.name not in done]
+            todo = [s for s in snapshots if (s.name, s.onnx_sha256) not in done]
             if time.monotonic() >= deadline:
                 result['stopped_by'] = 'timeout'
                 result['snapshots'] = entries(snapshots)
@@ -388,8 +503,8 @@ def time_to_policy(cmd: TimeToPolicyCommand,
                 break
             if todo:
                 snap = todo[0]
-                entry = evaluate_snapshot(snap, cmd, out, progress)
-                done[snap.name] = entry
+                entry = evaluate_snapshot(snap, cmd, out, progress, clash(snap))
+                done[(snap.name, snap.onnx_sha256)] = entry
                 result['snapshots'] = entries(snapshots)
                 _write(result, out)
                 if entry['status'] == 'evaluated':
@@ -423,9 +538,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if first is not None:
         print(f'[time_to_policy] earliest snapshot meeting every target: {first["name"]} after '
               f'{_fmt(first["train_wall_time_min"])} min of training')
+        if result['earlier_not_evaluated']:
+            print('[time_to_policy] not proven the earliest: earlier snapshot(s) not evaluated: '
+                  + ', '.join(f'{e["name"]} ({e["status"]})'
+                              for e in result['earlier_not_evaluated']))
     else:
         print(f'[time_to_policy] no snapshot meets every target ({result["evaluated"]} '
               f'evaluated, {result["pending"]} pending)')
+    if result['skipped']:
+        print(f'[time_to_policy] {len(result["skipped"])} scenario(s) skipped (do not apply): '
+              + ', '.join(result['skipped']))
     print(f'[time_to_policy] report: {Path(result["out"]) / REPORT_NAME}.json, .md and .png')
     return 0 if first is not None else 1
 
