@@ -71,3 +71,50 @@ def test_position_targets_never_carry_a_stale_velocity() -> None:
     np.testing.assert_allclose(target, [0.3, -0.1])  # zero effort at zero velocity: the pose
     out.control_tick(_stale_controller(ControllerState.DAMPING), np.zeros(2), 2 * NS)
     assert len(node.publisher.sent) == 1
+
+
+def _sent_values(sent) -> np.ndarray:
+    """Return the values of a sent Float64MultiArray (bytes or message)."""
+    if isinstance(sent, (bytes, bytearray)):
+        sent = deserialize_message(bytes(sent), Float64MultiArray)
+    return np.asarray(sent.data)
+
+
+def _measured_controller(problem: str):
+    """Return a controller stand-in whose newest joint state is q = [0.3, -0.1] rad."""
+    return SimpleNamespace(
+        state=ControllerState.WALKING, q_target_rad=np.array([0.9, 0.9]),
+        joint_state=lambda now_s: JointSample(np.array([0.3, -0.1]), np.array([8.0, -8.0]),
+                                              problem))
+
+
+def test_final_command_in_effort_mode_is_zero_effort_in_output_order() -> None:
+    """Effort mode: zeros, also for an output joint the policy does not drive."""
+    node = _Node()
+    out = CommandOutput(node, 'float64_array', ['a', 'b'], ['b', 'x', 'a'], 'cmd', None)
+    assert out.final_command(_measured_controller(''), NS) == 'zero effort'
+    assert len(node.publisher.sent) == 1
+    np.testing.assert_array_equal(_sent_values(node.publisher.sent[0]), [0.0, 0.0, 0.0])
+
+
+def test_final_command_in_position_mode_holds_the_measured_pose() -> None:
+    """Position mode: the measured positions (not the walking target), in output order."""
+    node = _Node()
+    out = CommandOutput(node, 'float64_array', ['a', 'b'], ['b', 'a'], 'cmd', None,
+                        mode='position', period_s=0.02, tick_s=0.005)
+    assert out.final_command(_measured_controller(''), NS) == \
+        'a hold on the measured joint positions'
+    assert len(node.publisher.sent) == 1
+    np.testing.assert_array_equal(_sent_values(node.publisher.sent[0]), [-0.1, 0.3])
+
+
+def test_final_command_in_position_mode_sends_nothing_on_an_unusable_joint_state() -> None:
+    """A stale joint state is no pose to hold: nothing is sent, the drives keep their target."""
+    node = _Node()
+    out = CommandOutput(node, 'float64_array', ['a', 'b'], [], 'cmd', None, mode='position',
+                        period_s=0.02, tick_s=0.005)
+    assert out.final_command(_measured_controller('joint_states stale'), NS) == ''
+    nan_controller = SimpleNamespace(
+        joint_state=lambda now_s: JointSample(np.full(2, np.nan), np.full(2, np.nan), ''))
+    assert out.final_command(nan_controller, NS) == ''
+    assert node.publisher.sent == []

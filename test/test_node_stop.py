@@ -176,6 +176,22 @@ run_node(make_node)
 print('returned', flush=True)
 """
 
+RUN_TWICE = SCRIPT_HEAD + """
+import os
+import signal
+from humanoid_rl_ros.ros.node_main import stop_requested
+
+def make_node():
+    node = rclpy.create_node('stopped_by_itself')
+    node.create_timer(0.05, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    return node
+
+run_node(make_node)
+print(f'after the first run: stop requested {stop_requested()}', flush=True)
+run_node(make_node)
+print(f'after the second run: stop requested {stop_requested()}', flush=True)
+"""
+
 
 def _script(code: str, tmp_path: Path) -> subprocess.Popen:
     env = dict(os.environ, PYTHONUNBUFFERED='1',
@@ -228,3 +244,16 @@ def test_an_external_shutdown_ends_run_node(tmp_path):
         raise AssertionError('run_node did not return after rclpy.shutdown()')
     assert proc.returncode == 0, out
     assert 'returned' in out, out
+
+
+def test_a_stop_request_ends_with_run_node(tmp_path):
+    """A later wait in the same process (e.g. a second run's configure) must not end at once."""
+    proc = _script(RUN_TWICE, tmp_path)
+    try:
+        out, _ = proc.communicate(timeout=EXIT_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError('run_node did not return after SIGTERM')
+    assert proc.returncode == 0, out
+    assert 'after the first run: stop requested False' in out, out
+    assert 'after the second run: stop requested False' in out, out

@@ -18,6 +18,9 @@ The policy node's command output: efforts every tick, or position targets at the
   (:func:`humanoid_rl_ros.ros.position_targets.pd_equivalent_target`). The schedule restarts at
   every state change, so the first walking target goes out on the tick the policy computed it.
 
+When the node stops (deactivate, shutdown), :meth:`CommandOutput.final_command` sends the command
+the drives keep: zero effort, or (position mode) a hold on the measured joint positions.
+
 Where rclpy publishes serialized messages and reads back what
 :class:`humanoid_rl_ros.ros.cdr.Float64ArrayWriter` writes as exactly the message the node would
 publish, the bytes are published (no per-tick conversion of the names); otherwise the message
@@ -66,6 +69,7 @@ class CommandOutput:
         self._half_tick_ns = int(round(tick_s * 0.5e9))
         self._next_ns: Optional[int] = None  # when the next target is due (None: at once)
         self._state = None
+        self._num_joints = len(policy_joints)
         order = [n for n in output_joint_order if n]
         self.names: List[str] = order if order else list(policy_joints)
         missing = [n for n in policy_joints if n not in self.names]
@@ -121,6 +125,27 @@ class CommandOutput:
         if self._next_ns is None or now_ns >= self._next_ns - self._half_tick_ns:
             self.publish(self._target(controller, effort, now_ns * 1e-9), now_ns)
             self._next_ns = now_ns + self._period_ns
+
+    def final_command(self, controller, now_ns: int) -> str:
+        """
+        Publish the command the drives keep once the node stops; return what it was.
+
+        Effort mode: zero effort (an effort controller that holds its last command leaves the
+        robot limp). Position mode: the measured joint positions of ``controller``'s newest
+        joint state, with zero velocities, so that the drives' PD law brakes the joints and
+        holds the pose the robot is in, instead of the last target (the policy's next step
+        while walking). Where that joint state is unusable at ``now_ns`` (stale, refused, none)
+        nothing is sent: a hold on an old pose would pull the joints back to it, so the drives
+        keep the last target. Return '' when nothing was sent.
+        """
+        if self.mode == 'effort':
+            self.publish(np.zeros(self._num_joints), now_ns)
+            return 'zero effort'
+        q_rad, _, problem = controller.joint_state(now_ns * 1e-9)
+        if problem or not all_finite(q_rad):
+            return ''
+        self.publish(q_rad, now_ns)
+        return 'a hold on the measured joint positions'
 
     @staticmethod
     def _target(controller, effort: np.ndarray, now_s: float) -> np.ndarray:

@@ -29,6 +29,9 @@ except ImportError:  # pragma: no cover - other rclpy layouts
     rclpy_impl = None
 """rclpy's C binding (wait sets, raw publishing), or None where this rclpy does not expose it."""
 
+STOP_TIMEOUT_S = 2.0
+"""[s wall] The longest :meth:`ControlLoop.stop` waits for the control thread to end."""
+
 
 class ControlGroup(CallbackGroup):
     """
@@ -89,7 +92,7 @@ class ControlLoop:
         self._moved: List = []  # (entity, its original callback group)
         self._thread: Optional[threading.Thread] = None
         self._guard: Optional[GuardCondition] = None
-        self._stop = False
+        self._stop = threading.Event()  # the running thread's; a new one per start()
         self.priority = 0  # SCHED_FIFO priority of the thread (0: normal scheduling)
         self.priority_status = ''  # what the thread's scheduling is, for diagnostics
         self.failure = ''  # why the thread stopped on its own ('' while it runs or was stopped)
@@ -141,22 +144,35 @@ class ControlLoop:
             if entity.callback_group is not self._group:
                 self._moved.append((entity, entity.callback_group))
                 entity.callback_group = self._group
-        self._stop = False
+        self._stop = threading.Event()
         self.failure = ''
         self._guard = GuardCondition(None, None, context=self._node.context)
-        self._thread = threading.Thread(target=self._run, daemon=True,
+        self._thread = threading.Thread(target=self._run, args=(self._stop,), daemon=True,
                                         name=f'{self._node.get_name()}_control')
         self._thread.start()
 
-    def stop(self) -> None:
-        """Stop the thread; give what it took from the executor back (/clock, diagnostics)."""
+    def stop(self) -> bool:
+        """
+        Stop the thread; give what it took from the executor back (/clock, diagnostics).
+
+        The wait for the thread is bounded (:data:`STOP_TIMEOUT_S`): a thread stuck in a
+        callback is logged at ERROR and left behind (a daemon thread, told to stop; it runs
+        no further tick once the callback returns). Return whether the thread stopped (True
+        also when none ran).
+        """
         thread = self._thread
+        stopped = True
         if thread is not None:
-            self._stop = True
+            self._stop.set()
             self._guard.trigger()
             if thread is not threading.current_thread():
-                thread.join()
-            self._guard.destroy()
+                thread.join(timeout=STOP_TIMEOUT_S)
+                stopped = not thread.is_alive()
+            if not stopped:
+                self._node.get_logger().error(
+                    f'control thread {thread.name} did not stop within {STOP_TIMEOUT_S} s (a '
+                    'control callback does not return); stopping without it')
+            self._guard.destroy()  # destroyed once the thread lets go of it
             self._thread = None
             self._guard = None
         self._give_back()
@@ -164,6 +180,7 @@ class ControlLoop:
             handler.destroy()
         self._subs, self._timers, self._events, self._moved = [], [], [], []
         self._raw_handlers = {}
+        return stopped
 
     def _give_back(self) -> None:
         """Return the entities moved into the loop's group to their groups; wake the executor."""
@@ -192,14 +209,22 @@ class ControlLoop:
         self.priority_status = f'SCHED_FIFO {self.priority}'
         logger.info(f'control thread runs SCHED_FIFO at priority {self.priority}')
 
-    def _run(self) -> None:
+    def _run(self, stop: threading.Event) -> None:
         logger = self._node.get_logger()
         context = self._node.context
         self._set_priority(logger)
         subs, timers, events = self._subs, self._timers, self._events
+
+        def call(callback, *args) -> None:
+            # stop() may have given up on this thread while a callback hung: once it returns,
+            # nothing more is run (the node may be torn down by then)
+            if not stop.is_set():
+                self._call(callback, *args)
+
         try:
             with ExitStack() as stack:
-                # Hold every handle for the loop's lifetime (stop() joins before they go away).
+                # Hold every handle for the loop's lifetime: destroying one waits until this
+                # thread lets go of it (stop() joins first, or gives up on a hung thread).
                 for entity in subs + timers + [self._guard]:
                     stack.enter_context(entity.handle)
                 for handler in events:
@@ -214,7 +239,7 @@ class ControlLoop:
                 input_takes = takes[:self._num_inputs]  # without /clock (appended last)
                 timer_handles = [(tmr.handle, tmr.callback) for tmr in timers]
                 guard_handle = self._guard.handle
-                while not self._stop and context.ok():
+                while not stop.is_set() and context.ok():
                     wait_set.clear_entities()
                     for handle in sub_handles:
                         wait_set.add_subscription(handle)
@@ -222,7 +247,7 @@ class ControlLoop:
                         wait_set.add_timer(handle)
                     wait_set.add_guard_condition(guard_handle)
                     wait_set.wait(self._WAIT_TIMEOUT_NS)
-                    if self._stop:
+                    if stop.is_set():
                         break
                     if events and time.monotonic_ns() >= next_event_poll_ns:
                         next_event_poll_ns = time.monotonic_ns() + self._EVENT_POLL_NS
@@ -232,7 +257,7 @@ class ControlLoop:
                             if wait_set.is_ready('subscription', index):
                                 taken = take(msg_type, raw)
                                 if taken is not None:
-                                    self._call(callback, taken[0])
+                                    call(callback, taken[0])
                         for handle, callback in timer_handles:
                             if handle.is_timer_ready():
                                 # Take inputs that arrived since the wait returned first: a
@@ -241,11 +266,11 @@ class ControlLoop:
                                 for take, msg_type, raw, input_callback in input_takes:
                                     taken = take(msg_type, raw)
                                     if taken is not None:
-                                        self._call(input_callback, taken[0])
+                                        call(input_callback, taken[0])
                                 handle.call_timer()
-                                self._call(callback)
+                                call(callback)
         except Exception as exc:  # noqa: B902 - a dead control thread must be reported
-            if not self._stop and context.ok():
+            if not stop.is_set() and context.ok():
                 failure = f'control loop stopped: {type(exc).__name__}: {exc}'
                 logger.error(failure)
                 # The executor takes the diagnostics timer (and /clock) back, so /diagnostics

@@ -7,8 +7,10 @@ context down as the signal arrives, before any code of the node runs, so :func:`
 installs its own: SIGINT and SIGTERM only ask the process to stop (:func:`stop_requested`).
 The spin loop then ends, a lifecycle node goes through its shutdown transition (the policy
 node sends its final command there), the node is destroyed and rclpy shut down. A signal that
-comes while the node stops is ignored; what was begun finishes, each wait in it bounded.
-SIGKILL, a crash or a power loss still end the process without any of this.
+comes while the node stops is ignored; what was begun finishes, each wait in it bounded (the
+executor's shutdown here; the policy node's waits for its lock, for its final command to be
+acknowledged and for its control thread). SIGKILL, a crash or a power loss still end the
+process without any of this.
 """
 
 import signal
@@ -36,7 +38,7 @@ def stop_requested() -> bool:
     Return whether the process was asked to stop (SIGINT or SIGTERM under :func:`run_node`).
 
     Work that blocks inside a callback (e.g. configure waiting for the first ``joint_states``)
-    checks this to give up early.
+    checks this to give up early. The request lasts until :func:`run_node` returns.
     """
     return _stop.is_set()
 
@@ -136,3 +138,4 @@ def run_node(make_node: Callable[[], Node], args: Optional[Sequence[str]] = None
             rclpy.try_shutdown()
         finally:
             signals.restore()
+            _stop.clear()  # a later wait in this process (another run_node) must not end at once

@@ -21,9 +21,12 @@ Lifecycle (``rclpy.lifecycle``; managed with the standard ``~/change_state`` ser
   published on ``/diagnostics`` with the problem named.
 * ``activate``: the controller goes to *standing* (ramp to the default pose); with
   ``start_walking_on_activate`` it walks once the ramp completes.
-* ``deactivate``: one zero-effort command is sent, then nothing more is published.
+* ``deactivate``: one final command is sent, then nothing more is published: zero effort, or in
+  ``output_mode: position`` a hold on the measured joint positions (nothing where the joint
+  state is unusable; :meth:`~humanoid_rl_ros.ros.command_output.CommandOutput.final_command`).
 * ``shutdown``: from active, the same final command first (waited for until subscribers have
-  it); also when the process is stopped with SIGINT or SIGTERM (``node_main``).
+  it); also when the process is stopped with SIGINT or SIGTERM (``node_main``). Each wait in it
+  is bounded: for the node's lock, for the acknowledgement, for the control thread.
 * ``autostart`` (parameter): configure + activate right after start-up, under any clock:
   configure is retried while no ``joint_states`` arrive, and activation waits for a
   ``joint_states`` received fresh on the node clock (``/clock`` at zero, held, running from any
@@ -85,6 +88,9 @@ SENSOR_QOS = qos_profile_sensor_data
 COMMAND_QOS = QoSProfile(depth=10)
 AUTOSTART_PERIOD_S = 0.05
 """[s wall] How often autostart takes its next step (configure, or activate once fit)."""
+SHUTDOWN_LOCK_WAIT_S = 2.0
+"""[s wall] The longest shutdown waits for the node's lock (held by a control callback that does
+not return: shutdown then sends no final command and goes on)."""
 FINAL_COMMAND_WAIT_S = 3.5
 """[s wall] The longest shutdown waits for subscribers to acknowledge the final command (Fast
 DDS acknowledges at its writer's heartbeat, every 3 s by default; ``ros2 launch`` sends SIGTERM
@@ -247,6 +253,7 @@ class PolicyNode(LifecycleNode):
                                               float(self._param('diagnostics_period_s')),
                                               joint_names=contract.joint_names)
         if first is None and stop_requested():  # the process is stopping: not a failure
+            self._waiting_for = ''
             self._teardown()
             self.get_logger().info('configure stopped: the process is stopping')
             return TransitionCallbackReturn.FAILURE
@@ -311,13 +318,15 @@ class PolicyNode(LifecycleNode):
         return result
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
-        """Send one zero-effort command, stop the controller and stop publishing."""
+        """Send the final command (:meth:`_final_command`), stop the controller and publishing."""
         with self._lock:
             return self._deactivate(state)
 
     def _deactivate(self, state: State) -> TransitionCallbackReturn:
         if self.controller is not None and self._output is not None:
-            self._final_command()
+            sent = self._final_command()
+            if sent:
+                self.get_logger().info(f'deactivating: final command sent: {sent}')
             self.controller.deactivate()
         self.lifecycle_state = 'inactive'
         self._states.reset()
@@ -336,15 +345,27 @@ class PolicyNode(LifecycleNode):
         """
         Send deactivate's final command if active, wait for it to arrive; release everything.
 
-        Also on SIGINT and SIGTERM (:mod:`~humanoid_rl_ros.ros.node_main`).
+        Also on SIGINT and SIGTERM (:mod:`~humanoid_rl_ros.ros.node_main`). Every wait is
+        bounded: for the lock (:data:`SHUTDOWN_LOCK_WAIT_S`), for the acknowledgement
+        (:data:`FINAL_COMMAND_WAIT_S`) and for the control thread
+        (:data:`~humanoid_rl_ros.ros.control_loop.STOP_TIMEOUT_S`).
         """
-        with self._lock:
-            sent = (self.controller is not None and self.lifecycle_state == 'active'
-                    and self._final_command())
-            self.lifecycle_state = 'inactive'  # no control tick publishes after it
+        sent = ''
+        if self._lock.acquire(timeout=SHUTDOWN_LOCK_WAIT_S):
+            try:
+                if self.controller is not None and self.lifecycle_state == 'active':
+                    sent = self._final_command()
+                self.lifecycle_state = 'inactive'  # no control tick publishes after it
+            finally:
+                self._lock.release()
+        else:
+            self.lifecycle_state = 'inactive'
+            self.get_logger().error(
+                f'shutdown: the node lock was not free within {SHUTDOWN_LOCK_WAIT_S} s (a control '
+                'callback does not return): no final command sent')
         if sent:
             delivered = self._output.wait_delivered(FINAL_COMMAND_WAIT_S)
-            self.get_logger().info('final command sent: zero effort' + (
+            self.get_logger().info(f'final command sent: {sent}' + (
                 ', acknowledged' if delivered else
                 f', not acknowledged by every subscriber within {FINAL_COMMAND_WAIT_S} s'))
         self._teardown()
@@ -432,16 +453,22 @@ class PolicyNode(LifecycleNode):
         if self._states.tick(controller, now_ns, self.get_logger()):
             self.publish_diagnostics()
 
-    def _final_command(self) -> bool:
+    def _final_command(self) -> str:
         """
-        Publish one zero-effort command; return whether one went out.
+        Publish the command the drives keep after this node; return what it was ('' if none).
 
-        Effort mode only: position drives hold their last target (nothing is sent).
+        Zero effort, or in position mode a hold on the measured joint positions; nothing in
+        position mode where the joint state is unusable (the drives keep the last target).
         """
-        if self._output is None or self._output.mode != 'effort':
-            return False
-        self._output.publish(np.zeros(self.controller.contract.num_joints))
-        return True
+        if self._output is None:
+            return ''
+        now_ns = self.get_clock().now().nanoseconds
+        sent = self._output.final_command(self.controller, now_ns)
+        if not sent:
+            problem = self.controller.joint_state_problem(now_ns * 1e-9)
+            self.get_logger().warning(f'no final command: the joint state is unusable '
+                                      f'({problem}); the drives keep the last target')
+        return sent
 
     # ------------------------------------------------------------------ diagnostics
     def _on_diag_timer(self) -> None:
