@@ -7,6 +7,7 @@ from humanoid_rl_ros.robot.description import load_robot, models_dir, RobotConfi
 import mujoco
 import numpy as np
 import pytest
+from training.robot_check import SETTLE_S
 from training.robot_init import draft_robot, GainRule, init_robot, main, stand_check
 import yaml
 
@@ -90,6 +91,10 @@ def test_draft_of_the_classic_mujoco_humanoid(tmp_path: Path, capsys) -> None:
     assert code == (0 if report.ok else 1)
     if not report.ok:
         assert 'FIX:' in out
+    # It falls (after 0.8 s) before the 1 s of settling is over: no height error was measured.
+    assert report.fell and report.fall_time_s < SETTLE_S
+    assert report.max_height_error_m is None
+    assert 'max error not measured: the run ended before 1 s of settling' in out
 
 
 def test_validate_the_shipped_robot(capsys) -> None:

@@ -38,8 +38,13 @@ class StandReport:
     """When it fell [s], if it did."""
     final_base_height_m: float
     """Base height at the end (or at the fall) [m]."""
-    max_height_error_m: float
-    """Largest deviation of the base height from the nominal one after 1 s of settling [m]."""
+    max_height_error_m: Optional[float]
+    """
+    Largest deviation of the base height from the nominal one after 1 s of settling [m].
+
+    ``None`` where none was measured: the run ended (a fall, non-finite efforts, a short
+    ``duration_s``) before the settling was over, or the base was pushed.
+    """
     min_uprightness: float
     """Smallest cosine between the base z axis and the world z axis."""
     drift_m: float
@@ -54,8 +59,13 @@ class StandReport:
     @property
     def ok(self) -> bool:
         """Return whether the robot stood: no fall, height within 5 cm, efforts finite."""
-        return (not self.fell and self.max_height_error_m < 0.05 and self.all_finite
+        return (not self.fell and not self._height_off and self.all_finite
                 and max(self.saturated_share.values(), default=0.0) < 0.05)
+
+    @property
+    def _height_off(self) -> bool:
+        """Return whether the measured height error is 5 cm or more (False if not measured)."""
+        return self.max_height_error_m is not None and self.max_height_error_m >= 0.05
 
     def advice(self, robot: RobotConfig) -> List[str]:
         """Return what to fix, one line each (empty when the robot stands)."""
@@ -75,7 +85,7 @@ class StandReport:
             out.append(f'the robot fell after {self.fall_time_s:.2f} s: raise kp (and kd with '
                        f'it) on the joints that sagged most ({weak}), or move the default pose '
                        'so the centre of mass is over the feet')
-        elif self.max_height_error_m >= 0.05:
+        elif self._height_off:
             out.append(f'the base settled {self.max_height_error_m:.3f} m away from '
                        f'nominal_base_height_m ({robot.nominal_base_height_m} m): set it to '
                        f'{self.final_base_height_m:.3f}')
@@ -105,8 +115,10 @@ def stand_check(robot: RobotConfig, duration_s: float = STAND_DURATION_S,
     settle = int(round(SETTLE_S / dt))
     steps = int(round(duration_s / dt))
     pushed = any(push_m_s)
-    saturated = np.zeros(robot.num_joints)
-    max_err, min_up, fall_time, finite = 0.0, 1.0, None, True
+    saturated = np.zeros(robot.num_joints)  # samples at the limit, one per step simulated
+    max_err: Optional[float] = None
+    min_up, fall_time, finite = 1.0, None, True
+    simulated = 0  # physics steps simulated
     for step in range(steps):
         effort = sim.pd_effort_nm()
         if not np.all(np.isfinite(effort)):
@@ -117,19 +129,20 @@ def stand_check(robot: RobotConfig, duration_s: float = STAND_DURATION_S,
         if step == settle and pushed:
             sim.push(push_m_s)
         sim.step(effort)
+        simulated += 1
         min_up = min(min_up, sim.uprightness())
         if step >= settle and not pushed:
-            max_err = max(max_err, abs(float(sim.base_pos_m[2]) - robot.nominal_base_height_m))
+            err_m = abs(float(sim.base_pos_m[2]) - robot.nominal_base_height_m)
+            max_err = err_m if max_err is None else max(max_err, err_m)
         if sim.fallen(max_tilt_rad=FALL_TILT_RAD):
-            fall_time = (step + 1) * dt
+            fall_time = simulated * dt
             break
-    done = step + 1
     err = np.abs(sim.joint_pos_rad - robot.default_pos_rad)
     worst = np.argsort(-err)[:5]
-    share = saturated / max(done, 1)
+    share = saturated / max(simulated, 1)
     base = sim.base_pos_m
     return StandReport(
-        duration_s=done * dt, fell=fall_time is not None, fall_time_s=fall_time,
+        duration_s=simulated * dt, fell=fall_time is not None, fall_time_s=fall_time,
         final_base_height_m=float(base[2]), max_height_error_m=max_err,
         min_uprightness=min_up, drift_m=float(np.linalg.norm(base[0:2])),
         saturated_share={robot.joint_names[i]: float(share[i])
@@ -144,6 +157,15 @@ def measure_base_height(robot: RobotConfig, settle_s: float = 2.0) -> Optional[f
     return None if report.fell else report.final_base_height_m
 
 
+def _height_error_text(report: StandReport) -> str:
+    """Return the max height error [m] as printed, or why none was measured."""
+    if report.max_height_error_m is not None:
+        return f'{report.max_height_error_m:.3f}'
+    if report.duration_s <= SETTLE_S:
+        return f'not measured: the run ended before {SETTLE_S:g} s of settling'
+    return 'not measured: the base was pushed'
+
+
 def format_report(robot: RobotConfig, report: StandReport) -> str:
     """Return a human-readable summary of a stand check with what to fix."""
     lines = [
@@ -152,7 +174,7 @@ def format_report(robot: RobotConfig, report: StandReport) -> str:
         f'stand {report.duration_s:.1f} s under PD at the default pose: '
         + (f'FELL at {report.fall_time_s:.2f} s' if report.fell else 'stood')
         + f'; base height {report.final_base_height_m:.3f} m (nominal '
-        f'{robot.nominal_base_height_m:.3f}, max error {report.max_height_error_m:.3f}); '
+        f'{robot.nominal_base_height_m:.3f}, max error {_height_error_text(report)}); '
         f'drift {report.drift_m:.3f} m; min uprightness {report.min_uprightness:.3f}',
         'joints farthest from the default pose [rad]: ' + ', '.join(
             f'{n} {v:.3f}' for n, v in report.worst_tracking_rad.items()),
