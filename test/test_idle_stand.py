@@ -9,8 +9,8 @@ import math
 
 from controller_fixtures import DT, Feeder, pd_effort, walking
 from humanoid_rl_ros.core.controller import ControllerConfig, ControllerError, ControllerState
-from humanoid_rl_ros.core.idle_stand import (BaseMotion, is_zero_command, MotionLimits,
-                                             near_touchdown, within)
+from humanoid_rl_ros.core.idle_stand import (BaseMotion, is_zero_command, MotionFilter,
+                                             MotionLimits, near_touchdown, within)
 from humanoid_rl_ros.core.policy_runtime import PolicyRuntime
 import numpy as np
 from policy_fixtures import make_random_policy
@@ -115,14 +115,23 @@ def test_a_push_hands_the_idle_stand_back_to_the_policy(runtime):
     assert c.idle_standing
     f.lin_vel = (0.4, 0.0, 0.0)  # pushed: faster than idle_exit_speed_m_s (0.25)
     steps = c.policy_steps
-    f.tick()
-    assert not c.idle_standing and 'base speed 0.40 m/s > 0.25' in c.idle_note
+    # the exit limits judge the speed filtered over 0.02 s: 0.1 + 0.3 * (1 - 0.75^n) > 0.25
+    # from the 3rd tick on
+    for tick in range(1, 4):
+        f.tick()
+        assert c.idle_standing is (tick < 3), tick
+    assert 'base speed 0.27 m/s > 0.25' in c.idle_note  # 0.1 + 0.3 * (1 - 0.75^3)
     assert c.policy_steps == steps + 1
     _run(f, 1.0)
     assert not c.idle_standing  # not calm (0.4 m/s): the policy keeps control
     f.lin_vel = (0.1, 0.0, 0.0)
-    _run(f, 0.2 + c.contract.gait_period_s)
-    assert c.idle_standing  # calm again for idle_stand_after_s: standing again
+    # the enter limits judge the filtered speed (time constant 0.1 s): it falls from 0.4 to
+    # 0.15 m/s in 0.1 s * ln(0.3 / 0.05) = 0.18 s, then 0.2 s of calm, then a touchdown
+    ticks = 0
+    while not c.idle_standing and ticks < 2000:
+        f.tick()
+        ticks += 1
+    assert 0.38 <= ticks * DT <= 0.38 + c.contract.gait_period_s
 
 
 def test_a_fault_stand_leaves_the_idle_stand(runtime):
@@ -133,3 +142,20 @@ def test_a_fault_stand_leaves_the_idle_stand(runtime):
     for _ in range(int(round(0.2 / DT))):  # odometry stops: a sustained walking-input fault
         f.tick(odom=False)
     assert c.state is ControllerState.STANDING and not c.idle_standing
+
+
+def test_the_motion_filter_smooths_noise_and_restarts_after_a_gap():
+    f = MotionFilter(time_constant_s=0.1)
+    first = f.update([0.0, 0.0, 1.0], 0.05, [0.3, 0.4], 0.005)  # the first sample as it is
+    assert (first.ang_vel_rad_s, first.tilt_rad, first.planar_speed_m_s) == (1.0, 0.05, 0.5)
+    rng = np.random.default_rng(0)
+    for _ in range(400):  # zero-mean noise of +-0.5 rad/s on a still base
+        motion = f.update(rng.uniform(-0.5, 0.5, 3), 0.05, [0.0, 0.0], 0.005)
+    assert motion.ang_vel_rad_s < 0.25  # one raw sample's norm is about 0.5 on average
+    assert motion.planar_speed_m_s == pytest.approx(0.0, abs=1e-6)
+    gap = f.update([0.0, 0.0, 0.0], None, None, 0.005)  # no orientation, no odometry
+    assert gap.tilt_rad is None and gap.planar_speed_m_s is None
+    again = f.update([0.0, 0.0, 0.0], 0.2, [1.0, 0.0], 0.005)  # restarted: taken as it is
+    assert (again.tilt_rad, again.planar_speed_m_s) == (0.2, 1.0)
+    assert math.isnan(f.update([math.nan, 0.0, 0.0], 0.0, None, 0.005).ang_vel_rad_s)
+    assert MotionFilter(0.0).update([0.0, 3.0, 4.0], 0.1, None, 0.005).ang_vel_rad_s == 5.0

@@ -184,7 +184,9 @@ class Controller:
         """Walking, with the policy paused: PD holds the default pose (idle stand)."""
         self.idle_note = ''
         """Why the newest idle stand started or ended ('' before the first)."""
-        self._idle_since_s: Optional[float] = None  # zero command and quiet base since [s]
+        self._idle_since_s: Optional[float] = None  # zero command and calm base since [s]
+        self._idle_filter = idle_stand.MotionFilter(self.config.idle_filter_s)
+        self._idle_exit_filter = idle_stand.MotionFilter(self.config.idle_exit_filter_s)
         self._idle_ramp_start_s = 0.0
         self._idle_ramp_start_pos = self.default_pos_rad.copy()
         self._tick = 0
@@ -491,10 +493,13 @@ class Controller:
         self._walk_hold.clear()
         self.note = ''
 
-    def _restart_policy(self) -> None:
+    def _restart_policy(self, keep_motion_filter: bool = False) -> None:
         """Start the policy as at the start of a walk (also when an idle stand ends)."""
         self.idle_standing = False
         self._idle_since_s = None
+        if not keep_motion_filter:
+            self._idle_filter.reset()
+        self._idle_exit_filter.reset()
         self._tick = 0
         self._gait_phase = 0.0
         self._last_action = np.zeros(self.contract.action_dim)
@@ -593,6 +598,15 @@ class Controller:
             planar_speed_m_s=(float(np.linalg.norm(self._odom.value[1][:2])) if odom_fresh
                               else None))
 
+    def _filtered_motion(self, now_s: float,
+                         motion_filter: idle_stand.MotionFilter) -> idle_stand.BaseMotion:
+        """Return the base motion through ``motion_filter`` (one sample a tick)."""
+        ang_vel = self._base_inputs(now_s)[1]
+        odom_fresh = self._odom.fresh(now_s, self.config.odom_timeout_s)
+        return motion_filter.update(
+            ang_vel, self.tilt_rad(now_s), self._odom.value[1][:2] if odom_fresh else None,
+            self.dt_s)
+
     def _update_idle_stand(self, now_s: float) -> bool:
         """
         Start or end the idle stand at ``now_s`` (walking, idle stand on); return whether it holds.
@@ -602,12 +616,16 @@ class Controller:
         """
         cfg = self.config
         zero = idle_stand.is_zero_command(self.command(now_s), cfg.idle_command_threshold)
-        motion = self.base_motion(now_s)
+        self._idle_filter.time_constant_s = cfg.idle_filter_s
+        self._idle_exit_filter.time_constant_s = cfg.idle_exit_filter_s
+        motion = self._filtered_motion(now_s, self._idle_filter)  # calm enough to stop
         if self.idle_standing:
+            # a push must hand over at once: a short filter (or none) for the exit limits
+            motion_now = self._filtered_motion(now_s, self._idle_exit_filter)
             reason = ('a non-zero command' if not zero
-                      else idle_stand.within(motion, cfg.idle_exit_limits()))
+                      else idle_stand.within(motion_now, cfg.idle_exit_limits()))
             if reason:
-                self._restart_policy()
+                self._restart_policy(keep_motion_filter=True)
                 if self.uses_gait_phase:
                     self._gait_phase = cfg.idle_restart_phase
                 self.idle_note = f'idle stand ended at t={now_s:.3f} s: {reason}'

@@ -67,6 +67,11 @@ class ControllerConfig:
     """Gait phase at which the policy restarts when the idle stand ends: a foot in mid-swing,
     so that a pushed robot steps at once (restarting at a touchdown, phase 0, fell about twice
     as often under 1.5 m/s pushes in the idle_stand robustness suite)."""
+    idle_filter_s: float = 0.1
+    """Time constant of the low-pass filter on the base motion the idle stand judges [s]."""
+    idle_exit_filter_s: float = 0.02
+    """Time constant of the filter on the motion the exit limits judge [s] (0: as measured):
+    short, so that a push hands over at once, yet sensor noise alone does not."""
     idle_enter_ang_vel_rad_s: float = 1.0
     """Enter limit: base angular velocity norm [rad/s] (stepping in place stays below)."""
     idle_enter_tilt_rad: float = 0.1
@@ -93,7 +98,8 @@ class ControllerConfig:
     def validate(self) -> None:
         """Raise :class:`ControllerError` naming the first invalid field."""
         for name in ('stand_ramp_s', 'damping_kd_scale', 'fault_hold_s', 'idle_stand_after_s',
-                     'idle_stand_ramp_s', 'idle_command_threshold'):
+                     'idle_stand_ramp_s', 'idle_filter_s', 'idle_exit_filter_s',
+                     'idle_command_threshold'):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0.0:
                 raise ControllerError(f'{name} must be finite and >= 0, got {value}')

@@ -321,6 +321,18 @@ def idle_stand_suite() -> Tuple[Scenario, ...]:
                     f'0.5 m/s forward after 3 s at zero command, {what}', commands=WALK,
                     seeds=size.nominal_seeds, duration_s=size.duration_s, settle_s=3.0,
                     rise_s=size.rise_s, loop=loop, checks=('no_falls', 'tracking', 'rise'))]
+    for name, text, model, noisy in (
+            ('standstill_idle_stand_noise', 'with the sensor noise of sensor_noise',
+             ModelPerturbation(), LoopPerturbation(noise=SENSOR_NOISE,
+                                                   idle_stand_after_s=IDLE_STAND_AFTER_S)),
+            ('standstill_idle_stand_payload_6kg', '+6 kg on the base',
+             ModelPerturbation(payload_kg=6.0), loop),
+            ('standstill_idle_stand_friction_0.3', 'friction 0.3 on every geom',
+             ModelPerturbation(friction=0.3), loop)):
+        out.append(Scenario(name, 'standstill', f'standstill_idle_stand {text}',
+                            commands=STAND, seeds=size.standstill_seeds,
+                            duration_s=size.standstill_s, settle_s=2.0, rise_s=0.0, model=model,
+                            loop=noisy, checks=('no_falls', 'standstill')))
     for speed in (0.5, 1.0, 1.5):
         schedule = PushSchedule(speed, size.push.per_episode, size.push.first_s,
                                 size.push.gap_s, size.push.recover_s)
