@@ -12,8 +12,9 @@ controller (:mod:`humanoid_rl_ros.core.controller`), while walking:
   the joint targets from the measured pose to the default pose over ``idle_stand_ramp_s``;
 * **ends** it, restarting the policy as at the start of a walk but with the gait clock at
   ``idle_restart_phase`` (a foot in mid-swing), on a non-zero command or when the base leaves
-  the *exit* limits (a push). The policy then takes the steps a PD stand cannot. Tighter exit limits hand over sooner but also end the stand on its own sway, and each
-  restart from a moving robot is a risk (``docs/SAFETY.md`` gives the measured trade-off).
+  the *exit* limits (a push). The policy then takes the steps a PD stand cannot. Tighter
+  exit limits hand over sooner but also end the stand on its own sway, and each restart from a
+  moving robot is a risk (``docs/SAFETY.md`` gives the measured trade-off).
 
 This module holds the decisions, pure functions of the base's motion and the settings; the
 controller applies them. The base's motion: the norm of the body angular velocity (gyro)
