@@ -2,22 +2,28 @@
 ``python -m training.export record-tolerance``: a robustness report's delays into the contract.
 
 The policies live in a throw-away git repository, because a report names its policy by path
-and commit only: the writer reads that policy from git and compares graphs.
+and commit only: the writer reads that policy from git and compares graphs. A report that
+records the fingerprint of the contract fields its policy ran with must match the model's
+contract in them too.
 """
 
+import dataclasses
 import json
 from pathlib import Path
 import shutil
 import subprocess
 
-from humanoid_rl_ros.core.contract import ONNX_METADATA_KEY, read_contract, YAML_HEADER
+from humanoid_rl_ros.core.contract import (ONNX_METADATA_KEY, PolicyContract, read_contract,
+                                           YAML_HEADER)
 import numpy as np
 import onnx
 import onnxruntime as ort
 from policy_fixtures import make_random_policy
 import pytest
-from training.export import record_delay_tolerance
-from training.export_tolerance import graph_sha256, ReportMismatch
+from training.export import record_delay_tolerance, write_policy_contract
+from training.export_tolerance import (contract_fingerprint, FINGERPRINT_FIELDS,
+                                       FINGERPRINT_KEY, graph_sha256, ReportMismatch)
+from training.robustness import cli as robustness_cli
 
 pytestmark = pytest.mark.skipif(shutil.which('git') is None, reason='needs git')
 
@@ -114,6 +120,13 @@ def test_the_measured_delays_go_into_both_copies_and_the_graph_stays(repo: Path)
      r"ran robot 'g1', the contract is for 'kestrel'"),
     (lambda commit: {**_report('models/walk.yaml', commit), 'scenarios': {}},
      r'no scenario of family .latency.'),
+    (lambda commit: {**_report('models/walk.yaml', commit), FINGERPRINT_KEY: 'ab' * 32},
+     r'policy_contract_fingerprint .* is not a mapping'),
+    (lambda commit: {**_report('models/walk.yaml', commit), FINGERPRINT_KEY: {'kp': 'ab' * 32}},
+     r"names 'kp', not a field of the policy contract"),
+    (lambda commit: {**_report('models/walk.yaml', commit),
+                     FINGERPRINT_KEY: {'kp_nm_per_rad': 'AB' * 32}},
+     r'policy_contract_fingerprint\.kp_nm_per_rad .* is not a SHA-256'),
 ])
 def test_a_report_of_another_policy_is_refused_and_nothing_written(repo: Path, make_report,
                                                                    match):
@@ -154,3 +167,98 @@ def test_a_report_that_records_its_graph_needs_no_git_history(repo: Path, tmp_pa
     with pytest.raises(ReportMismatch, match='not a SHA-256'):
         record_delay_tolerance(repo / 'models' / 'walk.yaml', _write_report(repo, other),
                                repo_root=tmp_path)
+
+
+# ------------------------------------------------------------------ the contract's fingerprint
+def _changed(contract, field: str):
+    """Return ``contract`` with one deployment-relevant ``field`` changed."""
+    if field == 'kp_nm_per_rad':
+        return dataclasses.replace(contract, kp_nm_per_rad=tuple(
+            2.0 * kp for kp in contract.kp_nm_per_rad))
+    if field == 'obs_terms':  # the first term's scale, its order and sizes kept
+        first = contract.obs_terms[0]
+        return dataclasses.replace(contract, obs_terms=(
+            dataclasses.replace(first, scale=tuple(0.5 * v for v in first.scale)),
+            *contract.obs_terms[1:]))
+    assert field == 'decimation'
+    return dataclasses.replace(contract, decimation=contract.decimation + 1)
+
+
+def _fingerprinted_report(repo: Path, contract) -> dict:
+    """Return a report made outside git that records its graph and ``contract``'s fingerprint."""
+    report = _report('/elsewhere/runs/walk.yaml', 'unknown')
+    report['policy_graph_sha256'] = graph_sha256(repo / 'models' / 'walk.onnx')
+    report[FINGERPRINT_KEY] = contract_fingerprint(contract)
+    return report
+
+
+def test_the_fingerprint_covers_contract_fields_that_exist():
+    fields = {f.name for f in dataclasses.fields(PolicyContract)}
+    assert set(FINGERPRINT_FIELDS) <= fields
+    assert {'kp_nm_per_rad', 'kd_nms_per_rad', 'effort_limit_nm', 'action_scale_rad',
+            'default_pos_rad', 'obs_terms', 'obs_clip', 'physics_dt_s', 'decimation',
+            'joint_names'} <= set(FINGERPRINT_FIELDS)
+    assert 'training' not in FINGERPRINT_FIELDS  # record-tolerance writes into it
+
+
+@pytest.mark.parametrize('field', ['kp_nm_per_rad', 'obs_terms', 'decimation'])
+def test_a_report_of_the_same_graph_run_with_other_contract_fields_is_refused(
+        repo: Path, tmp_path: Path, field: str):
+    yaml_path, onnx_path = repo / 'models' / 'walk.yaml', repo / 'models' / 'walk.onnx'
+    measured = _changed(read_contract(yaml_path), field)
+    report = _write_report(repo, _fingerprinted_report(repo, measured))
+    text, data = yaml_path.read_text(), onnx_path.read_bytes()
+    with pytest.raises(ReportMismatch,
+                       match=rf'under a contract that differs from .* in {field}, on which'):
+        record_delay_tolerance(yaml_path, report, repo_root=tmp_path)
+    assert yaml_path.read_text() == text and onnx_path.read_bytes() == data
+
+
+def test_a_report_with_the_models_fingerprint_is_recorded_and_again_after_recording(
+        repo: Path, tmp_path: Path):
+    yaml_path = repo / 'models' / 'walk.yaml'
+    report = _write_report(repo, _fingerprinted_report(repo, read_contract(yaml_path)))
+    notes = []
+    contract = record_delay_tolerance(yaml_path, report, repo_root=tmp_path, note=notes.append)
+    assert notes == []
+    assert contract.training.tolerated_action_delay_s == pytest.approx(0.005)
+    # the recorded tolerance is in the training section, outside the fingerprint
+    assert record_delay_tolerance(yaml_path, report, repo_root=tmp_path,
+                                  note=notes.append) == contract
+
+
+def test_a_report_without_the_fingerprint_is_matched_by_its_graph_alone_and_says_so(
+        repo: Path):
+    commit = _git(repo, 'rev-parse', 'HEAD')
+    report = _write_report(repo, _report('models/walk.yaml', commit))
+    notes = []
+    contract = record_delay_tolerance(repo / 'models' / 'walk.yaml', report, repo_root=repo,
+                                      note=notes.append)
+    assert contract.training.tolerated_action_delay_s == pytest.approx(0.005)
+    assert len(notes) == 1
+    assert f'records no {FINGERPRINT_KEY}' in notes[0]
+    assert 'matched by its graph alone' in notes[0]
+
+
+def test_the_suite_records_the_fingerprint_and_a_later_gain_change_is_refused(
+        repo: Path, tmp_path: Path, monkeypatch):
+    """The report's meta, as the suite writes it; then kp changes in the model's contract."""
+    yaml_path, onnx_path = repo / 'models' / 'walk.yaml', repo / 'models' / 'walk.onnx'
+    monkeypatch.setattr(robustness_cli, 'run_scenarios', lambda *args, **kwargs: [])
+    monkeypatch.setattr(robustness_cli, 'build_report',
+                        lambda scenarios, records, targets, skipped, meta: dict(meta))
+    meta = robustness_cli.run_robustness(yaml_path, None, 'ci', workers=1, progress=None)
+    assert meta[FINGERPRINT_KEY] == contract_fingerprint(read_contract(yaml_path))
+    assert meta['policy_graph_sha256'] == graph_sha256(onnx_path)
+    report = {**_report('/elsewhere/runs/walk.yaml', 'unknown'), **meta}
+    path = _write_report(repo, report)
+    assert record_delay_tolerance(yaml_path, path, repo_root=tmp_path, note=None) \
+        .training.tolerated_action_delay_s == pytest.approx(0.005)
+
+    contract = read_contract(yaml_path)
+    write_policy_contract(_changed(contract, 'kp_nm_per_rad'), onnx_path, yaml_path)
+    assert graph_sha256(onnx_path) == meta['policy_graph_sha256']  # the graph is the same
+    text, data = yaml_path.read_text(), onnx_path.read_bytes()
+    with pytest.raises(ReportMismatch, match=r'walk\.yaml in kp_nm_per_rad, on which'):
+        record_delay_tolerance(yaml_path, path, repo_root=tmp_path, note=None)
+    assert yaml_path.read_text() == text and onnx_path.read_bytes() == data

@@ -16,7 +16,7 @@ from humanoid_rl_ros.robot.mujoco_model import HFIELD_GEOM_NAME, Terrain
 import mujoco
 import numpy as np
 import pytest
-from training.export_tolerance import graph_sha256
+from training.export_tolerance import contract_fingerprint, FINGERPRINT_KEY, graph_sha256
 from training.robustness.cli import RobustnessCommand, run_robustness
 from training.robustness.episode import (EpisodeSpec, LoopPerturbation, PushEvent,
                                          random_pushes, run_episode, SensorNoise)
@@ -502,6 +502,8 @@ def test_ci_suite_runs_on_the_shipped_policy_and_writes_the_report(tmp_path: Pat
     # the report names the graph it measured, so a fresh run's report matches its model
     assert saved['policy_graph_sha256'] == graph_sha256(
         read_contract(SHIPPED).onnx_path(SHIPPED))
+    # and the fingerprint of the contract fields it ran the graph with
+    assert saved[FINGERPRINT_KEY] == contract_fingerprint(read_contract(SHIPPED))
     runs = saved['runs']
     assert len(runs['rows']) == saved['summary']['episodes'] == sum(s.runs for s in ci_suite())
     assert {'scenario', 'fell', 'push_phases', 'lin_vel_error_m_s'} <= set(runs['columns'])

@@ -30,7 +30,7 @@ import json
 import os
 from pathlib import Path
 import sys
-from typing import Any, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, Tuple, Union
 import warnings
 
 from humanoid_rl_ros.core.contract import (contract_difference, contract_from_dict,
@@ -44,8 +44,9 @@ import torch
 from torch import nn
 
 from .export_facts import complete_contract
-from .export_tolerance import (delay_tolerance_from_report, graph_sha256,
-                               report_policy_graph_sha256, ReportMismatch)
+from .export_tolerance import (delay_tolerance_from_report, fingerprint_difference,
+                               FINGERPRINT_KEY, graph_sha256, report_policy_graph_sha256,
+                               ReportMismatch)
 from .ppo.actor_critic import build_mlp
 from .ppo.normalizer import EmpiricalNormalizer
 
@@ -261,16 +262,21 @@ def upgrade_policy(contract_path: Union[str, Path]) -> PolicyContract:
 
 
 def record_delay_tolerance(contract_path: Union[str, Path], report_path: Union[str, Path],
-                           repo_root: Union[str, Path] = REPO_ROOT) -> PolicyContract:
+                           repo_root: Union[str, Path] = REPO_ROOT,
+                           note: Optional[Callable[[str], None]] = print) -> PolicyContract:
     """
     Write the action delay a robustness report measured into a policy's contract; return it.
 
     ``report_path`` is a ``python -m training.robustness`` report (JSON) of this very policy:
-    refused (:class:`training.export_tolerance.ReportMismatch`) where the graph of the policy
-    it names at its commit (read from the git history of ``repo_root``) is not this ONNX's
-    graph, or where its robot differs. The contract gains ``training.action_delay_tolerance``
-    (per place of the PD law) and ``training.tolerated_action_delay_s`` (the delay tolerated
-    wherever the PD law runs); both copies are rewritten, the graph and weights are not.
+    refused (:class:`training.export_tolerance.ReportMismatch`) where the graph it measured
+    (recorded in the report, or else that of the policy it names at its commit, read from the
+    git history of ``repo_root``) is not this ONNX's graph, where its robot differs, or where
+    the contract fields the graph was run with differ from this contract's (the report's
+    ``policy_contract_fingerprint``: gains, limits, pose, action and observation scales, timing,
+    ...). A report without that fingerprint (older than it) is matched by its graph alone, and
+    ``note`` is told so. The contract gains ``training.action_delay_tolerance`` (per place of
+    the PD law) and ``training.tolerated_action_delay_s`` (the delay tolerated wherever the PD
+    law runs); both copies are rewritten, the graph and weights are not.
     """
     contract_path = Path(contract_path)
     contract = read_contract(contract_path)
@@ -292,6 +298,18 @@ def record_delay_tolerance(contract_path: Union[str, Path], report_path: Union[s
     if report.get('robot') != contract.robot:
         raise ReportMismatch(f'{report_path} ran robot {report.get("robot")!r}, the contract '
                              f'is for {contract.robot!r}')
+    if report.get(FINGERPRINT_KEY) is None:
+        if note is not None:
+            note(f'{report_path} records no {FINGERPRINT_KEY} (a report older than it): the '
+                 'policy is matched by its graph alone; its gains, limits, pose, scales and '
+                 'timing are not compared with this contract')
+    else:
+        changed = fingerprint_difference(report[FINGERPRINT_KEY], contract)
+        if changed:
+            raise ReportMismatch(
+                f'{report_path} measured this graph under a contract that differs from '
+                f'{yaml_path} in {", ".join(changed)}, on which the measured behaviour '
+                'depends. Run "python -m training.robustness" on this policy')
     root = Path(repo_root).resolve()
     absolute = report_path.resolve()
     name = (absolute.relative_to(root) if absolute.is_relative_to(root) else absolute)

@@ -10,18 +10,27 @@ graph (weights included; the metadata, where the contract lives, left out) in it
 an older report that names its policy by path and code commit only,
 :func:`report_policy_graph_sha256` reads that policy's ONNX at that commit from git and hashes
 its graph. A report of another policy cannot be matched to a model.
+
+The graph alone does not decide what was measured: the contract fields the controller runs the
+graph with (joints, default pose, action scale and clip, PD gains, effort limits, observation
+terms with their scales, clip and history, the gait period, physics period and decimation, the
+command ranges) can change without touching it. The suite records their fingerprint
+(:func:`contract_fingerprint`: a SHA-256 per field) in its report, and
+:func:`fingerprint_difference` names the fields in which a model's contract differs from it.
 Used by ``python -m training.export record-tolerance`` (:mod:`training.export`).
 """
 
+import dataclasses
 import hashlib
+import json
 from pathlib import Path
 import re
 import subprocess
-from typing import Any, Dict, List, Mapping, Union
+from typing import Any, Dict, List, Mapping, Sequence, Union
 
 from humanoid_rl_ros.core.contract import (ActionDelayTolerance, contract_from_dict,
                                            DelaySource, DelayTolerance, DelayTrial, PD_IN_DRIVE,
-                                           PD_IN_NODE)
+                                           PD_IN_NODE, plain_data, PolicyContract)
 import yaml
 
 LATENCY_FAMILY = 'latency'
@@ -29,6 +38,21 @@ LATENCY_FAMILY = 'latency'
 
 DRIVE_TO_PD_LOCATION = {'node': PD_IN_NODE, 'joint': PD_IN_DRIVE}
 """A latency scenario's ``config.loop.drive`` and where it puts the PD law."""
+
+FINGERPRINT_KEY = 'policy_contract_fingerprint'
+"""The report's field holding :func:`contract_fingerprint` of the policy it measured."""
+
+FINGERPRINT_FIELDS = (
+    'robot', 'joint_names', 'default_pos_rad', 'action_scale_rad', 'action_clip',
+    'kp_nm_per_rad', 'kd_nms_per_rad', 'effort_limit_nm', 'obs_terms', 'obs_clip',
+    'history_length', 'gait_period_s', 'physics_dt_s', 'decimation', 'commands')
+"""
+The :class:`PolicyContract` fields that decide how the graph is run (observation built, action
+applied, PD law, timing, command clamp): what the measured behaviour depends on besides the
+graph. Left out: the training section (``record-tolerance`` writes into it), provenance, file
+and tensor names, and the facts the controller does not run on (limits, armature, the training
+physics).
+"""
 
 
 class ReportMismatch(ValueError):
@@ -41,6 +65,42 @@ def graph_sha256(onnx_model: Union[bytes, str, Path]) -> str:
     model = (onnx.load_from_string(onnx_model) if isinstance(onnx_model, bytes)
              else onnx.load(str(onnx_model)))
     return hashlib.sha256(model.graph.SerializeToString()).hexdigest()
+
+
+def contract_fingerprint(contract: PolicyContract,
+                         fields: Sequence[str] = FINGERPRINT_FIELDS) -> Dict[str, str]:
+    """
+    Return the SHA-256 of each of ``fields`` of ``contract``, by field name.
+
+    A field's value is hashed as its canonical JSON (the contract's own plain data: tuples as
+    lists, sections as mappings, floats as Python writes them, which reads back exactly).
+    """
+    return {name: hashlib.sha256(json.dumps(plain_data(getattr(contract, name)), sort_keys=True,
+                                            separators=(',', ':')).encode()).hexdigest()
+            for name in fields}
+
+
+def fingerprint_difference(recorded: Any, contract: PolicyContract) -> List[str]:
+    """
+    Return the fields in which ``contract`` differs from a recorded fingerprint (empty: none).
+
+    Compared over the fields the fingerprint records (a report of other code may record
+    fewer or more of them). Raise :class:`ReportMismatch` for a fingerprint that is not a
+    mapping of contract field names to SHA-256 hex digests.
+    """
+    known = {f.name for f in dataclasses.fields(PolicyContract)}
+    if not isinstance(recorded, Mapping) or not recorded:
+        raise ReportMismatch(f'{FINGERPRINT_KEY} {recorded!r} of the report is not a mapping of '
+                             'contract fields to SHA-256 digests')
+    for name, digest in recorded.items():
+        if name not in known:
+            raise ReportMismatch(f'{FINGERPRINT_KEY} of the report names {name!r}, not a field '
+                                 'of the policy contract')
+        if not (isinstance(digest, str) and re.fullmatch('[0-9a-f]{64}', digest)):
+            raise ReportMismatch(f'{FINGERPRINT_KEY}.{name} {digest!r} of the report is not a '
+                                 'SHA-256 in hex')
+    mine = contract_fingerprint(contract, tuple(recorded))
+    return [name for name, digest in recorded.items() if mine[name] != digest]
 
 
 def _git_show(repo_root: Path, commit: str, path: str) -> bytes:

@@ -25,7 +25,7 @@ from typing import Any, Dict, Literal, Optional, Sequence, Tuple
 from humanoid_rl_ros.core.contract import read_contract
 from humanoid_rl_ros.core.policy_runtime import resolve_policy_path
 from humanoid_rl_ros.core.provenance import git_commit
-from training.export_tolerance import graph_sha256
+from training.export_tolerance import contract_fingerprint, FINGERPRINT_KEY, graph_sha256
 from training.robustness.plots import plot_report
 from training.robustness.report import build_report, dumps_report
 from training.robustness.runner import run_scenarios
@@ -98,6 +98,7 @@ def run_robustness(contract_path: Path, out_dir: Optional[Path], suite_name: str
         'policy': os.path.relpath(contract_path, REPO_ROOT)
         if contract_path.is_relative_to(REPO_ROOT) else str(contract_path),
         'policy_graph_sha256': graph_sha256(contract.onnx_path(contract_path)),
+        FINGERPRINT_KEY: contract_fingerprint(contract),
         'robot': contract.robot, 'suite': suite_name,
         'created_utc': datetime.datetime.now(datetime.timezone.utc).isoformat(
             timespec='seconds'),
