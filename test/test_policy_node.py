@@ -319,6 +319,13 @@ def test_invalid_parameter_values_are_rejected(contract, policy_path, harness_fa
     assert not result.successful
     result = h.node.set_parameters([Parameter('stand_ramp_s', value=1.5)])[0]
     assert result.successful
+    assert h.node.status_values()['idle_stand'] == 'off'
+    result = h.node.set_parameters([Parameter('idle_stand_after_s', value=-1.0)])[0]
+    assert not result.successful
+    result = h.node.set_parameters([Parameter('idle_stand_after_s', value=1.0)])[0]
+    assert result.successful
+    assert h.node.controller.config.idle_stand_after_s == 1.0
+    assert h.node.status_values()['idle_stand'] in ('ready', 'holding (policy paused)')
 
 
 def test_message_conversions_round_trip():

@@ -122,6 +122,25 @@ PARAMS: Dict[str, Tuple[int, Any, str, bool, Optional[Tuple[float, float]]]] = {
                           'Count a sensor message as new only if its header stamp differs from '
                           'the previous one (a driver re-sending frozen data goes stale); '
                           'unstamped (zero) headers always count.', False, None),
+    'idle_stand_after_s': (ParameterType.PARAMETER_DOUBLE, _CONTROLLER.idle_stand_after_s,
+                           'Idle stand [s]: while walking, after a zero command and a calm base '
+                           'for this long, pause the policy at a touchdown of its gait clock and '
+                           'hold the default pose on PD; a command or a push hands back to the '
+                           'policy (docs/SAFETY.md gives the measured trade-off). 0: off.',
+                           False, (0.0, 60.0)),
+    'idle_stand_ramp_s': (ParameterType.PARAMETER_DOUBLE, _CONTROLLER.idle_stand_ramp_s,
+                          'Idle stand: ramp from the measured pose to the default pose [s].',
+                          False, (0.0, 10.0)),
+    'idle_exit_ang_vel_rad_s': (ParameterType.PARAMETER_DOUBLE,
+                                _CONTROLLER.idle_exit_ang_vel_rad_s,
+                                'Idle stand: hand back to the policy when the base angular '
+                                'speed exceeds this [rad/s].', False, (0.01, 20.0)),
+    'idle_exit_tilt_rad': (ParameterType.PARAMETER_DOUBLE, _CONTROLLER.idle_exit_tilt_rad,
+                           'Idle stand: hand back to the policy when the base tilts more than '
+                           'this [rad].', False, (0.01, 1.5)),
+    'idle_exit_speed_m_s': (ParameterType.PARAMETER_DOUBLE, _CONTROLLER.idle_exit_speed_m_s,
+                            'Idle stand: hand back to the policy when the planar base speed '
+                            '(from odom, where fresh) exceeds this [m/s].', False, (0.01, 10.0)),
     'joint_state_wait_s': (ParameterType.PARAMETER_DOUBLE, 10.0,
                            'How long configure waits for the first joint_states [s] '
                            '(wall time).', False, (0.1, 600.0)),
@@ -141,7 +160,9 @@ PARAMS: Dict[str, Tuple[int, Any, str, bool, Optional[Tuple[float, float]]]] = {
 """Every parameter of the policy node: name -> (type, default, description, read-only, range)."""
 
 CONTROLLER_PARAMS = ('stand_ramp_s', 'joint_state_timeout_s', 'odom_timeout_s', 'imu_timeout_s',
-                     'cmd_vel_timeout_s', 'damping_kd_scale', 'fault_hold_s', 'max_tilt_rad')
+                     'cmd_vel_timeout_s', 'damping_kd_scale', 'fault_hold_s', 'max_tilt_rad',
+                     'idle_stand_after_s', 'idle_stand_ramp_s', 'idle_exit_ang_vel_rad_s',
+                     'idle_exit_tilt_rad', 'idle_exit_speed_m_s')
 """Number parameters that are fields of :class:`ControllerConfig` (settable while running)."""
 CONTROLLER_BOOL_PARAMS = ('auto_resume_walk', 'use_header_stamps')
 """Boolean parameters that are fields of :class:`ControllerConfig` (settable while running)."""
