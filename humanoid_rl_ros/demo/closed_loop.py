@@ -84,6 +84,10 @@ class ClosedLoopResult:
     """Wall time of the scenario part [s]."""
     sim_ticks: int = 0
     """Odometry samples received during the scenario."""
+    idle_stand: str = ''
+    """The policy node's idle stand at the end (off, ready, holding; '' if not reported)."""
+    idle_note: str = ''
+    """Why the node's newest idle stand started or ended, with its sim time ('' if none)."""
 
 
 def node_commands(cfg: ClosedLoopConfig, robot: str) -> Dict[str, List[str]]:
@@ -222,7 +226,8 @@ def run_closed_loop(cfg: ClosedLoopConfig) -> ClosedLoopResult:
                                   fall_height_m=0.5 * robot.nominal_base_height_m)
         count, finite, max_ratio = driver.scenario_efforts()
         return ClosedLoopResult(log, metrics, count, max_ratio, finite, walk_start_s, wall_s,
-                                len(driver.scenario_samples()))
+                                len(driver.scenario_samples()), driver.idle_stand,
+                                driver.idle_note)
     finally:
         for child in children:  # the sim first: a stopped controller would idle-step it
             child.stop()

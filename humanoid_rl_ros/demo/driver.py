@@ -70,6 +70,8 @@ class ScenarioDriver:
         self.efforts: List[Tuple[int, bool, float]] = []
         self.policy_state = ''
         self.policy_status = ''
+        self.idle_stand = ''  # the node's idle stand: off, ready or holding (policy paused)
+        self.idle_note = ''  # why the newest idle stand started or ended
 
     def _on_diag(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
@@ -78,6 +80,8 @@ class ScenarioDriver:
                 continue
             self.policy_state = values['state']
             self.policy_status = status.message
+            self.idle_stand = values.get('idle_stand', '')
+            self.idle_note = values.get('idle_note', '')
             if self.t0_ns is None and values['state'] == 'walking':
                 # The sim time of the node's first walking tick (state_since_s), not this
                 # message's stamp: this process may match the node's /diagnostics publisher

@@ -182,6 +182,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(format_summary(result.metrics, title=title))
     print(f'  efforts: {result.effort_messages} commands, all finite: '
           f'{result.all_efforts_finite}, max |effort|/limit {result.max_effort_ratio:.2f}')
+    if result.idle_stand:
+        print(f'  at the end: idle stand {result.idle_stand}'
+              + (f' ({result.idle_note})' if result.idle_note else ''))
     print(f'  wall time {result.wall_s:.1f} s for {result.metrics.duration_s:.1f} s of sim '
           f'time (real-time factor {result.metrics.duration_s / max(result.wall_s, 1e-9):.2f}x)')
     for what, path in paths.items():

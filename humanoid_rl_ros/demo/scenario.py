@@ -48,12 +48,13 @@ class Segment:
 
 DEFAULT_SCENARIO: Tuple[Segment, ...] = (
     Segment('stand', 2.0),
-    Segment('forward', 5.0, vx_m_s=0.5),
+    Segment('forward', 4.0, vx_m_s=0.5),
     Segment('turn', 4.0, wz_rad_s=0.5),
     Segment('sideways', 4.0, vy_m_s=0.3),
-    Segment('stop', 3.0),
+    Segment('stop', 4.0),
 )
-"""Forward, turn in place, sideways, stop; 18 s of sim time. Values lie inside the usual
+"""Forward, turn in place, sideways, stop (long enough for the idle stand to start); 18 s of
+sim time. Values lie inside the usual
 trained ranges (vx, vy within +-0.5 m/s and yaw within +-0.5 rad/s, as in mjlab's G1 flat task)."""
 
 

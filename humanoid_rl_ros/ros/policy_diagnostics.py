@@ -53,8 +53,9 @@ class StateChanges:
     """
 
     def __init__(self) -> None:
-        """Start with no state seen and no hold reason."""
+        """Start with no state seen, no hold reason and no idle stand."""
         self.hold = ''
+        self.idle = False
         self.reset()
 
     def reset(self) -> None:
@@ -63,13 +64,23 @@ class StateChanges:
         self.since_ns: Optional[int] = None
 
     def tick(self, controller, now_ns: int, logger) -> bool:
-        """Log what changed at the tick at ROS time ``now_ns``; return whether the state did."""
+        """
+        Log what changed at the tick at ROS time ``now_ns``.
+
+        Return whether the state, or whether the idle stand holds, changed (the node then
+        publishes its diagnostics at once).
+        """
         if controller.hold_reason != self.hold:
             self.hold = controller.hold_reason
             if self.hold:
                 logger.warning(self.hold, throttle_duration_sec=1.0)
+        idle_changed = controller.idle_standing != self.idle
+        if idle_changed:
+            self.idle = controller.idle_standing
+            if controller.idle_note:
+                logger.info(controller.idle_note)
         if controller.state is self.state:
-            return False
+            return idle_changed
         self.since_ns = now_ns
         if controller.state is ControllerState.DAMPING:
             logger.error(f'damping: {controller.fault_reason}; call ~/recover once the robot '
