@@ -46,8 +46,10 @@ class RobustnessCommand:
     """Policy contract (models/<name>.yaml); its ONNX file is named inside."""
     out: Path = Path('robustness_output')
     """Folder receiving robustness_report.json and the figures."""
-    suite: Literal['full', 'ci'] = 'full'
-    """full: every scenario (a few minutes on 2 cores); ci: a couple per family, seconds each."""
+    suite: Literal['full', 'ci', 'idle_stand'] = 'full'
+    """full: every scenario (a few minutes on 2 cores); ci: a couple per family, seconds each;
+    idle_stand: standing and pushes with the controller's idle stand on (a controller option,
+    not the policy alone)."""
     workers: int = 2
     """Worker processes (each runs whole episodes on one core); 1: in this process."""
     only: Tuple[str, ...] = ()
