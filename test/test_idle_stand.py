@@ -5,6 +5,7 @@ The controller is driven tick by tick with synthetic time (controller_fixtures.F
 upright base with 0.1 m/s forward speed and 0.2 rad/s yaw rate).
 """
 
+import dataclasses
 import math
 
 from controller_fixtures import DT, Feeder, pd_effort, walking
@@ -12,9 +13,12 @@ from humanoid_rl_ros.core.controller import ControllerConfig, ControllerError, C
 from humanoid_rl_ros.core.idle_stand import (BaseMotion, is_zero_command, MotionFilter,
                                              MotionLimits, near_touchdown, within)
 from humanoid_rl_ros.core.policy_runtime import PolicyRuntime
+from humanoid_rl_ros.robot.description import models_dir
 import numpy as np
 from policy_fixtures import make_random_policy
 import pytest
+from training.robustness.runner import run_scenarios
+from training.robustness.scenarios import idle_stand_suite
 
 LIMITS = MotionLimits(ang_vel_rad_s=1.0, tilt_rad=0.1, speed_m_s=0.15)
 
@@ -159,3 +163,17 @@ def test_the_motion_filter_smooths_noise_and_restarts_after_a_gap():
     assert (again.tilt_rad, again.planar_speed_m_s) == (0.2, 1.0)
     assert math.isnan(f.update([math.nan, 0.0, 0.0], 0.0, None, 0.005).ang_vel_rad_s)
     assert MotionFilter(0.0).update([0.0, 3.0, 4.0], 0.1, None, 0.005).ang_vel_rad_s == 5.0
+
+
+def test_in_mujoco_the_shipped_policy_stands_still_with_the_idle_stand():
+    """Closed loop on the CPU MuJoCo robot: steps in place without it, none with it."""
+    scenario = next(s for s in idle_stand_suite() if s.name == 'standstill_idle_stand')
+    on = dataclasses.replace(scenario, seeds=1, duration_s=4.0)
+    off = dataclasses.replace(on, name='standstill_policy_alone', loop=dataclasses.replace(
+        on.loop, idle_stand_after_s=0.0))
+    with_idle, without = run_scenarios(models_dir() / 'humanoid_walk.yaml', [on, off],
+                                       workers=1, progress=None)
+    assert not with_idle.fell and not without.fell
+    assert without.metrics['steps_per_10s'] >= 10.0  # the shipped policy steps in place
+    assert with_idle.metrics['steps_per_10s'] == 0.0
+    assert with_idle.metrics['planar_drift_m_s'] <= 0.02
