@@ -10,7 +10,10 @@
 # every randomization term, 0-40 ms latency) for a time budget, exporting a snapshot policy
 # every SNAPSHOT_MIN minutes, while python -m training.robustness.time_to_policy evaluates each
 # snapshot on WORKERS CPU processes as it appears. Training runs under a deadline (SIGINT: it
-# saves a checkpoint to resume from), so the whole command ends within TOTAL_S seconds.
+# saves a checkpoint to resume from), so the whole command ends within TOTAL_S seconds; it ends
+# FINAL_S before the watcher's last evaluation may start, so that its final snapshot is
+# evaluated. Ctrl-C or SIGTERM to this script stops training (with a checkpoint) and the
+# watcher (with its report) the same way, then packs what there is; a second one kills them.
 # resume continues from a checkpoint of an earlier command (iterations and training time go
 # on); give that command's time_to_policy.json too and its evaluated snapshots count ('last'
 # finds both in this machine's newest scratch folder).
@@ -31,7 +34,10 @@
 #   STARTUP_S        150    expected start-up before training's clock runs (kernel compile on
 #                           a fresh machine: ~85 s, torch.compile, env set-up)
 #   EVAL_S           60     expected time of one snapshot's evaluation (the last one)
-#   TRAIN_MIN        (TOTAL_S - STARTUP_S - EVAL_S - 20) / 60, training time budget [min]
+#   FINAL_S          30     time for training to stop and write its final snapshot before the
+#                           watcher's deadline for starting an evaluation
+#   TRAIN_MIN        (TOTAL_S - STARTUP_S - FINAL_S - EVAL_S - 20) / 60, training time
+#                           budget [min] (20 s: packing the files)
 #   SNAPSHOT_MIN     1      minutes of training between snapshot policies
 #   WORKERS          12     robustness worker processes
 #   SUITE            full   robustness suite (full or ci)
@@ -51,7 +57,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 start_s=$(date +%s)
 
-newest_checkpoint() {  # the model_<iteration>[_interrupted].pt of folder $1 with the most iterations
+newest_checkpoint() {  # the model_<iteration>[_interrupted].pt of folder $1 of most iterations
   ls "$1"/model_*.pt 2>/dev/null \
     | awk -F'model_' '{ split($NF, a, /[_.]/); print a[1] "\t" $0 }' | sort -n | tail -1 | cut -f2
 }
@@ -74,11 +80,11 @@ case "$mode" in
         fi
       done
       [ -n "$checkpoint" ] || checkpoint="last (no checkpoint under /tmp/gpu_real_world.*:" \
-" a fresh machine; carry the one a previous command returned)"
+" another machine; give the path of the one a previous job wrote)"
     fi
     if [ -z "$checkpoint" ] || [ ! -f "$checkpoint" ]; then
       echo "resume: no checkpoint file at '${checkpoint}' (give the model_<iteration>.pt a" \
-           "previous command wrote)" >&2
+           "previous job wrote)" >&2
       exit 2
     fi
     if [ -n "$previous" ] && [ ! -f "$previous" ]; then
@@ -86,7 +92,7 @@ case "$mode" in
       exit 2
     fi ;;
   *)
-    sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2 ;;
 esac
 
@@ -96,9 +102,10 @@ NUM_ENVS=${NUM_ENVS:-4096}
 TOTAL_S=${TOTAL_S:-560}
 STARTUP_S=${STARTUP_S:-150}
 EVAL_S=${EVAL_S:-60}
+FINAL_S=${FINAL_S:-30}
 PACK_S=20
-TRAIN_MIN=${TRAIN_MIN:-$(awk -v t="$TOTAL_S" -v s="$STARTUP_S" -v e="$EVAL_S" -v p="$PACK_S" \
-  'BEGIN { m = (t - s - e - p) / 60; if (m < 0.1) m = 0.1; printf "%.2f", m }')}
+TRAIN_MIN=${TRAIN_MIN:-$(awk -v t="$TOTAL_S" -v s="$STARTUP_S" -v f="$FINAL_S" -v e="$EVAL_S" \
+  -v p="$PACK_S" 'BEGIN { m = (t - s - f - e - p) / 60; if (m < 0.1) m = 0.1; printf "%.2f", m }')}
 SNAPSHOT_MIN=${SNAPSHOT_MIN:-1}
 WORKERS=${WORKERS:-12}
 SUITE=${SUITE:-full}
@@ -172,35 +179,72 @@ then
 fi
 mkdir -p "$OUT" "$WORK"
 
+# Each command below runs under `timeout`, in a process group of its own that Ctrl-C at the
+# terminal or a signal to this script does not reach: the first SIGINT or SIGTERM is passed on
+# as SIGINT (training saves a checkpoint, the watcher its report), a second kills them.
+children=
+signalled=
+on_signal() {  # $1: INT or TERM
+  local pid
+  if [ -n "$signalled" ]; then
+    for pid in $children; do kill -KILL -- "-$pid" 2>/dev/null; done
+    exit $((128 + $(kill -l "$1")))
+  fi
+  signalled=$1
+  echo "[gpu_real_world] SIG$1: stopping (again to kill)" >&2
+  for pid in $children; do kill -INT "$pid" 2>/dev/null; done
+}
+trap 'on_signal INT' INT
+trap 'on_signal TERM' TERM
+wait_for() {  # the exit status of background job $1, once it has ended
+  local status
+  while :; do
+    wait "$1"
+    status=$?
+    # a trapped signal ends the wait early (status > 128) while the job may still run
+    if [ "$status" -le 128 ] || ! kill -0 "$1" 2>/dev/null; then return "$status"; fi
+  done
+}
+finish() {  # exit with status $1, or as killed by the signal received
+  [ -n "$signalled" ] && exit $((128 + $(kill -l "$signalled")))
+  exit "$1"
+}
+
 if [ "$mode" = throughput ]; then
-  timeout -s INT -k 15 "$(left 10)" "${bench_cmd[@]}" 2>&1 \
-    | grep -v '^Module .* load on device' | tee "$OUT/gpu_throughput_real_world.log"
-  status=${PIPESTATUS[0]}
+  timeout -s INT -k 15 "$(left 10)" "${bench_cmd[@]}" > >(
+    trap '' INT TERM  # keep the log going while the benchmark stops
+    grep --line-buffered -v '^Module .* load on device' | tee "$OUT/gpu_throughput_real_world.log"
+  ) 2>&1 &
+  children=$!
+  wait_for "$children"
+  status=$?
   echo "[gpu_real_world] benchmark exit status $status after $(elapsed) s"
-  exit "$status"
+  finish "$status"
 fi
 
-# training, stopped by SIGINT at its deadline (it then saves model_<it>_interrupted.pt)
-train_limit_s=$(left $((EVAL_S + PACK_S)))
-(
-  began=$(date +%s)
-  timeout -s INT -k 30 "$train_limit_s" "${train_cmd[@]}" > "$WORK/train.log" 2>&1
-  echo $? > "$WORK/train.status"
-  echo $(( $(date +%s) - began )) > "$WORK/train.seconds"
-  touch "$WORK/train.done"
-) &
+# training, stopped by SIGINT at its deadline (it then saves model_<it>_interrupted.pt), FINAL_S
+# before the watcher's deadline so that its final snapshot is evaluated
+rm -f "$WORK/train.done"  # the watcher's stop file: written once training has ended
+train_limit_s=$(left $((FINAL_S + EVAL_S + PACK_S)))
+train_began=$(date +%s)
+timeout -s INT -k 30 "$train_limit_s" "${train_cmd[@]}" > "$WORK/train.log" 2>&1 &
 train_pid=$!
+children=$train_pid
 # the watcher: starts no evaluation in the last EVAL_S + PACK_S seconds, stopped at PACK_S
 watch_timeout_min=$(awk -v s="$(left $((EVAL_S + PACK_S)))" 'BEGIN { printf "%.3f", s / 60 }')
 timeout -s INT -k 10 "$(left "$PACK_S")" "${watch_cmd[@]}" --timeout-min "$watch_timeout_min" \
   > "$WORK/time_to_policy.log" 2>&1 &
 watch_pid=$!
+children="$train_pid $watch_pid"
 echo "[gpu_real_world] training (pid $train_pid, stopped after ${train_limit_s} s at most) and" \
      "the watcher (pid $watch_pid) started"
-wait "$train_pid"
-train_status=$(cat "$WORK/train.status" 2>/dev/null || echo 1)
+wait_for "$train_pid"
+train_status=$?
+echo "$train_status" > "$WORK/train.status"
+echo $(( $(date +%s) - train_began )) > "$WORK/train.seconds"
+touch "$WORK/train.done"
 echo "[gpu_real_world] training exited with status $train_status after $(elapsed) s"
-wait "$watch_pid"
+wait_for "$watch_pid"
 watch_status=$?
 echo "[gpu_real_world] watcher exited with status $watch_status after $(elapsed) s" \
      "(0: a snapshot meets every target; 1: none does)"
@@ -234,4 +278,5 @@ fi
 } > "$OUT/summary.txt"
 cat "$OUT/summary.txt"
 echo "[gpu_real_world] wrote $(ls "$OUT" | tr '\n' ' ')in $OUT after $(elapsed) s"
-[ "$train_status" = 0 ] || [ "$train_status" = 124 ] || exit "$train_status"
+[ "$train_status" = 0 ] || [ "$train_status" = 124 ] || finish "$train_status"
+finish 0

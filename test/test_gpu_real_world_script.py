@@ -3,16 +3,20 @@ scripts/gpu_real_world.sh: its plan and checks, and a dry run of train then resu
 
 The dry run is the GPU command at a tiny size (4 CPU worlds, small nets, seconds of training, the
 ci suite on one scenario): training and the snapshot watcher run side by side, and what comes
-back is a handful of files, a checkpoint among them that the resume mode continues from.
+back is a handful of files, a checkpoint among them that the resume mode continues from. SIGTERM
+to the script stops both (training with a checkpoint) and leaves nothing running.
 """
 
 import json
 import os
 from pathlib import Path
+import re
 import shutil
+import signal
 import subprocess
 import tarfile
 import tempfile
+import time
 
 import pytest
 
@@ -36,15 +40,18 @@ def _run(args, **env):
 def test_the_plan_fits_the_training_budget_into_the_command_limit(tmp_path):
     done = _run(['train'], PLAN_ONLY='1', OUT=str(tmp_path / 'out'))
     assert done.returncode == 0, done.stderr
-    # (560 s - 150 s start-up - 60 s last evaluation - 20 s packing) / 60
-    assert 'training: 5.50 min budget, snapshot every 1 min' in done.stdout
+    # (560 s - 150 s start-up - 30 s final snapshot - 60 s last evaluation - 20 s packing) / 60
+    assert 'training: 5.00 min budget, snapshot every 1 min' in done.stdout
     assert '--config training/configs/real_world.yaml --device cuda:0 --num-envs 4096' \
         in done.stdout
     assert '--runner.keep-checkpoints 1' in done.stdout
     assert '--watch --stop-file' in done.stdout and '--suite full --workers 12' in done.stdout
     assert not (tmp_path / 'out').exists()
     done = _run(['train'], PLAN_ONLY='1', TOTAL_S='300', STARTUP_S='100', EVAL_S='20')
-    assert 'training: 2.67 min budget' in done.stdout
+    assert 'training: 2.17 min budget' in done.stdout  # (300 - 100 - 30 - 20 - 20) / 60
+    done = _run(['train'], PLAN_ONLY='1', TOTAL_S='300', STARTUP_S='100', EVAL_S='20',
+                FINAL_S='10')
+    assert 'training: 2.50 min budget' in done.stdout
     bench = _run(['throughput'], PLAN_ONLY='1')
     assert 'benchmarks/gpu_throughput.py --config training/configs/real_world.yaml' in bench.stdout
     assert '--num-envs 4096 8192' in bench.stdout
@@ -56,7 +63,7 @@ def test_wrong_use_says_what_is_missing(tmp_path):
     done = _run(['resume', str(tmp_path / 'model_9.pt')])
     assert done.returncode == 2 and 'no checkpoint file at' in done.stderr
     done = _run(['resume', 'last'], RUN_NAME='no_such_run')
-    assert done.returncode == 2 and 'carry the one a previous command returned' in done.stderr
+    assert done.returncode == 2 and 'give the path of the one a previous job wrote' in done.stderr
     (tmp_path / 'model_9.pt').write_bytes(b'')
     done = _run(['resume', str(tmp_path / 'model_9.pt'), str(tmp_path / 'nope.json')])
     assert done.returncode == 2 and 'no time_to_policy.json at' in done.stderr
@@ -126,3 +133,68 @@ def test_a_dry_run_trains_watches_packs_and_resumes(tmp_path):
     train_log = (out2 / 'train.log').read_text()
     assert f'resumed from {carried / checkpoint}' in train_log
     assert [p.name for p in out2.iterdir() if p.suffix == '.pt']
+
+
+def _descendants(pid):
+    """Return the process ids below ``pid``, children first (none once it has gone)."""
+    found = []
+    for task in Path(f'/proc/{pid}/task').glob('*'):
+        try:
+            found += [int(c) for c in (task / 'children').read_text().split()]
+        except OSError:
+            pass
+    return found + [d for c in found for d in _descendants(c)]
+
+
+def _alive(pid):
+    """Return whether process ``pid`` runs (a zombie has ended)."""
+    try:
+        stat = Path(f'/proc/{pid}/stat').read_text()
+    except OSError:
+        return False
+    return stat.rsplit(')', 1)[1].split()[0] != 'Z'
+
+
+def _poll(predicate, what, limit_s=600.0):
+    end = time.monotonic() + limit_s
+    while not predicate():
+        assert time.monotonic() < end, f'gave up waiting for {what}'
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_script_stops_training_with_a_checkpoint_and_the_watcher(tmp_path):
+    work, out, printed = tmp_path / 'work', tmp_path / 'out', tmp_path / 'printed.txt'
+    env = {k: v for k, v in os.environ.items() if k != 'OUT'}
+    # a training of 10 minutes: anything still running when the test looks was left behind
+    env.update(TINY, TOTAL_S='1200', TRAIN_MIN='10', OUT=str(out), WORK=str(work))
+    with printed.open('w') as stdout:
+        script = subprocess.Popen(['bash', str(SCRIPT), 'train'], cwd=REPO, env=env,
+                                  stdout=stdout, stderr=subprocess.STDOUT)
+    processes = []
+    try:
+        _poll(lambda: 'the watcher (pid' in printed.read_text() or script.poll() is not None,
+              'the script to start training and the watcher')
+        started = [int(pid) for pid in re.search(
+            r'training \(pid (\d+),.* the watcher \(pid (\d+)\)', printed.read_text()).groups()]
+        log = work / 'train.log'
+        _poll(lambda: log.is_file() and re.search(r'^it +\d+', log.read_text(), re.M),
+              'the first training iteration')
+        processes = _descendants(script.pid)
+        assert set(started) < set(processes) and len(processes) >= 4  # each timeout's python
+        script.send_signal(signal.SIGTERM)
+        script.wait(timeout=600)
+        text = printed.read_text()
+        assert script.returncode == 128 + signal.SIGTERM, text[-3000:]
+        _poll(lambda: not any(_alive(pid) for pid in processes), 'every process to end')
+        assert 'SIGTERM: stopping' in text
+        # training stopped as at its deadline: a checkpoint to resume from, and the files
+        assert list((work / 'runs' / 'real_world').glob('model_*_interrupted.pt'))
+        assert (out / 'summary.txt').is_file() and (out / 'results.tar.gz').is_file()
+        assert 'saved' in (out / 'train.log').read_text()
+    finally:
+        if script.poll() is None:
+            script.kill()
+        for pid in reversed(processes):  # whatever of this test is left behind
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
