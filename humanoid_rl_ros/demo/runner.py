@@ -87,6 +87,7 @@ def save_results(result: ClosedLoopResult, cfg: ClosedLoopConfig, title: str) ->
                     'walk_start_sim_s': result.walk_start_sim_s,
                     'scenario_wall_s': result.wall_s,
                     'real_time_factor': result.metrics.duration_s / max(result.wall_s, 1e-9),
+                    'idle_stand_at_end': result.idle_stand, 'idle_note': result.idle_note,
                     'segments_spec': [asdict(s) for s in cfg.segments]})
     paths['metrics'] = out / 'metrics.json'
     paths['metrics'].write_text(json.dumps(metrics, indent=2, default=_json_default) + '\n')
