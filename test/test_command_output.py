@@ -38,8 +38,8 @@ def test_position_targets_resume_at_once_after_ros_time_goes_back() -> None:
     joints = ['a', 'b']
     out = CommandOutput(node, 'float64_array', joints, [], 'cmd', None, mode='position',
                         period_s=0.02, tick_s=0.005)
-    controller = SimpleNamespace(state=ControllerState.WALKING,
-                                 q_target_rad=np.array([0.1, -0.2]))
+    controller = SimpleNamespace(state=ControllerState.WALKING, policy_restarts=1,
+                                 idle_standing=False, q_target_rad=np.array([0.1, -0.2]))
     t = 100 * NS
     for _ in range(8):  # 40 ms at 200 Hz: targets every 20 ms
         out.control_tick(controller, np.zeros(2), t)
@@ -49,10 +49,33 @@ def test_position_targets_resume_at_once_after_ros_time_goes_back() -> None:
     assert len(node.publisher.sent) == 3
 
 
+def test_position_targets_go_out_at_once_when_an_idle_stand_starts_or_ends() -> None:
+    """The policy's first target after a restart is not held back by the old schedule."""
+    node = _Node()
+    out = CommandOutput(node, 'float64_array', ['a', 'b'], [], 'cmd', None, mode='position',
+                        period_s=0.02, tick_s=0.005)
+    controller = SimpleNamespace(state=ControllerState.WALKING, policy_restarts=1,
+                                 idle_standing=False, q_target_rad=np.array([0.1, -0.2]))
+    t = 100 * NS
+    out.control_tick(controller, np.zeros(2), t)  # a target at t, the next due at t + 20 ms
+    controller.idle_standing = True  # the idle stand starts 5 ms later: its target now
+    controller.q_target_rad = np.array([0.0, 0.0])
+    out.control_tick(controller, np.zeros(2), t + 5_000_000)
+    assert len(node.publisher.sent) == 2
+    controller.idle_standing, controller.policy_restarts = False, 2  # a push ends it
+    controller.q_target_rad = np.array([0.3, 0.3])
+    out.control_tick(controller, np.zeros(2), t + 10_000_000)
+    assert len(node.publisher.sent) == 3
+    np.testing.assert_allclose(_sent_values(node.publisher.sent[-1]), [0.3, 0.3])
+    out.control_tick(controller, np.zeros(2), t + 15_000_000)  # then every 20 ms again
+    assert len(node.publisher.sent) == 3
+
+
 def _stale_controller(state):
     """Return a controller stand-in whose joint state has gone stale at 8 rad/s."""
     return SimpleNamespace(
-        state=state, kp_nm_per_rad=np.array([100.0, 100.0]), kd_nms_per_rad=np.array([5.0, 5.0]),
+        state=state, policy_restarts=0, idle_standing=False,
+        kp_nm_per_rad=np.array([100.0, 100.0]), kd_nms_per_rad=np.array([5.0, 5.0]),
         joint_state=lambda now_s: JointSample(np.array([0.3, -0.1]), np.array([8.0, -8.0]),
                                               'joint_states stale'))
 
@@ -83,7 +106,8 @@ def _sent_values(sent) -> np.ndarray:
 def _measured_controller(problem: str):
     """Return a controller stand-in whose newest joint state is q = [0.3, -0.1] rad."""
     return SimpleNamespace(
-        state=ControllerState.WALKING, q_target_rad=np.array([0.9, 0.9]),
+        state=ControllerState.WALKING, policy_restarts=1, idle_standing=False,
+        q_target_rad=np.array([0.9, 0.9]),
         joint_state=lambda now_s: JointSample(np.array([0.3, -0.1]), np.array([8.0, -8.0]),
                                               problem))
 

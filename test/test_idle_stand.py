@@ -9,9 +9,10 @@ import dataclasses
 import math
 
 from controller_fixtures import DT, Feeder, pd_effort, walking
-from humanoid_rl_ros.core.controller import ControllerConfig, ControllerError, ControllerState
-from humanoid_rl_ros.core.idle_stand import (BaseMotion, is_zero_command, MotionFilter,
-                                             MotionLimits, near_touchdown, within)
+from humanoid_rl_ros.core.controller import (Controller, ControllerConfig, ControllerError,
+                                             ControllerState)
+from humanoid_rl_ros.core.idle_stand import (BaseMotion, beyond, calm, is_zero_command,
+                                             MotionFilter, MotionLimits, near_touchdown)
 from humanoid_rl_ros.core.policy_runtime import PolicyRuntime
 from humanoid_rl_ros.robot.description import models_dir
 import numpy as np
@@ -38,17 +39,22 @@ def test_a_zero_command_is_one_whose_norm_is_at_most_the_threshold():
     assert not is_zero_command((0.0, 0.0, -0.3), 0.05)
 
 
-@pytest.mark.parametrize('motion, reason', [
-    (BaseMotion(0.5, 0.05, 0.1), ''),
-    (BaseMotion(0.5, 0.05, None), ''),  # no velocity estimate: judged by gyro and tilt
-    (BaseMotion(1.2, 0.05, 0.1), 'base angular velocity 1.20 rad/s > 1'),
-    (BaseMotion(0.5, 0.12, 0.1), 'base tilt 0.120 rad > 0.1'),
-    (BaseMotion(0.5, 0.05, 0.2), 'base speed 0.20 m/s > 0.15'),
-    (BaseMotion(0.5, None, 0.0), 'base orientation or angular velocity unknown'),
-    (BaseMotion(math.nan, 0.0, 0.0), 'base orientation or angular velocity unknown'),
+@pytest.mark.parametrize('motion, reason, is_calm', [
+    (BaseMotion(0.5, 0.05, 0.1), '', True),
+    (BaseMotion(0.5, 0.05, None), '', True),  # no velocity estimate: judged by gyro and tilt
+    (BaseMotion(1.2, 0.05, 0.1), 'base angular velocity 1.20 rad/s > 1', False),
+    (BaseMotion(0.5, 0.12, 0.1), 'base tilt 0.120 rad > 0.1', False),
+    (BaseMotion(0.5, 0.05, 0.2), 'base speed 0.20 m/s > 0.15', False),
+    # unknown orientation or gyro: never calm (the policy is not paused blind), but not beyond
+    # the limits either (a holding idle stand is not ended by a lost input)
+    (BaseMotion(0.5, None, 0.0), '', False),
+    (BaseMotion(math.nan, 0.0, 0.0), '', False),
+    (BaseMotion(math.nan, 0.3, 0.0), 'base tilt 0.300 rad > 0.1', False),
 ])
-def test_within_names_the_first_limit_exceeded(motion, reason):
-    assert within(motion, LIMITS) == reason
+def test_beyond_names_the_first_known_limit_exceeded_and_calm_needs_the_base(motion, reason,
+                                                                             is_calm):
+    assert beyond(motion, LIMITS) == reason
+    assert calm(motion, LIMITS) is is_calm
 
 
 @pytest.mark.parametrize('phase, expected', [
@@ -64,6 +70,7 @@ def test_near_touchdown_is_a_window_before_each_touchdown(phase, expected):
     ('idle_stand_after_s', -1.0), ('idle_exit_tilt_rad', 0.0),
     ('idle_enter_ang_vel_rad_s', math.inf), ('idle_restart_phase', 1.0),
     ('idle_touchdown_phases', (0.0, 1.5)), ('idle_phase_window', -0.1),
+    ('idle_exit_speed_m_s', 0.1),  # below the enter limit (0.15): an endless enter-exit loop
 ])
 def test_bad_idle_settings_are_refused_by_name(runtime, field, value):
     with pytest.raises(ControllerError, match=field):
@@ -177,3 +184,85 @@ def test_in_mujoco_the_shipped_policy_stands_still_with_the_idle_stand():
     assert without.metrics['steps_per_10s'] >= 10.0  # the shipped policy steps in place
     assert with_idle.metrics['steps_per_10s'] == 0.0
     assert with_idle.metrics['planar_drift_m_s'] <= 0.02
+
+
+def _holding(runtime, **config) -> Feeder:
+    f = walking(runtime, idle_stand_after_s=0.2, **config)
+    _run(f, 0.2 + f.c.contract.gait_period_s)
+    assert f.c.idle_standing
+    return f
+
+
+def test_turning_the_idle_stand_off_while_holding_hands_back_to_the_policy(runtime):
+    f = _holding(runtime)
+    c = f.c
+    steps = c.policy_steps
+    c.config = ControllerConfig(stand_ramp_s=0.0)  # the node replaces the config at run time
+    f.tick()
+    assert not c.idle_standing and 'idle stand turned off' in c.idle_note
+    assert c.policy_steps == steps + 1
+    assert c.gait_phase == pytest.approx(0.25 + DT / c.contract.gait_period_s)
+    c.config = ControllerConfig(stand_ramp_s=0.0, idle_stand_after_s=0.2)  # on again:
+    f.tick()
+    assert not c.idle_standing  # the calm time starts again, no stale entry
+    _run(f, 0.2 + c.contract.gait_period_s)
+    assert c.idle_standing
+
+
+def test_a_lost_odometry_keeps_the_hold_then_the_graded_response_stands_the_robot(runtime):
+    f = _holding(runtime)  # default fault_hold_s 0.25 s, odom_timeout_s 0.1 s
+    c = f.c
+    steps = c.policy_steps
+    for _ in range(int(round(0.3 / DT))):  # odometry stops for 0.3 s: not yet sustained
+        f.tick(odom=False)
+        assert c.state is ControllerState.WALKING
+        assert c.idle_standing and c.policy_steps == steps  # no blind steps
+    _run(f, 0.02)  # odometry is back within timeout + fault_hold_s: the hold went on
+    assert c.idle_standing and c.state is ControllerState.WALKING
+    for _ in range(int(round(0.5 / DT))):  # a sustained loss: standing, idle stand over
+        f.tick(odom=False)
+    assert c.state is ControllerState.STANDING and not c.idle_standing
+    assert 'idle stand ended' in c.idle_note and 'standing' in c.idle_note
+
+
+def test_no_idle_stand_starts_while_a_fault_is_ridden_out(runtime):
+    # orientation from the IMU (fresh, calm); the policy's base velocity from odometry, which
+    # stops: the fault is held for fault_hold_s (2 s), and the policy is not paused meanwhile
+    c = Controller(runtime.contract, runtime.act, ControllerConfig(
+        stand_ramp_s=0.0, idle_stand_after_s=0.2, orientation_source='imu', fault_hold_s=2.0))
+    f = Feeder(c)
+    f.feed()
+    c.update_imu(f.quat, [0.0, 0.0, 0.2], f.t)
+    c.activate(f.t)
+    assert c.request_walk(f.t)[0]
+    f.tick()
+    assert c.state is ControllerState.WALKING
+    for _ in range(int(round(1.5 / DT))):
+        f.tick(odom=False)
+        c.update_imu(f.quat, [0.0, 0.0, 0.2], f.t)
+        assert c.state is ControllerState.WALKING and not c.idle_standing
+    assert 'odom' in c.hold_reason
+    for _ in range(int(round((0.2 + c.contract.gait_period_s) / DT))):  # odometry back
+        f.tick()
+        c.update_imu(f.quat, [0.0, 0.0, 0.2], f.t)
+    assert c.idle_standing  # calm for 0.2 s without a fault, then at a touchdown: standing
+
+
+def test_a_forward_clock_jump_does_not_count_as_calm_time(runtime):
+    f = walking(runtime, idle_stand_after_s=1.0)
+    c = f.c
+    _run(f, 0.5)
+    f.t += 3.0  # a clock step: 3 s pass in one tick
+    f.tick()
+    _run(f, 0.5)
+    assert not c.idle_standing  # 1 s of observed calm has not passed yet
+    _run(f, 0.5 + c.contract.gait_period_s)
+    assert c.idle_standing
+
+
+def test_a_fault_ends_the_idle_stand_and_says_so(runtime):
+    f = _holding(runtime)
+    c = f.c
+    c.request_damping(f.t)
+    assert c.state is ControllerState.DAMPING and not c.idle_standing
+    assert 'idle stand ended' in c.idle_note and 'damping' in c.idle_note

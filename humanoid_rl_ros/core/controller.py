@@ -184,6 +184,9 @@ class Controller:
         """Walking, with the policy paused: PD holds the default pose (idle stand)."""
         self.idle_note = ''
         """Why the newest idle stand started or ended ('' before the first)."""
+        self.policy_restarts = 0
+        """How often the policy was (re)started: each walk, each end of an idle stand."""
+        self._idle_sample_s: Optional[float] = None  # time of the filters' newest sample [s]
         self._idle_since_s: Optional[float] = None  # zero command and calm base since [s]
         self._idle_filter = idle_stand.MotionFilter(self.config.idle_filter_s)
         self._idle_exit_filter = idle_stand.MotionFilter(self.config.idle_exit_filter_s)
@@ -219,9 +222,11 @@ class Controller:
             # a forward jump (a clock step, a sim /clock skip) advances the stand ramp by one
             # tick, not by the jump: the PD target never leaps to the default pose
             self._ramp_start_s += now_s - self._latest_s - self.dt_s
-        if (self.idle_standing and math.isfinite(self._latest_s)
-                and now_s - self._latest_s > FORWARD_JUMP_TICKS * self.dt_s):
+        jumped = now_s - self._latest_s > FORWARD_JUMP_TICKS * self.dt_s
+        if math.isfinite(self._latest_s) and jumped:
+            # the idle stand's ramp advances one tick; calm time does not count across the jump
             self._idle_ramp_start_s += now_s - self._latest_s - self.dt_s
+            self._idle_since_s = None
         self._latest_s = now_s
         if shift:
             for track in (self._joints, self._odom, self._imu, self._cmd):
@@ -234,6 +239,8 @@ class Controller:
                 self._ramp_start_s += shift
             if self._idle_since_s is not None:
                 self._idle_since_s += shift
+            if self._idle_sample_s is not None:
+                self._idle_sample_s += shift
             self._idle_ramp_start_s += shift
         if note:
             self.clock_note = note
@@ -391,7 +398,7 @@ class Controller:
         self.hold_reason = ''
         self.walk_requested = False
         self.note = ''
-        self.idle_standing = False
+        self._end_idle('deactivated')
 
     def request_walk(self, now_s: float) -> Tuple[bool, str]:
         """
@@ -453,7 +460,7 @@ class Controller:
         if self.state in (ControllerState.INACTIVE, ControllerState.DAMPING):
             return
         self.state = ControllerState.DAMPING
-        self.idle_standing = False
+        self._end_idle('a fault: damping')
         self.fault_reason = reason
         self.stand_reason = ''
         self.hold_reason = ''
@@ -466,7 +473,7 @@ class Controller:
         # ROS time (0 before /clock) or long before the first control tick.
         self.state = ControllerState.STANDING
         self.walk_requested = False
-        self.idle_standing = False
+        self._end_idle('standing')
         self.stand_reason = ''
         self.hold_reason = ''
         self._ramp_start_pos = (self._joints.value[0].copy() if self._joints.value is not None
@@ -493,13 +500,25 @@ class Controller:
         self._walk_hold.clear()
         self.note = ''
 
-    def _restart_policy(self, keep_motion_filter: bool = False) -> None:
-        """Start the policy as at the start of a walk (also when an idle stand ends)."""
+    def _end_idle(self, why: str) -> None:
+        """Note the end of a holding idle stand (the caller decides what follows)."""
+        if self.idle_standing:
+            self.idle_note = f'idle stand ended at t={self._latest_s:.3f} s: {why}'
         self.idle_standing = False
+
+    def _reset_idle(self, keep_motion_filter: bool = False) -> None:
+        """Forget the calm time and the exit filter (and the enter filter unless kept)."""
         self._idle_since_s = None
         if not keep_motion_filter:
             self._idle_filter.reset()
+            self._idle_sample_s = None
         self._idle_exit_filter.reset()
+
+    def _restart_policy(self, keep_motion_filter: bool = False) -> None:
+        """Start the policy as at the start of a walk (also when an idle stand ends)."""
+        self.idle_standing = False
+        self.policy_restarts += 1
+        self._reset_idle(keep_motion_filter)
         self._tick = 0
         self._gait_phase = 0.0
         self._last_action = np.zeros(self.contract.action_dim)
@@ -563,8 +582,7 @@ class Controller:
         if self.state is ControllerState.STANDING:
             start = self._ramp_start_pos
             effort = self._pd(start + (self.default_pos_rad - start) * fraction, now_s)
-        elif self.state is ControllerState.WALKING and self.config.idle_stand_after_s > 0.0 \
-                and self._update_idle_stand(now_s):
+        elif self.state is ControllerState.WALKING and self._idle_stand_holds(now_s):
             effort = self._pd(self._q_target, now_s)
         elif self.state is ControllerState.WALKING:
             # the policy needs current joint feedback; on an older joint state its last target
@@ -589,23 +607,34 @@ class Controller:
             effort = np.where(np.isfinite(effort), effort, 0.0)
         return policy_math.clamp(effort, -self.effort_limit_nm, self.effort_limit_nm)
 
-    def base_motion(self, now_s: float) -> idle_stand.BaseMotion:
-        """Return the base's angular speed, tilt and (with fresh odometry) planar speed."""
-        inputs = self._base_inputs(now_s)
-        odom_fresh = self._odom.fresh(now_s, self.config.odom_timeout_s)
-        return idle_stand.BaseMotion(
-            ang_vel_rad_s=float(np.linalg.norm(inputs[1])), tilt_rad=self.tilt_rad(now_s),
-            planar_speed_m_s=(float(np.linalg.norm(self._odom.value[1][:2])) if odom_fresh
-                              else None))
+    def _idle_stand_holds(self, now_s: float) -> bool:
+        """Run the idle stand's rules while walking; return whether it holds (PD, no policy)."""
+        if self.config.idle_stand_after_s > 0.0:
+            return self._update_idle_stand(now_s)
+        if self.idle_standing:  # turned off while holding: hand back as on any other exit
+            self._end_idle_to_policy(now_s, 'idle stand turned off')
+        elif self._idle_since_s is not None or self._idle_sample_s is not None:
+            self._reset_idle()
+        return False
+
+    def _end_idle_to_policy(self, now_s: float, reason: str) -> None:
+        """End a holding idle stand: restart the policy with a foot in mid-swing."""
+        self._end_idle(reason)
+        self._restart_policy(keep_motion_filter=True)
+        if self.uses_gait_phase:
+            self._gait_phase = self.config.idle_restart_phase
 
     def _filtered_motion(self, now_s: float,
                          motion_filter: idle_stand.MotionFilter) -> idle_stand.BaseMotion:
         """Return the base motion through ``motion_filter`` (one sample a tick)."""
         ang_vel = self._base_inputs(now_s)[1]
         odom_fresh = self._odom.fresh(now_s, self.config.odom_timeout_s)
+        # the time since the previous sample (ticks may be skipped), at least one tick
+        dt_s = self.dt_s if self._idle_sample_s is None else min(
+            max(now_s - self._idle_sample_s, self.dt_s), 1.0)
         return motion_filter.update(
             ang_vel, self.tilt_rad(now_s), self._odom.value[1][:2] if odom_fresh else None,
-            self.dt_s)
+            dt_s)
 
     def _update_idle_stand(self, now_s: float) -> bool:
         """
@@ -620,33 +649,34 @@ class Controller:
         self._idle_exit_filter.time_constant_s = cfg.idle_exit_filter_s
         motion = self._filtered_motion(now_s, self._idle_filter)  # calm enough to stop
         if self.idle_standing:
-            # a push must hand over at once: a short filter (or none) for the exit limits
+            # a push must hand over at once: a short filter (or none) for the exit limits; an
+            # unknown orientation keeps the hold (the graded response stands the robot if the
+            # input stays unusable): a standing robot is not made to step blind
             motion_now = self._filtered_motion(now_s, self._idle_exit_filter)
             reason = ('a non-zero command' if not zero
-                      else idle_stand.within(motion_now, cfg.idle_exit_limits()))
+                      else idle_stand.beyond(motion_now, cfg.idle_exit_limits()))
             if reason:
-                self._restart_policy(keep_motion_filter=True)
-                if self.uses_gait_phase:
-                    self._gait_phase = cfg.idle_restart_phase
-                self.idle_note = f'idle stand ended at t={now_s:.3f} s: {reason}'
+                self._idle_sample_s = now_s
+                self._end_idle_to_policy(now_s, reason)
                 return False
-        elif not zero or idle_stand.within(motion, cfg.idle_enter_limits()):
-            self._idle_since_s = None
-            return False
+        elif not zero or not idle_stand.calm(motion, cfg.idle_enter_limits()) \
+                or self.hold_reason:
+            self._idle_since_s = None  # moving, or riding out a fault: never stop the policy
         elif self._idle_since_s is None:
             self._idle_since_s = now_s
-            return False
-        elif (now_s - self._idle_since_s < cfg.idle_stand_after_s
-              or self._tick % self.decimation != 0 or not self._joint_state_fresh(now_s)
-              or (self.uses_gait_phase and not idle_stand.near_touchdown(
+        elif (now_s - self._idle_since_s >= cfg.idle_stand_after_s
+              and self._tick % self.decimation == 0 and self._joint_state_fresh(now_s)
+              and (not self.uses_gait_phase or idle_stand.near_touchdown(
                   self._gait_phase, cfg.idle_touchdown_phases, cfg.idle_phase_window))):
-            return False  # not yet; or not at a policy step near a touchdown; or no fresh joints
-        else:
             self.idle_standing = True
             self._idle_ramp_start_s = now_s
             self._idle_ramp_start_pos = self._joints.value[0].copy()
+            self._idle_exit_filter.reset()
             self.idle_note = (f'idle stand from t={now_s:.3f} s: zero command and a calm base '
                               f'for {cfg.idle_stand_after_s:g} s; policy paused')
+        self._idle_sample_s = now_s
+        if not self.idle_standing:
+            return False
         ramp_s = cfg.idle_stand_ramp_s
         fraction = 1.0 if ramp_s <= 0.0 else min(1.0, max(
             0.0, (now_s - self._idle_ramp_start_s) / ramp_s))

@@ -115,6 +115,14 @@ class ControllerConfig:
             value = getattr(self, name)
             if not math.isfinite(value) or value <= 0.0:
                 raise ControllerError(f'{name} must be finite and > 0, got {value}')
+        for enter, leave in (('idle_enter_ang_vel_rad_s', 'idle_exit_ang_vel_rad_s'),
+                             ('idle_enter_tilt_rad', 'idle_exit_tilt_rad'),
+                             ('idle_enter_speed_m_s', 'idle_exit_speed_m_s')):
+            if getattr(self, leave) < getattr(self, enter):
+                raise ControllerError(
+                    f'{leave} ({getattr(self, leave)}) must be >= {enter} '
+                    f'({getattr(self, enter)}): below it a calm base would enter and leave the '
+                    'idle stand over and over')
         if not (0.0 <= self.idle_restart_phase < 1.0):
             raise ControllerError(f'idle_restart_phase must be in [0, 1), got '
                                   f'{self.idle_restart_phase}')

@@ -7,12 +7,14 @@ controller (:mod:`humanoid_rl_ros.core.controller`), while walking:
 
 * **starts** the idle stand once the command has been zero (:func:`is_zero_command`) and the
   base calm by the *enter* limits (those of a robot stepping in place, not recovering from a
-  push) for ``idle_stand_after_s``, at a policy step near a touchdown of the gait clock
-  (:func:`near_touchdown`: both feet down) where the policy has one. The policy stops; PD ramps
+  push) for ``idle_stand_after_s``, with no input fault being ridden out, at a policy step just
+  before a touchdown of the gait clock (:func:`near_touchdown`: the swinging foot about to
+  land); a policy without a gait clock is paused at any policy step. The policy stops; PD ramps
   the joint targets from the measured pose to the default pose over ``idle_stand_ramp_s``;
 * **ends** it, restarting the policy as at the start of a walk but with the gait clock at
   ``idle_restart_phase`` (a foot in mid-swing), on a non-zero command or when the base leaves
-  the *exit* limits (a push). The policy then takes the steps a PD stand cannot. Tighter
+  the *exit* limits (a push; an input lost while holding does not end it, see
+  :func:`beyond`). The policy then takes the steps a PD stand cannot. Tighter
   exit limits hand over sooner but also end the stand on its own sway, and each restart from a
   moving robot is a risk (``docs/SAFETY.md`` gives the measured trade-off).
 
@@ -44,7 +46,7 @@ class BaseMotion:
 
 @dataclass(frozen=True)
 class MotionLimits:
-    """Largest base motion [rad/s, rad, m/s] that counts as calm (see :func:`within`)."""
+    """Largest calm base motion [rad/s, rad, m/s] (see :func:`calm` and :func:`beyond`)."""
 
     ang_vel_rad_s: float
     tilt_rad: float
@@ -61,18 +63,17 @@ def is_zero_command(command: Sequence[float], threshold: float) -> bool:
     return math.sqrt(sum(float(c) * float(c) for c in command)) <= threshold
 
 
-def within(motion: BaseMotion, limits: MotionLimits) -> str:
+def beyond(motion: BaseMotion, limits: MotionLimits) -> str:
     """
-    Return why ``motion`` exceeds ``limits`` ('' if every known part is within them).
+    Return why ``motion`` exceeds ``limits`` ('' if no known part does).
 
-    An unknown orientation or a non-finite angular velocity exceeds any limit (the policy is
-    never stopped, and never left stopped, blind); an unknown planar speed is not judged.
+    Unknown parts (no fresh orientation, a non-finite angular velocity, no odometry) are not
+    judged: a holding idle stand is not ended by a lost input (the controller's graded response
+    to the input stands the robot if it stays unusable), only by motion it can see.
     """
-    if motion.tilt_rad is None or not math.isfinite(motion.ang_vel_rad_s):
-        return 'base orientation or angular velocity unknown'
-    if motion.ang_vel_rad_s > limits.ang_vel_rad_s:
+    if math.isfinite(motion.ang_vel_rad_s) and motion.ang_vel_rad_s > limits.ang_vel_rad_s:
         return f'base angular velocity {motion.ang_vel_rad_s:.2f} rad/s > {limits.ang_vel_rad_s:g}'
-    if motion.tilt_rad > limits.tilt_rad:
+    if motion.tilt_rad is not None and motion.tilt_rad > limits.tilt_rad:
         return f'base tilt {motion.tilt_rad:.3f} rad > {limits.tilt_rad:g}'
     speed = motion.planar_speed_m_s
     if speed is not None and speed > limits.speed_m_s:
@@ -80,12 +81,24 @@ def within(motion: BaseMotion, limits: MotionLimits) -> str:
     return ''
 
 
+def calm(motion: BaseMotion, limits: MotionLimits) -> bool:
+    """
+    Return whether ``motion`` is within ``limits`` with its orientation and gyro known.
+
+    The policy is never paused blind; an unknown planar speed (no velocity estimate) is not
+    judged.
+    """
+    known = motion.tilt_rad is not None and math.isfinite(motion.ang_vel_rad_s)
+    return known and not beyond(motion, limits)
+
+
 def near_touchdown(phase: float, touchdown_phases: Sequence[float], window: float) -> bool:
     """
     Return whether gait ``phase`` [0, 1) is at most ``window`` before one of the touchdowns.
 
-    Both feet are on the ground around a touchdown of the gait clock, the moment to stop a
-    stepping policy. The training environment's clock lands one foot at phase 0 and the other
+    Just before a touchdown of the gait clock the swinging foot is about to land (its clock
+    target is under 16 % of the swing height in the last 0.05 of a period), the moment to stop
+    a stepping policy. The training environment's clock lands one foot at phase 0 and the other
     at 0.5 (feet half a period apart; a foot swings in the second half of its own phase).
     """
     return any(0.0 <= (t - phase) % 1.0 <= window for t in touchdown_phases)

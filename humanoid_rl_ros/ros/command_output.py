@@ -118,8 +118,10 @@ class CommandOutput:
         if self.mode == 'effort':
             self.publish(effort, now_ns)
             return
-        if controller.state is not self._state:
-            self._state, self._next_ns = controller.state, None
+        # a new state, or the policy restarted (an idle stand ended): a target goes out now
+        key = (controller.state, controller.policy_restarts, controller.idle_standing)
+        if key != self._state:
+            self._state, self._next_ns = key, None
         if self._next_ns is not None and now_ns < self._next_ns - self._period_ns:
             self._next_ns = None  # ROS time went back (a sim reset, a clock step): restart
         if self._next_ns is None or now_ns >= self._next_ns - self._half_tick_ns:

@@ -138,7 +138,9 @@ def status_values(*, lifecycle_state: str, controller, last_error: str, policy: 
             'joint_states': controller.joint_state_problem(now_s) or 'ok',
             'walking_inputs': controller.walking_input_problem(now_s) or 'ok',
             'idle_stand': ('off' if controller.config.idle_stand_after_s <= 0.0 else
-                           'holding (policy paused)' if controller.idle_standing else 'ready'),
+                           'holding (policy paused)' if controller.idle_standing else
+                           'ready' if controller.state is ControllerState.WALKING else
+                           'not walking'),
             'idle_note': controller.idle_note,
         })
     return values
