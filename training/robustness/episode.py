@@ -170,6 +170,8 @@ class Episode:
     """Times the pushes were applied [s]."""
     push_phases: List[float] = field(default_factory=list)
     """The controller's gait phase [0, 1) at each applied push."""
+    push_idle_standing: List[bool] = field(default_factory=list)
+    """Whether the controller's idle stand held (policy paused) at each applied push."""
     total_mass_kg: float = float('nan')
     """The robot's mass including any payload [kg] (NaN if the simulator does not say)."""
 
@@ -300,6 +302,7 @@ def run_episode(runtime: PolicyRuntime, sim, spec: EpisodeSpec) -> Episode:
             sim.push(list(push.delta_vel_world_m_s))
             episode.push_times_s.append(now)
             episode.push_phases.append(float(controller.gait_phase))
+            episode.push_idle_standing.append(bool(controller.idle_standing))
         pos = sim.base_pos_m
         ground_z = float(ground(pos[0], pos[1])) if ground is not None else 0.0
         if sim.fallen(min_height + ground_z):

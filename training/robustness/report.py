@@ -143,6 +143,9 @@ def scenario_summary(scenario: Scenario, records: Sequence[RunRecord],
         out['falls_per_push_event'] = falls / pushes if pushes else math.nan
         out['push_phase_quartile_counts'] = np.histogram(phases, bins=4, range=(0.0, 1.0))[
             0].tolist()
+        if scenario.loop.idle_stand_after_s > 0.0:
+            out['pushes_during_idle_stand'] = sum(
+                sum(r.push_idle_standing) for r in records)
         # the episode ends at a fall: its last push is the one that felled the robot
         felled = [r.push_phases[-1] for r in records if r.fell and r.push_phases]
         out['fall_push_phase_quartile_counts'] = np.histogram(

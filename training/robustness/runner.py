@@ -61,6 +61,8 @@ class RunRecord:
     metrics: Dict[str, Any]
     wall_s: float
     trace: Dict[str, List[float]] = field(default_factory=dict, repr=False)
+    push_idle_standing: List[bool] = field(default_factory=list)
+    """Whether the controller's idle stand held at each push (True: the policy was paused)."""
 
 
 def _stream(*keys: Any) -> np.random.Generator:
@@ -126,7 +128,8 @@ class _Worker:
             scenario=job.scenario.name, command=job.command.name, seed=job.seed,
             fell=episode.fell, fall_time_s=episode.fall_time_s, fault=episode.fault,
             push_times_s=[t - spec.start_walk_s for t in episode.push_times_s],
-            push_phases=episode.push_phases, metrics=metrics,
+            push_phases=episode.push_phases,
+            push_idle_standing=episode.push_idle_standing, metrics=metrics,
             wall_s=time.perf_counter() - start, trace=trace)
 
 
