@@ -235,25 +235,24 @@ def test_a_lifecycle_node_shuts_down_while_its_context_is_valid(tmp_path, sig):
     assert 'returned' in out, out
 
 
-def test_an_external_shutdown_ends_run_node(tmp_path):
-    proc = _script(EXTERNAL_SHUTDOWN, tmp_path)
+def _output_of(proc, what: str) -> str:
+    """Return the output of ``proc`` once it exits with status 0 (``what`` ended it)."""
     try:
         out, _ = proc.communicate(timeout=EXIT_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         proc.kill()
-        raise AssertionError('run_node did not return after rclpy.shutdown()')
+        raise AssertionError(f'run_node did not return after {what}')
     assert proc.returncode == 0, out
+    return out
+
+
+def test_an_external_shutdown_ends_run_node(tmp_path):
+    out = _output_of(_script(EXTERNAL_SHUTDOWN, tmp_path), 'rclpy.shutdown()')
     assert 'returned' in out, out
 
 
 def test_a_stop_request_ends_with_run_node(tmp_path):
     """A later wait in the same process (e.g. a second run's configure) must not end at once."""
-    proc = _script(RUN_TWICE, tmp_path)
-    try:
-        out, _ = proc.communicate(timeout=EXIT_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        raise AssertionError('run_node did not return after SIGTERM')
-    assert proc.returncode == 0, out
+    out = _output_of(_script(RUN_TWICE, tmp_path), 'SIGTERM')
     assert 'after the first run: stop requested False' in out, out
     assert 'after the second run: stop requested False' in out, out
