@@ -648,11 +648,12 @@ class Controller:
         self._idle_filter.time_constant_s = cfg.idle_filter_s
         self._idle_exit_filter.time_constant_s = cfg.idle_exit_filter_s
         motion = self._filtered_motion(now_s, self._idle_filter)  # calm enough to stop
+        # a push must hand over at once: a short filter (or none) for the exit limits, kept
+        # warm every tick so that the first held tick is not judged on one raw sample
+        motion_now = self._filtered_motion(now_s, self._idle_exit_filter)
         if self.idle_standing:
-            # a push must hand over at once: a short filter (or none) for the exit limits; an
-            # unknown orientation keeps the hold (the graded response stands the robot if the
-            # input stays unusable): a standing robot is not made to step blind
-            motion_now = self._filtered_motion(now_s, self._idle_exit_filter)
+            # an unknown orientation keeps the hold (the graded response stands the robot if
+            # the input stays unusable): a standing robot is not made to step blind
             reason = ('a non-zero command' if not zero
                       else idle_stand.beyond(motion_now, cfg.idle_exit_limits()))
             if reason:
@@ -671,7 +672,6 @@ class Controller:
             self.idle_standing = True
             self._idle_ramp_start_s = now_s
             self._idle_ramp_start_pos = self._joints.value[0].copy()
-            self._idle_exit_filter.reset()
             self.idle_note = (f'idle stand from t={now_s:.3f} s: zero command and a calm base '
                               f'for {cfg.idle_stand_after_s:g} s; policy paused')
         self._idle_sample_s = now_s
