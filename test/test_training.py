@@ -8,6 +8,7 @@ messages (joint states in shuffled order, odometry with the twist in the child f
 """
 
 import dataclasses
+import signal
 
 from humanoid_rl_ros.core.contract import read_contract, write_contract
 from humanoid_rl_ros.core.controller import Controller, ControllerConfig, ControllerState
@@ -246,6 +247,34 @@ def test_a_run_stopped_by_an_error_keeps_a_checkpoint_to_resume_from(tmp_path, m
         train(cfg, command_line=['pytest'])
     assert (tmp_path / 'runs' / 'stopped' / 'model_0_interrupted.pt').is_file()
     assert not (tmp_path / 'models' / 'stopped.onnx').exists()
+
+
+@pytest.mark.parametrize('signals', [1, 2])
+def test_a_stop_signal_ends_training_between_iterations_with_a_checkpoint(
+        tmp_path, monkeypatch, capsys, signals):
+    """SIGINT/SIGTERM: the iteration ends, then a checkpoint; a second signal stops at once."""
+    learn = OnPolicyRunner.learn
+    seen = {}
+
+    def signalled_learn(self, *args, **kwargs):
+        for _ in range(signals):  # as if sent while an iteration runs
+            signal.raise_signal(signal.SIGTERM if signals == 1 else signal.SIGINT)
+        seen['stop'] = self.stop_requested
+        return learn(self, *args, **kwargs)
+
+    monkeypatch.setattr(OnPolicyRunner, 'learn', signalled_learn)
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    cfg = parse_config(['--device', 'cpu', '--num-envs', '2', '--iterations', '3',
+                        '--runner.no-tensorboard', '--runner.no-plot', '--run-name', 'signal',
+                        '--log-root', str(tmp_path / 'runs'),
+                        '--export-dir', str(tmp_path / 'models')])
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, command_line=['pytest'])
+    if signals == 1:
+        assert seen['stop'] and 'SIGTERM: stopping after this iteration' in capsys.readouterr().out
+    assert (tmp_path / 'runs' / 'signal' / 'model_0_interrupted.pt').is_file()
+    assert not (tmp_path / 'models' / 'signal.onnx').exists()
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
 
 
 def test_training_keeps_the_last_checkpoints_and_every_snapshot(tmp_path, capsys):

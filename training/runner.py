@@ -185,6 +185,9 @@ class OnPolicyRunner:
         """Env steps collected so far by all processes (continues across :meth:`resume`)."""
         self.wall_time_s = 0.0
         """Training wall time so far [s] (rank 0's; continues across :meth:`resume`)."""
+        self.stop_requested = False
+        """Set (e.g. by a signal handler) to end :meth:`learn` before its next iteration (rank
+        0's flag decides for every process)."""
         self.history: List[Dict[str, float]] = []
         """One row of scalars per iteration."""
         self.last_checkpoint: Optional[Path] = None
@@ -327,9 +330,12 @@ class OnPolicyRunner:
                 break
             over_budget = (time_budget_s is not None and self.current_iteration > start_iteration
                            and elapsed + last_iter_s > time_budget_s)
-            if time_budget_s is not None and self.dist.enabled:  # rank 0's clock decides
-                over_budget = broadcast_values([float(over_budget)], self.device)[0] > 0.5
-            if over_budget:
+            stop = self.stop_requested
+            if self.dist.enabled:  # rank 0's clock and stop request decide
+                over_budget, stop = (v > 0.5 for v in broadcast_values(
+                    [float(over_budget), float(stop)], self.device))
+                self.stop_requested = stop
+            if over_budget or stop:
                 break
             t0 = time.perf_counter()
             self._ep_stats.zero_()

@@ -25,11 +25,14 @@ rank``, data-parallel (:mod:`training.distributed`); rank 0 alone writes the run
 exported policy.
 """
 
+import contextlib
 import dataclasses
 from dataclasses import dataclass, field
 import datetime
 from pathlib import Path
+import signal
 import sys
+import threading
 import time
 from typing import Any, Dict, List, Literal, Optional, Sequence, Union
 
@@ -161,6 +164,35 @@ def dump_config(cfg: Any, path: Union[str, Path]) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def stop_on_signals(runner: OnPolicyRunner):
+    """
+    While in this context, SIGINT and SIGTERM ask ``runner`` to stop after its iteration.
+
+    The first signal only sets ``runner.stop_requested`` (the iteration in progress ends, then
+    training stops and keeps a checkpoint): an exception raised at a random point (inside an
+    import, a lock, a plot) could leave the process unable to save, or hang it. A second signal
+    raises KeyboardInterrupt at once. Outside the main thread this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame) -> None:
+        if runner.stop_requested:
+            raise KeyboardInterrupt(f'signal {signum} again')
+        runner.stop_requested = True
+        print(f'[train] {signal.Signals(signum).name}: stopping after this iteration '
+              '(again to stop at once)', flush=True)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def _learn(cfg: TrainConfig, runner: OnPolicyRunner, contract: PolicyContract,
            run_dir: Path) -> List[Dict[str, float]]:
     """
@@ -174,9 +206,11 @@ def _learn(cfg: TrainConfig, runner: OnPolicyRunner, contract: PolicyContract,
     chunk_s = cfg.snapshot_interval_min * 60.0 if cfg.snapshot_interval_min > 0 else budget_s
     start_wall = runner.wall_time_s
     history: List[Dict[str, float]] = []
-    while runner.wall_time_s - start_wall < budget_s - 1.0:
+    while runner.wall_time_s - start_wall < budget_s - 1.0 and not runner.stop_requested:
         left_s = budget_s - (runner.wall_time_s - start_wall)
         history = runner.learn(time_budget_s=min(chunk_s, left_s))
+        if runner.stop_requested:
+            break
         if cfg.snapshot_interval_min > 0 and runner.dist.is_main:
             name = f'{cfg.run_name}_it{runner.current_iteration:05d}'
             export_policy(runner.actor, runner.obs_normalizer,
@@ -244,8 +278,11 @@ def _train(cfg: TrainConfig, command_line: Optional[Sequence[str]], ctx: DistCon
         say(f'[train] resumed from {cfg.resume} at iteration {runner.current_iteration}')
     contract = env.contract(onnx_file=f'{cfg.run_name}.onnx')
     try:
-        history = _learn(cfg, runner, contract, run_dir)
-    except BaseException:  # an error or Ctrl-C: keep the work done so far
+        with stop_on_signals(runner):
+            history = _learn(cfg, runner, contract, run_dir)
+        if runner.stop_requested:
+            raise KeyboardInterrupt('stop requested by a signal')
+    except BaseException:  # an error, a stop signal or a second Ctrl-C: keep the work done
         if main_rank:
             saved = runner.save(run_dir / f'model_{runner.current_iteration}_interrupted.pt')
             runner.save_history()
@@ -291,6 +328,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         train(parse_config(args), command_line=[*PROG.split(), *args])
     except BackendUnavailableError as exc:  # one clear message, no traceback
         raise SystemExit(str(exc)) from None
+    except KeyboardInterrupt:  # stopped by a signal: the checkpoint is saved and named above
+        raise SystemExit(130) from None
 
 
 if __name__ == '__main__':
