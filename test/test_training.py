@@ -239,14 +239,19 @@ def test_a_run_stopped_by_an_error_keeps_a_checkpoint_to_resume_from(tmp_path, m
         raise KeyboardInterrupt
 
     monkeypatch.setattr(OnPolicyRunner, 'learn', fail)
-    cfg = parse_config(['--device', 'cpu', '--num-envs', '2', '--iterations', '1',
-                        '--runner.no-tensorboard', '--runner.no-plot', '--run-name', 'stopped',
+    _assert_stopped_with_a_checkpoint(tmp_path, 'stopped')
+
+
+def _assert_stopped_with_a_checkpoint(tmp_path, name: str) -> None:
+    """Train a tiny run that stops early: its interrupted checkpoint is kept, nothing exported."""
+    cfg = parse_config(['--device', 'cpu', '--num-envs', '2', '--iterations', '3',
+                        '--runner.no-tensorboard', '--runner.no-plot', '--run-name', name,
                         '--log-root', str(tmp_path / 'runs'),
                         '--export-dir', str(tmp_path / 'models')])
     with pytest.raises(KeyboardInterrupt):
         train(cfg, command_line=['pytest'])
-    assert (tmp_path / 'runs' / 'stopped' / 'model_0_interrupted.pt').is_file()
-    assert not (tmp_path / 'models' / 'stopped.onnx').exists()
+    assert (tmp_path / 'runs' / name / 'model_0_interrupted.pt').is_file()
+    assert not (tmp_path / 'models' / f'{name}.onnx').exists()
 
 
 @pytest.mark.parametrize('signals', [1, 2])
@@ -264,16 +269,9 @@ def test_a_stop_signal_ends_training_between_iterations_with_a_checkpoint(
 
     monkeypatch.setattr(OnPolicyRunner, 'learn', signalled_learn)
     before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    cfg = parse_config(['--device', 'cpu', '--num-envs', '2', '--iterations', '3',
-                        '--runner.no-tensorboard', '--runner.no-plot', '--run-name', 'signal',
-                        '--log-root', str(tmp_path / 'runs'),
-                        '--export-dir', str(tmp_path / 'models')])
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg, command_line=['pytest'])
+    _assert_stopped_with_a_checkpoint(tmp_path, 'signal')
     if signals == 1:
         assert seen['stop'] and 'SIGTERM: stopping after this iteration' in capsys.readouterr().out
-    assert (tmp_path / 'runs' / 'signal' / 'model_0_interrupted.pt').is_file()
-    assert not (tmp_path / 'models' / 'signal.onnx').exists()
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
 
 
