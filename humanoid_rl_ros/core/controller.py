@@ -612,29 +612,30 @@ class Controller:
         if self.config.idle_stand_after_s > 0.0:
             return self._update_idle_stand(now_s)
         if self.idle_standing:  # turned off while holding: hand back as on any other exit
-            self._end_idle_to_policy(now_s, 'idle stand turned off')
+            self._end_idle_to_policy('idle stand turned off')
         elif self._idle_since_s is not None or self._idle_sample_s is not None:
             self._reset_idle()
         return False
 
-    def _end_idle_to_policy(self, now_s: float, reason: str) -> None:
+    def _end_idle_to_policy(self, reason: str) -> None:
         """End a holding idle stand: restart the policy with a foot in mid-swing."""
         self._end_idle(reason)
         self._restart_policy(keep_motion_filter=True)
         if self.uses_gait_phase:
             self._gait_phase = self.config.idle_restart_phase
 
-    def _filtered_motion(self, now_s: float,
-                         motion_filter: idle_stand.MotionFilter) -> idle_stand.BaseMotion:
-        """Return the base motion through ``motion_filter`` (one sample a tick)."""
+    def _filtered_motions(self, now_s: float
+                          ) -> Tuple[idle_stand.BaseMotion, idle_stand.BaseMotion]:
+        """Feed this tick's base motion to both idle filters; return (enter, exit) motions."""
         ang_vel = self._base_inputs(now_s)[1]
         odom_fresh = self._odom.fresh(now_s, self.config.odom_timeout_s)
+        sample = (ang_vel, self.tilt_rad(now_s),
+                  self._odom.value[1][:2] if odom_fresh else None)
         # the time since the previous sample (ticks may be skipped), at least one tick
         dt_s = self.dt_s if self._idle_sample_s is None else min(
             max(now_s - self._idle_sample_s, self.dt_s), 1.0)
-        return motion_filter.update(
-            ang_vel, self.tilt_rad(now_s), self._odom.value[1][:2] if odom_fresh else None,
-            dt_s)
+        return (self._idle_filter.update(*sample, dt_s),
+                self._idle_exit_filter.update(*sample, dt_s))
 
     def _update_idle_stand(self, now_s: float) -> bool:
         """
@@ -647,10 +648,10 @@ class Controller:
         zero = idle_stand.is_zero_command(self.command(now_s), cfg.idle_command_threshold)
         self._idle_filter.time_constant_s = cfg.idle_filter_s
         self._idle_exit_filter.time_constant_s = cfg.idle_exit_filter_s
-        motion = self._filtered_motion(now_s, self._idle_filter)  # calm enough to stop
-        # a push must hand over at once: a short filter (or none) for the exit limits, kept
-        # warm every tick so that the first held tick is not judged on one raw sample
-        motion_now = self._filtered_motion(now_s, self._idle_exit_filter)
+        # the enter filter judges "calm enough to stop"; a push must hand over at once: a short
+        # filter (or none) for the exit limits, kept warm every tick so that the first held
+        # tick is not judged on one raw sample
+        motion, motion_now = self._filtered_motions(now_s)
         if self.idle_standing:
             # an unknown orientation keeps the hold (the graded response stands the robot if
             # the input stays unusable): a standing robot is not made to step blind
@@ -658,7 +659,7 @@ class Controller:
                       else idle_stand.beyond(motion_now, cfg.idle_exit_limits()))
             if reason:
                 self._idle_sample_s = now_s
-                self._end_idle_to_policy(now_s, reason)
+                self._end_idle_to_policy(reason)
                 return False
         elif not zero or not idle_stand.calm(motion, cfg.idle_enter_limits()) \
                 or self.hold_reason:
