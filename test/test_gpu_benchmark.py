@@ -47,6 +47,8 @@ def test_every_measurement_reports_a_rate_and_its_ratio(tmp_path):
     # the env trained with the same buffers as the raw measurement
     physics = row['backend_step_on_training_states']
     assert (physics['nconmax'], physics['njmax']) == (row['nconmax'], row['njmax'])
+    # judged apart from training: its own overflow report and verdict
+    assert physics['overflow']['overflow'] is False and physics['valid'] is True
 
 
 # ---------------------------------------------------------------------- multi-GPU scaling

@@ -469,6 +469,54 @@ def test_scenario_summary_counts_falls_per_push_event_and_judges_the_target():
                                                            push_fall_rate=0.05))['passed']
 
 
+def _command_record(scenario: str, command: str, lin: float, yaw: float,
+                    fell: bool = False) -> RunRecord:
+    metrics = {'lin_vel_error_m_s': lin, 'yaw_rate_mae_rad_s': yaw, 'peak_joint_speed_ratio': 0.5,
+               'peak_joint_speed_joint': 'left_knee_joint'}
+    return RunRecord(scenario=scenario, command=command, seed=0, fell=fell,
+                     fall_time_s=3.0 if fell else None, fault='', metrics=metrics, wall_s=1.0,
+                     push_times_s=[], push_phases=[])
+
+
+def test_fall_only_scenarios_also_check_that_the_commands_are_followed():
+    suite = {s.name: s for s in full_suite()}
+    for name in ('friction_0.3', 'payload_6kg', 'motor_strength_0.8', 'latency_40ms',
+                 'latency_joint_pd_40ms', 'armature_0.7', 'pd_gains_1.3', 'rough_4cm',
+                 'sensor_noise_2x'):
+        assert suite[name].checks == ('no_falls', 'follows'), name
+    scenario = suite['friction_0.3']
+    moving = {'forward_0.5': (0.5, 0.0), 'forward_1.0': (1.0, 0.0), 'backward_0.3': (0.3, 0.0),
+              'sideways_0.3': (0.3, 0.0), 'turn_0.8': (0.0, 0.8),
+              'walk_and_turn': (0.5, 0.5)}
+
+    def summary(errors):
+        records = [_command_record(scenario.name, 'stand', 0.02, 0.01)]
+        records += [_command_record(scenario.name, name, *errors(speed, turn))
+                    for name, (speed, turn) in moving.items()]
+        return scenario_summary(scenario, records, Targets())
+
+    # a robot that stands still under every command: errors as large as the commands
+    standing = summary(lambda speed, turn: (speed, turn))
+    follows = [c for c in standing['checks'] if c['check'] == 'command_error_ratio_worst'][0]
+    assert standing['falls'] == 0 and follows['passed'] is False
+    assert follows['value'] == pytest.approx(1.0)
+    assert standing['passed'] is False
+    # one that walks: small errors everywhere
+    walking = summary(lambda speed, turn: (0.05, 0.05))
+    assert walking['passed'] is True
+    # the worst command decides: turning at a third of 0.8 rad/s fails, naming the command
+    slow_turn = summary(lambda speed, turn: (0.05, 0.55 if turn == 0.8 else 0.05))
+    follows = [c for c in slow_turn['checks'] if c['check'] == 'command_error_ratio_worst'][0]
+    assert not follows['passed'] and 'turn_0.8' in follows['note']
+    assert follows['value'] == pytest.approx(0.55 / 0.8)
+    # a command whose every run fell has no error to judge: the check fails too
+    records = [_command_record(scenario.name, name, 0.05, 0.05, fell=(name == 'turn_0.8'))
+               for name in moving]
+    fell = scenario_summary(scenario, records, Targets())
+    follows = [c for c in fell['checks'] if c['check'] == 'command_error_ratio_worst'][0]
+    assert follows['passed'] is False
+
+
 # ------------------------------------------------------------------ command line and ci suite
 def test_command_line_parses_suite_and_workers():
     args = tyro.cli(RobustnessCommand, args=['models/humanoid_walk.yaml', '--suite', 'ci',

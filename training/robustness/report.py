@@ -11,7 +11,7 @@ what was run and how each perturbation is modelled. NaN and infinite values beco
 from dataclasses import asdict
 import json
 import math
-from typing import Any, Dict, List, Mapping, Sequence
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np
 from training.robustness.metrics import aggregate, JOINT_GROUP_KEYS
@@ -70,6 +70,10 @@ METHODS = {
               'the progress up or down the slope.'),
     'rough': ('A MuJoCo heightfield, heights uniform in [0, amplitude] on a 0.2 m grid '
               '(40 m square, flat within 0.5 m of the start), a new one per seed.'),
+    'follows': ('Perturbation scenarios whose target is no falls also check that the robot '
+                'still walks as commanded: for every moving command, planar velocity error / '
+                'commanded speed and yaw rate error / commanded yaw rate (tracking errors as '
+                'above) stay within the target fraction (worst command).'),
     'standstill': ('Zero command for the stated time after settling; steps = foot lift-offs '
                    '(a foot in contact leaving it for >= 40 ms) per 10 s; drift = planar '
                    'displacement / time.'),
@@ -97,6 +101,34 @@ def _worst(rows: Sequence[Mapping[str, Any]], key: str) -> float:
     values = [r[key] for r in rows if isinstance(r.get(key), (int, float)) and r[key] is not None]
     values = [v for v in values if not math.isnan(v)]
     return float(max(values)) if values else float('nan')
+
+
+def _follow_ratio(scenario: Scenario, per_command: Mapping[str, Mapping[str, Any]]
+                  ) -> Tuple[float, str]:
+    """
+    Return the worst error-to-command ratio over the scenario's moving commands, and its name.
+
+    Per command: planar velocity error / commanded planar speed where the command moves the
+    base, yaw rate error / |commanded yaw rate| where it turns; the larger of the two. NaN
+    (fails) when a command's every run fell or no command moves.
+    """
+    worst, which = -math.inf, ''
+    for case in scenario.commands:
+        speed, turn = math.hypot(case.vx_m_s, case.vy_m_s), abs(case.wz_rad_s)
+        row = per_command.get(case.name, {})
+        ratios = []
+        if speed > 0.0:
+            ratios.append(row.get('lin_vel_error_m_s', math.nan) / speed)
+        if turn > 0.0:
+            ratios.append(row.get('yaw_rate_mae_rad_s', math.nan) / turn)
+        if not ratios:
+            continue
+        ratio = max(ratios) if not any(map(math.isnan, ratios)) else math.nan
+        if math.isnan(ratio):
+            return math.nan, case.name
+        if ratio > worst:
+            worst, which = ratio, case.name
+    return (worst, which) if which else (math.nan, 'no moving command')
 
 
 def scenario_summary(scenario: Scenario, records: Sequence[RunRecord],
@@ -177,6 +209,12 @@ def scenario_summary(scenario: Scenario, records: Sequence[RunRecord],
                                  f'<= {targets.yaw_rate_worst_rad_s:g}',
                                  tracking['yaw_rate_error_worst_rad_s']
                                  <= targets.yaw_rate_worst_rad_s, 'worst command'))
+        elif name == 'follows':
+            ratio, which = _follow_ratio(scenario, per_command)
+            checks.append(_check('command_error_ratio_worst', ratio,
+                                 f'<= {targets.follow_fraction:g}',
+                                 ratio <= targets.follow_fraction,
+                                 f'|error| / |command| of the moving commands, worst: {which}'))
         elif name == 'rise':
             rise = per_command.get(RISE_COMMAND, {}).get('rise_time_s', math.nan)
             checks.append(_check('rise_time_s', rise, f'<= {targets.rise_time_s:g}',

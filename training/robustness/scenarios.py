@@ -24,13 +24,15 @@ from training.robustness.perturbations import ModelPerturbation
 __all__ = ['CHECKS', 'ci_suite', 'full_suite', 'PushSchedule', 'Scenario', 'suite', 'SUITES',
            'SENSOR_NOISE', 'Targets']
 
-CHECKS = ('no_falls', 'push_falls', 'tracking', 'rise', 'joint_speed', 'slope_speed',
-          'standstill')
+CHECKS = ('no_falls', 'push_falls', 'tracking', 'follows', 'rise', 'joint_speed',
+          'slope_speed', 'standstill')
 """The checks a scenario can ask for (see :class:`Targets`)."""
 COMMANDS = {case.name: case for case in SUITE}
 """The evaluator's commands by name."""
 RISE_COMMAND = 'forward_0.5'
 """The command whose rise time is checked."""
+FOLLOWED = ('no_falls', 'follows')
+"""The checks of a perturbation scenario: no falls, and the robot still walks as told."""
 
 
 SENSOR_NOISE = SensorNoise(gyro_rad_s=0.2, orientation_rad=0.05, joint_pos_rad=0.01,
@@ -64,6 +66,11 @@ class Targets:
         """Return the acceptable falls per push event for pushes of ``speed_m_s``."""
         return (self.hard_push_fall_rate if speed_m_s > self.hard_push_above_m_s
                 else self.push_fall_rate)
+    follow_fraction: float = 0.5
+    """``follows``: every moving command is still followed: planar velocity error at most
+    this fraction of the commanded speed, yaw rate error at most this fraction of the
+    commanded yaw rate (worst command). The perturbation scenarios whose target is "no falls"
+    ask for it, so that a policy that stands still under every command cannot pass them."""
     slope_speed_error_m_s: float = 0.15
     """``slope_speed``: |speed along the slope - command| of every run [m/s]."""
     standstill_steps_per_10s: float = 0.0
@@ -207,7 +214,8 @@ def _scenarios(size: _Size) -> Tuple[Scenario, ...]:
                  loop=LoopPerturbation(noise=SENSOR_NOISE), checks=('no_falls', 'tracking')),
         Scenario('sensor_noise_2x', 'sensor_noise', 'twice the noise of sensor_noise',
                  **common, loop=LoopPerturbation(noise=SensorNoise(
-                     **{k: 2.0 * v for k, v in asdict(SENSOR_NOISE).items()}))),
+                     **{k: 2.0 * v for k, v in asdict(SENSOR_NOISE).items()})),
+                 checks=FOLLOWED),
     ]
     for where, commands in (('stand', STAND), ('walk', WALK)):
         for speed in (0.5, 1.0, 1.5):
@@ -223,35 +231,39 @@ def _scenarios(size: _Size) -> Tuple[Scenario, ...]:
                 checks=('push_falls',)))
     for mu in (0.3, 1.5):
         out.append(Scenario(f'friction_{mu}', 'friction', f'friction {mu} on every geom',
-                            **common, model=ModelPerturbation(friction=mu)))
+                            **common, model=ModelPerturbation(friction=mu),
+                            checks=FOLLOWED))
     for kg in (3.0, 6.0):
         out.append(Scenario(f'payload_{kg:.0f}kg', 'payload',
                             f'+{kg:.0f} kg on the base (at its centre of mass)', **common,
-                            model=ModelPerturbation(payload_kg=kg)))
+                            model=ModelPerturbation(payload_kg=kg), checks=FOLLOWED))
     out.append(Scenario('motor_strength_0.8', 'motor', 'efforts x0.8 after the PD law', **common,
-                        loop=LoopPerturbation(motor_strength=0.8)))
+                        loop=LoopPerturbation(motor_strength=0.8), checks=FOLLOWED))
     for ms in (5, 10):
         out.append(Scenario(
             f'latency_{ms}ms', 'latency',
             f'{ms} ms round trip, PD in the policy node (what the node-side PD law tolerates)',
-            **common, loop=LoopPerturbation(latency_s=ms / 1000.0)))
+            **common, loop=LoopPerturbation(latency_s=ms / 1000.0), checks=FOLLOWED))
     for ms in (20, 40):
         out.append(Scenario(
             f'latency_{ms}ms', 'latency',
             f'{ms} ms round trip, PD in the policy node: the controller sees sensor data '
-            f'{ms} ms old', **common, loop=LoopPerturbation(latency_s=ms / 1000.0)))
+            f'{ms} ms old', **common, loop=LoopPerturbation(latency_s=ms / 1000.0),
+            checks=FOLLOWED))
         out.append(Scenario(
             f'latency_joint_pd_{ms}ms', 'latency',
             f'{ms} ms policy latency, PD in the joint drive on fresh data: the policy targets '
             f'apply {ms} ms late', **common,
-            loop=LoopPerturbation(latency_s=ms / 1000.0, drive='joint')))
+            loop=LoopPerturbation(latency_s=ms / 1000.0, drive='joint'), checks=FOLLOWED))
     for scale in (0.7, 1.3):
         out.append(Scenario(f'armature_{scale}', 'inertia', f'rotor inertia (armature) x{scale}',
-                            **common, model=ModelPerturbation(armature_scale=scale)))
+                            **common, model=ModelPerturbation(armature_scale=scale),
+                            checks=FOLLOWED))
     for scale in (0.7, 1.3):
         out.append(Scenario(f'pd_gains_{scale}', 'pd_gains',
                             f'kp and kd x{scale} in the PD law (drive gains differ from the '
-                            'contract)', **common, loop=LoopPerturbation(pd_gain_scale=scale)))
+                            'contract)', **common, loop=LoopPerturbation(pd_gain_scale=scale),
+                            checks=FOLLOWED))
     for deg in (5, 10):
         for way, sign in (('up', 1), ('down', -1)):
             out.append(Scenario(
@@ -263,7 +275,7 @@ def _scenarios(size: _Size) -> Tuple[Scenario, ...]:
         out.append(Scenario(f'rough_{cm}cm', 'rough',
                             f'random heightfield, {cm} cm peak to peak, 0.2 m grid', **common,
                             model=ModelPerturbation(rough_amplitude_m=cm / 100.0),
-                            terrain_per_seed=True))
+                            terrain_per_seed=True, checks=FOLLOWED))
     out.append(Scenario('standstill', 'standstill',
                         f'zero command for {size.standstill_s:.0f} s after 2 s of settling',
                         commands=STAND, seeds=size.standstill_seeds,
