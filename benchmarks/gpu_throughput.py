@@ -269,20 +269,29 @@ def training_config(args: BenchConfig, num_envs: int) -> Any:
 
 
 def _env_and_runner(args: BenchConfig, num_envs: int, device: Optional[Any] = None,
-                    distributed: Optional[Any] = None) -> Tuple[Any, Any]:
+                    distributed: Optional[Any] = None, cfg: Optional[Any] = None
+                    ) -> Tuple[Any, Any]:
     from training.env import LocomotionEnv
     from training.runner import OnPolicyRunner
     device = args.device if device is None else device
-    cfg = training_config(args, num_envs)
+    cfg = training_config(args, num_envs) if cfg is None else cfg
     env = LocomotionEnv(cfg.env, 'mjwarp', str(device))
     runner = OnPolicyRunner(env, cfg.ppo, cfg.runner, log_dir=None, device=device,
                             distributed=distributed)
     return env, runner
 
 
-def measure_env_step(args: BenchConfig, num_envs: int) -> Dict[str, Any]:
-    """Return env-steps/s of ``LocomotionEnv.step`` fed by the deterministic policy."""
-    env, runner = _env_and_runner(args, num_envs)
+def measure_env_step(args: BenchConfig, num_envs: int, cfg: Optional[Any] = None,
+                     after: Optional[Callable[[Callable[[], None]], Any]] = None
+                     ) -> Dict[str, Any]:
+    """
+    Return env-steps/s of ``LocomotionEnv.step`` fed by the deterministic policy.
+
+    ``cfg``: the TrainConfig to build the env from (default: :func:`training_config`).
+    ``after(step)``: called after the timed steps with a function that runs one more step
+    (e.g. to profile a few); its result is returned under ``'after'``.
+    """
+    env, runner = _env_and_runner(args, num_envs, cfg=cfg)
     policy = runner.inference_policy()
     dev = torch.device(args.device)
     obs, _ = env.reset()
@@ -294,10 +303,17 @@ def measure_env_step(args: BenchConfig, num_envs: int) -> Dict[str, Any]:
         obs, _, _, _, _ = env.step(policy(obs))
     _sync(dev)
     elapsed = time.perf_counter() - t0
+    extra = {}
+    if after is not None:
+        state = {'obs': obs}
+
+        def one_step() -> None:
+            state['obs'] = env.step(policy(state['obs']))[0]
+        extra['after'] = after(one_step)
     report = env.check_overflow()
     env.close()
     return {'env_steps_per_s': num_envs * args.policy_steps / elapsed, 'seconds': elapsed,
-            'graph_captured': env.graph_captured, 'overflow': report}
+            'graph_captured': env.graph_captured, 'overflow': report, **extra}
 
 
 def measure_training(args: BenchConfig, num_envs: int) -> Dict[str, Any]:

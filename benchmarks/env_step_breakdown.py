@@ -1,0 +1,187 @@
+r"""
+Where the env step's time goes: each randomization term and the terrain switched off in turn.
+
+``gpu_throughput.py`` measures the env step of a training config as a whole; this script
+measures the same step (:func:`gpu_throughput.measure_env_step`: ``LocomotionEnv.step``, one
+CUDA graph, fed by the deterministic policy) once with the config as it is, once with each of
+its switches off (a randomization term of ``env.randomization``, or ``terrain`` for the
+heightfield terrain and its curriculum), and once with all of them off, all in one process,
+so that one call on the GPU machine says what each term costs::
+
+    python benchmarks/env_step_breakdown.py --config training/configs/real_world.yaml \
+        --out env_step_breakdown.json
+
+Per variant: env-steps/s and its ratio to the full config's rate (the speed-up from leaving
+that term out).  With ``--profile-steps N`` (default 20) the full config's step is also run
+N more times under ``torch.profiler``, and the device kernels that took the most time are
+listed (name, calls per step, microseconds per step): the CUDA graph's kernels, from MuJoCo
+Warp's solver to the compiled torch code.  On a CPU device (a functional run at small sizes)
+the list holds the CPU operators instead.
+"""
+
+import dataclasses
+from dataclasses import dataclass
+import json
+from pathlib import Path
+import sys
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+for folder in (REPO_ROOT, REPO_ROOT / 'benchmarks'):
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+
+import gpu_throughput  # noqa: E402
+from humanoid_rl_ros.core.provenance import git_commit  # noqa: E402
+import torch  # noqa: E402
+import tyro  # noqa: E402
+
+TERRAIN = 'terrain'
+"""The switch name of the terrain (``env.terrain.enabled``)."""
+
+
+@dataclass
+class BreakdownConfig:
+    """What the breakdown measures, and where it writes the figures."""
+
+    out: str
+    """Path of the JSON results file (written after each variant)."""
+    config: str = 'training/configs/real_world.yaml'
+    """Training config file whose env step is measured (as python -m training.train --config)."""
+    device: str = 'cuda:0'
+    """Torch/warp device: cuda:0, or cpu for a tiny functional run."""
+    num_envs: int = 4096
+    """Worlds of every variant."""
+    policy_steps: int = 200
+    """Timed policy steps per variant."""
+    terms: Tuple[str, ...] = ()
+    """Switches to turn off one at a time (randomization term names, or 'terrain'); empty:
+    every switch that is on in the config."""
+    profile_steps: int = 20
+    """Steps of the full config run under torch.profiler after its timed steps (0: none)."""
+    top_kernels: int = 25
+    """Kernels listed from the profile."""
+    compile_setting: str = 'auto'
+    """torch.compile setting of the env: 'auto' or 'off'."""
+
+
+def switches_on(env_cfg: Any) -> List[str]:
+    """Return the config's switches that are on: boolean randomization terms, then terrain."""
+    rand = env_cfg.randomization
+    names = [f.name for f in dataclasses.fields(rand)
+             if f.type in (bool, 'bool') and getattr(rand, f.name) is True]
+    if env_cfg.terrain.enabled:
+        names.append(TERRAIN)
+    return names
+
+
+def with_switches_off(cfg: Any, names: Tuple[str, ...]) -> Any:
+    """Return the TrainConfig ``cfg`` with the switches ``names`` off (ValueError if unknown)."""
+    env = cfg.env
+    known = {f.name for f in dataclasses.fields(env.randomization) if f.type in (bool, 'bool')}
+    unknown = [n for n in names if n != TERRAIN and n not in known]
+    if unknown:
+        raise ValueError(f'unknown switches {unknown}; known: {sorted(known) + [TERRAIN]}')
+    rand = dataclasses.replace(env.randomization,
+                               **{n: False for n in names if n != TERRAIN})
+    terrain = dataclasses.replace(env.terrain, enabled=False) if TERRAIN in names \
+        else env.terrain
+    return dataclasses.replace(cfg, env=dataclasses.replace(env, randomization=rand,
+                                                             terrain=terrain))
+
+
+def top_kernels(prof: Any, steps: int, count: int) -> List[Dict[str, Any]]:
+    """Return the ``count`` events of most self time per step (device time where recorded)."""
+    rows = []
+    for event in prof.key_averages():
+        device_us = getattr(event, 'self_device_time_total', 0.0) or 0.0
+        rows.append({'name': event.key, 'calls_per_step': event.count / steps,
+                     'device_us_per_step': device_us / steps,
+                     'cpu_us_per_step': event.self_cpu_time_total / steps})
+    on_device = any(r['device_us_per_step'] > 0 for r in rows)
+    key = 'device_us_per_step' if on_device else 'cpu_us_per_step'
+    rows.sort(key=lambda r: r[key], reverse=True)
+    return rows[:count]
+
+
+def _profiler(device: torch.device, steps: int, count: int
+              ) -> Callable[[Callable[[], None]], Dict[str, Any]]:
+    def run(step: Callable[[], None]) -> Dict[str, Any]:
+        activities = [torch.profiler.ProfilerActivity.CPU]
+        if device.type == 'cuda':
+            activities.append(torch.profiler.ProfilerActivity.CUDA)
+        with torch.profiler.profile(activities=activities) as prof:
+            for _ in range(steps):
+                step()
+            gpu_throughput._sync(device)
+        return {'steps': steps, 'kernels': top_kernels(prof, steps, count)}
+    return run
+
+
+def run(args: BreakdownConfig) -> Dict[str, Any]:
+    """Measure every variant; return the results (also written after each variant)."""
+    bench = gpu_throughput.BenchConfig(out=args.out, device=args.device,
+                                       num_envs=(args.num_envs,),
+                                       policy_steps=args.policy_steps, config=args.config,
+                                       compile_setting=args.compile_setting)
+    base = gpu_throughput.training_config(bench, args.num_envs)
+    terms = tuple(args.terms) or tuple(switches_on(base.env))
+    with_switches_off(base, terms)  # unknown names fail before anything runs
+    device = torch.device(args.device)
+    out: Dict[str, Any] = {'config_file': args.config, 'device': str(device),
+                           'num_envs': args.num_envs, 'policy_steps': args.policy_steps,
+                           'git_commit': git_commit(REPO_ROOT),
+                           'gpu': torch.cuda.get_device_name(device)
+                           if device.type == 'cuda' else None,
+                           'variants': {}}
+    variants: List[Tuple[str, Tuple[str, ...]]] = [('full', ())]
+    variants += [(f'without_{name}', (name,)) for name in terms]
+    variants.append(('without_all', terms))
+    for label, off in variants:
+        profile = _profiler(device, args.profile_steps, args.top_kernels) \
+            if label == 'full' and args.profile_steps > 0 else None
+        gpu_throughput._release_gpu_memory()
+        try:
+            res = gpu_throughput.measure_env_step(bench, args.num_envs,
+                                                  cfg=with_switches_off(base, off),
+                                                  after=profile)
+        except Exception as exc:  # record and keep going: the other variants still count
+            res = {'error': f'{type(exc).__name__}: {exc}'}
+        res['switched_off'] = list(off)
+        if 'after' in res:
+            out['profile'] = res.pop('after')
+        full = out['variants'].get('full', res).get('env_steps_per_s')
+        if full and 'env_steps_per_s' in res:
+            res['speedup_vs_full'] = res['env_steps_per_s'] / full
+        out['variants'][label] = res
+        print(_line(label, res), flush=True)
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(out, indent=2))
+    if 'profile' in out:
+        unit = 'device' if device.type == 'cuda' else 'cpu'
+        print(f'top kernels of the full step ({unit} us per step, calls per step):')
+        for row in out['profile']['kernels']:
+            print(f'{row[f"{unit}_us_per_step"]:10.1f} {row["calls_per_step"]:7.1f}  '
+                  f'{row["name"][:100]}')
+    print(f'wrote {args.out}')
+    return out
+
+
+def _line(label: str, res: Dict[str, Any]) -> str:
+    if 'error' in res:
+        return f'{label:32s} ERROR {res["error"]}'
+    speedup = res.get('speedup_vs_full', 1.0)
+    return (f'{label:32s} {res["env_steps_per_s"] / 1e3:8.1f} k env-steps/s '
+            f'(x{speedup:.2f} of full)')
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Parse the options and run the breakdown."""
+    args = tyro.cli(BreakdownConfig, args=argv, prog='python benchmarks/env_step_breakdown.py',
+                    description=__doc__.split('\n\n')[0].strip())
+    run(args)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

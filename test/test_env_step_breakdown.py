@@ -1,0 +1,58 @@
+"""The env-step breakdown benchmark (each randomization term and the terrain off in turn), on CPU."""
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+import sys
+
+import pytest
+
+pytest.importorskip('mujoco_warp')
+REPO = Path(__file__).resolve().parents[1]
+REAL_WORLD = REPO / 'training' / 'configs' / 'real_world.yaml'
+sys.path.insert(0, str(REPO / 'benchmarks'))
+_spec = importlib.util.spec_from_file_location('env_step_breakdown',
+                                               REPO / 'benchmarks' / 'env_step_breakdown.py')
+breakdown = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(breakdown)
+
+
+def _real_world():
+    from training.train import parse_config
+    return parse_config(['--config', str(REAL_WORLD)])
+
+
+def test_switches_of_the_real_world_config_and_turning_them_off():
+    cfg = _real_world()
+    on = breakdown.switches_on(cfg.env)
+    assert {'latency', 'joint_friction', 'link_mass', 'pushes', 'terrain'} <= set(on)
+    assert 'action_latency' not in on  # off in the file: nothing to switch off
+    off = breakdown.with_switches_off(cfg, ('joint_friction', 'terrain'))
+    assert not off.env.randomization.joint_friction and not off.env.terrain.enabled
+    assert off.env.randomization.latency and cfg.env.randomization.joint_friction  # rest kept
+    assert breakdown.switches_on(breakdown.with_switches_off(cfg, tuple(on)).env) == []
+    with pytest.raises(ValueError, match='unknown switches'):
+        breakdown.with_switches_off(cfg, ('warp_drive',))
+
+
+def test_breakdown_measures_every_variant_and_profiles_the_full_step(tmp_path):
+    out = tmp_path / 'breakdown.json'
+    assert breakdown.main(['--out', str(out), '--device', 'cpu', '--num-envs', '4',
+                           '--policy-steps', '2', '--profile-steps', '2', '--top-kernels', '5',
+                           '--compile-setting', 'off', '--config', str(REAL_WORLD),
+                           '--terms', 'joint_friction', 'terrain']) == 0
+    results = json.loads(out.read_text())
+    variants = results['variants']
+    assert list(variants) == ['full', 'without_joint_friction', 'without_terrain',
+                              'without_all']
+    assert variants['without_all']['switched_off'] == ['joint_friction', 'terrain']
+    for row in variants.values():
+        assert 'error' not in row, row
+        assert row['env_steps_per_s'] > 0 and math.isfinite(row['env_steps_per_s'])
+        assert row['speedup_vs_full'] == pytest.approx(
+            row['env_steps_per_s'] / variants['full']['env_steps_per_s'])
+    kernels = results['profile']['kernels']
+    assert results['profile']['steps'] == 2 and 0 < len(kernels) <= 5
+    times = [k['cpu_us_per_step'] for k in kernels]  # a CPU run ranks the CPU operators
+    assert times == sorted(times, reverse=True) and times[0] > 0
