@@ -86,8 +86,8 @@ def with_switches_off(cfg: Any, names: Tuple[str, ...]) -> Any:
                                **{n: False for n in names if n != TERRAIN})
     terrain = dataclasses.replace(env.terrain, enabled=False) if TERRAIN in names \
         else env.terrain
-    return dataclasses.replace(cfg, env=dataclasses.replace(env, randomization=rand,
-                                                             terrain=terrain))
+    env = dataclasses.replace(env, randomization=rand, terrain=terrain)
+    return dataclasses.replace(cfg, env=env)
 
 
 def top_kernels(prof: Any, steps: int, count: int) -> List[Dict[str, Any]]:
