@@ -1,4 +1,4 @@
-"""The env-step breakdown benchmark (each randomization term and the terrain off in turn), on CPU."""
+"""The env-step breakdown benchmark (each randomization term and the terrain off), on CPU."""
 
 import importlib.util
 import json
