@@ -390,6 +390,41 @@ def test_pushes_change_every_velocity_axis_within_range():
     assert bool((dlin.abs() > 0).all()) and bool((dang.abs() > 0).all())
 
 
+def test_the_disturbance_ramp_grows_pushes_and_delays_with_the_iterations():
+    torch.manual_seed(7)
+    env = _env(num_envs=64, push_interval_s=(0.0, 0.0), push_lin_vel_z_m_s=0.4,
+               push_ang_vel_rad_s=(0.5, 0.5, 0.8), latency=True, ramp_iterations=100)
+    assert [env.on_iteration(i) for i in (0, 50, 100, 250)] == [0.0, 0.5, 1.0, 1.0]
+    b = env.backend
+
+    def push_and_delays(iteration):
+        env.on_iteration(iteration)
+        env._draw_randoms()
+        env.push_timer_s.fill_(0.0)
+        lin, ang = b.base_lin_vel_world.clone(), b.base_ang_vel_body.clone()
+        env._push_due()
+        env._randomize_masked(torch.ones(env.num_envs, dtype=torch.bool))
+        return (b.base_lin_vel_world - lin).abs(), (b.base_ang_vel_body - ang).abs(), \
+            env.action_delay_steps.clone(), env.obs_delay_steps.clone()
+
+    env.reset()
+    dlin, dang, act, obs = push_and_delays(0)  # the start: no pushes, no delay
+    assert float(dlin.max()) == 0.0 and float(dang.max()) == 0.0
+    assert int(act.max()) == 0 and int(obs.max()) == 0
+    dlin, dang, act, obs = push_and_delays(50)  # half way: half the speeds, half the spans
+    assert float(dlin[:, :2].max()) <= 0.3 + 1e-6 and float(dlin[:, 2].max()) <= 0.2 + 1e-6
+    assert bool((dang <= torch.tensor([0.25, 0.25, 0.4]) + 1e-6).all())
+    assert float(dlin.max()) > 0.1
+    assert int(act.max()) <= 4 and int(obs.max()) <= 4 and int(act.max()) >= 2
+    dlin, dang, act, obs = push_and_delays(100)  # the full ranges
+    assert float(dlin[:, :2].max()) > 0.3 and int(act.max()) > 4
+    assert int(act.max()) <= 8 and int(obs.max()) <= 8
+    without = _env(num_envs=2)  # no ramp: full from the first iteration
+    assert without.on_iteration(0) == 1.0 and float(without.disturbance_scale) == 1.0
+    with pytest.raises(ValueError, match='ramp_iterations'):
+        _env(num_envs=2, ramp_iterations=-1)
+
+
 def test_switches_off_leave_the_physics_nominal():
     torch.manual_seed(6)
     off = {f.name: False for f in dataclasses.fields(DomainRandConfig)

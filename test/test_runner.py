@@ -175,3 +175,32 @@ def test_keep_checkpoints_zero_keeps_every_checkpoint(tmp_path):
         'model_1.pt', 'model_2.pt', 'model_3.pt', 'model_4.pt']
     with pytest.raises(ValueError, match='keep_checkpoints'):
         RunnerConfig(keep_checkpoints=-1)
+
+
+class RampedPointMassEnv(PointMassEnv):
+    """The point mass with a disturbance curriculum hook that records what the runner set."""
+
+    def __init__(self) -> None:
+        """Create the batch; no iteration seen yet."""
+        super().__init__(num_envs=16)
+        self.iterations_seen = []
+
+    def on_iteration(self, iteration: int) -> float:
+        """Record the iteration; the scale ramps over 4 iterations."""
+        self.iterations_seen.append(iteration)
+        return min(1.0, iteration / 4)
+
+
+def test_the_runner_tells_the_env_each_iteration_before_its_rollout(tmp_path):
+    set_seed(0)
+    cfg = RunnerConfig(policy=PolicyConfig(actor_hidden_dims=(8,), critic_hidden_dims=(8,)),
+                       tensorboard=False, plot=False, save_interval=100)
+    env = RampedPointMassEnv()
+    runner = OnPolicyRunner(env, PPOConfig(), cfg, log_dir=tmp_path, device='cpu')
+    runner.learn(num_iterations=3)
+    history = runner.learn(num_iterations=3)  # a second call goes on counting (all rows)
+    assert env.iterations_seen == [0, 1, 2, 3, 4, 5]
+    assert [row['env/disturbance_scale'] for row in history] == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
+    # an env without the hook: no such column
+    plain = _runner(tmp_path / 'plain', tensorboard=False, plot=False, save_interval=100)
+    assert 'env/disturbance_scale' not in plain.learn(num_iterations=1)[0]

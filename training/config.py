@@ -254,6 +254,12 @@ class DomainRandConfig:
     """Vertical push velocity half-range [m/s] (mjlab: 0.4; 0: none)."""
     push_ang_vel_rad_s: Tuple[float, float, float] = (0.0, 0.0, 0.0)
     """Roll, pitch, yaw push rate half-ranges, body frame [rad/s] (mjlab: 0.52, 0.52, 0.78)."""
+    ramp_iterations: int = 0
+    """Grow the disturbances over the first this many PPO iterations: push speeds (planar,
+    vertical, angular) and the span of the action and observation delays above their lower
+    bounds scale linearly from 0 to their full ranges (0: full from the first iteration).
+    A curriculum on the disturbances the policy cannot act against while it learns to walk;
+    the terrain has its own, by success."""
 
 
 @dataclass

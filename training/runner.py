@@ -338,6 +338,8 @@ class OnPolicyRunner:
             if over_budget or stop:
                 break
             t0 = time.perf_counter()
+            on_iteration = getattr(env, 'on_iteration', None)  # disturbance curriculum
+            disturbance = on_iteration(self.current_iteration) if on_iteration else None
             self._ep_stats.zero_()
             self._step_reward_sum.zero_()
             log_sums: Dict[str, Any] = {}
@@ -405,6 +407,8 @@ class OnPolicyRunner:
                 'episodes_completed': count,
             }
             row.update(losses)
+            if disturbance is not None:
+                row['env/disturbance_scale'] = float(disturbance)
             for key, total in log_sums.items():
                 row[f'env/{key}'] = _scalar(total) / log_counts[key]
             self.history.append(row)

@@ -177,6 +177,13 @@ class EpisodeMixin:
         self._com_half_m = torch.tensor(r.base_com_offset_m, dtype=torch.float32, device=dev)
         self._push_ang_half_rad_s = torch.tensor(r.push_ang_vel_rad_s, dtype=torch.float32,
                                                  device=dev)
+        self.disturbance_scale = torch.ones((), device=dev)
+        """Scale of the push speeds and of the delay spans, in [0, 1] (see
+        ``DomainRandConfig.ramp_iterations``; set by :meth:`on_iteration`); a device scalar
+        that the step's CUDA graph reads, updated in place."""
+        if r.ramp_iterations < 0:
+            raise ValueError(f'randomization.ramp_iterations must be >= 0, got '
+                             f'{r.ramp_iterations}')
         self._delay_range = (delay_steps_range(r.action_delay_ms, self.cfg.physics_dt_s)
                              + delay_steps_range(r.obs_delay_ms, self.cfg.physics_dt_s))
         self._latency_on = False
@@ -381,7 +388,8 @@ class EpisodeMixin:
             u = self._u('reset_delay')
             for buf, lo, hi, uu in ((self.action_delay_steps, a_lo, a_hi, u[:, 0]),
                                     (self.obs_delay_steps, o_lo, o_hi, u[:, 1])):
-                steps = (lo + torch.floor(uu * (hi - lo + 1))).long().clamp(lo, hi)
+                span = torch.floor((hi - lo) * self.disturbance_scale)  # whole steps
+                steps = (lo + torch.minimum(torch.floor(uu * (span + 1)), span)).long()
                 buf.copy_(torch.where(mask, steps, buf))
             self._try_dr('latency', b.set_latency_masked, mask, self.action_delay_steps,
                          self.obs_delay_steps)
@@ -516,19 +524,33 @@ class EpisodeMixin:
         self.commands.copy_(torch.where(due, cmd, self.commands))
         self.command_timer_s.copy_(torch.where(due[:, 0], hold_s, self.command_timer_s))
 
+    def on_iteration(self, iteration: int) -> float:
+        """
+        Set the disturbance scale for PPO iteration ``iteration`` (0-based); return it.
+
+        ``min(1, iteration / ramp_iterations)`` with a ramp, else 1.  Called by the runner
+        before each iteration's rollout (outside the step's CUDA graph).
+        """
+        ramp = self.cfg.randomization.ramp_iterations
+        scale = 1.0 if ramp <= 0 else min(1.0, max(0.0, iteration / ramp))
+        with self.backend.sim_stream():
+            self.disturbance_scale.fill_(scale)
+        return scale
+
     def _push_due(self) -> None:
         r = self.cfg.randomization
         if not r.pushes:
             return
         due = self.push_timer_s <= 0
+        scaled = due * self.disturbance_scale
         push = self._u('push_vel', -r.push_lin_vel_m_s, r.push_lin_vel_m_s)
-        self.backend.base_lin_vel_world[:, :2] += push * due.unsqueeze(1)
+        self.backend.base_lin_vel_world[:, :2] += push * scaled.unsqueeze(1)
         if 'push_vel_z' in self._rand_cols:
-            self.backend.base_lin_vel_world[:, 2] += due * self._u(
+            self.backend.base_lin_vel_world[:, 2] += scaled * self._u(
                 'push_vel_z', -r.push_lin_vel_z_m_s, r.push_lin_vel_z_m_s)
         if 'push_ang_vel' in self._rand_cols:
             half = self._push_ang_half_rad_s
-            kick = self._u('push_ang_vel', -half, half) * due.unsqueeze(1)
+            kick = self._u('push_ang_vel', -half, half) * scaled.unsqueeze(1)
             self.backend.base_ang_vel_body.add_(kick)
         self.push_timer_s.copy_(torch.where(
             due, self._u('push_interval', *r.push_interval_s), self.push_timer_s))
