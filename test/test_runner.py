@@ -204,3 +204,33 @@ def test_the_runner_tells_the_env_each_iteration_before_its_rollout(tmp_path):
     # an env without the hook: no such column
     plain = _runner(tmp_path / 'plain', tensorboard=False, plot=False, save_interval=100)
     assert 'env/disturbance_scale' not in plain.learn(num_iterations=1)[0]
+
+
+class CountingPointMassEnv(PointMassEnv):
+    """The point mass, counting its resets."""
+
+    def __init__(self) -> None:
+        """Create the batch; no reset counted yet."""
+        super().__init__(num_envs=16, max_episode_length=1000)
+        self.resets = 0
+
+    def reset(self):
+        """Count, then reset every env."""
+        self.resets += 1
+        return super().reset()
+
+
+def test_learning_in_chunks_keeps_the_episodes_going(tmp_path):
+    # a run in chunks (a snapshot export between them) must not restart every episode
+    set_seed(0)
+    cfg = RunnerConfig(policy=PolicyConfig(actor_hidden_dims=(8,), critic_hidden_dims=(8,)),
+                       tensorboard=False, plot=False, save_interval=100, num_steps_per_env=8)
+    env = CountingPointMassEnv()
+    runner = OnPolicyRunner(env, PPOConfig(), cfg, log_dir=tmp_path, device='cpu')
+    runner.learn(num_iterations=2)
+    steps_before = env.steps.clone()
+    runner.learn(num_iterations=1)
+    runner.learn(num_iterations=1)
+    assert env.resets == 1
+    # episodes of 1000 steps: none ended, each env is 2 x 8 steps further along
+    assert torch.equal(env.steps, steps_before + 16)

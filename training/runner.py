@@ -193,6 +193,9 @@ class OnPolicyRunner:
         self.last_checkpoint: Optional[Path] = None
         """Path of the most recent checkpoint written."""
         self._writer = None
+        self._env_started = False
+        """Whether the env was reset by a :meth:`learn` call: later calls go on from its state
+        (a run in chunks, e.g. between snapshot exports, keeps its episodes)."""
         self._last_mean_return = float('nan')
         self._last_mean_length = float('nan')
         self._init_step_buffers()
@@ -297,7 +300,9 @@ class OnPolicyRunner:
 
         With a time budget, training stops before an iteration that would likely overrun it
         (estimated from the previous iteration's duration), after at least one iteration.
-        Returns the history rows (all of them, including those restored by :meth:`resume`).
+        The first call resets the env; later calls go on with its episodes where the previous
+        call left them.  Returns the history rows (all of them, including those restored by
+        :meth:`resume`).
         """
         if num_iterations is None and time_budget_s is None:
             raise ValueError('learn: give num_iterations and/or time_budget_s')
@@ -312,11 +317,13 @@ class OnPolicyRunner:
                 self._writer = SummaryWriter(log_dir=str(self.log_dir), flush_secs=10)
 
         env, alg, n_env = self.env, self.alg, self.env.num_envs
-        obs, critic_obs = env.reset()
-        self._obs_in.copy_(obs)
-        self._critic_obs_in.copy_(critic_obs)
-        self._cur_return.zero_()
-        self._cur_length.zero_()
+        if not self._env_started:  # the first call; later ones continue the episodes
+            obs, critic_obs = env.reset()
+            self._obs_in.copy_(obs)
+            self._critic_obs_in.copy_(critic_obs)
+            self._cur_return.zero_()
+            self._cur_length.zero_()
+            self._env_started = True
 
         start_iteration = self.current_iteration
         target = None if num_iterations is None else start_iteration + int(num_iterations)
