@@ -5,6 +5,7 @@
 #   scripts/gpu_real_world.sh resume CHECKPOINT.pt [PREVIOUS/time_to_policy.json]
 #   scripts/gpu_real_world.sh resume last            # the same machine, still up: its newest run
 #   scripts/gpu_real_world.sh throughput             # end-to-end training env-steps/s
+#   scripts/gpu_real_world.sh breakdown              # what each term costs the env step
 #
 # train / resume: trains with training/configs/real_world.yaml (terrain and its curriculum,
 # every randomization term, 0-40 ms latency) for a time budget, exporting a snapshot policy
@@ -18,12 +19,14 @@
 # on); give that command's time_to_policy.json too and its evaluated snapshots count ('last'
 # finds both in this machine's newest scratch folder).
 # throughput: benchmarks/gpu_throughput.py with the same config at BENCH_NUM_ENVS envs.
+# breakdown: benchmarks/env_step_breakdown.py with the same config at NUM_ENVS envs (each
+# randomization term and the terrain off in turn, and a kernel profile of the full step).
 #
 # OUT receives at most 7 files: results.tar.gz (run folder without checkpoints, snapshot
 # policies, the final export, every robustness report, logs), the newest checkpoint
 # (model_<iteration>.pt or model_<iteration>_interrupted.pt, for resume), time_to_policy.json,
 # .md and .png, train.log and summary.txt; throughput writes gpu_throughput_real_world.json and
-# its log.
+# its log, breakdown env_step_breakdown.json and its log.
 #
 # Settings (environment variables; defaults for one H200 with 16 CPU cores):
 #   OUT              output folder (default: $OUT if set, else runs/gpu_real_world)
@@ -47,6 +50,7 @@
 #   WATCH_ARGS       extra options of the watcher (e.g. --only nominal for a dry run)
 #   BENCH_NUM_ENVS   "4096 8192"              throughput: sizes measured
 #   BENCH_ARGS       "--train-iterations 30"  throughput: extra options of the benchmark
+#   BREAKDOWN_ARGS   ""                       breakdown: extra options (e.g. --terms latency)
 #   SITE             /tmp/gpusite             a pip --target folder put first on PYTHONPATH
 #                                             when it exists (MuJoCo Warp, tyro, ...)
 #   PYTHON           .venv/bin/python if present, else python3
@@ -65,7 +69,7 @@ newest_checkpoint() {  # the model_<iteration>[_interrupted].pt of folder $1 of 
 mode=${1:-}
 RUN_NAME=${RUN_NAME:-real_world}
 case "$mode" in
-  train | throughput) ;;
+  train | throughput | breakdown) ;;
   resume)
     checkpoint=${2:-}
     previous=${3:-}
@@ -92,7 +96,7 @@ case "$mode" in
       exit 2
     fi ;;
   *)
-    sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2 ;;
 esac
 
@@ -114,12 +118,14 @@ TRAIN_ARGS=${TRAIN_ARGS:-}
 WATCH_ARGS=${WATCH_ARGS:-}
 BENCH_NUM_ENVS=${BENCH_NUM_ENVS:-4096 8192}
 BENCH_ARGS=${BENCH_ARGS:---train-iterations 30}
+BREAKDOWN_ARGS=${BREAKDOWN_ARGS:-}
 SITE=${SITE:-/tmp/gpusite}
 if [ -z "${PYTHON:-}" ]; then
   if [ -x "$repo/.venv/bin/python" ]; then PYTHON=$repo/.venv/bin/python; else PYTHON=python3; fi
 fi
 if [ -z "${WORK:-}" ]; then
-  if [ "${PLAN_ONLY:-0}" = 1 ] || [ "$mode" = throughput ]; then WORK=/tmp/gpu_real_world.SCRATCH
+  if [ "${PLAN_ONLY:-0}" = 1 ] || [ "$mode" = throughput ] || [ "$mode" = breakdown ]; then
+    WORK=/tmp/gpu_real_world.SCRATCH
   else WORK=$(mktemp -d /tmp/gpu_real_world.XXXXXX); fi
 fi
 export PYTHONPATH="$([ -d "$SITE" ] && echo "$SITE:")$repo${PYTHONPATH:+:$PYTHONPATH}"
@@ -148,10 +154,15 @@ watch_cmd+=($WATCH_ARGS)
 # shellcheck disable=SC2206
 bench_cmd=("$PYTHON" benchmarks/gpu_throughput.py --config "$CONFIG" --device "$DEVICE"
            --num-envs $BENCH_NUM_ENVS --out "$OUT/gpu_throughput_real_world.json" $BENCH_ARGS)
+# shellcheck disable=SC2206
+breakdown_cmd=("$PYTHON" benchmarks/env_step_breakdown.py --config "$CONFIG" --device "$DEVICE"
+               --num-envs "$NUM_ENVS" --out "$OUT/env_step_breakdown.json" $BREAKDOWN_ARGS)
 
 echo "[gpu_real_world] $mode: device $DEVICE, out $OUT, scratch $WORK, ends within ${TOTAL_S} s"
 if [ "$mode" = throughput ]; then
   echo "[gpu_real_world] benchmark: ${bench_cmd[*]}"
+elif [ "$mode" = breakdown ]; then
+  echo "[gpu_real_world] breakdown: ${breakdown_cmd[*]}"
 else
   echo "[gpu_real_world] training: ${TRAIN_MIN} min budget, snapshot every ${SNAPSHOT_MIN} min:" \
        "${train_cmd[*]}"
@@ -210,10 +221,12 @@ finish() {  # exit with status $1, or as killed by the signal received
   exit "$1"
 }
 
-if [ "$mode" = throughput ]; then
-  timeout -s INT -k 15 "$(left 10)" "${bench_cmd[@]}" > >(
+if [ "$mode" = throughput ] || [ "$mode" = breakdown ]; then
+  if [ "$mode" = throughput ]; then cmd=("${bench_cmd[@]}") log=gpu_throughput_real_world.log
+  else cmd=("${breakdown_cmd[@]}") log=env_step_breakdown.log; fi
+  timeout -s INT -k 15 "$(left 10)" "${cmd[@]}" > >(
     trap '' INT TERM  # keep the log going while the benchmark stops
-    grep --line-buffered -v '^Module .* load on device' | tee "$OUT/gpu_throughput_real_world.log"
+    grep --line-buffered -v '^Module .* load on device' | tee "$OUT/$log"
   ) 2>&1 &
   children=$!
   wait_for "$children"

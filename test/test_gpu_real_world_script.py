@@ -57,6 +57,19 @@ def test_the_plan_fits_the_training_budget_into_the_command_limit(tmp_path):
     assert '--num-envs 4096 8192' in bench.stdout
 
 
+def test_a_dry_run_of_the_breakdown_writes_its_figures_and_log(tmp_path):
+    out = tmp_path / 'out'
+    done = _run(['breakdown'], DEVICE='cpu', NUM_ENVS='4', OUT=str(out), TOTAL_S='600',
+                BREAKDOWN_ARGS=('--policy-steps 2 --profile-steps 1 --top-kernels 3 '
+                                '--compile-setting off --terms terrain'))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert 'benchmarks/env_step_breakdown.py --config training/configs/real_world.yaml' \
+        in done.stdout
+    results = json.loads((out / 'env_step_breakdown.json').read_text())
+    assert list(results['variants']) == ['full', 'without_terrain', 'without_all']
+    assert 'without_terrain' in (out / 'env_step_breakdown.log').read_text()
+
+
 def test_wrong_use_says_what_is_missing(tmp_path):
     done = _run([])
     assert done.returncode == 2 and 'scripts/gpu_real_world.sh resume CHECKPOINT.pt' in done.stderr
