@@ -143,6 +143,12 @@ def test_a_dry_run_trains_watches_packs_and_resumes(tmp_path):
     assert new and min(new) > max(old)  # training went on from the checkpoint
     times = [row['train_wall_time_s'] for row in second['snapshots']]
     assert times == sorted(times)  # and so did its training clock
+    # each command's first iteration (compilation, capture) is counted as start-up
+    startups = [row['startup_s'] for row in second['snapshots']]
+    assert all(s > 0 for s in startups) and startups == sorted(startups)
+    assert max(startups) > min(startups)  # the resumed command added its own
+    assert all(row['after_startup_min'] < row['train_wall_time_min']
+               for row in second['snapshots'])
     train_log = (out2 / 'train.log').read_text()
     assert f'resumed from {carried / checkpoint}' in train_log
     assert [p.name for p in out2.iterdir() if p.suffix == '.pt']

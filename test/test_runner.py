@@ -234,3 +234,24 @@ def test_learning_in_chunks_keeps_the_episodes_going(tmp_path):
     assert env.resets == 1
     # episodes of 1000 steps: none ended, each env is 2 x 8 steps further along
     assert torch.equal(env.steps, steps_before + 16)
+
+
+def test_start_up_time_is_each_process_first_iteration_and_survives_a_resume(tmp_path):
+    set_seed(0)
+    cfg = RunnerConfig(policy=PolicyConfig(actor_hidden_dims=(8,), critic_hidden_dims=(8,)),
+                       tensorboard=False, plot=False, save_interval=100, num_steps_per_env=8)
+    runner = OnPolicyRunner(PointMassEnv(num_envs=16), PPOConfig(), cfg, log_dir=tmp_path,
+                            device='cpu')
+    rows = runner.learn(num_iterations=3)
+    first = rows[0]['collection_time_s'] + rows[0]['learn_time_s']
+    assert runner.startup_s == pytest.approx(first, rel=0.05, abs=1e-3)
+    assert 0.0 < runner.startup_s <= runner.wall_time_s
+    runner.learn(num_iterations=2)  # a later chunk of the same process: no new start-up
+    assert runner.startup_s == pytest.approx(first, rel=0.05, abs=1e-3)
+    saved = runner.save()
+    again = OnPolicyRunner(PointMassEnv(num_envs=16), PPOConfig(), cfg, log_dir=tmp_path / 'b',
+                           device='cpu')
+    again.resume(saved)
+    assert again.startup_s == runner.startup_s
+    rows = again.learn(num_iterations=1)  # a new process's first iteration adds its own
+    assert again.startup_s > runner.startup_s

@@ -185,6 +185,10 @@ class OnPolicyRunner:
         """Env steps collected so far by all processes (continues across :meth:`resume`)."""
         self.wall_time_s = 0.0
         """Training wall time so far [s] (rank 0's; continues across :meth:`resume`)."""
+        self.startup_s = 0.0
+        """The part of :attr:`wall_time_s` spent in each process's first iteration [s]: kernel
+        compilation, torch.compile and CUDA graph capture (minutes on an empty kernel cache,
+        seconds on a warm one); summed over resumed runs."""
         self.stop_requested = False
         """Set (e.g. by a signal handler) to end :meth:`learn` before its next iteration (rank
         0's flag decides for every process)."""
@@ -194,6 +198,7 @@ class OnPolicyRunner:
         """Path of the most recent checkpoint written."""
         self._writer = None
         self._env_started = False
+        self._first_iteration_pending = False
         """Whether the env was reset by a :meth:`learn` call: later calls go on from its state
         (a run in chunks, e.g. between snapshot exports, keeps its episodes)."""
         self._last_mean_return = float('nan')
@@ -324,6 +329,7 @@ class OnPolicyRunner:
             self._cur_return.zero_()
             self._cur_length.zero_()
             self._env_started = True
+            self._first_iteration_pending = True
 
         start_iteration = self.current_iteration
         target = None if num_iterations is None else start_iteration + int(num_iterations)
@@ -397,6 +403,9 @@ class OnPolicyRunner:
                     self._summed_over_ranks(ep_sum, len_sum, count, step_reward_sum, elapsed,
                                             last_iter_s)
             self.wall_time_s = wall_offset + elapsed
+            if self._first_iteration_pending:
+                self.startup_s += last_iter_s
+                self._first_iteration_pending = False
             if count > 0:
                 self._last_mean_return = ep_sum / count
                 self._last_mean_length = len_sum / count
@@ -506,6 +515,7 @@ class OnPolicyRunner:
             'iteration': self.current_iteration,
             'total_env_steps': self.total_env_steps,
             'wall_time_s': self.wall_time_s,
+            'startup_s': self.startup_s,
             'history': self.history,
             'dims': {'num_obs': self.env.num_obs, 'num_critic_obs': self.env.num_critic_obs,
                      'num_actions': self.env.num_actions},
@@ -555,6 +565,7 @@ class OnPolicyRunner:
         self.current_iteration = int(ckpt['iteration'])
         self.total_env_steps = int(ckpt.get('total_env_steps', 0))
         self.wall_time_s = float(ckpt.get('wall_time_s', 0.0))
+        self.startup_s = float(ckpt.get('startup_s', 0.0))
         self.history = list(ckpt.get('history', []))
         self.last_checkpoint = path
 

@@ -111,6 +111,9 @@ class Snapshot:
     """Environment steps trained when it was exported."""
     onnx_sha256: Optional[str] = None
     """SHA-256 of its ONNX file (hex)."""
+    startup_s: Optional[float] = None
+    """The part of the training wall time spent in the first iteration of each training
+    process (kernel compilation, torch.compile, graph capture) [s] (from the provenance)."""
 
 
 def snapshot_folder(path: Path) -> Path:
@@ -137,9 +140,11 @@ def read_snapshot(contract_path: Path) -> Snapshot:
     iteration = prov.get('iterations', int(match.group(1)) if match else 0)
     wall = prov.get('train_wall_time_s')
     steps = prov.get('env_steps')
+    startup = prov.get('train_startup_s')
     return Snapshot(contract_path.stem, contract_path.resolve(), int(iteration),
                     None if wall is None else float(wall), None if steps is None else int(steps),
-                    _sha256(contract.onnx_path(contract_path)))
+                    _sha256(contract.onnx_path(contract_path)),
+                    None if startup is None else float(startup))
 
 
 def find_snapshots(folder: Path, settle_s: float = 0.0,
@@ -241,9 +246,12 @@ def _minutes(seconds: Optional[float]) -> Optional[float]:
 
 
 def _base_entry(snap: Snapshot) -> Dict[str, Any]:
+    after = None if snap.train_wall_time_s is None or snap.startup_s is None else \
+        snap.train_wall_time_s - snap.startup_s
     return {'name': snap.name, 'iteration': snap.iteration,
             'train_wall_time_s': snap.train_wall_time_s,
             'train_wall_time_min': _minutes(snap.train_wall_time_s),
+            'startup_s': snap.startup_s, 'after_startup_min': _minutes(after),
             'env_steps': snap.env_steps, 'contract': str(snap.contract_path),
             'onnx_sha256': snap.onnx_sha256}
 
@@ -318,8 +326,8 @@ def summarize(entries: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     done = [e for e in ordered if e['status'] == 'evaluated']
     earliest = next((e for e in done if e['all_met']), None)
     best = max(done, key=lambda e: (e['passed'], -e['iteration']), default=None)
-    keys = ('name', 'iteration', 'train_wall_time_s', 'train_wall_time_min', 'env_steps',
-            'passed', 'scenarios', 'failed', 'onnx_sha256')
+    keys = ('name', 'iteration', 'train_wall_time_s', 'train_wall_time_min', 'startup_s',
+            'after_startup_min', 'env_steps', 'passed', 'scenarios', 'failed', 'onnx_sha256')
     skipped: Dict[str, str] = {}
     for e in done:
         skipped.update(e.get('skipped', {}))
@@ -342,6 +350,15 @@ def _fmt(value: Any, spec: str = '.1f') -> str:
     return format(value, spec)
 
 
+def _startup_note(entry: Dict[str, Any]) -> str:
+    """Return ' (X min after start-up: Y s of compilation ...)' when the entry knows it."""
+    if entry.get('after_startup_min') is None:
+        return ''
+    return (f' ({_fmt(entry["after_startup_min"])} min after the start-up: the training clock '
+            f'includes {_fmt(entry["startup_s"])} s of first iterations, i.e. kernel '
+            'compilation and graph capture)')
+
+
 def markdown(result: Dict[str, Any]) -> str:
     """Return the report as Markdown: the outcome, then one table row per snapshot."""
     lines = [f'Time to policy of `{result["source"]}`: every snapshot through the '
@@ -352,7 +369,7 @@ def markdown(result: Dict[str, Any]) -> str:
     if first is not None:
         lines.append(f'**Earliest snapshot meeting every target:** `{first["name"]}` (iteration '
                      f'{first["iteration"]}) after **{_fmt(first["train_wall_time_min"])} min** '
-                     'of training.')
+                     'of training' + _startup_note(first) + '.')
         unknown = result.get('earlier_not_evaluated', [])
         if unknown:
             why = ', '.join(f'`{e["name"]}`: {e["status"]}' for e in unknown)
@@ -362,8 +379,8 @@ def markdown(result: Dict[str, Any]) -> str:
         lines.append(f'**No snapshot meets every target** ({result["evaluated"]} evaluated, '
                      f'{result["pending"]} pending, {result["errors"]} failed to run).')
         if best is not None:
-            lines.append(f'The best, `{best["name"]}` at {_fmt(best["train_wall_time_min"])} min, '
-                         f'passes {best["passed"]} of {best["scenarios"]} scenarios; it misses:')
+            lines.append(f'The best, `{best["name"]}` at {_fmt(best["train_wall_time_min"])} min'
+                         f'{_startup_note(best)}, passes {best["passed"]} of {best["scenarios"]} scenarios; it misses:')
             lines += [f'- `{name}`: {"; ".join(why)}' for name, why in best['failed'].items()]
     skipped = result.get('skipped', {})
     if skipped:
@@ -371,9 +388,9 @@ def markdown(result: Dict[str, Any]) -> str:
                   + '; '.join(f'`{name}` ({why})' for name, why in skipped.items())
                   + '. "Every target" is of the scenarios run.']
     names = [e['name'] for e in result['snapshots']]
-    lines += ['', '| snapshot | iteration | training [min] | env steps [M] | scenarios passed '
-              '| falls / episodes | failing scenarios | every target met |',
-              '|---|---|---|---|---|---|---|---|']
+    lines += ['', '| snapshot | iteration | training [min] | after start-up [min] '
+              '| env steps [M] | scenarios passed | falls / episodes | failing scenarios '
+              '| every target met |', '|---|---|---|---|---|---|---|---|---|']
     for e in result['snapshots']:
         steps = None if e.get('env_steps') is None else e['env_steps'] / 1e6
         label = f'`{e["name"]}`'
@@ -381,7 +398,7 @@ def markdown(result: Dict[str, Any]) -> str:
             label += (f' (ONNX {(e.get("onnx_sha256") or "unknown")[:8]}'
                       + (', earlier command)' if 'from' in e else ')'))
         head = (f'| {label} | {e["iteration"]} | {_fmt(e["train_wall_time_min"])} | '
-                f'{_fmt(steps)} | ')
+                f'{_fmt(e.get("after_startup_min"))} | {_fmt(steps)} | ')
         if e['status'] != 'evaluated':
             lines.append(head + f'- | - | {e["status"]} | - |')
             continue
