@@ -11,10 +11,10 @@ import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import Optional
 import shutil
 import threading
 import time
+from typing import Optional
 
 from humanoid_rl_ros.core.contract import read_contract
 from humanoid_rl_ros.robot.description import models_dir

@@ -380,7 +380,8 @@ def markdown(result: Dict[str, Any]) -> str:
                      f'{result["pending"]} pending, {result["errors"]} failed to run).')
         if best is not None:
             lines.append(f'The best, `{best["name"]}` at {_fmt(best["train_wall_time_min"])} min'
-                         f'{_startup_note(best)}, passes {best["passed"]} of {best["scenarios"]} scenarios; it misses:')
+                         f'{_startup_note(best)}, passes {best["passed"]} of '
+                         f'{best["scenarios"]} scenarios; it misses:')
             lines += [f'- `{name}`: {"; ".join(why)}' for name, why in best['failed'].items()]
     skipped = result.get('skipped', {})
     if skipped:
