@@ -5,8 +5,10 @@ Where the env step's time goes: each randomization term and the terrain switched
 measures the same step (:func:`gpu_throughput.measure_env_step`: ``LocomotionEnv.step``, one
 CUDA graph, fed by the deterministic policy) once with the config as it is, once with each of
 its switches off (a randomization term of ``env.randomization``, or ``terrain`` for the
-heightfield terrain and its curriculum), and once with all of them off, all in one process,
-so that one call on the GPU machine says what each term costs::
+heightfield terrain and its curriculum), and once with all of them off (measured second, after
+the full config, so that a run cut short still has both ends), all in one process, so that one
+call on the GPU machine says what each term costs (each variant builds, compiles and captures
+its own step: allow about a minute per variant, or name fewer with ``--terms``)::
 
     python benchmarks/env_step_breakdown.py --config training/configs/real_world.yaml \
         --out env_step_breakdown.json
@@ -134,9 +136,9 @@ def run(args: BreakdownConfig) -> Dict[str, Any]:
                            'gpu': torch.cuda.get_device_name(device)
                            if device.type == 'cuda' else None,
                            'variants': {}}
-    variants: List[Tuple[str, Tuple[str, ...]]] = [('full', ())]
+    # the two ends first: a run cut short by its time limit still has them
+    variants: List[Tuple[str, Tuple[str, ...]]] = [('full', ()), ('without_all', terms)]
     variants += [(f'without_{name}', (name,)) for name in terms]
-    variants.append(('without_all', terms))
     for label, off in variants:
         profile = _profiler(device, args.profile_steps, args.top_kernels) \
             if label == 'full' and args.profile_steps > 0 else None
@@ -157,7 +159,7 @@ def run(args: BreakdownConfig) -> Dict[str, Any]:
         print(_line(label, res), flush=True)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(out, indent=2))
-    if 'profile' in out:
+    if 'kernels' in out.get('profile', {}):
         unit = 'device' if device.type == 'cuda' else 'cpu'
         print(f'top kernels of the full step ({unit} us per step, calls per step):')
         for row in out['profile']['kernels']:

@@ -50,7 +50,9 @@
 #   WATCH_ARGS       extra options of the watcher (e.g. --only nominal for a dry run)
 #   BENCH_NUM_ENVS   "4096 8192"              throughput: sizes measured
 #   BENCH_ARGS       "--train-iterations 30"  throughput: extra options of the benchmark
-#   BREAKDOWN_ARGS   ""                       breakdown: extra options (e.g. --terms latency)
+#   BREAKDOWN_ARGS   "--terms latency joint_friction joint_damping armature link_mass base_com
+#                    pushes terrain"          breakdown: its options (each variant compiles and
+#                                             captures its own step, about a minute each)
 #   SITE             /tmp/gpusite             a pip --target folder put first on PYTHONPATH
 #                                             when it exists (MuJoCo Warp, tyro, ...)
 #   PYTHON           .venv/bin/python if present, else python3
@@ -118,7 +120,7 @@ TRAIN_ARGS=${TRAIN_ARGS:-}
 WATCH_ARGS=${WATCH_ARGS:-}
 BENCH_NUM_ENVS=${BENCH_NUM_ENVS:-4096 8192}
 BENCH_ARGS=${BENCH_ARGS:---train-iterations 30}
-BREAKDOWN_ARGS=${BREAKDOWN_ARGS:-}
+BREAKDOWN_ARGS=${BREAKDOWN_ARGS:---terms latency joint_friction joint_damping armature link_mass base_com pushes terrain}
 SITE=${SITE:-/tmp/gpusite}
 if [ -z "${PYTHON:-}" ]; then
   if [ -x "$repo/.venv/bin/python" ]; then PYTHON=$repo/.venv/bin/python; else PYTHON=python3; fi

@@ -44,8 +44,8 @@ def test_breakdown_measures_every_variant_and_profiles_the_full_step(tmp_path):
                            '--terms', 'joint_friction', 'terrain']) == 0
     results = json.loads(out.read_text())
     variants = results['variants']
-    assert list(variants) == ['full', 'without_joint_friction', 'without_terrain',
-                              'without_all']
+    assert list(variants) == ['full', 'without_all', 'without_joint_friction',
+                              'without_terrain']
     assert variants['without_all']['switched_off'] == ['joint_friction', 'terrain']
     for row in variants.values():
         assert 'error' not in row, row

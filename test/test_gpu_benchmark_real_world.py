@@ -27,6 +27,8 @@ def test_the_benchmark_options_override_the_file_and_the_rest_comes_from_it():
     r = cfg.env.randomization
     assert cfg.env.terrain.enabled and r.latency and r.joint_friction and r.link_mass
     assert r.push_lin_vel_m_s == 1.0
+    # measured at full strength: the file's disturbance ramp (600 iterations) is left out
+    assert r.ramp_iterations == 0
     # without a file: the defaults (flat ground, the new terms off)
     plain = gpu_throughput.training_config(gpu_throughput.BenchConfig(out='x.json'), 4096)
     assert not plain.env.terrain.enabled and not plain.env.randomization.latency

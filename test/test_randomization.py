@@ -394,6 +394,10 @@ def test_the_disturbance_ramp_grows_pushes_and_delays_with_the_iterations():
     torch.manual_seed(7)
     env = _env(num_envs=64, push_interval_s=(0.0, 0.0), push_lin_vel_z_m_s=0.4,
                push_ang_vel_rad_s=(0.5, 0.5, 0.8), latency=True, ramp_iterations=100)
+    # before any iteration (the first reset): no disturbance yet
+    assert float(env.disturbance_scale) == 0.0
+    env.reset()
+    assert int(env.action_delay_steps.max()) == 0 and int(env.obs_delay_steps.max()) == 0
     assert [env.on_iteration(i) for i in (0, 50, 100, 250)] == [0.0, 0.5, 1.0, 1.0]
     b = env.backend
 

@@ -509,6 +509,14 @@ def test_fall_only_scenarios_also_check_that_the_commands_are_followed():
     follows = [c for c in slow_turn['checks'] if c['check'] == 'command_error_ratio_worst'][0]
     assert not follows['passed'] and 'turn_0.8' in follows['note']
     assert follows['value'] == pytest.approx(0.55 / 0.8)
+    # turning while told to walk straight, or drifting while turning in place, fails too
+    spinning = summary(lambda speed, turn: (0.05, 0.4 if turn == 0.0 else 0.05))
+    follows = [c for c in spinning['checks'] if c['check'] == 'command_error_ratio_worst'][0]
+    assert not follows['passed'] and follows['value'] == pytest.approx(0.4 / 0.5)
+    drifting = summary(lambda speed, turn: (0.2 if speed == 0.0 else 0.05, 0.05))
+    follows = [c for c in drifting['checks'] if c['check'] == 'command_error_ratio_worst'][0]
+    assert not follows['passed'] and 'turn_0.8' in follows['note']
+    assert follows['value'] == pytest.approx(0.2 / 0.3)
     # a command whose every run fell has no error to judge: the check fails too
     records = [_command_record(scenario.name, name, 0.05, 0.05, fell=(name == 'turn_0.8'))
                for name in moving]

@@ -186,9 +186,11 @@ class OnPolicyRunner:
         self.wall_time_s = 0.0
         """Training wall time so far [s] (rank 0's; continues across :meth:`resume`)."""
         self.startup_s = 0.0
-        """The part of :attr:`wall_time_s` spent in each process's first iteration [s]: kernel
-        compilation, torch.compile and CUDA graph capture (minutes on an empty kernel cache,
-        seconds on a warm one); summed over resumed runs."""
+        """The part of :attr:`wall_time_s` spent in each process's first iteration [s], summed
+        over resumed runs: kernel compilation, torch.compile and the env step's CUDA graph
+        capture (minutes on an empty kernel cache, seconds on a warm one), plus that
+        iteration's own work; the PPO update's graph, captured in the second iteration, is
+        not counted."""
         self.stop_requested = False
         """Set (e.g. by a signal handler) to end :meth:`learn` before its next iteration (rank
         0's flag decides for every process)."""
@@ -198,9 +200,9 @@ class OnPolicyRunner:
         """Path of the most recent checkpoint written."""
         self._writer = None
         self._env_started = False
-        self._first_iteration_pending = False
         """Whether the env was reset by a :meth:`learn` call: later calls go on from its state
         (a run in chunks, e.g. between snapshot exports, keeps its episodes)."""
+        self._first_iteration_pending = False
         self._last_mean_return = float('nan')
         self._last_mean_length = float('nan')
         self._init_step_buffers()
@@ -322,7 +324,10 @@ class OnPolicyRunner:
                 self._writer = SummaryWriter(log_dir=str(self.log_dir), flush_secs=10)
 
         env, alg, n_env = self.env, self.alg, self.env.num_envs
+        on_iteration = getattr(env, 'on_iteration', None)  # disturbance curriculum
         if not self._env_started:  # the first call; later ones continue the episodes
+            if on_iteration is not None:  # the first episodes' draws follow the curriculum too
+                on_iteration(self.current_iteration)
             obs, critic_obs = env.reset()
             self._obs_in.copy_(obs)
             self._critic_obs_in.copy_(critic_obs)
@@ -351,7 +356,6 @@ class OnPolicyRunner:
             if over_budget or stop:
                 break
             t0 = time.perf_counter()
-            on_iteration = getattr(env, 'on_iteration', None)  # disturbance curriculum
             disturbance = on_iteration(self.current_iteration) if on_iteration else None
             self._ep_stats.zero_()
             self._step_reward_sum.zero_()

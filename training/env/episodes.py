@@ -177,7 +177,8 @@ class EpisodeMixin:
         self._com_half_m = torch.tensor(r.base_com_offset_m, dtype=torch.float32, device=dev)
         self._push_ang_half_rad_s = torch.tensor(r.push_ang_vel_rad_s, dtype=torch.float32,
                                                  device=dev)
-        self.disturbance_scale = torch.ones((), device=dev)
+        self.disturbance_scale = torch.full((), 0.0 if r.ramp_iterations > 0 else 1.0,
+                                            device=dev)
         """Scale of the push speeds and of the delay spans, in [0, 1] (see
         ``DomainRandConfig.ramp_iterations``; set by :meth:`on_iteration`); a device scalar
         that the step's CUDA graph reads, updated in place."""

@@ -70,10 +70,12 @@ METHODS = {
               'the progress up or down the slope.'),
     'rough': ('A MuJoCo heightfield, heights uniform in [0, amplitude] on a 0.2 m grid '
               '(40 m square, flat within 0.5 m of the start), a new one per seed.'),
-    'follows': ('Perturbation scenarios whose target is no falls also check that the robot '
-                'still walks as commanded: for every moving command, planar velocity error / '
-                'commanded speed and yaw rate error / commanded yaw rate (tracking errors as '
-                'above) stay within the target fraction (worst command).'),
+    'follows': ('The model and loop perturbation scenarios whose target is no falls (not the '
+                'velocity-estimate ones) also check that the robot still walks as commanded: '
+                'for every moving command, planar velocity error / max(commanded speed, a '
+                'speed floor) and yaw rate error / max(commanded yaw rate, a yaw rate floor) '
+                '(tracking errors as above; floors 0.3 m/s and 0.5 rad/s unless the targets '
+                'say otherwise) stay within the target fraction (worst command).'),
     'standstill': ('Zero command for the stated time after settling; steps = foot lift-offs '
                    '(a foot in contact leaving it for >= 40 ms) per 10 s; drift = planar '
                    'displacement / time.'),
@@ -103,28 +105,28 @@ def _worst(rows: Sequence[Mapping[str, Any]], key: str) -> float:
     return float(max(values)) if values else float('nan')
 
 
-def _follow_ratio(scenario: Scenario, per_command: Mapping[str, Mapping[str, Any]]
-                  ) -> Tuple[float, str]:
+def _follow_ratio(scenario: Scenario, per_command: Mapping[str, Mapping[str, Any]],
+                  targets: Targets) -> Tuple[float, str]:
     """
     Return the worst error-to-command ratio over the scenario's moving commands, and its name.
 
-    Per command: planar velocity error / commanded planar speed where the command moves the
-    base, yaw rate error / |commanded yaw rate| where it turns; the larger of the two. NaN
-    (fails) when a command's every run fell or no command moves.
+    Per moving command: the larger of planar velocity error / max(commanded speed, the speed
+    floor) and yaw rate error / max(|commanded yaw rate|, the yaw rate floor), so a turn in
+    place must not drift and a straight walk must not turn. NaN (fails) when a command's
+    every run fell or no command moves; the zero command is the standstill check's.
     """
     worst, which = -math.inf, ''
     for case in scenario.commands:
         speed, turn = math.hypot(case.vx_m_s, case.vy_m_s), abs(case.wz_rad_s)
-        row = per_command.get(case.name, {})
-        ratios = []
-        if speed > 0.0:
-            ratios.append(row.get('lin_vel_error_m_s', math.nan) / speed)
-        if turn > 0.0:
-            ratios.append(row.get('yaw_rate_mae_rad_s', math.nan) / turn)
-        if not ratios:
+        if speed == 0.0 and turn == 0.0:
             continue
-        ratio = max(ratios) if not any(map(math.isnan, ratios)) else math.nan
-        if math.isnan(ratio):
+        row = per_command.get(case.name, {})
+        lin = row.get('lin_vel_error_m_s', math.nan)
+        yaw = row.get('yaw_rate_mae_rad_s', math.nan)
+        lin, yaw = (math.nan if v is None else v for v in (lin, yaw))
+        ratio = max(lin / max(speed, targets.follow_speed_floor_m_s),
+                    yaw / max(turn, targets.follow_yaw_rate_floor_rad_s))
+        if math.isnan(lin) or math.isnan(yaw):
             return math.nan, case.name
         if ratio > worst:
             worst, which = ratio, case.name
@@ -210,7 +212,7 @@ def scenario_summary(scenario: Scenario, records: Sequence[RunRecord],
                                  tracking['yaw_rate_error_worst_rad_s']
                                  <= targets.yaw_rate_worst_rad_s, 'worst command'))
         elif name == 'follows':
-            ratio, which = _follow_ratio(scenario, per_command)
+            ratio, which = _follow_ratio(scenario, per_command, targets)
             checks.append(_check('command_error_ratio_worst', ratio,
                                  f'<= {targets.follow_fraction:g}',
                                  ratio <= targets.follow_fraction,

@@ -68,9 +68,17 @@ class Targets:
                 else self.push_fall_rate)
     follow_fraction: float = 0.5
     """``follows``: every moving command is still followed: planar velocity error at most
-    this fraction of the commanded speed, yaw rate error at most this fraction of the
-    commanded yaw rate (worst command). The perturbation scenarios whose target is "no falls"
-    ask for it, so that a policy that stands still under every command cannot pass them."""
+    this fraction of the commanded speed (at least ``follow_speed_floor_m_s``), and yaw rate
+    error at most this fraction of the commanded yaw rate (at least
+    ``follow_yaw_rate_floor_rad_s``), worst command. The perturbation scenarios whose target
+    is "no falls" ask for it, so that a policy that stands still under every command, or
+    turns while told to walk straight, cannot pass them."""
+    follow_speed_floor_m_s: float = 0.3
+    """``follows``: the speed that planar errors are judged against when a command asks for
+    less (a turn in place), [m/s] (the suite's slowest walking command)."""
+    follow_yaw_rate_floor_rad_s: float = 0.5
+    """``follows``: the yaw rate that yaw errors are judged against when a command asks for
+    less (walking straight) [rad/s] (the suite's slowest turning command)."""
     slope_speed_error_m_s: float = 0.15
     """``slope_speed``: |speed along the slope - command| of every run [m/s]."""
     standstill_steps_per_10s: float = 0.0
