@@ -201,6 +201,7 @@ def test_the_runner_tells_the_env_each_iteration_before_its_rollout(tmp_path):
     history = runner.learn(num_iterations=3)  # a second call goes on counting (all rows)
     assert env.iterations_seen == [0, 0, 1, 2, 3, 4, 5]  # also before the first reset
     assert [row['env/disturbance_scale'] for row in history] == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
+    assert 'disturbance_scale 0.250' in runner._progress_line(history[1], None, 0.0)
     # an env without the hook: no such column
     plain = _runner(tmp_path / 'plain', tensorboard=False, plot=False, save_interval=100)
     assert 'env/disturbance_scale' not in plain.learn(num_iterations=1)[0]

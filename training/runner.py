@@ -75,7 +75,7 @@ class RunnerConfig:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     """Actor-critic architecture."""
 
-    progress_keys: Tuple[str, ...] = ('err', 'episode_length')
+    progress_keys: Tuple[str, ...] = ('err', 'episode_length', 'level', 'disturbance')
     """Env log scalars whose name contains one of these substrings go in the progress line."""
 
     tensorboard: bool = True
