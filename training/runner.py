@@ -202,7 +202,6 @@ class OnPolicyRunner:
         self._env_started = False
         """Whether the env was reset by a :meth:`learn` call: later calls go on from its state
         (a run in chunks, e.g. between snapshot exports, keeps its episodes)."""
-        self._first_iteration_pending = False
         self._last_mean_return = float('nan')
         self._last_mean_length = float('nan')
         self._init_step_buffers()
@@ -325,6 +324,7 @@ class OnPolicyRunner:
 
         env, alg, n_env = self.env, self.alg, self.env.num_envs
         on_iteration = getattr(env, 'on_iteration', None)  # disturbance curriculum
+        startup_pending = not self._env_started  # this process's first iteration is start-up
         if not self._env_started:  # the first call; later ones continue the episodes
             if on_iteration is not None:  # the first episodes' draws follow the curriculum too
                 on_iteration(self.current_iteration)
@@ -334,7 +334,6 @@ class OnPolicyRunner:
             self._cur_return.zero_()
             self._cur_length.zero_()
             self._env_started = True
-            self._first_iteration_pending = True
 
         start_iteration = self.current_iteration
         target = None if num_iterations is None else start_iteration + int(num_iterations)
@@ -407,9 +406,9 @@ class OnPolicyRunner:
                     self._summed_over_ranks(ep_sum, len_sum, count, step_reward_sum, elapsed,
                                             last_iter_s)
             self.wall_time_s = wall_offset + elapsed
-            if self._first_iteration_pending:
+            if startup_pending:
                 self.startup_s += last_iter_s
-                self._first_iteration_pending = False
+                startup_pending = False
             if count > 0:
                 self._last_mean_return = ep_sum / count
                 self._last_mean_length = len_sum / count

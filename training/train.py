@@ -215,17 +215,21 @@ def _learn(cfg: TrainConfig, runner: OnPolicyRunner, contract: PolicyContract,
             name = f'{cfg.run_name}_it{runner.current_iteration:05d}'
             export_policy(runner.actor, runner.obs_normalizer,
                           dataclasses.replace(contract, onnx_file=f'{name}.onnx'),
-                          run_dir / 'snapshots', name, provenance={
-                              'commit': git_commit(REPO_ROOT),
-                              'seed': cfg.seed,
-                              'iterations': runner.current_iteration,
-                              'env_steps': runner.total_env_steps,
-                              'train_wall_time_s': round(runner.wall_time_s, 1),
-                              'train_startup_s': round(runner.startup_s, 1),
-                              'backend': cfg.backend,
-                              'num_envs': cfg.env.num_envs,
-                              'config': plain_data(cfg)})
+                          run_dir / 'snapshots', name, provenance=_run_provenance(cfg, runner))
     return history
+
+
+def _run_provenance(cfg: TrainConfig, runner: OnPolicyRunner) -> Dict[str, Any]:
+    """Return what a snapshot and the final export record of the run so far."""
+    return {'commit': git_commit(REPO_ROOT),
+            'seed': cfg.seed,
+            'iterations': runner.current_iteration,
+            'env_steps': runner.total_env_steps,
+            'train_wall_time_s': round(runner.wall_time_s, 1),
+            'train_startup_s': round(runner.startup_s, 1),
+            'backend': cfg.backend,
+            'num_envs': cfg.env.num_envs,
+            'config': plain_data(cfg)}
 
 
 def train(cfg: TrainConfig, command_line: Optional[Sequence[str]] = None) -> Dict[str, Any]:
@@ -295,20 +299,12 @@ def _train(cfg: TrainConfig, command_line: Optional[Sequence[str]], ctx: DistCon
     final = history[-1] if history else {}
 
     provenance = {
-        'commit': git_commit(REPO_ROOT),
+        **_run_provenance(cfg, runner),
         'created_utc': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-        'seed': cfg.seed,
-        'iterations': runner.current_iteration,
-        'env_steps': runner.total_env_steps,
-        'train_wall_time_s': round(runner.wall_time_s, 1),
-        'train_startup_s': round(runner.startup_s, 1),
-        'backend': cfg.backend,
         'device': (torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'),
-        'num_envs': cfg.env.num_envs,
         'command_line': ' '.join(command_line or sys.argv),
         'final_metrics': {k: float(v) for k, v in final.items()},
         'overflow': overflow,
-        'config': plain_data(cfg),
     }
     if ctx.enabled:
         provenance['world_size'] = ctx.world_size  # processes, each with num_envs envs
