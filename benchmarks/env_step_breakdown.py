@@ -67,11 +67,15 @@ class BreakdownConfig:
     """torch.compile setting of the env: 'auto' or 'off'."""
 
 
+def _randomization_switches(rand: Any) -> List[str]:
+    """Return the names of the boolean fields (the terms' on/off switches) of ``rand``."""
+    return [f.name for f in dataclasses.fields(rand) if f.type in (bool, 'bool')]
+
+
 def switches_on(env_cfg: Any) -> List[str]:
     """Return the config's switches that are on: boolean randomization terms, then terrain."""
     rand = env_cfg.randomization
-    names = [f.name for f in dataclasses.fields(rand)
-             if f.type in (bool, 'bool') and getattr(rand, f.name) is True]
+    names = [n for n in _randomization_switches(rand) if getattr(rand, n) is True]
     if env_cfg.terrain.enabled:
         names.append(TERRAIN)
     return names
@@ -80,7 +84,7 @@ def switches_on(env_cfg: Any) -> List[str]:
 def with_switches_off(cfg: Any, names: Tuple[str, ...]) -> Any:
     """Return the TrainConfig ``cfg`` with the switches ``names`` off (ValueError if unknown)."""
     env = cfg.env
-    known = {f.name for f in dataclasses.fields(env.randomization) if f.type in (bool, 'bool')}
+    known = set(_randomization_switches(env.randomization))
     unknown = [n for n in names if n != TERRAIN and n not in known]
     if unknown:
         raise ValueError(f'unknown switches {unknown}; known: {sorted(known) + [TERRAIN]}')

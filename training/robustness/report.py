@@ -124,10 +124,10 @@ def _follow_ratio(scenario: Scenario, per_command: Mapping[str, Mapping[str, Any
         lin = row.get('lin_vel_error_m_s', math.nan)
         yaw = row.get('yaw_rate_mae_rad_s', math.nan)
         lin, yaw = (math.nan if v is None else v for v in (lin, yaw))
-        ratio = max(lin / max(speed, targets.follow_speed_floor_m_s),
-                    yaw / max(turn, targets.follow_yaw_rate_floor_rad_s))
         if math.isnan(lin) or math.isnan(yaw):
             return math.nan, case.name
+        ratio = max(lin / max(speed, targets.follow_speed_floor_m_s),
+                    yaw / max(turn, targets.follow_yaw_rate_floor_rad_s))
         if ratio > worst:
             worst, which = ratio, case.name
     return (worst, which) if which else (math.nan, 'no moving command')
