@@ -13,17 +13,24 @@ its own step: allow about a minute per variant, or name fewer with ``--terms``):
     python benchmarks/env_step_breakdown.py --config training/configs/real_world.yaml \
         --out env_step_breakdown.json
 
+With ``--solver-iterations`` (default: the robot model's 10, and 4) the full config is also
+measured with the constraint solver limited to each of these iterations per physics step
+(``EnvConfig.solver_iterations``; the config's own limit is the ``full`` variant): MuJoCo Warp
+iterates until the slowest world converges.
+
 Per variant: env-steps/s and its ratio to the full config's rate (the speed-up from leaving
-that term out).  With ``--profile-steps N`` (default 20) the full config's step is also run
-N more times under ``torch.profiler``, and the device kernels that took the most time are
-listed (name, calls per step, microseconds per step): the CUDA graph's kernels, from MuJoCo
-Warp's solver to the compiled torch code.  On a CPU device (a functional run at small sizes)
-the list holds the CPU operators instead.
+that term out), and the solver iterations of the last physics step (max and mean over the
+worlds: every world pays for the max).  With ``--profile-steps N`` (default 20) the full
+config's step is also run N more times under ``torch.profiler``, and the device kernels
+that took the most time are listed (name, calls per step, microseconds per step): the CUDA
+graph's kernels, from MuJoCo Warp's solver to the compiled torch code.  On a CPU device (a
+functional run at small sizes) the list holds the CPU operators instead.
 """
 
 import dataclasses
 from dataclasses import dataclass
 import json
+import math
 from pathlib import Path
 import sys
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -35,6 +42,7 @@ for folder in (REPO_ROOT, REPO_ROOT / 'benchmarks'):
 
 import gpu_throughput  # noqa: E402
 from humanoid_rl_ros.core.provenance import git_commit  # noqa: E402
+from humanoid_rl_ros.robot.mujoco_model import SOLVER_ITERATIONS  # noqa: E402
 import torch  # noqa: E402
 import tyro  # noqa: E402
 
@@ -59,6 +67,10 @@ class BreakdownConfig:
     terms: Tuple[str, ...] = ()
     """Switches to turn off one at a time (randomization term names, or 'terrain'); empty:
     every switch that is on in the config."""
+    solver_iterations: Tuple[int, ...] = (SOLVER_ITERATIONS, 4)
+    """Also measure the full config with the solver limited to each of these iterations per
+    physics step and twice as many line search iterations (variants
+    ``solver_iterations_<n>``; the config's own limit is left out); empty: none."""
     profile_steps: int = 20
     """Steps of the full config run under torch.profiler after its timed steps (0: none)."""
     top_kernels: int = 25
@@ -93,6 +105,13 @@ def with_switches_off(cfg: Any, names: Tuple[str, ...]) -> Any:
     terrain = dataclasses.replace(env.terrain, enabled=False) if TERRAIN in names \
         else env.terrain
     env = dataclasses.replace(env, randomization=rand, terrain=terrain)
+    return dataclasses.replace(cfg, env=env)
+
+
+def with_solver_iterations(cfg: Any, iterations: int, ls_iterations: int) -> Any:
+    """Return the TrainConfig ``cfg`` with the solver's iteration limits set."""
+    env = dataclasses.replace(cfg.env, solver_iterations=iterations,
+                              solver_ls_iterations=ls_iterations)
     return dataclasses.replace(cfg, env=env)
 
 
@@ -140,20 +159,24 @@ def run(args: BreakdownConfig) -> Dict[str, Any]:
                            'gpu': torch.cuda.get_device_name(device)
                            if device.type == 'cuda' else None,
                            'variants': {}}
-    # the two ends first: a run cut short by its time limit still has them
+    # the two ends first, then the solver caps: a run cut short still has them
     variants: List[Tuple[str, Tuple[str, ...]]] = [('full', ()), ('without_all', terms)]
+    own = base.env.solver_iterations or SOLVER_ITERATIONS
+    solver = {f'solver_iterations_{n}': with_solver_iterations(base, n, 2 * n)
+              for n in args.solver_iterations if n != own}
+    variants += [(label, ()) for label in solver]
     variants += [(f'without_{name}', (name,)) for name in terms]
     for label, off in variants:
         profile = _profiler(device, args.profile_steps, args.top_kernels) \
             if label == 'full' and args.profile_steps > 0 else None
         gpu_throughput._release_gpu_memory()
         try:
-            res = gpu_throughput.measure_env_step(bench, args.num_envs,
-                                                  cfg=with_switches_off(base, off),
-                                                  after=profile)
+            cfg = solver[label] if label in solver else with_switches_off(base, off)
+            res = gpu_throughput.measure_env_step(bench, args.num_envs, cfg=cfg, after=profile)
         except Exception as exc:  # record and keep going: the other variants still count
             res = {'error': f'{type(exc).__name__}: {exc}'}
         res['switched_off'] = list(off)
+        res['solver_iterations'] = cfg.env.solver_iterations or SOLVER_ITERATIONS
         if 'after' in res:
             out['profile'] = res.pop('after')
         full = out['variants'].get('full', res).get('env_steps_per_s')
@@ -177,8 +200,10 @@ def _line(label: str, res: Dict[str, Any]) -> str:
     if 'error' in res:
         return f'{label:32s} ERROR {res["error"]}'
     speedup = res.get('speedup_vs_full', 1.0)
+    solver = res.get('solver_iterations_last_step', {})
     return (f'{label:32s} {res["env_steps_per_s"] / 1e3:8.1f} k env-steps/s '
-            f'(x{speedup:.2f} of full)')
+            f'(x{speedup:.2f} of full), solver iterations of the last step: max '
+            f'{solver.get("max")}, mean {solver.get("mean", math.nan):.2f}')
 
 
 def main(argv: Optional[List[str]] = None) -> int:

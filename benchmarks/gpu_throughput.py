@@ -306,7 +306,11 @@ def measure_env_step(args: BenchConfig, num_envs: int, cfg: Optional[Any] = None
         obs, _, _, _, _ = env.step(policy(obs))
     _sync(dev)
     elapsed = time.perf_counter() - t0
-    extra = {}
+    # solver iterations of the last physics step, per world: MuJoCo Warp iterates until the
+    # slowest world converges, so the max is what every world paid for
+    niter = env.backend.warp_data.solver_niter.numpy()
+    extra = {'solver_iterations_last_step': {'max': int(niter.max()),
+                                             'mean': float(niter.mean())}}
     if after is not None:
         state = {'obs': obs}
 

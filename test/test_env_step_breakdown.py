@@ -44,15 +44,29 @@ def test_breakdown_measures_every_variant_and_profiles_the_full_step(tmp_path):
                            '--terms', 'joint_friction', 'terrain']) == 0
     results = json.loads(out.read_text())
     variants = results['variants']
-    assert list(variants) == ['full', 'without_all', 'without_joint_friction',
-                              'without_terrain']
+    # the file caps the solver at 4: the other limit of the default list is the robot model's
+    assert list(variants) == ['full', 'without_all', 'solver_iterations_10',
+                              'without_joint_friction', 'without_terrain']
     assert variants['without_all']['switched_off'] == ['joint_friction', 'terrain']
+    assert variants['solver_iterations_10']['switched_off'] == []
+    assert variants['solver_iterations_10']['solver_iterations'] == 10
+    assert variants['full']['solver_iterations'] == 4
     for row in variants.values():
         assert 'error' not in row, row
         assert row['env_steps_per_s'] > 0 and math.isfinite(row['env_steps_per_s'])
+        solver = row['solver_iterations_last_step']
+        assert 1 <= solver['max'] <= row['solver_iterations'] and solver['mean'] <= solver['max']
         assert row['speedup_vs_full'] == pytest.approx(
             row['env_steps_per_s'] / variants['full']['env_steps_per_s'])
     kernels = results['profile']['kernels']
     assert results['profile']['steps'] == 2 and 0 < len(kernels) <= 5
     times = [k['cpu_us_per_step'] for k in kernels]  # a CPU run ranks the CPU operators
     assert times == sorted(times, reverse=True) and times[0] > 0
+
+
+def test_solver_variant_caps_only_the_solver():
+    cfg = _real_world()
+    capped = breakdown.with_solver_iterations(cfg, 3, 6)
+    assert (capped.env.solver_iterations, capped.env.solver_ls_iterations) == (3, 6)
+    assert capped.env.randomization == cfg.env.randomization
+    assert capped.env.terrain == cfg.env.terrain

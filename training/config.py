@@ -8,7 +8,7 @@ these docstrings) and the resolved config is saved in each run folder.
 """
 
 from dataclasses import dataclass, field
-from typing import Annotated, Dict, Tuple
+from typing import Annotated, Dict, Optional, Tuple
 
 import tyro
 
@@ -338,6 +338,14 @@ class EnvConfig:
     """MuJoCo Warp contact buffer per world (pooled); overflow is detected and raised."""
     njmax_per_world: int = 128
     """MuJoCo Warp constraint rows per world; overflow is detected and raised."""
+    solver_iterations: Optional[int] = None
+    """MuJoCo Warp constraint solver iterations per physics step; None: the robot model's
+    (10, mjlab's).  MuJoCo Warp iterates until every world has converged, so the slowest of
+    thousands of worlds sets the count for all: joint dry friction and rough ground make some
+    world need 8-10 where flat ground needs 2."""
+    solver_ls_iterations: Optional[int] = None
+    """MuJoCo Warp line search iterations per solver iteration; None: the robot model's (20,
+    mjlab's)."""
     init_joint_noise_rad: float = 0.1
     """Uniform noise on the initial joint positions [rad]."""
     init_base_vel_m_s: float = 0.3

@@ -47,6 +47,10 @@ IMU_SITE_NAME = 'imu'
 IMU_ACC_SENSOR = 'imu_acc'
 IMU_GYRO_SENSOR = 'imu_gyro'
 HFIELD_GEOM_NAME = 'terrain'
+SOLVER_ITERATIONS = 10
+"""Constraint solver iterations per physics step of every model built here (mjlab: 10)."""
+SOLVER_LS_ITERATIONS = 20
+"""Line search iterations per solver iteration (mjlab: 20)."""
 
 
 @dataclass(frozen=True)
@@ -210,6 +214,25 @@ def _subtree_bodies(body: 'mujoco.MjsBody') -> list:
     return out
 
 
+def set_solver_iterations(model: 'mujoco.MjModel', iterations: Optional[int] = None,
+                          ls_iterations: Optional[int] = None) -> None:
+    """
+    Set the constraint solver's iteration limits of ``model`` in place (None: keep).
+
+    ``iterations``: solver iterations per physics step; ``ls_iterations``: line search
+    iterations per solver iteration.  Raises RobotConfigError for a value that is not a
+    positive integer (and then changes nothing).
+    """
+    given = {name: value for name, value in (('iterations', iterations),
+                                             ('ls_iterations', ls_iterations))
+             if value is not None}
+    for name, value in given.items():
+        if isinstance(value, bool) or int(value) != value or value < 1:
+            raise RobotConfigError(f'solver {name} must be a positive integer, got {value!r}')
+    for name, value in given.items():
+        setattr(model.opt, name, int(value))
+
+
 def build_mujoco_model(robot: RobotConfig, timestep_s: float = 0.005, *,
                        add_imu: bool = False,
                        terrain: Optional[Terrain] = None) -> 'mujoco.MjModel':
@@ -336,8 +359,8 @@ def build_mujoco_model(robot: RobotConfig, timestep_s: float = 0.005, *,
 
     spec.option.timestep = timestep_s
     spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
-    spec.option.iterations = 10
-    spec.option.ls_iterations = 20
+    spec.option.iterations = SOLVER_ITERATIONS
+    spec.option.ls_iterations = SOLVER_LS_ITERATIONS
     spec.add_key().name = 'default'
 
     try:

@@ -34,7 +34,7 @@ from humanoid_rl_ros.core.policy_math import (action_to_joint_targets, projected
                                               world_to_body, yaw_from_quat)
 from humanoid_rl_ros.robot.description import load_robot, RobotConfig
 from humanoid_rl_ros.robot.mujoco_model import (body_ids, build_mujoco_model, default_qpos,
-                                                joint_qpos_adr)
+                                                joint_qpos_adr, set_solver_iterations)
 import mujoco
 import numpy as np
 import torch
@@ -84,6 +84,7 @@ class LocomotionEnv(EpisodeMixin, ObservationMixin, VecEnv):
         self.max_episode_length = int(math.ceil(cfg.episode_length_s / self.dt_s))
         self.mj_model = build_mujoco_model(self.robot, cfg.physics_dt_s,
                                            terrain=self._model_terrain())
+        set_solver_iterations(self.mj_model, cfg.solver_iterations, cfg.solver_ls_iterations)
         """The robot's MuJoCo model: the env reads joint ranges and foot heights from it, and
         the mjwarp backend simulates it (built once, shared)."""
         sim_options = ({'nconmax': cfg.nconmax_per_world, 'njmax': cfg.njmax_per_world,

@@ -1,5 +1,5 @@
 """
-Changes to the simulated robot and its world: friction, payload, rotor inertia and terrain.
+Changes to the simulated robot and its world: friction, payload, inertia, solver and terrain.
 
 :class:`ModelPerturbation` says what differs; :func:`build_sim` builds a
 :class:`~humanoid_rl_ros.sim.mujoco_sim.MujocoRobotSim` with it. How each is modelled:
@@ -10,6 +10,9 @@ Changes to the simulated robot and its world: friction, payload, rotor inertia a
 * payload: a mass on the base, at the base's centre of mass, with the inertia of a solid cube
   of ``payload_size_m`` (a backpack-sized box);
 * rotor inertia: the armature of every joint times ``armature_scale``;
+* joint dry friction: MuJoCo's frictionloss of every joint (a constraint row per joint);
+* the constraint solver's iteration limits (how faithful a training simulator's cheaper
+  solver settings are: ``benchmarks/solver_fidelity.py``);
 * terrain: a slope (a ramp starting 0.5 m ahead of the reset pose, so the robot starts on flat
   ground and walks onto it: up along +x for a positive angle, down for a negative one) or rough
   ground (a random heightfield); see :class:`humanoid_rl_ros.robot.mujoco_model.Terrain`.
@@ -23,12 +26,13 @@ import math
 from typing import Optional
 
 from humanoid_rl_ros.robot.description import RobotConfig
-from humanoid_rl_ros.robot.mujoco_model import body_ids, joint_dof_adr, Terrain
+from humanoid_rl_ros.robot.mujoco_model import (body_ids, joint_dof_adr, set_solver_iterations,
+                                                Terrain)
 from humanoid_rl_ros.sim.mujoco_sim import MujocoRobotSim
 import mujoco
 
 __all__ = ['add_base_payload', 'build_sim', 'ModelPerturbation', 'scale_armature',
-           'set_friction']
+           'set_friction', 'set_joint_friction']
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,12 @@ class ModelPerturbation:
     """Peak-to-peak height of a random heightfield [m]; 0: flat."""
     rough_cell_m: float = 0.2
     """Spacing of the heightfield's points [m]."""
+    joint_friction_nm: float = 0.0
+    """Dry friction (MuJoCo frictionloss) of every joint [N*m]."""
+    solver_iterations: Optional[int] = None
+    """Constraint solver iterations per physics step; None: the robot model's."""
+    solver_ls_iterations: Optional[int] = None
+    """Line search iterations per solver iteration; None: the robot model's."""
 
     def slope_start_x_m(self) -> float:
         """Return the x where the slope starts [m] (-inf: no slope)."""
@@ -92,6 +102,13 @@ def scale_armature(sim: MujocoRobotSim, factor: float) -> None:
     mujoco.mj_setConst(sim.model, sim.data)
 
 
+def set_joint_friction(sim: MujocoRobotSim, friction_nm: float) -> None:
+    """Set the dry friction (frictionloss) of every joint of ``sim`` to ``friction_nm`` [N*m]."""
+    if not (math.isfinite(friction_nm) and friction_nm >= 0.0):
+        raise ValueError(f'joint friction must be finite and >= 0, got {friction_nm}')
+    sim.model.dof_frictionloss[joint_dof_adr(sim.model, sim.robot)] = friction_nm
+
+
 def build_sim(robot: RobotConfig, timestep_s: float, perturbation: ModelPerturbation,
               terrain_seed: int = 0) -> MujocoRobotSim:
     """Return a simulator of ``robot`` with ``perturbation`` applied, reset to the default pose."""
@@ -102,5 +119,9 @@ def build_sim(robot: RobotConfig, timestep_s: float, perturbation: ModelPerturba
         add_base_payload(sim, perturbation.payload_kg, perturbation.payload_size_m)
     if perturbation.armature_scale != 1.0:
         scale_armature(sim, perturbation.armature_scale)
+    if perturbation.joint_friction_nm:
+        set_joint_friction(sim, perturbation.joint_friction_nm)
+    set_solver_iterations(sim.model, perturbation.solver_iterations,
+                          perturbation.solver_ls_iterations)
     sim.reset()
     return sim

@@ -1,0 +1,60 @@
+"""The solver-fidelity benchmark's parts: capped scenarios, their simulators, the count."""
+
+from collections import Counter
+import importlib.util
+from pathlib import Path
+
+from humanoid_rl_ros.robot.description import load_robot
+from humanoid_rl_ros.robot.mujoco_model import joint_dof_adr, SOLVER_ITERATIONS
+import numpy as np
+import pytest
+from training.robustness.perturbations import build_sim, ModelPerturbation
+from training.robustness.scenarios import suite
+
+REPO = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location('solver_fidelity',
+                                               REPO / 'benchmarks' / 'solver_fidelity.py')
+fidelity = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(fidelity)
+
+
+def test_capped_scenarios_change_only_the_solver_and_the_joint_friction():
+    scenarios = [s for s in suite('full') if s.name in ('nominal', 'slope_up_5deg')]
+    capped = fidelity.with_solver(scenarios, 4, 8, 0.7)
+    for before, after in zip(scenarios, capped):
+        assert (after.model.solver_iterations, after.model.solver_ls_iterations) == (4, 8)
+        assert after.model.joint_friction_nm == 0.7
+        assert after.model.slope_deg == before.model.slope_deg
+        assert (after.name, after.commands, after.checks) == (before.name, before.commands,
+                                                              before.checks)
+
+
+def test_the_simulator_gets_the_joint_friction_and_the_solver_limits():
+    robot = load_robot('kestrel')
+    sim = build_sim(robot, 0.005, ModelPerturbation(joint_friction_nm=0.5, solver_iterations=3,
+                                                    solver_ls_iterations=5))
+    dofs = joint_dof_adr(sim.model, robot)
+    assert np.all(sim.model.dof_frictionloss[dofs] == 0.5)
+    assert (sim.model.opt.iterations, sim.model.opt.ls_iterations) == (3, 5)
+    plain = build_sim(robot, 0.005, ModelPerturbation())
+    assert plain.model.opt.iterations == SOLVER_ITERATIONS
+    assert np.all(plain.model.dof_frictionloss[joint_dof_adr(plain.model, robot)] == 0.0)
+    with pytest.raises(ValueError, match='joint friction'):
+        build_sim(robot, 0.005, ModelPerturbation(joint_friction_nm=-1.0))
+
+
+def test_the_counting_simulator_counts_every_step_within_the_cap():
+    robot = load_robot('kestrel')
+    sim = build_sim(robot, 0.005, ModelPerturbation(joint_friction_nm=0.7, solver_iterations=2))
+    counts = Counter()
+    counting = fidelity._CountingSim(sim, counts)
+    for _ in range(50):
+        counting.step(sim.pd_effort_nm())
+    assert sum(counts.values()) == 50 and max(counts) <= 2
+    assert counting.model is sim.model  # everything else passes through
+
+
+def test_unknown_scenarios_are_named(tmp_path):
+    args = fidelity.FidelityConfig(out=tmp_path / 'x.json', scenarios=('nominal', 'moonwalk'))
+    with pytest.raises(ValueError, match='moonwalk'):
+        fidelity.run(args)
