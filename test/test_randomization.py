@@ -508,3 +508,37 @@ def test_a_term_the_backend_lacks_is_switched_off_with_a_message(monkeypatch, ca
     assert "'joint_dynamics' is off: this backend lacks it" in out
     inputs = env._observation_inputs()
     assert env._sensor_model(inputs) is inputs  # no latency, no bias terms on
+
+
+def test_the_ramp_grows_every_randomized_range_from_its_nominal_value():
+    torch.manual_seed(3)
+    env = _env(num_envs=64, **{**ALL_ON, 'ramp_iterations': 100,
+                               'friction_range': (0.2, 1.5)})
+    everyone = torch.ones(env.num_envs, dtype=torch.bool)
+    drawn = {'gain': lambda: env.gain_scale, 'strength': lambda: env.strength_scale,
+             'kd': lambda: env.kd_scale, 'friction': lambda: env.friction,
+             'payload': lambda: env.added_base_mass_kg, 'links': lambda: env.link_mass_scale,
+             'com': lambda: env.base_com_offset_m, 'armature': lambda: env.armature_scale,
+             'joint_friction': lambda: env.joint_friction_nm,
+             'damping': lambda: env.joint_damping_nms_per_rad,
+             'gyro_bias': lambda: env.gyro_bias_rad_s, 'encoder': lambda: env.encoder_bias_rad}
+    nominal = {'gain': 1.0, 'strength': 1.0, 'kd': 1.0, 'friction': 1.0, 'payload': 0.0,
+               'links': 1.0, 'com': 0.0, 'armature': 1.0, 'joint_friction': 0.0,
+               'damping': 0.0, 'gyro_bias': 0.0, 'encoder': 0.0}
+
+    def spreads(iteration):
+        env.on_iteration(iteration)
+        env._draw_randoms()
+        env._randomize_masked(everyone)
+        return {k: float((get() - nominal[k]).abs().max()) for k, get in drawn.items()}
+
+    start, half, full = spreads(0), spreads(50), spreads(100)
+    assert all(v < 1e-6 for v in start.values()), start  # every world the nominal robot
+    for k in drawn:
+        assert 0.0 < half[k] < full[k], (k, half[k], full[k])
+    r = env.cfg.randomization
+    assert full['friction'] > 0.5 and half['friction'] <= 0.5 * 0.8 + 1e-6  # 1.0 - 0.2
+    assert half['payload'] <= 0.5 * r.added_base_mass_kg[1] + 1e-6
+    # the range never leaves the configured one
+    env.on_iteration(100)
+    assert float(env.friction.min()) >= 0.2 - 1e-6 and float(env.friction.max()) <= 1.5 + 1e-6

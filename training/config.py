@@ -255,11 +255,14 @@ class DomainRandConfig:
     push_ang_vel_rad_s: Tuple[float, float, float] = (0.0, 0.0, 0.0)
     """Roll, pitch, yaw push rate half-ranges, body frame [rad/s] (mjlab: 0.52, 0.52, 0.78)."""
     ramp_iterations: int = 0
-    """Grow the disturbances over the first this many PPO iterations: push speeds (planar,
-    vertical, angular) and the span of the action and observation delays above their lower
-    bounds scale linearly from 0 to their full ranges (0: full from the first iteration).
-    A curriculum on the disturbances the policy cannot act against while it learns to walk;
-    the terrain has its own, by success."""
+    """Grow the randomization over the first this many PPO iterations (0: full from the
+    first iteration).  Push speeds (planar, vertical, angular) and the span of the action and
+    observation delays above their lower bounds scale linearly from 0 to their full ranges;
+    every randomized parameter's range (gains, strength, friction, masses, centre of mass,
+    armature, joint friction and damping, sensor biases) grows from its nominal value (the
+    unrandomized robot, clamped into the range) to the configured range.  Training starts on
+    the robot of a flat-ground run and meets the world's spread once it walks; the terrain
+    has its own curriculum, by success.  Observation noise is not ramped."""
 
 
 @dataclass

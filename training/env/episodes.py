@@ -31,7 +31,7 @@ import math
 from typing import Any, Dict, List, Optional, Tuple
 
 from humanoid_rl_ros.core.policy_math import projected_gravity, world_to_body, yaw_from_quat
-from humanoid_rl_ros.robot.mujoco_model import Terrain
+from humanoid_rl_ros.robot.mujoco_model import FLOOR_FRICTION, Terrain
 import torch
 from training.backends.base import SimBackend
 from training.config import DomainRandConfig, EnvConfig
@@ -342,45 +342,45 @@ class EpisodeMixin:
         """Draw the per-env domain randomization of the envs where ``mask`` is True."""
         r, m1, b = self.cfg.randomization, mask.unsqueeze(1), self.backend
         if r.pd_gain_scale:
-            self.gain_scale.copy_(torch.where(
-                m1, self._u('reset_gain', *r.pd_gain_scale_range), self.gain_scale))
+            self._draw(mask, self.gain_scale, 'reset_gain', r.pd_gain_scale_range, 1.0)
         else:
             self.gain_scale.masked_fill_(m1, 1.0)
         if r.motor_strength:
-            self.strength_scale.copy_(torch.where(
-                m1, self._u('reset_strength', *r.motor_strength_range), self.strength_scale))
+            self._draw(mask, self.strength_scale, 'reset_strength', r.motor_strength_range, 1.0)
         else:
             self.strength_scale.masked_fill_(m1, 1.0)
         if r.kd_scale:
-            self._draw(mask, self.kd_scale, 'reset_kd', r.kd_scale_range)
+            self._draw(mask, self.kd_scale, 'reset_kd', r.kd_scale_range, 1.0)
         b.kp.copy_(torch.where(m1, self.kp * self.gain_scale, b.kp))
         b.kd.copy_(torch.where(m1, self.kd * self.gain_scale * self.kd_scale, b.kd))
         b.effort_limit.copy_(torch.where(m1, self.effort_limit * self.strength_scale,
                                          b.effort_limit))
         if r.friction:
-            self._draw(mask, self.friction, 'reset_friction', r.friction_range)
+            self._draw(mask, self.friction, 'reset_friction', r.friction_range,
+                       FLOOR_FRICTION[0])
             self._try_dr('friction', b.set_friction_masked, mask, self.friction)
         if r.added_base_mass:
-            self._draw(mask, self.added_base_mass_kg, 'reset_mass', r.added_base_mass_kg)
+            self._draw(mask, self.added_base_mass_kg, 'reset_mass', r.added_base_mass_kg, 0.0)
             self._try_dr('added_base_mass', b.set_base_mass_offset_masked, mask,
                          self.added_base_mass_kg)
         if r.link_mass:
-            self._draw(mask, self.link_mass_scale, 'reset_link_mass', r.link_mass_scale_range)
+            self._draw(mask, self.link_mass_scale, 'reset_link_mass', r.link_mass_scale_range,
+                       1.0)
             self._try_dr('link_mass', b.set_link_mass_scale_masked, mask, self.link_mass_scale)
         if r.base_com:
             half = self._com_half_m
-            self._draw(mask, self.base_com_offset_m, 'reset_com', (-half, half))
+            self._draw(mask, self.base_com_offset_m, 'reset_com', (-half, half), 0.0)
             self._try_dr('base_com', b.set_base_com_offset_masked, mask, self.base_com_offset_m)
         joints = {}
-        for on, name, buf, col, rng in (
+        for on, name, buf, col, rng, nominal in (
                 (r.armature, 'armature_scale', self.armature_scale, 'reset_armature',
-                 r.armature_scale_range),
+                 r.armature_scale_range, 1.0),
                 (r.joint_friction, 'frictionloss_nm', self.joint_friction_nm,
-                 'reset_joint_friction', r.joint_friction_nm),
+                 'reset_joint_friction', r.joint_friction_nm, 0.0),
                 (r.joint_damping, 'damping_nms_per_rad', self.joint_damping_nms_per_rad,
-                 'reset_joint_damping', r.joint_damping_nms_per_rad)):
+                 'reset_joint_damping', r.joint_damping_nms_per_rad, 0.0)):
             if on:
-                self._draw(mask, buf, col, rng)
+                self._draw(mask, buf, col, rng, nominal)
                 joints[name] = buf
         if joints:
             self._try_dr('joint_dynamics', b.set_joint_dynamics_masked, mask, **joints)
@@ -395,20 +395,33 @@ class EpisodeMixin:
             self._try_dr('latency', b.set_latency_masked, mask, self.action_delay_steps,
                          self.obs_delay_steps)
         if r.imu_bias:
-            u = self._u('reset_imu_bias', -1.0, 1.0)
+            u = self._u('reset_imu_bias', -1.0, 1.0) * self.disturbance_scale
             self.gyro_bias_rad_s.copy_(torch.where(m1, u[:, :3] * r.gyro_bias_rad_s,
                                                    self.gyro_bias_rad_s))
             self.gravity_bias.copy_(torch.where(m1, u[:, 3:] * r.gravity_bias,
                                                 self.gravity_bias))
         if r.encoder_bias:
             self._draw(mask, self.encoder_bias_rad, 'reset_encoder_bias',
-                       (-r.encoder_bias_rad, r.encoder_bias_rad))
+                       (-r.encoder_bias_rad, r.encoder_bias_rad), 0.0)
         self._write_privileged_params(mask)
 
-    def _draw(self, mask: torch.Tensor, buf: torch.Tensor, name: str, rng: Any) -> None:
-        """Write slab draws ``name`` over ``rng`` (low, high) into the masked rows of ``buf``."""
+    def _draw(self, mask: torch.Tensor, buf: torch.Tensor, name: str, rng: Any,
+              nominal: float) -> None:
+        """
+        Write slab draws ``name`` into the masked rows of ``buf``, ramped toward ``nominal``.
+
+        A draw over ``rng`` (low, high) is moved toward ``nominal`` (the unrandomized value,
+        clamped into the range) by the disturbance scale: ``nominal + scale * (draw -
+        nominal)``, so the range grows from ``nominal`` to ``rng`` over the ramp.
+        """
+        low, high = rng
+        if isinstance(low, torch.Tensor):  # per-column ranges on the device
+            centre = torch.minimum(torch.maximum(torch.full_like(low, nominal), low), high)
+        else:
+            centre = min(max(float(nominal), float(low)), float(high))
+        value = centre + self.disturbance_scale * (self._u(name, low, high) - centre)
         m = mask.view((self.num_envs,) + (1,) * (buf.dim() - 1))
-        buf.copy_(torch.where(m, self._u(name, rng[0], rng[1]), buf))
+        buf.copy_(torch.where(m, value, buf))
 
     def _write_privileged_params(self, mask: torch.Tensor) -> None:
         """Write the masked envs' randomized parameters, mapped to [-1, 1], for the critic."""
