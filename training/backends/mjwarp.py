@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from training.backends.base import SimBackend
 from training.backends.conventions import check_mask, masked_column_write_, masked_copy_
+from training.backends.kernel_preload import preload_kernels
 from training.backends.latency import LatencyBuffers
 from training.backends.mjwarp_model import (default_contact_sizes, foot_normal_force_kernel,
                                             index_model, subtree_matrix)
@@ -156,6 +157,7 @@ class MjWarpBackend(SimBackend):
         self._init_control_buffers()
 
         self._graphs: Dict[int, Any] = {}
+        self._kernels_preloaded = False
         self.use_cuda_graph = bool(use_cuda_graph and self._cuda)
         if self._cuda:
             self._torch_stream = torch.cuda.Stream(device=self.device)
@@ -273,6 +275,11 @@ class MjWarpBackend(SimBackend):
 
     def _substeps(self, decimation: int) -> None:
         """Run the decimation loop (what the CUDA graph captures)."""
+        if not self._kernels_preloaded and not wp.get_device(self._wp_device).is_capturing:
+            # compile the physics step's kernels many at a time, not one by one at their
+            # first launch (in the first training iteration: counted in its start-up)
+            self._kernels_preloaded = True
+            preload_kernels(lambda: mjw.step(self._m, self._d), self._wp_device, state=self._d)
         lat = self._latency
         if lat is not None:
             lat.push_target(self._q_target)
