@@ -34,8 +34,9 @@ benchmark.  ``--config FILE.yaml`` (a training config, as ``python -m training.t
 ``--num-envs`` and ``--compile`` override the file's values; so do ``--robot``,
 ``--decimation``, ``--physics-dt-s``, ``--nconmax`` and ``--njmax`` when given (left out, the
 file's values hold, in every measurement; without ``--config``, the training defaults).  1 and
-2 measure that robot on flat ground, without randomization, whatever the file says, so the
-percentages of 3 and 4 are of that raw rate.
+2 measure that robot on flat ground, without randomization, whatever the file says (with the
+file's constraint solver limits, ``solver_iterations``), so the percentages of 3 and 4 are of
+that raw rate.
 
 Worlds are reset to the standing pose every ``--reset-every`` policy steps outside the timed
 regions in 1 and 2, so the robots stay upright-ish and contact counts are realistic.  Every
@@ -232,6 +233,15 @@ def _file_config(args: BenchConfig) -> Any:
     return parse_config(['--config', args.config] if args.config else [])
 
 
+def _raw_model(args: BenchConfig, robot: Any) -> Any:
+    """Return the robot's MuJoCo model with the config file's solver limits (1 and 2)."""
+    from humanoid_rl_ros.robot.mujoco_model import build_mujoco_model, set_solver_iterations
+    env = _file_config(args).env
+    model = build_mujoco_model(robot, args.physics_dt_s)
+    set_solver_iterations(model, env.solver_iterations, env.solver_ls_iterations)
+    return model
+
+
 def resolve_options(args: BenchConfig) -> BenchConfig:
     """
     Return ``args`` with every option left out (None) taken from the ``--config`` file.
@@ -413,7 +423,8 @@ def run(args: BenchConfig) -> Dict[str, Any]:
     for n in args.num_envs:
         row: Dict[str, Any] = {'num_envs': n}
         backend = MjWarpBackend(robot, n, device=args.device, physics_dt_s=args.physics_dt_s,
-                                nconmax=args.nconmax, njmax=args.njmax)
+                                nconmax=args.nconmax, njmax=args.njmax,
+                                mj_model=_raw_model(args, robot))
         row['nconmax'], row['njmax'] = backend.nconmax, backend.njmax
         row['raw_physics'] = measure_raw_physics(backend, args.decimation, args.policy_steps,
                                                  args.reset_every)

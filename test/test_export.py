@@ -164,6 +164,13 @@ def test_export_fills_the_robot_facts_and_knows_its_physics_only_for_mujoco(tmp_
     assert physics.floor_friction == (1.0, 0.005, 0.0001)
     assert read_contract(path).armature_kg_m2[knee] == 0.065  # robot.yaml's armature
 
+    # a run that capped the solver: the contract states the limits it trained with
+    env = {**_env_config(), 'solver_iterations': 4, 'solver_ls_iterations': 8}
+    capped = _kestrel(provenance={'backend': 'mjwarp', 'config': {'env': env}},
+                      armature_kg_m2=None, physics=None)
+    filled = complete_contract(capped).physics
+    assert (filled.iterations, filled.ls_iterations) == (4, 8)
+
 
 def test_training_conditions_are_what_the_env_does_with_the_recorded_config():
     cfg = _env_config()

@@ -29,6 +29,11 @@ def test_the_benchmark_options_override_the_file_and_the_rest_comes_from_it():
     assert r.push_lin_vel_m_s == 1.0
     # measured at full strength: the file's disturbance ramp (600 iterations) is left out
     assert r.ramp_iterations == 0
+    assert (cfg.env.solver_iterations, cfg.env.solver_ls_iterations) == (4, 8)
+    # the raw physics and backend step simulate with the same solver limits
+    from humanoid_rl_ros.robot.description import load_robot
+    raw = gpu_throughput._raw_model(gpu_throughput.resolve_options(args), load_robot('kestrel'))
+    assert (raw.opt.iterations, raw.opt.ls_iterations) == (4, 8)
     # without a file: the defaults (flat ground, the new terms off)
     plain = gpu_throughput.training_config(gpu_throughput.BenchConfig(out='x.json'), 4096)
     assert not plain.env.terrain.enabled and not plain.env.randomization.latency

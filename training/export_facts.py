@@ -60,19 +60,25 @@ def _enum_name(enum_type: Any, value: int, prefix: str) -> str:
     return enum_type(int(value)).name[len(prefix):].lower()
 
 
-def robot_facts(contract: PolicyContract, robot: Any, backend: Optional[str]) -> Dict[str, Any]:
+def robot_facts(contract: PolicyContract, robot: Any, backend: Optional[str],
+                solver_iterations: Optional[int] = None,
+                solver_ls_iterations: Optional[int] = None) -> Dict[str, Any]:
     """
     Return the contract fields that the robot files and the MuJoCo model determine.
 
     Always: the base link and the joint position (MuJoCo's joint ranges) and velocity limits.
     For a MuJoCo backend (:data:`MUJOCO_BACKENDS`) also the physics the policy was trained in,
-    read from ``build_mujoco_model(robot, physics_dt_s)``: the joints' armature, options,
-    gravity, self collision (from the geoms' collision bits) and friction.
+    read from ``build_mujoco_model(robot, physics_dt_s)`` with the training's solver limits
+    (``EnvConfig.solver_iterations`` / ``solver_ls_iterations``; None: the model's): the
+    joints' armature, options, gravity, self collision (from the geoms' collision bits) and
+    friction.
     """
     import mujoco
-    from humanoid_rl_ros.robot.mujoco_model import build_mujoco_model, FLOOR_GEOM_NAME
+    from humanoid_rl_ros.robot.mujoco_model import (build_mujoco_model, FLOOR_GEOM_NAME,
+                                                    set_solver_iterations)
 
     model = build_mujoco_model(robot, contract.physics_dt_s)
+    set_solver_iterations(model, solver_iterations, solver_ls_iterations)
     joint_ids = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, name)
                  for name in contract.joint_names]
     facts: Dict[str, Any] = {
@@ -241,7 +247,10 @@ def complete_contract(contract: PolicyContract) -> PolicyContract:
     updates: Dict[str, Any] = {}
     robot = _load_robot(contract, env_cfg)
     if robot is not None:
-        for key, value in robot_facts(contract, robot, backend).items():
+        solver = env_cfg or {}
+        for key, value in robot_facts(contract, robot, backend,
+                                      solver.get('solver_iterations'),
+                                      solver.get('solver_ls_iterations')).items():
             if getattr(contract, key) is None:
                 updates[key] = value
     if env_cfg is not None:

@@ -9,7 +9,8 @@ collision modules alone take 50 s), inside the first training iteration.
 
 :func:`preload_kernels` runs the step once with every Warp launch replaced by a recorder (no
 kernel runs: only the Python of the step executes, creating its kernels), then
-compiles the recorded modules with ``warp.force_load(max_workers=...)``, many at a time, and
+compiles the recorded modules with ``warp.force_load(max_workers=...)``, many at a time (each
+for the block size its launches ask for), and
 puts the simulator state back as it was (the step's clears and copies are not launches).  The
 real first step then finds them compiled (and a warm kernel cache makes both passes cheap).
 Warp offers no way to list the kernels a function will launch without launching them, hence
@@ -18,27 +19,34 @@ the recorder.  Control flow that depends on device data is replaced during the r
 kernels of every branch get compiled.
 """
 
+from concurrent.futures import ThreadPoolExecutor
 import contextlib
 import dataclasses
+import math
 import os
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import warp as wp
 
-__all__ = ['preload_kernels', 'recorded_modules']
+__all__ = ['default_workers', 'preload_kernels', 'recorded_modules']
+
+CUDA_DEFAULT_BLOCK_DIM = 256
+"""Threads per block of a CUDA launch that names none (Warp's default)."""
 
 
 @contextlib.contextmanager
-def recorded_modules() -> Iterator[List[Any]]:
+def recorded_modules() -> Iterator[List[Tuple[Any, Optional[int]]]]:
     """
     Within the block, record the module of every Warp launch instead of launching it.
 
-    Yields the list the modules are appended to (in launch order, without repeats).  Device
-    arrays are never read or written by the recorded launches, so the block must not depend
-    on results of its own kernels (MuJoCo Warp's step does not, outside the control flow that
-    this replaces).
+    Yields the list the launches' (module, block_dim) pairs are appended to, in launch order
+    without repeats (``block_dim`` as the launch asked for it, None for the default: Warp
+    compiles a module once per block size).  Launches of zero threads are left out (Warp
+    never loads their module).  Device arrays are never read or written by the recorded
+    launches, so the block must not depend on results of its own kernels (MuJoCo Warp's step
+    does not, outside the control flow that this replaces).
     """
-    modules: List[Any] = []
+    modules: List[Tuple[Any, Optional[int]]] = []
     seen = set()
     saved: Dict[str, Any] = {name: getattr(wp, name)
                              for name in ('launch', 'launch_tiled', 'capture_while',
@@ -47,9 +55,15 @@ def recorded_modules() -> Iterator[List[Any]]:
     def record(*args: Any, **kwargs: Any) -> None:
         kernel = args[0] if args else kwargs.get('kernel')
         module = getattr(kernel, 'module', None)
-        if module is not None and id(module) not in seen:
-            seen.add(id(module))
-            modules.append(module)
+        dim = args[1] if len(args) > 1 else kwargs.get('dim', 1)
+        dims = tuple(dim) if isinstance(dim, (list, tuple)) else (dim,)
+        if module is None or math.prod(int(d) for d in dims) == 0:
+            return
+        block_dim = kwargs.get('block_dim')
+        block_dim = int(block_dim) if block_dim is not None and block_dim > 0 else None
+        if (id(module), block_dim) not in seen:
+            seen.add((id(module), block_dim))
+            modules.append((module, block_dim))
 
     def while_once(condition: Any, while_body: Callable[..., None], stream: Any = None,
                    **kwargs: Any) -> None:
@@ -96,22 +110,45 @@ def _restored(state: Any) -> Iterator[None]:
         del saved
 
 
+def default_workers() -> int:
+    """Return the compile threads of this process: its CPUs over the processes of its host."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cpus = os.cpu_count() or 1
+    local_processes = int(os.environ.get('LOCAL_WORLD_SIZE', '1') or 1)  # torchrun's
+    return max(1, cpus // max(1, local_processes))
+
+
 def preload_kernels(step: Callable[[], None], device: Any, state: Any = None,
                     max_workers: Optional[int] = None) -> int:
     """
     Compile (or load from the kernel cache) the Warp modules that ``step()`` launches.
 
     ``step`` runs once with its launches recorded, not executed (see
-    :func:`recorded_modules`); its modules are then loaded on ``device`` by up to
-    ``max_workers`` threads (default: the CPU count).  The step's other array operations
-    (clears, copies) do run: pass the dataclass it works on (e.g. MuJoCo Warp's ``Data``) as
-    ``state`` to have every array of it restored afterwards (a copy of it is held meanwhile).
-    Returns the number of modules.  Must not run during a CUDA graph capture.
+    :func:`recorded_modules`); each module is then loaded on ``device`` for each block size
+    it is launched with, by up to ``max_workers`` threads (default: :func:`default_workers`).
+    The step's other array operations (clears, copies) do run: pass the dataclass it works on
+    (e.g. MuJoCo Warp's ``Data``) as ``state`` to have every array of it restored afterwards
+    (a copy of it is held meanwhile).  Returns the number of (module, block size) pairs.  Must
+    not run during a CUDA graph capture.
     """
     with (_restored(state) if state is not None else contextlib.nullcontext()):
-        with recorded_modules() as modules:
+        with recorded_modules() as recorded:
             step()
-    if modules:
-        workers = max_workers if max_workers is not None else (os.cpu_count() or 1)
-        wp.force_load(device=device, modules=modules, max_workers=max(1, int(workers)))
-    return len(modules)
+    device = wp.get_device(device)
+    groups: Dict[Optional[int], List[Any]] = {}
+    for module, block_dim in recorded:
+        if block_dim is None and device.is_cuda:
+            block_dim = CUDA_DEFAULT_BLOCK_DIM  # what a launch without block_dim uses
+        groups.setdefault(block_dim, []).append(module)
+    workers = max(1, int(max_workers if max_workers is not None else default_workers()))
+    # one force_load per block size (its argument), all of them at once, largest first
+    order = sorted(groups.items(), key=lambda item: -len(item[1]))
+    with ThreadPoolExecutor(max_workers=max(1, len(order))) as pool:
+        futures = [pool.submit(wp.force_load, device=device, modules=modules,
+                               block_dim=block_dim, max_workers=workers)
+                   for block_dim, modules in order]
+        for future in futures:
+            future.result()
+    return len(recorded)

@@ -276,10 +276,7 @@ class MjWarpBackend(SimBackend):
     def _substeps(self, decimation: int) -> None:
         """Run the decimation loop (what the CUDA graph captures)."""
         if not self._kernels_preloaded and not wp.get_device(self._wp_device).is_capturing:
-            # compile the physics step's kernels many at a time, not one by one at their
-            # first launch (in the first training iteration: counted in its start-up)
-            self._kernels_preloaded = True
-            preload_kernels(lambda: mjw.step(self._m, self._d), self._wp_device, state=self._d)
+            self._preload_kernels()
         lat = self._latency
         if lat is not None:
             lat.push_target(self._q_target)
@@ -295,6 +292,26 @@ class MjWarpBackend(SimBackend):
         # foot_pos matches qpos
         mjw.kinematics(self._m, self._d)
         self._refresh_derived()
+
+    def _preload_kernels(self) -> None:
+        """
+        Compile the Warp kernels of the decimation loop many at a time (once per backend).
+
+        Not one by one at their first launch; called by the first step, so the time counts
+        in the first training iteration.  A failure only warns: the kernels then compile at
+        their first launch, as without it.
+        """
+        self._kernels_preloaded = True
+
+        def physics() -> None:
+            mjw.step(self._m, self._d)
+            self._foot_forces()
+            mjw.kinematics(self._m, self._d)
+        try:
+            preload_kernels(physics, self._wp_device, state=self._d)
+        except Exception as exc:  # an optimization only: never stop training for it
+            warnings.warn(f'compiling the physics kernels ahead failed ({exc!r}); they compile '
+                          'at their first launch instead')
 
     def _pd_control(self, q_target: torch.Tensor) -> None:
         """Write the PD effort towards ``q_target`` into ``ctrl`` (never a NaN effort)."""

@@ -84,9 +84,9 @@ class LocomotionEnv(EpisodeMixin, ObservationMixin, VecEnv):
         self.max_episode_length = int(math.ceil(cfg.episode_length_s / self.dt_s))
         self.mj_model = build_mujoco_model(self.robot, cfg.physics_dt_s,
                                            terrain=self._model_terrain())
-        set_solver_iterations(self.mj_model, cfg.solver_iterations, cfg.solver_ls_iterations)
         """The robot's MuJoCo model: the env reads joint ranges and foot heights from it, and
-        the mjwarp backend simulates it (built once, shared)."""
+        the mjwarp backend simulates it (built once, shared) with the config's solver limits."""
+        set_solver_iterations(self.mj_model, cfg.solver_iterations, cfg.solver_ls_iterations)
         sim_options = ({'nconmax': cfg.nconmax_per_world, 'njmax': cfg.njmax_per_world,
                         'compile_setting': cfg.compile_step, 'mj_model': self.mj_model}
                        if backend_name == 'mjwarp' else {})

@@ -179,7 +179,8 @@ class EpisodeMixin:
                                                  device=dev)
         self.disturbance_scale = torch.full((), 0.0 if r.ramp_iterations > 0 else 1.0,
                                             device=dev)
-        """Scale of the push speeds and of the delay spans, in [0, 1] (see
+        """Scale of the randomization in [0, 1]: push speeds, delay spans, and every
+        randomized parameter's spread about its nominal value (see
         ``DomainRandConfig.ramp_iterations``; set by :meth:`on_iteration`); a device scalar
         that the step's CUDA graph reads, updated in place."""
         if r.ramp_iterations < 0:
