@@ -20,7 +20,8 @@
 # finds both in this machine's newest scratch folder).
 # throughput: benchmarks/gpu_throughput.py with the same config at BENCH_NUM_ENVS envs.
 # breakdown: benchmarks/env_step_breakdown.py with the same config at NUM_ENVS envs (each
-# randomization term and the terrain off in turn, and a kernel profile of the full step).
+# randomization term and the terrain off in turn, the solver at 10 and 4 iterations, and a
+# kernel profile of the full step).
 #
 # OUT receives at most 7 files: results.tar.gz (run folder without checkpoints, snapshot
 # policies, the final export, every robustness report, logs), the newest checkpoint
@@ -100,7 +101,7 @@ case "$mode" in
       exit 2
     fi ;;
   *)
-    sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2 ;;
 esac
 
