@@ -179,6 +179,15 @@ class SimBackend(ABC):
         backend-specific diagnostics.  Pass the dict to :func:`raise_if_overflow` to raise.
         """
 
+    def overflowed_worlds(self) -> Optional[torch.Tensor]:
+        """
+        Return the worlds whose buffers overflowed since the last cleared check (bool [N]).
+
+        None when the backend cannot tell which worlds (then an overflow is never tolerated,
+        see ``EnvConfig.overflow_tolerance``).  Read it before :meth:`check_overflow` clears.
+        """
+        return None
+
     def set_friction_masked(self, mask: torch.Tensor, friction: torch.Tensor) -> None:
         """Set the sliding friction of the worlds where ``mask`` is True to ``friction`` [N]."""
         raise NotImplementedError(f'{type(self).__name__} does not randomize friction')

@@ -595,6 +595,10 @@ class MjWarpBackend(SimBackend):
 
     # ---- diagnostics ----
 
+    def overflowed_worlds(self) -> Optional[torch.Tensor]:
+        """Return the worlds with a contact or constraint buffer overflow bit (see base)."""
+        return (self._overflow & _BUFFER_BITS) != 0
+
     def check_overflow(self, clear: bool = True) -> Dict[str, Any]:
         """
         Read the overflow bitmask and buffer peaks (see :meth:`SimBackend.check_overflow`).

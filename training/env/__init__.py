@@ -76,6 +76,8 @@ class LocomotionEnv(EpisodeMixin, ObservationMixin, VecEnv):
                  device: str = 'cuda:0') -> None:
         """Build the robots, the simulator backend and every buffer on ``device``."""
         self.cfg = cfg
+        if not 0.0 <= cfg.overflow_tolerance < 1.0:
+            raise ValueError(f'overflow_tolerance must be in [0, 1), got {cfg.overflow_tolerance}')
         self.robot: RobotConfig = load_robot(cfg.robot)
         self.device = torch.device(device)
         self.num_envs = cfg.num_envs
@@ -198,6 +200,10 @@ class LocomotionEnv(EpisodeMixin, ObservationMixin, VecEnv):
         self._rewards_buf = zeros(n)
         self._dones_buf = torch.zeros(n, dtype=torch.bool, device=dev)
         self._time_outs_buf = torch.zeros(n, dtype=torch.bool, device=dev)
+        self._cut_episodes = torch.zeros(n, dtype=torch.bool, device=dev)
+        """Worlds whose episode ends at the next step (a tolerated buffer overflow)."""
+        self.overflow_cut_worlds = 0
+        """Worlds whose episode was cut for a tolerated buffer overflow, in total."""
         self._step_log_buf = zeros(2)
         self._all_envs = torch.ones(n, dtype=torch.bool, device=dev)
         self._obs_clip = torch.tensor(float(self.cfg.observations.clip), device=dev)
@@ -376,8 +382,9 @@ class LocomotionEnv(EpisodeMixin, ObservationMixin, VecEnv):
         self.terminated.copy_(self._fallen())
         # a fall on the last step is a termination, not a time-out (no bootstrap); leaving the
         # terrain is a time-out: the episode is cut, not failed
-        time_outs = ((self.episode_length >= self.max_episode_length) | self._out_of_bounds()) \
-            & ~self.terminated
+        time_outs = ((self.episode_length >= self.max_episode_length) | self._out_of_bounds()
+                     | self._cut_episodes) & ~self.terminated
+        self._cut_episodes.zero_()  # every cut episode ends (and resets) in this step
         self._time_outs_buf.copy_(time_outs)
         self._rewards()
         dones = self.terminated | time_outs
@@ -469,8 +476,26 @@ class LocomotionEnv(EpisodeMixin, ObservationMixin, VecEnv):
         self._step_log_buf.copy_(torch.stack([lin_err.mean(), yaw_err.mean()]))
 
     def check_overflow(self) -> Dict[str, Any]:
-        """Return the backend's overflow report; raise SimOverflowError if buffers overflowed."""
+        """
+        Return the backend's overflow report; raise SimOverflowError if buffers overflowed.
+
+        Within ``EnvConfig.overflow_tolerance`` the overflowed worlds' episodes are cut at the
+        next step instead (report key ``'cut_worlds'``).
+        """
+        tolerance = self.cfg.overflow_tolerance
+        worlds = self.backend.overflowed_worlds() if tolerance > 0 else None
         report = self.backend.check_overflow()
+        if report.get('overflow') and worlds is not None and not report.get('invalid_inputs'):
+            count = int(worlds.sum())
+            if 0 < count <= tolerance * self.num_envs:
+                with self.backend.sim_stream():
+                    self._cut_episodes |= worlds
+                self.overflow_cut_worlds += count
+                print(f'[env] {count} of {self.num_envs} worlds overflowed their contact or '
+                      f'constraint buffers (within the tolerance of {tolerance:g}): their '
+                      f'episodes end now ({self.overflow_cut_worlds} so far); {report}',
+                      flush=True)
+                return {**report, 'cut_worlds': count}
         raise_if_overflow(report)
         return report
 
