@@ -64,8 +64,9 @@ def test_each_block_size_is_loaded_as_launched(monkeypatch):
         wp.launch(_add_two, dim=4, inputs=[wp.zeros(4, dtype=float, device='cpu')],
                   device='cpu', block_dim=32)
     assert preload_kernels(step, 'cpu', max_workers=3) == 2
-    assert sorted(loads, key=str) == sorted([('cpu', [_add_one.module.name], None, 3),
-                                             ('cpu', [_add_two.module.name], 32, 3)], key=str)
+    # one task per module and block size, each loading serially in its pool thread
+    assert sorted(loads, key=str) == sorted([('cpu', [_add_one.module.name], None, 0),
+                                             ('cpu', [_add_two.module.name], 32, 0)], key=str)
     assert 1 <= default_workers()
 
 
@@ -74,9 +75,10 @@ def test_the_first_step_compiles_nothing_the_preload_did_not(monkeypatch):
     load = wp.Module.load
 
     def counting_load(module, device, block_dim=None, *args, **kwargs):
-        before = len(module.execs)
+        before = {key: id(value) for key, value in module.execs.items()}
         result = load(module, device, block_dim, *args, **kwargs)
-        if len(module.execs) > before:
+        after = {key: id(value) for key, value in module.execs.items()}
+        if after != before:  # a new or a replaced executable: a build
             built.append((module.name, bool(in_preload)))
         return result
 
@@ -89,7 +91,7 @@ def test_the_first_step_compiles_nothing_the_preload_did_not(monkeypatch):
     monkeypatch.setattr(wp.Module, 'load', counting_load)
     monkeypatch.setattr(mjwarp, 'preload_kernels', preload)
     backend = MjWarpBackend(load_robot('kestrel'), 2, device='cpu')
-    for module in {m for m, _ in _recorded_step(backend)}:
+    for module in {m for m, _ in _recorded_physics(backend)}:
         module.unload()  # as on an empty kernel cache
     built.clear()
     backend.step(2)
@@ -99,9 +101,12 @@ def test_the_first_step_compiles_nothing_the_preload_did_not(monkeypatch):
     assert late == [], f'compiled at their first launch: {late}'
 
 
-def _recorded_step(backend):
+def _recorded_physics(backend):
+    """Return the (module, block_dim) launches of the backend's decimation loop's physics."""
     with recorded_modules() as modules:
         mjw.step(backend.warp_model, backend.warp_data)
+        backend._foot_forces()
+        mjw.kinematics(backend.warp_model, backend.warp_data)
     return modules
 
 
@@ -120,6 +125,28 @@ def test_the_preload_leaves_the_simulator_state_as_it_was():
     assert after.keys() == before.keys()
     for key, value in before.items():  # clears and copies of the step undone: bit for bit
         np.testing.assert_array_equal(after[key], value, err_msg=str(key[1]))
+
+
+def test_a_failed_build_in_the_preload_is_built_again_at_the_first_launch(monkeypatch):
+    module = _add_two.module
+    module.unload()
+    build = wp.Module.load
+    failures = []
+
+    def fail_once(self, device, block_dim=None, *args, **kwargs):
+        if self is module and not failures:
+            failures.append(True)
+            self.failed_builds[(None, 1)] = RuntimeError('out of memory')  # as Warp records
+            raise RuntimeError('out of memory')
+        return build(self, device, block_dim, *args, **kwargs)
+    monkeypatch.setattr(wp.Module, 'load', fail_once)
+    values = wp.zeros(4, dtype=float, device='cpu')
+    with pytest.raises(RuntimeError, match='out of memory'):
+        preload_kernels(lambda: wp.launch(_add_two, dim=4, inputs=[values], device='cpu'),
+                        'cpu', max_workers=1)
+    assert not module.failed_builds  # forgotten: the launch builds afresh
+    wp.launch(_add_two, dim=4, inputs=[values], device='cpu')
+    assert np.all(values.numpy() == 2.0)
 
 
 def test_a_failed_preload_warns_and_the_step_still_runs(monkeypatch):

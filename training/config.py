@@ -343,10 +343,11 @@ class EnvConfig:
     """MuJoCo Warp constraint rows per world; overflow is detected and raised."""
     overflow_tolerance: float = 0.0
     """Share of the worlds whose contact or constraint buffers may overflow between two
-    overflow checks (every 100 steps) without stopping the run: their episodes end at the
-    next step as time-outs (their physics was wrong since the overflow) and a line says how
-    many.  0: any overflow raises SimOverflowError (training then saves a checkpoint and
-    stops).  More worlds than this, or a backend that cannot tell which worlds, still raise."""
+    overflow checks (every 100 steps) without stopping the run: each such world's episode
+    ends as a time-out at the step of its overflow (its terrain level stays), and a line and
+    the run's provenance count them.  0: any overflow raises SimOverflowError (training then
+    saves a checkpoint and stops).  More worlds than this, or a backend that cannot tell
+    which worlds, still raise."""
     solver_iterations: Optional[int] = None
     """MuJoCo Warp constraint solver iterations per physics step; None: the robot model's
     (10, mjlab's).  MuJoCo Warp iterates until every world has converged, so the slowest of

@@ -305,6 +305,8 @@ def _train(cfg: TrainConfig, command_line: Optional[Sequence[str]], ctx: DistCon
         'command_line': ' '.join(command_line or sys.argv),
         'final_metrics': {k: float(v) for k, v in final.items()},
         'overflow': overflow,
+        # worlds whose episode ended early for a tolerated buffer overflow (overflow_tolerance)
+        'overflow_cut_worlds': env.overflow_cut_worlds,
     }
     if ctx.enabled:
         provenance['world_size'] = ctx.world_size  # processes, each with num_envs envs

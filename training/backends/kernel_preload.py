@@ -130,25 +130,33 @@ def preload_kernels(step: Callable[[], None], device: Any, state: Any = None,
     it is launched with, by up to ``max_workers`` threads (default: :func:`default_workers`).
     The step's other array operations (clears, copies) do run: pass the dataclass it works on
     (e.g. MuJoCo Warp's ``Data``) as ``state`` to have every array of it restored afterwards
-    (a copy of it is held meanwhile).  Returns the number of (module, block size) pairs.  Must
-    not run during a CUDA graph capture.
+    (a copy of it is held meanwhile).  Returns the number of (module, block size) pairs.  On
+    a failure the modules' failed builds are forgotten (Warp would re-raise them at every
+    launch) before the error propagates.  Must not run during a CUDA graph capture.
     """
     with (_restored(state) if state is not None else contextlib.nullcontext()):
         with recorded_modules() as recorded:
             step()
     device = wp.get_device(device)
-    groups: Dict[Optional[int], List[Any]] = {}
+    pairs = []
     for module, block_dim in recorded:
         if block_dim is None and device.is_cuda:
             block_dim = CUDA_DEFAULT_BLOCK_DIM  # what a launch without block_dim uses
-        groups.setdefault(block_dim, []).append(module)
+        if (module, block_dim) not in pairs:
+            pairs.append((module, block_dim))
     workers = max(1, int(max_workers if max_workers is not None else default_workers()))
-    # one force_load per block size (its argument), all of them at once, largest first
-    order = sorted(groups.items(), key=lambda item: -len(item[1]))
-    with ThreadPoolExecutor(max_workers=max(1, len(order))) as pool:
-        futures = [pool.submit(wp.force_load, device=device, modules=modules,
-                               block_dim=block_dim, max_workers=workers)
-                   for block_dim, modules in order]
-        for future in futures:
-            future.result()
-    return len(recorded)
+    try:
+        # one module and block size per task, at most ``workers`` compiling at once
+        with ThreadPoolExecutor(max_workers=min(workers, max(1, len(pairs)))) as pool:
+            futures = [pool.submit(wp.force_load, device=device, modules=[module],
+                                   block_dim=block_dim, max_workers=0)
+                       for module, block_dim in pairs]
+            for future in futures:
+                future.result()
+    except BaseException:
+        # Warp remembers a failed build and re-raises it at every launch: forget it, so
+        # that the first launch compiles afresh (the failure may have been the parallelism)
+        for module, _ in pairs:
+            getattr(module, 'failed_builds', {}).clear()
+        raise
+    return len(pairs)

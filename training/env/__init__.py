@@ -200,8 +200,10 @@ class LocomotionEnv(EpisodeMixin, ObservationMixin, VecEnv):
         self._rewards_buf = zeros(n)
         self._dones_buf = torch.zeros(n, dtype=torch.bool, device=dev)
         self._time_outs_buf = torch.zeros(n, dtype=torch.bool, device=dev)
-        self._cut_episodes = torch.zeros(n, dtype=torch.bool, device=dev)
-        """Worlds whose episode ends at the next step (a tolerated buffer overflow)."""
+        self._overflow_handled = torch.zeros(n, dtype=torch.bool, device=dev)
+        """Worlds whose overflow since the last check has already ended their episode."""
+        self._cut_now = torch.zeros(n, dtype=torch.bool, device=dev)
+        """Worlds whose episode this step ends for a buffer overflow (read by the reset)."""
         self.overflow_cut_worlds = 0
         """Worlds whose episode was cut for a tolerated buffer overflow, in total."""
         self._step_log_buf = zeros(2)
@@ -334,6 +336,8 @@ class LocomotionEnv(EpisodeMixin, ObservationMixin, VecEnv):
                                'track/yaw_rate_error_rad_s': step_log[1]}
         if self.steps_taken % EPISODE_LOG_INTERVAL == 0:
             log.update(self._episode_log())
+            if self.overflow_cut_worlds:
+                log['sim/overflow_cut_worlds'] = self.overflow_cut_worlds
         return log
 
     @property
@@ -382,9 +386,9 @@ class LocomotionEnv(EpisodeMixin, ObservationMixin, VecEnv):
         self.terminated.copy_(self._fallen())
         # a fall on the last step is a termination, not a time-out (no bootstrap); leaving the
         # terrain is a time-out: the episode is cut, not failed
+        self._cut_overflowed()
         time_outs = ((self.episode_length >= self.max_episode_length) | self._out_of_bounds()
-                     | self._cut_episodes) & ~self.terminated
-        self._cut_episodes.zero_()  # every cut episode ends (and resets) in this step
+                     | self._cut_now) & ~self.terminated
         self._time_outs_buf.copy_(time_outs)
         self._rewards()
         dones = self.terminated | time_outs
@@ -441,6 +445,21 @@ class LocomotionEnv(EpisodeMixin, ObservationMixin, VecEnv):
         self.feet_lateral_distance.copy_(torch.abs(-torch.sin(yaw) * rel[:, 0]
                                                    + torch.cos(yaw) * rel[:, 1]))
 
+    def _cut_overflowed(self) -> None:
+        """
+        Mark the worlds whose buffers overflowed in this step for a cut (``_cut_now``).
+
+        With ``overflow_tolerance`` > 0 and a backend that tells which worlds overflowed: a
+        world's episode ends (as a time-out) at the step its overflow bit appears; the bit
+        stays until the host check (:meth:`check_overflow`) counts and clears it, and
+        ``_overflow_handled`` keeps it from ending the next episode too.
+        """
+        over = self.backend.overflowed_worlds() if self.cfg.overflow_tolerance > 0 else None
+        if over is None:
+            return
+        self._cut_now.copy_(over & ~self._overflow_handled)
+        self._overflow_handled.logical_or_(over)
+
     def _fallen(self) -> torch.Tensor:
         """Return the envs that fell (too low, too tilted) or whose physics went non-finite."""
         too_low = self.base_height < self.cfg.fall_height_fraction * \
@@ -485,15 +504,16 @@ class LocomotionEnv(EpisodeMixin, ObservationMixin, VecEnv):
         tolerance = self.cfg.overflow_tolerance
         worlds = self.backend.overflowed_worlds() if tolerance > 0 else None
         report = self.backend.check_overflow()
+        if worlds is not None:
+            with self.backend.sim_stream():
+                self._overflow_handled.zero_()  # the bits were cleared with the check
         if report.get('overflow') and worlds is not None and not report.get('invalid_inputs'):
             count = int(worlds.sum())
             if 0 < count <= tolerance * self.num_envs:
-                with self.backend.sim_stream():
-                    self._cut_episodes |= worlds
                 self.overflow_cut_worlds += count
                 print(f'[env] {count} of {self.num_envs} worlds overflowed their contact or '
                       f'constraint buffers (within the tolerance of {tolerance:g}): their '
-                      f'episodes end now ({self.overflow_cut_worlds} so far); {report}',
+                      f'episodes ended there ({self.overflow_cut_worlds} so far); {report}',
                       flush=True)
                 return {**report, 'cut_worlds': count}
         raise_if_overflow(report)
