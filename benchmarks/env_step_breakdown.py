@@ -13,7 +13,9 @@ its own step: allow about a minute per variant, or name fewer with ``--terms``):
     python benchmarks/env_step_breakdown.py --config training/configs/real_world.yaml \
         --out env_step_breakdown.json
 
-With ``--solver-iterations`` (default: the robot model's 10, and 4) the full config is also
+With ``--ground-contact-variant`` (default on) the full config is also measured with the
+other ground contact setting (only the feet touching the ground, or every robot geom).  With
+``--solver-iterations`` (default: the robot model's 10, and 4) the full config is also
 measured with the constraint solver limited to each of these iterations per physics step
 (``EnvConfig.solver_iterations``; the config's own limit is the ``full`` variant): MuJoCo Warp
 iterates until the slowest world converges.
@@ -71,6 +73,9 @@ class BreakdownConfig:
     """Also measure the full config with the solver limited to each of these iterations per
     physics step and twice as many line search iterations (variants
     ``solver_iterations_<n>``; the config's own limit is left out); empty: none."""
+    ground_contact_variant: bool = True
+    """Also measure the full config with the other ``EnvConfig.ground_contact`` (only the feet
+    touching the ground, or every geom): variant ``ground_contact_<feet|all>``."""
     profile_steps: int = 20
     """Steps of the full config run under torch.profiler after its timed steps (0: none)."""
     top_kernels: int = 25
@@ -162,8 +167,13 @@ def run(args: BreakdownConfig) -> Dict[str, Any]:
     # the two ends first, then the solver caps: a run cut short still has them
     variants: List[Tuple[str, Tuple[str, ...]]] = [('full', ()), ('without_all', terms)]
     own = base.env.solver_iterations or SOLVER_ITERATIONS
+    # variants of the full config that change something else than a switch
     solver = {f'solver_iterations_{n}': with_solver_iterations(base, n, 2 * n)
               for n in args.solver_iterations if n != own}
+    if args.ground_contact_variant:
+        other = 'all' if base.env.ground_contact == 'feet' else 'feet'
+        solver[f'ground_contact_{other}'] = dataclasses.replace(
+            base, env=dataclasses.replace(base.env, ground_contact=other))
     variants += [(label, ()) for label in solver]
     variants += [(f'without_{name}', (name,)) for name in terms]
     for label, off in variants:
@@ -177,6 +187,7 @@ def run(args: BreakdownConfig) -> Dict[str, Any]:
             res = {'error': f'{type(exc).__name__}: {exc}'}
         res['switched_off'] = list(off)
         res['solver_iterations'] = cfg.env.solver_iterations or SOLVER_ITERATIONS
+        res['ground_contact'] = cfg.env.ground_contact
         if 'after' in res:
             out['profile'] = res.pop('after')
         full = out['variants'].get('full', res).get('env_steps_per_s')

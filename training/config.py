@@ -8,7 +8,7 @@ these docstrings) and the resolved config is saved in each run folder.
 """
 
 from dataclasses import dataclass, field
-from typing import Annotated, Dict, Optional, Tuple
+from typing import Annotated, Dict, Literal, Optional, Tuple
 
 import tyro
 
@@ -341,6 +341,12 @@ class EnvConfig:
     """MuJoCo Warp contact buffer per world (pooled); overflow is detected and raised."""
     njmax_per_world: int = 128
     """MuJoCo Warp constraint rows per world; overflow is detected and raised."""
+    ground_contact: Literal['all', 'feet'] = 'all'
+    """Robot geoms that touch the ground: 'all', or only the feet (``robot.yaml``'s
+    foot_links; the rest pass through the ground, and a fall ends the episode by height or
+    tilt as before), as mujoco_playground's feet-only rough-terrain scenes and mjlab's
+    FEET_ONLY_COLLISION train: every robot geom against the terrain heightfield is a costly
+    collision test in every physics step."""
     overflow_tolerance: float = 0.0
     """Share of the worlds whose contact or constraint buffers may overflow between two
     overflow checks (every 100 steps) without stopping the run: each such world's episode

@@ -233,6 +233,31 @@ def set_solver_iterations(model: 'mujoco.MjModel', iterations: Optional[int] = N
         setattr(model.opt, name, int(value))
 
 
+def keep_ground_contacts(model: 'mujoco.MjModel', bodies: Sequence[str]) -> int:
+    """
+    Make only the geoms of ``bodies`` collide (in place); return how many geoms stop colliding.
+
+    Every other geom of the robot gets no collision bits, so it passes through the ground (a
+    training shortcut: mujoco_playground's feet-only rough-terrain scenes, mjlab's
+    ``FEET_ONLY_COLLISION``).  Raises RobotConfigError for a body the model does not have.
+    """
+    keep = set()
+    for name in bodies:
+        body = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, name)
+        if body < 0:
+            raise RobotConfigError(f'body {name!r} is not in the model')
+        keep.add(body)
+    dropped = 0
+    for geom in range(model.ngeom):
+        body = int(model.geom_bodyid[geom])
+        colliding = model.geom_contype[geom] or model.geom_conaffinity[geom]
+        if body != 0 and body not in keep and colliding:
+            model.geom_contype[geom] = 0
+            model.geom_conaffinity[geom] = 0
+            dropped += 1
+    return dropped
+
+
 def build_mujoco_model(robot: RobotConfig, timestep_s: float = 0.005, *,
                        add_imu: bool = False,
                        terrain: Optional[Terrain] = None) -> 'mujoco.MjModel':

@@ -34,7 +34,8 @@ from humanoid_rl_ros.core.policy_math import (action_to_joint_targets, projected
                                               world_to_body, yaw_from_quat)
 from humanoid_rl_ros.robot.description import load_robot, RobotConfig
 from humanoid_rl_ros.robot.mujoco_model import (body_ids, build_mujoco_model, default_qpos,
-                                                joint_qpos_adr, set_solver_iterations)
+                                                joint_qpos_adr, keep_ground_contacts,
+                                                set_solver_iterations)
 import mujoco
 import numpy as np
 import torch
@@ -89,6 +90,8 @@ class LocomotionEnv(EpisodeMixin, ObservationMixin, VecEnv):
         """The robot's MuJoCo model: the env reads joint ranges and foot heights from it, and
         the mjwarp backend simulates it (built once, shared) with the config's solver limits."""
         set_solver_iterations(self.mj_model, cfg.solver_iterations, cfg.solver_ls_iterations)
+        if cfg.ground_contact == 'feet':
+            keep_ground_contacts(self.mj_model, self.robot.foot_links)
         sim_options = ({'nconmax': cfg.nconmax_per_world, 'njmax': cfg.njmax_per_world,
                         'compile_setting': cfg.compile_step, 'mj_model': self.mj_model}
                        if backend_name == 'mjwarp' else {})
