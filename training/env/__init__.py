@@ -501,8 +501,9 @@ class LocomotionEnv(EpisodeMixin, ObservationMixin, VecEnv):
         """
         Return the backend's overflow report; raise SimOverflowError if buffers overflowed.
 
-        Within ``EnvConfig.overflow_tolerance`` the overflowed worlds' episodes are cut at the
-        next step instead (report key ``'cut_worlds'``).
+        Within ``EnvConfig.overflow_tolerance`` it counts the overflowed worlds instead, whose
+        episodes ended at the step of their overflow (:meth:`_cut_overflowed`), and returns the
+        report with their number under ``'cut_worlds'``.
         """
         tolerance = self.cfg.overflow_tolerance
         worlds = self.backend.overflowed_worlds() if tolerance > 0 else None
