@@ -164,24 +164,25 @@ def run(args: BreakdownConfig) -> Dict[str, Any]:
                            'gpu': torch.cuda.get_device_name(device)
                            if device.type == 'cuda' else None,
                            'variants': {}}
-    # the two ends first, then the solver caps: a run cut short still has them
+    # the two ends first, then the other solver and contact settings: a run cut short
+    # still has them
     variants: List[Tuple[str, Tuple[str, ...]]] = [('full', ()), ('without_all', terms)]
     own = base.env.solver_iterations or SOLVER_ITERATIONS
     # variants of the full config that change something else than a switch
-    solver = {f'solver_iterations_{n}': with_solver_iterations(base, n, 2 * n)
-              for n in args.solver_iterations if n != own}
+    changed = {f'solver_iterations_{n}': with_solver_iterations(base, n, 2 * n)
+               for n in args.solver_iterations if n != own}
     if args.ground_contact_variant:
         other = 'all' if base.env.ground_contact == 'feet' else 'feet'
-        solver[f'ground_contact_{other}'] = dataclasses.replace(
+        changed[f'ground_contact_{other}'] = dataclasses.replace(
             base, env=dataclasses.replace(base.env, ground_contact=other))
-    variants += [(label, ()) for label in solver]
+    variants += [(label, ()) for label in changed]
     variants += [(f'without_{name}', (name,)) for name in terms]
     for label, off in variants:
         profile = _profiler(device, args.profile_steps, args.top_kernels) \
             if label == 'full' and args.profile_steps > 0 else None
         gpu_throughput._release_gpu_memory()
         try:
-            cfg = solver[label] if label in solver else with_switches_off(base, off)
+            cfg = changed[label] if label in changed else with_switches_off(base, off)
             res = gpu_throughput.measure_env_step(bench, args.num_envs, cfg=cfg, after=profile)
         except Exception as exc:  # record and keep going: the other variants still count
             res = {'error': f'{type(exc).__name__}: {exc}'}

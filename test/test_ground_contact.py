@@ -2,7 +2,7 @@
 
 from humanoid_rl_ros.robot.description import load_robot
 from humanoid_rl_ros.robot.mujoco_model import (build_mujoco_model, keep_ground_contacts,
-                                                RobotConfigError)
+                                                robot_collision_geoms, RobotConfigError)
 import mujoco
 import pytest
 import torch
@@ -11,14 +11,7 @@ from training.config import DomainRandConfig, EnvConfig
 
 def _colliding_bodies(model):
     return {mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_BODY, int(model.geom_bodyid[g]))
-            for g in range(model.ngeom)
-            if model.geom_bodyid[g] != 0 and (model.geom_contype[g] or model.geom_conaffinity[g])}
-
-
-def _colliding_geoms(model):
-    return sum(1 for g in range(model.ngeom)
-               if model.geom_bodyid[g] != 0
-               and (model.geom_contype[g] or model.geom_conaffinity[g]))
+            for g in robot_collision_geoms(model)}
 
 
 def test_only_the_named_bodies_keep_their_collisions_and_the_ground_keeps_its_own():
@@ -28,10 +21,10 @@ def test_only_the_named_bodies_keep_their_collisions_and_the_ground_keeps_its_ow
     assert set(robot.foot_links) < before and 'pelvis' in before
     floor = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, 'floor')
     floor_bits = (int(model.geom_contype[floor]), int(model.geom_conaffinity[floor]))
-    colliding_before = _colliding_geoms(model)
+    colliding_before = len(robot_collision_geoms(model))
     dropped = keep_ground_contacts(model, robot.foot_links)
     assert _colliding_bodies(model) == set(robot.foot_links)
-    assert dropped == colliding_before - _colliding_geoms(model) > 0
+    assert dropped == colliding_before - len(robot_collision_geoms(model)) > 0
     assert (int(model.geom_contype[floor]), int(model.geom_conaffinity[floor])) == floor_bits
     with pytest.raises(RobotConfigError, match="'hoof'"):
         keep_ground_contacts(model, ['hoof'])

@@ -115,13 +115,13 @@ def test_the_preload_leaves_the_simulator_state_as_it_was():
     backend._kernels_preloaded = True  # stepped without it first: a state that is not all zero
     backend.step(2)
     data = backend.warp_data
-    before = {(id(owner), name): array.numpy().copy() for owner, name, array in _arrays(data)}
+    before = {(id(holder), name): array.numpy().copy() for holder, name, array in _arrays(data)}
 
     def step():
         mjw.step(backend.warp_model, data)
     count = preload_kernels(step, 'cpu', state=data, max_workers=2)
     assert count > 10  # MuJoCo Warp's step builds dozens of specialized kernels
-    after = {(id(owner), name): array.numpy() for owner, name, array in _arrays(data)}
+    after = {(id(holder), name): array.numpy() for holder, name, array in _arrays(data)}
     assert after.keys() == before.keys()
     for key, value in before.items():  # clears and copies of the step undone: bit for bit
         np.testing.assert_array_equal(after[key], value, err_msg=str(key[1]))

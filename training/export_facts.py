@@ -75,6 +75,7 @@ def robot_facts(contract: PolicyContract, robot: Any, backend: Optional[str],
     """
     import mujoco
     from humanoid_rl_ros.robot.mujoco_model import (build_mujoco_model, FLOOR_GEOM_NAME,
+                                                    robot_collision_geoms,
                                                     set_solver_iterations)
 
     model = build_mujoco_model(robot, contract.physics_dt_s)
@@ -93,8 +94,7 @@ def robot_facts(contract: PolicyContract, robot: Any, backend: Optional[str],
     facts['armature_kg_m2'] = tuple(float(model.dof_armature[model.jnt_dofadr[j]])
                                     for j in joint_ids)
     floor = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, FLOOR_GEOM_NAME)
-    colliding = [g for g in range(model.ngeom) if model.geom_bodyid[g] != 0
-                 and (model.geom_contype[g] or model.geom_conaffinity[g])]
+    colliding = robot_collision_geoms(model)
     self_collision = any(
         (model.geom_contype[a] & model.geom_conaffinity[b])
         or (model.geom_contype[b] & model.geom_conaffinity[a])

@@ -10,7 +10,7 @@ helpers map policy-order joints and named bodies to ``qpos``/``qvel`` indices. A
 
 from dataclasses import dataclass, field
 import math
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from humanoid_rl_ros.robot.description import (_finite, _load_spec, RobotConfig, RobotConfigError,
                                                validate_against_model)
@@ -233,6 +233,12 @@ def set_solver_iterations(model: 'mujoco.MjModel', iterations: Optional[int] = N
         setattr(model.opt, name, int(value))
 
 
+def robot_collision_geoms(model: 'mujoco.MjModel') -> List[int]:
+    """Return the ids of the geoms that can collide and belong to a body (not the world)."""
+    return [g for g in range(model.ngeom) if model.geom_bodyid[g] != 0
+            and (model.geom_contype[g] or model.geom_conaffinity[g])]
+
+
 def keep_ground_contacts(model: 'mujoco.MjModel', bodies: Sequence[str]) -> int:
     """
     Make only the geoms of ``bodies`` collide (in place); return how many geoms stop colliding.
@@ -247,15 +253,10 @@ def keep_ground_contacts(model: 'mujoco.MjModel', bodies: Sequence[str]) -> int:
         if body < 0:
             raise RobotConfigError(f'body {name!r} is not in the model')
         keep.add(body)
-    dropped = 0
-    for geom in range(model.ngeom):
-        body = int(model.geom_bodyid[geom])
-        colliding = model.geom_contype[geom] or model.geom_conaffinity[geom]
-        if body != 0 and body not in keep and colliding:
-            model.geom_contype[geom] = 0
-            model.geom_conaffinity[geom] = 0
-            dropped += 1
-    return dropped
+    dropped = [g for g in robot_collision_geoms(model) if int(model.geom_bodyid[g]) not in keep]
+    model.geom_contype[dropped] = 0
+    model.geom_conaffinity[dropped] = 0
+    return len(dropped)
 
 
 def build_mujoco_model(robot: RobotConfig, timestep_s: float = 0.005, *,

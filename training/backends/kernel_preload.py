@@ -86,7 +86,7 @@ def recorded_modules() -> Iterator[List[Tuple[Any, Optional[int]]]]:
 
 
 def _arrays(state: Any) -> List[Tuple[Any, str, Any]]:
-    """Return (owner, field name, array) of every Warp array in the dataclass tree ``state``."""
+    """Return (holder, field name, array) of every Warp array in the dataclass tree ``state``."""
     found = []
     for f in dataclasses.fields(state):
         value = getattr(state, f.name)
@@ -100,12 +100,12 @@ def _arrays(state: Any) -> List[Tuple[Any, str, Any]]:
 @contextlib.contextmanager
 def _restored(state: Any) -> Iterator[None]:
     """Within the block ``state``'s arrays may change; afterwards they are as before."""
-    saved = [(owner, name, array, wp.clone(array)) for owner, name, array in _arrays(state)]
+    saved = [(holder, name, array, wp.clone(array)) for holder, name, array in _arrays(state)]
     try:
         yield
     finally:
-        for owner, name, array, copy in saved:
-            setattr(owner, name, array)
+        for holder, name, array, copy in saved:
+            setattr(holder, name, array)
             wp.copy(array, copy)
         del saved
 
@@ -138,12 +138,10 @@ def preload_kernels(step: Callable[[], None], device: Any, state: Any = None,
         with recorded_modules() as recorded:
             step()
     device = wp.get_device(device)
-    pairs = []
-    for module, block_dim in recorded:
-        if block_dim is None and device.is_cuda:
-            block_dim = CUDA_DEFAULT_BLOCK_DIM  # what a launch without block_dim uses
-        if (module, block_dim) not in pairs:
-            pairs.append((module, block_dim))
+    # a launch without block_dim uses Warp's default on CUDA: the same build as naming it
+    default = CUDA_DEFAULT_BLOCK_DIM if device.is_cuda else None
+    pairs = list(dict.fromkeys((module, default if block_dim is None else block_dim)
+                               for module, block_dim in recorded))
     workers = max(1, int(max_workers if max_workers is not None else default_workers()))
     try:
         # one module and block size per task, at most ``workers`` compiling at once
