@@ -46,6 +46,7 @@ from .distributed import (all_reduce_min_, all_reduce_sum_, broadcast_values, Di
 from .ppo import ActorCritic, EmpiricalNormalizer, PolicyConfig, PPO, PPOConfig
 from .run_files import (checkpoint_path, prune_checkpoints, write_checkpoint, write_history,
                         write_scalars)
+from .symmetry import SignedPermutation
 from .vec_env import VecEnv
 
 
@@ -159,10 +160,15 @@ class OnPolicyRunner:
                                         runner_cfg.policy).to(self.device)
         if self.device.type == 'cuda':
             torch.set_float32_matmul_precision('high' if runner_cfg.tf32_matmul else 'highest')
+        mirror = self._mirror_maps(env) if ppo_cfg.symmetry_augmentation else None
+        self._obs_mirror = None if mirror is None else mirror[0].tensors(self.device)
+        """The actor observation's mirror ``(perm, sign)`` with symmetry augmentation: the
+        normalizer learns from every observation and its mirror, so normalizing commutes with
+        mirroring (device tensors made here: the step may run inside a CUDA graph)."""
         self.alg = PPO(self.actor_critic, ppo_cfg, self.device,
                        compile_setting=runner_cfg.torch_compile,
                        graph_update=runner_cfg.graph_update,
-                       world_size=self.dist.world_size)
+                       world_size=self.dist.world_size, mirror=mirror)
         self.alg.init_storage(env.num_envs, runner_cfg.num_steps_per_env)
         if runner_cfg.empirical_normalization:
             clip = runner_cfg.normalizer_clip if runner_cfg.normalizer_clip > 0 else None
@@ -209,6 +215,15 @@ class OnPolicyRunner:
         self._policy_step_fn = maybe_compile(self._policy_step, compile_setting, self.device)
         self._record_step_fn = maybe_compile(self._record_step, compile_setting, self.device)
 
+    @staticmethod
+    def _mirror_maps(env: VecEnv) -> Tuple[SignedPermutation, SignedPermutation]:
+        """Return the env's ``(observation mirror, action mirror)`` for symmetry augmentation."""
+        maps = getattr(env, 'mirror_maps', None)
+        if not callable(maps):
+            raise ValueError(f'ppo.symmetry_augmentation: {type(env).__name__} has no '
+                             'mirror_maps() giving the mirror of its observations and actions')
+        return maps()
+
     def _init_step_buffers(self) -> None:
         """
         Allocate the persistent per-step tensors of the collection loop.
@@ -242,7 +257,12 @@ class OnPolicyRunner:
     def _policy_step(self) -> None:
         """Normalize (and learn stats of) the static obs, act, store the policy part."""
         if self.cfg.empirical_normalization:
-            self.obs_normalizer.update(self._obs_in)
+            if self._obs_mirror is None:
+                self.obs_normalizer.update(self._obs_in)
+            else:
+                perm, sign = self._obs_mirror
+                self.obs_normalizer.update(torch.cat(
+                    [self._obs_in, self._obs_in.index_select(-1, perm) * sign]))
             self.critic_obs_normalizer.update(self._critic_obs_in)
         actions = self.alg.act_and_store(self.obs_normalizer(self._obs_in),
                                          self.critic_obs_normalizer(self._critic_obs_in),

@@ -46,6 +46,8 @@ from training.config import EnvConfig
 from training.env.episodes import EpisodeMixin
 from training.env.observations import ObservationMixin
 from training.env.rewards import REWARD_TERMS
+from training.symmetry import (action_mirror, observation_mirror, robot_mirror,
+                               SignedPermutation, SymmetryError)
 from training.vec_env import VecEnv
 
 POSTURE_EXCLUDED = ('hip_yaw', 'hip_pitch', 'knee', 'ankle_pitch')
@@ -245,6 +247,26 @@ class LocomotionEnv(EpisodeMixin, ObservationMixin, VecEnv):
             gait_period_s=(self.cfg.observations.gait_period_s
                            if self.cfg.observations.use_gait_phase else None),
             onnx_file=onnx_file, provenance=dict(provenance or {}))
+
+    def mirror_maps(self) -> Tuple[SignedPermutation, SignedPermutation]:
+        """
+        Return ``(observation mirror, action mirror)`` of the actor (:mod:`training.symmetry`).
+
+        The robot's joint and foot mirror comes from its MuJoCo model; the sideways and yaw
+        command ranges must be symmetric, so that a mirrored command is one the task samples.
+        Raises :class:`training.symmetry.SymmetryError` naming what is not symmetric.
+        """
+        cmd = self.cfg.commands
+        for name in ('lin_vel_y_m_s', 'ang_vel_z_rad_s'):
+            low, high = getattr(cmd, name)
+            if not math.isclose(-low, high, abs_tol=1e-9):
+                raise SymmetryError(f'symmetry: commands.{name} {(low, high)} is not symmetric '
+                                    f'about zero; mirrored samples would command '
+                                    f'{(-high, -low)}')
+        mirror = robot_mirror(self.mj_model, self.robot)
+        obs = observation_mirror(self.obs_terms, mirror, self.foot_phase_offset.tolist(),
+                                 self.history_length)
+        return obs, action_mirror(mirror)
 
     # ----------------------------------------------------------------------------- episodes
     @torch.no_grad()

@@ -30,6 +30,7 @@ import torch.distributed as dist
 from .actor_critic import ActorCritic
 from .storage import Batch, gather_batch, RolloutStorage
 from ..compiling import maybe_compile
+from ..symmetry import SignedPermutation
 
 
 @dataclass
@@ -80,6 +81,14 @@ class PPOConfig:
 
     normalize_advantage: bool = True
     """Normalize advantages to zero mean / unit std over the whole rollout before the update."""
+
+    symmetry_augmentation: bool = False
+    """Learn from every collected sample and from its left-right mirror (rsl_rl's symmetry
+    augmentation; Mittal et al., ICRA 2024): the mirrored sample joins the surrogate loss with
+    the collected sample's advantage and log-probability (mirroring preserves the probability
+    with which the behaviour policy drew it); the critic and the KL of the adaptive rate use
+    the collected samples. The env supplies the mirror (``mirror_maps``), and
+    :mod:`training.symmetry` refuses a robot that is not left-right symmetric."""
 
     def __post_init__(self) -> None:
         """Validate the fields."""
@@ -177,9 +186,16 @@ class PPO:
 
     def __init__(self, actor_critic: ActorCritic, cfg: PPOConfig,
                  device: torch.device = 'cpu', compile_setting: str = 'off',
-                 graph_update: bool = False, world_size: int = 1) -> None:
+                 graph_update: bool = False, world_size: int = 1,
+                 mirror: Optional[Tuple[SignedPermutation, SignedPermutation]] = None
+                 ) -> None:
         """
         Wrap ``actor_critic`` (moved to ``device``) with an Adam optimizer.
+
+        ``mirror``: ``(observation mirror, action mirror)`` of the actor's (normalized) input
+        and output, needed by ``cfg.symmetry_augmentation`` (and used only then). The
+        normalized observation mirrors like the raw one only if the normalizer's statistics
+        are mirror-symmetric: the runner feeds it every observation and its mirror.
 
         ``compile_setting`` selects ``torch.compile`` for the minibatch loss (forward and
         backward; with ``'auto'`` on CUDA and no ``graph_update`` also replayed as CUDA
@@ -214,12 +230,30 @@ class PPO:
         self._eager_updates = 0
         self._loss_fn = maybe_compile(self._minibatch_loss, compile_setting, self.device,
                                       cuda_graphs=not self._graph_update)
+        self._mirror: Optional[Tuple[torch.Tensor, ...]] = None
+        """(obs perm, obs sign, action perm, action sign) with symmetry augmentation."""
+        if cfg.symmetry_augmentation:
+            self._mirror = self._mirror_tensors(mirror)
         self.world_size = int(world_size)
         self._sync_buf: Optional[torch.Tensor] = None
         """Data-parallel: every parameter's gradient (the ``.grad`` are views of it) followed
         by the minibatch statistics; what the all-reduce sums."""
         if self.world_size > 1:
             self._init_data_parallel()
+
+    def _mirror_tensors(self, mirror: Optional[Tuple[SignedPermutation, SignedPermutation]]
+                        ) -> Tuple[torch.Tensor, ...]:
+        """Check the mirror maps against the actor's sizes; return them as device tensors."""
+        ac = self.actor_critic
+        if mirror is None:
+            raise ValueError('ppo.symmetry_augmentation needs the observation and action '
+                             'mirrors (an env with mirror_maps())')
+        obs_mirror, action_mirror = mirror
+        if obs_mirror.size != ac.num_obs or action_mirror.size != ac.num_actions:
+            raise ValueError(f'ppo.symmetry_augmentation: mirrors of {obs_mirror.size} '
+                             f'observations and {action_mirror.size} actions for an actor of '
+                             f'{ac.num_obs} and {ac.num_actions}')
+        return (*obs_mirror.tensors(self.device), *action_mirror.tensors(self.device))
 
     # ------------------------------------------------------------------ data parallel
     def _init_data_parallel(self) -> None:
@@ -411,22 +445,34 @@ class PPO:
         Return the PPO loss of the rollout rows ``idx`` and its detached statistics.
 
         Statistics: ``[surrogate, value loss, entropy, KL(old || new), clip fraction]``.
-        Pure tensor code without host reads (what ``compile_setting`` compiles).
+        With symmetry augmentation the actor's rows are the minibatch followed by its mirror
+        (``cfg.symmetry_augmentation``). Pure tensor code without host reads (what
+        ``compile_setting`` compiles).
         """
         cfg = self.cfg
         ac = self.actor_critic
         batch = gather_batch(self._flat, idx)
-        dist = ac.distribution(batch.obs)
-        log_probs = dist.log_prob(batch.actions).sum(-1)
+        obs, actions = batch.obs, batch.actions
+        old_log_probs, advantages = batch.log_probs, batch.advantages
+        if self._mirror is not None:
+            obs_perm, obs_sign, act_perm, act_sign = self._mirror
+            obs = torch.cat([obs, obs.index_select(-1, obs_perm) * obs_sign])
+            actions = torch.cat([actions, actions.index_select(-1, act_perm) * act_sign])
+            old_log_probs = torch.cat([old_log_probs, old_log_probs])
+            advantages = torch.cat([advantages, advantages])
+        dist = ac.distribution(obs)
+        log_probs = dist.log_prob(actions).sum(-1)
         values = ac.evaluate(batch.critic_obs)
         entropy = dist.entropy().sum(-1).mean()
-        ratio = torch.exp(log_probs - batch.log_probs)
-        surrogate = clipped_surrogate_loss(ratio, batch.advantages, cfg.clip_param)
+        ratio = torch.exp(log_probs - old_log_probs)
+        surrogate = clipped_surrogate_loss(ratio, advantages, cfg.clip_param)
         v_loss = value_loss(values, batch.values, batch.returns, cfg.clip_param,
                             cfg.use_clipped_value_loss)
         loss = surrogate + cfg.value_loss_coef * v_loss - cfg.entropy_coef * entropy
         with torch.no_grad():
-            kl = gaussian_kl(batch.mu, batch.sigma, dist.mean, dist.stddev).mean()
+            rows = batch.mu.shape[0]  # the collected rows: the KL of the adaptive rate
+            kl = gaussian_kl(batch.mu, batch.sigma, dist.mean[:rows],
+                             dist.stddev[:rows]).mean()
             clip_frac = ((ratio - 1.0).abs() > cfg.clip_param).float().mean()
             stats = torch.stack([surrogate.detach(), v_loss.detach(), entropy.detach(), kl,
                                  clip_frac])
