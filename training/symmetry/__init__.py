@@ -19,7 +19,7 @@ Every map here is a :class:`SignedPermutation` ``x -> sign * x[..., perm]``:
 """
 
 from .observation_mirror import action_mirror, observation_mirror, TERM_MIRROR_RULES
-from .robot_mirror import RobotMirror, robot_mirror, SymmetryError
+from .robot_mirror import robot_mirror, RobotMirror, SymmetryError
 from .signed_permutation import SignedPermutation
 
 __all__ = ['action_mirror', 'observation_mirror', 'robot_mirror', 'RobotMirror',
