@@ -85,7 +85,7 @@ def term_mirror(term: ObsTermSpec, mirror: RobotMirror,
 def observation_mirror(terms: Sequence[ObsTermSpec], mirror: RobotMirror,
                        foot_phase_offsets: Sequence[float],
                        history_length: int = 1) -> SignedPermutation:
-    """Return the mirror of the actor's input: every frame of ``terms``, ``history_length`` deep."""
+    """Return the mirror of the actor's input: each frame of ``terms``, ``history_length`` deep."""
     frame = SignedPermutation.concat([term_mirror(t, mirror, foot_phase_offsets) for t in terms])
     return SignedPermutation.concat([frame] * int(history_length))
 

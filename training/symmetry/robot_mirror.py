@@ -17,11 +17,10 @@ Masses and inertias are not checked: randomization perturbs them anyway.
 from dataclasses import dataclass
 from typing import List, Sequence, Tuple
 
-import mujoco
-import numpy as np
-
 from humanoid_rl_ros.robot.description import RobotConfig
 from humanoid_rl_ros.robot.mujoco_model import base_qpos_adr, body_ids
+import mujoco
+import numpy as np
 
 from .signed_permutation import SignedPermutation
 
