@@ -56,6 +56,8 @@ def test_every_real_world_term_is_on():
     # a quiet stance at zero command: standing commands and the stand terms are rewarded
     assert env.commands.standing_fraction > 0
     assert env.rewards.stand_pose > 0 and env.rewards.stand_still < 0
+    # every sample also teaches its left-right mirror
+    assert cfg.ppo.symmetry_augmentation
     # options given on the command line still override the file
     fast = parse_config(['--config', str(REAL_WORLD), '--env.terrain.no-enabled'])
     assert not fast.env.terrain.enabled and fast.env.randomization.latency
