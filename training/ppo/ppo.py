@@ -84,11 +84,12 @@ class PPOConfig:
 
     symmetry_augmentation: bool = False
     """Learn from every collected sample and from its left-right mirror (rsl_rl's symmetry
-    augmentation; Mittal et al., ICRA 2024): the mirrored sample joins the surrogate loss with
-    the collected sample's advantage and log-probability (mirroring preserves the probability
-    with which the behaviour policy drew it); the critic and the KL of the adaptive rate use
-    the collected samples. The env supplies the mirror (``mirror_maps``), and
-    :mod:`training.symmetry` refuses a robot that is not left-right symmetric."""
+    augmentation for the actor; Mittal et al., ICRA 2024): the mirrored sample joins the
+    surrogate loss with the collected sample's advantage and log-probability (its density
+    under the mirrored behaviour policy: a signed permutation preserves volume); the critic,
+    the KL of the adaptive rate and the clip fraction use the collected samples. The env
+    supplies the mirror (``mirror_maps``); :mod:`training.symmetry` refuses a robot that is
+    not left-right symmetric."""
 
     def __post_init__(self) -> None:
         """Validate the fields."""
@@ -473,7 +474,7 @@ class PPO:
             rows = batch.mu.shape[0]  # the collected rows: the KL of the adaptive rate
             kl = gaussian_kl(batch.mu, batch.sigma, dist.mean[:rows],
                              dist.stddev[:rows]).mean()
-            clip_frac = ((ratio - 1.0).abs() > cfg.clip_param).float().mean()
+            clip_frac = ((ratio[:rows] - 1.0).abs() > cfg.clip_param).float().mean()
             stats = torch.stack([surrogate.detach(), v_loss.detach(), entropy.detach(), kl,
                                  clip_frac])
         return loss, stats
