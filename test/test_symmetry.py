@@ -142,6 +142,15 @@ def test_a_robot_that_is_not_symmetric_is_refused_by_name(kestrel, tmp_path):
     asym.body_pos[body] += (0.0, 0.02, 0.0)  # the left shin 2 cm further out
     with pytest.raises(SymmetryError, match='left_knee_joint'):
         robot_mirror(asym, robot)
+    # the same kinematics, but a heavier left shin, or more damping in the left knee
+    for change in ('mass', 'damping'):
+        heavy = build_mujoco_model(robot)
+        if change == 'mass':
+            heavy.body_mass[body] += 0.5
+        else:
+            heavy.dof_damping[heavy.jnt_dofadr[jid]] += 1.0
+        with pytest.raises(SymmetryError, match='move apart under mirrored efforts'):
+            robot_mirror(heavy, robot)
     # a robot.yaml whose mirrored joints disagree on a gain
     joints = list(robot.joints)
     i = robot.joint_names.index('right_knee_joint')

@@ -10,15 +10,20 @@ rotation ``q`` of the joint is then the rotation ``sign * q`` of its mirror.
 
 The mirror is checked against ``robot.yaml`` and the model: the default pose, PD gains, effort
 and velocity limits, rotor inertia and joint ranges of mirrored joints must agree, or the
-mirrored action (a position offset scaled per joint) would not mean the mirrored command.
-Masses and inertias are not checked: randomization perturbs them anyway.
+mirrored action (a position offset scaled per joint) would not mean the mirrored command. The
+dynamics are checked by simulation (:func:`check_mirrored_dynamics`): the robot in the air
+driven by random efforts and its mirror driven by the mirrored efforts must move as mirror
+images, which fails for asymmetric masses, centres of mass, inertias, joint damping or
+friction (randomization scales these about their nominal values, so a nominal asymmetry
+would stay in every episode).
 """
 
 from dataclasses import dataclass
 from typing import List, Sequence, Tuple
 
 from humanoid_rl_ros.robot.description import RobotConfig
-from humanoid_rl_ros.robot.mujoco_model import base_qpos_adr, body_ids
+from humanoid_rl_ros.robot.mujoco_model import (base_qpos_adr, body_ids, default_qpos,
+                                                joint_dof_adr, joint_qpos_adr)
 import mujoco
 import numpy as np
 
@@ -123,6 +128,67 @@ def _check_joint_facts(robot: RobotConfig, model: mujoco.MjModel, jids: np.ndarr
                     f'robot.yaml / the description, or turn ppo.symmetry_augmentation off')
 
 
+def mirror_state(model: mujoco.MjModel, robot: RobotConfig, joints: SignedPermutation,
+                 qpos: np.ndarray, qvel: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """
+    Return the mirror ``(qpos, qvel)`` of a state: the base reflected, the joints mapped.
+
+    Base position and world-frame linear velocity are vectors (y negated); the orientation
+    ``(w, x, y, z)`` becomes ``(w, -x, y, -z)`` and the body-frame angular velocity, a
+    pseudo-vector, ``(-x, y, -z)``.
+    """
+    adr = base_qpos_adr(model, robot)
+    dof = int(model.jnt_dofadr[model.body_jntadr[body_ids(model, [robot.base_link])[0]]])
+    qa, da = joint_qpos_adr(model, robot), joint_dof_adr(model, robot)
+    q, v = np.array(qpos, dtype=np.float64), np.array(qvel, dtype=np.float64)
+    q[adr:adr + 3] = qpos[adr:adr + 3] * _REFLECT
+    q[adr + 3:adr + 7] = qpos[adr + 3:adr + 7] * (1.0, -1.0, 1.0, -1.0)
+    v[dof:dof + 3] = qvel[dof:dof + 3] * _REFLECT
+    v[dof + 3:dof + 6] = qvel[dof + 3:dof + 6] * -_REFLECT
+    q[qa] = joints.apply(np.asarray(qpos)[qa])
+    v[da] = joints.apply(np.asarray(qvel)[da])
+    return q, v
+
+
+def check_mirrored_dynamics(model: mujoco.MjModel, robot: RobotConfig,
+                            joints: SignedPermutation, steps: int = 40,
+                            tol_rad: float = 1e-3) -> float:
+    """
+    Simulate the robot in the air and its mirror; raise SymmetryError if they drift apart.
+
+    Both start in the default pose, 2 m up, and get random efforts of up to 30 % of the
+    limits for ``steps`` physics steps, the mirror the mirrored efforts. Returns the largest
+    joint-angle difference from the mirror image [rad]; above ``tol_rad`` the error names the
+    joint that drifted most.
+    """
+    rng = np.random.default_rng(0)
+    limits = np.asarray(robot.effort_limit_nm)
+    efforts = rng.uniform(-0.3, 0.3, (steps, len(limits))) * limits
+    qpos = default_qpos(model, robot, base_pos_m=(0.0, 0.0, 2.0))
+    qvel = np.zeros(model.nv)
+    finals = []
+    for q0, v0, u in [(qpos, qvel, efforts),
+                      (*mirror_state(model, robot, joints, qpos, qvel), joints.apply(efforts))]:
+        data = mujoco.MjData(model)
+        data.qpos[:], data.qvel[:] = q0, v0
+        for ctrl in u:
+            data.ctrl[:] = ctrl
+            mujoco.mj_step(model, data)
+        finals.append(data.qpos.copy())
+    qa = joint_qpos_adr(model, robot)
+    expected, _ = mirror_state(model, robot, joints, finals[0], np.zeros(model.nv))
+    diff = np.abs(finals[1][qa] - expected[qa])
+    worst = int(np.argmax(diff))
+    if diff[worst] > tol_rad:
+        raise SymmetryError(
+            f'symmetry: the robot and its mirror image move apart under mirrored efforts '
+            f'(joint {robot.joint_names[worst]!r} differs by {diff[worst]:.4f} rad after '
+            f'{steps} physics steps in the air): the masses, centres of mass, inertias, joint '
+            f'damping or friction of its left and right sides differ. Make them agree or turn '
+            f'ppo.symmetry_augmentation off')
+    return float(diff[worst])
+
+
 def robot_mirror(model: mujoco.MjModel, robot: RobotConfig, anchor_tol_m: float = 5e-3,
                  axis_tol: float = 1e-3, rel_tol: float = 1e-6,
                  abs_tol_rad: float = 1e-6) -> RobotMirror:
@@ -155,4 +221,8 @@ def robot_mirror(model: mujoco.MjModel, robot: RobotConfig, anchor_tol_m: float 
                 f'{list(robot.foot_links)} (reflected position {np.round(_REFLECT * pos, 4)} '
                 f'm, zero pose, within {anchor_tol_m} m); expected exactly one')
         feet.append(int(match[0]))
+    if sorted(feet) != list(range(len(feet))) or any(feet[f] != k for k, f in enumerate(feet)):
+        raise SymmetryError(f'symmetry: the feet {list(robot.foot_links)} do not mirror in '
+                            f'pairs (found {feet})')
+    check_mirrored_dynamics(model, robot, joints)
     return RobotMirror(joints=joints, feet=tuple(feet), joint_names=names)
