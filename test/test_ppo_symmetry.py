@@ -100,3 +100,20 @@ def test_the_runner_learns_with_mirrors_and_its_normalizer_is_symmetric():
 def test_the_runner_refuses_augmentation_with_an_env_that_has_no_mirror():
     with pytest.raises(ValueError, match='PointMassEnv has no mirror_maps'):
         _runner(PointMassEnv(), symmetry=True)
+
+
+def test_a_run_resumed_with_mirrors_normalizes_symmetrically_from_the_start(tmp_path):
+    plain = _runner(MirroredPointMass(seed=2), symmetry=False)
+    plain.log_dir = tmp_path
+    plain.learn(num_iterations=2)
+    checkpoint = plain.last_checkpoint
+    assert float(plain.obs_normalizer.mean.abs().max()) > 1e-3  # not symmetric by chance
+    resumed = _runner(MirroredPointMass(seed=2), symmetry=True)
+    resumed.resume(checkpoint)
+    norm = resumed.obs_normalizer
+    torch.testing.assert_close(norm.mean, torch.zeros(2), rtol=0, atol=1e-7)
+    obs = torch.randn(64, 2, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(norm(-obs), -norm(obs))
+    # the mixture's variance: the old spread plus the squared half-gap of the means
+    old_mean, old_var = plain.obs_normalizer.mean, plain.obs_normalizer.var
+    torch.testing.assert_close(norm.var, old_var + old_mean.square())

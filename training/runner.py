@@ -580,6 +580,9 @@ class OnPolicyRunner:
                                  f'has {getattr(self.env, key)}')
         self.actor_critic.load_state_dict(ckpt['model'])
         self.obs_normalizer.load_state_dict(ckpt['obs_normalizer'])
+        if self._obs_mirror is not None and self.cfg.empirical_normalization:
+            # a checkpoint of a run without mirrors: symmetric statistics from now on
+            self.obs_normalizer.symmetrize_(*self._obs_mirror)
         self.critic_obs_normalizer.load_state_dict(ckpt['critic_obs_normalizer'])
         if load_optimizer:
             lr = ckpt.get('learning_rate')

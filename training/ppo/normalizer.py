@@ -165,6 +165,24 @@ class EmpiricalNormalizer(nn.Module):
         self.count.copy_(count)
         self._rebase()
 
+    @torch.no_grad()
+    def symmetrize_(self, perm: torch.Tensor, sign: torch.Tensor) -> None:
+        """
+        Make the statistics those of the samples seen so far together with their mirrors.
+
+        The mirror is ``x -> sign * x[perm]`` (a signed permutation that is its own inverse):
+        the mean becomes ``(m + sign * m[perm]) / 2`` and the variance the mixture's,
+        ``(v + v[perm]) / 2 + ((m - sign * m[perm]) / 2)^2``. Then normalizing commutes with
+        mirroring; statistics gathered without mirrors (a resumed run) become symmetric at once.
+        """
+        mirrored = self.mean[..., perm] * sign
+        half_gap = (self.mean - mirrored) / 2.0
+        self.var.copy_((self.var + self.var[..., perm]) / 2.0 + half_gap.square())
+        self.mean.copy_((self.mean + mirrored) / 2.0)
+        self.std.copy_(self.var.sqrt())
+        if self._syncing:
+            self._rebase()
+
     def _load_from_state_dict(self, state_dict: Dict[str, Any], prefix: str,
                               *args: Any) -> None:
         # checkpoints written before the count became shape [1] hold a 0-dim count
