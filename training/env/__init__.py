@@ -264,6 +264,15 @@ class LocomotionEnv(EpisodeMixin, ObservationMixin, VecEnv):
                                     f'about zero; mirrored samples would command '
                                     f'{(-high, -low)}')
         mirror = robot_mirror(self.mj_model, self.robot)
+        # the reward's joint and foot selections must be mirror-invariant too
+        mask = self.posture_mask.tolist()
+        if any(mask[i] != mask[p] for i, p in enumerate(mirror.joints.perm)):
+            raise SymmetryError(f'symmetry: the posture reward selects mirrored joints '
+                                f'differently ({dict(zip(self.robot.joint_names, mask))})')
+        if self.num_feet >= 2 and sorted(mirror.feet[:2]) != [0, 1]:
+            raise SymmetryError(f'symmetry: the first two foot_links '
+                                f'{list(self.robot.foot_links[:2])}, the pair of the '
+                                f'feet_distance reward, do not mirror each other')
         obs = observation_mirror(self.obs_terms, mirror, self.foot_phase_offset.tolist(),
                                  self.history_length)
         return obs, action_mirror(mirror)

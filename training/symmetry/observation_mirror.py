@@ -79,6 +79,11 @@ def term_mirror(term: ObsTermSpec, mirror: RobotMirror,
     if block.size != term.size:
         raise SymmetryError(f'symmetry: observation term {term.name!r} has {term.size} '
                             f'components, its mirror rule {block.size}')
+    scale = [float(x) for x in term.scale] if len(term.scale) == term.size else None
+    if scale is not None and any(scale[i] != scale[p] for i, p in enumerate(block.perm)):
+        raise SymmetryError(f'symmetry: observation term {term.name!r} scales mirrored '
+                            f'components differently ({scale}); the scaled observation would '
+                            f'not mirror')
     return block
 
 

@@ -75,7 +75,14 @@ def _depth(model: mujoco.MjModel, body: int) -> int:
 def _mirror_joint(i: int, names: Sequence[str], jids: np.ndarray, model: mujoco.MjModel,
                   data: mujoco.MjData, anchor_tol_m: float, axis_tol: float
                   ) -> Tuple[int, float]:
-    """Return ``(index, sign)`` of the joint mirroring joint ``i`` (policy indices)."""
+    """
+    Return ``(index, sign)`` of the joint mirroring joint ``i`` (policy indices).
+
+    The mirror joint lies along the reflected axis with its origin within ``anchor_tol_m`` of
+    the reflected anchor; where no origin is that close, a hinge whose axis line passes that
+    close (a hinge's origin may sit anywhere on its axis; left and right hip pitch axes share
+    one line, so the origin is tried first).
+    """
     jid = int(jids[i])
     hinge = model.jnt_type[jid] == mujoco.mjtJoint.mjJNT_HINGE
     if not hinge and model.jnt_type[jid] != mujoco.mjtJoint.mjJNT_SLIDE:
@@ -83,24 +90,38 @@ def _mirror_joint(i: int, names: Sequence[str], jids: np.ndarray, model: mujoco.
     target = _REFLECT * data.xanchor[jid]
     # an axis of rotation is a pseudo-vector (-S a); a slide direction a polar one (S a)
     axis = (-_REFLECT if hinge else _REFLECT) * data.xaxis[jid]
-    found = []
+    at_point, on_line, nearest = [], [], (np.inf, None, 0.0)
     for k, other in enumerate(jids):
         if model.jnt_type[other] != model.jnt_type[jid]:
             continue
         along = float(np.dot(data.xaxis[other], axis))
-        if (np.linalg.norm(data.xanchor[other] - target) <= anchor_tol_m
-                and abs(along) >= 1.0 - axis_tol):
-            found.append((k, 1.0 if along > 0 else -1.0))
+        offset = data.xanchor[other] - target
+        distance = float(np.linalg.norm(offset))
+        line = float(np.linalg.norm(offset - np.dot(offset, data.xaxis[other])
+                                    * data.xaxis[other])) if hinge else distance
+        if abs(along) >= 1.0 - axis_tol:
+            match = (k, 1.0 if along > 0 else -1.0)
+            if distance <= anchor_tol_m:
+                at_point.append(match)
+            elif line <= anchor_tol_m:
+                on_line.append(match)
+        if distance < nearest[0]:
+            nearest = (distance, names[k], along)
+    found = at_point if at_point else on_line
     if len(found) > 1:  # joints sharing anchor and axis: the one as deep in the tree
         depth = _depth(model, int(model.jnt_bodyid[jid]))
-        found = [f for f in found if _depth(model, int(model.jnt_bodyid[jids[f[0]]])) == depth]
+        same_depth = [f for f in found
+                      if _depth(model, int(model.jnt_bodyid[jids[f[0]]])) == depth]
+        found = same_depth if same_depth else found
     if len(found) != 1:
         what = 'no joint' if not found else f'{len(found)} joints ({[names[k] for k, _ in found]})'
+        close = ('' if nearest[1] is None else f'; the nearest, {nearest[1]!r}, is '
+                 f'{nearest[0]:.4f} m off with its axis at cos {nearest[2]:+.3f}')
         raise SymmetryError(
-            f'symmetry: {what} mirrors joint {names[i]!r}: expected one actuated joint at the '
-            f'reflected anchor {np.round(target, 4).tolist()} m (base frame, zero pose, within '
-            f'{anchor_tol_m} m) with its axis along +/-{np.round(axis, 3).tolist()}; the robot '
-            f'is not left-right symmetric about the base x-z plane. Turn '
+            f'symmetry: {what} mirrors joint {names[i]!r}: expected one actuated joint whose '
+            f'axis passes the reflected anchor {np.round(target, 4).tolist()} m (base frame, '
+            f'zero pose, within {anchor_tol_m} m) along +/-{np.round(axis, 3).tolist()}{close}; '
+            f'the robot is not left-right symmetric about the base x-z plane. Turn '
             f'ppo.symmetry_augmentation off for this robot')
     return found[0]
 
@@ -190,8 +211,8 @@ def check_mirrored_dynamics(model: mujoco.MjModel, robot: RobotConfig,
 
 
 def robot_mirror(model: mujoco.MjModel, robot: RobotConfig, anchor_tol_m: float = 5e-3,
-                 axis_tol: float = 1e-3, rel_tol: float = 1e-6,
-                 abs_tol_rad: float = 1e-6) -> RobotMirror:
+                 axis_tol: float = 1e-3, rel_tol: float = 1e-3,
+                 abs_tol_rad: float = 1e-3) -> RobotMirror:
     """
     Return the robot's left-right mirror, found from ``model`` and checked (module doc).
 
