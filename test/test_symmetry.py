@@ -147,7 +147,7 @@ def test_a_robot_that_is_not_symmetric_is_refused_by_name(kestrel, tmp_path):
     asym = build_mujoco_model(robot)
     jid = mujoco.mj_name2id(asym, mujoco.mjtObj.mjOBJ_JOINT, 'left_knee_joint')
     body = asym.jnt_bodyid[jid]
-    asym.body_pos[body] += (0.0, 0.02, 0.0)  # the left shin 2 cm further out
+    asym.body_pos[body] += (0.0, 0.0, 0.02)  # the left shin (and knee) 2 cm higher
     with pytest.raises(SymmetryError, match='left_knee_joint'):
         robot_mirror(asym, robot)
     # the same kinematics, but a heavier left shin, or more damping in the left knee

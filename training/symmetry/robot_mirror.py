@@ -100,7 +100,7 @@ def _mirror_joint(i: int, names: Sequence[str], jids: np.ndarray, model: mujoco.
         line = float(np.linalg.norm(offset - np.dot(offset, data.xaxis[other])
                                     * data.xaxis[other])) if hinge else distance
         if abs(along) >= 1.0 - axis_tol:
-            match = (k, 1.0 if along > 0 else -1.0)
+            match = (k, 1.0 if along > 0 else -1.0, distance)
             if distance <= anchor_tol_m:
                 at_point.append(match)
             elif line <= anchor_tol_m:
@@ -113,8 +113,12 @@ def _mirror_joint(i: int, names: Sequence[str], jids: np.ndarray, model: mujoco.
         same_depth = [f for f in found
                       if _depth(model, int(model.jnt_bodyid[jids[f[0]]])) == depth]
         found = same_depth if same_depth else found
+    if len(found) > 1:  # axis lines shared across the mid-plane: the nearest origin
+        found.sort(key=lambda f: f[2])
+        if found[0][2] < found[1][2]:
+            found = found[:1]
     if len(found) != 1:
-        what = 'no joint' if not found else f'{len(found)} joints ({[names[k] for k, _ in found]})'
+        what = 'no joint' if not found else f'{len(found)} joints ({[names[f[0]] for f in found]})'
         close = ('' if nearest[1] is None else f'; the nearest, {nearest[1]!r}, is '
                  f'{nearest[0]:.4f} m off with its axis at cos {nearest[2]:+.3f}')
         raise SymmetryError(
@@ -123,7 +127,7 @@ def _mirror_joint(i: int, names: Sequence[str], jids: np.ndarray, model: mujoco.
             f'zero pose, within {anchor_tol_m} m) along +/-{np.round(axis, 3).tolist()}{close}; '
             f'the robot is not left-right symmetric about the base x-z plane. Turn '
             f'ppo.symmetry_augmentation off for this robot')
-    return found[0]
+    return found[0][:2]
 
 
 def _check_joint_facts(robot: RobotConfig, model: mujoco.MjModel, jids: np.ndarray,
