@@ -78,10 +78,9 @@ def _mirror_joint(i: int, names: Sequence[str], jids: np.ndarray, model: mujoco.
     """
     Return ``(index, sign)`` of the joint mirroring joint ``i`` (policy indices).
 
-    The mirror joint lies along the reflected axis with its origin within ``anchor_tol_m`` of
-    the reflected anchor; where no origin is that close, a hinge whose axis line passes that
-    close (a hinge's origin may sit anywhere on its axis; left and right hip pitch axes share
-    one line, so the origin is tried first).
+    The mirror joint's origin lies within ``anchor_tol_m`` of the reflected anchor and its axis
+    along the reflected axis. (Matching axis lines instead of origins would pair every pitch
+    joint with itself: its axis line passes through its own reflected origin.)
     """
     jid = int(jids[i])
     hinge = model.jnt_type[jid] == mujoco.mjtJoint.mjJNT_HINGE
@@ -90,44 +89,32 @@ def _mirror_joint(i: int, names: Sequence[str], jids: np.ndarray, model: mujoco.
     target = _REFLECT * data.xanchor[jid]
     # an axis of rotation is a pseudo-vector (-S a); a slide direction a polar one (S a)
     axis = (-_REFLECT if hinge else _REFLECT) * data.xaxis[jid]
-    at_point, on_line, nearest = [], [], (np.inf, None, 0.0)
+    found, nearest = [], (np.inf, None, 0.0)
     for k, other in enumerate(jids):
         if model.jnt_type[other] != model.jnt_type[jid]:
             continue
         along = float(np.dot(data.xaxis[other], axis))
-        offset = data.xanchor[other] - target
-        distance = float(np.linalg.norm(offset))
-        line = float(np.linalg.norm(offset - np.dot(offset, data.xaxis[other])
-                                    * data.xaxis[other])) if hinge else distance
-        if abs(along) >= 1.0 - axis_tol:
-            match = (k, 1.0 if along > 0 else -1.0, distance)
-            if distance <= anchor_tol_m:
-                at_point.append(match)
-            elif line <= anchor_tol_m:
-                on_line.append(match)
+        distance = float(np.linalg.norm(data.xanchor[other] - target))
+        if abs(along) >= 1.0 - axis_tol and distance <= anchor_tol_m:
+            found.append((k, 1.0 if along > 0 else -1.0))
         if distance < nearest[0]:
             nearest = (distance, names[k], along)
-    found = at_point if at_point else on_line
     if len(found) > 1:  # joints sharing anchor and axis: the one as deep in the tree
         depth = _depth(model, int(model.jnt_bodyid[jid]))
         same_depth = [f for f in found
                       if _depth(model, int(model.jnt_bodyid[jids[f[0]]])) == depth]
         found = same_depth if same_depth else found
-    if len(found) > 1:  # axis lines shared across the mid-plane: the nearest origin
-        found.sort(key=lambda f: f[2])
-        if found[0][2] < found[1][2]:
-            found = found[:1]
     if len(found) != 1:
         what = 'no joint' if not found else f'{len(found)} joints ({[names[f[0]] for f in found]})'
         close = ('' if nearest[1] is None else f'; the nearest, {nearest[1]!r}, is '
                  f'{nearest[0]:.4f} m off with its axis at cos {nearest[2]:+.3f}')
         raise SymmetryError(
-            f'symmetry: {what} mirrors joint {names[i]!r}: expected one actuated joint whose '
-            f'axis passes the reflected anchor {np.round(target, 4).tolist()} m (base frame, '
-            f'zero pose, within {anchor_tol_m} m) along +/-{np.round(axis, 3).tolist()}{close}; '
+            f'symmetry: {what} mirrors joint {names[i]!r}: expected one actuated joint at the '
+            f'reflected anchor {np.round(target, 4).tolist()} m (base frame, zero pose, within '
+            f'{anchor_tol_m} m) with its axis along +/-{np.round(axis, 3).tolist()}{close}; '
             f'the robot is not left-right symmetric about the base x-z plane. Turn '
             f'ppo.symmetry_augmentation off for this robot')
-    return found[0][:2]
+    return found[0]
 
 
 def _check_joint_facts(robot: RobotConfig, model: mujoco.MjModel, jids: np.ndarray,
