@@ -243,3 +243,52 @@ def test_the_env_gives_mirrors_of_its_sizes_and_refuses_asymmetric_commands():
     env.cfg = dataclasses.replace(cfg, commands=CommandConfig(lin_vel_y_m_s=(-0.3, 0.5)))
     with pytest.raises(SymmetryError, match='lin_vel_y_m_s'):
         env.mirror_maps()
+
+
+def test_in_the_training_env_a_mirrored_world_stays_the_mirror_with_the_same_rewards():
+    """World 1 starts as the mirror of world 0 and gets the mirrored actions for 30 steps."""
+    from training.config import DomainRandConfig, TerrainConfig
+    from training.env import LocomotionEnv
+    off = DomainRandConfig(friction=False, added_base_mass=False, motor_strength=False,
+                           pd_gain_scale=False, obs_noise=False, pushes=False)
+    env = LocomotionEnv(EnvConfig(num_envs=2, compile_step='off', randomization=off,
+                                  terrain=TerrainConfig(enabled=False)), 'mjwarp', 'cpu')
+    obs_mirror, act_mirror = env.mirror_maps()
+    env.reset()
+    b, n = env.backend, env.num_actions
+    g = torch.Generator().manual_seed(0)
+    vec, pseudo = torch.tensor([1.0, -1.0, 1.0]), torch.tensor([-1.0, 1.0, -1.0])
+    pos, quat = b.base_pos.clone(), b.base_quat.clone()
+    lin, ang = b.base_lin_vel_world.clone(), b.base_ang_vel_body.clone()
+    joint_pos, joint_vel = b.joint_pos.clone(), b.joint_vel.clone()
+    pos[0] = torch.tensor([0.3, 0.2, 0.82])
+    quat[0] = torch.nn.functional.normalize(torch.tensor([0.98, 0.02, -0.03, 0.2]), dim=0)
+    lin[0], ang[0] = torch.tensor([0.3, 0.25, 0.0]), torch.tensor([0.2, -0.1, 0.3])
+    joint_pos[0] = env.default_joint_pos + 0.1 * (torch.rand(n, generator=g) - 0.5)
+    joint_vel[0] = torch.rand(n, generator=g) - 0.5
+    pos[1], quat[1] = pos[0] * vec, quat[0] * torch.tensor([1.0, -1.0, 1.0, -1.0])
+    lin[1], ang[1] = lin[0] * vec, ang[0] * pseudo
+    joint_pos[1], joint_vel[1] = act_mirror.apply(joint_pos[0]), act_mirror.apply(joint_vel[0])
+    env._backend_reset(torch.tensor([True, True]), base_pos=pos, base_quat=quat,
+                       base_lin_vel_world=lin, base_ang_vel_body=ang, joint_pos=joint_pos,
+                       joint_vel=joint_vel)
+    env.commands[0] = torch.tensor([0.5, 0.3, 0.4])
+    env.commands[1] = env.commands[0] * torch.tensor([1.0, -1.0, -1.0])
+    env.gait_phase[:] = torch.tensor([0.1, 0.6])  # the mirror's left foot is the right one
+    env.command_timer_s[:] = 100.0
+    env.push_timer_s[:] = 100.0
+    for buf in (env.actions, env.last_actions, env.applied_actions, env.last_joint_vel,
+                env.feet_air_time):
+        buf.zero_()
+    env.last_feet_pos.copy_(b.foot_pos)
+    env.last_feet_contact[:] = True
+    env.episode_length[:] = 5
+    asymmetry = 0.0
+    for _ in range(30):
+        action = 0.5 * torch.randn(n, generator=g)
+        obs, _, reward, dones, _ = env.step(torch.stack([action, act_mirror.apply(action)]))
+        assert not dones.any()
+        torch.testing.assert_close(obs[1], obs_mirror.apply(obs[0]), rtol=0, atol=1e-4)
+        torch.testing.assert_close(reward[1], reward[0], rtol=1e-4, atol=1e-7)
+        asymmetry = max(asymmetry, float((obs[1] - obs[0]).abs().max()))
+    assert asymmetry > 0.1  # the two worlds were not the same to begin with
