@@ -8,6 +8,7 @@ mirroring.
 """
 
 import pytest
+from test_ppo_fast_paths import _forbid_host_reads, _ToyEnv
 from test_runner import PointMassEnv
 import torch
 from training.ppo import ActorCritic, PolicyConfig, PPO, PPOConfig
@@ -117,3 +118,72 @@ def test_a_run_resumed_with_mirrors_normalizes_symmetrically_from_the_start(tmp_
     # the mixture's variance: the old spread plus the squared half-gap of the means
     old_mean, old_var = plain.obs_normalizer.mean, plain.obs_normalizer.var
     torch.testing.assert_close(norm.var, old_var + old_mean.square())
+
+
+# ------------------------------------------------------------------ the fast paths, with mirrors
+TOY_OBS_MIRROR = SignedPermutation((0, 1, 2), (1.0, -1.0, 1.0))
+TOY_ACTION_MIRROR = SignedPermutation((1, 0), (-1.0, -1.0))
+
+
+class _MirroredToy(_ToyEnv):
+    """The sync-free toy env of the fast-path tests, with mirrors of its sizes."""
+
+    def mirror_maps(self):
+        """Return the observation and action mirrors."""
+        return TOY_OBS_MIRROR, TOY_ACTION_MIRROR
+
+
+def _filled_ppo(compile_setting='off', n=8, steps=4):
+    torch.manual_seed(0)
+    ac = ActorCritic(3, 4, 2, PolicyConfig(actor_hidden_dims=(32, 16),
+                                           critic_hidden_dims=(32, 16)))
+    ppo = PPO(ac, PPOConfig(symmetry_augmentation=True), 'cpu',
+              compile_setting=compile_setting, mirror=(TOY_OBS_MIRROR, TOY_ACTION_MIRROR))
+    ppo.init_storage(n, steps)
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(steps):
+        ppo.act(torch.randn(n, 3, generator=gen), torch.randn(n, 4, generator=gen))
+        ppo.process_env_step(torch.randn(n, generator=gen), torch.rand(n, generator=gen) < 0.1,
+                             torch.zeros(n, dtype=torch.bool))
+    return ppo
+
+
+def test_a_mirrored_minibatch_step_and_collection_step_read_nothing_back(monkeypatch):
+    ppo = _filled_ppo()
+    ppo.compute_returns(torch.randn(8, 4))
+    ppo._flat = ppo.storage.flat()
+    ppo._mb_idx = ppo.storage.minibatch_indices(4, 1)[0].clone()
+    calls = []
+    with monkeypatch.context() as m:
+        _forbid_host_reads(m, calls)
+        ppo._minibatch_step()
+    set_seed(0)
+    cfg = RunnerConfig(policy=PolicyConfig(actor_hidden_dims=(8,), critic_hidden_dims=(8,)),
+                       num_steps_per_env=3, tensorboard=False, plot=False)
+    runner = OnPolicyRunner(_MirroredToy(), PPOConfig(symmetry_augmentation=True), cfg,
+                            log_dir=None, device='cpu')
+    obs, critic_obs = runner.env.reset()
+    runner._obs_in.copy_(obs)
+    runner._critic_obs_in.copy_(critic_obs)
+    for _ in range(3):
+        runner.alg.storage.commit_step()
+        runner._noise.normal_()
+        with monkeypatch.context() as m:
+            _forbid_host_reads(m, calls)
+            runner._env_step()
+    assert calls == []
+    assert float(runner.obs_normalizer.count) == 2 * 3 * 16
+    assert abs(float(runner.obs_normalizer.mean[1])) < 1e-6  # the mirrored component
+
+
+def test_the_compiled_mirrored_update_equals_the_eager_one():
+    params, stats = {}, {}
+    for setting in ('off', 'aot_eager'):
+        ppo = _filled_ppo(setting)
+        ppo.compute_returns(torch.randn(8, 4, generator=torch.Generator().manual_seed(3)))
+        torch.manual_seed(5)
+        stats[setting] = ppo.update()
+        params[setting] = [p.detach().clone() for p in ppo.actor_critic.parameters()]
+    for eager, compiled in zip(params['off'], params['aot_eager']):
+        torch.testing.assert_close(compiled, eager, rtol=0, atol=1e-6)
+    assert stats['aot_eager'] == pytest.approx(stats['off'], rel=1e-5, abs=1e-7)
