@@ -165,6 +165,27 @@ def test_a_robot_that_is_not_symmetric_is_refused_by_name(kestrel, tmp_path):
         robot_mirror(model, dataclasses.replace(robot, joints=tuple(joints)))
 
 
+@pytest.mark.parametrize('field', ['kd_nms_per_rad', 'effort_limit_nm', 'velocity_limit_rad_s',
+                                   'armature_kg_m2'])
+def test_mirrored_joints_must_agree_on_every_fact_of_robot_yaml(kestrel, field):
+    robot, model = kestrel
+    joints = list(robot.joints)
+    i = robot.joint_names.index('left_ankle_roll_joint')
+    joints[i] = dataclasses.replace(joints[i], **{field: getattr(joints[i], field) * 1.1})
+    with pytest.raises(SymmetryError, match=f"'left_ankle_roll_joint' mirrors "
+                                            f"'right_ankle_roll_joint'.*{field}"):
+        robot_mirror(model, dataclasses.replace(robot, joints=tuple(joints)))
+
+
+def test_mirrored_joints_must_have_mirrored_ranges(kestrel):
+    robot, _ = kestrel
+    model = build_mujoco_model(robot)
+    jid = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, 'right_hip_roll_joint')
+    model.jnt_range[jid, 1] += 0.05
+    with pytest.raises(SymmetryError, match='range'):
+        robot_mirror(model, robot)
+
+
 # ------------------------------------------------------------------ observations
 def test_every_observation_term_has_a_mirror_rule():
     assert set(TERM_MIRROR_RULES) == set(KNOWN_OBS_TERMS)
