@@ -8,9 +8,9 @@ Gaussian noise of each given standard deviation (the action std a PPO run reache
 mean of every reward term per policy step is reported::
 
     python benchmarks/reward_terms.py \
-        --policy benchmarks/time_to_policy_real_world/snapshot_it01318/real_world_it01318.onnx \
+        --policy benchmarks/time_to_policy_real_world/first_run/snapshot_it01318/real_world_it01318.onnx \
         --config training/configs/real_world.yaml --action-std 0 1.32 \
-        --out benchmarks/time_to_policy_real_world/reward_terms.json
+        --out benchmarks/time_to_policy_real_world/first_run/reward_terms.json
 
 It answers "why is the training return negative while the deterministic policy walks": the
 difference between the noisy and the noiseless rows is what the exploration noise costs in

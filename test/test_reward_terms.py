@@ -11,7 +11,7 @@ _spec = importlib.util.spec_from_file_location('reward_terms',
                                                REPO / 'benchmarks' / 'reward_terms.py')
 reward_terms = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(reward_terms)
-SNAPSHOT = (REPO / 'benchmarks' / 'time_to_policy_real_world' / 'snapshot_it01318'
+SNAPSHOT = (REPO / 'benchmarks' / 'time_to_policy_real_world' / 'first_run' / 'snapshot_it01318'
             / 'real_world_it01318.onnx')
 REAL_WORLD = REPO / 'training' / 'configs' / 'real_world.yaml'
 
