@@ -25,6 +25,7 @@ from training.config import CommandConfig, EnvConfig, ObservationConfig
 from training.env.observations import actor_obs_terms
 from training.symmetry import (action_mirror, observation_mirror, robot_mirror,
                                SignedPermutation, SymmetryError, TERM_MIRROR_RULES)
+from training.symmetry.robot_mirror import mirror_state
 
 
 @pytest.fixture(scope='module')
@@ -77,17 +78,29 @@ def test_kestrel_mirrors_left_and_right_with_roll_and_yaw_joints_negated(kestrel
 
 
 def _mirror_state(model, robot, mirror, qpos, qvel):
-    """Return the mirrored (qpos, qvel): base reflected through the x-z plane, joints mapped."""
-    base = base_qpos_adr(model, robot)
+    return mirror_state(model, robot, mirror.joints, qpos, qvel)
+
+
+def test_a_state_mirror_reflects_the_base_and_maps_the_joints(kestrel):
+    robot, model = kestrel
+    mirror = robot_mirror(model, robot)
+    qpos = default_qpos(model, robot, base_pos_m=(1.0, 2.0, 3.0),
+                        base_quat_wxyz=(0.5, 0.5, 0.5, 0.5))
     qa, da = joint_qpos_adr(model, robot), joint_dof_adr(model, robot)
-    q, v = qpos.copy(), qvel.copy()
-    q[base:base + 3] = qpos[base:base + 3] * (1.0, -1.0, 1.0)
-    q[base + 3:base + 7] = qpos[base + 3:base + 7] * (1.0, -1.0, 1.0, -1.0)  # w, x, y, z
-    v[0:3] = qvel[0:3] * (1.0, -1.0, 1.0)    # linear, world frame: a vector
-    v[3:6] = qvel[3:6] * (-1.0, 1.0, -1.0)   # angular, body frame: a pseudo-vector
-    q[qa] = mirror.joints.apply(qpos[qa])
-    v[da] = mirror.joints.apply(qvel[da])
-    return q, v
+    qpos[qa] = np.arange(len(qa)) * 0.01
+    qvel = np.zeros(model.nv)
+    qvel[:6] = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)
+    qvel[da] = np.arange(len(da)) * 0.1
+    q, v = mirror_state(model, robot, mirror.joints, qpos, qvel)
+    base = base_qpos_adr(model, robot)
+    np.testing.assert_allclose(q[base:base + 7], [1.0, -2.0, 3.0, 0.5, -0.5, 0.5, -0.5])
+    np.testing.assert_allclose(v[:6], [1.0, -2.0, 3.0, -4.0, 5.0, -6.0])
+    knee, right_knee = (robot.joint_names.index(n) for n in ('left_knee_joint',
+                                                             'right_knee_joint'))
+    roll, right_roll = (robot.joint_names.index(n) for n in ('left_hip_roll_joint',
+                                                             'right_hip_roll_joint'))
+    assert q[qa[knee]] == qpos[qa[right_knee]] and v[da[knee]] == qvel[da[right_knee]]
+    assert q[qa[roll]] == -qpos[qa[right_roll]] and v[da[roll]] == -qvel[da[right_roll]]
 
 
 @pytest.mark.parametrize('robot_fixture', ['kestrel', 'classic'])
