@@ -7,10 +7,11 @@ Warp, the config's randomization, terrain and latency) with its deterministic ac
 Gaussian noise of each given standard deviation (the action std a PPO run reached), and the
 mean of every reward term per policy step is reported::
 
+    run=benchmarks/time_to_policy_real_world/first_run
     python benchmarks/reward_terms.py \
-        --policy benchmarks/time_to_policy_real_world/first_run/snapshot_it01318/real_world_it01318.onnx \
-        --config training/configs/real_world.yaml --action-std 0 1.32 \
-        --out benchmarks/time_to_policy_real_world/first_run/reward_terms.json
+        --policy $run/snapshot_it01318/real_world_it01318.onnx \
+        --config training/configs/real_world.yaml --action-std 0 0.55 1.32 \
+        --out $run/reward_terms.json
 
 It answers "why is the training return negative while the deterministic policy walks": the
 difference between the noisy and the noiseless rows is what the exploration noise costs in
