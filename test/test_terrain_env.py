@@ -75,3 +75,23 @@ def test_leaving_the_terrain_ends_the_episode_as_a_time_out(terrain_env):
     assert not env.terminated.any()
     # the reset put env 0 back on a tile of the grid
     assert float(b.base_pos[0, 0]) < x_max and math.isfinite(float(b.base_pos[0, 2]))
+
+
+def test_a_resumed_run_goes_on_at_the_terrain_levels_it_had_reached(tmp_path):
+    from training.ppo import PolicyConfig, PPOConfig
+    from training.runner import OnPolicyRunner, RunnerConfig
+    cfg = RunnerConfig(policy=PolicyConfig(actor_hidden_dims=(8,), critic_hidden_dims=(8,)),
+                       num_steps_per_env=2, tensorboard=False, plot=False, torch_compile='off',
+                       graph_update=False)
+    env = _env(3)
+    runner = OnPolicyRunner(env, PPOConfig(), cfg, log_dir=tmp_path, device='cpu')
+    env.terrain_level.copy_(torch.tensor([1, 0, 1]))
+    saved = runner.save()
+    # a new run of four envs: the three saved levels spread over them, kept by the first reset
+    fresh = _env(4)
+    assert fresh.terrain_level.tolist() == [0, 0, 0, 0]
+    resumed = OnPolicyRunner(fresh, PPOConfig(), cfg, log_dir=None, device='cpu')
+    resumed.resume(saved)
+    assert fresh.terrain_level.tolist() == [1, 1, 0, 1]
+    fresh.reset()
+    assert fresh.terrain_level.tolist() == [1, 1, 0, 1]

@@ -543,6 +543,8 @@ class OnPolicyRunner:
             'dims': {'num_obs': self.env.num_obs, 'num_critic_obs': self.env.num_critic_obs,
                      'num_actions': self.env.num_actions},
             'config': {'ppo': asdict(self.ppo_cfg), 'runner': asdict(self.cfg)},
+            'env_state': (self.env.curriculum_state()
+                          if callable(getattr(self.env, 'curriculum_state', None)) else {}),
         }
 
     def save(self, path: Optional[Union[str, Path]] = None) -> Path:
@@ -593,6 +595,9 @@ class OnPolicyRunner:
         self.wall_time_s = float(ckpt.get('wall_time_s', 0.0))
         self.startup_s = float(ckpt.get('startup_s', 0.0))
         self.history = list(ckpt.get('history', []))
+        load_env_state = getattr(self.env, 'load_curriculum_state', None)
+        if ckpt.get('env_state') and callable(load_env_state):
+            load_env_state(ckpt['env_state'])  # e.g. the terrain levels reached
         self.last_checkpoint = path
 
     def save_history(self) -> Optional[Path]:

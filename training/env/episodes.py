@@ -284,6 +284,25 @@ class EpisodeMixin:
         self.push_timer_s.copy_(torch.where(
             mask, self._u('reset_push', *cfg.randomization.push_interval_s), self.push_timer_s))
 
+    def curriculum_state(self) -> Dict[str, torch.Tensor]:
+        """Return the curriculum's state to keep in a checkpoint: each env's terrain level."""
+        return {'terrain_level': self.terrain_level.detach().cpu().clone()}
+
+    def load_curriculum_state(self, state: Dict[str, torch.Tensor]) -> None:
+        """
+        Restore :meth:`curriculum_state` (a resumed run goes on at the levels it had reached).
+
+        With another number of envs, the saved levels are spread over the new envs in order;
+        levels beyond this config's ``num_levels`` are clamped. Call before the first reset
+        (which moves no level: no episode has run).
+        """
+        saved = state.get('terrain_level')
+        if saved is None or saved.numel() == 0 or not self.cfg.terrain.enabled:
+            return
+        saved = saved.to(self.device).long().reshape(-1)
+        pick = torch.arange(self.num_envs, device=self.device) * saved.numel() // self.num_envs
+        self.terrain_level.copy_(saved[pick].clamp(0, self.cfg.terrain.num_levels - 1))
+
     def _terrain_spawn(self, mask: torch.Tensor, height_m: torch.Tensor) -> torch.Tensor:
         """
         Move the levels of the ending episodes by the curriculum; return spawn points [N, 3].
