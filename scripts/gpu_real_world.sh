@@ -50,6 +50,9 @@
 #   RUN_NAME         real_world
 #   CONFIG           training/configs/real_world.yaml
 #   TRAIN_ARGS       extra options of python -m training.train (e.g. smaller nets for a dry run)
+#   STOP_MARGIN_S    20     training stops itself this long before its deadline (the last
+#                           iteration, its checkpoint and export; a GPU run's deadline SIGINT
+#                           left no checkpoint twice, so the stop does not rely on it)
 #   WATCH_ARGS       extra options of the watcher (e.g. --only nominal for a dry run)
 #   BENCH_NUM_ENVS   "4096 8192"              throughput: sizes measured
 #   BENCH_ARGS       "--train-iterations 30"  throughput: extra options of the benchmark
@@ -120,6 +123,7 @@ WORKERS=${WORKERS:-12}
 SUITE=${SUITE:-full}
 CONFIG=${CONFIG:-training/configs/real_world.yaml}
 TRAIN_ARGS=${TRAIN_ARGS:-}
+STOP_MARGIN_S=${STOP_MARGIN_S:-20}
 WATCH_ARGS=${WATCH_ARGS:-}
 BENCH_NUM_ENVS=${BENCH_NUM_ENVS:-4096 8192}
 BENCH_ARGS=${BENCH_ARGS:---train-iterations 30}
@@ -240,11 +244,14 @@ if [ "$mode" = throughput ] || [ "$mode" = breakdown ]; then
   finish "$status"
 fi
 
-# training, stopped by SIGINT at its deadline (it then saves model_<it>_interrupted.pt), FINAL_S
-# before the watcher's deadline so that its final snapshot is evaluated
+# training stops itself STOP_MARGIN_S before its deadline (--stop-at-unix-s: the last
+# iteration, the checkpoint and the export fit in the margin); at the deadline a SIGINT stops
+# it in any case (it then saves model_<it>_interrupted.pt), FINAL_S before the watcher's
+# deadline so that its final snapshot is evaluated
 rm -f "$WORK/train.done"  # the watcher's stop file: written once training has ended
 train_limit_s=$(left $((FINAL_S + EVAL_S + PACK_S)))
 train_began=$(date +%s)
+train_cmd+=(--stop-at-unix-s $((train_began + train_limit_s - STOP_MARGIN_S)))
 timeout -s INT -k 30 "$train_limit_s" "${train_cmd[@]}" > "$WORK/train.log" 2>&1 &
 train_pid=$!
 children=$train_pid
@@ -254,8 +261,9 @@ timeout -s INT -k 10 "$(left "$PACK_S")" "${watch_cmd[@]}" --timeout-min "$watch
   > "$WORK/time_to_policy.log" 2>&1 &
 watch_pid=$!
 children="$train_pid $watch_pid"
-echo "[gpu_real_world] training (pid $train_pid, stopped after ${train_limit_s} s at most) and" \
-     "the watcher (pid $watch_pid) started"
+echo "[gpu_real_world] training (pid $train_pid, stops itself after" \
+     "$((train_limit_s - STOP_MARGIN_S)) s, --stop-at-unix-s; stopped after ${train_limit_s} s" \
+     "at most) and the watcher (pid $watch_pid) started"
 wait_for "$train_pid"
 train_status=$?
 echo "$train_status" > "$WORK/train.status"

@@ -127,6 +127,7 @@ def test_a_dry_run_trains_watches_packs_and_resumes(tmp_path):
         assert f'./time_to_policy/reports/{row["name"]}.json' in names
     assert './models/real_world.yaml' in names and './runs/real_world/config.yaml' in names
     assert 'training exit status 0' in (out1 / 'summary.txt').read_text()
+    assert '--stop-at-unix-s; stopped after' in done.stdout  # it stops itself before the limit
 
     # the next command: the checkpoint and the report carried back into the checkout
     carried = tmp_path / 'carry'

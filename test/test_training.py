@@ -294,3 +294,24 @@ def test_training_keeps_the_last_checkpoints_and_every_snapshot(tmp_path, capsys
     assert 'the last 1 kept (older ones are deleted); a snapshot policy every 0.025 min' in out
     if iterations > 1:
         assert f'saved model_{iterations}.pt; deleted model_{iterations - 1}.pt' in out
+
+
+@pytest.mark.parametrize('budget', [[], ['--time-budget-min', '10', '--snapshot-interval-min',
+                                         '5']], ids=['iterations', 'time_budget'])
+def test_a_run_stops_itself_at_its_wall_clock_deadline_with_checkpoint_and_export(tmp_path,
+                                                                                   budget):
+    """--stop-at-unix-s ends a long run as its budget would: final checkpoint and export."""
+    import time as clock
+    cfg = parse_config([
+        '--device', 'cpu', '--num-envs', '2', '--iterations', '100000', *budget,
+        '--stop-at-unix-s', str(clock.time() + 20.0), '--runner.num-steps-per-env', '4',
+        '--runner.no-tensorboard', '--runner.no-plot',
+        '--runner.policy.actor-hidden-dims', '16', '--runner.policy.critic-hidden-dims', '16',
+        '--run-name', 'deadline', '--log-root', str(tmp_path / 'runs'),
+        '--export-dir', str(tmp_path / 'models')])
+    result = train(cfg, command_line=['pytest'])
+    iterations = result['provenance']['iterations']
+    assert 0 < iterations < 100000
+    assert (tmp_path / 'runs' / 'deadline' / f'model_{iterations}.pt').is_file()
+    assert (tmp_path / 'models' / 'deadline.onnx').is_file()
+    assert not list((tmp_path / 'runs' / 'deadline').glob('*_interrupted.pt'))

@@ -29,6 +29,7 @@ import contextlib
 import dataclasses
 from dataclasses import dataclass, field
 import datetime
+import math
 from pathlib import Path
 import signal
 import sys
@@ -41,7 +42,7 @@ from humanoid_rl_ros.core.provenance import git_commit
 import torch
 from training.backends import BackendUnavailableError
 from training.config import EnvConfig
-from training.distributed import (DistContext, init_distributed, rank_seed,
+from training.distributed import (broadcast_values, DistContext, init_distributed, rank_seed,
                                   shutdown_distributed)
 from training.env import LocomotionEnv
 from training.export import export_policy
@@ -80,6 +81,11 @@ class TrainConfig:
     """PPO iterations (each collects num_envs x num_steps_per_env transitions)."""
     time_budget_min: float = 0.0
     """Stop after this much training wall time [min]; 0 means no budget."""
+    stop_at_unix_s: float = 0.0
+    """Stop training at this wall-clock time [s since the epoch], as the time budget would
+    (after the iteration in progress, then the final checkpoint and export); 0: no deadline.
+    For batch jobs with a hard limit: set it far enough before the limit for the last
+    iteration, the checkpoint and the export, so that nothing depends on a signal arriving."""
     snapshot_interval_min: float = 0.0
     """
     With a time budget, also export the policy every this many minutes of training into the
@@ -200,14 +206,29 @@ def _learn(cfg: TrainConfig, runner: OnPolicyRunner, contract: PolicyContract,
 
     Every process runs the same chunks (the runner's wall time is rank 0's); rank 0 exports.
     """
+    def deadline_left_s() -> float:
+        """Seconds to ``stop_at_unix_s`` by rank 0's clock (every process the same)."""
+        if cfg.stop_at_unix_s <= 0:
+            return math.inf
+        left = cfg.stop_at_unix_s - time.time()
+        if runner.dist.enabled:
+            left = broadcast_values([left], runner.device)[0]
+        return left
+
     if cfg.time_budget_min <= 0:
-        return runner.learn(num_iterations=cfg.iterations)
+        if deadline_left_s() == math.inf:
+            return runner.learn(num_iterations=cfg.iterations)
+        if deadline_left_s() <= 0.0:
+            return []
+        return runner.learn(num_iterations=cfg.iterations, time_budget_s=deadline_left_s())
     budget_s = cfg.time_budget_min * 60.0
     chunk_s = cfg.snapshot_interval_min * 60.0 if cfg.snapshot_interval_min > 0 else budget_s
     start_wall = runner.wall_time_s
     history: List[Dict[str, float]] = []
     while runner.wall_time_s - start_wall < budget_s - 1.0 and not runner.stop_requested:
-        left_s = budget_s - (runner.wall_time_s - start_wall)
+        left_s = min(budget_s - (runner.wall_time_s - start_wall), deadline_left_s())
+        if left_s < 1.0:
+            break  # the deadline: stop as at the end of the budget
         history = runner.learn(time_budget_s=min(chunk_s, left_s))
         if runner.stop_requested:
             break
