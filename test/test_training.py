@@ -298,8 +298,8 @@ def test_training_keeps_the_last_checkpoints_and_every_snapshot(tmp_path, capsys
 
 @pytest.mark.parametrize('budget', [[], ['--time-budget-min', '10', '--snapshot-interval-min',
                                          '5']], ids=['iterations', 'time_budget'])
-def test_a_run_stops_itself_at_its_wall_clock_deadline_with_checkpoint_and_export(tmp_path,
-                                                                                   budget):
+def test_a_run_stops_itself_at_its_wall_clock_deadline_with_checkpoint_and_export(
+        tmp_path, budget):
     """--stop-at-unix-s ends a long run as its budget would: final checkpoint and export."""
     import time as clock
     cfg = parse_config([
