@@ -25,7 +25,7 @@ from training.config import CommandConfig, EnvConfig, ObservationConfig
 from training.env.observations import actor_obs_terms
 from training.symmetry import (action_mirror, observation_mirror, robot_mirror,
                                SignedPermutation, SymmetryError, TERM_MIRROR_RULES)
-from training.symmetry.robot_mirror import mirror_state
+from training.symmetry.robot_mirror import mirror_state, run_with_mirror
 
 
 @pytest.fixture(scope='module')
@@ -77,10 +77,6 @@ def test_kestrel_mirrors_left_and_right_with_roll_and_yaw_joints_negated(kestrel
     assert mirror.feet == (1, 0)
 
 
-def _mirror_state(model, robot, mirror, qpos, qvel):
-    return mirror_state(model, robot, mirror.joints, qpos, qvel)
-
-
 def test_a_state_mirror_reflects_the_base_and_maps_the_joints(kestrel):
     robot, model = kestrel
     mirror = robot_mirror(model, robot)
@@ -125,22 +121,11 @@ def test_the_mirrored_state_under_mirrored_efforts_stays_the_mirror(robot_fixtur
     qvel[joint_dof_adr(model, robot)] = rng.uniform(-1.0, 1.0, n)
     efforts = rng.uniform(-0.3, 0.3, (40, n)) * np.asarray(robot.effort_limit_nm)
 
-    runs = []
-    for q0, v0, u in [(qpos, qvel, efforts),
-                      (*_mirror_state(model, robot, mirror, qpos, qvel),
-                       mirror.joints.apply(efforts))]:
-        data = mujoco.MjData(model)
-        data.qpos[:], data.qvel[:] = q0, v0
-        contacts = 0
-        for ctrl in u:
-            data.ctrl[:] = ctrl
-            mujoco.mj_step(model, data)
-            contacts = max(contacts, data.ncon)
-        runs.append((data.qpos.copy(), data.qvel.copy(), contacts))
-    (q1, v1, ncon), (q2, v2, _) = runs
+    (q1, v1, ncon), (q2, v2, _) = run_with_mirror(model, robot, mirror.joints, qpos, qvel,
+                                                  efforts)
     if height_m is None:
         assert ncon > 0  # the feet touched the ground
-    expected_q, expected_v = _mirror_state(model, robot, mirror, q1, v1)
+    expected_q, expected_v = mirror_state(model, robot, mirror.joints, q1, v1)
     moved = np.abs(q1 - qpos).max()
     assert moved > 0.01  # the efforts did something
     np.testing.assert_allclose(q2, expected_q, atol=1e-6)
@@ -241,7 +226,7 @@ def test_the_observation_of_a_mirrored_state_is_the_mirrored_observation(
     obs = _node_observation(model, robot, terms, qpos, qvel, command, last_action, phase)
     # the mirrored robot: reflected state, sideways and yaw commands negated, its left foot
     # doing what the right one did (half a gait cycle later)
-    mq, mv = _mirror_state(model, robot, mirror, qpos, qvel)
+    mq, mv = mirror_state(model, robot, mirror.joints, qpos, qvel)
     mirrored = _node_observation(model, robot, terms, mq, mv, command * (1.0, -1.0, -1.0),
                                  action_mirror(mirror).apply(last_action), phase + 0.5)
     np.testing.assert_allclose(mirrored, obs_mirror.apply(obs), atol=1e-9)

@@ -216,11 +216,11 @@ def _learn(cfg: TrainConfig, runner: OnPolicyRunner, contract: PolicyContract,
         return left
 
     if cfg.time_budget_min <= 0:
-        if deadline_left_s() == math.inf:
+        left_s = deadline_left_s()
+        if left_s == math.inf:
             return runner.learn(num_iterations=cfg.iterations)
-        if deadline_left_s() <= 0.0:
-            return []
-        return runner.learn(num_iterations=cfg.iterations, time_budget_s=deadline_left_s())
+        return runner.learn(num_iterations=cfg.iterations, time_budget_s=left_s) \
+            if left_s > 0.0 else []
     budget_s = cfg.time_budget_min * 60.0
     chunk_s = cfg.snapshot_interval_min * 60.0 if cfg.snapshot_interval_min > 0 else budget_s
     start_wall = runner.wall_time_s

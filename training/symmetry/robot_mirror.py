@@ -162,6 +162,29 @@ def mirror_state(model: mujoco.MjModel, robot: RobotConfig, joints: SignedPermut
     return q, v
 
 
+def run_with_mirror(model: mujoco.MjModel, robot: RobotConfig, joints: SignedPermutation,
+                    qpos: np.ndarray, qvel: np.ndarray, efforts: np.ndarray
+                    ) -> List[Tuple[np.ndarray, np.ndarray, int]]:
+    """
+    Simulate a state under ``efforts`` [steps, joints] and its mirror under the mirrored ones.
+
+    Returns ``(qpos, qvel, most contacts at any step)`` of the run and of the mirrored run; for
+    a left-right symmetric robot the second state is the :func:`mirror_state` of the first.
+    """
+    runs = []
+    for q0, v0, u in [(qpos, qvel, efforts),
+                      (*mirror_state(model, robot, joints, qpos, qvel), joints.apply(efforts))]:
+        data = mujoco.MjData(model)
+        data.qpos[:], data.qvel[:] = q0, v0
+        contacts = 0
+        for ctrl in u:
+            data.ctrl[:] = ctrl
+            mujoco.mj_step(model, data)
+            contacts = max(contacts, int(data.ncon))
+        runs.append((data.qpos.copy(), data.qvel.copy(), contacts))
+    return runs
+
+
 def check_mirrored_dynamics(model: mujoco.MjModel, robot: RobotConfig,
                             joints: SignedPermutation, steps: int = 40,
                             tol_rad: float = 1e-3) -> float:
@@ -169,27 +192,19 @@ def check_mirrored_dynamics(model: mujoco.MjModel, robot: RobotConfig,
     Simulate the robot in the air and its mirror; raise SymmetryError if they drift apart.
 
     Both start in the default pose, 2 m up, and get random efforts of up to 30 % of the
-    limits for ``steps`` physics steps, the mirror the mirrored efforts. Returns the largest
-    joint-angle difference from the mirror image [rad]; above ``tol_rad`` the error names the
-    joint that drifted most.
+    limits for ``steps`` physics steps, the mirror the mirrored efforts
+    (:func:`run_with_mirror`). Returns the largest joint-angle difference from the mirror
+    image [rad]; above ``tol_rad`` the error names the joint that drifted most.
     """
     rng = np.random.default_rng(0)
     limits = np.asarray(robot.effort_limit_nm)
     efforts = rng.uniform(-0.3, 0.3, (steps, len(limits))) * limits
     qpos = default_qpos(model, robot, base_pos_m=(0.0, 0.0, 2.0))
-    qvel = np.zeros(model.nv)
-    finals = []
-    for q0, v0, u in [(qpos, qvel, efforts),
-                      (*mirror_state(model, robot, joints, qpos, qvel), joints.apply(efforts))]:
-        data = mujoco.MjData(model)
-        data.qpos[:], data.qvel[:] = q0, v0
-        for ctrl in u:
-            data.ctrl[:] = ctrl
-            mujoco.mj_step(model, data)
-        finals.append(data.qpos.copy())
+    (q1, v1, _), (q2, _, _) = run_with_mirror(model, robot, joints, qpos, np.zeros(model.nv),
+                                              efforts)
     qa = joint_qpos_adr(model, robot)
-    expected, _ = mirror_state(model, robot, joints, finals[0], np.zeros(model.nv))
-    diff = np.abs(finals[1][qa] - expected[qa])
+    expected, _ = mirror_state(model, robot, joints, q1, v1)
+    diff = np.abs(q2[qa] - expected[qa])
     worst = int(np.argmax(diff))
     if diff[worst] > tol_rad:
         raise SymmetryError(
