@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from training.config import DomainRandConfig, EnvConfig, RewardConfig
+from training.config import DomainRandConfig, EnvConfig, ObservationConfig, RewardConfig
 from training.env import LocomotionEnv, rewards
 
 
@@ -114,3 +114,23 @@ def test_the_env_gates_stand_at_zero_command_and_step_when_walking_or_pushed(env
     assert float(env.desired_feet_height[1:].max()) > 0.0
     # at the default pose the standing robot earns the full pose reward, the others none
     torch.testing.assert_close(rewards.stand_pose(env), torch.tensor([1.0, 0.0, 0.0]))
+
+
+def test_a_step_that_follows_the_gait_clock_pays_and_a_shuffle_does_not():
+    """feet_air_time breaks even below the clock's swing time, so stepping to it is paid."""
+    cfg = RewardConfig()
+    swing_s = 0.5 * ObservationConfig().gait_period_s
+    state = SimpleNamespace(
+        cfg=SimpleNamespace(rewards=cfg), moving_command=torch.ones(2),
+        feet_first_contact=torch.tensor([[1.0, 0.0], [1.0, 0.0]]),
+        feet_air_time_at_touchdown=torch.tensor([[swing_s, 0.0], [0.1, 0.0]]))
+    paid = rewards.feet_air_time(state)
+    assert float(paid[0]) == pytest.approx(swing_s - cfg.air_time_target_s)
+    assert float(paid[0]) > 0.0
+    assert float(paid[1]) < 0.0
+
+
+def test_a_break_even_air_time_at_or_above_the_swing_time_is_refused():
+    cfg = EnvConfig(num_envs=1, rewards=RewardConfig(air_time_target_s=0.4))
+    with pytest.raises(ValueError, match=r'air_time_target_s \(0\.4 s\).*swing time \(0\.4 s'):
+        LocomotionEnv(cfg, 'mjwarp', 'cpu')

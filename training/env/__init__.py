@@ -81,6 +81,13 @@ class LocomotionEnv(EpisodeMixin, ObservationMixin, VecEnv):
         self.cfg = cfg
         if not 0.0 <= cfg.overflow_tolerance < 1.0:
             raise ValueError(f'overflow_tolerance must be in [0, 1), got {cfg.overflow_tolerance}')
+        swing_s = 0.5 * cfg.observations.gait_period_s
+        if cfg.rewards.feet_air_time > 0 and cfg.rewards.air_time_target_s >= swing_s:
+            raise ValueError(
+                f'rewards.air_time_target_s ({cfg.rewards.air_time_target_s} s) must be below '
+                f'the gait clock\'s swing time ({swing_s} s, half of '
+                f'observations.gait_period_s): otherwise feet_air_time pays every step that '
+                f'follows the clock at most zero and standing beats walking at small commands')
         self.robot: RobotConfig = load_robot(cfg.robot)
         self.device = torch.device(device)
         self.num_envs = cfg.num_envs
