@@ -85,7 +85,7 @@ class LocomotionEnv(EpisodeMixin, ObservationMixin, VecEnv):
         if cfg.rewards.feet_air_time > 0 and cfg.rewards.air_time_target_s >= swing_s:
             raise ValueError(
                 f'rewards.air_time_target_s ({cfg.rewards.air_time_target_s} s) must be below '
-                f'the gait clock\'s swing time ({swing_s} s, half of '
+                f"the gait clock's swing time ({swing_s} s, half of "
                 f'observations.gait_period_s): otherwise feet_air_time pays every step that '
                 f'follows the clock at most zero and standing beats walking at small commands')
         self.robot: RobotConfig = load_robot(cfg.robot)
