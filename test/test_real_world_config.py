@@ -99,3 +99,43 @@ def test_two_cpu_iterations_with_every_term_export_a_contract_that_says_so(tmp_p
     assert rand.push_lin_vel_m_s == 1.0
     assert training.terrain is not None and training.terrain.curriculum
     assert training.terrain.max_slope_deg == 15.0
+    assert training.command_sampling.single_axis_fraction == 0.3
+
+
+def _sampled_commands(fraction, n=600):
+    from training.config import CommandConfig, DomainRandConfig, EnvConfig
+    from training.env import LocomotionEnv
+    import torch
+    off = DomainRandConfig(friction=False, added_base_mass=False, motor_strength=False,
+                           pd_gain_scale=False, pushes=False, obs_noise=False,
+                           action_latency=False)
+    cfg = EnvConfig(num_envs=n, randomization=off,
+                    commands=CommandConfig(standing_fraction=0.0, small_command_m_s=0.0,
+                                           single_axis_fraction=fraction))
+    torch.manual_seed(0)
+    env = LocomotionEnv(cfg, 'mjwarp', 'cpu')
+    try:
+        env._rand.uniform_()
+        cmd, _ = env._sample_commands('cmd', 'standing', 'hold', 'single_axis')
+        return cmd
+    finally:
+        env.close()
+
+
+def test_single_axis_commands_keep_one_axis_drawn_over_all_three():
+    cmd = _sampled_commands(0.5)
+    nonzero = (cmd != 0).sum(dim=1)
+    single = nonzero == 1
+    # about half the commands keep one axis; the others keep all three
+    assert 0.4 < float(single.float().mean()) < 0.6
+    assert bool(((nonzero == 1) | (nonzero == 3)).all())
+    # each axis is the kept one about a third of the time
+    kept = (cmd[single] != 0).float().mean(dim=0)
+    assert all(0.2 < float(k) < 0.47 for k in kept)
+    # off: every command keeps its three independent draws
+    assert bool(((_sampled_commands(0.0) != 0).sum(dim=1) == 3).all())
+
+
+def test_a_single_axis_fraction_outside_0_1_is_refused():
+    with pytest.raises(ValueError, match=r'commands.single_axis_fraction must be in \[0, 1\]'):
+        _sampled_commands(1.5, n=1)

@@ -162,7 +162,8 @@ def training_conditions(env_cfg: Mapping[str, Any], term_names: Sequence[str],
         resample_interval_s=(float(cmd['resample_interval_s'][0]),
                              float(cmd['resample_interval_s'][1])),
         standing_fraction=float(cmd['standing_fraction']),
-        small_command_m_s=float(cmd['small_command_m_s'])))
+        small_command_m_s=float(cmd['small_command_m_s']),
+        single_axis_fraction=float(cmd.get('single_axis_fraction', 0.0))))
     lin_vel_error = None
     if 'base_lin_vel' in term_names:
         lin_vel_error = group(lambda: BaseLinVelError(

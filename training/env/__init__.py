@@ -81,6 +81,9 @@ class LocomotionEnv(EpisodeMixin, ObservationMixin, VecEnv):
         self.cfg = cfg
         if not 0.0 <= cfg.overflow_tolerance < 1.0:
             raise ValueError(f'overflow_tolerance must be in [0, 1), got {cfg.overflow_tolerance}')
+        if not 0.0 <= cfg.commands.single_axis_fraction <= 1.0:
+            raise ValueError(f'commands.single_axis_fraction must be in [0, 1], got '
+                             f'{cfg.commands.single_axis_fraction}')
         swing_s = 0.5 * cfg.observations.gait_period_s
         if cfg.rewards.feet_air_time > 0 and cfg.rewards.air_time_target_s >= swing_s:
             raise ValueError(

@@ -137,6 +137,8 @@ class EpisodeMixin:
                     (r.encoder_bias, 'reset_encoder_bias', a),
                     (r.pushes and r.push_lin_vel_z_m_s > 0, 'push_vel_z', 1),
                     (r.pushes and any(v > 0 for v in r.push_ang_vel_rad_s), 'push_ang_vel', 3),
+                    (self.cfg.commands.single_axis_fraction > 0, 'reset_single_axis', 2),
+                    (self.cfg.commands.single_axis_fraction > 0, 'single_axis', 2),
                     (self.cfg.terrain.enabled, 'reset_spawn', 2),
                     (self.cfg.terrain.enabled, 'reset_level', 1)]
         widths += [(name, width) for on, name, width in optional if on]
@@ -278,7 +280,8 @@ class EpisodeMixin:
         self.episode_length.masked_fill_(mask, 0)
         self._episode_sums_all.masked_fill_(mask.unsqueeze(0), 0.0)
         self.gait_phase.copy_(torch.where(mask, self._u('reset_phase'), self.gait_phase))
-        cmd, hold_s = self._sample_commands('reset_cmd', 'reset_standing', 'reset_hold')
+        cmd, hold_s = self._sample_commands('reset_cmd', 'reset_standing', 'reset_hold',
+                                            'reset_single_axis')
         self.commands.copy_(torch.where(m1, cmd, self.commands))
         self.command_timer_s.copy_(torch.where(mask, hold_s, self.command_timer_s))
         self.push_timer_s.copy_(torch.where(
@@ -512,11 +515,17 @@ class EpisodeMixin:
             self._dr_unsupported.append(name)
             print(f'[env] domain randomization {name!r} is off: {exc}')
 
-    def _sample_commands(self, cmd_key: str, standing_key: str, hold_key: str
-                         ) -> Tuple[torch.Tensor, torch.Tensor]:
+    def _sample_commands(self, cmd_key: str, standing_key: str, hold_key: str,
+                         single_key: str) -> Tuple[torch.Tensor, torch.Tensor]:
         """Return fresh commands [N, 3] and their hold times [N] [s] from the random slab."""
         c = self.cfg.commands
         cmd = self._u(cmd_key, self.cmd_low, self.cmd_high)
+        if c.single_axis_fraction > 0:
+            draw = self._u(single_key)
+            axis = (draw[:, 1] * 3).long().clamp(max=2)
+            keep = torch.arange(3, device=cmd.device) == axis.unsqueeze(1)
+            single = (draw[:, 0] < c.single_axis_fraction).unsqueeze(1)
+            cmd = torch.where(single & ~keep, torch.zeros_like(cmd), cmd)
         small = torch.norm(cmd[:, :2], dim=1) < c.small_command_m_s
         cmd[:, :2] *= (~small).unsqueeze(1)
         standing = self._u(standing_key) < c.standing_fraction
@@ -555,7 +564,7 @@ class EpisodeMixin:
     def _resample_commands_due(self) -> None:
         """Resample the commands whose hold time ran out (masked: no host sync)."""
         due = (self.command_timer_s <= 0).unsqueeze(1)
-        cmd, hold_s = self._sample_commands('cmd', 'standing', 'hold')
+        cmd, hold_s = self._sample_commands('cmd', 'standing', 'hold', 'single_axis')
         self.commands.copy_(torch.where(due, cmd, self.commands))
         self.command_timer_s.copy_(torch.where(due[:, 0], hold_s, self.command_timer_s))
 

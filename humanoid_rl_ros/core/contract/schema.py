@@ -154,6 +154,9 @@ class CommandSampling:
     """Share of commands that are exactly zero [-]."""
     small_command_m_s: float
     """Planar commands slower than this were zeroed (yaw rate kept) [m/s]."""
+    single_axis_fraction: float = 0.0
+    """Share of commands that kept only one of (vx, vy, yaw rate) [-]; written only where
+    nonzero."""
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,9 @@ def parse_training(data: Mapping[str, Any]) -> TrainingConditions:
             standing_fraction=number(require(sampling, 'standing_fraction', path),
                                      f'{path}.standing_fraction', nonneg=True),
             small_command_m_s=number(require(sampling, 'small_command_m_s', path),
-                                     f'{path}.small_command_m_s', nonneg=True))
+                                     f'{path}.small_command_m_s', nonneg=True),
+            single_axis_fraction=number(sampling.get('single_axis_fraction', 0.0),
+                                        f'{path}.single_axis_fraction', nonneg=True))
     # optional: absent where no error model was applied (and in files older than the field)
     lin_vel_error = training.get('base_lin_vel_error')
     if lin_vel_error is not None:
@@ -252,6 +254,8 @@ def training_to_dict(training: TrainingConditions) -> Dict[str, Any]:
         sampling = {'resample_interval_s': _floats(s.resample_interval_s),
                     'standing_fraction': float(s.standing_fraction),
                     'small_command_m_s': float(s.small_command_m_s)}
+        if s.single_axis_fraction:  # files older than the field stay as they were
+            sampling['single_axis_fraction'] = float(s.single_axis_fraction)
     delay = training.action_delay_policy_steps
     tolerated = training.tolerated_action_delay_s
     document: Dict[str, Any] = {
