@@ -82,7 +82,7 @@ def _reference_reset(env, ids):
     for sums in env.episode_sums.values():
         sums[ids] = 0.0
     env.gait_phase[ids] = env._u('reset_phase')[ids]
-    cmd, hold = env._sample_commands('reset_cmd', 'reset_standing', 'reset_hold')
+    cmd, hold = env._sample_commands('reset_')
     env.commands[ids] = cmd[ids]
     env.command_timer_s[ids] = hold[ids]
     env.push_timer_s[ids] = env._u('reset_push', *r.push_interval_s)[ids]

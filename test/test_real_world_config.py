@@ -116,7 +116,7 @@ def _sampled_commands(fraction, n=600):
     env = LocomotionEnv(cfg, 'mjwarp', 'cpu')
     try:
         env._rand.uniform_()
-        cmd, _ = env._sample_commands('cmd', 'standing', 'hold', 'single_axis')
+        cmd, _ = env._sample_commands('')
         return cmd
     finally:
         env.close()

@@ -280,8 +280,7 @@ class EpisodeMixin:
         self.episode_length.masked_fill_(mask, 0)
         self._episode_sums_all.masked_fill_(mask.unsqueeze(0), 0.0)
         self.gait_phase.copy_(torch.where(mask, self._u('reset_phase'), self.gait_phase))
-        cmd, hold_s = self._sample_commands('reset_cmd', 'reset_standing', 'reset_hold',
-                                            'reset_single_axis')
+        cmd, hold_s = self._sample_commands('reset_')
         self.commands.copy_(torch.where(m1, cmd, self.commands))
         self.command_timer_s.copy_(torch.where(mask, hold_s, self.command_timer_s))
         self.push_timer_s.copy_(torch.where(
@@ -515,22 +514,26 @@ class EpisodeMixin:
             self._dr_unsupported.append(name)
             print(f'[env] domain randomization {name!r} is off: {exc}')
 
-    def _sample_commands(self, cmd_key: str, standing_key: str, hold_key: str,
-                         single_key: str) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Return fresh commands [N, 3] and their hold times [N] [s] from the random slab."""
+    def _sample_commands(self, prefix: str) -> Tuple[torch.Tensor, torch.Tensor]:
+        """
+        Return fresh commands [N, 3] and their hold times [N] [s] from the random slab.
+
+        ``prefix`` selects the slab's columns: ``'reset_'`` for an episode start, ``''`` for a
+        resample within the episode.
+        """
         c = self.cfg.commands
-        cmd = self._u(cmd_key, self.cmd_low, self.cmd_high)
+        cmd = self._u(f'{prefix}cmd', self.cmd_low, self.cmd_high)
         if c.single_axis_fraction > 0:
-            draw = self._u(single_key)
+            draw = self._u(f'{prefix}single_axis')
             axis = (draw[:, 1] * 3).long().clamp(max=2)
             keep = torch.arange(3, device=cmd.device) == axis.unsqueeze(1)
             single = (draw[:, 0] < c.single_axis_fraction).unsqueeze(1)
             cmd = torch.where(single & ~keep, torch.zeros_like(cmd), cmd)
         small = torch.norm(cmd[:, :2], dim=1) < c.small_command_m_s
         cmd[:, :2] *= (~small).unsqueeze(1)
-        standing = self._u(standing_key) < c.standing_fraction
+        standing = self._u(f'{prefix}standing') < c.standing_fraction
         cmd *= (~standing).unsqueeze(1)
-        return cmd, self._u(hold_key, *c.resample_interval_s)
+        return cmd, self._u(f'{prefix}hold', *c.resample_interval_s)
 
     def _accumulate_episode_log(self, dones: torch.Tensor) -> None:
         """Add the finished episodes' sums, lengths, falls and count to the log accumulator."""
@@ -564,7 +567,7 @@ class EpisodeMixin:
     def _resample_commands_due(self) -> None:
         """Resample the commands whose hold time ran out (masked: no host sync)."""
         due = (self.command_timer_s <= 0).unsqueeze(1)
-        cmd, hold_s = self._sample_commands('cmd', 'standing', 'hold', 'single_axis')
+        cmd, hold_s = self._sample_commands('')
         self.commands.copy_(torch.where(due, cmd, self.commands))
         self.command_timer_s.copy_(torch.where(due[:, 0], hold_s, self.command_timer_s))
 
