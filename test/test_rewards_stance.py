@@ -134,3 +134,55 @@ def test_a_break_even_air_time_at_or_above_the_swing_time_is_refused():
     cfg = EnvConfig(num_envs=1, rewards=RewardConfig(air_time_target_s=0.4))
     with pytest.raises(ValueError, match=r'air_time_target_s \(0\.4 s\).*swing time \(0\.4 s'):
         LocomotionEnv(cfg, 'mjwarp', 'cpu')
+
+
+def _tracking_env(window_s):
+    off = DomainRandConfig(friction=False, added_base_mass=False, motor_strength=False,
+                           pd_gain_scale=False, pushes=False, obs_noise=False,
+                           action_latency=False)
+    cfg = EnvConfig(num_envs=2, randomization=off,
+                    rewards=RewardConfig(tracking_window_s=window_s))
+    return LocomotionEnv(cfg, 'mjwarp', 'cpu')
+
+
+def test_tracking_uses_the_velocity_averaged_over_the_window_since_the_episode_start():
+    env = _tracking_env(3 * 0.02)  # three policy steps at 50 Hz
+    try:
+        env.reset()
+        samples = [torch.tensor([[0.1 * k, -0.2 * k, 0.3 * k], [1.0, 1.0, 1.0]])
+                   for k in range(1, 6)]
+        for k, sample in enumerate(samples, 1):
+            env.base_lin_vel_b[:, :2] = sample[:, :2]
+            env.base_ang_vel_b[:, 2] = sample[:, 2]
+            env._update_tracked_velocity()
+            window = torch.stack(samples[max(0, k - 3):k]).mean(dim=0)
+            torch.testing.assert_close(env.tracked_vel_b, window)
+        # the rewards read the averaged velocity
+        env.commands.copy_(env.tracked_vel_b)
+        torch.testing.assert_close(rewards.track_lin_vel(env), torch.ones(2))
+        torch.testing.assert_close(rewards.track_ang_vel(env), torch.ones(2))
+        # a new episode starts its window empty: only its own samples count
+        env._reset_masked(torch.tensor([True, False]))
+        env.base_lin_vel_b[:, :2] = torch.tensor([[0.5, 0.0], [1.0, 1.0]])
+        env.base_ang_vel_b[:, 2] = torch.tensor([0.0, 1.0])
+        env._update_tracked_velocity()
+        torch.testing.assert_close(env.tracked_vel_b[0], torch.tensor([0.5, 0.0, 0.0]))
+        torch.testing.assert_close(env.tracked_vel_b[1], torch.ones(3))
+    finally:
+        env.close()
+
+
+def test_without_a_window_tracking_is_on_the_instantaneous_velocity():
+    env = _tracking_env(0.0)
+    try:
+        env.reset()
+        env.step(torch.zeros(env.num_envs, env.num_actions))
+        torch.testing.assert_close(env.tracked_vel_b[:, :2], env.base_lin_vel_b[:, :2])
+        torch.testing.assert_close(env.tracked_vel_b[:, 2], env.base_ang_vel_b[:, 2])
+    finally:
+        env.close()
+
+
+def test_a_negative_tracking_window_is_refused():
+    with pytest.raises(ValueError, match='rewards.tracking_window_s must be >= 0'):
+        _tracking_env(-0.1)

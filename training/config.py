@@ -146,6 +146,13 @@ class RewardConfig:
     """Per-joint std of the stand_pose kernel [rad] (mjlab G1 std_standing: 0.05)."""
     tracking_sigma: float = 0.5
     """Std of the tracking kernels [m/s, rad/s] (legged_gym: sigma^2 = 0.25)."""
+    tracking_window_s: float = 0.0
+    """The tracking terms compare the command with the base velocity averaged over this
+    window [s] (whole policy steps; since the episode start while shorter), not the
+    instantaneous one: a walking pelvis speeds up, slows down and yaws within every stride,
+    and the evaluator measures the velocity averaged over a gait period. Instantaneously, that
+    swing costs a walking robot more yaw-rate reward than standing through a small command
+    costs in velocity reward. 0: instantaneous (legged_gym)."""
     swing_height_m: float = 0.08
     """Peak foot height of the gait clock's swing profile [m]."""
     air_time_target_s: float = 0.25

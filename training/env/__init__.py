@@ -81,6 +81,9 @@ class LocomotionEnv(EpisodeMixin, ObservationMixin, VecEnv):
         self.cfg = cfg
         if not 0.0 <= cfg.overflow_tolerance < 1.0:
             raise ValueError(f'overflow_tolerance must be in [0, 1), got {cfg.overflow_tolerance}')
+        if not cfg.rewards.tracking_window_s >= 0.0:
+            raise ValueError(f'rewards.tracking_window_s must be >= 0 s, got '
+                             f'{cfg.rewards.tracking_window_s}')
         if not 0.0 <= cfg.commands.single_axis_fraction <= 1.0:
             raise ValueError(f'commands.single_axis_fraction must be in [0, 1], got '
                              f'{cfg.commands.single_axis_fraction}')
@@ -197,6 +200,13 @@ class LocomotionEnv(EpisodeMixin, ObservationMixin, VecEnv):
         self.projected_gravity = zeros(n, 3)
         self.feet_height = zeros(n, f)
         self.feet_contact = zeros(n, f)
+        # the base velocity (vx, vy, yaw rate; body frame) averaged over the tracking window:
+        # a ring of the last samples, the count of those since the episode start, their mean
+        window = max(1, round(self.cfg.rewards.tracking_window_s / self.dt_s))
+        self._vel_window = zeros(n, window, 3)
+        self._vel_window_idx = torch.zeros(1, dtype=torch.long, device=dev)
+        self._vel_window_count = zeros(n)
+        self.tracked_vel_b = zeros(n, 3)
         # per-policy-step quantities of the reward terms
         self.joint_acc = zeros(n, a)
         self.feet_vel = zeros(n, f, 3)
@@ -457,6 +467,15 @@ class LocomotionEnv(EpisodeMixin, ObservationMixin, VecEnv):
                                  ).float())
         self._refresh_terrain_heights()
 
+    def _update_tracked_velocity(self) -> None:
+        """Add this step's (vx, vy, yaw rate) to the window; update ``tracked_vel_b``."""
+        sample = torch.cat([self.base_lin_vel_b[:, :2], self.base_ang_vel_b[:, 2:3]], dim=1)
+        self._vel_window.index_copy_(1, self._vel_window_idx, sample.unsqueeze(1))
+        self._vel_window_idx.add_(1).remainder_(self._vel_window.shape[1])
+        self._vel_window_count.add_(1.0).clamp_(max=float(self._vel_window.shape[1]))
+        self.tracked_vel_b.copy_(self._vel_window.sum(dim=1)
+                                 / self._vel_window_count.unsqueeze(1))
+
     def _update_step_state(self) -> None:
         """Update finite differences, air times and the gait targets: once per policy step."""
         b = self.backend
@@ -465,6 +484,7 @@ class LocomotionEnv(EpisodeMixin, ObservationMixin, VecEnv):
         feet_pos = b.foot_pos
         self.feet_vel.copy_((feet_pos - self.last_feet_pos) / self.dt_s)
         self.last_feet_pos.copy_(feet_pos)
+        self._update_tracked_velocity()
         contact = self.feet_contact > 0.5
         contact_filt = contact | self.last_feet_contact
         self.last_feet_contact.copy_(contact)

@@ -277,6 +277,8 @@ class EpisodeMixin:
         self.last_feet_pos.copy_(torch.where(mask.view(n, 1, 1), self.backend.foot_pos,
                                              self.last_feet_pos))
         self.last_feet_contact.masked_fill_(m1, True)
+        self._vel_window.masked_fill_(mask.view(n, 1, 1), 0.0)
+        self._vel_window_count.masked_fill_(mask, 0.0)
         self.episode_length.masked_fill_(mask, 0)
         self._episode_sums_all.masked_fill_(mask.unsqueeze(0), 0.0)
         self.gait_phase.copy_(torch.where(mask, self._u('reset_phase'), self.gait_phase))

@@ -25,14 +25,18 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def track_lin_vel(env: 'LocomotionEnv') -> torch.Tensor:
-    """Reward tracking the planar velocity command: exp(-|err|^2 / sigma^2)."""
-    err = torch.sum(torch.square(env.commands[:, :2] - env.base_lin_vel_b[:, :2]), dim=1)
+    """
+    Reward tracking the planar velocity command: exp(-|err|^2 / sigma^2).
+
+    The velocity is ``env.tracked_vel_b``: averaged over ``rewards.tracking_window_s``.
+    """
+    err = torch.sum(torch.square(env.commands[:, :2] - env.tracked_vel_b[:, :2]), dim=1)
     return torch.exp(-err / env.cfg.rewards.tracking_sigma ** 2)
 
 
 def track_ang_vel(env: 'LocomotionEnv') -> torch.Tensor:
-    """Reward tracking the yaw-rate command: exp(-err^2 / sigma^2)."""
-    err = torch.square(env.commands[:, 2] - env.base_ang_vel_b[:, 2])
+    """Reward tracking the yaw-rate command (averaged as above): exp(-err^2 / sigma^2)."""
+    err = torch.square(env.commands[:, 2] - env.tracked_vel_b[:, 2])
     return torch.exp(-err / env.cfg.rewards.tracking_sigma ** 2)
 
 
