@@ -15,7 +15,18 @@ mean of every reward term per policy step is reported::
 
 It answers "why is the training return negative while the deterministic policy walks": the
 difference between the noisy and the noiseless rows is what the exploration noise costs in
-each term. Disturbances are at full strength from the first step (the config's ramp is
+each term. With ``--commands`` every env holds one fixed command per run instead of the
+config's random ones, and ``--nominal`` runs on flat ground without randomization: that
+answers "why does the policy stand through a small command" (compare a command it stands
+through with one it walks at; ``--skip-steps`` leaves the start-up out of the means)::
+
+    run=benchmarks/time_to_policy_real_world
+    python benchmarks/reward_terms.py \
+        --policy $run/snapshot_it02371/real_world_it02371.onnx \
+        --config $run/config_resume2.yaml --action-std 0 --nominal \
+        --commands -0.3 0 0  -0.5 0 0  0 0.3 0  0 0.5 0 --num-envs 4 --steps 350 \
+        --skip-steps 150 --out $run/snapshot_it02371/reward_terms_by_command.json
+ Disturbances are at full strength from the first step (the config's ramp is
 skipped). Each term is recomputed from the env's state after each step, with the env's
 scales and policy period, so the terms sum to the step reward up to the few worlds that were
 reset in that step. Writes the JSON and a bar chart beside it (``.png``).
@@ -29,7 +40,7 @@ from pathlib import Path
 import platform
 import sys
 import time
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
@@ -59,41 +70,96 @@ class RewardTermsConfig:
     """Policy steps per run (250 = 5 s at 50 Hz)."""
     seed: int = 0
     """Seed of the env and of the noise (the same for every run)."""
+    commands: Tuple[float, ...] = ()
+    """Fixed commands, (vx [m/s], vy [m/s], yaw rate [rad/s]) triples: one run per command
+    and action std, every env holding it; empty: the config's random commands."""
+    nominal: bool = False
+    """Flat ground and every randomization term off (pushes, latency and noise included)."""
+    skip_steps: int = 0
+    """Policy steps at the start of each run left out of the means."""
 
 
-def run(cfg: RewardTermsConfig, action_std: float) -> Dict[str, Any]:
+def fixed_commands(flat: Sequence[float]) -> List[Optional[Tuple[float, float, float]]]:
+    """Return the (vx, vy, yaw rate) triples of ``--commands``; ``[None]`` when none."""
+    if len(flat) % 3:
+        raise SystemExit(f'reward_terms: --commands takes (vx, vy, yaw rate) triples, got '
+                         f'{len(flat)} numbers')
+    triples = [tuple(float(v) for v in flat[i:i + 3]) for i in range(0, len(flat), 3)]
+    return triples or [None]
+
+
+def _env_config(cfg: RewardTermsConfig):
+    """Return the env config of ``cfg.config`` at this size (nominal if asked)."""
+    import dataclasses
+    from training.config import DomainRandConfig
+    from training.train import parse_config
+
+    env_cfg = parse_config(['--config', str(cfg.config), '--device', 'cpu',
+                            '--num-envs', str(cfg.num_envs), '--seed', str(cfg.seed),
+                            '--env.randomization.ramp-iterations', '0']).env
+    if cfg.nominal:
+        switches = {f.name: False for f in dataclasses.fields(DomainRandConfig)
+                    if f.type in (bool, 'bool')}
+        env_cfg = dataclasses.replace(
+            env_cfg, randomization=dataclasses.replace(env_cfg.randomization, **switches),
+            terrain=dataclasses.replace(env_cfg.terrain, enabled=False))
+    return env_cfg
+
+
+def run(cfg: RewardTermsConfig, action_std: float,
+        command: Optional[Tuple[float, float, float]] = None) -> Dict[str, Any]:
     """Run the policy with noise ``action_std``; return the per-term means per policy step."""
     import onnxruntime as ort
     from training.env import LocomotionEnv
-    from training.train import parse_config
 
-    train_cfg = parse_config(['--config', str(cfg.config), '--device', 'cpu',
-                              '--num-envs', str(cfg.num_envs), '--seed', str(cfg.seed),
-                              '--env.randomization.ramp-iterations', '0'])
+    if not 0 <= cfg.skip_steps < cfg.steps:
+        raise SystemExit(f'reward_terms: --skip-steps must be in [0, --steps), got '
+                         f'{cfg.skip_steps}')
     torch.manual_seed(cfg.seed)
-    env = LocomotionEnv(train_cfg.env, 'mjwarp', 'cpu')
+    env = LocomotionEnv(_env_config(cfg), 'mjwarp', 'cpu')
     session = ort.InferenceSession(str(cfg.policy), providers=['CPUExecutionProvider'])
     inputs = session.get_inputs()[0]
     if inputs.shape[-1] != env.num_obs:
         raise SystemExit(f'reward_terms: {cfg.policy} takes {inputs.shape[-1]} observations, '
                          f'the env of {cfg.config} gives {env.num_obs}')
     generator = torch.Generator().manual_seed(cfg.seed)
+    held = None if command is None else torch.tensor(command).repeat(env.num_envs, 1)
+
+    def hold_command() -> None:
+        # the env never resamples it; an env that fell and restarted observes its new random
+        # command for one step, then the held one again
+        if held is not None:
+            env.commands.copy_(held)
+            env.command_timer_s.fill_(float('inf'))
+
     obs, _ = env.reset()
+    if held is not None:
+        hold_command()
+        env._observations()  # the first observation with the held command
+        obs = env._obs_buf.clone()
     sums = {name: 0.0 for name, _, _ in env.reward_terms}
+    velocity = torch.zeros(3)
     total, falls, start = 0.0, 0, time.perf_counter()
-    for _ in range(cfg.steps):
+    for k in range(cfg.steps):
         mean = torch.from_numpy(session.run(None, {inputs.name: obs.numpy()})[0])
         action = mean + action_std * torch.randn(mean.shape, generator=generator)
         obs, _, reward, dones, extras = env.step(action)
-        for name, fn, scale in env.reward_terms:
-            sums[name] += float((fn(env) * (scale * env.dt_s)).mean())
-        total += float(reward.mean())
+        hold_command()
+        if k >= cfg.skip_steps:
+            for name, fn, scale in env.reward_terms:
+                sums[name] += float((fn(env) * (scale * env.dt_s)).mean())
+            total += float(reward.mean())
+            velocity += torch.cat([env.base_lin_vel_b[:, :2],
+                                   env.base_ang_vel_b[:, 2:3]], dim=1).mean(dim=0)
         falls += int((dones & ~extras['time_outs']).sum())
     env.close()
-    return {'action_std': action_std, 'reward_per_step': total / cfg.steps,
+    counted = cfg.steps - cfg.skip_steps
+    return {'action_std': action_std, 'command': None if command is None else list(command),
+            'velocity_reached': (velocity / counted).tolist() if command is not None else None,
+            'reward_per_step': total / counted,
             'falls': falls, 'env_steps': cfg.steps * cfg.num_envs,
             'seconds': time.perf_counter() - start,
-            'terms_per_step': {name: value / cfg.steps for name, value in sums.items()}}
+            'terms_per_step': {name: value / counted for name, value in sums.items()}}
 
 
 def plot(results: List[Dict[str, Any]], path: Path, title: str) -> None:
@@ -108,9 +174,12 @@ def plot(results: List[Dict[str, Any]], path: Path, title: str) -> None:
     height = 0.8 / len(results)
     for k, row in enumerate(results):
         ys = np.arange(len(names)) + k * height
+        what = f"action std {row['action_std']:g}"
+        if row.get('command') is not None:
+            reached = ', '.join(f'{v:+.2f}' for v in row['velocity_reached'])
+            what += f", command {tuple(row['command'])} (reached {reached})"
         ax.barh(ys, [row['terms_per_step'][n] for n in names], height,
-                label=f"action std {row['action_std']:g}: "
-                      f"{row['reward_per_step']:+.4f} per step, {row['falls']} falls")
+                label=f"{what}: {row['reward_per_step']:+.4f} per step, {row['falls']} falls")
     ax.set_yticks(np.arange(len(names)) + 0.4 - height / 2, names)
     ax.axvline(0.0, color='k', lw=0.8)
     ax.set_xlabel('mean reward per policy step (scale x policy period)')
@@ -127,10 +196,15 @@ def main(argv: Sequence[str] = None) -> int:
                     description=__doc__.split('\n\n')[0].strip())
     results = []
     for std in args.action_std:
-        row = run(args, std)
-        results.append(row)
-        print(f"action std {std:g}: {row['reward_per_step']:+.4f} per step, {row['falls']} "
-              f"falls in {row['env_steps']} env steps ({row['seconds']:.0f} s)", flush=True)
+        for command in fixed_commands(args.commands):
+            row = run(args, std, command)
+            results.append(row)
+            held = '' if command is None else f', command {command}'
+            reached = '' if command is None else ', reached ' + ', '.join(
+                f'{v:+.2f}' for v in row['velocity_reached'])
+            print(f"action std {std:g}{held}: {row['reward_per_step']:+.4f} per step"
+                  f"{reached}, {row['falls']} falls in {row['env_steps']} env steps "
+                  f"({row['seconds']:.0f} s)", flush=True)
         for name, value in sorted(row['terms_per_step'].items(), key=lambda kv: kv[1]):
             print(f'  {name:20s} {value:+.5f}')
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -139,7 +213,7 @@ def main(argv: Sequence[str] = None) -> int:
             sys.argv[1:] if argv is None else argv),
         'policy': os.path.relpath(args.policy, REPO_ROOT), 'config': os.path.relpath(
             args.config, REPO_ROOT), 'num_envs': args.num_envs, 'steps': args.steps,
-        'seed': args.seed, 'commit': git_commit(REPO_ROOT),
+        'skip_steps': args.skip_steps, 'nominal': args.nominal, 'seed': args.seed, 'commit': git_commit(REPO_ROOT),
         'date': datetime.date.today().isoformat(),
         'machine': f'{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, '
                    f'Python {platform.python_version()}',

@@ -40,3 +40,28 @@ def test_a_policy_of_another_observation_is_refused_with_both_sizes(tmp_path):
         reward_terms.main(['--policy', str(shipped), '--config', str(REAL_WORLD),
                            '--action-std', '0', '--num-envs', '2', '--steps', '1',
                            '--out', str(tmp_path / 'x.json')])
+
+
+def test_held_commands_on_nominal_ground_report_each_command_and_its_velocity(tmp_path):
+    out = tmp_path / 'by_command.json'
+    assert reward_terms.main(['--policy', str(SNAPSHOT), '--config', str(REAL_WORLD),
+                              '--action-std', '0', '--nominal', '--commands', '0.5', '0', '0',
+                              '0', '0', '0', '--num-envs', '2', '--steps', '8',
+                              '--skip-steps', '3', '--out', str(out)]) == 0
+    record = json.loads(out.read_text())
+    walk, stand = record['results']
+    assert walk['command'] == [0.5, 0.0, 0.0] and stand['command'] == [0.0, 0.0, 0.0]
+    assert record['skip_steps'] == 3 and record['nominal'] is True
+    for row in (walk, stand):
+        assert len(row['velocity_reached']) == 3
+        assert sum(row['terms_per_step'].values()) == pytest.approx(row['reward_per_step'],
+                                                                    abs=1e-5)
+    # the held command decides the gates: the stand terms pay only at the zero command
+    assert stand['terms_per_step']['stand_pose'] > 0.0
+    assert walk['terms_per_step']['stand_pose'] == 0.0
+
+
+def test_commands_must_come_in_triples(tmp_path):
+    with pytest.raises(SystemExit, match='triples, got 2 numbers'):
+        reward_terms.main(['--policy', str(SNAPSHOT), '--config', str(REAL_WORLD),
+                           '--commands', '0.5', '0', '--out', str(tmp_path / 'x.json')])
