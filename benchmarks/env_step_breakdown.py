@@ -14,7 +14,9 @@ its own step: allow about a minute per variant, or name fewer with ``--terms``):
         --out env_step_breakdown.json
 
 With ``--ground-contact-variant`` (default on) the full config is also measured with the
-other ground contact setting (only the feet touching the ground, or every robot geom).  With
+other ground contact setting (only the feet touching the ground, or every robot geom), and
+with ``--foot-collision-variant`` (default on) with the other foot collision (the model's
+boxes, or spheres on their soles: ``EnvConfig.foot_collision``).  With
 ``--solver-iterations`` (default: the robot model's 10, and 4) the full config is also
 measured with the constraint solver limited to each of these iterations per physics step
 (``EnvConfig.solver_iterations``; the config's own limit is the ``full`` variant): MuJoCo Warp
@@ -73,6 +75,9 @@ class BreakdownConfig:
     """Also measure the full config with the solver limited to each of these iterations per
     physics step and twice as many line search iterations (variants
     ``solver_iterations_<n>``; the config's own limit is left out); empty: none."""
+    foot_collision_variant: bool = True
+    """Also measure the full config with the other ``EnvConfig.foot_collision`` (the model's
+    foot boxes, or spheres on their soles): variant ``foot_collision_<sole_spheres|model>``."""
     ground_contact_variant: bool = True
     """Also measure the full config with the other ``EnvConfig.ground_contact`` (only the feet
     touching the ground, or every geom): variant ``ground_contact_<feet|all>``."""
@@ -175,6 +180,10 @@ def run(args: BreakdownConfig) -> Dict[str, Any]:
         other = 'all' if base.env.ground_contact == 'feet' else 'feet'
         changed[f'ground_contact_{other}'] = dataclasses.replace(
             base, env=dataclasses.replace(base.env, ground_contact=other))
+    if args.foot_collision_variant:
+        other = 'model' if base.env.foot_collision == 'sole_spheres' else 'sole_spheres'
+        changed[f'foot_collision_{other}'] = dataclasses.replace(
+            base, env=dataclasses.replace(base.env, foot_collision=other))
     variants += [(label, ()) for label in changed]
     variants += [(f'without_{name}', (name,)) for name in terms]
     for label, off in variants:
@@ -189,6 +198,7 @@ def run(args: BreakdownConfig) -> Dict[str, Any]:
         res['switched_off'] = list(off)
         res['solver_iterations'] = cfg.env.solver_iterations or SOLVER_ITERATIONS
         res['ground_contact'] = cfg.env.ground_contact
+        res['foot_collision'] = cfg.env.foot_collision
         if 'after' in res:
             out['profile'] = res.pop('after')
         full = out['variants'].get('full', res).get('env_steps_per_s')

@@ -213,7 +213,8 @@ def main(argv: Sequence[str] = None) -> int:
             sys.argv[1:] if argv is None else argv),
         'policy': os.path.relpath(args.policy, REPO_ROOT), 'config': os.path.relpath(
             args.config, REPO_ROOT), 'num_envs': args.num_envs, 'steps': args.steps,
-        'skip_steps': args.skip_steps, 'nominal': args.nominal, 'seed': args.seed, 'commit': git_commit(REPO_ROOT),
+        'skip_steps': args.skip_steps, 'nominal': args.nominal, 'seed': args.seed,
+        'commit': git_commit(REPO_ROOT),
         'date': datetime.date.today().isoformat(),
         'machine': f'{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, '
                    f'Python {platform.python_version()}',

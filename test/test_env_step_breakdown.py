@@ -46,10 +46,12 @@ def test_breakdown_measures_every_variant_and_profiles_the_full_step(tmp_path):
     variants = results['variants']
     # the file caps the solver at 4: the other limit of the default list is the robot model's
     assert list(variants) == ['full', 'without_all', 'solver_iterations_10',
-                              'ground_contact_feet', 'without_joint_friction',
-                              'without_terrain']
+                              'ground_contact_feet', 'foot_collision_sole_spheres',
+                              'without_joint_friction', 'without_terrain']
     assert variants['ground_contact_feet']['ground_contact'] == 'feet'
     assert variants['full']['ground_contact'] == 'all'
+    assert variants['foot_collision_sole_spheres']['foot_collision'] == 'sole_spheres'
+    assert variants['full']['foot_collision'] == 'model'
     assert variants['without_all']['switched_off'] == ['joint_friction', 'terrain']
     assert variants['solver_iterations_10']['switched_off'] == []
     assert variants['solver_iterations_10']['solver_iterations'] == 10

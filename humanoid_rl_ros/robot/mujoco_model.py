@@ -32,6 +32,7 @@ __all__ = [
     'joint_dof_adr',
     'joint_qpos_adr',
     'ROBOT_COLLISION_BITS',
+    'sole_sphere_geoms',
     'Terrain',
 ]
 
@@ -47,6 +48,10 @@ IMU_SITE_NAME = 'imu'
 IMU_ACC_SENSOR = 'imu_acc'
 IMU_GYRO_SENSOR = 'imu_gyro'
 HFIELD_GEOM_NAME = 'terrain'
+SOLE_SPHERE_SUFFIX = '_sole_sphere_'
+"""Sole spheres are named ``<foot link>_sole_sphere_<k>``."""
+SOLE_SPHERE_RADIUS_M = 0.01
+"""Radius of the spheres that stand in for a foot box's sole with ``sole_spheres`` [m]."""
 SOLVER_ITERATIONS = 10
 """Constraint solver iterations per physics step of every model built here (mjlab: 10)."""
 SOLVER_LS_ITERATIONS = 20
@@ -259,9 +264,79 @@ def keep_ground_contacts(model: 'mujoco.MjModel', bodies: Sequence[str]) -> int:
     return len(dropped)
 
 
+def sole_sphere_geoms(model: 'mujoco.MjModel', foot: str) -> List[int]:
+    """Return the ids of the sole spheres of body ``foot`` (none without ``sole_spheres``)."""
+    body = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, foot)
+    prefix = f'{foot}{SOLE_SPHERE_SUFFIX}'
+    return [g for g in range(model.ngeom) if int(model.geom_bodyid[g]) == body
+            and (mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_GEOM, g) or '').startswith(prefix)]
+
+
+def _add_sole_spheres(spec: 'mujoco.MjSpec', model: 'mujoco.MjModel',
+                      robot: RobotConfig) -> int:
+    """
+    Replace the collision of each foot link's boxes by six spheres on the box's sole.
+
+    The sole is the face that points down with the robot at its default pose (``model``,
+    compiled from ``spec``, at keyframe 0). The spheres sit at its four corners and the middle
+    of its two long edges, inset by their radius, so their lowest points lie on the sole and the
+    foot stands at the same height; they take the box's contact parameters and no mass. The box
+    keeps its inertia and its looks but no longer collides. Return the number of boxes replaced.
+    """
+    data = mujoco.MjData(model)
+    data.qpos[:] = model.key_qpos[0]
+    mujoco.mj_kinematics(model, data)
+    replaced = 0
+    for foot in robot.foot_links:
+        count = 0
+        body_id = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, foot)
+        geom_ids = [g for g in range(model.ngeom) if model.geom_bodyid[g] == body_id]
+        geoms = list(spec.body(foot).geoms)
+        if len(geoms) != len(geom_ids):  # pragma: no cover - the compiler keeps every geom
+            raise RobotConfigError(f'foot {foot!r}: spec and model disagree on its geoms')
+        for geom, g in zip(geoms, geom_ids):
+            if (int(model.geom_type[g]) != mujoco.mjtGeom.mjGEOM_BOX
+                    or (geom.contype == 0 and geom.conaffinity == 0)):
+                continue
+            half = np.asarray(model.geom_size[g], dtype=float)
+            xmat = np.asarray(data.geom_xmat[g], dtype=float).reshape(3, 3)
+            down = int(np.argmax(np.abs(xmat[2])))  # the box axis closest to vertical
+            sign = -np.sign(xmat[2, down])  # along it, the way that points down
+            long_axis, short_axis = sorted((a for a in range(3) if a != down),
+                                           key=lambda a: -half[a])
+            radius = min(SOLE_SPHERE_RADIUS_M, 0.5 * float(half.min()))
+            rot = np.zeros(9)
+            mujoco.mju_quat2Mat(rot, model.geom_quat[g])
+            rot = rot.reshape(3, 3)
+            for u in (-1.0, 0.0, 1.0):
+                for v in (-1.0, 1.0):
+                    corner = np.zeros(3)
+                    corner[down] = sign * (half[down] - radius)
+                    corner[long_axis] = u * (half[long_axis] - radius)
+                    corner[short_axis] = v * (half[short_axis] - radius)
+                    sphere = spec.body(foot).add_geom()
+                    sphere.name = f'{foot}{SOLE_SPHERE_SUFFIX}{count}'
+                    count += 1
+                    sphere.type = mujoco.mjtGeom.mjGEOM_SPHERE
+                    sphere.size = [radius, 0.0, 0.0]
+                    sphere.pos = list(np.asarray(model.geom_pos[g]) + rot @ corner)
+                    sphere.contype, sphere.conaffinity = geom.contype, geom.conaffinity
+                    sphere.condim, sphere.priority = geom.condim, geom.priority
+                    sphere.friction = list(geom.friction)
+                    sphere.solref, sphere.solimp = list(geom.solref), list(geom.solimp)
+                    sphere.margin, sphere.gap = geom.margin, geom.gap
+                    sphere.density = 0.0
+                    sphere.group = 3
+                    sphere.rgba = [0.8, 0.3, 0.3, 0.0]
+            geom.contype, geom.conaffinity = 0, 0
+            replaced += 1
+    return replaced
+
+
 def build_mujoco_model(robot: RobotConfig, timestep_s: float = 0.005, *,
                        add_imu: bool = False,
-                       terrain: Optional[Terrain] = None) -> 'mujoco.MjModel':
+                       terrain: Optional[Terrain] = None,
+                       sole_spheres: bool = False) -> 'mujoco.MjModel':
     """
     Compile a robot into a MuJoCo model ready for simulation.
 
@@ -275,7 +350,10 @@ def build_mujoco_model(robot: RobotConfig, timestep_s: float = 0.005, *,
     With ``add_imu`` an ``imu`` site on the base carries an accelerometer (``imu_acc``, with
     the gravity reaction a real accelerometer measures) and a gyro (``imu_gyro``). A
     ``terrain`` adds a heightfield geom ``terrain`` (a ramp or rough ground, see
-    :class:`Terrain`) with the floor's friction and collision bits.
+    :class:`Terrain`) with the floor's friction and collision bits. With ``sole_spheres`` each
+    foot link's collision boxes touch the ground through six small spheres on their soles
+    (:func:`_add_sole_spheres`): a box against a heightfield is MuJoCo Warp's costliest
+    collision test, a sphere one of its cheapest.
 
     Joint qpos/qvel addresses follow the description's tree order, which need not be the
     policy order: use :func:`joint_qpos_adr` and :func:`joint_dof_adr`.
@@ -396,6 +474,13 @@ def build_mujoco_model(robot: RobotConfig, timestep_s: float = 0.005, *,
             f'{robot.description_path.name}: MuJoCo cannot compile the robot: {exc}') from exc
     validate_against_model(robot, model)
     model.key_qpos[0] = default_qpos(model, robot)
+    if sole_spheres:
+        if not _add_sole_spheres(spec, model, robot):
+            raise RobotConfigError(f'sole_spheres: no foot link of {robot.name!r} '
+                                   f'({list(robot.foot_links)}) has a collision box')
+        model = spec.compile()
+        validate_against_model(robot, model)
+        model.key_qpos[0] = default_qpos(model, robot)
     return model
 
 

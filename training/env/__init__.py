@@ -35,7 +35,7 @@ from humanoid_rl_ros.core.policy_math import (action_to_joint_targets, projected
 from humanoid_rl_ros.robot.description import load_robot, RobotConfig
 from humanoid_rl_ros.robot.mujoco_model import (body_ids, build_mujoco_model, default_qpos,
                                                 joint_qpos_adr, keep_ground_contacts,
-                                                set_solver_iterations)
+                                                set_solver_iterations, sole_sphere_geoms)
 import mujoco
 import numpy as np
 import torch
@@ -101,13 +101,20 @@ class LocomotionEnv(EpisodeMixin, ObservationMixin, VecEnv):
         self.dt_s = cfg.physics_dt_s * cfg.decimation
         self.max_episode_length = int(math.ceil(cfg.episode_length_s / self.dt_s))
         self.mj_model = build_mujoco_model(self.robot, cfg.physics_dt_s,
-                                           terrain=self._model_terrain())
+                                           terrain=self._model_terrain(),
+                                           sole_spheres=cfg.foot_collision == 'sole_spheres')
         """The robot's MuJoCo model: the env reads joint ranges and foot heights from it, and
         the mjwarp backend simulates it (built once, shared) with the config's solver limits."""
         set_solver_iterations(self.mj_model, cfg.solver_iterations, cfg.solver_ls_iterations)
         if cfg.ground_contact == 'feet':
             keep_ground_contacts(self.mj_model, self.robot.foot_links)
-        sim_options = ({'nconmax': cfg.nconmax_per_world, 'njmax': cfg.njmax_per_world,
+        # sole spheres touch the ground at up to six points per foot box where the box did at
+        # four: room for one more contact (and its pyramid's four constraint rows) per sphere
+        spheres = (sum(len(sole_sphere_geoms(self.mj_model, foot))
+                       for foot in self.robot.foot_links)
+                   if cfg.foot_collision == 'sole_spheres' else 0)
+        sim_options = ({'nconmax': cfg.nconmax_per_world + spheres,
+                        'njmax': cfg.njmax_per_world + 4 * spheres,
                         'compile_setting': cfg.compile_step, 'mj_model': self.mj_model}
                        if backend_name == 'mjwarp' else {})
         self.backend: SimBackend = make_backend(backend_name, self.robot, cfg.num_envs, device,
