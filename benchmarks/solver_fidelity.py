@@ -21,6 +21,10 @@ scenario summaries.  Also, for the nominal scenario, the share of physics steps 
 each number of solver iterations under both settings (how often the cap binds).  The two runs
 differ only in the solver, so differences are the cap's, amplified by the chaos of a walking
 robot (a different contact force at one step gives a different trajectory).
+
+With ``--sole-spheres`` a third setting runs the reference solver with the feet touching the
+ground through spheres on their soles (training's ``env.foot_collision='sole_spheres'``, which
+spares MuJoCo Warp its box-against-heightfield collision test): is that still the same robot?
 """
 
 from collections import Counter
@@ -68,16 +72,20 @@ class FidelityConfig:
     """Solver iterations and line search iterations of the capped setting."""
     reference: Tuple[int, int] = (SOLVER_ITERATIONS, SOLVER_LS_ITERATIONS)
     """Solver iterations and line search iterations of the reference (the robot model's)."""
+    sole_spheres: bool = False
+    """Also run a third setting, ``sole_spheres``: the reference solver with the feet touching
+    the ground through spheres on their soles (``env.foot_collision='sole_spheres'``)."""
     workers: int = 2
     """Processes running the episodes."""
 
 
 def with_solver(scenarios: Sequence[Scenario], iterations: int, ls_iterations: int,
-                joint_friction_nm: float) -> List[Scenario]:
-    """Return ``scenarios`` with the solver limits and the joint friction set in their model."""
+                joint_friction_nm: float, sole_spheres: bool = False) -> List[Scenario]:
+    """Return ``scenarios`` with the solver limits, joint friction and feet set in their model."""
     return [replace(s, model=replace(s.model, solver_iterations=iterations,
                                      solver_ls_iterations=ls_iterations,
-                                     joint_friction_nm=joint_friction_nm))
+                                     joint_friction_nm=joint_friction_nm,
+                                     sole_spheres=sole_spheres))
             for s in scenarios]
 
 
@@ -131,19 +139,23 @@ def run(args: FidelityConfig, progress=print) -> Dict[str, Any]:
     if unknown:
         raise ValueError(f'unknown scenarios {unknown}; the full suite has {sorted(known)}')
     chosen = [known[n] for n in args.scenarios]
-    settings = {'reference': args.reference, 'capped': args.capped}
+    settings = {'reference': (*args.reference, False), 'capped': (*args.capped, False)}
+    if args.sole_spheres:
+        settings['sole_spheres'] = (*args.reference, True)
     out: Dict[str, Any] = {
         'policy': os.path.relpath(args.policy, REPO_ROOT)
         if Path(args.policy).resolve().is_relative_to(REPO_ROOT) else str(args.policy),
         'joint_friction_nm': args.joint_friction_nm,
-        'settings': {k: {'iterations': v[0], 'ls_iterations': v[1]} for k, v in settings.items()},
+        'settings': {k: {'iterations': v[0], 'ls_iterations': v[1], 'sole_spheres': v[2]}
+                     for k, v in settings.items()},
         'commit': git_commit(REPO_ROOT),
         'created_utc': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
         'machine': {'platform': platform.platform(), 'cpus': os.cpu_count()},
         'command_line': ' '.join(['python benchmarks/solver_fidelity.py'] + sys.argv[1:]),
         'scenarios': {}, 'summaries': {}}
-    for label, (iterations, ls_iterations) in settings.items():
-        scenarios = with_solver(chosen, iterations, ls_iterations, args.joint_friction_nm)
+    for label, (iterations, ls_iterations, spheres) in settings.items():
+        scenarios = with_solver(chosen, iterations, ls_iterations, args.joint_friction_nm,
+                                spheres)
         start = time.perf_counter()
         records = run_scenarios(Path(args.policy), scenarios, workers=args.workers,
                                 progress=progress)
@@ -154,7 +166,7 @@ def run(args: FidelityConfig, progress=print) -> Dict[str, Any]:
             out['summaries'].setdefault(scenario.name, {})[label] = summary
             out['scenarios'].setdefault(scenario.name, {})[label] = headline(summary)
         nominal = with_solver([known['nominal']], iterations, ls_iterations,
-                              args.joint_friction_nm)[0]
+                              args.joint_friction_nm, spheres)[0]
         out['settings'][label]['iteration_shares_nominal'] = solver_iteration_shares(
             Path(args.policy), nominal)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -164,13 +176,15 @@ def run(args: FidelityConfig, progress=print) -> Dict[str, Any]:
 
 def table(result: Dict[str, Any]) -> str:
     """Return the comparison as a Markdown table."""
-    lines = ['| scenario | figure | reference | capped |', '|---|---|---|---|']
+    labels = list(result['settings'])
+    lines = ['| scenario | figure | ' + ' | '.join(labels) + ' |',
+             '|---|---|' + '---|' * len(labels)]
     for name, row in result['scenarios'].items():
-        for key, ref in row['reference'].items():
+        for key in row['reference']:
             if key == 'runs':
                 continue
-            cap = row['capped'].get(key)
-            lines.append(f'| {name} | {key} | {_fmt(ref)} | {_fmt(cap)} |')
+            values = ' | '.join(_fmt(row[label].get(key)) for label in labels)
+            lines.append(f'| {name} | {key} | {values} |')
     return '\n'.join(lines)
 
 

@@ -5,7 +5,8 @@ import importlib.util
 from pathlib import Path
 
 from humanoid_rl_ros.robot.description import load_robot
-from humanoid_rl_ros.robot.mujoco_model import joint_dof_adr, SOLVER_ITERATIONS
+from humanoid_rl_ros.robot.mujoco_model import (joint_dof_adr, sole_sphere_geoms,
+                                                SOLVER_ITERATIONS)
 import numpy as np
 import pytest
 from training.robustness.perturbations import build_sim, ModelPerturbation
@@ -58,3 +59,24 @@ def test_unknown_scenarios_are_named(tmp_path):
     args = fidelity.FidelityConfig(out=tmp_path / 'x.json', scenarios=('nominal', 'moonwalk'))
     with pytest.raises(ValueError, match='moonwalk'):
         fidelity.run(args)
+
+
+def test_the_sole_sphere_setting_changes_only_the_feet_and_its_simulator_has_them():
+    scenarios = [s for s in suite('full') if s.name == 'rough_4cm']
+    (spheres,) = fidelity.with_solver(scenarios, SOLVER_ITERATIONS, 20, 0.7, sole_spheres=True)
+    assert spheres.model.sole_spheres and spheres.model.rough_amplitude_m > 0.0
+    robot = load_robot('kestrel')
+    sim = build_sim(robot, 0.005, spheres.model)
+    assert all(len(sole_sphere_geoms(sim.model, foot)) == 6 for foot in robot.foot_links)
+    plain = build_sim(robot, 0.005, ModelPerturbation())
+    assert all(sole_sphere_geoms(plain.model, foot) == [] for foot in robot.foot_links)
+
+
+def test_the_table_has_a_column_per_setting():
+    row = {'falls': 0, 'runs': 3, 'lin_vel_error_mean_m_s': 0.02}
+    result = {'settings': {'reference': {}, 'capped': {}, 'sole_spheres': {}},
+              'scenarios': {'nominal': {'reference': row, 'capped': row,
+                                        'sole_spheres': dict(row, falls=1)}}}
+    lines = fidelity.table(result).splitlines()
+    assert lines[0] == '| scenario | figure | reference | capped | sole_spheres |'
+    assert '| nominal | falls | 0 | 0 | 1 |' in lines

@@ -65,17 +65,19 @@ class MujocoRobotSim(RobotSimBase):
     """One robot in MuJoCo on the CPU; efforts in, states out, all in policy order."""
 
     def __init__(self, robot: RobotConfig, timestep_s: float = 0.005,
-                 terrain: Optional[Terrain] = None) -> None:
+                 terrain: Optional[Terrain] = None, sole_spheres: bool = False) -> None:
         """
         Build the model (with an IMU) for ``robot`` and reset to the default pose.
 
         ``terrain`` (default: flat ground) tilts the ground or makes it rough; see
-        :class:`humanoid_rl_ros.robot.mujoco_model.Terrain`.
+        :class:`humanoid_rl_ros.robot.mujoco_model.Terrain`. ``sole_spheres``: the feet touch
+        the ground through spheres on their soles (``build_mujoco_model``).
         """
         self.robot = robot
         self.terrain = terrain if terrain is not None else Terrain()
         self.model: mujoco.MjModel = build_mujoco_model(robot, timestep_s, add_imu=True,
-                                                        terrain=terrain)
+                                                        terrain=terrain,
+                                                        sole_spheres=sole_spheres)
         self.data: mujoco.MjData = mujoco.MjData(self.model)
         self._qadr = joint_qpos_adr(self.model, robot)
         self._dadr = joint_dof_adr(self.model, robot)

@@ -59,6 +59,9 @@ class ModelPerturbation:
     """Constraint solver iterations per physics step; None: the robot model's."""
     solver_ls_iterations: Optional[int] = None
     """Line search iterations per solver iteration; None: the robot model's."""
+    sole_spheres: bool = False
+    """Feet touch the ground through spheres on their soles, as training with
+    ``env.foot_collision='sole_spheres'`` (``build_mujoco_model(sole_spheres=True)``)."""
 
     def slope_start_x_m(self) -> float:
         """Return the x where the slope starts [m] (-inf: no slope)."""
@@ -112,7 +115,8 @@ def set_joint_friction(sim: MujocoRobotSim, friction_nm: float) -> None:
 def build_sim(robot: RobotConfig, timestep_s: float, perturbation: ModelPerturbation,
               terrain_seed: int = 0) -> MujocoRobotSim:
     """Return a simulator of ``robot`` with ``perturbation`` applied, reset to the default pose."""
-    sim = MujocoRobotSim(robot, timestep_s, terrain=perturbation.terrain(terrain_seed))
+    sim = MujocoRobotSim(robot, timestep_s, terrain=perturbation.terrain(terrain_seed),
+                         sole_spheres=perturbation.sole_spheres)
     if perturbation.friction is not None:
         set_friction(sim, perturbation.friction)
     if perturbation.payload_kg:
