@@ -202,6 +202,11 @@ def test_the_runner_tells_the_env_each_iteration_before_its_rollout(tmp_path):
     assert env.iterations_seen == [0, 0, 1, 2, 3, 4, 5]  # also before the first reset
     assert [row['env/disturbance_scale'] for row in history] == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
     assert 'disturbance_scale 0.250' in runner._progress_line(history[1], None, 0.0)
+    # before the first episode ends, the line says so instead of printing nan
+    early = dict(history[1], mean_reward=float('nan'), mean_episode_length=float('nan'))
+    line = runner._progress_line(early, None, 0.0)
+    assert 'return - (no episode ended yet)' in line and 'ep_len -' in line
+    assert 'nan' not in line
     # an env without the hook: no such column
     plain = _runner(tmp_path / 'plain', tensorboard=False, plot=False, save_interval=100)
     assert 'env/disturbance_scale' not in plain.learn(num_iterations=1)[0]

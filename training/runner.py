@@ -510,8 +510,11 @@ class OnPolicyRunner:
             f'{self.total_env_steps / 1e6:.2f}M steps',
             f'{row["sps"] / 1e3:.1f}k steps/s (collect {row["collection_time_s"]:.2f}s '
             f'learn {row["learn_time_s"]:.2f}s)',
-            f'return {row["mean_reward"]:.3f}',
-            f'ep_len {row["mean_episode_length"]:.1f}',
+            # before the first episode ends there is no return to show
+            (f'return {row["mean_reward"]:.3f}' if math.isfinite(row['mean_reward'])
+             else 'return - (no episode ended yet)'),
+            (f'ep_len {row["mean_episode_length"]:.1f}'
+             if math.isfinite(row['mean_episode_length']) else 'ep_len -'),
             f'step_rew {row["mean_step_reward"]:.4f}',
             f'v_loss {row["value_loss"]:.4f} kl {row["approx_kl"]:.4f} '
             f'lr {row["learning_rate"]:.1e} std {row["action_std"]:.3f}',
