@@ -68,7 +68,8 @@ def test_a_dry_run_of_the_breakdown_writes_its_figures_and_log(tmp_path):
     results = json.loads((out / 'env_step_breakdown.json').read_text())
     # the config caps the solver at 4: the breakdown also measures the robot model's 10
     assert list(results['variants']) == ['full', 'without_all', 'solver_iterations_10',
-                                         'ground_contact_feet', 'without_terrain']
+                                         'ground_contact_feet',
+                                         'foot_collision_sole_spheres', 'without_terrain']
     assert 'without_terrain' in (out / 'env_step_breakdown.log').read_text()
 
 
