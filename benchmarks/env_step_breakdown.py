@@ -48,10 +48,9 @@ import gpu_throughput  # noqa: E402
 from humanoid_rl_ros.core.provenance import git_commit  # noqa: E402
 from humanoid_rl_ros.robot.mujoco_model import SOLVER_ITERATIONS  # noqa: E402
 import torch  # noqa: E402
+from training.config import switches_on  # noqa: E402
+from training.config import with_switches_off as env_switches_off  # noqa: E402
 import tyro  # noqa: E402
-
-TERRAIN = 'terrain'
-"""The switch name of the terrain (``env.terrain.enabled``)."""
 
 
 @dataclass
@@ -89,33 +88,9 @@ class BreakdownConfig:
     """torch.compile setting of the env: 'auto' or 'off'."""
 
 
-def _randomization_switches(rand: Any) -> List[str]:
-    """Return the names of the boolean fields (the terms' on/off switches) of ``rand``."""
-    return [f.name for f in dataclasses.fields(rand) if f.type in (bool, 'bool')]
-
-
-def switches_on(env_cfg: Any) -> List[str]:
-    """Return the config's switches that are on: boolean randomization terms, then terrain."""
-    rand = env_cfg.randomization
-    names = [n for n in _randomization_switches(rand) if getattr(rand, n) is True]
-    if env_cfg.terrain.enabled:
-        names.append(TERRAIN)
-    return names
-
-
 def with_switches_off(cfg: Any, names: Tuple[str, ...]) -> Any:
     """Return the TrainConfig ``cfg`` with the switches ``names`` off (ValueError if unknown)."""
-    env = cfg.env
-    known = set(_randomization_switches(env.randomization))
-    unknown = [n for n in names if n != TERRAIN and n not in known]
-    if unknown:
-        raise ValueError(f'unknown switches {unknown}; known: {sorted(known) + [TERRAIN]}')
-    rand = dataclasses.replace(env.randomization,
-                               **{n: False for n in names if n != TERRAIN})
-    terrain = dataclasses.replace(env.terrain, enabled=False) if TERRAIN in names \
-        else env.terrain
-    env = dataclasses.replace(env, randomization=rand, terrain=terrain)
-    return dataclasses.replace(cfg, env=env)
+    return dataclasses.replace(cfg, env=env_switches_off(cfg.env, names))
 
 
 def with_solver_iterations(cfg: Any, iterations: int, ls_iterations: int) -> Any:

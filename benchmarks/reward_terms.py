@@ -90,20 +90,13 @@ def fixed_commands(flat: Sequence[float]) -> List[Optional[Tuple[float, float, f
 
 def _env_config(cfg: RewardTermsConfig):
     """Return the env config of ``cfg.config`` at this size (nominal if asked)."""
-    import dataclasses
-    from training.config import DomainRandConfig
+    from training.config import switches_on, with_switches_off
     from training.train import parse_config
 
     env_cfg = parse_config(['--config', str(cfg.config), '--device', 'cpu',
                             '--num-envs', str(cfg.num_envs), '--seed', str(cfg.seed),
                             '--env.randomization.ramp-iterations', '0']).env
-    if cfg.nominal:
-        switches = {f.name: False for f in dataclasses.fields(DomainRandConfig)
-                    if f.type in (bool, 'bool')}
-        env_cfg = dataclasses.replace(
-            env_cfg, randomization=dataclasses.replace(env_cfg.randomization, **switches),
-            terrain=dataclasses.replace(env_cfg.terrain, enabled=False))
-    return env_cfg
+    return with_switches_off(env_cfg, switches_on(env_cfg)) if cfg.nominal else env_cfg
 
 
 def run(cfg: RewardTermsConfig, action_std: float,

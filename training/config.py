@@ -7,8 +7,9 @@ of ``python -m training.train`` (``--env.rewards.track-lin-vel 2.0``; ``--help``
 these docstrings) and the resolved config is saved in each run folder.
 """
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Annotated, Dict, Literal, Optional, Tuple
+from typing import Annotated, Dict, List, Literal, Optional, Sequence, Tuple
 
 import tyro
 
@@ -400,3 +401,34 @@ class EnvConfig:
     """Domain randomization."""
     terrain: TerrainConfig = field(default_factory=TerrainConfig)
     """Ground shape and its curriculum."""
+
+
+TERRAIN_SWITCH = 'terrain'
+"""The switch name of the terrain (``EnvConfig.terrain.enabled``)."""
+
+
+def randomization_switches(rand: DomainRandConfig) -> List[str]:
+    """Return the names of the boolean fields (the terms' on/off switches) of ``rand``."""
+    return [f.name for f in dataclasses.fields(rand) if f.type in (bool, 'bool')]
+
+
+def switches_on(env: EnvConfig) -> List[str]:
+    """Return the env's switches that are on: boolean randomization terms, then terrain."""
+    rand = env.randomization
+    names = [n for n in randomization_switches(rand) if getattr(rand, n) is True]
+    if env.terrain.enabled:
+        names.append(TERRAIN_SWITCH)
+    return names
+
+
+def with_switches_off(env: EnvConfig, names: Sequence[str]) -> EnvConfig:
+    """Return ``env`` with the switches ``names`` off (ValueError naming unknown ones)."""
+    known = set(randomization_switches(env.randomization))
+    unknown = [n for n in names if n != TERRAIN_SWITCH and n not in known]
+    if unknown:
+        raise ValueError(f'unknown switches {unknown}; known: {sorted(known) + [TERRAIN_SWITCH]}')
+    rand = dataclasses.replace(env.randomization,
+                               **{n: False for n in names if n != TERRAIN_SWITCH})
+    terrain = (dataclasses.replace(env.terrain, enabled=False) if TERRAIN_SWITCH in names
+               else env.terrain)
+    return dataclasses.replace(env, randomization=rand, terrain=terrain)
