@@ -31,6 +31,7 @@ from humanoid_rl_ros.sim.mujoco_sim import MujocoRobotSim
 import numpy as np
 from training.evaluate import CommandCase, EvalConfig, run_case
 from training.robustness.episode import STAND_RAMP_S
+from training.robustness.plots import _plt, FAIL_COLOR, PASS_COLOR
 import tyro
 
 __all__ = ['AXES', 'EnvelopeConfig', 'follow_threshold', 'main', 'plot_envelope',
@@ -155,9 +156,7 @@ def sweep_envelope(contract_path: Path, cfg: EnvelopeConfig = EnvelopeConfig(),
 
 def plot_envelope(report: Dict[str, Any], path: Path) -> Path:
     """Save reached against commanded velocity, one panel per axis, tolerance band shaded."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    plt = _plt()
     axes = list(report['axes'])
     fig, panels = plt.subplots(1, len(axes), figsize=(4.6 * len(axes), 4.2), squeeze=False)
     units = {'vx_m_s': 'm/s', 'vy_m_s': 'm/s', 'wz_rad_s': 'rad/s'}
@@ -169,12 +168,12 @@ def plot_envelope(report: Dict[str, Any], path: Path) -> Path:
                         for r in data['runs']])
         tol = data['tolerance']
         line = np.linspace(cmd.min(), cmd.max(), 2)
-        ax.fill_between(line, line - tol, line + tol, color='#3a9d4a', alpha=0.15,
+        ax.fill_between(line, line - tol, line + tol, color=PASS_COLOR, alpha=0.15,
                         label=f'within {tol:g} {units[axis]}')
-        ax.plot(line, line, color='#3a9d4a', lw=1)
+        ax.plot(line, line, color=PASS_COLOR, lw=1)
         ok = np.array(data['followed'])
         ax.plot(cmd[ok], got[ok], 'o', color='#1f5fa8', label='followed')
-        ax.plot(cmd[~ok], got[~ok], 'x', color='#d0443c', ms=8, label='not followed')
+        ax.plot(cmd[~ok], got[~ok], 'x', color=FAIL_COLOR, ms=8, label='not followed')
         for key, sign in (('follow_threshold_negative', -1), ('follow_threshold_positive', 1)):
             if data[key] is not None:
                 ax.axvline(sign * data[key], color='#777777', ls=':', lw=1)
