@@ -155,6 +155,15 @@ def run(cfg: RewardTermsConfig, action_std: float,
             'terms_per_step': {name: value / counted for name, value in sums.items()}}
 
 
+def run_label(row: Dict[str, Any]) -> str:
+    """Return what a run was: its action std and, if held, its command and the velocity."""
+    label = f"action std {row['action_std']:g}"
+    if row.get('command') is not None:
+        reached = ', '.join(f'{v:+.2f}' for v in row['velocity_reached'])
+        label += f", command {tuple(row['command'])} (reached {reached})"
+    return label
+
+
 def plot(results: List[Dict[str, Any]], path: Path, title: str) -> None:
     """Save a horizontal bar chart of every term, one bar per action std."""
     import matplotlib
@@ -167,12 +176,9 @@ def plot(results: List[Dict[str, Any]], path: Path, title: str) -> None:
     height = 0.8 / len(results)
     for k, row in enumerate(results):
         ys = np.arange(len(names)) + k * height
-        what = f"action std {row['action_std']:g}"
-        if row.get('command') is not None:
-            reached = ', '.join(f'{v:+.2f}' for v in row['velocity_reached'])
-            what += f", command {tuple(row['command'])} (reached {reached})"
         ax.barh(ys, [row['terms_per_step'][n] for n in names], height,
-                label=f"{what}: {row['reward_per_step']:+.4f} per step, {row['falls']} falls")
+                label=f"{run_label(row)}: {row['reward_per_step']:+.4f} per step, "
+                      f"{row['falls']} falls")
     ax.set_yticks(np.arange(len(names)) + 0.4 - height / 2, names)
     ax.axvline(0.0, color='k', lw=0.8)
     ax.set_xlabel('mean reward per policy step (scale x policy period)')
@@ -192,11 +198,8 @@ def main(argv: Sequence[str] = None) -> int:
         for command in fixed_commands(args.commands):
             row = run(args, std, command)
             results.append(row)
-            held = '' if command is None else f', command {command}'
-            reached = '' if command is None else ', reached ' + ', '.join(
-                f'{v:+.2f}' for v in row['velocity_reached'])
-            print(f"action std {std:g}{held}: {row['reward_per_step']:+.4f} per step"
-                  f"{reached}, {row['falls']} falls in {row['env_steps']} env steps "
+            print(f"{run_label(row)}: {row['reward_per_step']:+.4f} per step, "
+                  f"{row['falls']} falls in {row['env_steps']} env steps "
                   f"({row['seconds']:.0f} s)", flush=True)
         for name, value in sorted(row['terms_per_step'].items(), key=lambda kv: kv[1]):
             print(f'  {name:20s} {value:+.5f}')
