@@ -47,6 +47,7 @@ for folder in (REPO_ROOT, REPO_ROOT / 'benchmarks'):
 import gpu_throughput  # noqa: E402
 from humanoid_rl_ros.core.provenance import git_commit  # noqa: E402
 from humanoid_rl_ros.robot.mujoco_model import SOLVER_ITERATIONS  # noqa: E402
+import mujoco  # noqa: E402
 import torch  # noqa: E402
 from training.config import switches_on  # noqa: E402
 from training.config import with_switches_off as env_switches_off  # noqa: E402
@@ -77,6 +78,10 @@ class BreakdownConfig:
     foot_collision_variant: bool = True
     """Also measure the full config with the other ``EnvConfig.foot_collision`` (the model's
     foot boxes, or spheres on their soles): variant ``foot_collision_<sole_spheres|model>``."""
+    ccd: Tuple[str, ...] = ('35:1e-4', '12:1e-6', '12:1e-4')
+    """Also measure the full config with the convex collision test limited to these
+    ``ITERATIONS:TOLERANCE_M`` (``EnvConfig.ccd_iterations`` / ``ccd_tolerance``; variants
+    ``ccd_<iterations>_<tolerance>``; the config's own setting is left out); empty: none."""
     ground_contact_variant: bool = True
     """Also measure the full config with the other ``EnvConfig.ground_contact`` (only the feet
     touching the ground, or every geom): variant ``ground_contact_<feet|all>``."""
@@ -91,6 +96,29 @@ class BreakdownConfig:
 def with_switches_off(cfg: Any, names: Tuple[str, ...]) -> Any:
     """Return the TrainConfig ``cfg`` with the switches ``names`` off (ValueError if unknown)."""
     return dataclasses.replace(cfg, env=env_switches_off(cfg.env, names))
+
+
+def parse_ccd(setting: str) -> Tuple[int, float]:
+    """Return (iterations, tolerance [m]) of an ``ITERATIONS:TOLERANCE_M`` string.
+
+    Raises ValueError naming the setting if it is not one.
+    """
+    try:
+        iterations, tolerance = setting.split(':')
+        out = int(iterations), float(tolerance)
+    except ValueError:
+        raise ValueError(f'ccd setting {setting!r} is not ITERATIONS:TOLERANCE_M '
+                         '(e.g. 12:1e-4)') from None
+    if out[0] < 1 or not (math.isfinite(out[1]) and out[1] > 0):
+        raise ValueError(f'ccd setting {setting!r}: iterations must be >= 1 and the '
+                         'tolerance a positive number of metres')
+    return out
+
+
+def with_ccd(cfg: Any, iterations: int, tolerance_m: float) -> Any:
+    """Return the TrainConfig ``cfg`` with the convex collision test's limits set."""
+    env = dataclasses.replace(cfg.env, ccd_iterations=iterations, ccd_tolerance=tolerance_m)
+    return dataclasses.replace(cfg, env=env)
 
 
 def with_solver_iterations(cfg: Any, iterations: int, ls_iterations: int) -> Any:
@@ -151,6 +179,12 @@ def run(args: BreakdownConfig) -> Dict[str, Any]:
     # variants of the full config that change something else than a switch
     changed = {f'solver_iterations_{n}': with_solver_iterations(base, n, 2 * n)
                for n in args.solver_iterations if n != own}
+    own_ccd = (base.env.ccd_iterations or mujoco.MjOption().ccd_iterations,
+               base.env.ccd_tolerance or mujoco.MjOption().ccd_tolerance)
+    for setting in args.ccd:
+        iterations, tolerance = parse_ccd(setting)
+        if (iterations, tolerance) != own_ccd:
+            changed[f'ccd_{iterations}_{tolerance:g}'] = with_ccd(base, iterations, tolerance)
     if args.ground_contact_variant:
         other = 'all' if base.env.ground_contact == 'feet' else 'feet'
         changed[f'ground_contact_{other}'] = dataclasses.replace(
@@ -174,6 +208,7 @@ def run(args: BreakdownConfig) -> Dict[str, Any]:
         res['solver_iterations'] = cfg.env.solver_iterations or SOLVER_ITERATIONS
         res['ground_contact'] = cfg.env.ground_contact
         res['foot_collision'] = cfg.env.foot_collision
+        res['ccd'] = [cfg.env.ccd_iterations, cfg.env.ccd_tolerance]
         if 'after' in res:
             out['profile'] = res.pop('after')
         full = out['variants'].get('full', res).get('env_steps_per_s')

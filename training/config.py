@@ -385,6 +385,15 @@ class EnvConfig:
     solver_ls_iterations: Optional[int] = None
     """MuJoCo Warp line search iterations per solver iteration; None: the robot model's (20,
     mjlab's)."""
+    ccd_iterations: Optional[int] = None
+    """GJK/EPA iterations of MuJoCo's convex collision test per geom pair; None: the model's
+    (MuJoCo: 35).  MuJoCo Warp tests a foot against the terrain heightfield prism by prism,
+    each test iterating until it converges or reaches this limit, and a GPU warp waits for
+    its slowest thread: with terrain this test is most of the env step."""
+    ccd_tolerance: Optional[float] = None
+    """Convergence tolerance of the convex collision test [m]; None: the model's (MuJoCo:
+    1e-6, below what single precision resolves at a metre, so a test in float32 can run to
+    ``ccd_iterations``)."""
     init_joint_noise_rad: float = 0.1
     """Uniform noise on the initial joint positions [rad]."""
     init_base_vel_m_s: float = 0.3

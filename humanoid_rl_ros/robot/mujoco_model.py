@@ -238,6 +238,31 @@ def set_solver_iterations(model: 'mujoco.MjModel', iterations: Optional[int] = N
         setattr(model.opt, name, int(value))
 
 
+def set_collision_accuracy(model: 'mujoco.MjModel', ccd_iterations: Optional[int] = None,
+                           ccd_tolerance: Optional[float] = None) -> None:
+    """
+    Set the convex collision test's iteration limit and tolerance of ``model`` in place.
+
+    ``ccd_iterations``: GJK and EPA iterations per geom pair (MuJoCo: 35); ``ccd_tolerance``:
+    their convergence tolerance [m] (MuJoCo: 1e-6).  None keeps the model's.  MuJoCo Warp
+    tests a geom against a heightfield prism by prism with these, so they set much of the
+    cost of terrain.  Raises RobotConfigError for an iteration count that is not a positive
+    integer or a tolerance that is not a positive finite number (and then changes nothing).
+    """
+    if ccd_iterations is not None and (isinstance(ccd_iterations, bool)
+                                       or int(ccd_iterations) != ccd_iterations
+                                       or ccd_iterations < 1):
+        raise RobotConfigError(
+            f'ccd_iterations must be a positive integer, got {ccd_iterations!r}')
+    if ccd_tolerance is not None and not (math.isfinite(ccd_tolerance) and ccd_tolerance > 0):
+        raise RobotConfigError(
+            f'ccd_tolerance must be a positive number of metres, got {ccd_tolerance!r}')
+    if ccd_iterations is not None:
+        model.opt.ccd_iterations = int(ccd_iterations)
+    if ccd_tolerance is not None:
+        model.opt.ccd_tolerance = float(ccd_tolerance)
+
+
 def robot_collision_geoms(model: 'mujoco.MjModel') -> List[int]:
     """Return the ids of the geoms that can collide and belong to a body (not the world)."""
     return [g for g in range(model.ngeom) if model.geom_bodyid[g] != 0

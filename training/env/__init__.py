@@ -35,7 +35,8 @@ from humanoid_rl_ros.core.policy_math import (action_to_joint_targets, projected
 from humanoid_rl_ros.robot.description import load_robot, RobotConfig
 from humanoid_rl_ros.robot.mujoco_model import (body_ids, build_mujoco_model, default_qpos,
                                                 joint_qpos_adr, keep_ground_contacts,
-                                                set_solver_iterations, sole_sphere_geoms)
+                                                set_collision_accuracy, set_solver_iterations,
+                                                sole_sphere_geoms)
 import mujoco
 import numpy as np
 import torch
@@ -106,6 +107,7 @@ class LocomotionEnv(EpisodeMixin, ObservationMixin, VecEnv):
         """The robot's MuJoCo model: the env reads joint ranges and foot heights from it, and
         the mjwarp backend simulates it (built once, shared) with the config's solver limits."""
         set_solver_iterations(self.mj_model, cfg.solver_iterations, cfg.solver_ls_iterations)
+        set_collision_accuracy(self.mj_model, cfg.ccd_iterations, cfg.ccd_tolerance)
         if cfg.ground_contact == 'feet':
             keep_ground_contacts(self.mj_model, self.robot.foot_links)
         # sole spheres touch the ground at up to six points per foot box where the box did at

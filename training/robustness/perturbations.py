@@ -26,8 +26,8 @@ import math
 from typing import Optional
 
 from humanoid_rl_ros.robot.description import RobotConfig
-from humanoid_rl_ros.robot.mujoco_model import (body_ids, joint_dof_adr, set_solver_iterations,
-                                                Terrain)
+from humanoid_rl_ros.robot.mujoco_model import (body_ids, joint_dof_adr, set_collision_accuracy,
+                                                set_solver_iterations, Terrain)
 from humanoid_rl_ros.sim.mujoco_sim import MujocoRobotSim
 import mujoco
 
@@ -59,6 +59,10 @@ class ModelPerturbation:
     """Constraint solver iterations per physics step; None: the robot model's."""
     solver_ls_iterations: Optional[int] = None
     """Line search iterations per solver iteration; None: the robot model's."""
+    ccd_iterations: Optional[int] = None
+    """Convex collision test iterations; None: the model's (``EnvConfig.ccd_iterations``)."""
+    ccd_tolerance: Optional[float] = None
+    """Convex collision test tolerance [m]; None: the model's (``EnvConfig.ccd_tolerance``)."""
     sole_spheres: bool = False
     """Feet touch the ground through spheres on their soles, as training with
     ``env.foot_collision='sole_spheres'`` (``build_mujoco_model(sole_spheres=True)``)."""
@@ -127,5 +131,6 @@ def build_sim(robot: RobotConfig, timestep_s: float, perturbation: ModelPerturba
         set_joint_friction(sim, perturbation.joint_friction_nm)
     set_solver_iterations(sim.model, perturbation.solver_iterations,
                           perturbation.solver_ls_iterations)
+    set_collision_accuracy(sim.model, perturbation.ccd_iterations, perturbation.ccd_tolerance)
     sim.reset()
     return sim
