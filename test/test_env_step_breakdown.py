@@ -41,17 +41,20 @@ def test_breakdown_measures_every_variant_and_profiles_the_full_step(tmp_path):
     assert breakdown.main(['--out', str(out), '--device', 'cpu', '--num-envs', '4',
                            '--policy-steps', '2', '--profile-steps', '2', '--top-kernels', '5',
                            '--compile-setting', 'off', '--config', str(REAL_WORLD),
-                           '--terms', 'joint_friction', 'terrain']) == 0
+                           '--terms', 'joint_friction', 'terrain', '--ccd', '12:1e-4']) == 0
     results = json.loads(out.read_text())
     variants = results['variants']
     # the file caps the solver at 4: the other limit of the default list is the robot model's
     assert list(variants) == ['full', 'without_all', 'solver_iterations_10',
-                              'ground_contact_feet', 'foot_collision_sole_spheres',
-                              'without_joint_friction', 'without_terrain']
+                              'ccd_12_0.0001', 'ground_contact_feet',
+                              'foot_collision_sole_spheres', 'without_joint_friction',
+                              'without_terrain']
     assert variants['ground_contact_feet']['ground_contact'] == 'feet'
     assert variants['full']['ground_contact'] == 'all'
     assert variants['foot_collision_sole_spheres']['foot_collision'] == 'sole_spheres'
     assert variants['full']['foot_collision'] == 'model'
+    assert variants['ccd_12_0.0001']['ccd'] == [12, 1e-4]
+    assert variants['full']['ccd'] == [None, None]  # the model's own
     assert variants['without_all']['switched_off'] == ['joint_friction', 'terrain']
     assert variants['solver_iterations_10']['switched_off'] == []
     assert variants['solver_iterations_10']['solver_iterations'] == 10
@@ -75,3 +78,12 @@ def test_solver_variant_caps_only_the_solver():
     assert (capped.env.solver_iterations, capped.env.solver_ls_iterations) == (3, 6)
     assert capped.env.randomization == cfg.env.randomization
     assert capped.env.terrain == cfg.env.terrain
+
+
+def test_ccd_settings_are_parsed_and_a_bad_one_is_named():
+    assert breakdown.parse_ccd('12:1e-4') == (12, 1e-4)
+    capped = breakdown.with_ccd(_real_world(), 8, 1e-3)
+    assert (capped.env.ccd_iterations, capped.env.ccd_tolerance) == (8, 1e-3)
+    for bad in ('12', '12:abc', '0:1e-4', '12:-1e-4', '12:nan'):
+        with pytest.raises(ValueError, match=f"ccd setting '{bad}'"):
+            breakdown.parse_ccd(bad)

@@ -1,8 +1,9 @@
-"""The constraint solver's iteration limits: the robot model's defaults and the env's override."""
+"""Solver and collision test limits: the robot model's defaults and the env's override."""
 
 from humanoid_rl_ros.robot.description import load_robot
 from humanoid_rl_ros.robot.mujoco_model import (build_mujoco_model, RobotConfigError,
-                                                set_solver_iterations, SOLVER_ITERATIONS,
+                                                set_collision_accuracy, set_solver_iterations,
+                                                SOLVER_ITERATIONS,
                                                 SOLVER_LS_ITERATIONS)
 import pytest
 import torch
@@ -39,4 +40,34 @@ def test_the_env_simulates_with_the_configured_limits():
     env.reset()
     env.step(torch.zeros(2, env.num_actions))
     assert int(env.backend.warp_data.solver_niter.numpy().max()) <= 3
+    env.close()
+
+
+def test_collision_accuracy_sets_what_it_names_and_refuses_bad_values_by_name():
+    model = build_mujoco_model(load_robot('kestrel'))
+    default = (model.opt.ccd_iterations, model.opt.ccd_tolerance)
+    set_collision_accuracy(model, None, None)
+    assert (model.opt.ccd_iterations, model.opt.ccd_tolerance) == default
+    set_collision_accuracy(model, 12)
+    assert (model.opt.ccd_iterations, model.opt.ccd_tolerance) == (12, default[1])
+    set_collision_accuracy(model, None, 1e-4)
+    assert model.opt.ccd_iterations == 12
+    assert model.opt.ccd_tolerance == pytest.approx(1e-4)
+    with pytest.raises(RobotConfigError, match='ccd_iterations must be a positive integer'):
+        set_collision_accuracy(model, 0, 1e-3)
+    with pytest.raises(RobotConfigError, match='ccd_tolerance must be a positive number'):
+        set_collision_accuracy(model, 20, float('nan'))
+    assert model.opt.ccd_iterations == 12  # a refused call changes nothing
+
+
+def test_the_env_tests_collisions_with_the_configured_accuracy():
+    pytest.importorskip('mujoco_warp')
+    from training.env import LocomotionEnv
+    cfg = EnvConfig(num_envs=2, ccd_iterations=9, ccd_tolerance=1e-4,
+                    randomization=DomainRandConfig(pushes=False, obs_noise=False))
+    env = LocomotionEnv(cfg, 'mjwarp', 'cpu')
+    assert env.mj_model.opt.ccd_iterations == 9
+    opt = env.backend.warp_model.opt
+    assert int(opt.ccd_iterations) == 9
+    assert float(opt.ccd_tolerance.numpy().ravel()[0]) == pytest.approx(1e-4)
     env.close()
