@@ -46,7 +46,8 @@ for folder in (REPO_ROOT, REPO_ROOT / 'benchmarks'):
 
 import gpu_throughput  # noqa: E402
 from humanoid_rl_ros.core.provenance import git_commit  # noqa: E402
-from humanoid_rl_ros.robot.mujoco_model import SOLVER_ITERATIONS  # noqa: E402
+from humanoid_rl_ros.robot.mujoco_model import (parse_collision_accuracy,  # noqa: E402
+                                                SOLVER_ITERATIONS)
 import mujoco  # noqa: E402
 import torch  # noqa: E402
 from training.config import switches_on  # noqa: E402
@@ -96,23 +97,6 @@ class BreakdownConfig:
 def with_switches_off(cfg: Any, names: Tuple[str, ...]) -> Any:
     """Return the TrainConfig ``cfg`` with the switches ``names`` off (ValueError if unknown)."""
     return dataclasses.replace(cfg, env=env_switches_off(cfg.env, names))
-
-
-def parse_ccd(setting: str) -> Tuple[int, float]:
-    """Return (iterations, tolerance [m]) of an ``ITERATIONS:TOLERANCE_M`` string.
-
-    Raises ValueError naming the setting if it is not one.
-    """
-    try:
-        iterations, tolerance = setting.split(':')
-        out = int(iterations), float(tolerance)
-    except ValueError:
-        raise ValueError(f'ccd setting {setting!r} is not ITERATIONS:TOLERANCE_M '
-                         '(e.g. 12:1e-4)') from None
-    if out[0] < 1 or not (math.isfinite(out[1]) and out[1] > 0):
-        raise ValueError(f'ccd setting {setting!r}: iterations must be >= 1 and the '
-                         'tolerance a positive number of metres')
-    return out
 
 
 def with_ccd(cfg: Any, iterations: int, tolerance_m: float) -> Any:
@@ -182,7 +166,7 @@ def run(args: BreakdownConfig) -> Dict[str, Any]:
     own_ccd = (base.env.ccd_iterations or mujoco.MjOption().ccd_iterations,
                base.env.ccd_tolerance or mujoco.MjOption().ccd_tolerance)
     for setting in args.ccd:
-        iterations, tolerance = parse_ccd(setting)
+        iterations, tolerance = parse_collision_accuracy(setting)
         if (iterations, tolerance) != own_ccd:
             changed[f'ccd_{iterations}_{tolerance:g}'] = with_ccd(base, iterations, tolerance)
     if args.ground_contact_variant:

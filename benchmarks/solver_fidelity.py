@@ -25,6 +25,9 @@ robot (a different contact force at one step gives a different trajectory).
 With ``--sole-spheres`` a third setting runs the reference solver with the feet touching the
 ground through spheres on their soles (training's ``env.foot_collision='sole_spheres'``, which
 spares MuJoCo Warp its box-against-heightfield collision test): is that still the same robot?
+With ``--ccd ITERATIONS:TOLERANCE_M`` another setting runs the reference solver with the
+convex collision test (GJK/EPA, also MuJoCo's test of a foot box against a heightfield)
+limited so (training's ``env.ccd_iterations`` / ``env.ccd_tolerance``).
 """
 
 from collections import Counter
@@ -45,8 +48,8 @@ if str(REPO_ROOT) not in sys.path:
 from humanoid_rl_ros.core.policy_runtime import PolicyRuntime  # noqa: E402
 from humanoid_rl_ros.core.provenance import git_commit  # noqa: E402
 from humanoid_rl_ros.robot.description import load_robot  # noqa: E402
-from humanoid_rl_ros.robot.mujoco_model import (SOLVER_ITERATIONS,  # noqa: E402
-                                                SOLVER_LS_ITERATIONS)
+from humanoid_rl_ros.robot.mujoco_model import (parse_collision_accuracy,  # noqa: E402
+                                                SOLVER_ITERATIONS, SOLVER_LS_ITERATIONS)
 from training.robustness.episode import run_episode  # noqa: E402
 from training.robustness.perturbations import build_sim  # noqa: E402
 from training.robustness.report import scenario_summary  # noqa: E402
@@ -75,17 +78,27 @@ class FidelityConfig:
     sole_spheres: bool = False
     """Also run a third setting, ``sole_spheres``: the reference solver with the feet touching
     the ground through spheres on their soles (``env.foot_collision='sole_spheres'``)."""
+    ccd: Optional[str] = None
+    """Also run a setting ``ccd``: the reference solver with the convex collision test
+    limited to ``ITERATIONS:TOLERANCE_M`` (training's ``env.ccd_iterations`` /
+    ``env.ccd_tolerance``); None: not run."""
     workers: int = 2
     """Processes running the episodes."""
 
 
 def with_solver(scenarios: Sequence[Scenario], iterations: int, ls_iterations: int,
-                joint_friction_nm: float, sole_spheres: bool = False) -> List[Scenario]:
-    """Return ``scenarios`` with the solver limits, joint friction and feet set in their model."""
+                joint_friction_nm: float, sole_spheres: bool = False,
+                ccd: Tuple[Optional[int], Optional[float]] = (None, None)) -> List[Scenario]:
+    """
+    Return ``scenarios`` with the solver limits, joint friction and feet set in their model.
+
+    ``ccd``: the convex collision test's iterations and tolerance [m] (None: the model's).
+    """
     return [replace(s, model=replace(s.model, solver_iterations=iterations,
                                      solver_ls_iterations=ls_iterations,
                                      joint_friction_nm=joint_friction_nm,
-                                     sole_spheres=sole_spheres))
+                                     sole_spheres=sole_spheres, ccd_iterations=ccd[0],
+                                     ccd_tolerance=ccd[1]))
             for s in scenarios]
 
 
@@ -139,23 +152,28 @@ def run(args: FidelityConfig, progress=print) -> Dict[str, Any]:
     if unknown:
         raise ValueError(f'unknown scenarios {unknown}; the full suite has {sorted(known)}')
     chosen = [known[n] for n in args.scenarios]
-    settings = {'reference': (*args.reference, False), 'capped': (*args.capped, False)}
+    none = (None, None)
+    settings = {'reference': (*args.reference, False, none),
+                'capped': (*args.capped, False, none)}
     if args.sole_spheres:
-        settings['sole_spheres'] = (*args.reference, True)
+        settings['sole_spheres'] = (*args.reference, True, none)
+    if args.ccd is not None:
+        settings['ccd'] = (*args.reference, False, parse_collision_accuracy(args.ccd))
     out: Dict[str, Any] = {
         'policy': os.path.relpath(args.policy, REPO_ROOT)
         if Path(args.policy).resolve().is_relative_to(REPO_ROOT) else str(args.policy),
         'joint_friction_nm': args.joint_friction_nm,
-        'settings': {k: {'iterations': v[0], 'ls_iterations': v[1], 'sole_spheres': v[2]}
+        'settings': {k: {'iterations': v[0], 'ls_iterations': v[1], 'sole_spheres': v[2],
+                         'ccd_iterations': v[3][0], 'ccd_tolerance': v[3][1]}
                      for k, v in settings.items()},
         'commit': git_commit(REPO_ROOT),
         'created_utc': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
         'machine': {'platform': platform.platform(), 'cpus': os.cpu_count()},
         'command_line': ' '.join(['python benchmarks/solver_fidelity.py'] + sys.argv[1:]),
         'scenarios': {}, 'summaries': {}}
-    for label, (iterations, ls_iterations, spheres) in settings.items():
+    for label, (iterations, ls_iterations, spheres, ccd) in settings.items():
         scenarios = with_solver(chosen, iterations, ls_iterations, args.joint_friction_nm,
-                                spheres)
+                                spheres, ccd)
         start = time.perf_counter()
         records = run_scenarios(Path(args.policy), scenarios, workers=args.workers,
                                 progress=progress)
@@ -166,7 +184,7 @@ def run(args: FidelityConfig, progress=print) -> Dict[str, Any]:
             out['summaries'].setdefault(scenario.name, {})[label] = summary
             out['scenarios'].setdefault(scenario.name, {})[label] = headline(summary)
         nominal = with_solver([known['nominal']], iterations, ls_iterations,
-                              args.joint_friction_nm, spheres)[0]
+                              args.joint_friction_nm, spheres, ccd)[0]
         out['settings'][label]['iteration_shares_nominal'] = solver_iteration_shares(
             Path(args.policy), nominal)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

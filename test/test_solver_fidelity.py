@@ -44,6 +44,17 @@ def test_the_simulator_gets_the_joint_friction_and_the_solver_limits():
         build_sim(robot, 0.005, ModelPerturbation(joint_friction_nm=-1.0))
 
 
+def test_the_simulator_gets_the_collision_accuracy():
+    robot = load_robot('kestrel')
+    sim = build_sim(robot, 0.005, ModelPerturbation(ccd_iterations=12, ccd_tolerance=1e-4))
+    assert sim.model.opt.ccd_iterations == 12
+    assert sim.model.opt.ccd_tolerance == pytest.approx(1e-4)
+    scenarios = [s for s in suite('full') if s.name == 'rough_4cm']
+    limited = fidelity.with_solver(scenarios, SOLVER_ITERATIONS, 20, 0.0, ccd=(12, 1e-4))[0]
+    assert (limited.model.ccd_iterations, limited.model.ccd_tolerance) == (12, 1e-4)
+    assert limited.model.rough_amplitude_m == scenarios[0].model.rough_amplitude_m > 0
+
+
 def test_the_counting_simulator_counts_every_step_within_the_cap():
     robot = load_robot('kestrel')
     sim = build_sim(robot, 0.005, ModelPerturbation(joint_friction_nm=0.7, solver_iterations=2))

@@ -1,9 +1,9 @@
 """Solver and collision test limits: the robot model's defaults and the env's override."""
 
 from humanoid_rl_ros.robot.description import load_robot
-from humanoid_rl_ros.robot.mujoco_model import (build_mujoco_model, RobotConfigError,
-                                                set_collision_accuracy, set_solver_iterations,
-                                                SOLVER_ITERATIONS,
+from humanoid_rl_ros.robot.mujoco_model import (build_mujoco_model, parse_collision_accuracy,
+                                                RobotConfigError, set_collision_accuracy,
+                                                set_solver_iterations, SOLVER_ITERATIONS,
                                                 SOLVER_LS_ITERATIONS)
 import pytest
 import torch
@@ -71,3 +71,10 @@ def test_the_env_tests_collisions_with_the_configured_accuracy():
     assert int(opt.ccd_iterations) == 9
     assert float(opt.ccd_tolerance.numpy().ravel()[0]) == pytest.approx(1e-4)
     env.close()
+
+
+def test_collision_accuracy_strings_are_parsed_and_a_bad_one_is_named():
+    assert parse_collision_accuracy('12:1e-4') == (12, 1e-4)
+    for bad in ('12', '12:abc', '0:1e-4', '12:-1e-4', '12:nan'):
+        with pytest.raises(RobotConfigError, match=f"collision accuracy '{bad}'"):
+            parse_collision_accuracy(bad)

@@ -263,6 +263,25 @@ def set_collision_accuracy(model: 'mujoco.MjModel', ccd_iterations: Optional[int
         model.opt.ccd_tolerance = float(ccd_tolerance)
 
 
+def parse_collision_accuracy(setting: str) -> Tuple[int, float]:
+    """
+    Return (ccd_iterations, ccd_tolerance [m]) of an ``ITERATIONS:TOLERANCE_M`` string.
+
+    The command-line form of :func:`set_collision_accuracy`'s two limits (``12:1e-4``).
+    Raises RobotConfigError naming the setting if it is not one.
+    """
+    try:
+        iterations, tolerance = setting.split(':')
+        out = int(iterations), float(tolerance)
+    except ValueError:
+        raise RobotConfigError(f'collision accuracy {setting!r} is not ITERATIONS:TOLERANCE_M '
+                               '(e.g. 12:1e-4)') from None
+    if out[0] < 1 or not (math.isfinite(out[1]) and out[1] > 0):
+        raise RobotConfigError(f'collision accuracy {setting!r}: iterations must be >= 1 and '
+                               'the tolerance a positive number of metres')
+    return out
+
+
 def robot_collision_geoms(model: 'mujoco.MjModel') -> List[int]:
     """Return the ids of the geoms that can collide and belong to a body (not the world)."""
     return [g for g in range(model.ngeom) if model.geom_bodyid[g] != 0
