@@ -79,7 +79,7 @@ class BreakdownConfig:
     foot_collision_variant: bool = True
     """Also measure the full config with the other ``EnvConfig.foot_collision`` (the model's
     foot boxes, or spheres on their soles): variant ``foot_collision_<sole_spheres|model>``."""
-    ccd: Tuple[str, ...] = ('35:1e-4', '12:1e-6', '12:1e-4')
+    ccd: Tuple[str, ...] = ('35:1e-6', '35:1e-4', '12:1e-4')
     """Also measure the full config with the convex collision test limited to these
     ``ITERATIONS:TOLERANCE_M`` (``EnvConfig.ccd_iterations`` / ``ccd_tolerance``; variants
     ``ccd_<iterations>_<tolerance>``; the config's own setting is left out); empty: none."""
