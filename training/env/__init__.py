@@ -210,9 +210,12 @@ class LocomotionEnv(EpisodeMixin, ObservationMixin, VecEnv):
         self.feet_height = zeros(n, f)
         self.feet_contact = zeros(n, f)
         # the base velocity (vx, vy, yaw rate; body frame) averaged over the tracking window:
-        # a ring of the last samples, the count of those since the episode start, their mean
+        # a ring of the last samples, their running sum (each step adds the newest and takes
+        # out the one it replaces: no sum over the whole ring per step), the count of those
+        # since the episode start, their mean
         window = max(1, round(self.cfg.rewards.tracking_window_s / self.dt_s))
         self._vel_window = zeros(n, window, 3)
+        self._vel_window_sum = zeros(n, 3)
         self._vel_window_idx = torch.zeros(1, dtype=torch.long, device=dev)
         self._vel_window_count = zeros(n)
         self.tracked_vel_b = zeros(n, 3)
@@ -479,11 +482,12 @@ class LocomotionEnv(EpisodeMixin, ObservationMixin, VecEnv):
     def _update_tracked_velocity(self) -> None:
         """Add this step's (vx, vy, yaw rate) to the window; update ``tracked_vel_b``."""
         sample = torch.cat([self.base_lin_vel_b[:, :2], self.base_ang_vel_b[:, 2:3]], dim=1)
+        replaced = self._vel_window.index_select(1, self._vel_window_idx).squeeze(1)
+        self._vel_window_sum.add_(sample - replaced)
         self._vel_window.index_copy_(1, self._vel_window_idx, sample.unsqueeze(1))
         self._vel_window_idx.add_(1).remainder_(self._vel_window.shape[1])
         self._vel_window_count.add_(1.0).clamp_(max=float(self._vel_window.shape[1]))
-        self.tracked_vel_b.copy_(self._vel_window.sum(dim=1)
-                                 / self._vel_window_count.unsqueeze(1))
+        self.tracked_vel_b.copy_(self._vel_window_sum / self._vel_window_count.unsqueeze(1))
 
     def _update_step_state(self) -> None:
         """Update finite differences, air times and the gait targets: once per policy step."""

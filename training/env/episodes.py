@@ -278,6 +278,7 @@ class EpisodeMixin:
                                              self.last_feet_pos))
         self.last_feet_contact.masked_fill_(m1, True)
         self._vel_window.masked_fill_(mask.view(n, 1, 1), 0.0)
+        self._vel_window_sum.masked_fill_(m1, 0.0)
         self._vel_window_count.masked_fill_(mask, 0.0)
         self.episode_length.masked_fill_(mask, 0)
         self._episode_sums_all.masked_fill_(mask.unsqueeze(0), 0.0)
