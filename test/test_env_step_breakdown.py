@@ -47,15 +47,16 @@ def test_breakdown_measures_every_variant_and_profiles_the_full_step(tmp_path):
     variants = results['variants']
     # the file caps the solver at 4: the other limit of the default list is the robot model's
     assert list(variants) == ['full', 'without_all', 'solver_iterations_10',
-                              'ccd_35_1e-06', 'ground_contact_feet',
-                              'foot_collision_sole_spheres', 'without_joint_friction',
+                              'ccd_12_0.0001', 'ground_contact_feet',
+                              'foot_collision_model', 'without_joint_friction',
                               'without_terrain']
     assert variants['ground_contact_feet']['ground_contact'] == 'feet'
     assert variants['full']['ground_contact'] == 'all'
-    assert variants['foot_collision_sole_spheres']['foot_collision'] == 'sole_spheres'
-    assert variants['full']['foot_collision'] == 'model'
-    assert variants['ccd_35_1e-06']['ccd'] == [35, 1e-6]
-    assert variants['full']['ccd'] == [12, 1e-4]  # the file's own: not measured twice
+    assert variants['foot_collision_model']['foot_collision'] == 'model'
+    assert variants['full']['foot_collision'] == 'sole_spheres'  # the file's
+    assert variants['ccd_12_0.0001']['ccd'] == [12, 1e-4]
+    # the file leaves MuJoCo's 35 / 1e-6: that variant is the full step, not measured twice
+    assert variants['full']['ccd'] == [None, None]
     assert variants['without_all']['switched_off'] == ['joint_friction', 'terrain']
     assert variants['solver_iterations_10']['switched_off'] == []
     assert variants['solver_iterations_10']['solver_iterations'] == 10

@@ -61,15 +61,15 @@ def test_a_dry_run_of_the_breakdown_writes_its_figures_and_log(tmp_path):
     out = tmp_path / 'out'
     done = _run(['breakdown'], DEVICE='cpu', NUM_ENVS='4', OUT=str(out), TOTAL_S='600',
                 BREAKDOWN_ARGS=('--policy-steps 2 --profile-steps 1 --top-kernels 3 '
-                                '--compile-setting off --terms terrain --ccd 35:1e-6'))
+                                '--compile-setting off --terms terrain --ccd 12:1e-4'))
     assert done.returncode == 0, done.stdout + done.stderr
     assert 'benchmarks/env_step_breakdown.py --config training/configs/real_world.yaml' \
         in done.stdout
     results = json.loads((out / 'env_step_breakdown.json').read_text())
     # the config caps the solver at 4: the breakdown also measures the robot model's 10
     assert list(results['variants']) == ['full', 'without_all', 'solver_iterations_10',
-                                         'ccd_35_1e-06', 'ground_contact_feet',
-                                         'foot_collision_sole_spheres', 'without_terrain']
+                                         'ccd_12_0.0001', 'ground_contact_feet',
+                                         'foot_collision_model', 'without_terrain']
     assert 'without_terrain' in (out / 'env_step_breakdown.log').read_text()
 
 

@@ -186,3 +186,21 @@ def test_without_a_window_tracking_is_on_the_instantaneous_velocity():
 def test_a_negative_tracking_window_is_refused():
     with pytest.raises(ValueError, match='rewards.tracking_window_s must be >= 0'):
         _tracking_env(-0.1)
+
+
+def test_with_a_window_the_critic_sees_the_tracked_velocity_and_without_it_does_not():
+    env = _tracking_env(3 * 0.02)
+    plain = _tracking_env(0.0)
+    try:
+        assert ('tracked_velocity', 3) in env.critic_layout
+        assert 'tracked_velocity' not in [name for name, _ in plain.critic_layout]
+        assert env.num_critic_obs == plain.num_critic_obs + 3
+        env.reset()
+        critic = env.step(torch.zeros(env.num_envs, env.num_actions))[1]
+        names = [name for name, _ in env.critic_layout]
+        parts = dict(zip(names, torch.split(critic,
+                                            [w for _, w in env.critic_layout], dim=1)))
+        torch.testing.assert_close(parts['tracked_velocity'], env.tracked_vel_b)
+    finally:
+        env.close()
+        plain.close()

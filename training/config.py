@@ -153,7 +153,10 @@ class RewardConfig:
     instantaneous one: a walking pelvis speeds up, slows down and yaws within every stride,
     and the evaluator measures the velocity averaged over a gait period. Instantaneously, that
     swing costs a walking robot more yaw-rate reward than standing through a small command
-    costs in velocity reward. 0: instantaneous (legged_gym)."""
+    costs in velocity reward. The critic then also sees the windowed velocity (its
+    ``tracked_velocity`` part), which these rewards depend on. 0: instantaneous (legged_gym).
+    Trained once, resumed for 589 iterations at 0.8 s with a critic that did not see it: the
+    policy tracked worse (benchmarks/time_to_policy_real_world/README.md)."""
     swing_height_m: float = 0.08
     """Peak foot height of the gait clock's swing profile [m]."""
     air_time_target_s: float = 0.25

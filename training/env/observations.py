@@ -35,6 +35,11 @@ privileged state, in this order (:attr:`ObservationMixin.critic_layout`)::
     feet_contact       f   1 where the foot's normal force exceeds contact_force_n
     feet_air_time      f   time since the foot last touched down [s]
     base_height_error  1   base height - nominal [m]
+    tracked_velocity   3   with ``rewards.tracking_window_s`` > 0: the (vx, vy, yaw rate) the
+                           tracking rewards compare with the command, averaged over the
+                           window [m/s, rad/s] (``tracked_vel_b``): those rewards depend on
+                           the velocities of the past window, which the critic would not
+                           see otherwise (absent without a window)
     terrain_heights    t   with the terrain on: each foot's height above the ground under it,
                            then the base's height above the ground at each scan point minus
                            its nominal height [m] (``EpisodeMixin.terrain_heights``; absent
@@ -127,6 +132,7 @@ class ObservationMixin:
         self.critic_layout: Tuple[Tuple[str, int], ...] = (
             (('terms', int(self.critic_scale.numel())), ('feet_height', f),
              ('feet_contact', f), ('feet_air_time', f), ('base_height_error', 1))
+            + ((('tracked_velocity', 3),) if self.cfg.rewards.tracking_window_s > 0 else ())
             + ((('terrain_heights', terrain),) if terrain else ())
             + (('kp_kd_scale', a), ('motor_strength', a),
                ('privileged_params', len(self.privileged_param_names))))
@@ -231,6 +237,7 @@ class ObservationMixin:
             'feet_air_time': self.feet_air_time,
             'base_height_error': (self.base_height
                                   - self.robot.nominal_base_height_m).unsqueeze(1),
+            'tracked_velocity': self.tracked_vel_b,
             'terrain_heights': self.terrain_heights, 'kp_kd_scale': self.gain_scale,
             'motor_strength': self.strength_scale, 'privileged_params': self.privileged_params}
         self._critic_obs_buf.copy_(torch.cat([parts[name] for name, _ in self.critic_layout],
