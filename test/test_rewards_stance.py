@@ -57,6 +57,9 @@ def test_feet_phase_asks_nothing_of_a_standing_robot_and_follows_the_clock_other
     state = _state([1.0, 0.0], feet_height=lifted, desired=[[0.0, 0.0], [0.0, 0.0]])
     # standing: the maximum whatever the feet do; gait active: exp(-0.03^2 / 0.03^2)
     torch.testing.assert_close(rewards.feet_phase(state), torch.tensor([1.0, math.exp(-1.0)]))
+    # a wider kernel: exp(-0.03^2 / 0.1^2)
+    state.cfg = SimpleNamespace(rewards=RewardConfig(feet_phase_sigma_m=0.1))
+    torch.testing.assert_close(rewards.feet_phase(state), torch.tensor([1.0, math.exp(-0.09)]))
 
 
 def test_the_default_scales_make_standing_still_pay_more_than_marching_in_place():
@@ -186,6 +189,13 @@ def test_without_a_window_tracking_is_on_the_instantaneous_velocity():
 def test_a_negative_tracking_window_is_refused():
     with pytest.raises(ValueError, match='rewards.tracking_window_s must be >= 0'):
         _tracking_env(-0.1)
+
+
+@pytest.mark.parametrize('sigma_m', [0.0, -0.05, float('nan')])
+def test_a_feet_phase_kernel_that_is_not_positive_is_refused(sigma_m):
+    cfg = EnvConfig(num_envs=2, rewards=RewardConfig(feet_phase_sigma_m=sigma_m))
+    with pytest.raises(ValueError, match='rewards.feet_phase_sigma_m must be > 0'):
+        LocomotionEnv(cfg, 'mjwarp', 'cpu')
 
 
 def test_with_a_window_the_critic_sees_the_tracked_velocity_and_without_it_does_not():

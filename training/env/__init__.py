@@ -85,6 +85,9 @@ class LocomotionEnv(EpisodeMixin, ObservationMixin, VecEnv):
         if not cfg.rewards.tracking_window_s >= 0.0:
             raise ValueError(f'rewards.tracking_window_s must be >= 0 s, got '
                              f'{cfg.rewards.tracking_window_s}')
+        if not cfg.rewards.feet_phase_sigma_m > 0.0:
+            raise ValueError(f'rewards.feet_phase_sigma_m must be > 0 m, got '
+                             f'{cfg.rewards.feet_phase_sigma_m}')
         if not 0.0 <= cfg.commands.single_axis_fraction <= 1.0:
             raise ValueError(f'commands.single_axis_fraction must be in [0, 1], got '
                              f'{cfg.commands.single_axis_fraction}')

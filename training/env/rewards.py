@@ -109,7 +109,8 @@ def feet_phase(env: 'LocomotionEnv') -> torch.Tensor:
     a standing robot, and standing is never paid less than stepping.
     """
     err = torch.sum(torch.square(env.feet_height - env.desired_feet_height), dim=1)
-    return torch.where(env.gait_active > 0.5, torch.exp(-err / 0.03 ** 2),
+    sigma_m = env.cfg.rewards.feet_phase_sigma_m
+    return torch.where(env.gait_active > 0.5, torch.exp(-err / sigma_m ** 2),
                        torch.ones_like(err))
 
 
