@@ -378,8 +378,9 @@ class EnvConfig:
     each foot box's sole as six 1 cm spheres (corners and long-edge middles; same standing
     height, no mass change; ``build_mujoco_model(sole_spheres=True)``). A box against the
     terrain heightfield is MuJoCo Warp's costliest collision test: on one H200 one heightfield
-    kernel took 10.1 of the real-world env step's 16.9 ms (benchmarks/RESULTS.md). The
-    evaluator and the sim node keep the model's boxes."""
+    kernel took 10.1 of the real-world env step's 16.9 ms, and on one H100 the spheres made
+    that step 1.82 times as fast (benchmarks/RESULTS.md). The evaluator and the sim node keep
+    the model's boxes."""
     overflow_tolerance: float = 0.0
     """Share of the worlds whose contact or constraint buffers may overflow between two
     overflow checks (every 100 steps) without stopping the run: each such world's episode
