@@ -232,10 +232,26 @@ def set_solver_iterations(model: 'mujoco.MjModel', iterations: Optional[int] = N
                                              ('ls_iterations', ls_iterations))
              if value is not None}
     for name, value in given.items():
-        if isinstance(value, bool) or int(value) != value or value < 1:
+        if not _is_positive_int(value):
             raise RobotConfigError(f'solver {name} must be a positive integer, got {value!r}')
     for name, value in given.items():
         setattr(model.opt, name, int(value))
+
+
+def _is_positive_int(value: object) -> bool:
+    """Return whether ``value`` is a whole number >= 1 (a bool is not)."""
+    return not isinstance(value, bool) and int(value) == value and value >= 1
+
+
+def _check_collision_accuracy(ccd_iterations: Optional[int],
+                              ccd_tolerance: Optional[float]) -> None:
+    """Raise RobotConfigError unless each given limit is valid (see set_collision_accuracy)."""
+    if ccd_iterations is not None and not _is_positive_int(ccd_iterations):
+        raise RobotConfigError(
+            f'ccd_iterations must be a positive integer, got {ccd_iterations!r}')
+    if ccd_tolerance is not None and not (math.isfinite(ccd_tolerance) and ccd_tolerance > 0):
+        raise RobotConfigError(
+            f'ccd_tolerance must be a positive number of metres, got {ccd_tolerance!r}')
 
 
 def set_collision_accuracy(model: 'mujoco.MjModel', ccd_iterations: Optional[int] = None,
@@ -249,14 +265,7 @@ def set_collision_accuracy(model: 'mujoco.MjModel', ccd_iterations: Optional[int
     cost of terrain.  Raises RobotConfigError for an iteration count that is not a positive
     integer or a tolerance that is not a positive finite number (and then changes nothing).
     """
-    if ccd_iterations is not None and (isinstance(ccd_iterations, bool)
-                                       or int(ccd_iterations) != ccd_iterations
-                                       or ccd_iterations < 1):
-        raise RobotConfigError(
-            f'ccd_iterations must be a positive integer, got {ccd_iterations!r}')
-    if ccd_tolerance is not None and not (math.isfinite(ccd_tolerance) and ccd_tolerance > 0):
-        raise RobotConfigError(
-            f'ccd_tolerance must be a positive number of metres, got {ccd_tolerance!r}')
+    _check_collision_accuracy(ccd_iterations, ccd_tolerance)
     if ccd_iterations is not None:
         model.opt.ccd_iterations = int(ccd_iterations)
     if ccd_tolerance is not None:
@@ -276,9 +285,10 @@ def parse_collision_accuracy(setting: str) -> Tuple[int, float]:
     except ValueError:
         raise RobotConfigError(f'collision accuracy {setting!r} is not ITERATIONS:TOLERANCE_M '
                                '(e.g. 12:1e-4)') from None
-    if out[0] < 1 or not (math.isfinite(out[1]) and out[1] > 0):
-        raise RobotConfigError(f'collision accuracy {setting!r}: iterations must be >= 1 and '
-                               'the tolerance a positive number of metres')
+    try:
+        _check_collision_accuracy(*out)
+    except RobotConfigError as exc:
+        raise RobotConfigError(f'collision accuracy {setting!r}: {exc}') from None
     return out
 
 

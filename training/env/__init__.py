@@ -115,9 +115,9 @@ class LocomotionEnv(EpisodeMixin, ObservationMixin, VecEnv):
             keep_ground_contacts(self.mj_model, self.robot.foot_links)
         # sole spheres touch the ground at up to six points per foot box where the box did at
         # four: room for one more contact (and its pyramid's four constraint rows) per sphere
-        spheres = (sum(len(sole_sphere_geoms(self.mj_model, foot))
-                       for foot in self.robot.foot_links)
-                   if cfg.foot_collision == 'sole_spheres' else 0)
+        # (none without them)
+        spheres = sum(len(sole_sphere_geoms(self.mj_model, foot))
+                      for foot in self.robot.foot_links)
         sim_options = ({'nconmax': cfg.nconmax_per_world + spheres,
                         'njmax': cfg.njmax_per_world + 4 * spheres,
                         'compile_setting': cfg.compile_step, 'mj_model': self.mj_model}
@@ -485,6 +485,9 @@ class LocomotionEnv(EpisodeMixin, ObservationMixin, VecEnv):
     def _update_tracked_velocity(self) -> None:
         """Add this step's (vx, vy, yaw rate) to the window; update ``tracked_vel_b``."""
         sample = torch.cat([self.base_lin_vel_b[:, :2], self.base_ang_vel_b[:, 2:3]], dim=1)
+        if self._vel_window.shape[1] == 1:  # no window (the default): the velocity itself
+            self.tracked_vel_b.copy_(sample)
+            return
         replaced = self._vel_window.index_select(1, self._vel_window_idx).squeeze(1)
         self._vel_window_sum.add_(sample - replaced)
         self._vel_window.index_copy_(1, self._vel_window_idx, sample.unsqueeze(1))
