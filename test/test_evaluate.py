@@ -14,7 +14,9 @@ REDUCED = tuple(case for case in SUITE if case.name in ('stand', 'forward_0.5', 
 
 @pytest.mark.skipif(not SHIPPED.is_file(), reason='no trained policy ships in models/')
 def test_shipped_policy_tracks_commands_in_cpu_mujoco(tmp_path: Path):
-    cfg = EvalConfig(duration_s=4.0, settle_s=0.5, rise_s=2.0, seeds=1, pushes=(False,))
+    # 4 s measured after the 2 s rise: five whole 0.8 s gait periods, so the yaw and speed
+    # that swing within every stride average out as in the full suite's 20 s runs
+    cfg = EvalConfig(duration_s=6.0, settle_s=0.5, rise_s=2.0, seeds=1, pushes=(False,))
     report = evaluate(SHIPPED, cfg, tmp_path, cases=REDUCED)
     rows = report['per_command']
     assert report['overall']['falls'] == 0

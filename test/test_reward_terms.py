@@ -35,7 +35,7 @@ def test_the_terms_add_up_to_the_reward_and_noise_costs_action_rate(tmp_path):
 
 
 def test_a_policy_of_another_observation_is_refused_with_both_sizes(tmp_path):
-    shipped = REPO / 'models' / 'humanoid_walk.onnx'  # it observes its base velocity
+    shipped = REPO / 'models' / 'humanoid_walk_base_vel.onnx'  # it observes its base velocity
     with pytest.raises(SystemExit, match='takes 77 observations, the env .* gives 74'):
         reward_terms.main(['--policy', str(shipped), '--config', str(REAL_WORLD),
                            '--action-std', '0', '--num-envs', '2', '--steps', '1',

@@ -30,6 +30,8 @@ from training.robustness.scenarios import ci_suite, full_suite, Targets
 import tyro
 
 SHIPPED = models_dir() / 'humanoid_walk.yaml'
+BASE_VEL = models_dir() / 'humanoid_walk_base_vel.yaml'
+"""A shipped policy that observes the base velocity (the shipped default does not)."""
 ROBOT = load_robot('kestrel')
 DT = 0.005
 Q_STEP_RAD = 1e-3  # scripted joint position: default + Q_STEP_RAD * tick
@@ -103,10 +105,11 @@ class RecordingPolicy:
 
 
 needs_shipped = pytest.mark.skipif(not SHIPPED.is_file(), reason='no policy ships in models/')
+needs_base_vel = pytest.mark.skipif(not BASE_VEL.is_file(), reason=f'no {BASE_VEL.name}')
 
 
-def _scripted_run(loop: LoopPerturbation, end_s: float = 0.5, pushes=()):
-    contract = read_contract(SHIPPED)
+def _scripted_run(loop: LoopPerturbation, end_s: float = 0.5, pushes=(), policy_path=SHIPPED):
+    contract = read_contract(policy_path)
     sim = ScriptedSim()
     policy = RecordingPolicy(contract, sim)
     episode = run_episode(policy, sim, EpisodeSpec(command=(0.0, 0.0, 0.0), start_walk_s=0.2,
@@ -152,10 +155,10 @@ def test_motor_strength_and_gain_scale_scale_the_efforts(loop, factor):
     np.testing.assert_allclose(scaled, factor * nominal, rtol=1e-9, atol=1e-9)
 
 
-@needs_shipped
+@needs_base_vel
 def test_sensor_noise_is_bounded_fresh_and_reaches_the_policy():
     noise = SensorNoise(joint_pos_rad=0.01, joint_vel_rad_s=1.5, lin_vel_m_s=0.1)
-    _, policy, _ = _scripted_run(LoopPerturbation(noise=noise))
+    _, policy, _ = _scripted_run(LoopPerturbation(noise=noise), policy_path=BASE_VEL)
     joint_pos, lin_vel = policy.term('joint_pos'), policy.term('base_lin_vel')
     errors = np.array([obs[joint_pos] - Q_STEP_RAD * tick for tick, obs in policy.calls])
     assert np.abs(errors).max() <= 0.01 + 1e-6
@@ -164,12 +167,12 @@ def test_sensor_noise_is_bounded_fresh_and_reaches_the_policy():
     assert np.abs(vel_errors).max() <= 0.1 + 1e-6 and vel_errors.std() > 0.04
 
 
-@needs_shipped
+@needs_base_vel
 @pytest.mark.parametrize('loop, expected', [
     (LoopPerturbation(lin_vel_scale=0.7, lin_vel_bias_m_s=(0.1, 0.0, 0.0)), (0.31, -0.07, 0.0)),
     (LoopPerturbation(lin_vel_scale=0.0), (0.0, 0.0, 0.0))])
 def test_velocity_estimate_is_scaled_and_biased(loop, expected):
-    _, policy, _ = _scripted_run(loop)
+    _, policy, _ = _scripted_run(loop, policy_path=BASE_VEL)
     lin_vel = policy.term('base_lin_vel')
     for _, obs in policy.calls:
         np.testing.assert_allclose(obs[lin_vel], 2.0 * np.array(expected), atol=1e-6)  # scale 2
@@ -540,12 +543,18 @@ def test_command_line_parses_suite_and_workers():
 def test_ci_suite_runs_on_the_shipped_policy_and_writes_the_report(tmp_path: Path):
     report = run_robustness(SHIPPED, tmp_path, 'ci', workers=2, progress=None)
     saved = json.loads((tmp_path / 'robustness_report.json').read_text())
-    names = [s.name for s in ci_suite()]
+    contract = read_contract(SHIPPED)
+    # scenarios that perturb a term the policy does not observe are skipped, named as such
+    inapplicable = {s.name for s in ci_suite()
+                    if s.requires_term and s.requires_term not in contract.term_names()}
+    assert set(saved['summary'].get('skipped', {})) == inapplicable
+    names = [s.name for s in ci_suite() if s.name not in inapplicable]
     assert list(saved['scenarios']) == names
     families = {row['family'] for row in saved['scenarios'].values()}
     assert families >= {'nominal', 'push', 'friction', 'payload', 'motor', 'latency',
-                        'sensor_noise', 'inertia', 'pd_gains', 'slope', 'rough', 'standstill',
-                        'velocity_estimate'}
+                        'sensor_noise', 'inertia', 'pd_gains', 'slope', 'rough', 'standstill'}
+    if 'base_lin_vel' in contract.term_names():
+        assert 'velocity_estimate' in families
     nominal = saved['scenarios']['nominal']
     assert nominal['falls'] == 0 and nominal['passed'], nominal['checks']
     assert nominal['tracking']['lin_vel_error_worst_m_s'] <= 0.15
@@ -561,7 +570,8 @@ def test_ci_suite_runs_on_the_shipped_policy_and_writes_the_report(tmp_path: Pat
     # and the fingerprint of the contract fields it ran the graph with
     assert saved[FINGERPRINT_KEY] == contract_fingerprint(read_contract(SHIPPED))
     runs = saved['runs']
-    assert len(runs['rows']) == saved['summary']['episodes'] == sum(s.runs for s in ci_suite())
+    assert len(runs['rows']) == saved['summary']['episodes'] == sum(
+        s.runs for s in ci_suite() if s.name in names)
     assert {'scenario', 'fell', 'push_phases', 'lin_vel_error_m_s'} <= set(runs['columns'])
     for figure in ('summary', 'falls', 'tracking', 'quality', 'speed_traces'):
         assert (tmp_path / f'{figure}.png').stat().st_size > 10_000

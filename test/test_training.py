@@ -189,10 +189,21 @@ def _walk_a_few_ticks_on_imu_only(runtime):
 
 
 def test_the_shipped_policy_with_base_velocity_still_loads_and_runs():
-    runtime = PolicyRuntime.load(models_dir() / 'humanoid_walk.yaml')
+    runtime = PolicyRuntime.load(models_dir() / 'humanoid_walk_base_vel.yaml')
     contract = runtime.contract
     assert contract.term_names()[0] == 'base_lin_vel' and contract.history_length == 1
     assert contract.obs_dim == contract.frame_dim == 14 + 3 * contract.num_joints
+    action = runtime.act(np.zeros(contract.obs_dim, dtype=np.float32))
+    assert action.shape == (contract.action_dim,) and np.all(np.isfinite(action))
+
+
+def test_the_shipped_default_policy_observes_no_base_velocity():
+    """The default policy runs on what a robot measures without a velocity estimator."""
+    runtime = PolicyRuntime.load(models_dir() / 'humanoid_walk.yaml')
+    contract = runtime.contract
+    assert 'base_lin_vel' not in contract.term_names() and contract.history_length == 1
+    assert contract.term_names()[:2] == ('base_ang_vel', 'projected_gravity')
+    assert contract.obs_dim == contract.frame_dim == 11 + 3 * contract.num_joints
     action = runtime.act(np.zeros(contract.obs_dim, dtype=np.float32))
     assert action.shape == (contract.action_dim,) and np.all(np.isfinite(action))
 

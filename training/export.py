@@ -18,6 +18,8 @@ Command line (tyro)::
 
     python -m training.export upgrade models/humanoid_walk.yaml   # format 1 -> 2, graph untouched
     python -m training.export extract models/humanoid_walk.onnx   # YAML copy from the ONNX
+    # a training snapshot as the shipped policy (graph copied, contract renamed)
+    python -m training.export copy runs/<run>/snapshots/<snapshot>.yaml models/humanoid_walk.onnx
     # the action delay measured by the robustness suite, into the contract (graph untouched)
     python -m training.export record-tolerance models/humanoid_walk.yaml \
         benchmarks/robustness/robustness_report.json
@@ -29,6 +31,7 @@ import datetime
 import json
 import os
 from pathlib import Path
+import shutil
 import sys
 from typing import Any, Callable, Mapping, Optional, Sequence, Tuple, Union
 import warnings
@@ -323,6 +326,36 @@ def record_delay_tolerance(contract_path: Union[str, Path], report_path: Union[s
     return read_contract(yaml_path)
 
 
+def copy_policy(contract_path: Union[str, Path], out_onnx: Union[str, Path]) -> PolicyContract:
+    """
+    Copy a policy (its ONNX and contract) to ``out_onnx`` under that file's name; return it.
+
+    The way a training snapshot becomes a shipped policy (``models/<name>.onnx``): the graph
+    and weights are copied byte for byte, the contract's ``onnx.file`` names the new file, and
+    the contract is written into the copy's metadata and as its YAML copy beside it. The
+    source is left as it is. Refused where the target is the source itself.
+    """
+    contract_path = Path(contract_path)
+    contract = read_contract(contract_path)
+    source = contract.onnx_path(contract_path)
+    out_onnx = Path(out_onnx)
+    if out_onnx.suffix != '.onnx':
+        raise ValueError(f'{out_onnx}: the copy must be an .onnx file')
+    if not source.is_file():
+        raise FileNotFoundError(f'{contract_path} names {source}, which does not exist')
+    if out_onnx.resolve() == source:
+        raise ValueError(f'{out_onnx} is the policy being copied')
+    out_onnx.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_onnx.with_name(out_onnx.name + '.tmp')
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, out_onnx)
+    write_policy_contract(dataclasses.replace(contract, onnx_file=out_onnx.name), out_onnx,
+                          out_onnx.with_suffix('.yaml'))
+    if graph_sha256(out_onnx) != graph_sha256(source):
+        raise RuntimeError(f'the graph of {out_onnx} differs from that of {source}')
+    return read_contract(out_onnx.with_suffix('.yaml'))
+
+
 def extract_contract(onnx_path: Union[str, Path],
                      yaml_path: Optional[Union[str, Path]] = None) -> Path:
     """
@@ -360,6 +393,16 @@ class RecordToleranceArgs:
 
 
 @dataclasses.dataclass
+class CopyArgs:
+    """Copy a policy under a new name (a snapshot into models/; graph untouched)."""
+
+    contract: Path
+    """The policy's contract YAML (its ONNX file is the one the contract names)."""
+    out: Path
+    """The copy's ONNX file (``models/<name>.onnx``); its YAML copy is written beside it."""
+
+
+@dataclasses.dataclass
 class ExtractArgs:
     """Write the contract embedded in an ONNX file as its YAML copy."""
 
@@ -370,12 +413,12 @@ class ExtractArgs:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    """Command-line entry point: ``upgrade``, ``extract`` or ``record-tolerance``."""
+    """Command-line entry point: ``upgrade``, ``extract``, ``copy`` or ``record-tolerance``."""
     import tyro
 
     args = tyro.extras.subcommand_cli_from_dict(
         {'upgrade': UpgradeArgs, 'extract': ExtractArgs,
-         'record-tolerance': RecordToleranceArgs}, args=argv,
+         'copy': CopyArgs, 'record-tolerance': RecordToleranceArgs}, args=argv,
         prog='python -m training.export', config=(tyro.conf.PositionalRequiredArgs,))
     if isinstance(args, RecordToleranceArgs):
         training = record_delay_tolerance(args.contract, args.report).training
@@ -388,6 +431,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         unknown = contract.unknown_fields()
         print(f'{args.contract}: contract format {contract.format_version}, embedded in '
               f'{contract.onnx_path(args.contract)}; unknown: {", ".join(unknown) or "none"}')
+    elif isinstance(args, CopyArgs):
+        contract = copy_policy(args.contract, args.out)
+        print(f'copied {args.contract} to {args.out} and '
+              f'{args.out.with_suffix(".yaml")} (onnx.file: {contract.onnx_file})')
     else:
         path = extract_contract(args.onnx, args.out)
         print(f'wrote {path} from the contract embedded in {args.onnx}')
