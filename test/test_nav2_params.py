@@ -1,8 +1,9 @@
 """
 The Nav2 kit: config/nav2_params.yaml agrees with the policy contract, and the Nav2 launch file.
 
-The committed parameter file is regenerated from ``models/humanoid_walk.yaml`` and compared, so
-a retrained policy with other command ranges cannot ship with stale Nav2 limits. The launch file
+The committed parameter file is regenerated from ``models/humanoid_walk.yaml`` and its command
+envelope (``benchmarks/envelope/envelope.json``) and compared, so a retrained policy with other
+command ranges or another envelope cannot ship with stale Nav2 limits. The launch file
 is read as Python source (``launch_ros`` is not installable here) and checked for the pieces a
 user relies on.
 """
@@ -23,6 +24,7 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parent.parent
 POLICY = models_dir() / 'humanoid_walk.yaml'
 PARAMS_FILE = REPO_ROOT / 'config' / 'nav2_params.yaml'
+ENVELOPE = Path('benchmarks/envelope/envelope.json')  # relative: as the header names it
 LAUNCH_FILE = REPO_ROOT / 'launch' / 'nav2_walk.launch.py'
 
 
@@ -31,36 +33,95 @@ def committed() -> dict:
     return yaml.safe_load(PARAMS_FILE.read_text())
 
 
-def test_committed_file_is_what_the_generator_writes() -> None:
+def test_committed_file_is_what_the_generator_writes(monkeypatch) -> None:
     """Regenerating from the shipped contract reproduces config/nav2_params.yaml exactly."""
-    text = nav2_params.generate(Nav2KitConfig(policy=POLICY))
+    monkeypatch.chdir(REPO_ROOT)  # the envelope's path is written as given, from the root
+    text = nav2_params.generate(Nav2KitConfig(policy=POLICY, envelope=ENVELOPE))
     assert text == PARAMS_FILE.read_text(), (
         'config/nav2_params.yaml is stale: python -m humanoid_rl_ros.integration.nav2_params '
-        '--policy models/humanoid_walk.yaml --out config/nav2_params.yaml')
+        '--policy models/humanoid_walk.yaml --envelope benchmarks/envelope/envelope.json '
+        '--out config/nav2_params.yaml')
 
 
-def test_check_mode_reports_a_stale_file(tmp_path: Path) -> None:
+def test_check_mode_reports_a_stale_file(tmp_path: Path, monkeypatch) -> None:
     """--check exits 0 on the committed file and 1 on an edited copy, which it leaves alone."""
-    assert nav2_params.main(['--policy', str(POLICY), '--out', str(PARAMS_FILE),
-                             '--check']) == 0
+    monkeypatch.chdir(REPO_ROOT)
+    assert nav2_params.main(['--policy', str(POLICY), '--envelope', str(ENVELOPE),
+                             '--out', str(PARAMS_FILE), '--check']) == 0
     stale = tmp_path / 'nav2_params.yaml'
     stale.write_text(PARAMS_FILE.read_text().replace('vx_max: 1.2', 'vx_max: 2.0'))
-    assert nav2_params.main(['--policy', str(POLICY), '--out', str(stale), '--check']) == 1
+    assert nav2_params.main(['--policy', str(POLICY), '--envelope', str(ENVELOPE),
+                             '--out', str(stale), '--check']) == 1
     assert 'vx_max: 2.0' in stale.read_text()
     written = tmp_path / 'fresh.yaml'
-    assert nav2_params.main(['--policy', str(POLICY), '--out', str(written)]) == 0
+    assert nav2_params.main(['--policy', str(POLICY), '--envelope', str(ENVELOPE),
+                             '--out', str(written)]) == 0
     assert written.read_text() == PARAMS_FILE.read_text()
 
 
-def test_speed_limits_are_the_trained_command_ranges(committed: dict) -> None:
-    """MPPI and the velocity smoother allow exactly the contract's ranges (vx -0.6..1.2 etc.)."""
+def test_speed_limits_are_the_trained_ranges_narrowed_to_the_envelope(committed: dict) -> None:
+    """
+    MPPI and the velocity smoother allow the contract's ranges where the policy follows them.
+
+    The shipped policy follows vx -0.6..1.2 and vy +-0.5 m/s to their ends, but yaw rates only
+    up to 0.8 rad/s (0.16 rad/s too fast at 0.9 and 1.0), and turns on the spot only from 0.5
+    rad/s: Nav2's spin behaviour must not ask for less.
+    """
     commands = read_contract(POLICY).commands
     mppi = committed['controller_server']['ros__parameters']['FollowPath']
     smoother = committed['velocity_smoother']['ros__parameters']
+    spin = committed['behavior_server']['ros__parameters']
     assert (mppi['vx_min'], mppi['vx_max']) == tuple(commands.lin_vel_x_m_s) == (-0.6, 1.2)
-    assert mppi['vy_max'] == 0.5 and mppi['wz_max'] == 1.0
-    assert smoother['max_velocity'] == [1.2, 0.5, 1.0]
-    assert smoother['min_velocity'] == [-0.6, -0.5, -1.0]
+    assert tuple(commands.ang_vel_z_rad_s) == (-1.0, 1.0)
+    assert mppi['vy_max'] == 0.5 and mppi['wz_max'] == 0.8
+    assert smoother['max_velocity'] == [1.2, 0.5, 0.8]
+    assert smoother['min_velocity'] == [-0.6, -0.5, -0.8]
+    assert (spin['min_rotational_vel'], spin['max_rotational_vel']) == (0.5, 0.8)
+
+
+def _envelope(**followed_by_axis) -> dict:
+    """Return an envelope report: per axis, commands -> followed flags."""
+    return {'axes': {axis: {'runs': [{'command': c} for c in flags],
+                            'followed': list(flags.values())}
+                     for axis, flags in followed_by_axis.items()}}
+
+
+def test_followed_band_is_the_longest_run_on_each_side() -> None:
+    commands = [-0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
+    followed = [True, True, True, True, True, False, True, True, False]
+    # +0.1 is within tolerance of standing, a run of one; 0.3-0.4 is the band
+    assert nav2_params.followed_band(commands, followed, +1.0) == (0.3, 0.4)
+    assert nav2_params.followed_band(commands, followed, -1.0) == (0.1, 0.3)
+    assert nav2_params.followed_band(commands, [False] * 9, +1.0) is None
+    with pytest.raises(ValueError, match='9 commands but 2 followed flags'):
+        nav2_params.followed_band(commands, [True, True], +1.0)
+
+
+def test_envelope_limits_narrow_the_ranges_and_set_the_least_spin_rate() -> None:
+    limits = command_limits(CommandRanges((-0.6, 1.2), (-0.5, 0.5), (-1.0, 1.0)))
+    lin = {-0.5: True, -0.3: True, 0.0: True, 0.3: True, 0.5: True, 1.5: True}
+    yaw = {-1.0: False, -0.8: True, -0.6: True, -0.2: False, 0.0: True, 0.2: False,
+           0.4: True, 0.8: True, 1.0: False}
+    narrowed, spin = nav2_params.envelope_limits(
+        limits, _envelope(vx_m_s=lin, vy_m_s={0.0: True, 0.3: True, 0.6: False},
+                          wz_rad_s=yaw))
+    assert narrowed.vx_m_s == (-0.5, 1.2)  # never beyond the trained range
+    assert narrowed.vy_m_s == (0.0, 0.3)  # no rightward (negative) command swept: 0
+    assert narrowed.wz_rad_s == (-0.8, 0.8) and spin == 0.6  # the larger of 0.6 and 0.4
+    assert (narrowed.ax_m_s2, narrowed.az_rad_s2) == (limits.ax_m_s2, limits.az_rad_s2)
+    one_way = {**yaw, -0.8: False, -0.6: False}
+    with pytest.raises(ValueError, match='one way at most'):
+        nav2_params.envelope_limits(limits, _envelope(vx_m_s=lin, vy_m_s=lin,
+                                                      wz_rad_s=one_way))
+    with pytest.raises(ValueError, match='no wz_rad_s axis'):
+        nav2_params.envelope_limits(limits, _envelope(vx_m_s=lin, vy_m_s=lin))
+
+
+def test_an_envelope_of_another_policy_is_refused(tmp_path: Path) -> None:
+    other = tmp_path / 'envelope.json'
+    other.write_text('{"policy": "models/other_walk.yaml", "robot": "kestrel", "axes": {}}')
+    with pytest.raises(ValueError, match='envelope of other_walk.yaml .* not of humanoid_walk'):
+        nav2_params.generate(Nav2KitConfig(policy=POLICY, envelope=other))
 
 
 def test_acceleration_rule_spreads_the_range_over_the_rise_time(committed: dict) -> None:

@@ -17,6 +17,12 @@ turns those ranges and the robot description into ``config/nav2_params.yaml``:
   Deceleration limits are the same magnitudes, negative. The limits keep Nav2 from asking for
   velocity changes the body cannot follow (training stepped the command, so steps are safe, just
   not tracked faster).
+* **the policy's command envelope** (optional, ``--envelope``: the JSON of ``python -m
+  training.robustness.envelope``): a policy may not follow every command of its trained ranges.
+  Per axis and direction the limits become the end of the longest run of followed commands
+  (:func:`followed_band`), and the spin behaviour's ``min_rotational_vel`` its start on the
+  yaw axis, so that Nav2 neither asks for a turn the robot stands through nor for a speed it
+  overshoots (:func:`envelope_limits`).
 * **holonomic control**: MPPI with ``motion_model: Omni`` (the robot walks sideways) and
   ``min_y_velocity_threshold`` small, so the controller server keeps ``vy``.
 * **frames and topics**: ``robot_base_frame``/``base_frame_id`` = the robot's base link from
@@ -30,16 +36,17 @@ sensors (walking in free space); add your static map and sensor layers for a rea
 (docs/NAV2.md). Generate with::
 
     python -m humanoid_rl_ros.integration.nav2_params --policy models/humanoid_walk.yaml \\
-        --out config/nav2_params.yaml
+        --envelope benchmarks/envelope/envelope.json --out config/nav2_params.yaml
 
 ``--check`` compares instead of writing (exit status 1 when the file is stale).
 """
 
 from dataclasses import dataclass
+import json
 import math
 from pathlib import Path
 import sys
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from humanoid_rl_ros.core.contract import CommandRanges, PolicyContract, read_contract
 from humanoid_rl_ros.robot.description import load_robot, RobotConfig
@@ -51,6 +58,8 @@ import yaml
 __all__ = [
     'command_limits',
     'CommandLimits',
+    'envelope_limits',
+    'followed_band',
     'footprint_box_m',
     'footprint_polygon',
     'generate',
@@ -121,6 +130,76 @@ def command_limits(commands: CommandRanges, rise_time_s: float = 1.0) -> Command
         wz_rad_s=(_round(commands.ang_vel_z_rad_s[0]), _round(commands.ang_vel_z_rad_s[1])),
         ax_m_s2=accel['lin_vel_x_m_s'], ay_m_s2=accel['lin_vel_y_m_s'],
         az_rad_s2=accel['ang_vel_z_rad_s'])
+
+
+def followed_band(commands: Sequence[float], followed: Sequence[bool],
+                  sign: float) -> Optional[Tuple[float, float]]:
+    """
+    Return the magnitudes ``(start, end)`` of the commands followed on one side of one axis.
+
+    ``commands`` and ``followed`` are an envelope sweep (:mod:`training.robustness.envelope`);
+    ``sign`` picks the side (+1 or -1; zero commands are left out). The band is the longest run
+    of consecutive followed commands on that side (the one of larger magnitudes when two are
+    as long): a command too small to move the robot can still count as followed, being within
+    the tolerance of standing, and is not what the band is about. ``None``: none followed.
+    """
+    if len(commands) != len(followed):
+        raise ValueError(f'{len(commands)} commands but {len(followed)} followed flags')
+    side = sorted((abs(c), bool(f)) for c, f in zip(commands, followed) if c * sign > 0.0)
+    best: Optional[Tuple[float, float]] = None
+    best_len, run_start, run_len = 0, 0.0, 0
+    for magnitude, ok in side:
+        if not ok:
+            run_len = 0
+            continue
+        if run_len == 0:
+            run_start = magnitude
+        run_len += 1
+        if run_len >= best_len:
+            best_len, best = run_len, (run_start, magnitude)
+    return best
+
+
+_ENVELOPE_AXES = (('vx_m_s', 'vx'), ('vy_m_s', 'vy'), ('wz_rad_s', 'wz'))
+
+
+def envelope_limits(limits: CommandLimits,
+                    envelope: Mapping[str, Any]) -> Tuple[CommandLimits, float]:
+    """
+    Narrow ``limits`` to the commands a policy follows; return them and the least spin rate.
+
+    ``envelope`` is the report of ``python -m training.robustness.envelope`` (its ``axes``:
+    per axis the swept ``runs`` and their ``followed`` flags). Each velocity limit becomes the
+    end of that direction's :func:`followed_band`, never beyond the trained range; a direction
+    with no followed command gets 0. The second value is the yaw band's larger start of the two
+    directions [rad/s]: the smallest yaw rate the robot turns at either way. ``ValueError``
+    where the envelope lacks an axis or the policy does not turn both ways.
+    """
+    axes = envelope.get('axes') or {}
+    ranges: Dict[str, Tuple[float, float]] = {}
+    starts: Dict[str, Tuple[float, float]] = {}
+    for key, name in _ENVELOPE_AXES:
+        if key not in axes:
+            raise ValueError(f'the envelope has no {key} axis (sweep every axis)')
+        commands = [float(run['command']) for run in axes[key]['runs']]
+        followed = axes[key]['followed']
+        low, high = getattr(limits, key)
+        neg = followed_band(commands, followed, -1.0)
+        pos = followed_band(commands, followed, +1.0)
+        ranges[name] = (_round(max(low, -neg[1])) if neg else 0.0,
+                        _round(min(high, pos[1])) if pos else 0.0)
+        starts[name] = (neg[0] if neg else math.inf, pos[0] if pos else math.inf)
+    spin = max(starts['wz'])
+    if not math.isfinite(spin):
+        raise ValueError('the envelope shows the policy turning on the spot one way at most: '
+                         'Nav2 cannot align it with a goal heading')
+    narrowed = CommandLimits(vx_m_s=ranges['vx'], vy_m_s=ranges['vy'], wz_rad_s=ranges['wz'],
+                             ax_m_s2=limits.ax_m_s2, ay_m_s2=limits.ay_m_s2,
+                             az_rad_s2=limits.az_rad_s2)
+    if spin > narrowed.wz_symmetric_rad_s:
+        raise ValueError(f'the policy turns from {spin:g} rad/s but follows yaw rates only up '
+                         f'to {narrowed.wz_symmetric_rad_s:g} both ways')
+    return narrowed, _round(spin)
 
 
 def footprint_box_m(robot: RobotConfig) -> Tuple[Tuple[float, float], Tuple[float, float]]:
@@ -198,6 +277,10 @@ class Nav2KitConfig:
     """Goal position tolerance [m]."""
     yaw_goal_tolerance_rad: float = 0.25
     """Goal heading tolerance [rad]."""
+    envelope: Optional[Path] = None
+    """Command envelope of this policy (``python -m training.robustness.envelope``): the speed
+    limits are narrowed to the commands it follows and the spin behaviour turns at least as
+    fast as it needs to turn at all; none: the contract's trained ranges."""
 
 
 def _critic(weight: float, **extra: Any) -> Dict[str, Any]:
@@ -217,10 +300,18 @@ def base_frame(contract: PolicyContract, robot: RobotConfig) -> str:
     return robot.base_link
 
 
-def nav2_parameters(contract: PolicyContract, robot: RobotConfig,
-                    cfg: Nav2KitConfig) -> Dict[str, Any]:
-    """Return the parameter tree of Nav2's navigation servers (``<node>: ros__parameters:``)."""
+def nav2_parameters(contract: PolicyContract, robot: RobotConfig, cfg: Nav2KitConfig,
+                    envelope: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """
+    Return the parameter tree of Nav2's navigation servers (``<node>: ros__parameters:``).
+
+    With ``envelope`` (the policy's command envelope report), the speed limits and the spin
+    behaviour's least yaw rate come from it (:func:`envelope_limits`).
+    """
     limits = command_limits(contract.commands, cfg.rise_time_s)
+    min_spin = _round(min(0.4, limits.wz_symmetric_rad_s))
+    if envelope is not None:
+        limits, min_spin = envelope_limits(limits, envelope)
     footprint = str(footprint_polygon(footprint_box_m(robot)))
     base = base_frame(contract, robot)
     stamped = bool(cfg.enable_stamped_cmd_vel)
@@ -315,7 +406,7 @@ def nav2_parameters(contract: PolicyContract, robot: RobotConfig,
             'wait': {'plugin': 'nav2_behaviors::Wait'},
             'simulate_ahead_time': 2.0,
             'max_rotational_vel': limits.wz_symmetric_rad_s,
-            'min_rotational_vel': _round(min(0.4, limits.wz_symmetric_rad_s)),
+            'min_rotational_vel': min_spin,
             'rotational_acc_lim': az}},
         'waypoint_follower': {'ros__parameters': {
             'loop_rate': 20, 'stop_on_failure': False,
@@ -394,11 +485,13 @@ def generate(cfg: Nav2KitConfig) -> str:
     contract = read_contract(cfg.policy)
     robot = load_robot(cfg.robot or contract.robot)
     limits = command_limits(contract.commands, cfg.rise_time_s)
+    envelope = read_envelope(cfg.envelope, cfg.policy, robot.name) if cfg.envelope else None
     box = footprint_box_m(robot)
+    envelope_option = f' --envelope {cfg.envelope.as_posix()}' if cfg.envelope else ''
     header = [
         'Nav2 parameters for the walking humanoid: GENERATED, do not edit by hand.',
         'python -m humanoid_rl_ros.integration.nav2_params --policy '
-        f'models/{Path(cfg.policy).name} --out config/nav2_params.yaml',
+        f'models/{Path(cfg.policy).name}{envelope_option} --out config/nav2_params.yaml',
         f'Policy contract {Path(cfg.policy).name} (robot {robot.name}): trained commands '
         f'vx {list(limits.vx_m_s)} m/s, vy {list(limits.vy_m_s)} m/s, '
         f'wz {list(limits.wz_rad_s)} rad/s.',
@@ -411,7 +504,28 @@ def generate(cfg: Nav2KitConfig) -> str:
         f'{"TwistStamped" if cfg.enable_stamped_cmd_vel else "Twist"}.',
         'Costmaps: inflation only, rolling windows (no map, no sensors); see docs/NAV2.md.',
     ]
-    return render_yaml(nav2_parameters(contract, robot, cfg), header)
+    if envelope is not None:
+        followed, spin = envelope_limits(limits, envelope)
+        header.insert(3, f'Command envelope {cfg.envelope.name}: followed vx '
+                         f'{list(followed.vx_m_s)} m/s, vy {list(followed.vy_m_s)} m/s, wz '
+                         f'{list(followed.wz_rad_s)} rad/s (the speed limits); turns on the spot '
+                         f"from {spin:g} rad/s (the spin behaviour's least rate).")
+    return render_yaml(nav2_parameters(contract, robot, cfg, envelope), header)
+
+
+def read_envelope(path: Path, policy: Path, robot: str) -> Dict[str, Any]:
+    """
+    Return a command envelope report, refused (``ValueError``) if it is of another policy.
+
+    The report names the contract it swept and its robot; both must be this policy's.
+    """
+    report = json.loads(Path(path).read_text())
+    swept = Path(str(report.get('policy', ''))).name
+    if swept != Path(policy).name or report.get('robot') != robot:
+        raise ValueError(f'{path} is the envelope of {swept or "an unnamed policy"} (robot '
+                         f'{report.get("robot")}), not of {Path(policy).name} (robot {robot}): '
+                         'sweep this policy with python -m training.robustness.envelope')
+    return report
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
