@@ -32,7 +32,8 @@ EXAMPLE_ONNX_PATH = REPO / 'models' / 'humanoid_walk_base_vel.onnx'
 """The policy whose numbers docs/DEPLOYING.md quotes (it observes every term)."""
 DOC_PATH = REPO / 'docs' / 'DEPLOYING.md'
 
-pytestmark = pytest.mark.skipif(not ONNX_PATH.is_file(), reason='no shipped policy')
+pytestmark = pytest.mark.skipif(not (ONNX_PATH.is_file() and EXAMPLE_ONNX_PATH.is_file()),
+                                reason='no shipped policies')
 
 VARIANTS = ('as_documented', 'cos_before_sin', 'world_frame_velocity')
 """The documented deployer and two deliberately wrong ones."""

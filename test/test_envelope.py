@@ -2,6 +2,7 @@
 
 import json
 
+from humanoid_rl_ros.core.contract import graph_sha256, read_contract
 import pytest
 from training.robustness import envelope
 
@@ -40,6 +41,9 @@ def test_a_coarse_sweep_of_the_shipped_policy_reports_what_it_measured(tmp_path)
                             '0.5', '--hold-s', '3', '--rise-s', '1'])
     report = json.loads((out / 'envelope.json').read_text())
     assert (out / 'envelope.png').stat().st_size > 10_000
+    # the graph it swept, so that a policy retrained under the same name is not mistaken for it
+    shipped = read_contract(CONTRACT)
+    assert report['policy_graph_sha256'] == graph_sha256(shipped.onnx_path(CONTRACT))
     data = report['axes']['vx_m_s']
     commands = [r['command'] for r in data['runs']]
     assert commands == [-0.6, -0.5, 0.0, 0.5, 1.0, 1.2]

@@ -10,6 +10,7 @@ user relies on.
 
 import ast
 import dataclasses
+import json
 from pathlib import Path
 
 from humanoid_rl_ros.core.contract import CommandRanges, read_contract
@@ -64,7 +65,7 @@ def test_speed_limits_are_the_trained_ranges_narrowed_to_the_envelope(committed:
     MPPI and the velocity smoother allow the contract's ranges where the policy follows them.
 
     The shipped policy follows vx -0.6..1.2 and vy +-0.5 m/s to their ends, but yaw rates only
-    up to 0.8 rad/s (0.16 rad/s too fast at 0.9 and 1.0), and turns on the spot only from 0.5
+    up to 0.8 rad/s (0.16-0.17 rad/s too fast at 0.9 and 1.0), and turns on the spot only from 0.5
     rad/s: Nav2's spin behaviour must not ask for less.
     """
     commands = read_contract(POLICY).commands
@@ -79,49 +80,73 @@ def test_speed_limits_are_the_trained_ranges_narrowed_to_the_envelope(committed:
     assert (spin['min_rotational_vel'], spin['max_rotational_vel']) == (0.5, 0.8)
 
 
-def _envelope(**followed_by_axis) -> dict:
-    """Return an envelope report: per axis, commands -> followed flags."""
-    return {'axes': {axis: {'runs': [{'command': c} for c in flags],
-                            'followed': list(flags.values())}
-                     for axis, flags in followed_by_axis.items()}}
+def _envelope(**reached_by_axis) -> dict:
+    """Return an envelope report: per axis, command -> reached velocity (None: fell)."""
+    def followed(command, reached):
+        return reached is not None and abs(reached - command) <= 0.15
+
+    return {'axes': {axis: {'runs': [{'command': c, 'reached': {axis: r}}
+                                     for c, r in reached.items()],
+                            'followed': [followed(c, r) for c, r in reached.items()]}
+                     for axis, reached in reached_by_axis.items()}}
 
 
 def test_followed_band_is_the_longest_run_on_each_side() -> None:
     commands = [-0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
     followed = [True, True, True, True, True, False, True, True, False]
-    # +0.1 is within tolerance of standing, a run of one; 0.3-0.4 is the band
     assert nav2_params.followed_band(commands, followed, +1.0) == (0.3, 0.4)
     assert nav2_params.followed_band(commands, followed, -1.0) == (0.1, 0.3)
+    # two runs as long: the one of larger magnitudes
+    assert nav2_params.followed_band(commands, [True] * 5 + [False, True, False, True],
+                                     +1.0) == (0.5, 0.5)
     assert nav2_params.followed_band(commands, [False] * 9, +1.0) is None
     with pytest.raises(ValueError, match='9 commands but 2 followed flags'):
         nav2_params.followed_band(commands, [True, True], +1.0)
 
 
+LIN = {-0.5: -0.5, -0.3: -0.3, 0.0: 0.0, 0.3: 0.3, 0.5: 0.5, 1.5: 1.5}
+YAW = {-1.0: -1.2, -0.8: -0.8, -0.6: -0.6, -0.2: 0.0, 0.0: 0.0, 0.1: 0.01, 0.2: 0.0,
+       0.4: 0.4, 0.8: 0.8, 1.0: 1.2}
+
+
 def test_envelope_limits_narrow_the_ranges_and_set_the_least_spin_rate() -> None:
     limits = command_limits(CommandRanges((-0.6, 1.2), (-0.5, 0.5), (-1.0, 1.0)))
-    lin = {-0.5: True, -0.3: True, 0.0: True, 0.3: True, 0.5: True, 1.5: True}
-    yaw = {-1.0: False, -0.8: True, -0.6: True, -0.2: False, 0.0: True, 0.2: False,
-           0.4: True, 0.8: True, 1.0: False}
     narrowed, spin = nav2_params.envelope_limits(
-        limits, _envelope(vx_m_s=lin, vy_m_s={0.0: True, 0.3: True, 0.6: False},
-                          wz_rad_s=yaw))
+        limits, _envelope(vx_m_s=LIN, vy_m_s={-0.3: None, 0.0: 0.0, 0.3: 0.3, 0.6: 0.2},
+                          wz_rad_s=YAW))
     assert narrowed.vx_m_s == (-0.5, 1.2)  # never beyond the trained range
-    assert narrowed.vy_m_s == (0.0, 0.3)  # no rightward (negative) command swept: 0
+    assert narrowed.vy_m_s == (0.0, 0.3)  # fell at -0.3: no command that way
+    # +0.1 rad/s is "followed" standing still (within 0.15): not a turn, so not the band start
     assert narrowed.wz_rad_s == (-0.8, 0.8) and spin == 0.6  # the larger of 0.6 and 0.4
     assert (narrowed.ax_m_s2, narrowed.az_rad_s2) == (limits.ax_m_s2, limits.az_rad_s2)
-    one_way = {**yaw, -0.8: False, -0.6: False}
-    with pytest.raises(ValueError, match='one way at most'):
-        nav2_params.envelope_limits(limits, _envelope(vx_m_s=lin, vy_m_s=lin,
-                                                      wz_rad_s=one_way))
-    with pytest.raises(ValueError, match='no wz_rad_s axis'):
-        nav2_params.envelope_limits(limits, _envelope(vx_m_s=lin, vy_m_s=lin))
 
 
-def test_an_envelope_of_another_policy_is_refused(tmp_path: Path) -> None:
-    other = tmp_path / 'envelope.json'
-    other.write_text('{"policy": "models/other_walk.yaml", "robot": "kestrel", "axes": {}}')
-    with pytest.raises(ValueError, match='envelope of other_walk.yaml .* not of humanoid_walk'):
-        nav2_params.generate(Nav2KitConfig(policy=POLICY, envelope=other))
+@pytest.mark.parametrize('yaw, message', [
+    ({**YAW, -0.8: 0.0, -0.6: 0.0}, 'one way at most'),
+    ({**YAW, 0.8: 0.4}, 'turns from 0.6 rad/s but follows yaw rates only up to 0.4'),
+    ({k: v for k, v in YAW.items() if k >= 0.0}, 'sweeps no negative wz_rad_s command'),
+    (None, 'no wz_rad_s axis')])
+def test_envelope_limits_refuse_what_nav2_cannot_use(yaw, message) -> None:
+    limits = command_limits(CommandRanges((-0.6, 1.2), (-0.5, 0.5), (-1.0, 1.0)))
+    axes = {'vx_m_s': LIN, 'vy_m_s': LIN, **({} if yaw is None else {'wz_rad_s': yaw})}
+    with pytest.raises(ValueError, match=message):
+        nav2_params.envelope_limits(limits, _envelope(**axes))
+
+
+def test_an_envelope_of_another_graph_is_refused_even_under_the_same_name(
+        tmp_path: Path, capsys) -> None:
+    """A policy retrained under the same name keeps its file name, not its envelope."""
+    report = json.loads((REPO_ROOT / ENVELOPE).read_text())
+    stale = tmp_path / 'envelope.json'
+    stale.write_text(json.dumps({**report, 'policy_graph_sha256': '0' * 64}))
+    with pytest.raises(ValueError, match='graph 000000000000.* not this policy'):
+        nav2_params.generate(Nav2KitConfig(policy=POLICY, envelope=stale))
+    del report['policy_graph_sha256']
+    stale.write_text(json.dumps(report))
+    assert nav2_params.main(['--policy', str(POLICY), '--envelope', str(stale),
+                             '--out', str(tmp_path / 'x.yaml')]) == 2
+    assert 'records no policy graph' in capsys.readouterr().err
+    assert not (tmp_path / 'x.yaml').exists()
 
 
 def test_acceleration_rule_spreads_the_range_over_the_rise_time(committed: dict) -> None:

@@ -538,23 +538,37 @@ def test_command_line_parses_suite_and_workers():
         tyro.cli(RobustnessCommand, args=['x.yaml', '--suite', 'huge'])
 
 
+VELOCITY_ESTIMATE_SCENARIOS = {'lin_vel_bias_0.1', 'lin_vel_zero'}
+"""The ci suite's scenarios of a biased or missing base velocity estimate."""
+
+
+@needs_base_vel
+@pytest.mark.slow
+def test_ci_suite_runs_the_velocity_estimate_scenarios_on_a_base_velocity_policy(
+        tmp_path: Path):
+    report = run_robustness(BASE_VEL, tmp_path, 'ci', workers=2, progress=None,
+                            only=tuple(sorted(VELOCITY_ESTIMATE_SCENARIOS)))
+    assert set(report['scenarios']) == VELOCITY_ESTIMATE_SCENARIOS
+    assert not report['summary'].get('skipped')
+    assert {row['family'] for row in report['scenarios'].values()} == {'velocity_estimate'}
+    # the flat-ground policy lives on its velocity input: zeroed, it falls
+    assert report['scenarios']['lin_vel_zero']['falls'] > 0
+
+
 @needs_shipped
 @pytest.mark.slow
 def test_ci_suite_runs_on_the_shipped_policy_and_writes_the_report(tmp_path: Path):
     report = run_robustness(SHIPPED, tmp_path, 'ci', workers=2, progress=None)
     saved = json.loads((tmp_path / 'robustness_report.json').read_text())
-    contract = read_contract(SHIPPED)
-    # scenarios that perturb a term the policy does not observe are skipped, named as such
-    inapplicable = {s.name for s in ci_suite()
-                    if s.requires_term and s.requires_term not in contract.term_names()}
-    assert set(saved['summary'].get('skipped', {})) == inapplicable
-    names = [s.name for s in ci_suite() if s.name not in inapplicable]
+    # the shipped policy observes no base velocity: the scenarios that perturb its estimate
+    # are skipped, named as such
+    assert 'base_lin_vel' not in read_contract(SHIPPED).term_names()
+    assert set(saved['summary'].get('skipped', {})) == VELOCITY_ESTIMATE_SCENARIOS
+    names = [s.name for s in ci_suite() if s.name not in VELOCITY_ESTIMATE_SCENARIOS]
     assert list(saved['scenarios']) == names
     families = {row['family'] for row in saved['scenarios'].values()}
     assert families >= {'nominal', 'push', 'friction', 'payload', 'motor', 'latency',
                         'sensor_noise', 'inertia', 'pd_gains', 'slope', 'rough', 'standstill'}
-    if 'base_lin_vel' in contract.term_names():
-        assert 'velocity_estimate' in families
     nominal = saved['scenarios']['nominal']
     assert nominal['falls'] == 0 and nominal['passed'], nominal['checks']
     assert nominal['tracking']['lin_vel_error_worst_m_s'] <= 0.15

@@ -102,7 +102,7 @@ def test_the_default_policy_was_trained_for_the_real_world():
     randomization = contract.training.randomization
     assert randomization.friction_range == tuple(r['friction_range'])
     assert randomization.motor_strength_range == tuple(r['motor_strength_range'])
-    assert randomization.latency is not None  # every further item is stated
+    assert randomization.latency is not None  # trained with latency: the contract says so
     # the noise of the terms the actor observes (the config also sets one for base velocity)
     noise = env['observations']['noise']
     assert contract.training.observation_noise == {
@@ -160,8 +160,12 @@ def test_the_delay_tolerance_is_what_the_command_writes_from_the_report(name, tm
 
 def test_copy_renames_the_policy_and_leaves_its_graph(tmp_path, capsys):
     """``copy``: the graph byte for byte, the contract naming the new file; the source kept."""
-    source = MODELS / 'humanoid_walk.yaml'
-    before = source.read_text()
+    src = tmp_path / 'src'
+    src.mkdir()
+    for suffix in ('.onnx', '.yaml'):
+        shutil.copy(MODELS / f'humanoid_walk{suffix}', src)
+    source = src / 'humanoid_walk.yaml'
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
     out = tmp_path / 'sub' / 'my_walk.onnx'
     main(['copy', str(source), str(out)])
     assert 'my_walk.onnx' in capsys.readouterr().out
@@ -171,8 +175,15 @@ def test_copy_renames_the_policy_and_leaves_its_graph(tmp_path, capsys):
     original = read_contract(source)
     assert copied.term_names() == original.term_names()
     assert copied.provenance == original.provenance
-    assert source.read_text() == before
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == before  # the source untouched
     with pytest.raises(ValueError, match='is the policy being copied'):
-        main(['copy', str(source), str(MODELS / 'humanoid_walk.onnx')])
+        main(['copy', str(source), str(src / 'humanoid_walk.onnx')])
     with pytest.raises(ValueError, match='must be an .onnx file'):
         main(['copy', str(source), str(tmp_path / 'x.yaml')])
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == before
+    # a contract under another name than its ONNX: the copy's YAML would overwrite it
+    alias = src / 'alias.yaml'
+    shutil.copy(source, alias)
+    with pytest.raises(ValueError, match='is the policy being copied'):
+        main(['copy', str(alias), str(src / 'alias.onnx')])
+    assert alias.read_bytes() == before['humanoid_walk.yaml']

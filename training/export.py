@@ -343,17 +343,20 @@ def copy_policy(contract_path: Union[str, Path], out_onnx: Union[str, Path]) -> 
         raise ValueError(f'{out_onnx}: the copy must be an .onnx file')
     if not source.is_file():
         raise FileNotFoundError(f'{contract_path} names {source}, which does not exist')
-    if out_onnx.resolve() == source:
-        raise ValueError(f'{out_onnx} is the policy being copied')
+    out_yaml = out_onnx.with_suffix('.yaml')
+    if out_onnx.resolve() == source or out_yaml.resolve() == contract_path.resolve():
+        raise ValueError(f'{out_onnx} is the policy being copied (or its contract)')
     out_onnx.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_onnx.with_name(out_onnx.name + '.tmp')
     shutil.copyfile(source, tmp)
     os.replace(tmp, out_onnx)
     write_policy_contract(dataclasses.replace(contract, onnx_file=out_onnx.name), out_onnx,
-                          out_onnx.with_suffix('.yaml'))
+                          out_yaml)
     if graph_sha256(out_onnx) != graph_sha256(source):
-        raise RuntimeError(f'the graph of {out_onnx} differs from that of {source}')
-    return read_contract(out_onnx.with_suffix('.yaml'))
+        out_onnx.unlink()
+        out_yaml.unlink()
+        raise RuntimeError(f'the graph of the copy differs from that of {source}: copy removed')
+    return read_contract(out_yaml)
 
 
 def extract_contract(onnx_path: Union[str, Path],

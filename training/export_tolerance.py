@@ -29,8 +29,9 @@ import subprocess
 from typing import Any, Dict, List, Mapping, Sequence, Union
 
 from humanoid_rl_ros.core.contract import (ActionDelayTolerance, contract_from_dict,
-                                           DelaySource, DelayTolerance, DelayTrial, PD_IN_DRIVE,
-                                           PD_IN_NODE, plain_data, PolicyContract)
+                                           DelaySource, DelayTolerance, DelayTrial,
+                                           graph_sha256, PD_IN_DRIVE, PD_IN_NODE, plain_data,
+                                           PolicyContract)
 import yaml
 
 LATENCY_FAMILY = 'latency'
@@ -57,14 +58,6 @@ physics).
 
 class ReportMismatch(ValueError):
     """A robustness report that cannot be applied to the model (another policy, no latency)."""
-
-
-def graph_sha256(onnx_model: Union[bytes, str, Path]) -> str:
-    """Return the SHA-256 of an ONNX model's serialized graph (file path or file bytes)."""
-    import onnx
-    model = (onnx.load_from_string(onnx_model) if isinstance(onnx_model, bytes)
-             else onnx.load(str(onnx_model)))
-    return hashlib.sha256(model.graph.SerializeToString()).hexdigest()
 
 
 def contract_fingerprint(contract: PolicyContract,

@@ -48,7 +48,8 @@ from pathlib import Path
 import sys
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from humanoid_rl_ros.core.contract import CommandRanges, PolicyContract, read_contract
+from humanoid_rl_ros.core.contract import (CommandRanges, graph_sha256, PolicyContract,
+                                           read_contract)
 from humanoid_rl_ros.robot.description import load_robot, RobotConfig
 from humanoid_rl_ros.robot.mujoco_model import build_mujoco_model
 import mujoco
@@ -137,11 +138,10 @@ def followed_band(commands: Sequence[float], followed: Sequence[bool],
     """
     Return the magnitudes ``(start, end)`` of the commands followed on one side of one axis.
 
-    ``commands`` and ``followed`` are an envelope sweep (:mod:`training.robustness.envelope`);
-    ``sign`` picks the side (+1 or -1; zero commands are left out). The band is the longest run
-    of consecutive followed commands on that side (the one of larger magnitudes when two are
-    as long): a command too small to move the robot can still count as followed, being within
-    the tolerance of standing, and is not what the band is about. ``None``: none followed.
+    ``commands`` are the commands of an envelope sweep (:mod:`training.robustness.envelope`),
+    ``followed`` whether each was followed; ``sign`` picks the side (+1 or -1; zero commands
+    are left out). The band is the longest run of consecutive followed commands on that side
+    (the one of larger magnitudes when two are as long). ``None``: none followed.
     """
     if len(commands) != len(followed):
         raise ValueError(f'{len(commands)} commands but {len(followed)} followed flags')
@@ -163,17 +163,25 @@ def followed_band(commands: Sequence[float], followed: Sequence[bool],
 _ENVELOPE_AXES = (('vx_m_s', 'vx'), ('vy_m_s', 'vy'), ('wz_rad_s', 'wz'))
 
 
+def _moves(command: float, reached: Optional[float]) -> bool:
+    """Return whether the robot moved the commanded way at half the command or more."""
+    return reached is not None and reached * math.copysign(1.0, command) >= 0.5 * abs(command)
+
+
 def envelope_limits(limits: CommandLimits,
                     envelope: Mapping[str, Any]) -> Tuple[CommandLimits, float]:
     """
     Narrow ``limits`` to the commands a policy follows; return them and the least spin rate.
 
     ``envelope`` is the report of ``python -m training.robustness.envelope`` (its ``axes``:
-    per axis the swept ``runs`` and their ``followed`` flags). Each velocity limit becomes the
-    end of that direction's :func:`followed_band`, never beyond the trained range; a direction
-    with no followed command gets 0. The second value is the yaw band's larger start of the two
-    directions [rad/s]: the smallest yaw rate the robot turns at either way. ``ValueError``
-    where the envelope lacks an axis or the policy does not turn both ways.
+    per axis the swept ``runs``, each with the velocity ``reached``, and their ``followed``
+    flags). A command counts here when it is followed and the robot moves its way at half the
+    commanded speed or more (a small command is "followed" within the tolerance by standing
+    still). Each velocity limit becomes the end of that direction's :func:`followed_band`,
+    never beyond the trained range; a swept direction with no such command gets 0. The second
+    value is the yaw bands' larger start [rad/s]: the smallest yaw rate the robot turns at both
+    ways. ``ValueError`` where the envelope lacks an axis or a direction, or the policy does
+    not turn both ways.
     """
     axes = envelope.get('axes') or {}
     ranges: Dict[str, Tuple[float, float]] = {}
@@ -181,8 +189,13 @@ def envelope_limits(limits: CommandLimits,
     for key, name in _ENVELOPE_AXES:
         if key not in axes:
             raise ValueError(f'the envelope has no {key} axis (sweep every axis)')
-        commands = [float(run['command']) for run in axes[key]['runs']]
-        followed = axes[key]['followed']
+        runs = axes[key]['runs']
+        commands = [float(run['command']) for run in runs]
+        for sign, side in ((-1.0, 'negative'), (1.0, 'positive')):
+            if not any(c * sign > 0.0 for c in commands):
+                raise ValueError(f'the envelope sweeps no {side} {key} command')
+        followed = [bool(ok) and _moves(c, (run.get('reached') or {}).get(key))
+                    for c, ok, run in zip(commands, axes[key]['followed'], runs)]
         low, high = getattr(limits, key)
         neg = followed_band(commands, followed, -1.0)
         pos = followed_band(commands, followed, +1.0)
@@ -485,9 +498,11 @@ def generate(cfg: Nav2KitConfig) -> str:
     contract = read_contract(cfg.policy)
     robot = load_robot(cfg.robot or contract.robot)
     limits = command_limits(contract.commands, cfg.rise_time_s)
-    envelope = read_envelope(cfg.envelope, cfg.policy, robot.name) if cfg.envelope else None
+    envelope_path = Path(cfg.envelope) if cfg.envelope else None
+    envelope = (read_envelope(envelope_path, contract.onnx_path(cfg.policy), robot.name)
+                if envelope_path else None)
     box = footprint_box_m(robot)
-    envelope_option = f' --envelope {cfg.envelope.as_posix()}' if cfg.envelope else ''
+    envelope_option = f' --envelope {_shown(envelope_path)}' if envelope_path else ''
     header = [
         'Nav2 parameters for the walking humanoid: GENERATED, do not edit by hand.',
         'python -m humanoid_rl_ros.integration.nav2_params --policy '
@@ -506,25 +521,40 @@ def generate(cfg: Nav2KitConfig) -> str:
     ]
     if envelope is not None:
         followed, spin = envelope_limits(limits, envelope)
-        header.insert(3, f'Command envelope {cfg.envelope.name}: followed vx '
+        header.insert(3, f'Command envelope {envelope_path.name}: followed vx '
                          f'{list(followed.vx_m_s)} m/s, vy {list(followed.vy_m_s)} m/s, wz '
                          f'{list(followed.wz_rad_s)} rad/s (the speed limits); turns on the spot '
                          f"from {spin:g} rad/s (the spin behaviour's least rate).")
     return render_yaml(nav2_parameters(contract, robot, cfg, envelope), header)
 
 
-def read_envelope(path: Path, policy: Path, robot: str) -> Dict[str, Any]:
+def _shown(path: Path) -> str:
+    """Return ``path`` as the header names it: relative to the working directory if inside."""
+    if path.is_absolute():
+        try:
+            return path.relative_to(Path.cwd()).as_posix()
+        except ValueError:
+            pass
+    return path.as_posix()
+
+
+def read_envelope(path: Path, policy_onnx: Path, robot: str) -> Dict[str, Any]:
     """
     Return a command envelope report, refused (``ValueError``) if it is of another policy.
 
-    The report names the contract it swept and its robot; both must be this policy's.
+    The report records the graph it swept (``policy_graph_sha256``: weights included) and the
+    robot; both must be this policy's (``policy_onnx``, its ONNX file). A policy retrained
+    under the same name has another graph, so its old envelope is refused.
     """
     report = json.loads(Path(path).read_text())
-    swept = Path(str(report.get('policy', ''))).name
-    if swept != Path(policy).name or report.get('robot') != robot:
-        raise ValueError(f'{path} is the envelope of {swept or "an unnamed policy"} (robot '
-                         f'{report.get("robot")}), not of {Path(policy).name} (robot {robot}): '
-                         'sweep this policy with python -m training.robustness.envelope')
+    swept, mine = report.get('policy_graph_sha256'), graph_sha256(policy_onnx)
+    if swept != mine or report.get('robot') != robot:
+        what = ('records no policy graph' if swept is None
+                else f'swept {report.get("policy")} (graph {swept[:12]}, robot '
+                     f'{report.get("robot")})')
+        raise ValueError(f'{path} {what}, not this policy ({Path(policy_onnx).name}, graph '
+                         f'{mine[:12]}, robot {robot}): sweep it with python -m '
+                         'training.robustness.envelope')
     return report
 
 
@@ -532,7 +562,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Write (or ``--check``) the Nav2 parameter file; return the exit status."""
     import tyro
     cfg = tyro.cli(Nav2KitConfig, args=argv, description=__doc__.split('\n\n')[0].strip())
-    text = generate(cfg)
+    try:
+        text = generate(cfg)
+    except ValueError as exc:  # a contract or envelope these limits cannot come from
+        print(f'nav2_params: {exc}', file=sys.stderr)
+        return 2
     if cfg.check:
         current = cfg.out.read_text() if cfg.out.is_file() else ''
         if current != text:

@@ -25,6 +25,7 @@ from pathlib import Path
 import sys
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from humanoid_rl_ros.core.contract import graph_sha256
 from humanoid_rl_ros.core.policy_runtime import PolicyRuntime
 from humanoid_rl_ros.robot.description import load_robot
 from humanoid_rl_ros.sim.mujoco_sim import MujocoRobotSim
@@ -128,6 +129,8 @@ def sweep_envelope(contract_path: Path, cfg: EnvelopeConfig = EnvelopeConfig(),
     eval_cfg = EvalConfig(duration_s=cfg.hold_s, rise_s=cfg.rise_s, seeds=1, pushes=(False,))
     start_s = STAND_RAMP_S + eval_cfg.settle_s + cfg.rise_s
     report: Dict[str, Any] = {'policy': str(contract_path), 'robot': robot.name,
+                              'policy_graph_sha256': graph_sha256(
+                                  contract.onnx_path(contract_path)),
                               'config': asdict(cfg), 'axes': {}}
     for axis in axes:
         i = AXES.index(axis)

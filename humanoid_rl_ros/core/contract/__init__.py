@@ -83,8 +83,8 @@ from humanoid_rl_ros.core.contract.facts import (ACTION_FORMULA, CODE_FACTS, Con
                                                  RANDOMIZATION_FACTS)
 from humanoid_rl_ros.core.contract.onnx_metadata import (contract_difference,
                                                          embedded_contract_document,
-                                                         mismatch_error, onnx_metadata,
-                                                         parse_yaml)
+                                                         graph_sha256, mismatch_error,
+                                                         onnx_metadata, parse_yaml)
 from humanoid_rl_ros.core.contract.parse import contract_from_dict
 from humanoid_rl_ros.core.contract.schema import (BaseLinVelError, CommandRanges, CommandSampling,
                                                   Latency, ObsTermSpec, PhysicsSpec,
@@ -98,7 +98,7 @@ __all__ = [
     'contract_to_dict', 'ContractError', 'DELAY_CRITERION', 'DELAY_PD_IN_DRIVE',
     'DELAY_PD_IN_NODE', 'DELAY_TOLERANCE_FACTS', 'DelaySource', 'DelayTolerance', 'DelayTrial',
     'embedded_contract_document', 'expected_term_size', 'FORMAT_VERSION',
-    'GAIT_CLOCK_FACTS', 'HISTORY_FACTS', 'HISTORY_FORMULA', 'HISTORY_LAYOUT_NONE',
+    'GAIT_CLOCK_FACTS', 'graph_sha256', 'HISTORY_FACTS', 'HISTORY_FORMULA', 'HISTORY_LAYOUT_NONE',
     'HISTORY_LAYOUT_STACKED', 'history_layout', 'KNOWN_OBS_TERMS', 'Latency',
     'LIN_VEL_ERROR_FACTS', 'LIN_VEL_ERROR_FORMULA', 'NOISE_FACTS', 'OBSERVATION_FORMULA',
     'ObsTermSpec', 'OFF', 'ONNX_METADATA_KEY', 'onnx_metadata', 'PD_IN_DRIVE', 'PD_IN_NODE',

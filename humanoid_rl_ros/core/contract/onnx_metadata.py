@@ -3,11 +3,13 @@ The contract's two copies: the ONNX file's metadata and the YAML file, and their
 
 :func:`onnx_metadata` reads an ONNX file's ``metadata_props`` (with the ``onnx`` package, else
 onnxruntime); :func:`embedded_contract_document` parses the contract stored under
-:data:`ONNX_METADATA_KEY`; :func:`contract_difference` names the first field where two
+:data:`ONNX_METADATA_KEY`; :func:`graph_sha256` identifies a policy by its graph and weights
+(the metadata left out); :func:`contract_difference` names the first field where two
 contracts differ, as written (formatting does not count).  The exporter
 (``training.export.embed_contract``) writes the metadata.
 """
 
+import hashlib
 import math
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
@@ -47,6 +49,19 @@ def onnx_metadata(onnx_path: Union[str, Path]) -> Dict[str, str]:
     except Exception as exc:  # noqa: B902 - protobuf and onnxruntime raise unrelated types
         raise ContractError('<file>', f'{onnx_path} is not a readable ONNX model: {exc}') from exc
     return {prop.key: prop.value for prop in model.metadata_props}
+
+
+def graph_sha256(onnx_model: Union[bytes, str, Path]) -> str:
+    """
+    Return the SHA-256 of an ONNX model's serialized graph (file path or file bytes).
+
+    The graph holds the weights, not the metadata, so a contract rewritten into the file (or a
+    copy under another name) keeps the hash. Needs the ``onnx`` package.
+    """
+    import onnx
+    model = (onnx.load_from_string(onnx_model) if isinstance(onnx_model, bytes)
+             else onnx.load(str(onnx_model)))
+    return hashlib.sha256(model.graph.SerializeToString()).hexdigest()
 
 
 def embedded_contract_document(onnx_path: Union[str, Path]) -> Optional[Any]:
