@@ -10,14 +10,13 @@ file; the action delay each tolerates was measured by the robustness suite and w
 ``python -m training.export record-tolerance`` from its committed report.
 """
 
-import hashlib
 import json
 from pathlib import Path
 import shutil
 import subprocess
 
-from humanoid_rl_ros.core.contract import (contract_text, ONNX_METADATA_KEY, read_contract,
-                                           YAML_HEADER)
+from humanoid_rl_ros.core.contract import (contract_text, graph_sha256, ONNX_METADATA_KEY,
+                                           read_contract, YAML_HEADER)
 from humanoid_rl_ros.robot.description import load_robot
 import onnx
 import pytest
@@ -42,10 +41,6 @@ pytestmark = pytest.mark.skipif(not (MODELS / 'humanoid_walk.onnx').is_file(),
 each_policy = pytest.mark.parametrize('name', sorted(SHIPPED))
 
 
-def _graph_sha256(path: Path) -> str:
-    return hashlib.sha256(onnx.load(str(path)).graph.SerializeToString()).hexdigest()
-
-
 @each_policy
 def test_the_onnx_carries_format_2_and_the_yaml_is_its_copy(name):
     onnx_path, yaml_path = MODELS / f'{name}.onnx', MODELS / f'{name}.yaml'
@@ -59,11 +54,11 @@ def test_the_onnx_carries_format_2_and_the_yaml_is_its_copy(name):
 
 @each_policy
 def test_the_graph_and_weights_are_the_trained_ones(name):
-    assert _graph_sha256(MODELS / f'{name}.onnx') == SHIPPED[name][0]
+    assert graph_sha256(MODELS / f'{name}.onnx') == SHIPPED[name][0]
 
 
 def test_the_default_policy_is_the_committed_real_world_snapshot():
-    assert _graph_sha256(SNAPSHOT_ONNX) == SHIPPED['humanoid_walk'][0]
+    assert graph_sha256(SNAPSHOT_ONNX) == SHIPPED['humanoid_walk'][0]
     shipped = read_contract(MODELS / 'humanoid_walk.yaml')
     snapshot = read_contract(SNAPSHOT_ONNX)
     assert shipped.term_names() == snapshot.term_names()
@@ -171,7 +166,7 @@ def test_copy_renames_the_policy_and_leaves_its_graph(tmp_path, capsys):
     assert 'my_walk.onnx' in capsys.readouterr().out
     copied = read_contract(out.with_suffix('.yaml'))
     assert copied.onnx_file == 'my_walk.onnx' and copied == read_contract(out)
-    assert _graph_sha256(out) == SHIPPED['humanoid_walk'][0]
+    assert graph_sha256(out) == SHIPPED['humanoid_walk'][0]
     original = read_contract(source)
     assert copied.term_names() == original.term_names()
     assert copied.provenance == original.provenance
